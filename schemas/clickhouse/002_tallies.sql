@@ -1,0 +1,79 @@
+-- The applied tally per (ballot, TPS): one row per key after merges; the highest revision wins.
+-- Writing the same revision again rewrites the same row, so a replay is harmless.
+CREATE TABLE IF NOT EXISTS tally_current
+(
+    ballot        LowCardinality(String),
+    tps           String,
+    revision      UInt32,
+    event_id      String,
+    event_ids     Array(String),     -- every event_id applied for this key, oldest first
+    digest        String,            -- identity of the counts (CONFLICT detection)
+    gateway       String,
+    submitted_at  String,
+    votes         Map(String, UInt32),
+    invalid       UInt32,
+    voters        UInt32,
+    registered    UInt32,
+    flags         Array(LowCardinality(String)),
+    src_partition UInt16,
+    src_offset    UInt64,
+    written_at    DateTime64(3) DEFAULT now64(3)
+)
+ENGINE = ReplacingMergeTree(revision)
+ORDER BY (ballot, tps);
+
+-- Running totals per (ballot, level, region, choice) as signed deltas; always read with sum().
+-- choice = '' is the region's summary row: tps_reported, invalid and voters live there.
+-- Inserts carry a token derived from the source batch, so a replayed batch is dropped.
+CREATE TABLE IF NOT EXISTS region_totals
+(
+    ballot       LowCardinality(String),
+    level        LowCardinality(String),
+    region       String,
+    choice       String,
+    votes        Int64,
+    tps_reported Int64,
+    invalid      Int64,
+    voters       Int64
+)
+ENGINE = SummingMergeTree
+ORDER BY (ballot, level, region, choice)
+SETTINGS non_replicated_deduplication_window = 10000;
+
+-- Every decision about every event (applied, duplicate, stale, conflict, rejected), for audit.
+CREATE TABLE IF NOT EXISTS tally_decisions
+(
+    event_id      String,
+    tps           String,
+    ballot        LowCardinality(String),
+    revision      UInt32,
+    decision      LowCardinality(String),
+    reasons       Array(LowCardinality(String)),
+    flags         Array(LowCardinality(String)),
+    gateway       String,
+    submitted_at  String,
+    src_partition UInt16,
+    src_offset    UInt64,
+    decided_at    DateTime64(3) DEFAULT now64(3)
+)
+ENGINE = MergeTree
+ORDER BY (tps, ballot, src_partition, src_offset)
+SETTINGS non_replicated_deduplication_window = 10000;
+
+-- Rejected events with their raw payload (cut at 64 KiB) and every finding, so nothing is lost.
+CREATE TABLE IF NOT EXISTS tally_rejections
+(
+    event_id      Nullable(String),
+    tps           Nullable(String),
+    ballot        Nullable(String),
+    gateway       Nullable(String),
+    reasons       Array(LowCardinality(String)),
+    findings      Array(String),   -- 'CODE: field path: detail'
+    payload       String,
+    src_partition UInt16,
+    src_offset    UInt64,
+    rejected_at   DateTime64(3) DEFAULT now64(3)
+)
+ENGINE = MergeTree
+ORDER BY (src_partition, src_offset)
+SETTINGS non_replicated_deduplication_window = 10000;

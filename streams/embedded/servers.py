@@ -1,0 +1,157 @@
+"""Start, find and stop the embedded servers; their addresses are recorded in the data dir.
+
+`<data dir>/broker.json` and `<data dir>/clickhouse.json` hold {"pid": .., "address": ..}. A command
+that needs a server reads the file; if the process is gone it starts one in the background
+(`tally broker` / `tally clickhouse` as a detached child) and waits until it answers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from streams.settings import Settings
+
+BROKER = "broker"
+CLICKHOUSE = "clickhouse"
+
+
+class EmbeddedError(RuntimeError):
+    """An embedded server cannot run: the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Running:
+    pid: int
+    address: str  # host:port for the broker, http://host:port for ClickHouse
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def check_port_free(port: int) -> None:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise EmbeddedError(f"port 127.0.0.1:{port} is taken ({exc.strerror}); pick another with --port") from exc
+
+
+def port_open(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+        return True
+    return False
+
+
+def record_path(settings: Settings, name: str) -> Path:
+    return settings.embedded_dir / f"{name}.json"
+
+
+def write_record(settings: Settings, name: str, running: Running) -> None:
+    settings.embedded_dir.mkdir(parents=True, exist_ok=True)
+    tmp = record_path(settings, name).with_suffix(".tmp")
+    tmp.write_bytes(orjson.dumps({"pid": running.pid, "address": running.address}))
+    tmp.replace(record_path(settings, name))
+
+
+def clear_record(settings: Settings, name: str, pid: int) -> None:
+    path = record_path(settings, name)
+    found = read_record(settings, name, require_alive=False)
+    if found is not None and found.pid == pid:
+        path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours still answers kill(0): look at its state.
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+def read_record(settings: Settings, name: str, require_alive: bool = True) -> Running | None:
+    path = record_path(settings, name)
+    try:
+        raw = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    running = Running(pid=int(raw["pid"]), address=str(raw["address"]))
+    if require_alive and not _alive(running.pid):
+        return None
+    return running
+
+
+def _host_port(name: str, address: str) -> tuple[str, int]:
+    hostport = address.split("//", 1)[-1].rstrip("/")
+    host, port = hostport.rsplit(":", 1)
+    return host, int(port)
+
+
+def ensure(settings: Settings, name: str, timeout_s: float = 60.0) -> str:
+    """The address of the embedded server `name`, starting it in the background if none runs."""
+    found = read_record(settings, name)
+    if found is not None and port_open(*_host_port(name, found.address)):
+        return found.address
+    settings.embedded_dir.mkdir(parents=True, exist_ok=True)
+    log = (settings.embedded_dir / f"{name}.log").open("ab")
+    cmd = [sys.executable, "-m", "streams.cli", name, "--data-dir", str(settings.embedded_dir)]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = (settings.embedded_dir / f"{name}.log").read_text(errors="replace")[-2000:]
+            raise EmbeddedError(f"embedded {name} exited with {proc.returncode}:\n{tail}")
+        found = read_record(settings, name)
+        if found is not None and found.pid == proc.pid and port_open(*_host_port(name, found.address)):
+            return found.address
+        time.sleep(0.05)
+    proc.terminate()
+    raise EmbeddedError(f"embedded {name} did not answer within {timeout_s:.0f}s; see {log.name}")
+
+
+def stop(settings: Settings, name: str, timeout_s: float = 20.0) -> bool:
+    """Stop the recorded server `name`; True if one was running."""
+    found = read_record(settings, name)
+    if found is None:
+        record_path(settings, name).unlink(missing_ok=True)
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(found.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and _alive(found.pid):
+        time.sleep(0.05)
+    if _alive(found.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(found.pid, signal.SIGKILL)
+    record_path(settings, name).unlink(missing_ok=True)
+    return True
+
+
+def kafka_bootstrap(settings: Settings) -> str:
+    return settings.kafka or ensure(settings, BROKER)
+
+
+def clickhouse_dsn(settings: Settings) -> str:
+    if settings.clickhouse:
+        return settings.clickhouse
+    return ensure(settings, CLICKHOUSE) + "/default"
