@@ -76,5 +76,160 @@ def down(data_dir: DataDirOpt = None) -> None:
         typer.echo(f"{name}: {'stopped' if servers.stop(settings, name) else 'not running'}")
 
 
+@app.command()
+def init(kafka: KafkaOpt = None, clickhouse: ClickHouseOpt = None, data_dir: DataDirOpt = None, namespace: NamespaceOpt = None,
+         partitions: Annotated[int | None, typer.Option(help="partitions of new topics [env TALLY_PARTITIONS, default 8]")] = None) -> None:
+    """Create the topics and apply schemas/clickhouse/*.sql, idempotently."""
+    import asyncio
+
+    from streams.clickhouse import apply_schema
+    from streams.embedded.servers import kafka_bootstrap
+    from streams.produce import create_topics
+
+    settings = settings_from(kafka, clickhouse, data_dir, namespace, partitions=partitions)
+    created = asyncio.run(create_topics(settings, kafka_bootstrap(settings)))
+    typer.echo(f"topics created: {', '.join(created) or 'none (they exist)'}")
+    typer.echo(f"schema applied: {', '.join(apply_schema(settings))}")
+
+
+@app.command()
+def worker(kafka: KafkaOpt = None, clickhouse: ClickHouseOpt = None, data_dir: DataDirOpt = None, namespace: NamespaceOpt = None,
+           batch_size: Annotated[int | None, typer.Option(help="events per batch at most")] = None,
+           loglevel: Annotated[str, typer.Option(help="faust log level")] = "info") -> None:
+    """Run one stream-processing worker (faust) until SIGTERM or SIGINT; several may run at once."""
+    from streams.worker import run_worker
+
+    run_worker(settings_from(kafka, clickhouse, data_dir, namespace, batch_size=batch_size), loglevel=loglevel)
+
+
+@app.command()
+def simulate(
+    tps: Annotated[int, typer.Option(help="number of TPS")] = 2000,
+    seed: Annotated[int, typer.Option(help="seed: the same arguments give the same events")] = 1,
+    rate: Annotated[float | None, typer.Option(help="events per second at most")] = None,
+    out: Annotated[Path | None, typer.Option(help="write registry.jsonl, events.jsonl and truth.json here")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="write --out files only; produce nothing")] = False,
+    ballots: Annotated[str, typer.Option(help="comma-separated ballots: PPWP,DPR,DPD,DPRD_PROV,DPRD_KAB")] = "PPWP",
+    duplicates: Annotated[float, typer.Option(help="share of events resent with the same event_id")] = 0.0,
+    corrections: Annotated[float, typer.Option(help="share of tallies corrected by a later revision")] = 0.0,
+    invalid: Annotated[float, typer.Option(help="share of events broken in realistic ways (left out of the truth)")] = 0.0,
+    kafka: KafkaOpt = None, clickhouse: ClickHouseOpt = None, data_dir: DataDirOpt = None, namespace: NamespaceOpt = None,
+) -> None:
+    """Act as the ingestion gateways: build a registry of N TPS and produce one tally per TPS and ballot."""
+    from streams.gateway import run_simulation
+    from streams.simulate import Plan
+
+    plan = Plan(tps, seed, tuple(b.strip() for b in ballots.split(",") if b.strip()), duplicates, corrections, invalid)
+    if dry_run and out is None:
+        fail("--dry-run needs --out")
+    run_simulation(settings_from(kafka, clickhouse, data_dir, namespace), plan, out, dry_run, rate)
+
+
+@app.command()
+def produce(file: Annotated[str, typer.Argument(help="JSONL file, or - for stdin")],
+            rate: Annotated[float | None, typer.Option(help="events per second at most")] = None,
+            kafka: KafkaOpt = None, data_dir: DataDirOpt = None, namespace: NamespaceOpt = None) -> None:
+    """Publish JSONL events exactly as given (key = the event's tps; a non-JSON line goes as raw bytes)."""
+    import asyncio
+    import sys
+
+    from streams.embedded.servers import kafka_bootstrap
+    from streams.produce import publish
+    from streams.settings import SUBMISSIONS
+
+    settings = settings_from(kafka, None, data_dir, namespace)
+    stream = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115 - closed below
+    try:
+        lines = (line.rstrip(b"\r\n") for line in stream if line.strip())
+        sent = asyncio.run(publish(kafka_bootstrap(settings), settings.topic(SUBMISSIONS), lines, rate))
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+    typer.echo(f"produced {sent} events to {settings.topic(SUBMISSIONS)}")
+
+
+@app.command()
+def results(ballot: Annotated[str, typer.Option(help="PPWP, DPR, DPD, DPRD_PROV or DPRD_KAB")] = "PPWP",
+            level: Annotated[str | None, typer.Option(help="national|province|regency|district|village|tps")] = None,
+            region: Annotated[str | None, typer.Option(help="limit to the children of this region (or itself at its level)")] = None,
+            json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+            clickhouse: ClickHouseOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Read the results from ClickHouse."""
+    import orjson
+
+    from streams import clickhouse as ch
+    from streams.read import results as read_results
+    from streams.report import print_results
+
+    try:
+        data = read_results(ch.connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)), ballot, level, region)
+    except ValueError as exc:
+        fail(str(exc))
+    if json:
+        typer.echo(orjson.dumps(data).decode())
+    else:
+        print_results(data)
+
+
+@app.command()
+def verify(truth: Annotated[Path, typer.Option(help="truth.json written by simulate --out")],
+           clickhouse: ClickHouseOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Exit 0 if and only if ClickHouse holds exactly the truth at every level; else print the differences."""
+    import orjson
+
+    from streams import clickhouse as ch
+    from streams.read import verify as verify_truth
+
+    differences = verify_truth(ch.connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)), orjson.loads(truth.read_bytes()))
+    if differences:
+        typer.echo("\n".join(differences))
+        typer.secho("verify: ClickHouse differs from the truth", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    typer.secho("verify: exact at every level", fg=typer.colors.GREEN)
+
+
+@app.command()
+def demo(tps: Annotated[int, typer.Option(help="number of TPS")] = 20000,
+         seed: Annotated[int, typer.Option(help="seed")] = 2024,
+         data_dir: DataDirOpt = None) -> None:
+    """Start the embedded servers, init, one worker, simulate N TPS, wait for the totals, print results."""
+    from streams.demo import run_demo
+
+    raise typer.Exit(run_demo(settings_from(data_dir=data_dir), tps, seed))
+
+
+registry_app = typer.Typer(help="Load and import the registry of regions, TPS and contests.")
+app.add_typer(registry_app, name="registry")
+
+
+@registry_app.command("load")
+def registry_load(file: Annotated[Path, typer.Argument(help="registry JSONL (schemas/registry.v1.schema.json)")],
+                  clickhouse: ClickHouseOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Replace the registry in ClickHouse with this file; workers pick it up within seconds."""
+    from streams import clickhouse as ch
+    from streams.registry import read_records
+    from streams.registry_store import load_registry
+
+    counts = load_registry(ch.connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)), read_records(file))
+    typer.echo(f"registry loaded: {counts['region']} regions, {counts['tps']} TPS, {counts['contest']} contests")
+
+
+@app.command()
+def validate(registry: Annotated[Path | None, typer.Option(help="registry JSONL; without it only the C1 equations apply")] = None) -> None:
+    """Read JSONL events on stdin; write one JSON decision per line (exit 0 even when events are rejected)."""
+    import sys
+
+    import orjson
+
+    from streams.registry import Registry, read_records
+    from streams.validation_report import judge_line
+
+    known = Registry.from_records(read_records(registry)) if registry else None
+    out = sys.stdout.buffer
+    for line in sys.stdin.buffer:
+        out.write(orjson.dumps(judge_line(line.rstrip(b"\r\n"), known)) + b"\n")
+    out.flush()
+
+
 if __name__ == "__main__":
     app()

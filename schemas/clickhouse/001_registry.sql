@@ -39,3 +39,13 @@ CREATE TABLE IF NOT EXISTS region_tps_total
 )
 ENGINE = ReplacingMergeTree
 ORDER BY (ballot, level, region);
+
+-- One row per `registry load`: workers reload the registry when this count changes.
+CREATE TABLE IF NOT EXISTS registry_loads
+(
+    loaded_at DateTime64(3) DEFAULT now64(3),
+    tps       UInt32,
+    contests  UInt32
+)
+ENGINE = MergeTree
+ORDER BY loaded_at;

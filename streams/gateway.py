@@ -1,0 +1,56 @@
+"""`tally simulate`: build the registry, write the files, load the registry, produce the events."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from streams import clickhouse
+from streams.embedded.servers import kafka_bootstrap
+from streams.produce import publish
+from streams.registry import write_records
+from streams.registry_store import load_registry
+from streams.settings import SUBMISSIONS, Settings
+from streams.simulate import Plan, generate, registry_records
+
+
+def _tee(events: Iterator[bytes], path: Path | None) -> Iterator[bytes]:
+    if path is None:
+        yield from events
+        return
+    with path.open("wb") as fh:
+        for event in events:
+            fh.write(event + b"\n")
+            yield event
+
+
+def run_simulation(settings: Settings, plan: Plan, out: Path | None, dry_run: bool, rate: float | None) -> int:
+    shape, events, truth = generate(plan)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        write_records(out / "registry.jsonl", registry_records(shape))
+    expected = 0
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as progress:
+        if not dry_run:
+            task = progress.add_task("loading registry into ClickHouse", total=None)
+            load_registry(clickhouse.connect(settings), registry_records(shape))
+            progress.update(task, completed=1, total=1)
+        stream = _tee(events, out / "events.jsonl" if out else None)
+        task = progress.add_task("producing tallies" if not dry_run else "writing events", total=None)
+        if dry_run:
+            for expected, _ in enumerate(stream, 1):
+                if expected % 10_000 == 0:
+                    progress.update(task, completed=expected)
+            progress.update(task, completed=expected)
+        else:
+            expected = asyncio.run(publish(kafka_bootstrap(settings), settings.topic(SUBMISSIONS), stream, rate,
+                                           progress=lambda n: progress.update(task, completed=n)))
+    if out is not None:
+        (out / "truth.json").write_bytes(orjson.dumps(truth.as_json()))
+    print(f"{'wrote' if dry_run else 'produced'} {expected} events for {len(shape.tps)} TPS"
+          + (f"; files in {out}" if out else ""))
+    return expected

@@ -1,0 +1,93 @@
+"""One batch of one partition through the stages: decode -> validate -> decide -> aggregate -> rows.
+
+No Kafka and no ClickHouse here: the applied state comes through `load_applied` (read-through from
+`tally_current`), and the result is a `Batch` for the sink. A bad event becomes a rejection row;
+nothing in an event can make `process` raise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from streams.contract import MAX_EVENT_BYTES, decode_tally
+from streams.reasons import Decision, Flag, Reason
+from streams.registry import Registry
+from streams.revisions import Applied, decide
+from streams.sink import Batch
+from streams.validate import cross_ballot_flag, validate_tally
+
+Key = tuple[str, str]  # (ballot, tps)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    offset: int
+    value: bytes
+
+
+class Processor:
+    """Decides each event against the applied state; keeps a cache of that state for its partitions."""
+
+    def __init__(self, registry: Callable[[], Registry | None],
+                 load_applied: Callable[[Iterable[Key]], dict[Key, Applied]]) -> None:
+        self.registry = registry
+        self.load_applied = load_applied
+        self.state: dict[Key, Applied | None] = {}
+        self.counts = {d.value: 0 for d in Decision}
+
+    def forget(self) -> None:
+        """Drop cached state (after a rebalance another worker may have moved it on)."""
+        self.state.clear()
+
+    def process(self, topic: str, partition: int, messages: Sequence[Message]) -> Batch:
+        batch = Batch(topic, partition, messages[0].offset, messages[-1].offset)
+        decoded = [decode_tally(m.value) for m in messages]
+        self._warm([d.tally for d in decoded if d.tally is not None])
+        registry = self.registry()
+        for message, result in zip(messages, decoded, strict=True):
+            tally = result.tally
+            if tally is None:
+                self._reject(batch, message, result.findings, result)
+                continue
+            verdict = validate_tally(tally, registry)
+            if not verdict.accepted:
+                self._reject(batch, message, verdict.findings, result)
+                continue
+            key = (tally.ballot, tally.tps)
+            current = self.state.get(key)
+            decision = decide(current, tally)
+            flags = [f.value for f in verdict.flags]
+            ppwp = self.state.get(("PPWP", tally.tps))
+            if cross_ballot_flag(tally.ballot, tally.voters, ppwp.voters if ppwp else None):
+                flags.append(Flag.MORE_THAN_PPWP.value)
+            if decision is Decision.APPLIED:
+                new = Applied.from_tally(tally, current)
+                batch.totals.apply(current, new)
+                self.state[key] = new
+                batch.current.append((
+                    tally.ballot, tally.tps, tally.revision, tally.event_id, list(new.event_ids), new.digest,
+                    tally.gateway, tally.submitted_at, tally.votes, tally.invalid, tally.voters,
+                    tally.registered["dpt"], flags, partition, message.offset,
+                ))
+            self.counts[decision.value] += 1
+            batch.decisions.append((tally.event_id, tally.tps, tally.ballot, tally.revision, decision.value, [],
+                                    flags, tally.gateway, tally.submitted_at, partition, message.offset))
+        return batch
+
+    def _warm(self, tallies: list) -> None:
+        missing = {(t.ballot, t.tps) for t in tallies} | {("PPWP", t.tps) for t in tallies}
+        missing -= self.state.keys()
+        if missing:
+            found = self.load_applied(missing)
+            for key in missing:
+                self.state[key] = found.get(key)
+
+    def _reject(self, batch: Batch, message: Message, findings: Sequence, seen: object) -> None:
+        reasons = [r.value for r in Reason if any(f.reason is r for f in findings)]
+        self.counts[Decision.REJECTED.value] += 1
+        event_id, tps, ballot, gateway = (getattr(seen, k) for k in ("event_id", "tps", "ballot", "gateway"))
+        batch.rejections.append((event_id, tps, ballot, gateway, reasons, [f.as_text() for f in findings],
+                                 message.value[:MAX_EVENT_BYTES].decode("utf-8", "replace"), batch.partition, message.offset))
+        batch.decisions.append((event_id or "", tps or "", ballot or "", 0, Decision.REJECTED.value, reasons, [],
+                                gateway or "", "", batch.partition, message.offset))

@@ -1,0 +1,90 @@
+"""The gateway's edge: publish tally events to Kafka with aiokafka, keyed by TPS."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from streams.settings import REJECTED, SUBMISSIONS, Settings
+
+
+def key_of(value: bytes) -> bytes | None:
+    """The message key: the event's `tps` (so one TPS stays in order); none if the line is not a JSON object."""
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    tps = obj.get("tps") if isinstance(obj, dict) else None
+    return tps.encode() if isinstance(tps, str) else None
+
+
+def make_producer(bootstrap: str) -> AIOKafkaProducer:
+    # Tansu refuses InitProducerId: no idempotent producer; exactly-once comes from the consumer side.
+    return AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, acks="all",
+                            linger_ms=5, max_batch_size=1 << 20, max_request_size=8 << 20)
+
+
+async def publish(bootstrap: str, topic: str, values: Iterable[bytes], rate: float | None = None,
+                  progress: Callable[[int], None] | None = None) -> int:
+    """Send every value (in order), at most `rate` per second if given; returns how many were sent."""
+    producer = make_producer(bootstrap)
+    await producer.start()
+    sent = 0
+    started = time.monotonic()
+    pending = []
+    try:
+        for value in values:
+            pending.append(await producer.send(topic, value=value, key=key_of(value)))
+            sent += 1
+            if rate:
+                ahead = sent / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+            if len(pending) >= 10_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+                if progress:
+                    progress(sent)
+        await asyncio.gather(*pending)
+        await producer.flush()
+        if progress:
+            progress(sent)
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def create_topics(settings: Settings, bootstrap: str) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [settings.topic(SUBMISSIONS), settings.topic(REJECTED)]
+        new = [NewTopic(t, num_partitions=settings.partitions, replication_factor=1) for t in wanted if t not in existing]
+        if new:
+            await admin.create_topics(new)
+        return [t.name for t in new]
+    finally:
+        await admin.close()
+
+
+async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in partitions]
+        return {tp.partition: off for tp, off in (await consumer.end_offsets(tps)).items()}
+    finally:
+        await consumer.stop()
+

@@ -1,0 +1,86 @@
+"""Stage 6, the read side: region results from ClickHouse, and `verify` against a truth file.
+
+Every query is small and indexed: region_totals is ordered by (ballot, level, region, choice), and
+the per-TPS level reads tally_current by its (ballot, tps) key. No FINAL over raw events.
+"""
+
+from __future__ import annotations
+
+from clickhouse_connect.driver.client import Client
+
+from streams.regions import LEVELS, NATIONAL, child_level, level_of
+
+
+def resolve_scope(level: str | None, region: str | None) -> tuple[str, str]:
+    """The level to list and the code prefix that limits it ('' for all)."""
+    if region in (None, "", NATIONAL):
+        return (level or "national"), ""
+    own = level_of(region)
+    if level is None:
+        level = child_level(own) if own != "tps" else "tps"
+    if LEVELS.index(level) < LEVELS.index(own):
+        raise ValueError(f"level {level} is above region {region} ({own})")
+    return level, region
+
+
+def results(client: Client, ballot: str, level: str | None = None, region: str | None = None) -> dict:
+    level, prefix = resolve_scope(level, region)
+    params = {"ballot": ballot, "level": level, "prefix": prefix}
+    regions: dict[str, dict] = {}
+
+    def entry(code: str) -> dict:
+        return regions.setdefault(code, {"code": code, "name": "", "tps_reported": 0, "tps_total": 0,
+                                         "votes": {}, "invalid": 0, "voters": 0})
+
+    if level == "tps":
+        rows = client.query(
+            "SELECT tps, votes, invalid, voters FROM tally_current FINAL "
+            "WHERE ballot = {ballot:String} AND startsWith(tps, {prefix:String}) ORDER BY tps", parameters=params).result_rows
+        for tps, votes, invalid, voters in rows:
+            e = entry(tps)
+            e.update(name=f"TPS {tps[-3:]}", tps_reported=1, tps_total=1, votes=dict(sorted(votes.items())),
+                     invalid=invalid, voters=voters)
+        return {"ballot": ballot, "level": level, "regions": list(regions.values())}
+
+    for code, name in client.query(
+        "SELECT code, name FROM regions FINAL WHERE level = {level:String} AND startsWith(code, {prefix:String}) ORDER BY code",
+        parameters=params,
+    ).result_rows:
+        entry(code)["name"] = name
+    for code, total in client.query(
+        "SELECT region, tps_total FROM region_tps_total FINAL WHERE ballot = {ballot:String} AND level = {level:String} "
+        "AND startsWith(region, {prefix:String})", parameters=params,
+    ).result_rows:
+        entry(code)["tps_total"] = total
+    for code, choice, votes, reported, invalid, voters in client.query(
+        "SELECT region, choice, sum(votes), sum(tps_reported), sum(invalid), sum(voters) FROM region_totals "
+        "WHERE ballot = {ballot:String} AND level = {level:String} AND startsWith(region, {prefix:String}) "
+        "GROUP BY region, choice ORDER BY region, choice", parameters=params,
+    ).result_rows:
+        e = entry(code)
+        if choice == "":
+            e.update(tps_reported=reported, invalid=invalid, voters=voters)
+        elif votes:
+            e["votes"][choice] = votes
+    ordered = [regions[c] for c in sorted(regions)]
+    return {"ballot": ballot, "level": level, "regions": ordered}
+
+
+def _nonzero(value: object) -> object:
+    """A choice with no votes may be listed with 0 or not at all: compare without zeros."""
+    return {k: v for k, v in value.items() if v} if isinstance(value, dict) else value
+
+
+def verify(client: Client, truth: dict, max_report: int = 20) -> list[str]:
+    """Every difference between ClickHouse and the truth, at every level of every ballot (empty = exact)."""
+    differences: list[str] = []
+    for ballot, levels in truth["ballots"].items():
+        for level, expected in levels.items():
+            held = {r["code"]: r for r in results(client, ballot, level)["regions"]}
+            for code in sorted(set(expected) | {c for c, r in held.items() if r["tps_reported"] or r["votes"]}):
+                want = expected.get(code, {"votes": {}, "invalid": 0, "tps_reported": 0})
+                got = held.get(code, {"votes": {}, "invalid": 0, "tps_reported": 0, "tps_total": 0})
+                for field in ("votes", "invalid", "tps_reported", "tps_total"):
+                    if field in want and _nonzero(want[field]) != _nonzero(got.get(field)):
+                        differences.append(f"{ballot} {level} {code} {field}: expected {want[field]}, ClickHouse has {got.get(field)}")
+    return differences[:max_report] + ([f"... and {len(differences) - max_report} more"] if len(differences) > max_report else [])

@@ -1,0 +1,297 @@
+"""The gateways' side, simulated: a deterministic registry of N TPS, one C1 tally per (TPS, ballot),
+and the exact truth those tallies must add up to.
+
+The shape follows Pemilu 2024 (../shared/reference/pemilu-2024.md): 38 provinces weighted by their
+real TPS counts (approximate), ~1,596 TPS per regency, ~113 per district, ~9.8 per village, DPT <= 300,
+3 presidential pairs, 18 national parties (+6 local ones in Aceh on DPRD ballots), no DPRD_KAB in
+DKI Jakarta. Everything derives from `random.Random(seed)`: the same arguments give the same bytes.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import orjson
+
+from streams.contract import BALLOTS, SCHEMA_V1
+from streams.regions import NATIONAL, REGION_LEVELS, region_of
+
+# (code, name, approximate TPS in 2024): the weights of the provinces.
+PROVINCES = [
+    ("11", "Aceh", 16046), ("12", "Sumatera Utara", 45875), ("13", "Sumatera Barat", 17569),
+    ("14", "Riau", 19366), ("15", "Jambi", 11160), ("16", "Sumatera Selatan", 25462),
+    ("17", "Bengkulu", 6108), ("18", "Lampung", 25825), ("19", "Kepulauan Bangka Belitung", 4418),
+    ("21", "Kepulauan Riau", 7812), ("31", "DKI Jakarta", 29565), ("32", "Jawa Barat", 140457),
+    ("33", "Jawa Tengah", 117299), ("34", "DI Yogyakarta", 11895), ("35", "Jawa Timur", 120666),
+    ("36", "Banten", 33324), ("51", "Bali", 12404), ("52", "Nusa Tenggara Barat", 16222),
+    ("53", "Nusa Tenggara Timur", 16824), ("61", "Kalimantan Barat", 15899), ("62", "Kalimantan Tengah", 8314),
+    ("63", "Kalimantan Selatan", 11617), ("64", "Kalimantan Timur", 11323), ("65", "Kalimantan Utara", 2339),
+    ("71", "Sulawesi Utara", 7126), ("72", "Sulawesi Tengah", 9182), ("73", "Sulawesi Selatan", 26043),
+    ("74", "Sulawesi Tenggara", 7928), ("75", "Gorontalo", 3393), ("76", "Sulawesi Barat", 4080),
+    ("81", "Maluku", 5829), ("82", "Maluku Utara", 4131), ("91", "Papua", 3825),
+    ("92", "Papua Barat", 2815), ("93", "Papua Selatan", 1770), ("94", "Papua Tengah", 5537),
+    ("95", "Papua Pegunungan", 5613), ("96", "Papua Barat Daya", 2500),
+]
+PAIRS = [("01", "Anies Baswedan - Muhaimin Iskandar"), ("02", "Prabowo Subianto - Gibran Rakabuming Raka"),
+         ("03", "Ganjar Pranowo - Mahfud MD")]
+NATIONAL_PARTIES = 18
+ACEH_LOCAL_PARTIES = 6
+TPS_PER = {"regency": 1596.0, "district": 112.7, "village": 9.8}  # 2024 averages
+DKI = "31"
+ACEH = "11"
+
+
+def split(total: int, weights: list[float]) -> list[int]:
+    """`total` split in proportion to `weights`, each part >= 1 (largest remainders get the rest)."""
+    k = len(weights)
+    if total < k:
+        raise ValueError(f"cannot split {total} into {k} non-empty parts")
+    spare = total - k
+    scale = sum(weights)
+    raw = [spare * w / scale for w in weights]
+    parts = [int(r) for r in raw]
+    order = sorted(range(k), key=lambda i: raw[i] - parts[i], reverse=True)
+    for i in order[: spare - sum(parts)]:
+        parts[i] += 1
+    return [p + 1 for p in parts]
+
+
+def shares(rng: random.Random, total: int, weights: list[float]) -> list[int]:
+    """`total` votes split by weights, parts may be 0; exact sum."""
+    scale = sum(weights) or 1.0
+    parts = [int(total * w / scale) for w in weights]
+    parts[rng.randrange(len(parts))] += total - sum(parts)
+    return parts
+
+
+@dataclass
+class Shape:
+    """The registry being built: regions (code -> (name, level, parent)), TPS codes and DPT."""
+
+    regions: list[tuple[str, str, str, str]] = field(default_factory=list)  # code, name, level, parent
+    tps: list[str] = field(default_factory=list)
+    dpt: list[int] = field(default_factory=list)
+    contests: list[dict] = field(default_factory=list)
+
+
+def _children(rng: random.Random, parent: str, tps_count: int, level: str, digits: int, start: int = 1) -> list[tuple[str, int]]:
+    count = max(1, min(tps_count, round(tps_count / TPS_PER[level]), 10**digits - start))
+    weights = [rng.lognormvariate(0, 0.5) for _ in range(count)]
+    return [(f"{parent}{start + i:0{digits}d}", n) for i, n in enumerate(split(tps_count, weights))]
+
+
+def build_shape(n_tps: int, seed: int, ballots: tuple[str, ...] = BALLOTS) -> Shape:
+    rng = random.Random(seed)
+    shape = Shape()
+    shape.regions.append((NATIONAL, "Indonesia", "national", ""))
+    provinces = PROVINCES[: min(len(PROVINCES), n_tps)]
+    per_province = split(n_tps, [w for _, _, w in provinces])
+    for (pcode, pname, _), ptps in zip(provinces, per_province, strict=True):
+        shape.regions.append((pcode, pname, "province", NATIONAL))
+        regencies = _children(rng, pcode, ptps, "regency", 2)
+        for rcode, rtps in regencies:
+            shape.regions.append((rcode, f"Kabupaten/Kota {rcode}", "regency", pcode))
+            for dcode, dtps in _children(rng, rcode, rtps, "district", 2):
+                shape.regions.append((dcode, f"Kecamatan {dcode}", "district", rcode))
+                for vcode, vtps in _children(rng, dcode, dtps, "village", 4, start=2001):
+                    shape.regions.append((vcode, f"Desa {vcode}", "village", dcode))
+                    for t in range(1, min(vtps, 999) + 1):
+                        shape.tps.append(f"{vcode}{t:03d}")
+                        shape.dpt.append(max(50, 300 - int(abs(rng.gauss(0, 60)))))
+        shape.contests += _contests(rng, pcode, pname, [r for r, _ in regencies], ballots)
+    if "PPWP" in ballots:
+        shape.contests.insert(0, {"type": "contest", "ballot": "PPWP", "dapil": "PPWP", "name": "Presiden dan Wakil Presiden",
+                                  "regions": [NATIONAL], "choices": [{"code": c, "name": n} for c, n in PAIRS]})
+    return shape
+
+
+def _party_choices(rng: random.Random, parties: int, seats: int) -> list[dict]:
+    choices = []
+    for p in range(1, parties + 1):
+        choices.append({"code": f"P{p:02d}", "name": f"Partai {p:02d}"})
+        choices += [{"code": f"P{p:02d}.{c:02d}", "name": f"Calon {p:02d}.{c:02d}"} for c in range(1, seats + 1)]
+    return choices
+
+
+def _dapils(regions: list[str], count: int) -> list[list[str]]:
+    count = max(1, min(count, len(regions)))
+    size = len(regions) / count
+    return [regions[int(i * size): int((i + 1) * size)] for i in range(count)]
+
+
+def _contests(rng: random.Random, pcode: str, pname: str, regencies: list[str], ballots: tuple[str, ...]) -> list[dict]:
+    contests: list[dict] = []
+    local = ACEH_LOCAL_PARTIES if pcode == ACEH else 0
+    if "DPR" in ballots:
+        for i, regions in enumerate(_dapils(regencies, max(1, len(regencies) // 6)), 1):
+            contests.append({"type": "contest", "ballot": "DPR", "dapil": f"DPR-{pcode}-{i:02d}", "name": f"{pname} {i}",
+                             "regions": regions, "choices": _party_choices(rng, NATIONAL_PARTIES, rng.randint(3, 10))})
+    if "DPD" in ballots:
+        contests.append({"type": "contest", "ballot": "DPD", "dapil": f"DPD-{pcode}", "name": pname, "regions": [pcode],
+                         "choices": [{"code": f"D{c:02d}", "name": f"Calon DPD {c:02d}"} for c in range(1, rng.randint(10, 25) + 1)]})
+    if "DPRD_PROV" in ballots:
+        for i, regions in enumerate(_dapils(regencies, max(1, len(regencies) // 2)), 1):
+            contests.append({"type": "contest", "ballot": "DPRD_PROV", "dapil": f"DPRDP-{pcode}-{i:02d}",
+                             "name": f"{pname} {i}", "regions": regions,
+                             "choices": _party_choices(rng, NATIONAL_PARTIES + local, rng.randint(3, 12))})
+    if "DPRD_KAB" in ballots and pcode != DKI:  # DKI Jakarta elects no DPRD kab/kota
+        for rcode in regencies:
+            contests.append({"type": "contest", "ballot": "DPRD_KAB", "dapil": f"DPRDK-{rcode}", "name": f"Kab/Kota {rcode}",
+                             "regions": [rcode], "choices": _party_choices(rng, NATIONAL_PARTIES + local, rng.randint(3, 12))})
+    return contests
+
+
+def registry_records(shape: Shape) -> Iterator[dict]:
+    for code, name, level, parent in shape.regions:
+        yield {"type": "region", "code": code, "name": name, "level": level, "parent": parent}
+    for code, dpt in zip(shape.tps, shape.dpt, strict=True):
+        yield {"type": "tps", "code": code, "dpt": dpt}
+    yield from shape.contests
+
+
+def make_tally(rng: random.Random, tps: str, ballot: str, dpt: int, choices: list[str], revision: int, event_id: str,
+               gateway: str, clock: str, turnout: float | None = None) -> dict:
+    """A tally consistent with every C1 equation."""
+    dptb, dpk = rng.randint(0, 4), rng.randint(0, 3)
+    turnout = turnout if turnout is not None else rng.uniform(0.65, 0.92)
+    voted = {"dpt": int(dpt * turnout), "dptb": rng.randint(0, dptb), "dpk": rng.randint(0, dpk)}
+    used = sum(voted.values())
+    invalid = min(used, int(used * rng.uniform(0.0, 0.04)))
+    votes = dict(zip(choices, shares(rng, used - invalid, [rng.random() ** 2 + 0.01 for _ in choices]), strict=True))
+    received = dpt + dptb + dpk + (dpt * 2 + 99) // 100
+    returned = rng.randint(0, min(2, received - used))
+    return {"schema": SCHEMA_V1, "event_id": event_id, "tps": tps, "ballot": ballot, "revision": revision,
+            "submitted_at": clock, "gateway": gateway,
+            "voters": {"registered": {"dpt": dpt, "dptb": dptb, "dpk": dpk}, "voted": voted},
+            "ballots": {"received": received, "returned": returned, "unused": received - used - returned, "used": used},
+            "votes": votes, "invalid": invalid}
+
+
+@dataclass
+class Truth:
+    """Exact expected results: per ballot and level, region -> votes, invalid, tps_reported, tps_total."""
+
+    current: dict[tuple[str, str], dict] = field(default_factory=dict)  # (ballot, tps) -> last applied tally
+    tps_total: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        out: dict[str, dict] = {}
+        for (ballot, tps), tally in sorted(self.current.items()):
+            levels = out.setdefault(ballot, {level: {} for level in (*REGION_LEVELS, "tps")})
+            for level in (*REGION_LEVELS, "tps"):
+                region = tps if level == "tps" else region_of(tps, level)
+                entry = levels[level].setdefault(region, {"votes": {}, "invalid": 0, "tps_reported": 0})
+                for choice, n in tally["votes"].items():
+                    entry["votes"][choice] = entry["votes"].get(choice, 0) + n
+                entry["invalid"] += tally["invalid"]
+                entry["tps_reported"] += 1
+        for (ballot, level, region), total in self.tps_total.items():
+            if ballot in out and region in out[ballot][level]:
+                out[ballot][level][region]["tps_total"] = total
+        return {"ballots": out}
+
+
+def tps_totals(shape: Shape, ballots: tuple[str, ...]) -> dict[tuple[str, str, str], int]:
+    """How many TPS hold each ballot in each region (a TPS holds a ballot if a contest covers it)."""
+    covered: dict[str, set[str]] = {b: set() for b in ballots}
+    for contest in shape.contests:
+        if contest["ballot"] in covered:
+            covered[contest["ballot"]].update(contest["regions"])
+    totals: dict[tuple[str, str, str], int] = {}
+    for tps in shape.tps:
+        prefixes = (NATIONAL, tps[:2], tps[:4], tps[:6], tps[:10], tps)
+        for ballot in ballots:
+            if not covered[ballot].isdisjoint(prefixes):
+                for level in REGION_LEVELS:
+                    key = (ballot, level, region_of(tps, level))
+                    totals[key] = totals.get(key, 0) + 1
+    return totals
+
+
+@dataclass(frozen=True)
+class Plan:
+    n_tps: int
+    seed: int
+    ballots: tuple[str, ...] = ("PPWP",)
+    duplicates: float = 0.0
+    corrections: float = 0.0
+    invalid: float = 0.0
+
+
+def generate(plan: Plan, shape: Shape | None = None) -> tuple[Shape, Iterator[bytes], Truth]:
+    """The registry, the event stream (JSON bytes, in arrival order), and the truth (complete once the stream is drained)."""
+    shape = shape or build_shape(plan.n_tps, plan.seed, plan.ballots)
+    truth = Truth(tps_total=tps_totals(shape, plan.ballots))
+
+    def events() -> Iterator[bytes]:
+        rng = random.Random(plan.seed * 7919 + 1)
+        choices_of: dict[tuple[str, str], list[str]] = {}
+        by_region = {(c["ballot"], r): [x["code"] for x in c["choices"]] for c in shape.contests for r in c["regions"]}
+
+        def choices(ballot: str, tps: str) -> list[str] | None:
+            key = (ballot, tps[:4])
+            if key not in choices_of:
+                for prefix in (NATIONAL, tps[:2], tps[:4]):
+                    if (ballot, prefix) in by_region:
+                        choices_of[key] = by_region[(ballot, prefix)]
+                        break
+                else:
+                    choices_of[key] = None  # type: ignore[assignment]
+            return choices_of[key]
+
+        order = [(i, b) for i in range(len(shape.tps)) for b in plan.ballots if choices(b, shape.tps[i]) is not None]
+        rng.shuffle(order)
+        later: list[tuple[int, bytes]] = []  # (position to release at, event): late duplicates and corrections
+        seq = 0
+        for position, (i, ballot) in enumerate(order):
+            while later and later[0][0] <= position:
+                yield later.pop(0)[1]
+            tps = shape.tps[i]
+            seq += 1
+            gateway = f"gw-{tps[:2]}-{int(tps[2:4]) % 4 + 1:02d}"
+            clock = f"2024-02-14T{13 + position * 11 // max(1, len(order)):02d}:{position % 60:02d}:00+07:00"
+            tally = make_tally(rng, tps, ballot, shape.dpt[i], choices(ballot, tps), 1, f"{gateway}:{seq:08d}", gateway, clock)
+            if plan.invalid and rng.random() < plan.invalid:
+                yield break_tally(rng, tally)  # never counted: not in the truth
+                continue
+            raw = orjson.dumps(tally)
+            truth.current[(ballot, tps)] = tally
+            yield raw
+            if plan.duplicates and rng.random() < plan.duplicates:
+                _schedule(later, position + rng.choice((1, 50, len(order) // 3 + 1)), raw)
+            if plan.corrections and rng.random() < plan.corrections:
+                seq += 1
+                fixed = make_tally(rng, tps, ballot, shape.dpt[i], choices(ballot, tps), 2, f"{gateway}:{seq:08d}", gateway, clock)
+                truth.current[(ballot, tps)] = fixed
+                _schedule(later, position + rng.randint(1, 200), orjson.dumps(fixed))
+        for _, raw in later:
+            yield raw
+
+    return shape, events(), truth
+
+
+def _schedule(later: list[tuple[int, bytes]], at: int, raw: bytes) -> None:
+    later.append((at, raw))
+    later.sort(key=lambda item: item[0])
+
+
+def break_tally(rng: random.Random, tally: dict) -> bytes:
+    """A realistic bad submission: OCR-inflated digits, sum errors, unknown TPS, missing choices, malformed JSON."""
+    kind = rng.randrange(6)
+    broken = orjson.loads(orjson.dumps(tally))
+    choice = next(iter(broken["votes"]))
+    if kind == 0:  # OCR read a leading 1 as 6: 152 -> 652
+        broken["votes"][choice] += 500
+    elif kind == 1:  # a digit dropped from the invalid count
+        broken["invalid"] += 7
+    elif kind == 2:
+        broken["tps"] = broken["tps"][:10] + "999"
+    elif kind == 3:
+        del broken["votes"][choice]
+    elif kind == 4:
+        broken["ballots"]["used"] += 3
+    else:
+        return orjson.dumps(broken)[:-17]  # cut off in transit: not JSON
+    return orjson.dumps(broken)

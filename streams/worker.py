@@ -1,0 +1,117 @@
+"""The faust worker: consume `tally.submissions`, run each partition's run of events through the
+pipeline, write the batch to ClickHouse, and only then let faust ack (and later commit) the offsets.
+
+Agents stay short: all decisions live in `pipeline.Processor`; ClickHouse I/O runs in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import defaultdict
+
+import faust
+import orjson
+
+from streams import clickhouse
+from streams.embedded.servers import kafka_bootstrap
+from streams.pipeline import Message, Processor
+from streams.registry import Registry
+from streams.registry_store import read_registry, registry_version
+from streams.settings import REJECTED, SUBMISSIONS, Settings
+from streams.sink import ClickHouseSink
+
+log = logging.getLogger("tally.worker")
+
+REGISTRY_CHECK_S = 2.0
+
+
+class RegistryCache:
+    """The registry as last loaded into ClickHouse; re-read when `tally registry load` ran again."""
+
+    def __init__(self, sink: ClickHouseSink) -> None:
+        self.sink = sink
+        self.version = -1
+        self.registry: Registry | None = None
+        self.checked = 0.0
+
+    def refresh(self) -> None:
+        now = time.monotonic()
+        if now - self.checked < REGISTRY_CHECK_S:
+            return
+        self.checked = now
+        version = registry_version(self.sink.client)
+        if version != self.version:
+            self.registry = read_registry(self.sink.client)
+            self.version = version
+            log.info("registry loaded: %d TPS, version %d", len(self.registry.dpt), version)
+
+    def get(self) -> Registry | None:
+        return self.registry
+
+
+def create_app(settings: Settings) -> faust.App:
+    timeout = settings.rebalance_timeout_s
+    app = faust.App(
+        settings.group_id,
+        broker=f"kafka://{kafka_bootstrap(settings)}",
+        store="memory://",
+        topic_partitions=settings.partitions,
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        broker_rebalance_timeout=timeout,
+        broker_session_timeout=max(timeout * 2, 6.0),
+        broker_heartbeat_interval=1.0,
+        broker_commit_interval=1.0,
+        stream_buffer_maxsize=65536,
+        web_enabled=False,
+        producer_linger=0.005,
+    )
+    submissions = app.topic(settings.topic(SUBMISSIONS), key_type=bytes, value_type=bytes,
+                            key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
+    rejected = app.topic(settings.topic(REJECTED), key_type=bytes, value_type=bytes,
+                         key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
+
+    sink = ClickHouseSink(clickhouse.connect(settings))
+    registry = RegistryCache(sink)
+    processor = Processor(registry.get, sink.load_applied)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app: faust.App, revoked: set, **_: object) -> None:
+        processor.forget()  # another worker may move these keys on; re-read them from ClickHouse
+
+    @app.agent(submissions)
+    async def count(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+            try:
+                await handle(events)
+            except Exception:
+                # faust acks a batch when this body ends, even by an exception: never let it ack
+                # events that were not written. Stop hard; a restart replays from the last commit.
+                log.critical("unexpected error while handling a batch; exiting without commit", exc_info=True)
+                os._exit(70)
+
+    async def handle(events: list) -> None:
+        by_partition: dict[tuple[str, int], list[Message]] = defaultdict(list)
+        for event in events:
+            tp = event.message.tp
+            by_partition[(tp.topic, tp.partition)].append(Message(event.message.offset, event.message.value or b""))
+        await asyncio.to_thread(registry.refresh)
+        for (topic, partition), messages in by_partition.items():
+            batch = processor.process(topic, partition, messages)
+            await asyncio.to_thread(sink.write, batch)
+            for row in batch.rejections:
+                await rejected.send(key=(row[1] or "").encode(), value=orjson.dumps({
+                    "event_id": row[0], "tps": row[1], "ballot": row[2], "gateway": row[3], "reasons": row[4],
+                    "findings": row[5], "payload": row[6], "partition": row[7], "offset": row[8]}))
+        log.info("batch: %d events; decisions so far %s", len(events), processor.counts)
+
+    return app
+
+
+def run_worker(settings: Settings, loglevel: str = "info") -> None:
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()
