@@ -88,3 +88,19 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     finally:
         await consumer.stop()
 
+
+
+async def consumer_lag(bootstrap: str, group: str, topic: str) -> int:
+    """Messages of `topic` not yet committed by `group`: 0 means every event is written to ClickHouse
+    (the worker commits an offset only after the batch holding it was written)."""
+    from aiokafka import TopicPartition
+
+    ends = await end_offsets(bootstrap, topic)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group, partitions=[TopicPartition(topic, p) for p in ends])
+    finally:
+        await admin.close()
+    done = {tp.partition: meta.offset for tp, meta in committed.items() if meta is not None and meta.offset >= 0}
+    return sum(max(0, end - done.get(p, 0)) for p, end in ends.items())

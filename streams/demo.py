@@ -1,0 +1,94 @@
+"""`tally demo`: the main job on the embedded default, from nothing to printed results."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from streams import clickhouse
+from streams.embedded import servers
+from streams.gateway import run_simulation
+from streams.produce import consumer_lag
+from streams.read import results, verify
+from streams.report import print_results
+from streams.settings import SUBMISSIONS, Settings
+from streams.simulate import Plan
+
+DEMO_DATABASE = "demo"
+
+
+def start_worker(settings: Settings, log_name: str = "worker.log") -> subprocess.Popen:
+    settings.embedded_dir.mkdir(parents=True, exist_ok=True)
+    log = (settings.embedded_dir / log_name).open("ab")
+    cmd = [sys.executable, "-m", "streams.cli", "worker", "--data-dir", str(settings.embedded_dir), "--loglevel", "warning"]
+    env = {"TALLY_NAMESPACE": settings.namespace, "TALLY_KAFKA": settings.kafka or "", "TALLY_CLICKHOUSE": settings.clickhouse or ""}
+    import os
+
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **env})
+
+
+def wait_caught_up(settings: Settings, total: int, timeout_s: float = 600.0, progress: Progress | None = None) -> float:
+    """Seconds until the worker group has committed every produced event; raises TimeoutError."""
+    bootstrap = servers.kafka_bootstrap(settings)
+    started = time.monotonic()
+    task = progress.add_task("counting (committed after written)", total=total) if progress else None
+    while time.monotonic() - started < timeout_s:
+        lag = asyncio.run(consumer_lag(bootstrap, settings.group_id, settings.topic(SUBMISSIONS)))
+        if progress is not None and task is not None:
+            progress.update(task, completed=total - lag)
+        if lag == 0:
+            return time.monotonic() - started
+        time.sleep(0.25)
+    raise TimeoutError(f"the workers did not catch up within {timeout_s:.0f}s")
+
+
+def run_demo(base: Settings, n_tps: int, seed: int) -> int:
+    console = Console()
+    kafka = servers.kafka_bootstrap(base)
+    ch_url = servers.ensure(base, servers.CLICKHOUSE)
+    settings = base.override(kafka=kafka, clickhouse=f"{ch_url}/{DEMO_DATABASE}", namespace=f"demo{int(time.time())}.")
+    console.print(f"[bold]tally demo[/]: broker {kafka}, ClickHouse {ch_url} (chDB data in {base.embedded_dir / 'clickhouse'})")
+    admin = clickhouse.connect(base.override(clickhouse=f"{ch_url}/default"))
+    admin.command(f"DROP DATABASE IF EXISTS {DEMO_DATABASE}")  # the demo's own database, fresh each run
+    from streams.clickhouse import apply_schema
+    from streams.produce import create_topics
+
+    asyncio.run(create_topics(settings, kafka))
+    apply_schema(settings)
+    worker = start_worker(settings)
+    out = base.embedded_dir / "demo"
+    try:
+        plan = Plan(n_tps, seed, ("PPWP",), duplicates=0.05, corrections=0.02, invalid=0.005)
+        produced = run_simulation(settings, plan, out, dry_run=False, rate=None)
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console) as progress:
+            wait_caught_up(settings, produced, progress=progress)
+        client = clickhouse.connect(settings)
+        differences = verify(client, orjson.loads((out / "truth.json").read_bytes()))
+        print_results(results(client, "PPWP", "national"), console)
+        print_results(results(client, "PPWP", "province"), console)
+        decided = dict(client.query("SELECT decision, count() FROM tally_decisions GROUP BY decision").result_rows)
+        console.print(f"decisions: {decided}")
+        if differences:
+            console.print("[red]verify: ClickHouse differs from the truth[/]\n" + "\n".join(differences))
+            return 1
+        console.print("[green]verify: totals are exact at every level[/]")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+    console.print(
+        f"\nThe servers keep running (stop them with [bold]tally down[/]). Files of this run: {out}\n"
+        f"Query it:  TALLY_CLICKHOUSE={ch_url}/{DEMO_DATABASE} tally results --level regency --region 32\n"
+        f"      or:  curl '{ch_url}/?database={DEMO_DATABASE}' --data-binary "
+        "\"SELECT region, choice, sum(votes) FROM region_totals WHERE level='province' GROUP BY ALL ORDER BY ALL\"")
+    return 0
