@@ -1,0 +1,99 @@
+"""Fixtures: one real Tansu broker and one real chDB server for the session, started exactly as
+`tally up` starts them; each test gets its own topic namespace and ClickHouse database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streams.clickhouse import apply_schema, connect
+from streams.embedded import servers
+from streams.produce import create_topics
+from streams.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    data_dir = tmp_path_factory.mktemp("tally")
+    base = Settings(data_dir=data_dir)
+    kafka = servers.ensure(base, servers.BROKER)
+    ch = servers.ensure(base, servers.CLICKHOUSE)
+    yield base.override(kafka=kafka, clickhouse=ch)
+    for name in (servers.BROKER, servers.CLICKHOUSE):
+        servers.stop(base, name)
+
+
+@pytest.fixture
+def pipeline(stack: Settings, request: pytest.FixtureRequest) -> Settings:
+    """Settings of a fresh, isolated pipeline: its own topics, consumer group and database."""
+    name = f"t_{request.node.name[:40]}_{uuid.uuid4().hex[:6]}".replace("[", "_").replace("]", "_").replace("-", "_")
+    settings = stack.override(namespace=f"{name}.", clickhouse=f"{stack.clickhouse}/{name}", partitions=4)
+    asyncio.run(create_topics(settings, settings.kafka))
+    apply_schema(settings)
+    return settings
+
+
+@pytest.fixture
+def ch(pipeline: Settings):
+    return connect(pipeline)
+
+
+def env_of(settings: Settings) -> dict[str, str]:
+    return {**os.environ, "TALLY_KAFKA": settings.kafka or "", "TALLY_CLICKHOUSE": settings.clickhouse or "",
+            "TALLY_DATA_DIR": str(settings.data_dir), "TALLY_NAMESPACE": settings.namespace,
+            "TALLY_PARTITIONS": str(settings.partitions)}
+
+
+def tally(settings: Settings, *args: str, stdin: bytes | None = None, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the real `tally` command line against this pipeline."""
+    result = subprocess.run([sys.executable, "-m", "streams.cli", *args], input=stdin, capture_output=True,
+                            env=env_of(settings), timeout=timeout, cwd=REPO)
+    if check and result.returncode != 0:
+        raise AssertionError(f"tally {' '.join(args)} exited {result.returncode}:\n{result.stdout.decode()}\n{result.stderr.decode()}")
+    return result
+
+
+class Workers:
+    """Real `tally worker` processes for one pipeline; stopped (SIGTERM, then SIGKILL) at teardown."""
+
+    def __init__(self, settings: Settings, log_dir: Path) -> None:
+        self.settings = settings
+        self.log_dir = log_dir
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self) -> subprocess.Popen:
+        log = (self.log_dir / f"worker-{len(self.procs)}.log").open("wb")
+        proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker", "--loglevel", "info"], stdout=log,
+                                stderr=subprocess.STDOUT, env=env_of(self.settings), cwd=REPO)
+        self.procs.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.log_dir.glob("worker-*.log")))
+
+
+@pytest.fixture
+def workers(pipeline: Settings, tmp_path: Path) -> Iterator[Workers]:
+    pool = Workers(pipeline, tmp_path)
+    yield pool
+    pool.stop_all()
