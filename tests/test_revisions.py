@@ -1,0 +1,72 @@
+"""Stage 3 and 4: decisions per (TPS, ballot), and how totals move."""
+
+from __future__ import annotations
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.aggregate import TotalsDelta
+from streams.contract import decode_tally
+from streams.reasons import Decision
+from streams.revisions import Applied, decide
+from tests.factories import tally_dict
+
+
+def t(**fields):
+    return decode_tally(orjson.dumps(tally_dict(**fields))).tally
+
+
+def test_first_count_is_applied():
+    assert decide(None, t()) is Decision.APPLIED
+
+
+def test_same_event_id_again_is_a_duplicate_even_after_a_correction():
+    first = Applied.from_tally(t())
+    second = Applied.from_tally(t(event_id="gw:2", revision=2, votes={"01": 1, "02": 2, "03": 3}), first)
+    assert decide(first, t()) is Decision.DUPLICATE
+    assert decide(second, t()) is Decision.DUPLICATE  # an old resend is a duplicate, not stale
+
+
+def test_lower_revision_is_stale():
+    current = Applied.from_tally(t(event_id="gw:2", revision=3))
+    assert decide(current, t(event_id="gw:9", revision=2)) is Decision.STALE
+
+
+def test_same_revision_other_counts_is_a_conflict_same_counts_a_duplicate():
+    current = Applied.from_tally(t())
+    assert decide(current, t(event_id="gw:5", votes={"01": 121, "02": 79, "03": 30})) is Decision.CONFLICT
+    assert decide(current, t(event_id="gw:5", gateway="gw-other")) is Decision.DUPLICATE
+
+
+def test_higher_revision_is_applied():
+    assert decide(Applied.from_tally(t()), t(event_id="gw:2", revision=2)) is Decision.APPLIED
+
+
+def test_correction_retracts_previous_revision():
+    totals = TotalsDelta()
+    first = Applied.from_tally(t())
+    totals.apply(None, first)
+    second = Applied.from_tally(t(event_id="gw:2", revision=2, votes={"01": 100, "02": 90, "03": 40}, invalid=3), first)
+    totals.apply(first, second)
+    rows = {(level, region, choice): values for (_, level, region, choice), values in totals.rows.items()}
+    assert rows[("national", "ID", "01")][0] == 100
+    assert rows[("village", "3171010001", "02")][0] == 90
+    assert rows[("province", "31", "")] == [0, 1, 3, second.voters]  # the TPS counted once
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.fixed_dictionaries({"01": st.integers(0, 200), "02": st.integers(0, 200), "03": st.integers(0, 200)}),
+                min_size=1, max_size=6))
+def test_totals_always_equal_the_last_applied_revision(revisions):
+    totals = TotalsDelta()
+    current = None
+    for number, votes in enumerate(revisions, 1):
+        new = Applied.from_tally(t(event_id=f"gw:{number}", revision=number, votes=votes), current)
+        totals.apply(current, new)
+        current = new
+    for level, region in (("national", "ID"), ("province", "31"), ("regency", "3171"), ("district", "317101"),
+                          ("village", "3171010001")):
+        for choice, count in revisions[-1].items():
+            assert totals.rows[("PPWP", level, region, choice)][0] == count
+        assert totals.rows[("PPWP", level, region, "")][1] == 1
