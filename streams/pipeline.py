@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from streams.contract import MAX_EVENT_BYTES, decode_tally
-from streams.reasons import Decision, Flag, Reason
+from streams.reasons import Decision, Flag, reason_codes
 from streams.registry import Registry
 from streams.revisions import Applied, decide
 from streams.sink import Batch
@@ -84,7 +84,7 @@ class Processor:
                 self.state[key] = found.get(key)
 
     def _reject(self, batch: Batch, message: Message, findings: Sequence, seen: object) -> None:
-        reasons = [r.value for r in Reason if any(f.reason is r for f in findings)]
+        reasons = reason_codes(findings)
         self.counts[Decision.REJECTED.value] += 1
         event_id, tps, ballot, gateway = (getattr(seen, k) for k in ("event_id", "tps", "ballot", "gateway"))
         batch.rejections.append((event_id, tps, ballot, gateway, reasons, [f.as_text() for f in findings],

@@ -7,6 +7,7 @@ Each member's docstring is the rule it stands for.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -78,3 +79,9 @@ class Finding:
 
     def as_text(self) -> str:
         return f"{self.reason}: {self.path}: {self.detail}"
+
+
+def reason_codes(findings: Iterable[Finding]) -> list[str]:
+    """The distinct reason codes of these findings, in catalogue order."""
+    found = {f.reason for f in findings}
+    return [r.value for r in Reason if r in found]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from streams.contract import CATEGORIES, Tally
-from streams.reasons import Finding, Flag, Reason
+from streams.reasons import Finding, Flag, Reason, reason_codes
 from streams.registry import Registry
 
 
@@ -25,8 +25,7 @@ class Verdict:
     @property
     def reasons(self) -> list[str]:
         """Distinct reason codes, in catalogue order."""
-        seen = {f.reason for f in self.findings}
-        return [r.value for r in Reason if r in seen]
+        return reason_codes(self.findings)
 
 
 def check_equations(t: Tally) -> list[Finding]:

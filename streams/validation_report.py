@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from streams.contract import decode_tally
+from streams.reasons import reason_codes
 from streams.registry import Registry
 from streams.validate import validate_tally
 
@@ -14,9 +15,6 @@ def judge_line(line: bytes, registry: Registry | None) -> dict:
     else:
         verdict = validate_tally(decoded.tally, registry)
         findings, flags = verdict.findings, verdict.flags
-    reasons = []
-    for finding in findings:
-        if finding.reason.value not in reasons:
-            reasons.append(finding.reason.value)
+    reasons = reason_codes(findings)
     return {"event_id": decoded.event_id, "decision": "rejected" if findings else "accepted", "reasons": reasons,
             "flags": [f.value for f in flags], "findings": [f.as_text() for f in findings]}

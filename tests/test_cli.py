@@ -1,0 +1,74 @@
+"""The CLI contract around the pipeline: validate, produce, init, up/down and their errors."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import orjson
+
+from streams.demo import wait_caught_up
+from streams.settings import Settings
+from tests.conftest import REPO, tally
+from tests.factories import tally_dict
+
+
+def test_validate_writes_one_decision_per_line_and_exits_0(pipeline, tmp_path):
+    registry = tmp_path / "r.jsonl"
+    registry.write_bytes(b"\n".join(orjson.dumps(r) for r in [
+        {"type": "tps", "code": "3171010001001", "dpt": 281},
+        {"type": "contest", "ballot": "PPWP", "dapil": "PPWP", "regions": ["ID"],
+         "choices": [{"code": "01"}, {"code": "02"}, {"code": "03"}]}]))
+    bad = tally_dict(event_id="gw:2")
+    bad["votes"]["01"] = 620
+    lines = b"\n".join([orjson.dumps(tally_dict()), orjson.dumps(bad), b"{broken", orjson.dumps(tally_dict(tps="3171010001002"))])
+    out = tally(pipeline, "validate", "--registry", str(registry), stdin=lines + b"\n")
+    decisions = [orjson.loads(line) for line in out.stdout.splitlines()]
+    assert [d["decision"] for d in decisions] == ["accepted", "rejected", "rejected", "rejected"]
+    assert decisions[1]["event_id"] == "gw:2" and decisions[1]["reasons"] == ["VOTES_MISMATCH"]
+    assert decisions[2] == {"event_id": None, "decision": "rejected", "reasons": ["MALFORMED"], "flags": [],
+                            "findings": decisions[2]["findings"]}
+    assert decisions[3]["reasons"] == ["UNKNOWN_TPS"]
+
+
+def test_produce_publishes_lines_as_given_and_the_worker_rejects_the_raw_ones(pipeline, workers, ch):
+    workers.start()
+    lines = [orjson.dumps(tally_dict(event_id=f"gw:{i}", tps=f"31710100010{i:02d}")) for i in range(3)] + [b"not json at all"]
+    out = tally(pipeline, "produce", "-", stdin=b"\n".join(lines) + b"\n")
+    assert b"produced 4 events" in out.stdout
+    wait_caught_up(pipeline, 4, timeout_s=120)
+    rows = ch.query("SELECT reasons, payload FROM tally_rejections ORDER BY payload").result_rows
+    # No registry loaded: every TPS is unknown; the raw line is kept as it came.
+    assert (["MALFORMED"], "not json at all") in rows and len(rows) == 4
+
+
+def test_init_is_idempotent(pipeline):
+    first = tally(pipeline, "init")
+    again = tally(pipeline, "init")
+    assert b"none (they exist)" in again.stdout and b"002_tallies.sql" in first.stdout
+
+
+def test_up_down_and_a_clear_error_for_a_taken_port(tmp_path):
+    env_dir = tmp_path / "dd"
+    run = lambda *a: subprocess.run([sys.executable, "-m", "streams.cli", *a, "--data-dir", str(env_dir)],  # noqa: E731
+                                    capture_output=True, text=True, cwd=REPO, timeout=120)
+    up = run("up")
+    assert up.returncode == 0 and "kafka      127.0.0.1:" in up.stdout and "clickhouse http://127.0.0.1:" in up.stdout
+    assert run("up").stdout == up.stdout  # a second `up` finds the running servers
+    down = run("down")
+    assert "broker: stopped" in down.stdout and "clickhouse: stopped" in down.stdout
+    assert "not running" in run("down").stdout
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = run("broker", "--port", str(port))
+    assert busy.returncode == 2 and f"port 127.0.0.1:{port} is taken" in busy.stderr
+
+
+def test_settings_come_from_env_then_flags():
+    s = Settings.from_env({"TALLY_KAFKA": "k:9092", "TALLY_DATA_DIR": "/x", "TALLY_PARTITIONS": "3"})
+    assert (s.kafka, str(s.data_dir), s.partitions, s.clickhouse) == ("k:9092", "/x", 3, None)
+    assert s.override(kafka=None, clickhouse="http://h:8123/db").clickhouse == "http://h:8123/db"
+    assert s.override(kafka=None).kafka == "k:9092"
