@@ -9,19 +9,32 @@ import typer
 
 from streams.settings import Settings
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="tally: counts an election night, from gateways through Kafka to ClickHouse.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="tally: counts an election night, from gateways through Kafka to ClickHouse."
+)
 
-KafkaOpt = Annotated[str | None, typer.Option("--kafka", help="Kafka bootstrap servers [env TALLY_KAFKA]; unset: embedded broker")]
-ClickHouseOpt = Annotated[str | None, typer.Option("--clickhouse", help="clickhouse-connect DSN [env TALLY_CLICKHOUSE]; unset: embedded")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="data dir of the embedded servers [env TALLY_DATA_DIR, default .tally]")]
-NamespaceOpt = Annotated[str | None, typer.Option("--namespace", help="prefix of topics and consumer group [env TALLY_NAMESPACE]")]
+KafkaOpt = Annotated[
+    str | None, typer.Option("--kafka", help="Kafka bootstrap servers [env TALLY_KAFKA]; unset: embedded broker")
+]
+ClickHouseOpt = Annotated[
+    str | None, typer.Option("--clickhouse", help="clickhouse-connect DSN [env TALLY_CLICKHOUSE]; unset: embedded")
+]
+DataDirOpt = Annotated[
+    Path | None, typer.Option("--data-dir", help="data dir of the embedded servers [env TALLY_DATA_DIR, default .tally]")
+]
+NamespaceOpt = Annotated[
+    str | None, typer.Option("--namespace", help="prefix of topics and consumer group [env TALLY_NAMESPACE]")
+]
 
 
-def settings_from(kafka: str | None = None, clickhouse: str | None = None, data_dir: Path | None = None,
-                  namespace: str | None = None, **more: object) -> Settings:
-    return Settings.from_env().override(kafka=kafka, clickhouse=clickhouse, data_dir=data_dir,
-                                        namespace=namespace, **more)
+def settings_from(
+    kafka: str | None = None,
+    clickhouse: str | None = None,
+    data_dir: Path | None = None,
+    namespace: str | None = None,
+    **more: object,
+) -> Settings:
+    return Settings.from_env().override(kafka=kafka, clickhouse=clickhouse, data_dir=data_dir, namespace=namespace, **more)
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -30,7 +43,9 @@ def fail(message: str, code: int = 2) -> None:
 
 
 @app.command()
-def broker(data_dir: DataDirOpt = None, port: Annotated[int | None, typer.Option(help="port; default a free one")] = None) -> None:
+def broker(
+    data_dir: DataDirOpt = None, port: Annotated[int | None, typer.Option(help="port; default a free one")] = None
+) -> None:
     """Run the embedded Kafka-compatible broker (Tansu) in the foreground."""
     from streams.embedded.run import run_broker
     from streams.embedded.servers import EmbeddedError
@@ -42,7 +57,9 @@ def broker(data_dir: DataDirOpt = None, port: Annotated[int | None, typer.Option
 
 
 @app.command()
-def clickhouse(data_dir: DataDirOpt = None, port: Annotated[int | None, typer.Option(help="port; default a free one")] = None) -> None:
+def clickhouse(
+    data_dir: DataDirOpt = None, port: Annotated[int | None, typer.Option(help="port; default a free one")] = None
+) -> None:
     """Run the embedded ClickHouse (chDB behind the ClickHouse HTTP interface) in the foreground."""
     from streams.embedded.run import run_clickhouse
     from streams.embedded.servers import EmbeddedError
@@ -77,8 +94,13 @@ def down(data_dir: DataDirOpt = None) -> None:
 
 
 @app.command()
-def init(kafka: KafkaOpt = None, clickhouse: ClickHouseOpt = None, data_dir: DataDirOpt = None, namespace: NamespaceOpt = None,
-         partitions: Annotated[int | None, typer.Option(help="partitions of new topics [env TALLY_PARTITIONS, default 8]")] = None) -> None:
+def init(
+    kafka: KafkaOpt = None,
+    clickhouse: ClickHouseOpt = None,
+    data_dir: DataDirOpt = None,
+    namespace: NamespaceOpt = None,
+    partitions: Annotated[int | None, typer.Option(help="partitions of new topics [env TALLY_PARTITIONS, default 8]")] = None,
+) -> None:
     """Create the topics and apply schemas/clickhouse/*.sql, idempotently."""
     import asyncio
 
@@ -93,9 +115,14 @@ def init(kafka: KafkaOpt = None, clickhouse: ClickHouseOpt = None, data_dir: Dat
 
 
 @app.command()
-def worker(kafka: KafkaOpt = None, clickhouse: ClickHouseOpt = None, data_dir: DataDirOpt = None, namespace: NamespaceOpt = None,
-           batch_size: Annotated[int | None, typer.Option(help="events per batch at most")] = None,
-           loglevel: Annotated[str, typer.Option(help="faust log level")] = "info") -> None:
+def worker(
+    kafka: KafkaOpt = None,
+    clickhouse: ClickHouseOpt = None,
+    data_dir: DataDirOpt = None,
+    namespace: NamespaceOpt = None,
+    batch_size: Annotated[int | None, typer.Option(help="events per batch at most")] = None,
+    loglevel: Annotated[str, typer.Option(help="faust log level")] = "info",
+) -> None:
     """Run one stream-processing worker (faust) until SIGTERM or SIGINT; several may run at once."""
     from streams.worker import run_worker
 
@@ -113,7 +140,10 @@ def simulate(
     duplicates: Annotated[float, typer.Option(help="share of events resent with the same event_id")] = 0.0,
     corrections: Annotated[float, typer.Option(help="share of tallies corrected by a later revision")] = 0.0,
     invalid: Annotated[float, typer.Option(help="share of events broken in realistic ways (left out of the truth)")] = 0.0,
-    kafka: KafkaOpt = None, clickhouse: ClickHouseOpt = None, data_dir: DataDirOpt = None, namespace: NamespaceOpt = None,
+    kafka: KafkaOpt = None,
+    clickhouse: ClickHouseOpt = None,
+    data_dir: DataDirOpt = None,
+    namespace: NamespaceOpt = None,
 ) -> None:
     """Act as the ingestion gateways: build a registry of N TPS and produce one tally per TPS and ballot."""
     from streams.gateway import run_simulation
@@ -126,9 +156,13 @@ def simulate(
 
 
 @app.command()
-def produce(file: Annotated[str, typer.Argument(help="JSONL file, or - for stdin")],
-            rate: Annotated[float | None, typer.Option(help="events per second at most")] = None,
-            kafka: KafkaOpt = None, data_dir: DataDirOpt = None, namespace: NamespaceOpt = None) -> None:
+def produce(
+    file: Annotated[str, typer.Argument(help="JSONL file, or - for stdin")],
+    rate: Annotated[float | None, typer.Option(help="events per second at most")] = None,
+    kafka: KafkaOpt = None,
+    data_dir: DataDirOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
     """Publish JSONL events exactly as given (key = the event's tps; a non-JSON line goes as raw bytes)."""
     import asyncio
     import sys
@@ -149,11 +183,14 @@ def produce(file: Annotated[str, typer.Argument(help="JSONL file, or - for stdin
 
 
 @app.command()
-def results(ballot: Annotated[str, typer.Option(help="PPWP, DPR, DPD, DPRD_PROV or DPRD_KAB")] = "PPWP",
-            level: Annotated[str | None, typer.Option(help="national|province|regency|district|village|tps")] = None,
-            region: Annotated[str | None, typer.Option(help="limit to the children of this region (or itself at its level)")] = None,
-            json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
-            clickhouse: ClickHouseOpt = None, data_dir: DataDirOpt = None) -> None:
+def results(
+    ballot: Annotated[str, typer.Option(help="PPWP, DPR, DPD, DPRD_PROV or DPRD_KAB")] = "PPWP",
+    level: Annotated[str | None, typer.Option(help="national|province|regency|district|village|tps")] = None,
+    region: Annotated[str | None, typer.Option(help="limit to the children of this region (or itself at its level)")] = None,
+    json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    clickhouse: ClickHouseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
     """Read the results from ClickHouse."""
     import orjson
 
@@ -172,15 +209,20 @@ def results(ballot: Annotated[str, typer.Option(help="PPWP, DPR, DPD, DPRD_PROV 
 
 
 @app.command()
-def verify(truth: Annotated[Path, typer.Option(help="truth.json written by simulate --out")],
-           clickhouse: ClickHouseOpt = None, data_dir: DataDirOpt = None) -> None:
+def verify(
+    truth: Annotated[Path, typer.Option(help="truth.json written by simulate --out")],
+    clickhouse: ClickHouseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
     """Exit 0 if and only if ClickHouse holds exactly the truth at every level; else print the differences."""
     import orjson
 
     from streams import clickhouse as ch
     from streams.read import verify as verify_truth
 
-    differences = verify_truth(ch.connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)), orjson.loads(truth.read_bytes()))
+    differences = verify_truth(
+        ch.connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)), orjson.loads(truth.read_bytes())
+    )
     if differences:
         typer.echo("\n".join(differences))
         typer.secho("verify: ClickHouse differs from the truth", fg=typer.colors.RED, err=True)
@@ -189,9 +231,11 @@ def verify(truth: Annotated[Path, typer.Option(help="truth.json written by simul
 
 
 @app.command()
-def demo(tps: Annotated[int, typer.Option(help="number of TPS")] = 20000,
-         seed: Annotated[int, typer.Option(help="seed")] = 2024,
-         data_dir: DataDirOpt = None) -> None:
+def demo(
+    tps: Annotated[int, typer.Option(help="number of TPS")] = 20000,
+    seed: Annotated[int, typer.Option(help="seed")] = 2024,
+    data_dir: DataDirOpt = None,
+) -> None:
     """Start the embedded servers, init, one worker, simulate N TPS, wait for the totals, print results."""
     from streams.demo import run_demo
 
@@ -203,8 +247,11 @@ app.add_typer(registry_app, name="registry")
 
 
 @registry_app.command("load")
-def registry_load(file: Annotated[Path, typer.Argument(help="registry JSONL (schemas/registry.v1.schema.json)")],
-                  clickhouse: ClickHouseOpt = None, data_dir: DataDirOpt = None) -> None:
+def registry_load(
+    file: Annotated[Path, typer.Argument(help="registry JSONL (schemas/registry.v1.schema.json)")],
+    clickhouse: ClickHouseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
     """Replace the registry in ClickHouse with this file; workers pick it up within seconds."""
     from streams import clickhouse as ch
     from streams.registry import read_records
@@ -215,7 +262,9 @@ def registry_load(file: Annotated[Path, typer.Argument(help="registry JSONL (sch
 
 
 @app.command()
-def validate(registry: Annotated[Path | None, typer.Option(help="registry JSONL; without it only the C1 equations apply")] = None) -> None:
+def validate(
+    registry: Annotated[Path | None, typer.Option(help="registry JSONL; without it only the C1 equations apply")] = None,
+) -> None:
     """Read JSONL events on stdin; write one JSON decision per line (exit 0 even when events are rejected)."""
     import sys
 

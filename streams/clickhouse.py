@@ -30,8 +30,11 @@ def connect(settings: Settings, **kwargs: object) -> Client:
 def sql_statements(path: Path) -> list[str]:
     """The statements of one .sql file: split on ';' at the end of a line, comments kept."""
     text = path.read_text()
-    return [s.strip() for s in text.split(";\n") if s.strip() and not all(
-        line.strip().startswith("--") or not line.strip() for line in s.strip().splitlines())]
+    return [
+        s.strip()
+        for s in text.split(";\n")
+        if s.strip() and not all(line.strip().startswith("--") or not line.strip() for line in s.strip().splitlines())
+    ]
 
 
 def apply_schema(settings: Settings) -> list[str]:

@@ -25,8 +25,19 @@ CATEGORIES = ("dpt", "dptb", "dpk")
 _EVENT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _TPS = re.compile(r"\d{13}")
 _CHOICE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
-_REQUIRED = ("schema", "event_id", "tps", "ballot", "revision", "submitted_at", "gateway",
-             "voters", "ballots", "votes", "invalid")
+_REQUIRED = (
+    "schema",
+    "event_id",
+    "tps",
+    "ballot",
+    "revision",
+    "submitted_at",
+    "gateway",
+    "voters",
+    "ballots",
+    "votes",
+    "invalid",
+)
 _OPTIONAL = ("sig", "key_id")
 _BALLOT_COUNTS = ("received", "returned", "unused", "used")
 
@@ -174,14 +185,25 @@ def check_structure(obj: dict) -> Decoded:
                 if not _CHOICE.fullmatch(choice):
                     findings.append(Finding(Reason.SCHEMA, f"$.votes.{choice}", "choice code must match [A-Za-z0-9_.-]{1,32}"))
                 elif not _is_count(count):
-                    findings.append(Finding(Reason.SCHEMA, f"$.votes.{choice}", f"must be an integer 0..{MAX_COUNT}, got {count!r}"))
+                    findings.append(
+                        Finding(Reason.SCHEMA, f"$.votes.{choice}", f"must be an integer 0..{MAX_COUNT}, got {count!r}")
+                    )
 
     seen = {"event_id": event_id, "tps": tps, "ballot": ballot, "gateway": gateway}
     if findings or schema is None:
         return Decoded(None, tuple(findings), **seen)
     tally = Tally(
-        event_id=event_id, tps=tps, ballot=ballot, revision=revision, submitted_at=submitted_at,
-        gateway=gateway, registered=registered, voted=voted, ballots=ballots, votes=votes,
-        invalid=invalid, raw=obj,
+        event_id=event_id,
+        tps=tps,
+        ballot=ballot,
+        revision=revision,
+        submitted_at=submitted_at,
+        gateway=gateway,
+        registered=registered,
+        voted=voted,
+        ballots=ballots,
+        votes=votes,
+        invalid=invalid,
+        raw=obj,
     )
     return Decoded(tally, (), **seen)

@@ -28,7 +28,11 @@ def start_worker(settings: Settings, log_name: str = "worker.log") -> subprocess
     settings.embedded_dir.mkdir(parents=True, exist_ok=True)
     log = (settings.embedded_dir / log_name).open("ab")
     cmd = [sys.executable, "-m", "streams.cli", "worker", "--data-dir", str(settings.embedded_dir), "--loglevel", "warning"]
-    env = {"TALLY_NAMESPACE": settings.namespace, "TALLY_KAFKA": settings.kafka or "", "TALLY_CLICKHOUSE": settings.clickhouse or ""}
+    env = {
+        "TALLY_NAMESPACE": settings.namespace,
+        "TALLY_KAFKA": settings.kafka or "",
+        "TALLY_CLICKHOUSE": settings.clickhouse or "",
+    }
     import os
 
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **env})
@@ -67,8 +71,9 @@ def run_demo(base: Settings, n_tps: int, seed: int) -> int:
     try:
         plan = Plan(n_tps, seed, ("PPWP",), duplicates=0.05, corrections=0.02, invalid=0.005)
         produced = run_simulation(settings, plan, out, dry_run=False, rate=None)
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console) as progress:
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        ) as progress:
             wait_caught_up(settings, produced, progress=progress)
         client = clickhouse.connect(settings)
         differences = verify(client, orjson.loads((out / "truth.json").read_bytes()))
@@ -90,5 +95,6 @@ def run_demo(base: Settings, n_tps: int, seed: int) -> int:
         f"\nThe servers keep running (stop them with [bold]tally down[/]). Files of this run: {out}\n"
         f"Query it:  TALLY_CLICKHOUSE={ch_url}/{DEMO_DATABASE} tally results --level regency --region 32\n"
         f"      or:  curl '{ch_url}/?database={DEMO_DATABASE}' --data-binary "
-        "\"SELECT region, choice, sum(votes) FROM region_totals WHERE level='province' GROUP BY ALL ORDER BY ALL\"")
+        "\"SELECT region, choice, sum(votes) FROM region_totals WHERE level='province' GROUP BY ALL ORDER BY ALL\""
+    )
     return 0

@@ -47,10 +47,18 @@ def run_simulation(settings: Settings, plan: Plan, out: Path | None, dry_run: bo
                     progress.update(task, completed=expected)
             progress.update(task, completed=expected)
         else:
-            expected = asyncio.run(publish(kafka_bootstrap(settings), settings.topic(SUBMISSIONS), stream, rate,
-                                           progress=lambda n: progress.update(task, completed=n)))
+            expected = asyncio.run(
+                publish(
+                    kafka_bootstrap(settings),
+                    settings.topic(SUBMISSIONS),
+                    stream,
+                    rate,
+                    progress=lambda n: progress.update(task, completed=n),
+                )
+            )
     if out is not None:
         (out / "truth.json").write_bytes(orjson.dumps(truth.as_json()))
-    print(f"{'wrote' if dry_run else 'produced'} {expected} events for {len(shape.tps)} TPS"
-          + (f"; files in {out}" if out else ""))
+    print(
+        f"{'wrote' if dry_run else 'produced'} {expected} events for {len(shape.tps)} TPS" + (f"; files in {out}" if out else "")
+    )
     return expected

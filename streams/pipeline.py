@@ -29,8 +29,9 @@ class Message:
 class Processor:
     """Decides each event against the applied state; keeps a cache of that state for its partitions."""
 
-    def __init__(self, registry: Callable[[], Registry | None],
-                 load_applied: Callable[[Iterable[Key]], dict[Key, Applied]]) -> None:
+    def __init__(
+        self, registry: Callable[[], Registry | None], load_applied: Callable[[Iterable[Key]], dict[Key, Applied]]
+    ) -> None:
         self.registry = registry
         self.load_applied = load_applied
         self.state: dict[Key, Applied | None] = {}
@@ -65,14 +66,41 @@ class Processor:
                 new = Applied.from_tally(tally, current)
                 batch.totals.apply(current, new)
                 self.state[key] = new
-                batch.current.append((
-                    tally.ballot, tally.tps, tally.revision, tally.event_id, list(new.event_ids), new.digest,
-                    tally.gateway, tally.submitted_at, tally.votes, tally.invalid, tally.voters,
-                    tally.registered["dpt"], flags, partition, message.offset,
-                ))
+                batch.current.append(
+                    (
+                        tally.ballot,
+                        tally.tps,
+                        tally.revision,
+                        tally.event_id,
+                        list(new.event_ids),
+                        new.digest,
+                        tally.gateway,
+                        tally.submitted_at,
+                        tally.votes,
+                        tally.invalid,
+                        tally.voters,
+                        tally.registered["dpt"],
+                        flags,
+                        partition,
+                        message.offset,
+                    )
+                )
             self.counts[decision.value] += 1
-            batch.decisions.append((tally.event_id, tally.tps, tally.ballot, tally.revision, decision.value, [],
-                                    flags, tally.gateway, tally.submitted_at, partition, message.offset))
+            batch.decisions.append(
+                (
+                    tally.event_id,
+                    tally.tps,
+                    tally.ballot,
+                    tally.revision,
+                    decision.value,
+                    [],
+                    flags,
+                    tally.gateway,
+                    tally.submitted_at,
+                    partition,
+                    message.offset,
+                )
+            )
         return batch
 
     def _warm(self, tallies: list) -> None:
@@ -87,7 +115,31 @@ class Processor:
         reasons = reason_codes(findings)
         self.counts[Decision.REJECTED.value] += 1
         event_id, tps, ballot, gateway = (getattr(seen, k) for k in ("event_id", "tps", "ballot", "gateway"))
-        batch.rejections.append((event_id, tps, ballot, gateway, reasons, [f.as_text() for f in findings],
-                                 message.value[:MAX_EVENT_BYTES].decode("utf-8", "replace"), batch.partition, message.offset))
-        batch.decisions.append((event_id or "", tps or "", ballot or "", 0, Decision.REJECTED.value, reasons, [],
-                                gateway or "", "", batch.partition, message.offset))
+        batch.rejections.append(
+            (
+                event_id,
+                tps,
+                ballot,
+                gateway,
+                reasons,
+                [f.as_text() for f in findings],
+                message.value[:MAX_EVENT_BYTES].decode("utf-8", "replace"),
+                batch.partition,
+                message.offset,
+            )
+        )
+        batch.decisions.append(
+            (
+                event_id or "",
+                tps or "",
+                ballot or "",
+                0,
+                Decision.REJECTED.value,
+                reasons,
+                [],
+                gateway or "",
+                "",
+                batch.partition,
+                message.offset,
+            )
+        )

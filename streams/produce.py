@@ -25,12 +25,19 @@ def key_of(value: bytes) -> bytes | None:
 
 def make_producer(bootstrap: str) -> AIOKafkaProducer:
     # Tansu refuses InitProducerId: no idempotent producer; exactly-once comes from the consumer side.
-    return AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, acks="all",
-                            linger_ms=5, max_batch_size=1 << 20, max_request_size=8 << 20)
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        enable_idempotence=False,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=1 << 20,
+        max_request_size=8 << 20,
+    )
 
 
-async def publish(bootstrap: str, topic: str, values: Iterable[bytes], rate: float | None = None,
-                  progress: Callable[[int], None] | None = None) -> int:
+async def publish(
+    bootstrap: str, topic: str, values: Iterable[bytes], rate: float | None = None, progress: Callable[[int], None] | None = None
+) -> int:
     """Send every value (in order), at most `rate` per second if given; returns how many were sent."""
     producer = make_producer(bootstrap)
     await producer.start()
@@ -87,7 +94,6 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         return {tp.partition: off for tp, off in (await consumer.end_offsets(tps)).items()}
     finally:
         await consumer.stop()
-
 
 
 async def consumer_lag(bootstrap: str, group: str, topic: str) -> int:

@@ -29,17 +29,26 @@ def results(client: Client, ballot: str, level: str | None = None, region: str |
     regions: dict[str, dict] = {}
 
     def entry(code: str) -> dict:
-        return regions.setdefault(code, {"code": code, "name": "", "tps_reported": 0, "tps_total": 0,
-                                         "votes": {}, "invalid": 0, "voters": 0})
+        return regions.setdefault(
+            code, {"code": code, "name": "", "tps_reported": 0, "tps_total": 0, "votes": {}, "invalid": 0, "voters": 0}
+        )
 
     if level == "tps":
         rows = client.query(
             "SELECT tps, votes, invalid, voters FROM tally_current FINAL "
-            "WHERE ballot = {ballot:String} AND startsWith(tps, {prefix:String}) ORDER BY tps", parameters=params).result_rows
+            "WHERE ballot = {ballot:String} AND startsWith(tps, {prefix:String}) ORDER BY tps",
+            parameters=params,
+        ).result_rows
         for tps, votes, invalid, voters in rows:
             e = entry(tps)
-            e.update(name=f"TPS {tps[-3:]}", tps_reported=1, tps_total=1, votes=dict(sorted(votes.items())),
-                     invalid=invalid, voters=voters)
+            e.update(
+                name=f"TPS {tps[-3:]}",
+                tps_reported=1,
+                tps_total=1,
+                votes=dict(sorted(votes.items())),
+                invalid=invalid,
+                voters=voters,
+            )
         return {"ballot": ballot, "level": level, "regions": list(regions.values())}
 
     for code, name in client.query(
@@ -49,13 +58,15 @@ def results(client: Client, ballot: str, level: str | None = None, region: str |
         entry(code)["name"] = name
     for code, total in client.query(
         "SELECT region, tps_total FROM region_tps_total FINAL WHERE ballot = {ballot:String} AND level = {level:String} "
-        "AND startsWith(region, {prefix:String})", parameters=params,
+        "AND startsWith(region, {prefix:String})",
+        parameters=params,
     ).result_rows:
         entry(code)["tps_total"] = total
     for code, choice, votes, reported, invalid, voters in client.query(
         "SELECT region, choice, sum(votes), sum(tps_reported), sum(invalid), sum(voters) FROM region_totals "
         "WHERE ballot = {ballot:String} AND level = {level:String} AND startsWith(region, {prefix:String}) "
-        "GROUP BY region, choice ORDER BY region, choice", parameters=params,
+        "GROUP BY region, choice ORDER BY region, choice",
+        parameters=params,
     ).result_rows:
         e = entry(code)
         if choice == "":
@@ -82,5 +93,7 @@ def verify(client: Client, truth: dict, max_report: int = 20) -> list[str]:
                 got = held.get(code, {"votes": {}, "invalid": 0, "tps_reported": 0, "tps_total": 0})
                 for field in ("votes", "invalid", "tps_reported", "tps_total"):
                     if field in want and _nonzero(want[field]) != _nonzero(got.get(field)):
-                        differences.append(f"{ballot} {level} {code} {field}: expected {want[field]}, ClickHouse has {got.get(field)}")
+                        differences.append(
+                            f"{ballot} {level} {code} {field}: expected {want[field]}, ClickHouse has {got.get(field)}"
+                        )
     return differences[:max_report] + ([f"... and {len(differences) - max_report} more"] if len(differences) > max_report else [])

@@ -62,8 +62,11 @@ class Registry:
 
 def contest_from_record(record: dict) -> Contest:
     return Contest(
-        ballot=record["ballot"], dapil=record["dapil"], name=record.get("name", record["dapil"]),
-        regions=tuple(record["regions"]), choices=tuple(c["code"] for c in record["choices"]),
+        ballot=record["ballot"],
+        dapil=record["dapil"],
+        name=record.get("name", record["dapil"]),
+        regions=tuple(record["regions"]),
+        choices=tuple(c["code"] for c in record["choices"]),
         choice_names=tuple(c.get("name", c["code"]) for c in record["choices"]),
     )
 

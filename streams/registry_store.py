@@ -43,8 +43,9 @@ def load_registry(client: Client, records: Iterable[dict]) -> dict[str, int]:
         if tps:
             client.insert("registry_tps", tps, column_names=["tps", "dpt"])
         if contests:
-            client.insert("registry_contests", contests,
-                          column_names=["ballot", "dapil", "name", "regions", "choices", "choice_names"])
+            client.insert(
+                "registry_contests", contests, column_names=["ballot", "dapil", "name", "regions", "choices", "choice_names"]
+            )
         regions.clear(), tps.clear(), contests.clear()
 
     iterator = iter(records)
@@ -56,16 +57,25 @@ def load_registry(client: Client, records: Iterable[dict]) -> dict[str, int]:
             elif kind == "tps":
                 tps.append((record["code"], int(record["dpt"])))
             elif kind == "contest":
-                contests.append((record["ballot"], record["dapil"], record.get("name", record["dapil"]),
-                                 list(record["regions"]), [c["code"] for c in record["choices"]],
-                                 [c.get("name", c["code"]) for c in record["choices"]]))
+                contests.append(
+                    (
+                        record["ballot"],
+                        record["dapil"],
+                        record.get("name", record["dapil"]),
+                        list(record["regions"]),
+                        [c["code"] for c in record["choices"]],
+                        [c.get("name", c["code"]) for c in record["choices"]],
+                    )
+                )
             else:
                 raise ValueError(f"unknown registry record type {kind!r}")
             counts[kind] += 1
         flush()
     client.command(TPS_TOTALS_SQL)
-    client.command("INSERT INTO registry_loads (tps, contests) VALUES ({tps:UInt32}, {contests:UInt32})",
-                   parameters={"tps": counts["tps"], "contests": counts["contest"]})
+    client.command(
+        "INSERT INTO registry_loads (tps, contests) VALUES ({tps:UInt32}, {contests:UInt32})",
+        parameters={"tps": counts["tps"], "contests": counts["contest"]},
+    )
     return counts
 
 

@@ -21,6 +21,11 @@ def print_results(data: dict, console: Console | None = None) -> None:
     for region in data["regions"]:
         valid = sum(region["votes"].values()) or 1
         cells = [f"{region['votes'].get(c, 0):,} ({100 * region['votes'].get(c, 0) / valid:.1f}%)" for c in choices]
-        table.add_row(region["code"], region["name"], f"{region['tps_reported']:,}/{region['tps_total']:,}", *cells,
-                      f"{region['invalid']:,}")
+        table.add_row(
+            region["code"],
+            region["name"],
+            f"{region['tps_reported']:,}/{region['tps_total']:,}",
+            *cells,
+            f"{region['invalid']:,}",
+        )
     console.print(table)

@@ -20,22 +20,50 @@ from streams.regions import NATIONAL, REGION_LEVELS, region_of
 
 # (code, name, approximate TPS in 2024): the weights of the provinces.
 PROVINCES = [
-    ("11", "Aceh", 16046), ("12", "Sumatera Utara", 45875), ("13", "Sumatera Barat", 17569),
-    ("14", "Riau", 19366), ("15", "Jambi", 11160), ("16", "Sumatera Selatan", 25462),
-    ("17", "Bengkulu", 6108), ("18", "Lampung", 25825), ("19", "Kepulauan Bangka Belitung", 4418),
-    ("21", "Kepulauan Riau", 7812), ("31", "DKI Jakarta", 29565), ("32", "Jawa Barat", 140457),
-    ("33", "Jawa Tengah", 117299), ("34", "DI Yogyakarta", 11895), ("35", "Jawa Timur", 120666),
-    ("36", "Banten", 33324), ("51", "Bali", 12404), ("52", "Nusa Tenggara Barat", 16222),
-    ("53", "Nusa Tenggara Timur", 16824), ("61", "Kalimantan Barat", 15899), ("62", "Kalimantan Tengah", 8314),
-    ("63", "Kalimantan Selatan", 11617), ("64", "Kalimantan Timur", 11323), ("65", "Kalimantan Utara", 2339),
-    ("71", "Sulawesi Utara", 7126), ("72", "Sulawesi Tengah", 9182), ("73", "Sulawesi Selatan", 26043),
-    ("74", "Sulawesi Tenggara", 7928), ("75", "Gorontalo", 3393), ("76", "Sulawesi Barat", 4080),
-    ("81", "Maluku", 5829), ("82", "Maluku Utara", 4131), ("91", "Papua", 3825),
-    ("92", "Papua Barat", 2815), ("93", "Papua Selatan", 1770), ("94", "Papua Tengah", 5537),
-    ("95", "Papua Pegunungan", 5613), ("96", "Papua Barat Daya", 2500),
+    ("11", "Aceh", 16046),
+    ("12", "Sumatera Utara", 45875),
+    ("13", "Sumatera Barat", 17569),
+    ("14", "Riau", 19366),
+    ("15", "Jambi", 11160),
+    ("16", "Sumatera Selatan", 25462),
+    ("17", "Bengkulu", 6108),
+    ("18", "Lampung", 25825),
+    ("19", "Kepulauan Bangka Belitung", 4418),
+    ("21", "Kepulauan Riau", 7812),
+    ("31", "DKI Jakarta", 29565),
+    ("32", "Jawa Barat", 140457),
+    ("33", "Jawa Tengah", 117299),
+    ("34", "DI Yogyakarta", 11895),
+    ("35", "Jawa Timur", 120666),
+    ("36", "Banten", 33324),
+    ("51", "Bali", 12404),
+    ("52", "Nusa Tenggara Barat", 16222),
+    ("53", "Nusa Tenggara Timur", 16824),
+    ("61", "Kalimantan Barat", 15899),
+    ("62", "Kalimantan Tengah", 8314),
+    ("63", "Kalimantan Selatan", 11617),
+    ("64", "Kalimantan Timur", 11323),
+    ("65", "Kalimantan Utara", 2339),
+    ("71", "Sulawesi Utara", 7126),
+    ("72", "Sulawesi Tengah", 9182),
+    ("73", "Sulawesi Selatan", 26043),
+    ("74", "Sulawesi Tenggara", 7928),
+    ("75", "Gorontalo", 3393),
+    ("76", "Sulawesi Barat", 4080),
+    ("81", "Maluku", 5829),
+    ("82", "Maluku Utara", 4131),
+    ("91", "Papua", 3825),
+    ("92", "Papua Barat", 2815),
+    ("93", "Papua Selatan", 1770),
+    ("94", "Papua Tengah", 5537),
+    ("95", "Papua Pegunungan", 5613),
+    ("96", "Papua Barat Daya", 2500),
 ]
-PAIRS = [("01", "Anies Baswedan - Muhaimin Iskandar"), ("02", "Prabowo Subianto - Gibran Rakabuming Raka"),
-         ("03", "Ganjar Pranowo - Mahfud MD")]
+PAIRS = [
+    ("01", "Anies Baswedan - Muhaimin Iskandar"),
+    ("02", "Prabowo Subianto - Gibran Rakabuming Raka"),
+    ("03", "Ganjar Pranowo - Mahfud MD"),
+]
 NATIONAL_PARTIES = 18
 ACEH_LOCAL_PARTIES = 6
 TPS_PER = {"regency": 1596.0, "district": 112.7, "village": 9.8}  # 2024 averages
@@ -102,8 +130,17 @@ def build_shape(n_tps: int, seed: int, ballots: tuple[str, ...] = BALLOTS) -> Sh
                         shape.dpt.append(max(50, 300 - int(abs(rng.gauss(0, 60)))))
         shape.contests += _contests(rng, pcode, pname, [r for r, _ in regencies], ballots)
     if "PPWP" in ballots:
-        shape.contests.insert(0, {"type": "contest", "ballot": "PPWP", "dapil": "PPWP", "name": "Presiden dan Wakil Presiden",
-                                  "regions": [NATIONAL], "choices": [{"code": c, "name": n} for c, n in PAIRS]})
+        shape.contests.insert(
+            0,
+            {
+                "type": "contest",
+                "ballot": "PPWP",
+                "dapil": "PPWP",
+                "name": "Presiden dan Wakil Presiden",
+                "regions": [NATIONAL],
+                "choices": [{"code": c, "name": n} for c, n in PAIRS],
+            },
+        )
     return shape
 
 
@@ -118,7 +155,7 @@ def _party_choices(rng: random.Random, parties: int, seats: int) -> list[dict]:
 def _dapils(regions: list[str], count: int) -> list[list[str]]:
     count = max(1, min(count, len(regions)))
     size = len(regions) / count
-    return [regions[int(i * size): int((i + 1) * size)] for i in range(count)]
+    return [regions[int(i * size) : int((i + 1) * size)] for i in range(count)]
 
 
 def _contests(rng: random.Random, pcode: str, pname: str, regencies: list[str], ballots: tuple[str, ...]) -> list[dict]:
@@ -126,20 +163,51 @@ def _contests(rng: random.Random, pcode: str, pname: str, regencies: list[str], 
     local = ACEH_LOCAL_PARTIES if pcode == ACEH else 0
     if "DPR" in ballots:
         for i, regions in enumerate(_dapils(regencies, max(1, len(regencies) // 6)), 1):
-            contests.append({"type": "contest", "ballot": "DPR", "dapil": f"DPR-{pcode}-{i:02d}", "name": f"{pname} {i}",
-                             "regions": regions, "choices": _party_choices(rng, NATIONAL_PARTIES, rng.randint(3, 10))})
+            contests.append(
+                {
+                    "type": "contest",
+                    "ballot": "DPR",
+                    "dapil": f"DPR-{pcode}-{i:02d}",
+                    "name": f"{pname} {i}",
+                    "regions": regions,
+                    "choices": _party_choices(rng, NATIONAL_PARTIES, rng.randint(3, 10)),
+                }
+            )
     if "DPD" in ballots:
-        contests.append({"type": "contest", "ballot": "DPD", "dapil": f"DPD-{pcode}", "name": pname, "regions": [pcode],
-                         "choices": [{"code": f"D{c:02d}", "name": f"Calon DPD {c:02d}"} for c in range(1, rng.randint(10, 25) + 1)]})
+        contests.append(
+            {
+                "type": "contest",
+                "ballot": "DPD",
+                "dapil": f"DPD-{pcode}",
+                "name": pname,
+                "regions": [pcode],
+                "choices": [{"code": f"D{c:02d}", "name": f"Calon DPD {c:02d}"} for c in range(1, rng.randint(10, 25) + 1)],
+            }
+        )
     if "DPRD_PROV" in ballots:
         for i, regions in enumerate(_dapils(regencies, max(1, len(regencies) // 2)), 1):
-            contests.append({"type": "contest", "ballot": "DPRD_PROV", "dapil": f"DPRDP-{pcode}-{i:02d}",
-                             "name": f"{pname} {i}", "regions": regions,
-                             "choices": _party_choices(rng, NATIONAL_PARTIES + local, rng.randint(3, 12))})
+            contests.append(
+                {
+                    "type": "contest",
+                    "ballot": "DPRD_PROV",
+                    "dapil": f"DPRDP-{pcode}-{i:02d}",
+                    "name": f"{pname} {i}",
+                    "regions": regions,
+                    "choices": _party_choices(rng, NATIONAL_PARTIES + local, rng.randint(3, 12)),
+                }
+            )
     if "DPRD_KAB" in ballots and pcode != DKI:  # DKI Jakarta elects no DPRD kab/kota
         for rcode in regencies:
-            contests.append({"type": "contest", "ballot": "DPRD_KAB", "dapil": f"DPRDK-{rcode}", "name": f"Kab/Kota {rcode}",
-                             "regions": [rcode], "choices": _party_choices(rng, NATIONAL_PARTIES + local, rng.randint(3, 12))})
+            contests.append(
+                {
+                    "type": "contest",
+                    "ballot": "DPRD_KAB",
+                    "dapil": f"DPRDK-{rcode}",
+                    "name": f"Kab/Kota {rcode}",
+                    "regions": [rcode],
+                    "choices": _party_choices(rng, NATIONAL_PARTIES + local, rng.randint(3, 12)),
+                }
+            )
     return contests
 
 
@@ -151,8 +219,18 @@ def registry_records(shape: Shape) -> Iterator[dict]:
     yield from shape.contests
 
 
-def make_tally(rng: random.Random, tps: str, ballot: str, dpt: int, choices: list[str], revision: int, event_id: str,
-               gateway: str, clock: str, turnout: float | None = None) -> dict:
+def make_tally(
+    rng: random.Random,
+    tps: str,
+    ballot: str,
+    dpt: int,
+    choices: list[str],
+    revision: int,
+    event_id: str,
+    gateway: str,
+    clock: str,
+    turnout: float | None = None,
+) -> dict:
     """A tally consistent with every C1 equation."""
     dptb, dpk = rng.randint(0, 4), rng.randint(0, 3)
     turnout = turnout if turnout is not None else rng.uniform(0.65, 0.92)
@@ -162,11 +240,19 @@ def make_tally(rng: random.Random, tps: str, ballot: str, dpt: int, choices: lis
     votes = dict(zip(choices, shares(rng, used - invalid, [rng.random() ** 2 + 0.01 for _ in choices]), strict=True))
     received = dpt + dptb + dpk + (dpt * 2 + 99) // 100
     returned = rng.randint(0, min(2, received - used))
-    return {"schema": SCHEMA_V1, "event_id": event_id, "tps": tps, "ballot": ballot, "revision": revision,
-            "submitted_at": clock, "gateway": gateway,
-            "voters": {"registered": {"dpt": dpt, "dptb": dptb, "dpk": dpk}, "voted": voted},
-            "ballots": {"received": received, "returned": returned, "unused": received - used - returned, "used": used},
-            "votes": votes, "invalid": invalid}
+    return {
+        "schema": SCHEMA_V1,
+        "event_id": event_id,
+        "tps": tps,
+        "ballot": ballot,
+        "revision": revision,
+        "submitted_at": clock,
+        "gateway": gateway,
+        "voters": {"registered": {"dpt": dpt, "dptb": dptb, "dpk": dpk}, "voted": voted},
+        "ballots": {"received": received, "returned": returned, "unused": received - used - returned, "used": used},
+        "votes": votes,
+        "invalid": invalid,
+    }
 
 
 @dataclass
@@ -263,7 +349,9 @@ def generate(plan: Plan, shape: Shape | None = None) -> tuple[Shape, Iterator[by
                 _schedule(later, position + rng.choice((1, 50, len(order) // 3 + 1)), raw)
             if plan.corrections and rng.random() < plan.corrections:
                 seq += 1
-                fixed = make_tally(rng, tps, ballot, shape.dpt[i], choices(ballot, tps), 2, f"{gateway}:{seq:08d}", gateway, clock)
+                fixed = make_tally(
+                    rng, tps, ballot, shape.dpt[i], choices(ballot, tps), 2, f"{gateway}:{seq:08d}", gateway, clock
+                )
                 truth.current[(ballot, tps)] = fixed
                 _schedule(later, position + rng.randint(1, 200), orjson.dumps(fixed))
         for _, raw in later:

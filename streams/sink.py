@@ -26,13 +26,38 @@ from streams.revisions import Applied
 
 log = logging.getLogger("tally.sink")
 
-CURRENT_COLUMNS = ["ballot", "tps", "revision", "event_id", "event_ids", "digest", "gateway", "submitted_at",
-                   "votes", "invalid", "voters", "registered", "flags", "src_partition", "src_offset"]
+CURRENT_COLUMNS = [
+    "ballot",
+    "tps",
+    "revision",
+    "event_id",
+    "event_ids",
+    "digest",
+    "gateway",
+    "submitted_at",
+    "votes",
+    "invalid",
+    "voters",
+    "registered",
+    "flags",
+    "src_partition",
+    "src_offset",
+]
 TOTALS_COLUMNS = ["ballot", "level", "region", "choice", "votes", "tps_reported", "invalid", "voters"]
-DECISION_COLUMNS = ["event_id", "tps", "ballot", "revision", "decision", "reasons", "flags", "gateway",
-                    "submitted_at", "src_partition", "src_offset"]
-REJECTION_COLUMNS = ["event_id", "tps", "ballot", "gateway", "reasons", "findings", "payload",
-                     "src_partition", "src_offset"]
+DECISION_COLUMNS = [
+    "event_id",
+    "tps",
+    "ballot",
+    "revision",
+    "decision",
+    "reasons",
+    "flags",
+    "gateway",
+    "submitted_at",
+    "src_partition",
+    "src_offset",
+]
+REJECTION_COLUMNS = ["event_id", "tps", "ballot", "gateway", "reasons", "findings", "payload", "src_partition", "src_offset"]
 
 
 @dataclass
@@ -81,8 +106,13 @@ class ClickHouseSink:
                 self.client.insert(table, rows, column_names=columns, settings=settings)
                 return
             except Exception as exc:  # ClickHouse away or refusing: retry the same rows, same token
-                log.warning("insert into %s failed (%s: %s); retrying in %.1fs; no offset is committed meanwhile",
-                            table, type(exc).__name__, str(exc).splitlines()[0][:200], delay)
+                log.warning(
+                    "insert into %s failed (%s: %s); retrying in %.1fs; no offset is committed meanwhile",
+                    table,
+                    type(exc).__name__,
+                    str(exc).splitlines()[0][:200],
+                    delay,
+                )
                 self.sleep(delay)
                 delay = min(delay * 2, self.retry_max_s)
 
@@ -91,13 +121,14 @@ class ClickHouseSink:
         keys = list(keys)
         found: dict[tuple[str, str], Applied] = {}
         for start in range(0, len(keys), 5000):
-            chunk = keys[start:start + 5000]
+            chunk = keys[start : start + 5000]
             result = self.client.query(
                 "SELECT ballot, tps, revision, event_id, event_ids, digest, votes, invalid, voters "
                 "FROM tally_current FINAL WHERE (ballot, tps) IN %(keys)s",
                 parameters={"keys": chunk},
             )
             for ballot, tps, revision, event_id, event_ids, digest, votes, invalid, voters in result.result_rows:
-                found[(ballot, tps)] = Applied(tps, ballot, revision, event_id, digest, dict(votes), invalid, voters,
-                                               tuple(event_ids))
+                found[(ballot, tps)] = Applied(
+                    tps, ballot, revision, event_id, digest, dict(votes), invalid, voters, tuple(event_ids)
+                )
         return found

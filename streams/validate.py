@@ -32,21 +32,37 @@ def check_equations(t: Tally) -> list[Finding]:
     findings: list[Finding] = []
     for x in CATEGORIES:
         if t.voted[x] > t.registered[x]:
-            findings.append(Finding(Reason.VOTED_EXCEEDS_REGISTERED, f"$.voters.voted.{x}",
-                                    f"voted {t.voted[x]} > registered {t.registered[x]}"))
+            findings.append(
+                Finding(
+                    Reason.VOTED_EXCEEDS_REGISTERED, f"$.voters.voted.{x}", f"voted {t.voted[x]} > registered {t.registered[x]}"
+                )
+            )
     b = t.ballots
     if b["received"] != b["returned"] + b["unused"] + b["used"]:
-        findings.append(Finding(Reason.BALLOTS_MISMATCH, "$.ballots.received",
-                                f"received {b['received']} != returned {b['returned']} + unused {b['unused']}"
-                                f" + used {b['used']} = {b['returned'] + b['unused'] + b['used']}"))
+        findings.append(
+            Finding(
+                Reason.BALLOTS_MISMATCH,
+                "$.ballots.received",
+                f"received {b['received']} != returned {b['returned']} + unused {b['unused']}"
+                f" + used {b['used']} = {b['returned'] + b['unused'] + b['used']}",
+            )
+        )
     if t.valid + t.invalid != b["used"]:
-        findings.append(Finding(Reason.VOTES_MISMATCH, "$.votes",
-                                f"sum(votes) {t.valid} + invalid {t.invalid} = {t.valid + t.invalid}"
-                                f" != ballots.used {b['used']}"))
+        findings.append(
+            Finding(
+                Reason.VOTES_MISMATCH,
+                "$.votes",
+                f"sum(votes) {t.valid} + invalid {t.invalid} = {t.valid + t.invalid} != ballots.used {b['used']}",
+            )
+        )
     if t.voters != b["used"]:
-        findings.append(Finding(Reason.TURNOUT_MISMATCH, "$.voters.voted",
-                                f"dpt {t.voted['dpt']} + dptb {t.voted['dptb']} + dpk {t.voted['dpk']}"
-                                f" = {t.voters} != ballots.used {b['used']}"))
+        findings.append(
+            Finding(
+                Reason.TURNOUT_MISMATCH,
+                "$.voters.voted",
+                f"dpt {t.voted['dpt']} + dptb {t.voted['dptb']} + dpk {t.voted['dpk']} = {t.voters} != ballots.used {b['used']}",
+            )
+        )
     return findings
 
 
@@ -62,15 +78,14 @@ def check_registry(t: Tally, registry: Registry) -> list[Finding]:
         expected = set(contest.choices)
         for choice in t.votes:
             if choice not in expected:
-                findings.append(Finding(Reason.UNKNOWN_CHOICE, f"$.votes.{choice}",
-                                        f"not a choice of {contest.dapil}"))
+                findings.append(Finding(Reason.UNKNOWN_CHOICE, f"$.votes.{choice}", f"not a choice of {contest.dapil}"))
         for choice in contest.choices:
             if choice not in t.votes:
-                findings.append(Finding(Reason.MISSING_CHOICE, f"$.votes.{choice}",
-                                        f"choice of {contest.dapil} is missing"))
+                findings.append(Finding(Reason.MISSING_CHOICE, f"$.votes.{choice}", f"choice of {contest.dapil} is missing"))
     if t.registered["dpt"] != dpt:
-        findings.append(Finding(Reason.REGISTERED_MISMATCH, "$.voters.registered.dpt",
-                                f"{t.registered['dpt']} != registry DPT {dpt}"))
+        findings.append(
+            Finding(Reason.REGISTERED_MISMATCH, "$.voters.registered.dpt", f"{t.registered['dpt']} != registry DPT {dpt}")
+        )
     return findings
 
 

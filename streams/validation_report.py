@@ -16,5 +16,10 @@ def judge_line(line: bytes, registry: Registry | None) -> dict:
         verdict = validate_tally(decoded.tally, registry)
         findings, flags = verdict.findings, verdict.flags
     reasons = reason_codes(findings)
-    return {"event_id": decoded.event_id, "decision": "rejected" if findings else "accepted", "reasons": reasons,
-            "flags": [f.value for f in flags], "findings": [f.as_text() for f in findings]}
+    return {
+        "event_id": decoded.event_id,
+        "decision": "rejected" if findings else "accepted",
+        "reasons": reasons,
+        "flags": [f.value for f in flags],
+        "findings": [f.as_text() for f in findings],
+    }

@@ -69,10 +69,22 @@ def create_app(settings: Settings) -> faust.App:
         web_enabled=False,
         producer_linger=0.005,
     )
-    submissions = app.topic(settings.topic(SUBMISSIONS), key_type=bytes, value_type=bytes,
-                            key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
-    rejected = app.topic(settings.topic(REJECTED), key_type=bytes, value_type=bytes,
-                         key_serializer="raw", value_serializer="raw", partitions=settings.partitions)
+    submissions = app.topic(
+        settings.topic(SUBMISSIONS),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    rejected = app.topic(
+        settings.topic(REJECTED),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+    )
 
     sink = ClickHouseSink(clickhouse.connect(settings))
     registry = RegistryCache(sink)
@@ -103,9 +115,22 @@ def create_app(settings: Settings) -> faust.App:
             batch = processor.process(topic, partition, messages)
             await asyncio.to_thread(sink.write, batch)
             for row in batch.rejections:
-                await rejected.send(key=(row[1] or "").encode(), value=orjson.dumps({
-                    "event_id": row[0], "tps": row[1], "ballot": row[2], "gateway": row[3], "reasons": row[4],
-                    "findings": row[5], "payload": row[6], "partition": row[7], "offset": row[8]}))
+                await rejected.send(
+                    key=(row[1] or "").encode(),
+                    value=orjson.dumps(
+                        {
+                            "event_id": row[0],
+                            "tps": row[1],
+                            "ballot": row[2],
+                            "gateway": row[3],
+                            "reasons": row[4],
+                            "findings": row[5],
+                            "payload": row[6],
+                            "partition": row[7],
+                            "offset": row[8],
+                        }
+                    ),
+                )
         log.info("batch: %d events; decisions so far %s", len(events), processor.counts)
 
     return app

@@ -49,17 +49,32 @@ def ch(pipeline: Settings):
 
 
 def env_of(settings: Settings) -> dict[str, str]:
-    return {**os.environ, "TALLY_KAFKA": settings.kafka or "", "TALLY_CLICKHOUSE": settings.clickhouse or "",
-            "TALLY_DATA_DIR": str(settings.data_dir), "TALLY_NAMESPACE": settings.namespace,
-            "TALLY_PARTITIONS": str(settings.partitions)}
+    return {
+        **os.environ,
+        "TALLY_KAFKA": settings.kafka or "",
+        "TALLY_CLICKHOUSE": settings.clickhouse or "",
+        "TALLY_DATA_DIR": str(settings.data_dir),
+        "TALLY_NAMESPACE": settings.namespace,
+        "TALLY_PARTITIONS": str(settings.partitions),
+    }
 
 
-def tally(settings: Settings, *args: str, stdin: bytes | None = None, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+def tally(
+    settings: Settings, *args: str, stdin: bytes | None = None, check: bool = True, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """Run the real `tally` command line against this pipeline."""
-    result = subprocess.run([sys.executable, "-m", "streams.cli", *args], input=stdin, capture_output=True,
-                            env=env_of(settings), timeout=timeout, cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        input=stdin,
+        capture_output=True,
+        env=env_of(settings),
+        timeout=timeout,
+        cwd=REPO,
+    )
     if check and result.returncode != 0:
-        raise AssertionError(f"tally {' '.join(args)} exited {result.returncode}:\n{result.stdout.decode()}\n{result.stderr.decode()}")
+        raise AssertionError(
+            f"tally {' '.join(args)} exited {result.returncode}:\n{result.stdout.decode()}\n{result.stderr.decode()}"
+        )
     return result
 
 
@@ -73,8 +88,13 @@ class Workers:
 
     def start(self) -> subprocess.Popen:
         log = (self.log_dir / f"worker-{len(self.procs)}.log").open("wb")
-        proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker", "--loglevel", "info"], stdout=log,
-                                stderr=subprocess.STDOUT, env=env_of(self.settings), cwd=REPO)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "info"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env_of(self.settings),
+            cwd=REPO,
+        )
         self.procs.append(proc)
         return proc
 

@@ -7,17 +7,37 @@ from hypothesis import strategies as st
 from streams.registry import Contest, Registry
 
 
-def tally_dict(votes: dict[str, int] | None = None, invalid: int = 5, dpt: int = 281, dptb: int = 3, dpk: int = 2,
-               voted_dptb: int = 3, voted_dpk: int = 2, returned: int = 1, spare: int = 51, **fields: object) -> dict:
+def tally_dict(
+    votes: dict[str, int] | None = None,
+    invalid: int = 5,
+    dpt: int = 281,
+    dptb: int = 3,
+    dpk: int = 2,
+    voted_dptb: int = 3,
+    voted_dpk: int = 2,
+    returned: int = 1,
+    spare: int = 51,
+    **fields: object,
+) -> dict:
     votes = {"01": 120, "02": 80, "03": 30} if votes is None else votes
     used = sum(votes.values()) + invalid
     voted_dpt = used - voted_dptb - voted_dpk
-    base = {"schema": "tally.v1", "event_id": "gw-31-01:000123", "tps": "3171010001001", "ballot": "PPWP", "revision": 1,
-            "submitted_at": "2024-02-14T15:02:11+07:00", "gateway": "gw-31-01",
-            "voters": {"registered": {"dpt": dpt, "dptb": dptb, "dpk": dpk},
-                       "voted": {"dpt": voted_dpt, "dptb": voted_dptb, "dpk": voted_dpk}},
-            "ballots": {"received": used + returned + spare, "returned": returned, "unused": spare, "used": used},
-            "votes": votes, "invalid": invalid}
+    base = {
+        "schema": "tally.v1",
+        "event_id": "gw-31-01:000123",
+        "tps": "3171010001001",
+        "ballot": "PPWP",
+        "revision": 1,
+        "submitted_at": "2024-02-14T15:02:11+07:00",
+        "gateway": "gw-31-01",
+        "voters": {
+            "registered": {"dpt": dpt, "dptb": dptb, "dpk": dpk},
+            "voted": {"dpt": voted_dpt, "dptb": voted_dptb, "dpk": voted_dpk},
+        },
+        "ballots": {"received": used + returned + spare, "returned": returned, "unused": spare, "used": used},
+        "votes": votes,
+        "invalid": invalid,
+    }
     base.update(fields)
     return base
 
@@ -40,6 +60,15 @@ def valid_tallies(draw: st.DrawFn) -> dict:
     voted_dpk = draw(st.integers(0, min(used - voted_dptb, 5)))
     voted_dpt = used - voted_dptb - voted_dpk
     dpt = draw(st.integers(voted_dpt, voted_dpt + 200))
-    return tally_dict(votes, invalid, dpt=dpt, dptb=voted_dptb + draw(st.integers(0, 3)), dpk=voted_dpk,
-                      voted_dptb=voted_dptb, voted_dpk=voted_dpk, returned=draw(st.integers(0, 5)),
-                      spare=draw(st.integers(0, 20)), revision=draw(st.integers(1, 9)))
+    return tally_dict(
+        votes,
+        invalid,
+        dpt=dpt,
+        dptb=voted_dptb + draw(st.integers(0, 3)),
+        dpk=voted_dpk,
+        voted_dptb=voted_dptb,
+        voted_dpk=voted_dpk,
+        returned=draw(st.integers(0, 5)),
+        spare=draw(st.integers(0, 20)),
+        revision=draw(st.integers(1, 9)),
+    )

@@ -13,8 +13,10 @@ def client(stack):
     admin.command("CREATE DATABASE IF NOT EXISTS http_layer")
     c = clickhouse_connect.get_client(dsn=f"{stack.clickhouse}/http_layer")
     c.command("DROP TABLE IF EXISTS t")
-    c.command("CREATE TABLE t (a UInt64, s String, m Map(String, UInt32)) ENGINE = MergeTree ORDER BY a "
-              "SETTINGS non_replicated_deduplication_window = 100")
+    c.command(
+        "CREATE TABLE t (a UInt64, s String, m Map(String, UInt32)) ENGINE = MergeTree ORDER BY a "
+        "SETTINGS non_replicated_deduplication_window = 100"
+    )
     return c
 
 
@@ -22,7 +24,8 @@ def test_compressed_multi_block_insert_arrives_whole(client):
     rows = [(i, f"s{i}", {"01": i % 7}) for i in range(300_000)]
     client.insert("t", rows, column_names=["a", "s", "m"])  # lz4, several blocks
     assert client.query("SELECT count(), sum(a), sum(m['01']) FROM t").result_rows == [
-        (300_000, sum(range(300_000)), sum(i % 7 for i in range(300_000)))]
+        (300_000, sum(range(300_000)), sum(i % 7 for i in range(300_000)))
+    ]
 
 
 def test_insert_deduplication_token_drops_a_repeat(client):

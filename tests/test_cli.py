@@ -16,10 +16,21 @@ from tests.factories import tally_dict
 
 def test_validate_writes_one_decision_per_line_and_exits_0(pipeline, tmp_path):
     registry = tmp_path / "r.jsonl"
-    registry.write_bytes(b"\n".join(orjson.dumps(r) for r in [
-        {"type": "tps", "code": "3171010001001", "dpt": 281},
-        {"type": "contest", "ballot": "PPWP", "dapil": "PPWP", "regions": ["ID"],
-         "choices": [{"code": "01"}, {"code": "02"}, {"code": "03"}]}]))
+    registry.write_bytes(
+        b"\n".join(
+            orjson.dumps(r)
+            for r in [
+                {"type": "tps", "code": "3171010001001", "dpt": 281},
+                {
+                    "type": "contest",
+                    "ballot": "PPWP",
+                    "dapil": "PPWP",
+                    "regions": ["ID"],
+                    "choices": [{"code": "01"}, {"code": "02"}, {"code": "03"}],
+                },
+            ]
+        )
+    )
     bad = tally_dict(event_id="gw:2")
     bad["votes"]["01"] = 620
     lines = b"\n".join([orjson.dumps(tally_dict()), orjson.dumps(bad), b"{broken", orjson.dumps(tally_dict(tps="3171010001002"))])
@@ -27,8 +38,13 @@ def test_validate_writes_one_decision_per_line_and_exits_0(pipeline, tmp_path):
     decisions = [orjson.loads(line) for line in out.stdout.splitlines()]
     assert [d["decision"] for d in decisions] == ["accepted", "rejected", "rejected", "rejected"]
     assert decisions[1]["event_id"] == "gw:2" and decisions[1]["reasons"] == ["VOTES_MISMATCH"]
-    assert decisions[2] == {"event_id": None, "decision": "rejected", "reasons": ["MALFORMED"], "flags": [],
-                            "findings": decisions[2]["findings"]}
+    assert decisions[2] == {
+        "event_id": None,
+        "decision": "rejected",
+        "reasons": ["MALFORMED"],
+        "flags": [],
+        "findings": decisions[2]["findings"],
+    }
     assert decisions[3]["reasons"] == ["UNKNOWN_TPS"]
 
 
@@ -51,8 +67,11 @@ def test_init_is_idempotent(pipeline):
 
 def test_up_down_and_a_clear_error_for_a_taken_port(tmp_path):
     env_dir = tmp_path / "dd"
-    run = lambda *a: subprocess.run([sys.executable, "-m", "streams.cli", *a, "--data-dir", str(env_dir)],  # noqa: E731
-                                    capture_output=True, text=True, cwd=REPO, timeout=120)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "streams.cli", *args, "--data-dir", str(env_dir)]
+        return subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=120)
+
     up = run("up")
     assert up.returncode == 0 and "kafka      127.0.0.1:" in up.stdout and "clickhouse http://127.0.0.1:" in up.stdout
     assert run("up").stdout == up.stdout  # a second `up` finds the running servers

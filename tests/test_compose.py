@@ -36,8 +36,10 @@ def test_workers_and_init_reach_kafka_and_clickhouse_by_service_name():
 
 
 def test_start_order_init_after_healthy_servers_workers_after_init():
-    assert SERVICES["init"]["depends_on"] == {"kafka": {"condition": "service_healthy"},
-                                              "clickhouse": {"condition": "service_healthy"}}
+    assert SERVICES["init"]["depends_on"] == {
+        "kafka": {"condition": "service_healthy"},
+        "clickhouse": {"condition": "service_healthy"},
+    }
     assert SERVICES["worker"]["depends_on"] == {"init": {"condition": "service_completed_successfully"}}
     assert SERVICES["init"]["image"] == SERVICES["worker"]["image"] and SERVICES["init"]["build"] == "."
 

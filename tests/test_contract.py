@@ -46,13 +46,30 @@ def test_schema_names_every_missing_unknown_and_mistyped_field():
     event["voters"]["voted"]["dpk"] = 2.0
     event["ballots"]["used"] = True
     found = set(paths(orjson.dumps(event)))
-    assert found == {("SCHEMA", "$.gateway"), ("SCHEMA", "$.extra"), ("SCHEMA", "$.revision"), ("SCHEMA", "$.votes.02"),
-                     ("SCHEMA", "$.voters.voted.dpk"), ("SCHEMA", "$.ballots.used")}
+    assert found == {
+        ("SCHEMA", "$.gateway"),
+        ("SCHEMA", "$.extra"),
+        ("SCHEMA", "$.revision"),
+        ("SCHEMA", "$.votes.02"),
+        ("SCHEMA", "$.voters.voted.dpk"),
+        ("SCHEMA", "$.ballots.used"),
+    }
 
 
-@pytest.mark.parametrize(("field", "value"), [("tps", "317101000100"), ("tps", "31710100010011"), ("ballot", "DPRD"),
-                                              ("event_id", ""), ("event_id", "a" * 65), ("event_id", "has space"),
-                                              ("schema", "tally.v2"), ("invalid", 1_000_001), ("invalid", -1)])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("tps", "317101000100"),
+        ("tps", "31710100010011"),
+        ("ballot", "DPRD"),
+        ("event_id", ""),
+        ("event_id", "a" * 65),
+        ("event_id", "has space"),
+        ("schema", "tally.v2"),
+        ("invalid", 1_000_001),
+        ("invalid", -1),
+    ],
+)
 def test_schema_rejects_out_of_range_values(field, value):
     event = tally_dict()
     event[field] = value
@@ -62,7 +79,12 @@ def test_schema_rejects_out_of_range_values(field, value):
 def test_decode_keeps_what_it_could_read_of_a_bad_event():
     decoded = decode_tally(orjson.dumps(tally_dict(revision="1")))
     assert decoded.tally is None
-    assert (decoded.event_id, decoded.tps, decoded.ballot, decoded.gateway) == ("gw-31-01:000123", "3171010001001", "PPWP", "gw-31-01")
+    assert (decoded.event_id, decoded.tps, decoded.ballot, decoded.gateway) == (
+        "gw-31-01:000123",
+        "3171010001001",
+        "PPWP",
+        "gw-31-01",
+    )
 
 
 @settings(max_examples=200, deadline=None)
@@ -72,14 +94,21 @@ def test_every_valid_tally_passes_the_published_json_schema_too(event):
     VALIDATOR.validate(event)
 
 
-JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-5, 2_000_000) | st.floats(allow_nan=False) | st.text(max_size=5),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
-                           max_leaves=6)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 2_000_000) | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(valid_tallies(), st.sampled_from(["event_id", "tps", "ballot", "revision", "gateway", "invalid", "votes", "voters",
-                                         "ballots", "schema", "unknown"]), JSON_VALUES)
+@given(
+    valid_tallies(),
+    st.sampled_from(
+        ["event_id", "tps", "ballot", "revision", "gateway", "invalid", "votes", "voters", "ballots", "schema", "unknown"]
+    ),
+    JSON_VALUES,
+)
 def test_hand_written_checks_agree_with_the_json_schema(event, field, value):
     event[field] = value
     schema_ok = VALIDATOR.is_valid(event)

@@ -45,8 +45,24 @@ def test_all_ballots_with_duplicates_corrections_and_invalid_stay_exact(pipeline
     workers.start()
     workers.start()  # two workers share the partitions as one consumer group
     out = tmp_path / "d"
-    tally(pipeline, "simulate", "--tps", "600", "--seed", "11", "--ballots", "PPWP,DPR,DPD,DPRD_PROV,DPRD_KAB",
-          "--duplicates", "0.05", "--corrections", "0.03", "--invalid", "0.02", "--out", str(out))
+    tally(
+        pipeline,
+        "simulate",
+        "--tps",
+        "600",
+        "--seed",
+        "11",
+        "--ballots",
+        "PPWP,DPR,DPD,DPRD_PROV,DPRD_KAB",
+        "--duplicates",
+        "0.05",
+        "--corrections",
+        "0.03",
+        "--invalid",
+        "0.02",
+        "--out",
+        str(out),
+    )
     events = (out / "events.jsonl").read_bytes().splitlines()
     wait_caught_up(pipeline, len(events), timeout_s=180)
     assert tally(pipeline, "verify", "--truth", str(out / "truth.json")).returncode == 0
@@ -60,7 +76,10 @@ def test_all_ballots_with_duplicates_corrections_and_invalid_stay_exact(pipeline
     assert all(reasons for reasons, _ in rejected)
     assert {r for reasons, _ in rejected for r in reasons} >= {"VOTES_MISMATCH", "UNKNOWN_TPS"}
     # ... and on the rejection topic.
-    assert len(asyncio.run(_read_topic(pipeline.kafka, pipeline.topic("tally.rejected"), decisions["rejected"]))) == decisions["rejected"]
+    assert (
+        len(asyncio.run(_read_topic(pipeline.kafka, pipeline.topic("tally.rejected"), decisions["rejected"])))
+        == decisions["rejected"]
+    )
 
 
 async def _read_topic(bootstrap: str, topic: str, want: int, timeout_s: float = 30) -> list[dict]:

@@ -56,8 +56,13 @@ def test_correction_retracts_previous_revision():
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.fixed_dictionaries({"01": st.integers(0, 200), "02": st.integers(0, 200), "03": st.integers(0, 200)}),
-                min_size=1, max_size=6))
+@given(
+    st.lists(
+        st.fixed_dictionaries({"01": st.integers(0, 200), "02": st.integers(0, 200), "03": st.integers(0, 200)}),
+        min_size=1,
+        max_size=6,
+    )
+)
 def test_totals_always_equal_the_last_applied_revision(revisions):
     totals = TotalsDelta()
     current = None
@@ -65,8 +70,13 @@ def test_totals_always_equal_the_last_applied_revision(revisions):
         new = Applied.from_tally(t(event_id=f"gw:{number}", revision=number, votes=votes), current)
         totals.apply(current, new)
         current = new
-    for level, region in (("national", "ID"), ("province", "31"), ("regency", "3171"), ("district", "317101"),
-                          ("village", "3171010001")):
+    for level, region in (
+        ("national", "ID"),
+        ("province", "31"),
+        ("regency", "3171"),
+        ("district", "317101"),
+        ("village", "3171010001"),
+    ):
         for choice, count in revisions[-1].items():
             assert totals.rows[("PPWP", level, region, choice)][0] == count
         assert totals.rows[("PPWP", level, region, "")][1] == 1

