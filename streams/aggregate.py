@@ -13,14 +13,15 @@ from dataclasses import dataclass, field
 from streams.regions import REGION_LEVELS, region_of
 from streams.revisions import Applied
 
-SUMMARY = ""  # the choice key of a region's summary row: tps_reported, invalid, voters
+SUMMARY = ""  # the choice key of a region's summary row: tps_reported, invalid, voters, revision
+TPS_LEVEL = "tps"
 
 
 @dataclass
 class TotalsDelta:
-    """Summed signed deltas: (ballot, level, region, choice) -> [votes, tps_reported, invalid, voters]."""
+    """Summed signed deltas: (ballot, level, region, choice) -> [votes, tps_reported, invalid, voters, revision]."""
 
-    rows: dict[tuple[str, str, str, str], list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0]))
+    rows: dict[tuple[str, str, str, str], list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0, 0]))
 
     def apply(self, old: Applied | None, new: Applied) -> None:
         changes: dict[str, int] = dict(new.votes)
@@ -39,6 +40,13 @@ class TotalsDelta:
             summary[1] += reported
             summary[2] += invalid
             summary[3] += voters
+        # The TPS's own summary row, written in the same insert: sum(revision) there says which
+        # revision these totals include, even if the crash came before tally_current was written.
+        marker = self.rows[(new.ballot, TPS_LEVEL, new.tps, SUMMARY)]
+        marker[1] += reported
+        marker[2] += invalid
+        marker[3] += voters
+        marker[4] += new.revision - (old.revision if old is not None else 0)
 
     def as_rows(self) -> list[tuple]:
         return [(*key, *values) for key, values in self.rows.items() if any(values)]

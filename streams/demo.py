@@ -79,7 +79,7 @@ def run_demo(base: Settings, n_tps: int, seed: int) -> int:
         differences = verify(client, orjson.loads((out / "truth.json").read_bytes()))
         print_results(results(client, "PPWP", "national"), console)
         print_results(results(client, "PPWP", "province"), console)
-        decided = dict(client.query("SELECT decision, count() FROM tally_decisions GROUP BY decision").result_rows)
+        decided = dict(client.query("SELECT decision, count() FROM tally_decisions FINAL GROUP BY decision").result_rows)
         console.print(f"decisions: {decided}")
         if differences:
             console.print("[red]verify: ClickHouse differs from the truth[/]\n" + "\n".join(differences))

@@ -1,8 +1,9 @@
 """One batch of one partition through the stages: decode -> validate -> decide -> aggregate -> rows.
 
 No Kafka and no ClickHouse here: the applied state comes through `load_applied` (read-through from
-`tally_current`), and the result is a `Batch` for the sink. A bad event becomes a rejection row;
-nothing in an event can make `process` raise.
+`tally_current`, plus the revision region_totals already includes where a crash left it ahead),
+and the result is a `Batch` for the sink. A bad event becomes a rejection row; nothing in an event
+can make `process` raise.
 """
 
 from __future__ import annotations
@@ -35,11 +36,15 @@ class Processor:
         self.registry = registry
         self.load_applied = load_applied
         self.state: dict[Key, Applied | None] = {}
+        # Keys whose totals already include revisions up to N that tally_current lacks (a crash came
+        # between the two writes): replaying them updates the state but must not move totals again.
+        self.in_totals: dict[Key, int] = {}
         self.counts = {d.value: 0 for d in Decision}
 
     def forget(self) -> None:
         """Drop cached state (after a rebalance another worker may have moved it on)."""
         self.state.clear()
+        self.in_totals.clear()
 
     def process(self, topic: str, partition: int, messages: Sequence[Message]) -> Batch:
         batch = Batch(topic, partition, messages[0].offset, messages[-1].offset)
@@ -64,7 +69,10 @@ class Processor:
                 flags.append(Flag.MORE_THAN_PPWP.value)
             if decision is Decision.APPLIED:
                 new = Applied.from_tally(tally, current)
-                batch.totals.apply(current, new)
+                if tally.revision > self.in_totals.get(key, 0):
+                    batch.totals.apply(current, new)
+                elif tally.revision == self.in_totals[key]:
+                    del self.in_totals[key]  # the state has caught up with the totals
                 self.state[key] = new
                 batch.current.append(
                     (
@@ -107,9 +115,10 @@ class Processor:
         missing = {(t.ballot, t.tps) for t in tallies} | {("PPWP", t.tps) for t in tallies}
         missing -= self.state.keys()
         if missing:
-            found = self.load_applied(missing)
+            found, in_totals = self.load_applied(missing)
             for key in missing:
                 self.state[key] = found.get(key)
+            self.in_totals.update(in_totals)
 
     def _reject(self, batch: Batch, message: Message, findings: Sequence, seen: object) -> None:
         reasons = reason_codes(findings)

@@ -1,14 +1,14 @@
-"""Stage 5, the ClickHouse sink: one batch in, its rows written, or an exception out.
+"""Stage 5, the ClickHouse sink: one batch in, its rows written (or refused by the fence), or retried.
 
-The contract (after Quix Streams and the ClickHouse Kafka Connect sink): a batch is written whole,
-in a fixed order, with insert tokens derived from its source offsets, and the caller commits
-Kafka offsets only after `write` returned. Writing the same batch again is harmless:
-  1. region_totals, tally_decisions, tally_rejections: each insert carries the token
-     `<table>:<topic>:<partition>:<first>-<last>`; ClickHouse drops a repeat
-     (non_replicated_deduplication_window on every target table).
-  2. tally_current last: a ReplacingMergeTree keyed by (ballot, tps) with the revision as version,
-     so rewriting a row is a no-op. Its rows are the state the next decisions read, so state
-     never runs ahead of the totals written before it.
+The contract (after Quix Streams and the ClickHouse Kafka Connect sink): the caller commits Kafka
+offsets only after `write` returned. Every insert is
+  * fenced: `INSERT INTO t SELECT * FROM input(..) WHERE <this writer holds the partition's lease>`,
+    one statement, so a worker whose partition moved on writes nothing (it learns so from 0 rows);
+  * idempotent on retry: it carries the token `<table>:<topic>:<partition>:<first>-<last>`, and every
+    target has non_replicated_deduplication_window, so the retry of a timed-out insert is dropped.
+Order: region_totals (deltas plus each TPS's revision marker, one atomic part), tally_decisions,
+tally_rejections, then tally_current. A crash between the first and the last leaves totals ahead of
+tally_current; the markers let the replay apply those revisions without moving totals twice.
 clickhouse-connect is synchronous: the worker calls `write` in a thread, never on the event loop.
 """
 
@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import orjson
 from clickhouse_connect.driver.client import Client
 
 from streams.aggregate import TotalsDelta
@@ -26,38 +27,89 @@ from streams.revisions import Applied
 
 log = logging.getLogger("tally.sink")
 
-CURRENT_COLUMNS = [
-    "ballot",
-    "tps",
-    "revision",
-    "event_id",
-    "event_ids",
-    "digest",
-    "gateway",
-    "submitted_at",
-    "votes",
-    "invalid",
-    "voters",
-    "registered",
-    "flags",
-    "src_partition",
-    "src_offset",
-]
-TOTALS_COLUMNS = ["ballot", "level", "region", "choice", "votes", "tps_reported", "invalid", "voters"]
-DECISION_COLUMNS = [
-    "event_id",
-    "tps",
-    "ballot",
-    "revision",
-    "decision",
-    "reasons",
-    "flags",
-    "gateway",
-    "submitted_at",
-    "src_partition",
-    "src_offset",
-]
-REJECTION_COLUMNS = ["event_id", "tps", "ballot", "gateway", "reasons", "findings", "payload", "src_partition", "src_offset"]
+Key = tuple[str, str]  # (ballot, tps)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A target table and the columns the sink writes, in row order."""
+
+    name: str
+    columns: tuple[tuple[str, str], ...]
+
+    @property
+    def names(self) -> str:
+        return ", ".join(name for name, _ in self.columns)
+
+    @property
+    def structure(self) -> str:
+        return ", ".join(f"{name} {kind}" for name, kind in self.columns)
+
+
+TOTALS = Table(
+    "region_totals",
+    (
+        ("ballot", "String"),
+        ("level", "String"),
+        ("region", "String"),
+        ("choice", "String"),
+        ("votes", "Int64"),
+        ("tps_reported", "Int64"),
+        ("invalid", "Int64"),
+        ("voters", "Int64"),
+        ("revision", "Int64"),
+    ),
+)
+DECISIONS = Table(
+    "tally_decisions",
+    (
+        ("event_id", "String"),
+        ("tps", "String"),
+        ("ballot", "String"),
+        ("revision", "UInt32"),
+        ("decision", "String"),
+        ("reasons", "Array(String)"),
+        ("flags", "Array(String)"),
+        ("gateway", "String"),
+        ("submitted_at", "String"),
+        ("src_partition", "UInt16"),
+        ("src_offset", "UInt64"),
+    ),
+)
+REJECTIONS = Table(
+    "tally_rejections",
+    (
+        ("event_id", "Nullable(String)"),
+        ("tps", "Nullable(String)"),
+        ("ballot", "Nullable(String)"),
+        ("gateway", "Nullable(String)"),
+        ("reasons", "Array(String)"),
+        ("findings", "Array(String)"),
+        ("payload", "String"),
+        ("src_partition", "UInt16"),
+        ("src_offset", "UInt64"),
+    ),
+)
+CURRENT = Table(
+    "tally_current",
+    (
+        ("ballot", "String"),
+        ("tps", "String"),
+        ("revision", "UInt32"),
+        ("event_id", "String"),
+        ("event_ids", "Array(String)"),
+        ("digest", "String"),
+        ("gateway", "String"),
+        ("submitted_at", "String"),
+        ("votes", "Map(String, UInt32)"),
+        ("invalid", "UInt32"),
+        ("voters", "UInt32"),
+        ("registered", "UInt32"),
+        ("flags", "Array(String)"),
+        ("src_partition", "UInt16"),
+        ("src_offset", "UInt64"),
+    ),
+)
 
 
 @dataclass
@@ -77,58 +129,127 @@ class Batch:
         return f"{table}:{self.topic}:{self.partition}:{self.first_offset}-{self.last_offset}"
 
 
+class Fenced(Exception):
+    """This writer no longer holds the partition's lease: another worker owns it now."""
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 class ClickHouseSink:
     def __init__(self, client: Client, retry_max_s: float = 10.0, sleep: Callable[[float], None] = time.sleep) -> None:
         self.client = client
         self.retry_max_s = retry_max_s
         self.sleep = sleep
-        self.written = {"batches": 0, "current": 0, "totals": 0, "decisions": 0, "rejections": 0}
+        self.written = {"batches": 0, "current": 0, "totals": 0, "decisions": 0, "rejections": 0, "fenced": 0}
 
-    def write(self, batch: Batch) -> None:
+    # -- leases ---------------------------------------------------------------------------------------
+    def acquire_lease(self, topic: str, partition: int, owner: str) -> None:
+        """Take the partition's lease: one statement, so the generation is one higher than any before."""
+        self._retry(
+            "partition_leases",
+            lambda: self.client.command(
+                "INSERT INTO partition_leases (topic, partition, generation, owner) "
+                "SELECT {topic:String}, {partition:UInt16}, "
+                "(SELECT max(generation) FROM partition_leases "
+                "WHERE topic = {topic:String} AND partition = {partition:UInt16}) + 1, "
+                "{owner:String}",
+                parameters={"topic": topic, "partition": partition, "owner": owner},
+            ),
+        )
+
+    def _fence(self, topic: str, partition: int, owner: str) -> str:
+        return (
+            f"(SELECT argMax(owner, generation) FROM partition_leases WHERE topic = {_literal(topic)} "
+            f"AND partition = {int(partition)}) = {_literal(owner)}"
+        )
+
+    # -- writes ---------------------------------------------------------------------------------------
+    def write(self, batch: Batch, owner: str) -> None:
+        """Write the batch, or raise Fenced if this writer lost the partition (nothing more is written)."""
         totals = batch.totals.as_rows()
-        self._insert("region_totals", totals, TOTALS_COLUMNS, batch.token("region_totals"))
-        self._insert("tally_decisions", batch.decisions, DECISION_COLUMNS, batch.token("tally_decisions"))
-        self._insert("tally_rejections", batch.rejections, REJECTION_COLUMNS, batch.token("tally_rejections"))
-        self._insert("tally_current", batch.current, CURRENT_COLUMNS, None)
+        fence = self._fence(batch.topic, batch.partition, owner)
+        for table, rows in (
+            (TOTALS, totals),
+            (DECISIONS, batch.decisions),
+            (REJECTIONS, batch.rejections),
+            (CURRENT, batch.current),
+        ):
+            if rows and self._insert(table, rows, batch.token(table.name), fence) == 0:
+                self.written["fenced"] += 1
+                raise Fenced(
+                    f"partition {batch.partition} of {batch.topic} is leased to another worker; "
+                    f"offsets {batch.first_offset}-{batch.last_offset} left to it"
+                )
         self.written["batches"] += 1
         self.written["current"] += len(batch.current)
         self.written["totals"] += len(totals)
         self.written["decisions"] += len(batch.decisions)
         self.written["rejections"] += len(batch.rejections)
 
-    def _insert(self, table: str, rows: list[tuple], columns: list[str], token: str | None) -> None:
-        if not rows:
-            return
-        settings = {"insert_deduplication_token": token} if token else {}
+    def _insert(self, table: Table, rows: list[tuple], token: str, fence: str) -> int:
+        body = b"\n".join(orjson.dumps(row) for row in rows)
+        statement = f"{table.name} ({table.names}) SELECT * FROM input({_literal(table.structure)}) WHERE {fence}"
+        summary = self._retry(
+            table.name,
+            lambda: self.client.raw_insert(
+                statement, None, body, settings={"insert_deduplication_token": token}, fmt="JSONCompactEachRow"
+            ),
+        )
+        return int(summary.written_rows)
+
+    def _retry(self, what: str, operation: Callable[[], object]) -> object:
         delay = 0.1
         while True:
             try:
-                self.client.insert(table, rows, column_names=columns, settings=settings)
-                return
-            except Exception as exc:  # ClickHouse away or refusing: retry the same rows, same token
+                return operation()
+            except Exception as exc:  # ClickHouse away or refusing: retry the same statement, same token
                 log.warning(
-                    "insert into %s failed (%s: %s); retrying in %.1fs; no offset is committed meanwhile",
-                    table,
+                    "write to %s failed (%s: %s); retrying in %.1fs; no offset is committed meanwhile",
+                    what,
                     type(exc).__name__,
-                    str(exc).splitlines()[0][:200],
+                    str(exc).splitlines()[0][:200] if str(exc) else "",
                     delay,
                 )
                 self.sleep(delay)
                 delay = min(delay * 2, self.retry_max_s)
 
-    def load_applied(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Applied]:
-        """The applied state of these (ballot, tps) keys, as ClickHouse holds it now."""
+    # -- state ----------------------------------------------------------------------------------------
+    def load_applied(self, keys: Iterable[Key]) -> tuple[dict[Key, Applied], dict[Key, int]]:
+        """The applied state of these (ballot, tps) keys as ClickHouse holds it, and, where region_totals
+        already includes a later revision (a crash came between the two writes), that revision."""
         keys = list(keys)
-        found: dict[tuple[str, str], Applied] = {}
+        applied: dict[Key, Applied] = {}
+        in_totals: dict[Key, int] = {}
         for start in range(0, len(keys), 5000):
             chunk = keys[start : start + 5000]
-            result = self.client.query(
-                "SELECT ballot, tps, revision, event_id, event_ids, digest, votes, invalid, voters "
-                "FROM tally_current FINAL WHERE (ballot, tps) IN %(keys)s",
-                parameters={"keys": chunk},
+            rows = self._retry(
+                "load state",
+                lambda chunk=chunk: (
+                    self.client.query(
+                        "SELECT ballot, tps, revision, event_id, event_ids, digest, votes, invalid, voters "
+                        "FROM tally_current FINAL WHERE (ballot, tps) IN %(keys)s",
+                        parameters={"keys": chunk},
+                    ).result_rows
+                ),
             )
-            for ballot, tps, revision, event_id, event_ids, digest, votes, invalid, voters in result.result_rows:
-                found[(ballot, tps)] = Applied(
+            for ballot, tps, revision, event_id, event_ids, digest, votes, invalid, voters in rows:
+                applied[(ballot, tps)] = Applied(
                     tps, ballot, revision, event_id, digest, dict(votes), invalid, voters, tuple(event_ids)
                 )
-        return found
+            markers = self._retry(
+                "load markers",
+                lambda chunk=chunk: (
+                    self.client.query(
+                        "SELECT ballot, region, sum(revision) FROM region_totals WHERE level = 'tps' AND choice = '' "
+                        "AND (ballot, region) IN %(keys)s GROUP BY ballot, region",
+                        parameters={"keys": chunk},
+                    ).result_rows
+                ),
+            )
+            for ballot, tps, revision in markers:
+                held = applied.get((ballot, tps))
+                if revision > (held.revision if held else 0):
+                    in_totals[(ballot, tps)] = int(revision)
+        return applied, in_totals

@@ -7,9 +7,12 @@ Agents stay short: all decisions live in `pipeline.Processor`; ClickHouse I/O ru
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
+import socket
 import time
+import uuid
 from collections import defaultdict
 
 import faust
@@ -21,7 +24,7 @@ from streams.pipeline import Message, Processor
 from streams.registry import Registry
 from streams.registry_store import read_registry, registry_version
 from streams.settings import REJECTED, SUBMISSIONS, Settings
-from streams.sink import ClickHouseSink
+from streams.sink import ClickHouseSink, Fenced
 
 log = logging.getLogger("tally.worker")
 
@@ -89,10 +92,28 @@ def create_app(settings: Settings) -> faust.App:
     sink = ClickHouseSink(clickhouse.connect(settings))
     registry = RegistryCache(sink)
     processor = Processor(registry.get, sink.load_applied)
+    worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    assignments = itertools.count(1)
+    leases: dict[int, str] = {}  # partition -> owner token this worker writes under
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: set, **_: object) -> None:
+        for tp in revoked:
+            if tp.topic == submissions.get_topic_name():
+                leases.pop(tp.partition, None)
         processor.forget()  # another worker may move these keys on; re-read them from ClickHouse
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(app: faust.App, assigned: set, **_: object) -> None:
+        # Take each partition's lease before reading its events: from now on a previous owner's
+        # writes are refused, and our state, read after this, holds all it wrote before.
+        token = f"{worker_id}#{next(assignments)}"
+        for tp in assigned:
+            if tp.topic == submissions.get_topic_name():
+                await asyncio.to_thread(sink.acquire_lease, tp.topic, tp.partition, token)
+                leases[tp.partition] = token
+        processor.forget()
+        log.info("leases taken for partitions %s as %s", sorted(leases), token)
 
     @app.agent(submissions)
     async def count(stream: faust.StreamT) -> None:
@@ -112,8 +133,17 @@ def create_app(settings: Settings) -> faust.App:
             by_partition[(tp.topic, tp.partition)].append(Message(event.message.offset, event.message.value or b""))
         await asyncio.to_thread(registry.refresh)
         for (topic, partition), messages in by_partition.items():
+            owner = leases.get(partition)
+            if owner is None:
+                log.warning("events of partition %d arrived without a lease; left to its owner", partition)
+                continue
             batch = processor.process(topic, partition, messages)
-            await asyncio.to_thread(sink.write, batch)
+            try:
+                await asyncio.to_thread(sink.write, batch, owner)
+            except Fenced as exc:
+                log.warning("fenced: %s", exc)
+                processor.forget()  # the cache holds decisions that were not written
+                continue
             for row in batch.rejections:
                 await rejected.send(
                     key=(row[1] or "").encode(),

@@ -67,11 +67,11 @@ def test_all_ballots_with_duplicates_corrections_and_invalid_stay_exact(pipeline
     wait_caught_up(pipeline, len(events), timeout_s=180)
     assert tally(pipeline, "verify", "--truth", str(out / "truth.json")).returncode == 0
 
-    decisions = dict(ch.query("SELECT decision, count() FROM tally_decisions GROUP BY decision").result_rows)
+    decisions = dict(ch.query("SELECT decision, count() FROM tally_decisions FINAL GROUP BY decision").result_rows)
     assert decisions["duplicate"] > 0 and decisions["rejected"] > 0
     assert sum(decisions.values()) == len(events)
     # Every rejected event is stored with its raw payload and reasons ...
-    rejected = ch.query("SELECT reasons, payload FROM tally_rejections").result_rows
+    rejected = ch.query("SELECT reasons, payload FROM tally_rejections FINAL").result_rows
     assert len(rejected) == decisions["rejected"]
     assert all(reasons for reasons, _ in rejected)
     assert {r for reasons, _ in rejected for r in reasons} >= {"VOTES_MISMATCH", "UNKNOWN_TPS"}

@@ -52,7 +52,9 @@ def test_correction_retracts_previous_revision():
     rows = {(level, region, choice): values for (_, level, region, choice), values in totals.rows.items()}
     assert rows[("national", "ID", "01")][0] == 100
     assert rows[("village", "3171010001", "02")][0] == 90
-    assert rows[("province", "31", "")] == [0, 1, 3, second.voters]  # the TPS counted once
+    assert rows[("province", "31", "")] == [0, 1, 3, second.voters, 0]  # the TPS counted once
+    # The TPS's marker row says which revision the totals now include.
+    assert rows[("tps", "3171010001001", "")] == [0, 1, 3, second.voters, 2]
 
 
 @settings(max_examples=100, deadline=None)

@@ -24,7 +24,9 @@ ORDER BY (ballot, tps);
 
 -- Running totals per (ballot, level, region, choice) as signed deltas; always read with sum().
 -- choice = '' is the region's summary row: tps_reported, invalid and voters live there.
--- Inserts carry a token derived from the source batch, so a replayed batch is dropped.
+-- level = 'tps' holds only summary rows, whose sum(revision) is the revision of that TPS and ballot
+-- these totals already include: the marker that makes a replay after a crash exact (README).
+-- Inserts carry a token derived from the source batch, so a retried batch is dropped.
 CREATE TABLE IF NOT EXISTS region_totals
 (
     ballot       LowCardinality(String),
@@ -34,13 +36,15 @@ CREATE TABLE IF NOT EXISTS region_totals
     votes        Int64,
     tps_reported Int64,
     invalid      Int64,
-    voters       Int64
+    voters       Int64,
+    revision     Int64
 )
 ENGINE = SummingMergeTree
 ORDER BY (ballot, level, region, choice)
 SETTINGS non_replicated_deduplication_window = 10000;
 
 -- Every decision about every event (applied, duplicate, stale, conflict, rejected), for audit.
+-- One row per source offset: a batch replayed after a crash rewrites the same rows (read with FINAL).
 CREATE TABLE IF NOT EXISTS tally_decisions
 (
     event_id      String,
@@ -56,7 +60,7 @@ CREATE TABLE IF NOT EXISTS tally_decisions
     src_offset    UInt64,
     decided_at    DateTime64(3) DEFAULT now64(3)
 )
-ENGINE = MergeTree
+ENGINE = ReplacingMergeTree
 ORDER BY (tps, ballot, src_partition, src_offset)
 SETTINGS non_replicated_deduplication_window = 10000;
 
@@ -74,6 +78,20 @@ CREATE TABLE IF NOT EXISTS tally_rejections
     src_offset    UInt64,
     rejected_at   DateTime64(3) DEFAULT now64(3)
 )
-ENGINE = MergeTree
+ENGINE = ReplacingMergeTree
 ORDER BY (src_partition, src_offset)
 SETTINGS non_replicated_deduplication_window = 10000;
+
+-- Which worker may write for a topic partition: the row with the highest generation. A worker
+-- takes the lease when Kafka assigns it the partition, and every write it makes is conditional on
+-- still holding it, so a stalled worker cannot write after its partitions moved on.
+CREATE TABLE IF NOT EXISTS partition_leases
+(
+    topic       String,
+    partition   UInt16,
+    generation  UInt64,
+    owner       String,
+    acquired_at DateTime64(3) DEFAULT now64(3)
+)
+ENGINE = ReplacingMergeTree(generation)
+ORDER BY (topic, partition);

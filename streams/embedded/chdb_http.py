@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import re
+import tempfile
 import threading
 import time
 import uuid
@@ -47,6 +48,7 @@ RESERVED_PARAMS = frozenset(
 )
 _INSERT = re.compile(rb"^\s*INSERT\b", re.IGNORECASE)
 _INSERT_FORMAT = re.compile(rb"^(?P<stmt>.*?)\bFORMAT\s+(?P<fmt>\w+)[ \t]*(\r?\n)?", re.IGNORECASE | re.DOTALL)
+_INPUT_FUNCTION = re.compile(r"\binput\s*\(\s*('(?:[^'\\]|\\.)*')\s*\)", re.IGNORECASE)
 _OUTPUT_FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
 _ERROR_CODE = re.compile(r"Code:\s*(\d+)")
 
@@ -81,6 +83,8 @@ class ChdbEngine:
             match = _INSERT_FORMAT.match(sql)
             if match is None:
                 raise ValueError("Code: 62. DB::Exception: INSERT with data needs a FORMAT clause. (SYNTAX_ERROR)")
+            if _INPUT_FUNCTION.search(match["stmt"].decode()):
+                return self._insert_select_input(match["stmt"].decode(), match["fmt"].decode(), data, default_format)
             with self._conn.send_insert(match["stmt"].decode(), match["fmt"].decode()) as inserter:
                 inserter.append(data)
                 result = inserter.finish()
@@ -91,6 +95,19 @@ class ChdbEngine:
         result = self._conn.query(text, fmt)
         payload = result.bytes() if hasattr(result, "bytes") else bytes(result or b"")
         return payload, fmt, {"read_rows": _count(result, "rows_read")}
+
+    def _insert_select_input(
+        self, statement: str, fmt: str, data: bytes, default_format: str
+    ) -> tuple[bytes, str, dict[str, int]]:
+        """`INSERT INTO t SELECT .. FROM input('structure') WHERE ..`: chDB's streaming insert refuses
+        INSERT SELECT, so the data goes through a temporary file read with file() in one statement."""
+        with tempfile.NamedTemporaryFile(suffix=f".{fmt.lower()}") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            path = tmp.name.replace("'", "")
+            rewritten = _INPUT_FUNCTION.sub(lambda m: f"file('{path}', '{fmt}', {m.group(1)})", statement)
+            result = self._conn.query(rewritten, default_format)
+        return b"", default_format, {"written_rows": _count(result, "rows_written")}
 
 
 def _count(result: object, name: str) -> int:
