@@ -1,0 +1,159 @@
+"""Crash test: SIGKILL workers at random moments while tallies stream in; totals must stay exact.
+
+Simulates N TPS (5% duplicates, 2% corrections), runs two workers in one consumer group, produces
+at a bounded rate, and SIGKILLs a random worker K times at random moments (restarting it each
+time). Then waits until every event is committed and runs `tally verify`.
+
+Usage (embedded default): .venv/bin/python -m benchmarks.crash [--tps 20000] [--kills 5] [--rate 800] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streams import clickhouse
+from streams.demo import wait_caught_up
+from streams.embedded import servers
+from streams.settings import Settings
+
+
+def env_of(settings: Settings) -> dict[str, str]:
+    import os
+
+    return {
+        **os.environ,
+        "TALLY_KAFKA": settings.kafka or "",
+        "TALLY_CLICKHOUSE": settings.clickhouse or "",
+        "TALLY_DATA_DIR": str(settings.data_dir),
+        "TALLY_NAMESPACE": settings.namespace,
+        "TALLY_PARTITIONS": str(settings.partitions),
+    }
+
+
+def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args], env=env_of(settings), capture_output=True, check=True, timeout=600
+    )
+
+
+@dataclass
+class CrashReport:
+    events: int
+    kills: list[float] = field(default_factory=list)  # seconds after producing started
+    catch_up_s: float = 0.0
+    decision_rows: int = 0  # rows written to tally_decisions, replays included (before merges)
+    differences: list[str] = field(default_factory=list)
+
+    @property
+    def exact(self) -> bool:
+        return not self.differences
+
+
+def run_crash(
+    settings: Settings, work_dir: Path, tps: int = 20000, kills: int = 5, rate: float = 800, seed: int = 1, log=print
+) -> CrashReport:
+    rng = random.Random(seed)
+    out = work_dir / "sim"
+    cli(
+        settings,
+        "simulate",
+        "--tps",
+        str(tps),
+        "--seed",
+        str(seed),
+        "--duplicates",
+        "0.05",
+        "--corrections",
+        "0.02",
+        "--out",
+        str(out),
+        "--dry-run",
+    )
+    cli(settings, "registry", "load", str(out / "registry.jsonl"))
+    events = sum(1 for _ in (out / "events.jsonl").open("rb"))
+    report = CrashReport(events)
+    logs = [(work_dir / f"worker-{i}.log").open("ab") for i in range(2)]
+
+    def start(i: int) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"], env=env_of(settings), stdout=logs[i], stderr=subprocess.STDOUT
+        )
+
+    workers = [start(0), start(1)]
+    producer = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "produce", str(out / "events.jsonl"), "--rate", str(rate)],
+        env=env_of(settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    started = time.monotonic()
+    produce_s = events / rate
+    try:
+        for moment in sorted(rng.uniform(1.0, max(2.0, produce_s * 1.2)) for _ in range(kills)):
+            time.sleep(max(0.0, started + moment - time.monotonic()))
+            victim = rng.randrange(2)
+            workers[victim].send_signal(signal.SIGKILL)
+            workers[victim].wait()
+            report.kills.append(round(time.monotonic() - started, 2))
+            log(f"SIGKILL worker {victim} at {report.kills[-1]:.1f}s; restarting it")
+            workers[victim] = start(victim)
+        producer.wait(timeout=produce_s * 3 + 120)
+        caught = time.monotonic()
+        wait_caught_up(settings, events, timeout_s=600)
+        report.catch_up_s = time.monotonic() - caught
+        client = clickhouse.connect(settings)
+        report.decision_rows = int(client.command("SELECT count() FROM tally_decisions"))
+        verify = subprocess.run(
+            [sys.executable, "-m", "streams.cli", "verify", "--truth", str(out / "truth.json")],
+            env=env_of(settings),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        report.differences = [line for line in verify.stdout.splitlines() if line.strip()] if verify.returncode else []
+    finally:
+        for proc in [*workers, producer]:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in workers:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tps", type=int, default=20000)
+    parser.add_argument("--kills", type=int, default=5)
+    parser.add_argument("--rate", type=float, default=800)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--data-dir", default=".tally")
+    args = parser.parse_args()
+    base = Settings.from_env().override(data_dir=args.data_dir)
+    kafka = servers.kafka_bootstrap(base)
+    ch_url = servers.ensure(base, servers.CLICKHOUSE) if not base.clickhouse else base.clickhouse.rsplit("/", 1)[0]
+    run = f"crash{int(time.time())}"
+    settings = base.override(kafka=kafka, clickhouse=f"{ch_url}/{run}", namespace=f"{run}.")
+    cli(settings, "init")
+    work_dir = Path(base.data_dir) / run
+    work_dir.mkdir(parents=True, exist_ok=True)
+    report = run_crash(settings, work_dir, args.tps, args.kills, args.rate, args.seed)
+    print(
+        f"events {report.events}, kills at {report.kills}, catch-up after producing {report.catch_up_s:.1f}s, "
+        f"decision rows written {report.decision_rows} ({report.decision_rows / report.events:.2f} per event)"
+    )
+    print("verify: exact at every level" if report.exact else "verify FAILED:\n" + "\n".join(report.differences[:20]))
+    sys.exit(0 if report.exact else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Each failure point of the write path, forced deterministically against the real chDB server."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import orjson
+import pytest
+
+from streams.clickhouse import apply_schema, connect
+from streams.demo import wait_caught_up
+from streams.embedded import servers
+from streams.pipeline import Message, Processor
+from streams.read import results, verify
+from streams.sink import CURRENT, ClickHouseSink, Fenced
+from streams.registry_store import load_registry
+from streams.simulate import Plan, generate, registry_records
+from tests.conftest import REPO, Workers, tally
+
+TOPIC = "tally.submissions"
+
+
+def events_with_corrections(client, n_tps: int = 200) -> tuple[list[Message], dict]:
+    shape, stream, truth = generate(Plan(n_tps, 5, ("PPWP",), duplicates=0.1, corrections=0.2))
+    load_registry(client, registry_records(shape))
+    messages = [Message(offset, raw) for offset, raw in enumerate(stream)]
+    return messages, truth.as_json()
+
+
+def national(client) -> dict:
+    return results(client, "PPWP", "national")["regions"][0]
+
+
+def test_crash_after_totals_before_current_replays_without_counting_twice(ch):
+    sink = ClickHouseSink(ch)
+    sink.acquire_lease(TOPIC, 0, "first")
+    messages, truth = events_with_corrections(ch)
+    first = Processor(lambda: None, sink.load_applied)
+    batch = first.process(TOPIC, 0, messages)
+    # The crash: region_totals (with the revision markers) landed, nothing after it did.
+    sink._insert(sink_table("region_totals"), batch.totals.as_rows(), batch.token("region_totals"), "1")
+    assert ch.command("SELECT count() FROM tally_current") == 0
+
+    # A new worker takes the partition and replays from the last commit, with other batch boundaries.
+    sink.acquire_lease(TOPIC, 0, "second")
+    replay = Processor(lambda: None, sink.load_applied)
+    for start in range(0, len(messages), 37):
+        sink.write(replay.process(TOPIC, 0, messages[start : start + 37]), "second")
+    assert verify(ch, truth) == []
+    assert national(ch)["tps_reported"] == 200
+
+
+def sink_table(name: str):
+    from streams import sink as module
+
+    return next(t for t in (module.TOTALS, module.DECISIONS, module.REJECTIONS, CURRENT) if t.name == name)
+
+
+def test_a_stalled_worker_is_fenced_after_its_partition_moved_on(ch):
+    sink = ClickHouseSink(ch)
+    messages, truth = events_with_corrections(ch, 100)
+    sink.acquire_lease(TOPIC, 0, "stalled")
+    stalled = Processor(lambda: None, sink.load_applied)
+    late_batch = stalled.process(TOPIC, 0, messages)  # decided, then the worker stalls before writing
+
+    sink.acquire_lease(TOPIC, 0, "successor")
+    successor = Processor(lambda: None, sink.load_applied)
+    sink.write(successor.process(TOPIC, 0, messages), "successor")
+
+    with pytest.raises(Fenced):
+        sink.write(late_batch, "stalled")  # wakes up and tries to write: refused, nothing lands
+    assert verify(ch, truth) == []
+    assert sink.written["fenced"] == 1
+
+
+def test_clickhouse_away_for_a_while_loses_nothing(stack, tmp_path):
+    """A ClickHouse server of its own, stopped mid-run and started again on the same port."""
+    data_dir, port = tmp_path / "own", servers.free_port()
+    command = [sys.executable, "-m", "streams.cli", "clickhouse", "--data-dir", str(data_dir), "--port", str(port)]
+    server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    settings = stack.override(clickhouse=f"http://127.0.0.1:{port}/away", namespace="away.", partitions=2)
+    pool = Workers(settings, tmp_path)
+    try:
+        wait_port(port)
+        tally(settings, "init")
+        out = tmp_path / "d"
+        tally(settings, "simulate", "--tps", "3000", "--seed", "4", "--out", str(out), "--dry-run")
+        tally(settings, "registry", "load", str(out / "registry.jsonl"))
+        pool.start()
+        wait_for(lambda: "leases taken" in pool.logs())
+        producer = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "produce", str(out / "events.jsonl"), "--rate", "300"],
+            cwd=REPO,
+            env=env_for(settings),
+            stdout=subprocess.DEVNULL,
+        )
+        time.sleep(4)
+        server.send_signal(signal.SIGTERM)  # ClickHouse goes away mid-stream ...
+        server.wait(timeout=30)
+        time.sleep(4)
+        server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)  # ... and comes back
+        wait_port(port)
+        producer.wait(timeout=120)
+        wait_caught_up(settings, 3000, timeout_s=180)
+        assert verify(connect(settings), orjson.loads((out / "truth.json").read_bytes())) == []
+        assert "retrying in" in pool.logs()  # the worker said so clearly
+    finally:
+        pool.stop_all()
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def env_for(settings):
+    from tests.conftest import env_of
+
+    return env_of(settings)
+
+
+def wait_for(condition, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(0.1)
+
+
+def wait_port(port: int) -> None:
+    wait_for(lambda: servers.port_open("127.0.0.1", port))
+
+
+def test_schema_applies_twice(pipeline):
+    apply_schema(pipeline)
+    apply_schema(pipeline)
