@@ -15,9 +15,9 @@ from streams.demo import wait_caught_up
 from streams.embedded import servers
 from streams.pipeline import Message, Processor
 from streams.read import results, verify
-from streams.sink import CURRENT, ClickHouseSink, Fenced
 from streams.registry_store import load_registry
 from streams.simulate import Plan, generate, registry_records
+from streams.sink import CURRENT, ClickHouseSink, Fenced
 from tests.conftest import REPO, Workers, tally
 
 TOPIC = "tally.submissions"
