@@ -6,8 +6,10 @@ from benchmarks.crash import run_crash
 
 
 def test_sigkilled_workers_lose_nothing_and_count_nothing_twice(pipeline, tmp_path):
-    report = run_crash(pipeline, tmp_path, tps=20000, kills=5, rate=1000, seed=3)
+    report = run_crash(pipeline, tmp_path, tps=20000, kills=5, rate=300, seed=3)
     assert len(report.kills) == 5
     assert report.exact, "\n".join(report.differences[:20])
     # A restarted worker resumes near its committed offsets: replays add a fraction, not the topic again.
-    assert report.events <= report.decision_rows < report.events * 1.5
+    # A restarted worker resumes near the committed offsets: it replays a small part of what
+    # restarting from the beginning of the topic would replay.
+    assert 0 <= report.replayed < 0.5 * report.replay_from_zero(rate=300)
