@@ -140,6 +140,9 @@ def simulate(
     duplicates: Annotated[float, typer.Option(help="share of events resent with the same event_id")] = 0.0,
     corrections: Annotated[float, typer.Option(help="share of tallies corrected by a later revision")] = 0.0,
     invalid: Annotated[float, typer.Option(help="share of events broken in realistic ways (left out of the truth)")] = 0.0,
+    regions: Annotated[
+        Path | None, typer.Option(help="Kemendagri region list (code,name CSV): put the TPS in its villages")
+    ] = None,
     kafka: KafkaOpt = None,
     clickhouse: ClickHouseOpt = None,
     data_dir: DataDirOpt = None,
@@ -152,7 +155,12 @@ def simulate(
     plan = Plan(tps, seed, tuple(b.strip() for b in ballots.split(",") if b.strip()), duplicates, corrections, invalid)
     if dry_run and out is None:
         fail("--dry-run needs --out")
-    run_simulation(settings_from(kafka, clickhouse, data_dir, namespace), plan, out, dry_run, rate)
+    from streams.kemendagri import KemendagriError
+
+    try:
+        run_simulation(settings_from(kafka, clickhouse, data_dir, namespace), plan, out, dry_run, rate, regions)
+    except (KemendagriError, ValueError) as exc:
+        fail(str(exc))
 
 
 @app.command()
@@ -259,6 +267,23 @@ def registry_load(
 
     counts = load_registry(ch.connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)), read_records(file))
     typer.echo(f"registry loaded: {counts['region']} regions, {counts['tps']} TPS, {counts['contest']} contests")
+
+
+@registry_app.command("import-kemendagri")
+def registry_import_kemendagri(
+    file: Annotated[Path, typer.Argument(help="Kemendagri region list: code,name lines with dotted codes")],
+    out: Annotated[Path, typer.Option(help="registry JSONL to write (regions only)")] = Path("regions.jsonl"),
+) -> None:
+    """Read the official region list as published and write its regions in the registry format."""
+    from streams.kemendagri import KemendagriError, parse_regions
+    from streams.registry import write_records
+
+    try:
+        with file.open(newline="", encoding="utf-8-sig") as fh:
+            count = write_records(out, parse_regions(fh, str(file)))
+    except KemendagriError as exc:
+        fail(str(exc))
+    typer.echo(f"wrote {count} regions to {out}; simulate onto them with: tally simulate --regions {file}")
 
 
 @app.command()

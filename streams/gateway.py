@@ -11,11 +11,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from streams import clickhouse
 from streams.embedded.servers import kafka_bootstrap
+from streams.kemendagri import parse_regions
 from streams.produce import publish
 from streams.registry import write_records
 from streams.registry_store import load_registry
 from streams.settings import SUBMISSIONS, Settings
-from streams.simulate import Plan, generate, registry_records
+from streams.simulate import Plan, build_shape_on, generate, registry_records
 
 
 def _tee(events: Iterator[bytes], path: Path | None) -> Iterator[bytes]:
@@ -28,8 +29,14 @@ def _tee(events: Iterator[bytes], path: Path | None) -> Iterator[bytes]:
             yield event
 
 
-def run_simulation(settings: Settings, plan: Plan, out: Path | None, dry_run: bool, rate: float | None) -> int:
-    shape, events, truth = generate(plan)
+def run_simulation(
+    settings: Settings, plan: Plan, out: Path | None, dry_run: bool, rate: float | None, regions: Path | None = None
+) -> int:
+    shape = None
+    if regions is not None:  # TPS and contests synthesized onto the real villages of a Kemendagri list
+        with regions.open(newline="", encoding="utf-8-sig") as fh:
+            shape = build_shape_on(list(parse_regions(fh, str(regions))), plan.n_tps, plan.seed, plan.ballots)
+    shape, events, truth = generate(plan, shape)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         write_records(out / "registry.jsonl", registry_records(shape))

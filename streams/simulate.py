@@ -130,18 +130,44 @@ def build_shape(n_tps: int, seed: int, ballots: tuple[str, ...] = BALLOTS) -> Sh
                         shape.dpt.append(max(50, 300 - int(abs(rng.gauss(0, 60)))))
         shape.contests += _contests(rng, pcode, pname, [r for r, _ in regencies], ballots)
     if "PPWP" in ballots:
-        shape.contests.insert(
-            0,
-            {
-                "type": "contest",
-                "ballot": "PPWP",
-                "dapil": "PPWP",
-                "name": "Presiden dan Wakil Presiden",
-                "regions": [NATIONAL],
-                "choices": [{"code": c, "name": n} for c, n in PAIRS],
-            },
-        )
+        shape.contests.insert(0, _ppwp_contest())
     return shape
+
+
+def build_shape_on(regions: list[dict], n_tps: int, seed: int, ballots: tuple[str, ...] = BALLOTS) -> Shape:
+    """TPS and contests synthesized onto real regions (from `tally registry import-kemendagri`)."""
+    rng = random.Random(seed)
+    shape = Shape()
+    villages = [r for r in regions if r["level"] == "village"]
+    if not villages:
+        raise ValueError("the region list has no villages (10-digit codes) to put TPS in")
+    chosen = villages if n_tps >= len(villages) else sorted(rng.sample(villages, n_tps), key=lambda r: r["code"])
+    keep = {r["code"] for r in chosen}
+    for village in chosen:  # keep only the regions that hold a chosen village
+        code = village["code"]
+        keep.update({NATIONAL, code[:2], code[:4], code[:6]})
+    shape.regions = [(r["code"], r["name"], r["level"], r["parent"]) for r in regions if r["code"] in keep]
+    for village, count in zip(chosen, split(n_tps, [rng.lognormvariate(0, 0.5) for _ in chosen]), strict=True):
+        for t in range(1, min(count, 999) + 1):
+            shape.tps.append(f"{village['code']}{t:03d}")
+            shape.dpt.append(max(50, 300 - int(abs(rng.gauss(0, 60)))))
+    for pcode, pname, _, _ in (r for r in shape.regions if r[2] == "province"):
+        regencies = [r[0] for r in shape.regions if r[2] == "regency" and r[3] == pcode]
+        shape.contests += _contests(rng, pcode, pname, regencies, ballots)
+    if "PPWP" in ballots:
+        shape.contests.insert(0, _ppwp_contest())
+    return shape
+
+
+def _ppwp_contest() -> dict:
+    return {
+        "type": "contest",
+        "ballot": "PPWP",
+        "dapil": "PPWP",
+        "name": "Presiden dan Wakil Presiden",
+        "regions": [NATIONAL],
+        "choices": [{"code": c, "name": n} for c, n in PAIRS],
+    }
 
 
 def _party_choices(rng: random.Random, parties: int, seats: int) -> list[dict]:
