@@ -128,7 +128,11 @@ def build_shape(n_tps: int, seed: int, ballots: tuple[str, ...] = BALLOTS) -> Sh
                     for t in range(1, min(vtps, 999) + 1):
                         shape.tps.append(f"{vcode}{t:03d}")
                         shape.dpt.append(max(50, 300 - int(abs(rng.gauss(0, 60)))))
-        shape.contests += _contests(rng, pcode, pname, [r for r, _ in regencies], ballots)
+        districts = {r[0]: [] for r in regencies}
+        for code, _, level, parent in shape.regions:
+            if level == "district" and parent in districts:
+                districts[parent].append(code)
+        shape.contests += _contests(rng, pcode, pname, [r for r, _ in regencies], districts, ballots)
     if "PPWP" in ballots:
         shape.contests.insert(0, _ppwp_contest())
     return shape
@@ -153,7 +157,8 @@ def build_shape_on(regions: list[dict], n_tps: int, seed: int, ballots: tuple[st
             shape.dpt.append(max(50, 300 - int(abs(rng.gauss(0, 60)))))
     for pcode, pname, _, _ in (r for r in shape.regions if r[2] == "province"):
         regencies = [r[0] for r in shape.regions if r[2] == "regency" and r[3] == pcode]
-        shape.contests += _contests(rng, pcode, pname, regencies, ballots)
+        districts = {r: [d[0] for d in shape.regions if d[2] == "district" and d[3] == r] for r in regencies}
+        shape.contests += _contests(rng, pcode, pname, regencies, districts, ballots)
     if "PPWP" in ballots:
         shape.contests.insert(0, _ppwp_contest())
     return shape
@@ -184,7 +189,10 @@ def _dapils(regions: list[str], count: int) -> list[list[str]]:
     return [regions[int(i * size) : int((i + 1) * size)] for i in range(count)]
 
 
-def _contests(rng: random.Random, pcode: str, pname: str, regencies: list[str], ballots: tuple[str, ...]) -> list[dict]:
+def _contests(
+    rng: random.Random, pcode: str, pname: str, regencies: list[str], districts: dict[str, list[str]], ballots: tuple[str, ...]
+) -> list[dict]:
+    """Contests of one province, dapil counts scaled to 2024: DPR 84, DPRD provinsi 301, DPRD kab/kota 2,325."""
     contests: list[dict] = []
     local = ACEH_LOCAL_PARTIES if pcode == ACEH else 0
     if "DPR" in ballots:
@@ -211,7 +219,7 @@ def _contests(rng: random.Random, pcode: str, pname: str, regencies: list[str], 
             }
         )
     if "DPRD_PROV" in ballots:
-        for i, regions in enumerate(_dapils(regencies, max(1, len(regencies) // 2)), 1):
+        for i, regions in enumerate(_dapils(regencies, max(1, round(len(regencies) * 301 / 514))), 1):
             contests.append(
                 {
                     "type": "contest",
@@ -224,16 +232,18 @@ def _contests(rng: random.Random, pcode: str, pname: str, regencies: list[str], 
             )
     if "DPRD_KAB" in ballots and pcode != DKI:  # DKI Jakarta elects no DPRD kab/kota
         for rcode in regencies:
-            contests.append(
-                {
-                    "type": "contest",
-                    "ballot": "DPRD_KAB",
-                    "dapil": f"DPRDK-{rcode}",
-                    "name": f"Kab/Kota {rcode}",
-                    "regions": [rcode],
-                    "choices": _party_choices(rng, NATIONAL_PARTIES + local, rng.randint(3, 12)),
-                }
-            )
+            own = districts.get(rcode) or [rcode]
+            for i, regions in enumerate(_dapils(own, max(1, round(len(own) * 2325 / 7277))), 1):
+                contests.append(
+                    {
+                        "type": "contest",
+                        "ballot": "DPRD_KAB",
+                        "dapil": f"DPRDK-{rcode}-{i:02d}",
+                        "name": f"Kab/Kota {rcode} {i}",
+                        "regions": regions,
+                        "choices": _party_choices(rng, NATIONAL_PARTIES + local, rng.randint(3, 12)),
+                    }
+                )
     return contests
 
 
