@@ -250,6 +250,25 @@ def demo(
     raise typer.Exit(run_demo(settings_from(data_dir=data_dir), tps, seed))
 
 
+@app.command()
+def bench(
+    tps: Annotated[int, typer.Option(help="number of TPS")] = 100_000,
+    ballots: Annotated[str, typer.Option(help="comma-separated ballots")] = "PPWP",
+    workers: Annotated[int, typer.Option(help="tally workers")] = 1,
+    rate: Annotated[float, typer.Option(help="offered events/s for the latency phase")] = 2000.0,
+    latency_seconds: Annotated[float, typer.Option(help="length of the latency phase")] = 10.0,
+    seed: Annotated[int, typer.Option(help="seed")] = 1,
+    json: Annotated[Path | None, typer.Option("--json", help="write the report here")] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Run the whole pipeline on the embedded default and report throughput, latency, CPU, RSS and the baseline."""
+    from streams.bench import main_command, run_bench
+
+    raise typer.Exit(
+        run_bench(settings_from(data_dir=data_dir), tps, ballots, workers, rate, latency_seconds, seed, json, main_command())
+    )
+
+
 registry_app = typer.Typer(help="Load and import the registry of regions, TPS and contests.")
 app.add_typer(registry_app, name="registry")
 

@@ -38,8 +38,15 @@ def start_worker(settings: Settings, log_name: str = "worker.log") -> subprocess
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **env})
 
 
-def wait_caught_up(settings: Settings, total: int, timeout_s: float = 600.0, progress: Progress | None = None) -> float:
-    """Seconds until the worker group has committed every produced event; raises TimeoutError."""
+def wait_caught_up(
+    settings: Settings,
+    total: int,
+    timeout_s: float = 600.0,
+    progress: Progress | None = None,
+    workers: list[subprocess.Popen] = (),
+) -> float:
+    """Seconds until the worker group has committed every produced event; raises TimeoutError, or
+    RuntimeError at once if every given worker process has exited."""
     bootstrap = servers.kafka_bootstrap(settings)
     started = time.monotonic()
     task = progress.add_task("counting (committed after written)", total=total) if progress else None
@@ -49,6 +56,10 @@ def wait_caught_up(settings: Settings, total: int, timeout_s: float = 600.0, pro
             progress.update(task, completed=total - lag)
         if lag == 0:
             return time.monotonic() - started
+        if workers and all(w.poll() is not None for w in workers):
+            raise RuntimeError(
+                f"every worker exited (codes {[w.returncode for w in workers]}); see their logs in {settings.data_dir}"
+            )
         time.sleep(0.25)
     raise TimeoutError(f"the workers did not catch up within {timeout_s:.0f}s")
 
@@ -74,7 +85,7 @@ def run_demo(base: Settings, n_tps: int, seed: int) -> int:
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
         ) as progress:
-            wait_caught_up(settings, produced, progress=progress)
+            wait_caught_up(settings, produced, progress=progress, workers=[worker])
         client = clickhouse.connect(settings)
         differences = verify(client, orjson.loads((out / "truth.json").read_bytes()))
         print_results(results(client, "PPWP", "national"), console)

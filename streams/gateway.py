@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
-import orjson
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from streams import clickhouse
@@ -64,7 +63,8 @@ def run_simulation(
                 )
             )
     if out is not None:
-        (out / "truth.json").write_bytes(orjson.dumps(truth.as_json()))
+        with (out / "truth.json").open("wb") as fh:
+            truth.write_json(fh)
     print(
         f"{'wrote' if dry_run else 'produced'} {expected} events for {len(shape.tps)} TPS" + (f"; files in {out}" if out else "")
     )

@@ -25,6 +25,7 @@ Key = tuple[str, str]  # (ballot, tps)
 class Message:
     offset: int
     value: bytes
+    timestamp: float = 0.0  # Kafka message timestamp, epoch seconds
 
 
 class Processor:
@@ -107,6 +108,7 @@ class Processor:
                     tally.submitted_at,
                     partition,
                     message.offset,
+                    message.timestamp,
                 )
             )
         return batch
@@ -135,6 +137,7 @@ class Processor:
                 message.value[:MAX_EVENT_BYTES].decode("utf-8", "replace"),
                 batch.partition,
                 message.offset,
+                message.timestamp,
             )
         )
         batch.decisions.append(
@@ -150,5 +153,6 @@ class Processor:
                 "",
                 batch.partition,
                 message.offset,
+                message.timestamp,
             )
         )

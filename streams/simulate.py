@@ -9,9 +9,12 @@ DKI Jakarta. Everything derives from `random.Random(seed)`: the same arguments g
 
 from __future__ import annotations
 
+import heapq
+import io
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import IO, NamedTuple
 
 import orjson
 
@@ -291,28 +294,68 @@ def make_tally(
     }
 
 
+class TruthEntry(NamedTuple):
+    """The last applied tally of one (ballot, TPS), kept small: 820k of them must fit in memory."""
+
+    event_id: str
+    choices: tuple[str, ...]  # shared by every TPS of a contest
+    counts: tuple[int, ...]
+    invalid: int
+
+
 @dataclass
 class Truth:
     """Exact expected results: per ballot and level, region -> votes, invalid, tps_reported, tps_total."""
 
-    current: dict[tuple[str, str], dict] = field(default_factory=dict)  # (ballot, tps) -> last applied tally
+    current: dict[tuple[str, str], TruthEntry] = field(default_factory=dict)
     tps_total: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
+    def record(self, tally: dict, choices: tuple[str, ...]) -> None:
+        votes = tally["votes"]
+        self.current[(tally["ballot"], tally["tps"])] = TruthEntry(
+            tally["event_id"], choices, tuple(votes[c] for c in choices), tally["invalid"]
+        )
+
+    def write_json(self, fh: IO[bytes]) -> None:
+        """{"ballots": {ballot: {level: {region: {votes, invalid, tps_reported[, tps_total]}}}}}, streamed:
+        region levels are summed in memory (~92k regions), the TPS level is written entry by entry."""
+        ballots = sorted({ballot for ballot, _ in self.current})
+        fh.write(b'{"ballots":{')
+        for b_index, ballot in enumerate(ballots):
+            keys = sorted(k for k in self.current if k[0] == ballot)
+            levels: dict[str, dict[str, dict]] = {level: {} for level in REGION_LEVELS}
+            for key in keys:
+                entry = self.current[key]
+                for level in REGION_LEVELS:
+                    region = region_of(key[1], level)
+                    summed = levels[level].get(region)
+                    if summed is None:
+                        summed = levels[level][region] = {
+                            "votes": {},
+                            "invalid": 0,
+                            "tps_reported": 0,
+                            "tps_total": self.tps_total.get((ballot, level, region), 0),
+                        }
+                    votes = summed["votes"]
+                    for choice, n in zip(entry.choices, entry.counts, strict=True):
+                        votes[choice] = votes.get(choice, 0) + n
+                    summed["invalid"] += entry.invalid
+                    summed["tps_reported"] += 1
+            fh.write((b"," if b_index else b"") + orjson.dumps(ballot) + b":{")
+            for level in REGION_LEVELS:
+                fh.write(orjson.dumps(level) + b":" + orjson.dumps(levels[level]) + b",")
+            fh.write(b'"tps":{')
+            for index, key in enumerate(keys):
+                entry = self.current[key]
+                body = {"votes": dict(zip(entry.choices, entry.counts, strict=True)), "invalid": entry.invalid, "tps_reported": 1}
+                fh.write((b"," if index else b"") + orjson.dumps(key[1]) + b":" + orjson.dumps(body))
+            fh.write(b"}}")
+        fh.write(b"}}")
+
     def as_json(self) -> dict:
-        out: dict[str, dict] = {}
-        for (ballot, tps), tally in sorted(self.current.items()):
-            levels = out.setdefault(ballot, {level: {} for level in (*REGION_LEVELS, "tps")})
-            for level in (*REGION_LEVELS, "tps"):
-                region = tps if level == "tps" else region_of(tps, level)
-                entry = levels[level].setdefault(region, {"votes": {}, "invalid": 0, "tps_reported": 0})
-                for choice, n in tally["votes"].items():
-                    entry["votes"][choice] = entry["votes"].get(choice, 0) + n
-                entry["invalid"] += tally["invalid"]
-                entry["tps_reported"] += 1
-        for (ballot, level, region), total in self.tps_total.items():
-            if ballot in out and region in out[ballot][level]:
-                out[ballot][level][region]["tps_total"] = total
-        return {"ballots": out}
+        buffer = io.BytesIO()
+        self.write_json(buffer)
+        return orjson.loads(buffer.getvalue())
 
 
 def tps_totals(shape: Shape, ballots: tuple[str, ...]) -> dict[tuple[str, str, str], int]:
@@ -349,10 +392,10 @@ def generate(plan: Plan, shape: Shape | None = None) -> tuple[Shape, Iterator[by
 
     def events() -> Iterator[bytes]:
         rng = random.Random(plan.seed * 7919 + 1)
-        choices_of: dict[tuple[str, str], list[str]] = {}
-        by_region = {(c["ballot"], r): [x["code"] for x in c["choices"]] for c in shape.contests for r in c["regions"]}
+        choices_of: dict[tuple[str, str], tuple[str, ...]] = {}
+        by_region = {(c["ballot"], r): tuple(x["code"] for x in c["choices"]) for c in shape.contests for r in c["regions"]}
 
-        def choices(ballot: str, tps: str) -> list[str] | None:
+        def choices(ballot: str, tps: str) -> tuple[str, ...] | None:
             key = (ballot, tps[:4])
             if key not in choices_of:
                 for prefix in (NATIONAL, tps[:2], tps[:4]):
@@ -365,40 +408,34 @@ def generate(plan: Plan, shape: Shape | None = None) -> tuple[Shape, Iterator[by
 
         order = [(i, b) for i in range(len(shape.tps)) for b in plan.ballots if choices(b, shape.tps[i]) is not None]
         rng.shuffle(order)
-        later: list[tuple[int, bytes]] = []  # (position to release at, event): late duplicates and corrections
+        later: list[tuple[int, int, bytes]] = []  # heap of (release position, seq, event): late resends and corrections
         seq = 0
         for position, (i, ballot) in enumerate(order):
             while later and later[0][0] <= position:
-                yield later.pop(0)[1]
+                yield heapq.heappop(later)[2]
             tps = shape.tps[i]
+            contest_choices = choices(ballot, tps)
             seq += 1
             gateway = f"gw-{tps[:2]}-{int(tps[2:4]) % 4 + 1:02d}"
             clock = f"2024-02-14T{13 + position * 11 // max(1, len(order)):02d}:{position % 60:02d}:00+07:00"
-            tally = make_tally(rng, tps, ballot, shape.dpt[i], choices(ballot, tps), 1, f"{gateway}:{seq:08d}", gateway, clock)
+            tally = make_tally(rng, tps, ballot, shape.dpt[i], contest_choices, 1, f"{gateway}:{seq:08d}", gateway, clock)
             if plan.invalid and rng.random() < plan.invalid:
                 yield break_tally(rng, tally)  # never counted: not in the truth
                 continue
             raw = orjson.dumps(tally)
-            truth.current[(ballot, tps)] = tally
+            truth.record(tally, contest_choices)
             yield raw
             if plan.duplicates and rng.random() < plan.duplicates:
-                _schedule(later, position + rng.choice((1, 50, len(order) // 3 + 1)), raw)
+                heapq.heappush(later, (position + rng.choice((1, 50, len(order) // 3 + 1)), seq, raw))
             if plan.corrections and rng.random() < plan.corrections:
                 seq += 1
-                fixed = make_tally(
-                    rng, tps, ballot, shape.dpt[i], choices(ballot, tps), 2, f"{gateway}:{seq:08d}", gateway, clock
-                )
-                truth.current[(ballot, tps)] = fixed
-                _schedule(later, position + rng.randint(1, 200), orjson.dumps(fixed))
-        for _, raw in later:
-            yield raw
+                fixed = make_tally(rng, tps, ballot, shape.dpt[i], contest_choices, 2, f"{gateway}:{seq:08d}", gateway, clock)
+                truth.record(fixed, contest_choices)
+                heapq.heappush(later, (position + rng.randint(1, 200), seq, orjson.dumps(fixed)))
+        while later:
+            yield heapq.heappop(later)[2]
 
     return shape, events(), truth
-
-
-def _schedule(later: list[tuple[int, bytes]], at: int, raw: bytes) -> None:
-    later.append((at, raw))
-    later.sort(key=lambda item: item[0])
 
 
 def break_tally(rng: random.Random, tally: dict) -> bytes:

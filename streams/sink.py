@@ -15,9 +15,11 @@ clickhouse-connect is synchronous: the worker calls `write` in a thread, never o
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import orjson
 from clickhouse_connect.driver.client import Client
@@ -28,6 +30,7 @@ from streams.revisions import Applied
 log = logging.getLogger("tally.sink")
 
 Key = tuple[str, str]  # (ballot, tps)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ DECISIONS = Table(
         ("submitted_at", "String"),
         ("src_partition", "UInt16"),
         ("src_offset", "UInt64"),
+        ("received_at", "DateTime64(3)"),
     ),
 )
 REJECTIONS = Table(
@@ -143,6 +147,12 @@ class ClickHouseSink:
         self.retry_max_s = retry_max_s
         self.sleep = sleep
         self.written = {"batches": 0, "current": 0, "totals": 0, "decisions": 0, "rejections": 0, "fenced": 0}
+        # One HTTP session, used from the batch thread and the rebalance callbacks: one call at a time.
+        self._lock = threading.Lock()
+
+    def call(self, what: str, read: Callable[[Client], T]) -> T:
+        """Run a read against ClickHouse under the sink's lock, retrying while ClickHouse is away."""
+        return self._retry(what, lambda: read(self.client))
 
     # -- leases ---------------------------------------------------------------------------------------
     def acquire_lease(self, topic: str, partition: int, owner: str) -> None:
@@ -199,11 +209,12 @@ class ClickHouseSink:
         )
         return int(summary.written_rows)
 
-    def _retry(self, what: str, operation: Callable[[], object]) -> object:
+    def _retry(self, what: str, operation: Callable[[], T]) -> T:
         delay = 0.1
         while True:
             try:
-                return operation()
+                with self._lock:
+                    return operation()
             except Exception as exc:  # ClickHouse away or refusing: retry the same statement, same token
                 log.warning(
                     "write to %s failed (%s: %s); retrying in %.1fs; no offset is committed meanwhile",

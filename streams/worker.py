@@ -45,9 +45,9 @@ class RegistryCache:
         if now - self.checked < REGISTRY_CHECK_S:
             return
         self.checked = now
-        version = registry_version(self.sink.client)
+        version = self.sink.call("registry version", registry_version)
         if version != self.version:
-            self.registry = read_registry(self.sink.client)
+            self.registry = self.sink.call("registry", read_registry)
             self.version = version
             log.info("registry loaded: %d TPS, version %d", len(self.registry.dpt), version)
 
@@ -130,7 +130,9 @@ def create_app(settings: Settings) -> faust.App:
         by_partition: dict[tuple[str, int], list[Message]] = defaultdict(list)
         for event in events:
             tp = event.message.tp
-            by_partition[(tp.topic, tp.partition)].append(Message(event.message.offset, event.message.value or b""))
+            by_partition[(tp.topic, tp.partition)].append(
+                Message(event.message.offset, event.message.value or b"", event.message.timestamp or time.time())
+            )
         await asyncio.to_thread(registry.refresh)
         for (topic, partition), messages in by_partition.items():
             owner = leases.get(partition)

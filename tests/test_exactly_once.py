@@ -134,3 +134,32 @@ def wait_port(port: int) -> None:
 def test_schema_applies_twice(pipeline):
     apply_schema(pipeline)
     apply_schema(pipeline)
+
+
+def test_the_sink_serves_the_batch_thread_and_rebalance_callbacks_at_once(ch, caplog):
+    """Leases are taken from faust's rebalance callback while a batch thread reads: one session, no clash."""
+    import threading
+
+    from streams.registry_store import registry_version
+
+    sink = ClickHouseSink(ch)
+    errors: list[BaseException] = []
+
+    def hammer(action) -> None:
+        try:
+            for _ in range(40):
+                action()
+        except BaseException as exc:  # noqa: BLE001 - any error fails the test below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=hammer, args=(lambda: sink.acquire_lease(TOPIC, 1, "w"),)),
+        threading.Thread(target=hammer, args=(lambda: sink.call("registry version", registry_version),)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert [r.getMessage() for r in caplog.records if r.name == "tally.sink"] == []  # not even a retried clash
+    assert ch.command(f"SELECT max(generation) FROM partition_leases WHERE topic = '{TOPIC}' AND partition = 1") == 40

@@ -58,7 +58,8 @@ CREATE TABLE IF NOT EXISTS tally_decisions
     submitted_at  String,
     src_partition UInt16,
     src_offset    UInt64,
-    decided_at    DateTime64(3) DEFAULT now64(3)
+    received_at   DateTime64(3),                  -- the Kafka message timestamp
+    decided_at    DateTime64(3) DEFAULT now64(3)  -- when the batch was written: totals visible
 )
 ENGINE = ReplacingMergeTree
 ORDER BY (tps, ballot, src_partition, src_offset)

@@ -1,0 +1,220 @@
+"""`tally bench`: the whole pipeline on the embedded default, against a baseline measured in the same run.
+
+Phases: simulate -> produce a backlog -> baseline (plain aiokafka consumer, orjson, raw rows into
+ClickHouse: the ceiling of this stack on this box) -> tally workers catch up on the same backlog ->
+latency at an offered rate -> worker CPU and peak RSS -> `verify` (the run fails if not exact).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from streams import clickhouse
+from streams.clickhouse import sql_statements
+from streams.demo import start_worker, wait_caught_up
+from streams.embedded import servers
+from streams.gateway import run_simulation
+from streams.produce import create_topics, publish
+from streams.read import verify
+from streams.registry import read_records
+from streams.registry_store import load_registry
+from streams.settings import SUBMISSIONS, Settings
+from streams.simulate import Plan
+
+BENCH_SQL = Path(__file__).resolve().parent.parent / "schemas" / "bench" / "raw.sql"
+
+
+@dataclass
+class BenchReport:
+    command: str
+    machine: str
+    tps: int
+    ballots: str
+    workers: int
+    events: int = 0
+    backlog_events: int = 0
+    produce_events_per_s: float = 0.0
+    baseline_events_per_s: float = 0.0
+    join_s: float = 0.0
+    catch_up_s: float = 0.0
+    events_per_s: float = 0.0
+    ratio_to_baseline: float = 0.0
+    offered_rate: float = 0.0
+    latency_events: int = 0
+    latency_p50_ms: float = 0.0
+    latency_p99_ms: float = 0.0
+    worker_cpu_s: list[float] = field(default_factory=list)
+    worker_peak_rss_mib: list[float] = field(default_factory=list)
+    exact: bool = False
+    differences: list[str] = field(default_factory=list)
+
+
+def progress_bar(console: Console) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+
+
+async def baseline(settings: Settings, bootstrap: str, expected: int, progress: Progress) -> float:
+    """A plain aiokafka consumer: orjson decode, raw rows into ClickHouse, no validation or dedupe."""
+    client = clickhouse.connect(settings)
+    for statement in sql_statements(BENCH_SQL):
+        client.command(statement)
+    consumer = AIOKafkaConsumer(
+        settings.topic(SUBMISSIONS),
+        bootstrap_servers=bootstrap,
+        group_id=f"{settings.namespace}baseline",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 << 20,
+        fetch_max_bytes=64 << 20,
+    )
+    await consumer.start()
+    task = progress.add_task("baseline: aiokafka -> orjson -> ClickHouse", total=expected)
+    done = 0
+    started = time.perf_counter()
+    try:
+        while done < expected:
+            batches = await consumer.getmany(timeout_ms=200, max_records=20000)
+            rows = []
+            for messages in batches.values():
+                for message in messages:
+                    done += 1
+                    try:
+                        e = orjson.loads(message.value)
+                        rows.append((e["event_id"], e["tps"], e["ballot"], e["revision"], e["votes"], e["invalid"]))
+                    except (orjson.JSONDecodeError, KeyError, TypeError):
+                        continue  # the baseline drops what it cannot read; tally would reject it
+            if rows:
+                await asyncio.to_thread(
+                    client.insert, "bench_raw", rows, column_names=["event_id", "tps", "ballot", "revision", "votes", "invalid"]
+                )
+            if batches:
+                await consumer.commit()
+            progress.update(task, completed=done)
+    finally:
+        await consumer.stop()
+    return done / (time.perf_counter() - started)
+
+
+def proc_stats(pid: int) -> tuple[float, float]:
+    """(CPU seconds, peak RSS in MiB) of a live process, from /proc."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    hwm = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmHWM"))
+    return cpu, int(hwm.split()[1]) / 1024
+
+
+def run_bench(
+    base: Settings,
+    tps: int,
+    ballots: str,
+    n_workers: int,
+    rate: float,
+    latency_s: float,
+    seed: int,
+    json_path: Path | None,
+    command: str,
+) -> int:
+    console = Console()
+    kafka = servers.kafka_bootstrap(base)
+    ch_url = servers.ensure(base, servers.CLICKHOUSE) if not base.clickhouse else base.clickhouse.rsplit("/", 1)[0]
+    run = f"bench{int(time.time())}"
+    settings = base.override(kafka=kafka, clickhouse=f"{ch_url}/{run}", namespace=f"{run}.")
+    report = BenchReport(
+        command,
+        f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores, Python {platform.python_version()}",
+        tps,
+        ballots,
+        n_workers,
+        offered_rate=rate,
+    )
+    asyncio.run(create_topics(settings, kafka))
+    clickhouse.apply_schema(settings)
+    out = base.embedded_dir / run
+    plan = Plan(tps, seed, tuple(ballots.split(",")), duplicates=0.05, corrections=0.01, invalid=0.005)
+    run_simulation(settings, plan, out, dry_run=True, rate=None)
+    load_registry(clickhouse.connect(settings), read_records(out / "registry.jsonl"))
+    events = (out / "events.jsonl").read_bytes().splitlines()
+    report.events = len(events)
+    tail = min(len(events) // 2, int(rate * latency_s))
+    backlog = events[: len(events) - tail]
+    report.backlog_events = len(backlog)
+    workers: list[subprocess.Popen] = []
+    try:
+        with progress_bar(console) as progress:
+            task = progress.add_task("producing the backlog", total=len(backlog))
+            started = time.perf_counter()
+            asyncio.run(
+                publish(kafka, settings.topic(SUBMISSIONS), backlog, None, progress=lambda n: progress.update(task, completed=n))
+            )
+            report.produce_events_per_s = len(backlog) / (time.perf_counter() - started)
+            report.baseline_events_per_s = asyncio.run(baseline(settings, kafka, len(backlog), progress))
+
+            started = time.perf_counter()
+            workers = [start_worker(settings, f"{run}-worker-{i}.log") for i in range(n_workers)]
+            logs = [base.embedded_dir / f"{run}-worker-{i}.log" for i in range(n_workers)]
+            while not all(b"leases taken" in p.read_bytes() for p in logs if p.exists()) or not all(p.exists() for p in logs):
+                time.sleep(0.05)
+            report.join_s = time.perf_counter() - started
+            joined = time.perf_counter()
+            wait_caught_up(settings, len(backlog), timeout_s=3600, progress=progress, workers=workers)
+            report.catch_up_s = time.perf_counter() - joined
+            report.events_per_s = len(backlog) / report.catch_up_s
+            report.ratio_to_baseline = report.events_per_s / report.baseline_events_per_s
+
+            if tail:
+                task = progress.add_task(f"offering {rate:.0f} events/s", total=tail)
+                phase = time.time()
+                asyncio.run(
+                    publish(
+                        kafka,
+                        settings.topic(SUBMISSIONS),
+                        events[len(backlog) :],
+                        rate,
+                        progress=lambda n: progress.update(task, completed=n),
+                    )
+                )
+                wait_caught_up(settings, len(events), timeout_s=600, workers=workers)
+                client = clickhouse.connect(settings)
+                count, p50, p99 = client.query(
+                    "SELECT count(), quantileExact(0.5)(ms), quantileExact(0.99)(ms) FROM ("
+                    "SELECT dateDiff('millisecond', received_at, decided_at) AS ms FROM tally_decisions FINAL "
+                    "WHERE received_at >= fromUnixTimestamp64Milli({t:Int64}))",
+                    parameters={"t": int(phase * 1000)},
+                ).result_rows[0]
+                report.latency_events, report.latency_p50_ms, report.latency_p99_ms = int(count), float(p50), float(p99)
+        for proc in workers:
+            cpu, rss = proc_stats(proc.pid)
+            report.worker_cpu_s.append(round(cpu, 1))
+            report.worker_peak_rss_mib.append(round(rss, 1))
+    finally:
+        for proc in workers:
+            proc.terminate()
+        for proc in workers:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    report.differences = verify(clickhouse.connect(settings), orjson.loads((out / "truth.json").read_bytes()))
+    report.exact = not report.differences
+    console.print_json(orjson.dumps(asdict(report)).decode())
+    if json_path is not None:
+        json_path.write_bytes(orjson.dumps(asdict(report), option=orjson.OPT_INDENT_2))
+    console.print("[green]verify: exact at every level[/]" if report.exact else "[red]verify: NOT exact[/]")
+    return 0 if report.exact else 1
+
+
+def main_command() -> str:
+    return " ".join(["tally", *sys.argv[1:]])
