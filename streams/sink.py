@@ -92,6 +92,7 @@ REJECTIONS = Table(
         ("payload", "String"),
         ("src_partition", "UInt16"),
         ("src_offset", "UInt64"),
+        ("received_at", "DateTime64(3)"),
     ),
 )
 CURRENT = Table(

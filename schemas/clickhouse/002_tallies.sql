@@ -77,6 +77,7 @@ CREATE TABLE IF NOT EXISTS tally_rejections
     payload       String,
     src_partition UInt16,
     src_offset    UInt64,
+    received_at   DateTime64(3),                  -- the Kafka message timestamp
     rejected_at   DateTime64(3) DEFAULT now64(3)
 )
 ENGINE = ReplacingMergeTree
