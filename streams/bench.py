@@ -163,9 +163,11 @@ def run_bench(
             report.baseline_events_per_s = asyncio.run(baseline(settings, kafka, len(backlog), progress))
 
             started = time.perf_counter()
-            workers = [start_worker(settings, f"{run}-worker-{i}.log") for i in range(n_workers)]
+            workers = [start_worker(settings, f"{run}-worker-{i}.log", loglevel="info") for i in range(n_workers)]
             logs = [base.embedded_dir / f"{run}-worker-{i}.log" for i in range(n_workers)]
-            while not all(b"leases taken" in p.read_bytes() for p in logs if p.exists()) or not all(p.exists() for p in logs):
+            while not all(p.exists() and b"leases taken" in p.read_bytes() for p in logs):
+                if any(w.poll() is not None for w in workers) or time.perf_counter() - started > 120:
+                    raise RuntimeError(f"a worker did not join the group; see {logs}")
                 time.sleep(0.05)
             report.join_s = time.perf_counter() - started
             joined = time.perf_counter()

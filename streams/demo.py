@@ -24,10 +24,10 @@ from streams.simulate import Plan
 DEMO_DATABASE = "demo"
 
 
-def start_worker(settings: Settings, log_name: str = "worker.log") -> subprocess.Popen:
+def start_worker(settings: Settings, log_name: str = "worker.log", loglevel: str = "warning") -> subprocess.Popen:
     settings.embedded_dir.mkdir(parents=True, exist_ok=True)
     log = (settings.embedded_dir / log_name).open("ab")
-    cmd = [sys.executable, "-m", "streams.cli", "worker", "--data-dir", str(settings.embedded_dir), "--loglevel", "warning"]
+    cmd = [sys.executable, "-m", "streams.cli", "worker", "--data-dir", str(settings.embedded_dir), "--loglevel", loglevel]
     env = {
         "TALLY_NAMESPACE": settings.namespace,
         "TALLY_KAFKA": settings.kafka or "",

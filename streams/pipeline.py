@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from streams.contract import MAX_EVENT_BYTES, decode_tally
-from streams.reasons import Decision, Flag, reason_codes
+from streams.reasons import Decision, Finding, Flag, Reason, reason_codes
 from streams.registry import Registry
 from streams.revisions import Applied, decide
 from streams.sink import Batch
@@ -26,6 +26,7 @@ class Message:
     offset: int
     value: bytes
     timestamp: float = 0.0  # Kafka message timestamp, epoch seconds
+    key: bytes | None = None  # Kafka message key: must be the event's tps; None where the source has no key
 
 
 class Processor:
@@ -40,22 +41,36 @@ class Processor:
         # Keys whose totals already include revisions up to N that tally_current lacks (a crash came
         # between the two writes): replaying them updates the state but must not move totals again.
         self.in_totals: dict[Key, int] = {}
+        # Partitions whose whole state is in `state` (loaded at assignment): a missing key has none.
+        self.complete: set[int] = set()
         self.counts = {d.value: 0 for d in Decision}
 
     def forget(self) -> None:
         """Drop cached state (after a rebalance another worker may have moved it on)."""
         self.state.clear()
         self.in_totals.clear()
+        self.complete.clear()
+
+    def preload(self, partition: int, applied: dict[Key, Applied], in_totals: dict[Key, int]) -> None:
+        """Take the whole state of a newly assigned partition."""
+        self.state.update(applied)
+        self.in_totals.update(in_totals)
+        self.complete.add(partition)
 
     def process(self, topic: str, partition: int, messages: Sequence[Message]) -> Batch:
         batch = Batch(topic, partition, messages[0].offset, messages[-1].offset)
         decoded = [decode_tally(m.value) for m in messages]
-        self._warm([d.tally for d in decoded if d.tally is not None])
+        if partition not in self.complete:
+            self._warm([d.tally for d in decoded if d.tally is not None])
         registry = self.registry()
         for message, result in zip(messages, decoded, strict=True):
             tally = result.tally
             if tally is None:
                 self._reject(batch, message, result.findings, result)
+                continue
+            if message.key is not None and message.key != tally.tps.encode():
+                found = Finding(Reason.KEY_MISMATCH, "$.tps", f"message key {message.key[:32]!r} is not the tps {tally.tps}")
+                self._reject(batch, message, (found,), result)
                 continue
             verdict = validate_tally(tally, registry)
             if not verdict.accepted:

@@ -19,6 +19,9 @@ class Reason(StrEnum):
     """Data error: the message is not a UTF-8 JSON object, or is larger than 64 KiB."""
     SCHEMA = "SCHEMA"
     """Data error: a field is missing, unknown, of the wrong type, or out of range (tally.v1)."""
+    KEY_MISMATCH = "KEY_MISMATCH"
+    """Data error: the Kafka message key is not the event's `tps`. Events of one TPS must share one
+    partition (and so one worker, in order); a tally keyed otherwise could be counted twice."""
     UNKNOWN_TPS = "UNKNOWN_TPS"
     """Registry: `tps` is not a TPS of the registry."""
     BALLOT_NOT_HELD = "BALLOT_NOT_HELD"

@@ -228,6 +228,36 @@ class ClickHouseSink:
                 delay = min(delay * 2, self.retry_max_s)
 
     # -- state ----------------------------------------------------------------------------------------
+    def load_partition(self, partition: int) -> tuple[dict[Key, Applied], dict[Key, int]]:
+        """The whole applied state of one partition (its TPS keys hash there; tally_current records
+        src_partition), and every key whose totals are ahead of tally_current (a crash between the
+        two writes): read once when the partition is assigned, so batches need no state queries."""
+        rows = self.call(
+            "load partition",
+            lambda c: (
+                c.query(
+                    "SELECT ballot, tps, revision, event_id, event_ids, digest, votes, invalid, voters "
+                    "FROM tally_current FINAL WHERE src_partition = {p:UInt16}",
+                    parameters={"p": partition},
+                ).result_rows
+            ),
+        )
+        applied = {(b, t): Applied(t, b, r, e, d, dict(v), i, n, tuple(ids)) for b, t, r, e, ids, d, v, i, n in rows}
+        ahead = self.call(
+            "load markers",
+            lambda c: (
+                c.query(
+                    "SELECT m.ballot, m.tps, m.revision FROM ("
+                    "  SELECT ballot, region AS tps, sum(revision) AS revision FROM region_totals "
+                    "  WHERE level = 'tps' AND choice = '' GROUP BY ballot, region) AS m "
+                    "LEFT JOIN (SELECT ballot, tps, max(revision) AS revision FROM tally_current GROUP BY ballot, tps) AS c "
+                    "USING (ballot, tps) WHERE m.revision > c.revision",
+                    settings={"join_use_nulls": 0},
+                ).result_rows
+            ),
+        )
+        return applied, {(b, t): int(r) for b, t, r in ahead}
+
     def load_applied(self, keys: Iterable[Key]) -> tuple[dict[Key, Applied], dict[Key, int]]:
         """The applied state of these (ballot, tps) keys as ClickHouse holds it, and, where region_totals
         already includes a later revision (a crash came between the two writes), that revision."""

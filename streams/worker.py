@@ -95,9 +95,14 @@ def create_app(settings: Settings) -> faust.App:
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     assignments = itertools.count(1)
     leases: dict[int, str] = {}  # partition -> owner token this worker writes under
+    # Held while a batch is decided and written. A rebalance waits for it, so no batch straddles one:
+    # otherwise a batch fenced by the new lease would still be acked by faust, and lost.
+    in_flight = asyncio.Lock()
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: set, **_: object) -> None:
+        async with in_flight:  # the batch being written finishes under the lease it was decided with
+            pass
         for tp in revoked:
             if tp.topic == submissions.get_topic_name():
                 leases.pop(tp.partition, None)
@@ -108,18 +113,29 @@ def create_app(settings: Settings) -> faust.App:
         # Take each partition's lease before reading its events: from now on a previous owner's
         # writes are refused, and our state, read after this, holds all it wrote before.
         token = f"{worker_id}#{next(assignments)}"
+        async with in_flight:
+            await take_leases(assigned, token)
+        log.info("leases taken for partitions %s as %s; state of %d keys loaded", sorted(leases), token, len(processor.state))
+
+    async def take_leases(assigned: set, token: str) -> None:
+        processor.forget()
         for tp in assigned:
             if tp.topic == submissions.get_topic_name():
                 await asyncio.to_thread(sink.acquire_lease, tp.topic, tp.partition, token)
                 leases[tp.partition] = token
-        processor.forget()
-        log.info("leases taken for partitions %s as %s", sorted(leases), token)
+                processor.preload(tp.partition, *await asyncio.to_thread(sink.load_partition, tp.partition))
 
     @app.agent(submissions)
     async def count(stream: faust.StreamT) -> None:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
             try:
-                await handle(events)
+                async with in_flight:
+                    await handle(events)
+            except Fenced as exc:
+                # Only a worker that lost its group membership (stalled past the session timeout) gets
+                # here. Its events must not be acked: stop now; the partition's owner replays them.
+                log.critical("fenced: %s; exiting without commit", exc)
+                os._exit(75)
             except Exception:
                 # faust acks a batch when this body ends, even by an exception: never let it ack
                 # events that were not written. Stop hard; a restart replays from the last commit.
@@ -130,8 +146,14 @@ def create_app(settings: Settings) -> faust.App:
         by_partition: dict[tuple[str, int], list[Message]] = defaultdict(list)
         for event in events:
             tp = event.message.tp
+            message = event.message
             by_partition[(tp.topic, tp.partition)].append(
-                Message(event.message.offset, event.message.value or b"", event.message.timestamp or time.time())
+                Message(
+                    message.offset,
+                    message.value or b"",
+                    message.timestamp or time.time(),
+                    message.key if message.key is not None else b"",
+                )
             )
         await asyncio.to_thread(registry.refresh)
         for (topic, partition), messages in by_partition.items():
@@ -140,12 +162,7 @@ def create_app(settings: Settings) -> faust.App:
                 log.warning("events of partition %d arrived without a lease; left to its owner", partition)
                 continue
             batch = processor.process(topic, partition, messages)
-            try:
-                await asyncio.to_thread(sink.write, batch, owner)
-            except Fenced as exc:
-                log.warning("fenced: %s", exc)
-                processor.forget()  # the cache holds decisions that were not written
-                continue
+            await asyncio.to_thread(sink.write, batch, owner)
             for row in batch.rejections:
                 await rejected.send(
                     key=(row[1] or "").encode(),

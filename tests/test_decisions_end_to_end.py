@@ -72,3 +72,27 @@ def test_hostile_input_is_rejected_and_the_worker_lives_on(pipeline, workers, tm
     assert max(n for _, n in rows) <= 64 * 1024  # the payload is kept, cut at 64 KiB
     assert ch.query("SELECT event_id FROM tally_current FINAL").result_rows == [("gw:ok",)]
     assert all(p.poll() is None for p in workers.procs)
+
+
+def test_a_tally_keyed_by_something_else_than_its_tps_is_rejected(pipeline, workers, tmp_path, ch):
+    import asyncio
+
+    from streams.produce import make_producer
+
+    workers.start()
+    registry = tmp_path / "registry.jsonl"
+    registry.write_bytes(b"\n".join(orjson.dumps(r) for r in REGISTRY))
+    tally(pipeline, "registry", "load", str(registry))
+
+    async def send() -> None:
+        producer = make_producer(pipeline.kafka)
+        await producer.start()
+        await producer.send_and_wait(
+            pipeline.topic("tally.submissions"), orjson.dumps(tally_dict(event_id="gw:k")), key=b"gw-31-01"
+        )
+        await producer.stop()
+
+    asyncio.run(send())
+    wait_caught_up(pipeline, 1, timeout_s=120)
+    assert ch.query("SELECT reasons FROM tally_rejections FINAL").result_rows == [(["KEY_MISMATCH"],)]
+    assert ch.command("SELECT count() FROM tally_current") == 0
