@@ -134,6 +134,9 @@ def simulate(
     tps: Annotated[int, typer.Option(help="number of TPS")] = 2000,
     seed: Annotated[int, typer.Option(help="seed: the same arguments give the same events")] = 1,
     rate: Annotated[float | None, typer.Option(help="events per second at most")] = None,
+    speedup: Annotated[
+        float | None, typer.Option(help="follow the 2024 arrival curve, this many times faster (3600: an hour a second)")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="write registry.jsonl, events.jsonl and truth.json here")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="write --out files only; produce nothing")] = False,
     ballots: Annotated[str, typer.Option(help="comma-separated ballots: PPWP,DPR,DPD,DPRD_PROV,DPRD_KAB")] = "PPWP",
@@ -158,7 +161,7 @@ def simulate(
     from streams.kemendagri import KemendagriError
 
     try:
-        run_simulation(settings_from(kafka, clickhouse, data_dir, namespace), plan, out, dry_run, rate, regions)
+        run_simulation(settings_from(kafka, clickhouse, data_dir, namespace), plan, out, dry_run, rate, regions, speedup)
     except (KemendagriError, ValueError) as exc:
         fail(str(exc))
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
+import orjson
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from streams import clickhouse
@@ -15,7 +17,7 @@ from streams.produce import publish
 from streams.registry import write_records
 from streams.registry_store import load_registry
 from streams.settings import SUBMISSIONS, Settings
-from streams.simulate import Plan, build_shape_on, generate, registry_records
+from streams.simulate import POLLS_CLOSE, Plan, build_shape_on, generate, registry_records
 
 
 def _tee(events: Iterator[bytes], path: Path | None) -> Iterator[bytes]:
@@ -28,8 +30,27 @@ def _tee(events: Iterator[bytes], path: Path | None) -> Iterator[bytes]:
             yield event
 
 
+def night_pace(speedup: float) -> Callable[[bytes], float]:
+    """Seconds after the start at which an event is due: its simulated submitted_at, `speedup` times faster."""
+
+    def pace(event: bytes) -> float:
+        try:
+            submitted = datetime.fromisoformat(orjson.loads(event)["submitted_at"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return 0.0  # a broken event goes out at once
+        return (submitted - POLLS_CLOSE).total_seconds() / speedup
+
+    return pace
+
+
 def run_simulation(
-    settings: Settings, plan: Plan, out: Path | None, dry_run: bool, rate: float | None, regions: Path | None = None
+    settings: Settings,
+    plan: Plan,
+    out: Path | None,
+    dry_run: bool,
+    rate: float | None,
+    regions: Path | None = None,
+    speedup: float | None = None,
 ) -> int:
     shape = None
     if regions is not None:  # TPS and contests synthesized onto the real villages of a Kemendagri list
@@ -60,6 +81,7 @@ def run_simulation(
                     stream,
                     rate,
                     progress=lambda n: progress.update(task, completed=n),
+                    pace=night_pace(speedup) if speedup else None,
                 )
             )
     if out is not None:

@@ -36,9 +36,15 @@ def make_producer(bootstrap: str) -> AIOKafkaProducer:
 
 
 async def publish(
-    bootstrap: str, topic: str, values: Iterable[bytes], rate: float | None = None, progress: Callable[[int], None] | None = None
+    bootstrap: str,
+    topic: str,
+    values: Iterable[bytes],
+    rate: float | None = None,
+    progress: Callable[[int], None] | None = None,
+    pace: Callable[[bytes], float] | None = None,
 ) -> int:
-    """Send every value (in order), at most `rate` per second if given; returns how many were sent."""
+    """Send every value in order: at most `rate` per second if given, and none before `pace(value)`
+    seconds after the start if given. Returns how many were sent."""
     producer = make_producer(bootstrap)
     await producer.start()
     sent = 0
@@ -48,10 +54,10 @@ async def publish(
         for value in values:
             pending.append(await producer.send(topic, value=value, key=key_of(value)))
             sent += 1
-            if rate:
-                ahead = sent / rate - (time.monotonic() - started)
-                if ahead > 0:
-                    await asyncio.sleep(ahead)
+            due = max(sent / rate if rate else 0.0, pace(value) if pace else 0.0)
+            ahead = due - (time.monotonic() - started)
+            if ahead > 0:
+                await asyncio.sleep(ahead)
             if len(pending) >= 10_000:
                 await asyncio.gather(*pending)
                 pending.clear()

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import heapq
 import io
+import itertools
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import IO, NamedTuple
 
 import orjson
@@ -71,6 +73,21 @@ NATIONAL_PARTIES = 18
 ACEH_LOCAL_PARTIES = 6
 TPS_PER = {"regency": 1596.0, "district": 112.7, "village": 9.8}  # 2024 averages
 DKI = "31"
+# Cumulative share of TPS uploaded (Sirekap 2024, presidential) by hours after polls closed at 13:00
+# WIB on 14 February: 7.27% by 19:00, 42.5% by 12:00 next day, 54.9% day 3, 72.0% day 6; the rest
+# is spread to day 15 here so that every TPS arrives.
+NIGHT_CURVE = ((0.0, 0.0), (6.0, 0.0727), (23.0, 0.425), (47.0, 0.549), (119.0, 0.72), (336.0, 1.0))
+POLLS_CLOSE = datetime(2024, 2, 14, 13, 0, tzinfo=timezone(timedelta(hours=7)))
+
+
+def arrival_hours(share: float) -> float:
+    """Hours after polls closed by which `share` of all TPS had arrived (the inverse of NIGHT_CURVE)."""
+    for (h0, s0), (h1, s1) in itertools.pairwise(NIGHT_CURVE):
+        if share <= s1:
+            return h0 + (h1 - h0) * (share - s0) / (s1 - s0)
+    return NIGHT_CURVE[-1][0]
+
+
 ACEH = "11"
 
 
@@ -417,7 +434,8 @@ def generate(plan: Plan, shape: Shape | None = None) -> tuple[Shape, Iterator[by
             contest_choices = choices(ballot, tps)
             seq += 1
             gateway = f"gw-{tps[:2]}-{int(tps[2:4]) % 4 + 1:02d}"
-            clock = f"2024-02-14T{13 + position * 11 // max(1, len(order)):02d}:{position % 60:02d}:00+07:00"
+            arrived = POLLS_CLOSE + timedelta(hours=arrival_hours(position / max(1, len(order))))
+            clock = arrived.isoformat(timespec="seconds")
             tally = make_tally(rng, tps, ballot, shape.dpt[i], contest_choices, 1, f"{gateway}:{seq:08d}", gateway, clock)
             if plan.invalid and rng.random() < plan.invalid:
                 yield break_tally(rng, tally)  # never counted: not in the truth

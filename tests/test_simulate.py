@@ -67,3 +67,24 @@ def test_truth_sums_up_the_levels():
     for level in ("province", "regency", "district", "village", "tps"):
         assert sum(r["votes"]["01"] for r in result[level].values()) == national["votes"]["01"]
     assert orjson.dumps(result)
+
+
+def test_arrivals_follow_the_2024_upload_curve():
+    from datetime import datetime
+
+    from streams.simulate import POLLS_CLOSE, arrival_hours
+
+    assert arrival_hours(0.0727) == 6.0 and arrival_hours(0.425) == 23.0 and arrival_hours(1.0) == 336.0
+    _, events, _ = generate(Plan(2000, 1, ("PPWP",)))
+    hours = [(datetime.fromisoformat(orjson.loads(e)["submitted_at"]) - POLLS_CLOSE).total_seconds() / 3600 for e in events]
+    assert hours == sorted(hours)  # no duplicates or corrections here: arrival order
+    by_19 = sum(h <= 6 for h in hours) / len(hours)
+    assert 0.06 < by_19 < 0.09  # 7.27% of TPS by 19:00 on election day
+
+
+def test_speedup_paces_production_by_the_simulated_clock():
+    from streams.gateway import night_pace
+
+    pace = night_pace(3600.0)  # an hour a second
+    event = orjson.dumps({"submitted_at": "2024-02-14T19:00:00+07:00"})
+    assert pace(event) == 6.0 and pace(b"not json") == 0.0
