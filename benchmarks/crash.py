@@ -19,6 +19,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
+
+from streams import clickhouse
 from streams.demo import wait_caught_up
 from streams.embedded import servers
 from streams.settings import Settings
@@ -49,6 +52,8 @@ class CrashReport:
     kills: list[float] = field(default_factory=list)  # seconds after producing started
     catch_up_s: float = 0.0
     processed: int = 0  # events the workers handled, replays after kills included (from their logs)
+    decisions: dict[str, int] = field(default_factory=dict)  # the audit trail, one decision per offset
+    expected_duplicates: int = 0  # resends of an event_id in the simulated stream
     differences: list[str] = field(default_factory=list)
 
     @property
@@ -133,6 +138,10 @@ def run_crash(
             for i in range(2)
             for n in re.findall(r"batch: (\d+) events", (work_dir / f"worker-{i}.log").read_text(errors="replace"))
         )
+        client = clickhouse.connect(settings)
+        report.decisions = dict(client.query("SELECT decision, count() FROM tally_decisions FINAL GROUP BY decision").result_rows)
+        ids = [orjson.loads(line)["event_id"] for line in (out / "events.jsonl").open("rb")]
+        report.expected_duplicates = len(ids) - len(set(ids))
         verify = subprocess.run(
             [sys.executable, "-m", "streams.cli", "verify", "--truth", str(out / "truth.json")],
             env=env_of(settings),

@@ -44,7 +44,8 @@ ORDER BY (ballot, level, region, choice)
 SETTINGS non_replicated_deduplication_window = 10000;
 
 -- Every decision about every event (applied, duplicate, stale, conflict, rejected), for audit.
--- One row per source offset: a batch replayed after a crash rewrites the same rows (read with FINAL).
+-- One row per source offset (read with FINAL). A replay after a crash writes the offset again, and
+-- may see its own earlier write ("duplicate"): the first decision wins (first_wins falls with time).
 CREATE TABLE IF NOT EXISTS tally_decisions
 (
     event_id      String,
@@ -59,9 +60,10 @@ CREATE TABLE IF NOT EXISTS tally_decisions
     src_partition UInt16,
     src_offset    UInt64,
     received_at   DateTime64(3),                  -- the Kafka message timestamp
-    decided_at    DateTime64(3) DEFAULT now64(3)  -- when the batch was written: totals visible
+    decided_at    DateTime64(3) DEFAULT now64(3), -- when the batch was written: totals visible
+    first_wins    UInt64 DEFAULT 9223372036854775807 - toUnixTimestamp64Nano(now64(9))
 )
-ENGINE = ReplacingMergeTree
+ENGINE = ReplacingMergeTree(first_wins)
 ORDER BY (tps, ballot, src_partition, src_offset)
 SETTINGS non_replicated_deduplication_window = 10000;
 
