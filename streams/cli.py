@@ -272,6 +272,19 @@ def bench(
     )
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8080,
+    clickhouse: ClickHouseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Serve the read API (JSON): /api/results, /api/tps/{code}, /api/anomalies, /api/openapi.json."""
+    from streams.api import serve as run
+
+    run(settings_from(clickhouse=clickhouse, data_dir=data_dir), host, port)
+
+
 registry_app = typer.Typer(help="Load and import the registry of regions, TPS and contests.")
 app.add_typer(registry_app, name="registry")
 

@@ -30,18 +30,29 @@ def results(client: Client, ballot: str, level: str | None = None, region: str |
 
     def entry(code: str) -> dict:
         return regions.setdefault(
-            code, {"code": code, "name": "", "tps_reported": 0, "tps_total": 0, "votes": {}, "invalid": 0, "voters": 0}
+            code,
+            {
+                "code": code,
+                "name": "",
+                "tps_reported": 0,
+                "tps_total": 0,
+                "votes": {},
+                "invalid": 0,
+                "voters": 0,
+                "registered": 0,
+            },
         )
 
     if level == "tps":
         rows = client.query(
-            "SELECT tps, votes, invalid, voters FROM tally_current FINAL "
+            "SELECT tps, votes, invalid, voters, registered FROM tally_current FINAL "
             "WHERE ballot = {ballot:String} AND startsWith(tps, {prefix:String}) ORDER BY tps",
             parameters=params,
         ).result_rows
-        for tps, votes, invalid, voters in rows:
+        for tps, votes, invalid, voters, registered in rows:
             e = entry(tps)
             e.update(
+                registered=registered,
                 name=f"TPS {tps[-3:]}",
                 tps_reported=1,
                 tps_total=1,
@@ -56,12 +67,12 @@ def results(client: Client, ballot: str, level: str | None = None, region: str |
         parameters=params,
     ).result_rows:
         entry(code)["name"] = name
-    for code, total in client.query(
-        "SELECT region, tps_total FROM region_tps_total FINAL WHERE ballot = {ballot:String} AND level = {level:String} "
-        "AND startsWith(region, {prefix:String})",
+    for code, total, registered in client.query(
+        "SELECT region, tps_total, dpt_total FROM region_tps_total FINAL "
+        "WHERE ballot = {ballot:String} AND level = {level:String} AND startsWith(region, {prefix:String})",
         parameters=params,
     ).result_rows:
-        entry(code)["tps_total"] = total
+        entry(code).update(tps_total=total, registered=registered)
     for code, choice, votes, reported, invalid, voters in client.query(
         "SELECT region, choice, sum(votes), sum(tps_reported), sum(invalid), sum(voters) FROM region_totals "
         "WHERE ballot = {ballot:String} AND level = {level:String} AND startsWith(region, {prefix:String}) "

@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS region_tps_total
     ballot    LowCardinality(String),
     level     LowCardinality(String),
     region    String,
-    tps_total UInt32
+    tps_total UInt32,
+    dpt_total UInt64  -- registered voters (DPT) of those TPS: the denominator of turnout
 )
 ENGINE = ReplacingMergeTree
 ORDER BY (ballot, level, region);

@@ -1,0 +1,204 @@
+"""`tally serve`: the read side over HTTP (JSON), for dashboards, auditors and citizens.
+
+Reads ClickHouse only, through clickhouse-connect (embedded: through `tally clickhouse`); many API
+processes may run beside the workers. Every answer is built from small indexed queries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import clickhouse_connect
+import orjson
+from aiohttp import web
+from clickhouse_connect.driver.client import Client
+
+from streams.contract import BALLOTS
+from streams.embedded.servers import clickhouse_dsn
+from streams.read import results
+from streams.regions import LEVELS, NATIONAL, level_of
+from streams.settings import Settings
+
+log = logging.getLogger("tally.api")
+
+OPENAPI = {
+    "openapi": "3.1.0",
+    "info": {"title": "tally read API", "version": "1"},
+    "paths": {
+        "/api/results": {
+            "get": {
+                "summary": "Results of one ballot at one level, within a region: its children, or itself at its own level",
+                "parameters": [
+                    {"name": "ballot", "in": "query", "schema": {"enum": list(BALLOTS), "default": "PPWP"}},
+                    {"name": "level", "in": "query", "schema": {"enum": list(LEVELS)}},
+                    {"name": "region", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": {
+                        "description": "regions with tps_reported, tps_total, percent_reported, votes, valid, "
+                        "invalid, voters, registered, turnout"
+                    },
+                    "400": {"description": "bad parameter"},
+                    "404": {"description": "unknown region"},
+                },
+            }
+        },
+        "/api/tps/{code}": {
+            "get": {
+                "summary": "One TPS: the applied tally per ballot with its flags, and every decision on every event",
+                "parameters": [
+                    {"name": "code", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9]{13}$"}}
+                ],
+                "responses": {
+                    "200": {"description": "tallies and history"},
+                    "400": {"description": "bad code"},
+                    "404": {"description": "nothing known of this TPS"},
+                },
+            }
+        },
+        "/api/anomalies": {
+            "get": {
+                "summary": "Flagged and rejected events per region, rolled up like the totals",
+                "parameters": [
+                    {"name": "level", "in": "query", "schema": {"enum": list(LEVELS[:-1])}},
+                    {"name": "region", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {"200": {"description": "per region: flagged, rejected, by reason and flag"}},
+            }
+        },
+    },
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def enrich(data: dict) -> dict:
+    """Add the derived figures a reader wants: percent reported, valid votes, turnout."""
+    for region in data["regions"]:
+        valid = sum(region["votes"].values())
+        region["valid"] = valid
+        region["percent_reported"] = round(100 * region["tps_reported"] / region["tps_total"], 2) if region["tps_total"] else 0.0
+        region["turnout"] = round(100 * region["voters"] / region["registered"], 2) if region["registered"] else None
+    return data
+
+
+def region_results(client: Client, ballot: str, level: str | None, region: str | None) -> dict:
+    if ballot not in BALLOTS:
+        raise ApiError(400, f"ballot must be one of {', '.join(BALLOTS)}")
+    if level is not None and level not in LEVELS:
+        raise ApiError(400, f"level must be one of {', '.join(LEVELS)}")
+    if region not in (None, "", NATIONAL):
+        try:
+            level_of(region)
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from None
+        known = client.command("SELECT count() FROM regions WHERE code = {c:String}", parameters={"c": region}) or (
+            len(region) == 13
+            and client.command("SELECT count() FROM registry_tps WHERE tps = {c:String}", parameters={"c": region})
+        )
+        if not known:
+            raise ApiError(404, f"unknown region {region}")
+    try:
+        return enrich(results(client, ballot, level, region))
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+
+
+def tps_detail(client: Client, code: str) -> dict:
+    if not (len(code) == 13 and code.isdigit()):
+        raise ApiError(400, "a TPS code is 13 digits")
+    applied = list(
+        client.query(
+            "SELECT ballot, revision, event_id, gateway, submitted_at, votes, invalid, voters, registered, flags "
+            "FROM tally_current FINAL WHERE tps = {c:String} ORDER BY ballot",
+            parameters={"c": code},
+        ).named_results()
+    )
+    history = list(
+        client.query(
+            "SELECT event_id, ballot, revision, decision, reasons, flags, gateway, submitted_at, received_at, decided_at "
+            "FROM tally_decisions FINAL WHERE tps = {c:String} ORDER BY received_at, src_offset",
+            parameters={"c": code},
+        ).named_results()
+    )
+    dpt = client.query("SELECT dpt FROM registry_tps WHERE tps = {c:String}", parameters={"c": code}).result_rows
+    if not applied and not history and not dpt:
+        raise ApiError(404, f"nothing is known of TPS {code}")
+    return {
+        "tps": code,
+        "dpt": dpt[0][0] if dpt else None,
+        "tallies": [{**row, "votes": dict(sorted(row["votes"].items()))} for row in applied],
+        "history": [{**row, "received_at": str(row["received_at"]), "decided_at": str(row["decided_at"])} for row in history],
+    }
+
+
+def anomalies(client: Client, level: str | None, region: str | None) -> dict:
+    level = level or "province"
+    if level not in LEVELS[:-1]:
+        raise ApiError(400, f"level must be one of {', '.join(LEVELS[:-1])}")
+    width = {"national": 0, "province": 2, "regency": 4, "district": 6, "village": 10}[level]
+    prefix = "" if region in (None, "", NATIONAL) else region
+    region_expr = "'ID'" if width == 0 else f"substring(tps, 1, {width})"
+    rows = client.query(
+        f"SELECT {region_expr} AS region, countIf(decision = 'rejected') AS rejected, countIf(notEmpty(flags)) AS flagged, "
+        "sumMap(reasons, arrayMap(r -> toUInt64(1), reasons)) AS by_reason, "
+        "sumMap(flags, arrayMap(f -> toUInt64(1), flags)) AS by_flag "
+        "FROM (SELECT tps, decision, reasons, flags FROM tally_decisions FINAL WHERE startsWith(tps, {p:String}) AND tps != '') "
+        "GROUP BY region ORDER BY region",
+        parameters={"p": prefix},
+    ).result_rows
+    return {
+        "level": level,
+        "regions": [
+            {
+                "code": code,
+                "rejected": rejected,
+                "flagged": flagged,
+                "reasons": dict(zip(*by_reason, strict=True)) if by_reason else {},
+                "flags": dict(zip(*by_flag, strict=True)) if by_flag else {},
+            }
+            for code, rejected, flagged, by_reason, by_flag in rows
+        ],
+    }
+
+
+def make_app(settings: Settings) -> web.Application:
+    # No HTTP session: requests of many readers run side by side on one client.
+    client = clickhouse_connect.get_client(dsn=clickhouse_dsn(settings), autogenerate_session_id=False)
+
+    def endpoint(build: Callable[[web.Request], dict]) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handler(request: web.Request) -> web.Response:
+            try:
+                body = await asyncio.to_thread(build, request)
+            except ApiError as exc:
+                return json_response({"error": str(exc)}, exc.status)
+            except Exception as exc:  # noqa: BLE001 - a reader gets JSON, never a stack trace
+                log.exception("request %s failed", request.path_qs)
+                return json_response({"error": f"internal error: {type(exc).__name__}"}, 500)
+            return json_response(body)
+
+        return handler
+
+    app = web.Application()
+    app.router.add_get(
+        "/api/results",
+        endpoint(lambda r: region_results(client, r.query.get("ballot", "PPWP"), r.query.get("level"), r.query.get("region"))),
+    )
+    app.router.add_get("/api/tps/{code}", endpoint(lambda r: tps_detail(client, r.match_info["code"])))
+    app.router.add_get("/api/anomalies", endpoint(lambda r: anomalies(client, r.query.get("level"), r.query.get("region"))))
+    app.router.add_get("/api/openapi.json", endpoint(lambda r: OPENAPI))
+    return app
+
+
+def json_response(body: object, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+def serve(settings: Settings, host: str, port: int) -> None:
+    web.run_app(make_app(settings), host=host, port=port, print=lambda line: print(line, flush=True))

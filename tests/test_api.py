@@ -1,0 +1,101 @@
+"""The read API over HTTP against the real embedded stack (issue 7, JSON part)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import orjson
+import pytest
+
+from streams.demo import wait_caught_up
+from tests.conftest import REPO, env_of, tally
+
+
+def get(port: int, path: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as response:
+            return response.status, orjson.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, orjson.loads(exc.read())
+
+
+@pytest.fixture
+def api(pipeline, workers, tmp_path):
+    workers.start()
+    out = tmp_path / "d"
+    tally(pipeline, "simulate", "--tps", "600", "--seed", "8", "--invalid", "0.05", "--duplicates", "0.05", "--out", str(out))
+    events = (out / "events.jsonl").read_bytes().splitlines()
+    wait_caught_up(pipeline, len(events), timeout_s=120)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "serve", "--port", str(port)],
+        cwd=REPO,
+        env=env_of(pipeline),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    yield port, orjson.loads((out / "truth.json").read_bytes())["ballots"]["PPWP"], events
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def test_results_endpoint_equals_the_cli_and_adds_percent_and_turnout(api, pipeline):
+    port, truth, _ = api
+    status, body = get(port, "/api/results?ballot=PPWP&level=province")
+    assert status == 200
+    assert {r["code"]: r["votes"] for r in body["regions"] if r["tps_reported"]} == {
+        c: r["votes"] for c, r in truth["province"].items()
+    }
+    cli = orjson.loads(tally(pipeline, "results", "--level", "province", "--json").stdout)
+    assert [{k: r[k] for k in ("code", "votes", "tps_reported", "tps_total", "invalid")} for r in body["regions"]] == [
+        {k: r[k] for k in ("code", "votes", "tps_reported", "tps_total", "invalid")} for r in cli["regions"]
+    ]
+    national = get(port, "/api/results")[1]["regions"][0]
+    assert national["percent_reported"] == round(100 * national["tps_reported"] / national["tps_total"], 2)
+    assert 50 < national["turnout"] < 100 and national["valid"] == sum(national["votes"].values())
+    children = get(port, "/api/results?region=32")[1]
+    assert children["level"] == "regency" and all(r["code"].startswith("32") for r in children["regions"])
+
+
+def test_tps_endpoint_shows_the_tally_and_its_history(api):
+    port, truth, events = api
+    code = next(iter(truth["tps"]))
+    status, body = get(port, f"/api/tps/{code}")
+    assert status == 200 and body["tps"] == code
+    assert body["tallies"][0]["votes"] == truth["tps"][code]["votes"]
+    assert [h["decision"] for h in body["history"]][0] == "applied"
+
+
+def test_anomalies_roll_up_rejections(api):
+    port, _, events = api
+    status, body = get(port, "/api/anomalies?level=national")
+    assert status == 200
+    [national] = body["regions"]
+    assert national["rejected"] > 0 and sum(national["reasons"].values()) >= national["rejected"]
+
+
+def test_errors_are_json_with_a_message(api):
+    port, _, _ = api
+    assert get(port, "/api/results?ballot=XYZ") == (400, {"error": "ballot must be one of PPWP, DPR, DPD, DPRD_PROV, DPRD_KAB"})
+    status, body = get(port, "/api/results?region=99")
+    assert status == 404 and "unknown region 99" in body["error"]
+    assert get(port, "/api/tps/12")[0] == 400
+    assert get(port, "/api/tps/9999999999999")[0] == 404
+    status, spec = get(port, "/api/openapi.json")
+    assert status == 200 and set(spec["paths"]) == {"/api/results", "/api/tps/{code}", "/api/anomalies"}
