@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint clean
+.PHONY: install browser demo test lint clean
 
 install: $(STAMP)
 
@@ -15,10 +15,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Debian's chromium for the page test (tests/test_page.py), installed where missing.
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 demo: install
 	$(BIN)/tally demo
 
-test: install
+test: install browser
 	$(BIN)/ruff check streams tests benchmarks
 	$(BIN)/pytest -q
 

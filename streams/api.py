@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import clickhouse_connect
 import orjson
@@ -22,6 +23,7 @@ from streams.regions import LEVELS, NATIONAL, level_of
 from streams.settings import Settings
 
 log = logging.getLogger("tally.api")
+PAGE = Path(__file__).resolve().parent / "web" / "index.html"
 
 OPENAPI = {
     "openapi": "3.1.0",
@@ -193,6 +195,7 @@ def make_app(settings: Settings) -> web.Application:
     app.router.add_get("/api/tps/{code}", endpoint(lambda r: tps_detail(client, r.match_info["code"])))
     app.router.add_get("/api/anomalies", endpoint(lambda r: anomalies(client, r.query.get("level"), r.query.get("region"))))
     app.router.add_get("/api/openapi.json", endpoint(lambda r: OPENAPI))
+    app.router.add_get("/", lambda r: web.FileResponse(PAGE))
     return app
 
 
