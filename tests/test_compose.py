@@ -53,3 +53,15 @@ def test_clickhouse_has_a_writer_and_a_read_only_dashboard_user():
 def test_dockerfile_installs_the_project_and_its_schemas():
     dockerfile = (REPO / "Dockerfile").read_text()
     assert "COPY schemas" in dockerfile and "pip install" in dockerfile and 'ENTRYPOINT ["tally"]' in dockerfile
+
+
+def test_grafana_reads_clickhouse_as_the_read_only_user_with_the_dashboard_provisioned():
+    grafana = SERVICES["grafana"]
+    assert "grafana-clickhouse-datasource" in grafana["environment"]["GF_INSTALL_PLUGINS"]
+    datasource = yaml.safe_load((REPO / "deploy/grafana/provisioning/datasources/clickhouse.yaml").read_text())["datasources"][0]
+    assert datasource["jsonData"]["host"] == "clickhouse" and datasource["jsonData"]["username"] == "dashboard"
+    provider = yaml.safe_load((REPO / "deploy/grafana/provisioning/dashboards/tally.yaml").read_text())["providers"][0]
+    mounted = {v.split(":")[1]: v.split(":")[0] for v in grafana["volumes"]}
+    assert (REPO / mounted[provider["options"]["path"]] / "tally.json").exists()
+    api_dsn = urlparse(SERVICES["api"]["environment"]["TALLY_CLICKHOUSE"])
+    assert api_dsn.username == "dashboard" and api_dsn.hostname == "clickhouse"  # the API reads only
