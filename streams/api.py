@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -170,14 +171,48 @@ def anomalies(client: Client, level: str | None, region: str | None) -> dict:
     }
 
 
-def make_app(settings: Settings) -> web.Application:
+class ResponseCache:
+    """Answers kept `ttl` seconds; after that the old answer is served while one refresh runs.
+
+    Totals move once per worker batch; a reader polling every second or two sees them about `ttl`
+    later, and 50 readers of the same view cost one set of queries, not 50, and never wait behind
+    other readers' queries once the view has been computed."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self.entries: dict[str, tuple[float, dict]] = {}
+        self.refreshing: dict[str, asyncio.Task] = {}
+
+    async def get(self, key: str, build: Callable[[], dict]) -> dict:
+        hit = self.entries.get(key)
+        if hit is not None:
+            if hit[0] <= time.monotonic() and key not in self.refreshing:
+                self.refreshing[key] = asyncio.create_task(self._refresh(key, build))
+            return hit[1]
+        task = self.refreshing.get(key) or self.refreshing.setdefault(key, asyncio.create_task(self._refresh(key, build)))
+        await task
+        return self.entries[key][1]
+
+    async def _refresh(self, key: str, build: Callable[[], dict]) -> None:
+        try:
+            body = await asyncio.to_thread(build)
+            if len(self.entries) > 10_000:
+                self.entries.clear()
+            self.entries[key] = (time.monotonic() + self.ttl, body)
+        finally:
+            self.refreshing.pop(key, None)
+
+
+def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
     # No HTTP session: requests of many readers run side by side on one client.
     client = clickhouse_connect.get_client(dsn=clickhouse_dsn(settings), autogenerate_session_id=False)
+
+    cache = ResponseCache(cache_ttl)
 
     def endpoint(build: Callable[[web.Request], dict]) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handler(request: web.Request) -> web.Response:
             try:
-                body = await asyncio.to_thread(build, request)
+                body = await cache.get(request.path_qs, lambda: build(request))
             except ApiError as exc:
                 return json_response({"error": str(exc)}, exc.status)
             except Exception as exc:  # noqa: BLE001 - a reader gets JSON, never a stack trace

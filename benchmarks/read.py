@@ -1,0 +1,110 @@
+"""Read benchmark: p50/p99 of the main endpoints with 50 concurrent readers while ingestion runs.
+
+Usage: .venv/bin/python -m benchmarks.read [--tps 20000] [--readers 50] [--seconds 20] [--rate 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+from benchmarks.crash import cli, env_of
+from streams.demo import start_worker
+from streams.embedded import servers
+from streams.settings import Settings
+
+
+async def readers(port: int, paths: dict[str, list[str]], n: int, seconds: float) -> dict[str, list[float]]:
+    latencies: dict[str, list[float]] = {name: [] for name in paths}
+    rng = random.Random(1)
+    deadline = time.monotonic() + seconds
+    async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
+
+        async def reader() -> None:
+            while time.monotonic() < deadline:
+                name = rng.choice(list(paths))
+                started = time.perf_counter()
+                async with session.get(rng.choice(paths[name])) as response:
+                    await response.read()
+                    assert response.status == 200, response.status
+                latencies[name].append((time.perf_counter() - started) * 1000)
+
+        await asyncio.gather(*(reader() for _ in range(n)))
+    return latencies
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tps", type=int, default=20000)
+    parser.add_argument("--readers", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--rate", type=float, default=1000)
+    parser.add_argument("--data-dir", default=".tally")
+    args = parser.parse_args()
+    base = Settings.from_env().override(data_dir=args.data_dir)
+    kafka = servers.kafka_bootstrap(base)
+    ch_url = servers.ensure(base, servers.CLICKHOUSE)
+    run = f"read{int(time.time())}"
+    settings = base.override(kafka=kafka, clickhouse=f"{ch_url}/{run}", namespace=f"{run}.")
+    work = Path(base.data_dir) / run
+    cli(settings, "init")
+    cli(settings, "simulate", "--tps", str(args.tps), "--seed", "1", "--out", str(work), "--dry-run")
+    cli(settings, "registry", "load", str(work / "registry.jsonl"))
+    events = work / "events.jsonl"
+    codes = [orjson.loads(line)["tps"] for line in events.open("rb")][:2000]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    worker = start_worker(settings, f"{run}-worker.log")
+    api = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "serve", "--port", str(port)],
+        env=env_of(settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    producer = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "produce", str(events), "--rate", str(args.rate)],
+        env=env_of(settings),
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(8)  # the worker joins; ingestion is under way
+        paths = {
+            "results national": ["/api/results?level=national"],
+            "results province": ["/api/results?level=province"],
+            "results one region's children": [f"/api/results?region={p}" for p in ("11", "32", "35", "73")],
+            "tps detail": [f"/api/tps/{c}" for c in codes],
+        }
+        latencies = asyncio.run(readers(port, paths, args.readers, args.seconds))
+        ingesting = producer.poll() is None
+    finally:
+        for proc in (producer, api, worker):
+            proc.send_signal(signal.SIGTERM)
+        for proc in (producer, api, worker):
+            proc.wait(timeout=30)
+    total = sum(len(v) for v in latencies.values())
+    print(
+        f"{args.readers} readers for {args.seconds:.0f}s while producing at {args.rate:.0f} events/s "
+        f"(still ingesting at the end: {ingesting}); {total} requests, {total / args.seconds:.0f}/s"
+    )
+    for name, values in latencies.items():
+        print(f"  {name:32s} n={len(values):6d}  p50 {quantile(values, 0.5):7.1f} ms  p99 {quantile(values, 0.99):7.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
