@@ -30,14 +30,7 @@ from streams.settings import Settings
 def env_of(settings: Settings) -> dict[str, str]:
     import os
 
-    return {
-        **os.environ,
-        "TALLY_KAFKA": settings.kafka or "",
-        "TALLY_CLICKHOUSE": settings.clickhouse or "",
-        "TALLY_DATA_DIR": str(settings.data_dir),
-        "TALLY_NAMESPACE": settings.namespace,
-        "TALLY_PARTITIONS": str(settings.partitions),
-    }
+    return {**os.environ, **settings.as_env()}
 
 
 def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
@@ -171,10 +164,8 @@ def main() -> None:
     parser.add_argument("--data-dir", default=".tally")
     args = parser.parse_args()
     base = Settings.from_env().override(data_dir=args.data_dir)
-    kafka = servers.kafka_bootstrap(base)
-    ch_url = servers.ensure(base, servers.CLICKHOUSE) if not base.clickhouse else base.clickhouse.rsplit("/", 1)[0]
     run = f"crash{int(time.time())}"
-    settings = base.override(kafka=kafka, clickhouse=f"{ch_url}/{run}", namespace=f"{run}.")
+    settings = servers.fresh_pipeline(base, run)
     cli(settings, "init")
     work_dir = Path(base.data_dir) / run
     work_dir.mkdir(parents=True, exist_ok=True)

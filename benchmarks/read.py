@@ -57,10 +57,8 @@ def main() -> None:
     parser.add_argument("--data-dir", default=".tally")
     args = parser.parse_args()
     base = Settings.from_env().override(data_dir=args.data_dir)
-    kafka = servers.kafka_bootstrap(base)
-    ch_url = servers.ensure(base, servers.CLICKHOUSE)
     run = f"read{int(time.time())}"
-    settings = base.override(kafka=kafka, clickhouse=f"{ch_url}/{run}", namespace=f"{run}.")
+    settings = servers.fresh_pipeline(base, run)
     work = Path(base.data_dir) / run
     cli(settings, "init")
     cli(settings, "simulate", "--tps", str(args.tps), "--seed", "1", "--out", str(work), "--dry-run")

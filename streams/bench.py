@@ -128,10 +128,9 @@ def run_bench(
     command: str,
 ) -> int:
     console = Console()
-    kafka = servers.kafka_bootstrap(base)
-    ch_url = servers.ensure(base, servers.CLICKHOUSE) if not base.clickhouse else base.clickhouse.rsplit("/", 1)[0]
     run = f"bench{int(time.time())}"
-    settings = base.override(kafka=kafka, clickhouse=f"{ch_url}/{run}", namespace=f"{run}.")
+    settings = servers.fresh_pipeline(base, run)
+    kafka = settings.kafka
     report = BenchReport(
         command,
         f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores, Python {platform.python_version()}",

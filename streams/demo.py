@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -28,14 +29,9 @@ def start_worker(settings: Settings, log_name: str = "worker.log", loglevel: str
     settings.embedded_dir.mkdir(parents=True, exist_ok=True)
     log = (settings.embedded_dir / log_name).open("ab")
     cmd = [sys.executable, "-m", "streams.cli", "worker", "--data-dir", str(settings.embedded_dir), "--loglevel", loglevel]
-    env = {
-        "TALLY_NAMESPACE": settings.namespace,
-        "TALLY_KAFKA": settings.kafka or "",
-        "TALLY_CLICKHOUSE": settings.clickhouse or "",
-    }
-    import os
-
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **env})
+    return subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **settings.as_env()}
+    )
 
 
 def wait_caught_up(

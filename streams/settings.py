@@ -43,6 +43,16 @@ class Settings:
             namespace=env.get("TALLY_NAMESPACE") or "",
         )
 
+    def as_env(self) -> dict[str, str]:
+        """The environment that gives a child `tally` process these settings (the inverse of from_env)."""
+        return {
+            "TALLY_KAFKA": self.kafka or "",
+            "TALLY_CLICKHOUSE": self.clickhouse or "",
+            "TALLY_DATA_DIR": str(self.data_dir),
+            "TALLY_NAMESPACE": self.namespace,
+            "TALLY_PARTITIONS": str(self.partitions),
+        }
+
     def override(self, **flags: object) -> Settings:
         """Apply CLI flags that were given (None means the flag was not given)."""
         given = {k: v for k, v in flags.items() if v is not None}

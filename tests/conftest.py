@@ -49,14 +49,7 @@ def ch(pipeline: Settings):
 
 
 def env_of(settings: Settings) -> dict[str, str]:
-    return {
-        **os.environ,
-        "TALLY_KAFKA": settings.kafka or "",
-        "TALLY_CLICKHOUSE": settings.clickhouse or "",
-        "TALLY_DATA_DIR": str(settings.data_dir),
-        "TALLY_NAMESPACE": settings.namespace,
-        "TALLY_PARTITIONS": str(settings.partitions),
-    }
+    return {**os.environ, **settings.as_env()}
 
 
 def tally(

@@ -154,3 +154,11 @@ def clickhouse_dsn(settings: Settings) -> str:
     if settings.clickhouse:
         return settings.clickhouse
     return ensure(settings, CLICKHOUSE) + "/default"
+
+
+def fresh_pipeline(base: Settings, run: str) -> Settings:
+    """Settings of a new, isolated pipeline named `run` on the configured or embedded servers: its own
+    topics and consumer group (namespace) and its own ClickHouse database."""
+    kafka = kafka_bootstrap(base)
+    server = base.clickhouse.rsplit("/", 1)[0] if base.clickhouse else ensure(base, CLICKHOUSE)
+    return base.override(kafka=kafka, clickhouse=f"{server}/{run}", namespace=f"{run}.")
