@@ -108,9 +108,22 @@ def region_results(client: Client, ballot: str, level: str | None, region: str |
         if not known:
             raise ApiError(404, f"unknown region {region}")
     try:
-        return enrich(results(client, ballot, level, region))
+        data = enrich(results(client, ballot, level, region))
     except ValueError as exc:
         raise ApiError(400, str(exc)) from None
+    data["names"] = choice_names(client, ballot)
+    return data
+
+
+def choice_names(client: Client, ballot: str) -> dict[str, str]:
+    """Names of the ballot's choices that mean the same in every contest (pairs, parties); a
+    candidate number names different people in different dapil, so it stays a code."""
+    rows = client.query(
+        "SELECT pair.1 AS code, groupUniqArray(pair.2) AS names FROM registry_contests FINAL "
+        "ARRAY JOIN arrayZip(choices, choice_names) AS pair WHERE ballot = {b:String} GROUP BY code",
+        parameters={"b": ballot},
+    ).result_rows
+    return {code: names[0] for code, names in rows if len(names) == 1}
 
 
 def tps_detail(client: Client, code: str) -> dict:

@@ -99,3 +99,13 @@ def test_errors_are_json_with_a_message(api):
     assert get(port, "/api/tps/9999999999999")[0] == 404
     status, spec = get(port, "/api/openapi.json")
     assert status == 200 and set(spec["paths"]) == {"/api/results", "/api/tps/{code}", "/api/anomalies"}
+
+
+def test_results_name_the_pairs(api):
+    port, _, _ = api
+    names = get(port, "/api/results")[1]["names"]
+    assert names == {
+        "01": "Anies Baswedan - Muhaimin Iskandar",
+        "02": "Prabowo Subianto - Gibran Rakabuming Raka",
+        "03": "Ganjar Pranowo - Mahfud MD",
+    }
