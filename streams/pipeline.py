@@ -1,14 +1,14 @@
 """One batch of one partition through the stages: decode -> validate -> decide -> aggregate -> rows.
 
-No Kafka and no ClickHouse here: the applied state comes through `load_applied` (read-through from
-`tally_current`, plus the revision region_totals already includes where a crash left it ahead),
-and the result is a `Batch` for the sink. A bad event becomes a rejection row; nothing in an event
-can make `process` raise.
+No Kafka and no ClickHouse here: the applied state of a partition is handed in once, by `preload`
+when the partition is assigned (from `tally_current`, plus the revisions region_totals already
+includes where a crash left it ahead), and the result is a `Batch` for the sink. A bad event
+becomes a rejection row; nothing in an event can make `process` raise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from streams.contract import MAX_EVENT_BYTES, decode_tally
@@ -32,12 +32,9 @@ class Message:
 class Processor:
     """Decides each event against the applied state; keeps a cache of that state for its partitions."""
 
-    def __init__(
-        self, registry: Callable[[], Registry | None], load_applied: Callable[[Iterable[Key]], dict[Key, Applied]]
-    ) -> None:
+    def __init__(self, registry: Callable[[], Registry | None]) -> None:
         self.registry = registry
-        self.load_applied = load_applied
-        self.state: dict[Key, Applied | None] = {}
+        self.state: dict[Key, Applied] = {}
         # Keys whose totals already include revisions up to N that tally_current lacks (a crash came
         # between the two writes): replaying them updates the state but must not move totals again.
         self.in_totals: dict[Key, int] = {}
@@ -61,7 +58,8 @@ class Processor:
         batch = Batch(topic, partition, messages[0].offset, messages[-1].offset)
         decoded = [decode_tally(m.value) for m in messages]
         if partition not in self.complete:
-            self._warm([d.tally for d in decoded if d.tally is not None])
+            # Deciding without the partition's state would count a TPS again: a bug, never input.
+            raise RuntimeError(f"partition {partition} was not preloaded; its state is unknown")
         registry = self.registry()
         for message, result in zip(messages, decoded, strict=True):
             tally = result.tally
@@ -127,15 +125,6 @@ class Processor:
                 )
             )
         return batch
-
-    def _warm(self, tallies: list) -> None:
-        missing = {(t.ballot, t.tps) for t in tallies} | {("PPWP", t.tps) for t in tallies}
-        missing -= self.state.keys()
-        if missing:
-            found, in_totals = self.load_applied(missing)
-            for key in missing:
-                self.state[key] = found.get(key)
-            self.in_totals.update(in_totals)
 
     def _reject(self, batch: Batch, message: Message, findings: Sequence, seen: object) -> None:
         reasons = reason_codes(findings)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -257,41 +257,3 @@ class ClickHouseSink:
             ),
         )
         return applied, {(b, t): int(r) for b, t, r in ahead}
-
-    def load_applied(self, keys: Iterable[Key]) -> tuple[dict[Key, Applied], dict[Key, int]]:
-        """The applied state of these (ballot, tps) keys as ClickHouse holds it, and, where region_totals
-        already includes a later revision (a crash came between the two writes), that revision."""
-        keys = list(keys)
-        applied: dict[Key, Applied] = {}
-        in_totals: dict[Key, int] = {}
-        for start in range(0, len(keys), 5000):
-            chunk = keys[start : start + 5000]
-            rows = self._retry(
-                "load state",
-                lambda chunk=chunk: (
-                    self.client.query(
-                        "SELECT ballot, tps, revision, event_id, event_ids, digest, votes, invalid, voters "
-                        "FROM tally_current FINAL WHERE (ballot, tps) IN %(keys)s",
-                        parameters={"keys": chunk},
-                    ).result_rows
-                ),
-            )
-            for ballot, tps, revision, event_id, event_ids, digest, votes, invalid, voters in rows:
-                applied[(ballot, tps)] = Applied(
-                    tps, ballot, revision, event_id, digest, dict(votes), invalid, voters, tuple(event_ids)
-                )
-            markers = self._retry(
-                "load markers",
-                lambda chunk=chunk: (
-                    self.client.query(
-                        "SELECT ballot, region, sum(revision) FROM region_totals WHERE level = 'tps' AND choice = '' "
-                        "AND (ballot, region) IN %(keys)s GROUP BY ballot, region",
-                        parameters={"keys": chunk},
-                    ).result_rows
-                ),
-            )
-            for ballot, tps, revision in markers:
-                held = applied.get((ballot, tps))
-                if revision > (held.revision if held else 0):
-                    in_totals[(ballot, tps)] = int(revision)
-        return applied, in_totals

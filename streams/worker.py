@@ -91,7 +91,7 @@ def create_app(settings: Settings) -> faust.App:
 
     sink = ClickHouseSink(clickhouse.connect(settings))
     registry = RegistryCache(sink)
-    processor = Processor(registry.get, sink.load_applied)
+    processor = Processor(registry.get)
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     assignments = itertools.count(1)
     leases: dict[int, str] = {}  # partition -> owner token this worker writes under
@@ -106,7 +106,7 @@ def create_app(settings: Settings) -> faust.App:
         for tp in revoked:
             if tp.topic == submissions.get_topic_name():
                 leases.pop(tp.partition, None)
-        processor.forget()  # another worker may move these keys on; re-read them from ClickHouse
+        processor.forget()  # another worker may move these keys on; re-read them at the next assignment
 
     @app.on_partitions_assigned.connect
     async def on_assigned(app: faust.App, assigned: set, **_: object) -> None:

@@ -30,6 +30,13 @@ def events_with_corrections(client, n_tps: int = 200) -> tuple[list[Message], di
     return messages, truth.as_json()
 
 
+def preloaded(sink: ClickHouseSink) -> Processor:
+    """A processor holding partition 0, its state loaded as the worker loads it on assignment."""
+    processor = Processor(lambda: None)
+    processor.preload(0, *sink.load_partition(0))
+    return processor
+
+
 def national(client) -> dict:
     return results(client, "PPWP", "national")["regions"][0]
 
@@ -38,7 +45,7 @@ def test_crash_after_totals_before_current_replays_without_counting_twice(ch):
     sink = ClickHouseSink(ch)
     sink.acquire_lease(TOPIC, 0, "first")
     messages, truth = events_with_corrections(ch)
-    first = Processor(lambda: None, sink.load_applied)
+    first = preloaded(sink)
     batch = first.process(TOPIC, 0, messages)
     # The crash: region_totals (with the revision markers) landed, nothing after it did.
     sink._insert(sink_table("region_totals"), batch.totals.as_rows(), batch.token("region_totals"), "1")
@@ -46,7 +53,7 @@ def test_crash_after_totals_before_current_replays_without_counting_twice(ch):
 
     # A new worker takes the partition and replays from the last commit, with other batch boundaries.
     sink.acquire_lease(TOPIC, 0, "second")
-    replay = Processor(lambda: None, sink.load_applied)
+    replay = preloaded(sink)  # the new owner reads state and markers as the worker does at assignment
     for start in range(0, len(messages), 37):
         sink.write(replay.process(TOPIC, 0, messages[start : start + 37]), "second")
     assert verify(ch, truth) == []
@@ -63,11 +70,11 @@ def test_a_stalled_worker_is_fenced_after_its_partition_moved_on(ch):
     sink = ClickHouseSink(ch)
     messages, truth = events_with_corrections(ch, 100)
     sink.acquire_lease(TOPIC, 0, "stalled")
-    stalled = Processor(lambda: None, sink.load_applied)
+    stalled = preloaded(sink)
     late_batch = stalled.process(TOPIC, 0, messages)  # decided, then the worker stalls before writing
 
     sink.acquire_lease(TOPIC, 0, "successor")
-    successor = Processor(lambda: None, sink.load_applied)
+    successor = preloaded(sink)
     sink.write(successor.process(TOPIC, 0, messages), "successor")
 
     with pytest.raises(Fenced):
