@@ -25,11 +25,3 @@ def level_of(code: str) -> str:
 
 def child_level(level: str) -> str:
     return LEVELS[LEVELS.index(level) + 1]
-
-
-def parent_of(code: str) -> str:
-    level = level_of(code)
-    if level == "national":
-        return ""
-    parent_level = LEVELS[LEVELS.index(level) - 1]
-    return region_of(code.ljust(13, "0"), parent_level)

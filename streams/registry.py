@@ -16,8 +16,6 @@ from pathlib import Path
 
 import orjson
 
-from streams.regions import PREFIX_LENGTH
-
 
 @dataclass(frozen=True, slots=True)
 class Contest:
@@ -88,7 +86,3 @@ def write_records(path: Path, records: Iterable[dict]) -> int:
             fh.write(orjson.dumps(record) + b"\n")
             count += 1
     return count
-
-
-def tps_region_ok(code: str) -> bool:
-    return len(code) == PREFIX_LENGTH["tps"] and code.isdigit()
