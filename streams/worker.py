@@ -1,7 +1,8 @@
 """The faust worker: consume `tally.submissions`, run each partition's run of events through the
 pipeline, write the batch to ClickHouse, and only then let faust ack (and later commit) the offsets.
 
-Agents stay short: all decisions live in `pipeline.Processor`; ClickHouse I/O runs in a thread.
+Records come from faust's consumer in bulk (`streams.bulk`), one fetch at a time, not through an
+agent's per-message stream. All decisions live in `pipeline.Processor`; ClickHouse I/O runs in a thread.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ import os
 import socket
 import time
 import uuid
-from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import faust
 import orjson
+from faust.types import TP
 
 from streams import clickhouse
+from streams.bulk import BulkApp
 from streams.embedded.servers import kafka_bootstrap
 from streams.pipeline import Message, Processor
 from streams.registry import Registry
@@ -57,7 +61,7 @@ class RegistryCache:
 
 def create_app(settings: Settings) -> faust.App:
     timeout = settings.rebalance_timeout_s
-    app = faust.App(
+    app = BulkApp(
         settings.group_id,
         broker=f"kafka://{kafka_bootstrap(settings)}",
         store="memory://",
@@ -68,7 +72,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_session_timeout=max(timeout * 2, 6.0),
         broker_heartbeat_interval=1.0,
         broker_commit_interval=1.0,
-        stream_buffer_maxsize=65536,
+        broker_max_poll_records=settings.batch_size,
         web_enabled=False,
         producer_linger=0.005,
     )
@@ -125,44 +129,52 @@ def create_app(settings: Settings) -> faust.App:
                 leases[tp.partition] = token
                 processor.preload(tp.partition, *await asyncio.to_thread(sink.load_partition, tp.partition))
 
-    @app.agent(submissions)
-    async def count(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-            try:
-                async with in_flight:
-                    await handle(events)
-            except Fenced as exc:
-                # Only a worker that lost its group membership (stalled past the session timeout) gets
-                # here. Its events must not be acked: stop now; the partition's owner replays them.
-                log.critical("fenced: %s; exiting without commit", exc)
-                os._exit(75)
-            except Exception:
-                # faust acks a batch when this body ends, even by an exception: never let it ack
-                # events that were not written. Stop hard; a restart replays from the last commit.
-                log.critical("unexpected error while handling a batch; exiting without commit", exc_info=True)
-                os._exit(70)
+    app.topics.add(submissions)  # subscribe: the records reach `handle_records`, not an agent
 
-    async def handle(events: list) -> None:
-        by_partition: dict[tuple[str, int], list[Message]] = defaultdict(list)
-        for event in events:
-            tp = event.message.tp
-            message = event.message
-            by_partition[(tp.topic, tp.partition)].append(
+    async def handle_records(records: Mapping[TP, Sequence[Any]], generation: int) -> bool:
+        try:
+            async with in_flight:
+                if app.consumer_generation_id != generation:
+                    return False  # fetched before a rebalance: faust seeks back; the owner reads them
+                await handle(records)
+                return True
+        except Fenced as exc:
+            # Only a worker that lost its group membership (stalled past the session timeout) gets
+            # here. Its events must not be acked: stop now; the partition's owner replays them.
+            log.critical("fenced: %s; exiting without commit", exc)
+            os._exit(75)
+        except Exception:
+            # Never let anything ack events that were not written. Stop hard; a restart replays
+            # from the last commit.
+            log.critical("unexpected error while handling a batch; exiting without commit", exc_info=True)
+            os._exit(70)
+
+    app.records_handler = handle_records
+
+    async def handle(records: Mapping[TP, Sequence[Any]]) -> None:
+        by_partition: dict[tuple[str, int], list[Message]] = {}
+        now = time.time()
+        for tp, batch in records.items():
+            by_partition[(tp.topic, tp.partition)] = [
                 Message(
-                    message.offset,
-                    message.value or b"",
-                    message.timestamp or time.time(),
-                    message.key if message.key is not None else b"",
+                    r.offset,
+                    r.value or b"",
+                    r.timestamp / 1000.0 if r.timestamp is not None else now,
+                    r.key if r.key is not None else b"",
                 )
-            )
+                for r in batch
+            ]
+        started = time.perf_counter()
         await asyncio.to_thread(registry.refresh)
+        batches = []
         for (topic, partition), messages in by_partition.items():
-            owner = leases.get(partition)
-            if owner is None:
-                log.warning("events of partition %d arrived without a lease; left to its owner", partition)
-                continue
-            batch = processor.process(topic, partition, messages)
-            await asyncio.to_thread(sink.write, batch, owner)
+            if partition not in leases:  # leases are taken for every assigned partition: a bug, so do not ack
+                raise RuntimeError(f"events of partition {partition} arrived without a lease")
+            batches.append(processor.process(topic, partition, messages))
+        decided = time.perf_counter()
+        await asyncio.to_thread(sink.write_all, batches, leases)
+        written = time.perf_counter()
+        for batch in batches:
             for row in batch.rejections:
                 await rejected.send(
                     key=(row[1] or "").encode(),
@@ -180,7 +192,15 @@ def create_app(settings: Settings) -> faust.App:
                         }
                     ),
                 )
-        log.info("batch: %d events; decisions so far %s", len(events), processor.counts)
+        log.info(
+            "batch: %d events of %d partitions in %.0f ms (decide %.0f, write %.0f); decisions so far %s",
+            sum(map(len, by_partition.values())),
+            len(by_partition),
+            (time.perf_counter() - started) * 1000,
+            (decided - started) * 1000,
+            (written - decided) * 1000,
+            processor.counts,
+        )
 
     return app
 

@@ -48,7 +48,8 @@ def test_crash_after_totals_before_current_replays_without_counting_twice(ch):
     first = preloaded(sink)
     batch = first.process(TOPIC, 0, messages)
     # The crash: region_totals (with the revision markers) landed, nothing after it did.
-    sink._insert(sink_table("region_totals"), batch.totals.as_rows(), batch.token("region_totals"), "1")
+    totals = [[*row, 0] for row in batch.totals.as_rows()]
+    sink._insert(sink_table("region_totals"), totals, "crash", sink._fence(TOPIC, {0: "first"}))
     assert ch.command("SELECT count() FROM tally_current") == 0
 
     # A new worker takes the partition and replays from the last commit, with other batch boundaries.
@@ -170,3 +171,46 @@ def test_the_sink_serves_the_batch_thread_and_rebalance_callbacks_at_once(ch, ca
     assert errors == []
     assert [r.getMessage() for r in caplog.records if r.name == "tally.sink"] == []  # not even a retried clash
     assert ch.command(f"SELECT max(generation) FROM partition_leases WHERE topic = '{TOPIC}' AND partition = 1") == 40
+
+
+def split_by_partition(messages: list[Message], partitions: int) -> dict[int, list[Message]]:
+    from zlib import crc32
+
+    split: dict[int, list[Message]] = {p: [] for p in range(partitions)}
+    for m in messages:
+        tps = orjson.loads(m.value)["tps"]
+        split[crc32(tps.encode()) % partitions].append(m)
+    return split
+
+
+def test_one_insert_per_table_fences_each_partition_on_its_own(ch):
+    """Batches of two partitions in one write: only the moved partition's rows are refused."""
+    sink = ClickHouseSink(ch)
+    messages, _ = events_with_corrections(ch, 100)
+    by_partition = split_by_partition(messages, 2)
+    for p in (0, 1):
+        sink.acquire_lease(TOPIC, p, "me")
+    mine = Processor(lambda: None)
+    for p in (0, 1):
+        mine.preload(p, {}, {})
+    batches = [mine.process(TOPIC, p, by_partition[p]) for p in (0, 1)]
+    sink.acquire_lease(TOPIC, 1, "thief")  # partition 1 moves on while the batch is decided
+
+    with pytest.raises(Fenced, match=r"partitions \[1\]"):
+        sink.write_all(batches, {0: "me", 1: "me"})
+    # The first insert (region_totals) kept partition 0's rows, which was still ours, and dropped
+    # partition 1's; then the write stopped, as a crash would, and the replay completes it exactly.
+    totals = ch.command("SELECT sum(tps_reported) FROM region_totals WHERE level = 'national'")
+    assert totals == len({orjson.loads(m.value)["tps"] for m in by_partition[0]})
+    assert ch.command("SELECT count() FROM tally_decisions") == 0
+
+
+def test_a_retried_insert_dropped_by_its_token_is_not_taken_for_a_fence(ch):
+    sink = ClickHouseSink(ch)
+    messages, truth = events_with_corrections(ch, 50)
+    sink.acquire_lease(TOPIC, 0, "me")
+    batch = preloaded(sink).process(TOPIC, 0, messages)
+    sink.write_all([batch], {0: "me"})
+    sink.write_all([batch], {0: "me"})  # the same inserts again, as after a timeout: dropped, no Fenced
+    assert sink.written["fenced"] == 0
+    assert verify(ch, truth) == []

@@ -1,0 +1,99 @@
+"""Bulk consumption for faust: each fetched set of records goes to one coroutine, not message by message.
+
+Why: faust's stream path (record -> Message -> Event -> channel queue -> stream -> take buffer -> ack,
+with a task per message in `wait_first`) cost about 136 us of worker CPU an event here, almost three
+times the whole tally pipeline (about 50 us). The worker keeps everything else faust gives it: the
+consumer group and its rebalances, the partitions assigned/revoked signals, the fetcher thread, the
+commit of acked offsets, the producer. Only the hop from fetched records to the agent is replaced, by
+`BulkConsumer._drain_messages`, which mirrors faust's own loop (flow control, generation check, gaps,
+read offsets) but calls one handler per fetch and acks its records only when the handler says they
+were written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import faust
+from faust.transport.drivers import aiokafka as aiokafka_driver
+from faust.types import TP
+
+# (records by partition, consumer generation at fetch) -> True when written and safe to ack.
+RecordsHandler = Callable[[Mapping[TP, Sequence[Any]], int], Awaitable[bool]]
+
+# faust fixes the fetch long-poll at 1.5 s. Tansu answers a fetch only when that wait ends, not when
+# records arrive, so an event could sit up to 1.5 s in the broker; measured: p50 latency 1.2 s at
+# 2,000 events/s. A shorter wait costs a few empty fetches a second when idle.
+FETCH_MAX_WAIT_MS = 100
+
+
+class BulkConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when the consumer starts its fetcher
+        return consumer
+
+
+class BulkConsumer(aiokafka_driver.Consumer):
+    """faust's aiokafka consumer, draining fetched records in bulk into `app.records_handler`."""
+
+    def _new_consumer_thread(self) -> BulkConsumerThread:
+        return BulkConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _drain_messages(self, fetcher: Any) -> None:  # the Fetcher service runs this
+        app = self.app
+        handler: RecordsHandler = app.records_handler  # type: ignore[attr-defined]
+        read_offset = self._read_offset
+        acks_enabled_for = app.topics.acks_enabled_for
+        while not (self._stopped.is_set() or fetcher._stopped.is_set()):
+            records, active = await self._wait_next_records(timeout=1.0)
+            await self.sleep(0)
+            if not records or self.should_stop:
+                continue
+            if not self.flow_active:
+                # A rebalance began after the fetch: these records are not ours to handle; faust
+                # seeks back to the committed offsets, as its own loop does.
+                await self.perform_seek()
+                continue
+            generation = app.consumer_generation_id
+            fresh: dict[TP, list[Any]] = {}
+            for tp, batch in records.items():
+                if active is not None and tp not in active and tp not in self._buffered_partitions:
+                    continue  # paused partition: faust refetches it when it resumes
+                last = read_offset[tp]
+                kept = [r for r in batch if last is None or r.offset >= last]
+                if not kept:
+                    continue
+                if acks_enabled_for(tp.topic):
+                    # Offsets with no record (compaction, transaction markers) count as acked, or the
+                    # committed offset would stop before them forever.
+                    for record in kept:
+                        if last and record.offset - last > 1:
+                            await self._add_gap(tp, last + 1, record.offset)
+                        last = record.offset
+                fresh[tp] = kept
+            if not fresh:
+                continue
+            if not await handler(fresh, generation):
+                continue  # not written (the group moved on meanwhile): never ack; they are replayed
+            for tp, kept in fresh.items():
+                for record in kept:
+                    self.ack(self._to_message(tp, record))
+                read_offset[tp] = kept[-1].offset
+            if self._commit_every is not None and self._n_acked >= self._commit_every:
+                self._n_acked = 0
+                await self.commit()
+
+
+class BulkTransport(aiokafka_driver.Transport):
+    Consumer = BulkConsumer
+
+
+class BulkApp(faust.App):
+    """A faust app whose consumer hands fetched records to `records_handler` in bulk."""
+
+    records_handler: RecordsHandler
+
+    def _new_transport(self) -> BulkTransport:
+        return BulkTransport(self.conf.broker_consumer, self)
