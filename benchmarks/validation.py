@@ -1,4 +1,5 @@
-"""Validation throughput on one core: decode (tally.v1) + every rule with the registry, in events/s.
+"""Validation throughput on one core: decode (tally.v1) + every rule with the registry, in events/s,
+and the same with the Ed25519 signature check in front (issue 8).
 
 Baseline in the same run: orjson.loads alone over the same bytes (the floor cost of reading events).
 Usage: .venv/bin/python benchmarks/validation.py [--tps 20000] [--ballots PPWP,DPR] [--repeat 3]
@@ -16,6 +17,7 @@ import orjson
 
 from streams.contract import decode_tally
 from streams.registry import Registry
+from streams.signatures import check_signature, epoch
 from streams.simulate import Plan, generate, registry_records
 from streams.validate import validate_tally
 
@@ -39,6 +41,19 @@ def validate_all(registry: Registry):
     return run
 
 
+def verify_and_validate_all(registry: Registry):
+    received = epoch("2024-02-14T20:00:00+07:00")
+
+    def run(events: list[bytes]) -> None:
+        for raw in events:
+            decoded = decode_tally(raw)
+            if decoded.tally is not None:
+                check_signature(decoded.tally, registry.keys, True, received)
+                validate_tally(decoded.tally, registry)
+
+    return run
+
+
 def load_all(events: list[bytes]) -> None:
     for raw in events:
         with contextlib.suppress(orjson.JSONDecodeError):
@@ -57,10 +72,12 @@ def main() -> None:
     registry = Registry.from_records(registry_records(shape))
     baseline = best_rate(load_all, events, args.repeat)
     rate = best_rate(validate_all(registry), events, args.repeat)
+    signed = best_rate(verify_and_validate_all(registry), events, args.repeat)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"events: {len(events)} ({args.ballots}), mean {sum(map(len, events)) / len(events):.0f} bytes")
     print(f"baseline orjson.loads: {baseline:,.0f} events/s")
     print(f"decode + validate:     {rate:,.0f} events/s  (ratio {rate / baseline:.2f})")
+    print(f"decode + verify signature + validate: {signed:,.0f} events/s  (ratio {signed / baseline:.2f})")
 
 
 if __name__ == "__main__":

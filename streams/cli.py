@@ -143,6 +143,13 @@ def simulate(
     duplicates: Annotated[float, typer.Option(help="share of events resent with the same event_id")] = 0.0,
     corrections: Annotated[float, typer.Option(help="share of tallies corrected by a later revision")] = 0.0,
     invalid: Annotated[float, typer.Option(help="share of events broken in realistic ways (left out of the truth)")] = 0.0,
+    forged: Annotated[
+        float,
+        typer.Option(
+            help="share of tallies also forged: tampered under the old signature, signed by another TPS's key, unsigned"
+        ),
+    ] = 0.0,
+    unsigned: Annotated[bool, typer.Option("--unsigned", help="devices do not sign (needs TALLY_REQUIRE_SIGNATURES=0)")] = False,
     regions: Annotated[
         Path | None, typer.Option(help="Kemendagri region list (code,name CSV): put the TPS in its villages")
     ] = None,
@@ -155,7 +162,8 @@ def simulate(
     from streams.gateway import run_simulation
     from streams.simulate import Plan
 
-    plan = Plan(tps, seed, tuple(b.strip() for b in ballots.split(",") if b.strip()), duplicates, corrections, invalid)
+    chosen = tuple(b.strip() for b in ballots.split(",") if b.strip())
+    plan = Plan(tps, seed, chosen, duplicates, corrections, invalid, forged, signed=not unsigned)
     if dry_run and out is None:
         fail("--dry-run needs --out")
     from streams.kemendagri import KemendagriError
@@ -179,6 +187,7 @@ def produce(
     import sys
 
     from streams.embedded.servers import kafka_bootstrap
+    from streams.kafka_auth import kafka_options
     from streams.produce import publish
     from streams.settings import SUBMISSIONS
 
@@ -186,7 +195,9 @@ def produce(
     stream = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115 - closed below
     try:
         lines = (line.rstrip(b"\r\n") for line in stream if line.strip())
-        sent = asyncio.run(publish(kafka_bootstrap(settings), settings.topic(SUBMISSIONS), lines, rate))
+        sent = asyncio.run(
+            publish(kafka_bootstrap(settings), settings.topic(SUBMISSIONS), lines, rate, auth=kafka_options(settings))
+        )
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
@@ -304,6 +315,29 @@ def registry_load(
     typer.echo(f"registry loaded: {counts['region']} regions, {counts['tps']} TPS, {counts['contest']} contests")
 
 
+@registry_app.command("revoke")
+def registry_revoke(
+    key_id: Annotated[str, typer.Argument(help="the device key to revoke (a `key` record's key_id)")],
+    at: Annotated[str | None, typer.Option(help="ISO 8601 time with offset from which events are refused; default: now")] = None,
+    clickhouse: ClickHouseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Revoke a TPS device key (lost or stolen device): events received from then on are rejected REVOKED_KEY."""
+    import time
+
+    from streams import clickhouse as ch
+    from streams.registry_store import revoke_key
+    from streams.signatures import epoch
+
+    try:
+        moment = epoch(at) if at else time.time()
+    except ValueError as exc:
+        fail(f"--at: {exc}")
+    if not revoke_key(ch.connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)), key_id, moment):
+        fail(f"no key {key_id!r} in the registry", 1)
+    typer.echo(f"key {key_id} revoked; workers refuse its events within seconds")
+
+
 @registry_app.command("import-kemendagri")
 def registry_import_kemendagri(
     file: Annotated[Path, typer.Argument(help="Kemendagri region list: code,name lines with dotted codes")],
@@ -322,8 +356,49 @@ def registry_import_kemendagri(
 
 
 @app.command()
+def audit(
+    tps: Annotated[str, typer.Option(help="the TPS code (13 digits)")],
+    ballot: Annotated[str | None, typer.Option(help="only this ballot")] = None,
+    json: Annotated[bool, typer.Option("--json", help="print JSON lines")] = False,
+    clickhouse: ClickHouseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """A TPS's full history: every event received, its decision and reasons, gateway, key id and time."""
+    import orjson
+    from rich.console import Console
+    from rich.table import Table
+
+    from streams import clickhouse as ch
+    from streams.audit import history
+
+    if not (len(tps) == 13 and tps.isdigit()):
+        fail("--tps is 13 digits")
+    events = history(ch.connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)), tps, ballot)
+    if not events:
+        fail(f"no event was ever received for TPS {tps}" + (f" and ballot {ballot}" if ballot else ""), 1)
+    if json:
+        for event in events:
+            typer.echo(orjson.dumps(event).decode())
+        return
+    table = Table(title=f"TPS {tps}: {len(events)} events")
+    for column in ("received", "ballot", "rev", "event_id", "decision", "reasons / flags", "gateway", "key_id"):
+        table.add_column(column)
+    for e in events:
+        why = ", ".join(e["reasons"]) or ", ".join(e["flags"])
+        table.add_row(
+            e["received_at"], e["ballot"], str(e["revision"]), e["event_id"], e["decision"], why, e["gateway"], e["key_id"]
+        )
+    Console().print(table)
+    for e in events:
+        for finding in e["findings"] or ():
+            typer.echo(f"  {e['event_id']}: {finding}")
+
+
+@app.command()
 def validate(
-    registry: Annotated[Path | None, typer.Option(help="registry JSONL; without it only the C1 equations apply")] = None,
+    registry: Annotated[
+        Path | None, typer.Option(help="registry JSONL; with it, device signatures and registry rules apply too")
+    ] = None,
 ) -> None:
     """Read JSONL events on stdin; write one JSON decision per line (exit 0 even when events are rejected)."""
     import sys
@@ -334,9 +409,10 @@ def validate(
     from streams.validation_report import judge_line
 
     known = Registry.from_records(read_records(registry)) if registry else None
+    require = Settings.from_env().require_signatures
     out = sys.stdout.buffer
     for line in sys.stdin.buffer:
-        out.write(orjson.dumps(judge_line(line.rstrip(b"\r\n"), known)) + b"\n")
+        out.write(orjson.dumps(judge_line(line.rstrip(b"\r\n"), known, require)) + b"\n")
     out.flush()
 
 

@@ -83,6 +83,7 @@ class Decoded:
     tps: str | None = None
     ballot: str | None = None
     gateway: str | None = None
+    key_id: str | None = None
 
 
 def decode_tally(payload: bytes) -> Decoded:
@@ -189,7 +190,14 @@ def check_structure(obj: dict) -> Decoded:
                         Finding(Reason.SCHEMA, f"$.votes.{choice}", f"must be an integer 0..{MAX_COUNT}, got {count!r}")
                     )
 
-    seen = {"event_id": event_id, "tps": tps, "ballot": ballot, "gateway": gateway}
+    key_id = obj.get("key_id")
+    seen = {
+        "event_id": event_id,
+        "tps": tps,
+        "ballot": ballot,
+        "gateway": gateway,
+        "key_id": key_id if isinstance(key_id, str) else None,
+    }
     if findings or schema is None:
         return Decoded(None, tuple(findings), **seen)
     tally = Tally(

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from streams import clickhouse
 from streams.embedded import servers
 from streams.gateway import run_simulation
+from streams.kafka_auth import kafka_options
 from streams.produce import consumer_lag
 from streams.read import results, verify
 from streams.report import print_results
@@ -47,7 +48,7 @@ def wait_caught_up(
     started = time.monotonic()
     task = progress.add_task("counting (committed after written)", total=total) if progress else None
     while time.monotonic() - started < timeout_s:
-        lag = asyncio.run(consumer_lag(bootstrap, settings.group_id, settings.topic(SUBMISSIONS)))
+        lag = asyncio.run(consumer_lag(bootstrap, settings.group_id, settings.topic(SUBMISSIONS), kafka_options(settings)))
         if progress is not None and task is not None:
             progress.update(task, completed=total - lag)
         if lag == 0:

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from streams import clickhouse
 from streams.embedded.servers import kafka_bootstrap
+from streams.kafka_auth import kafka_options
 from streams.kemendagri import parse_regions
 from streams.produce import publish
 from streams.registry import write_records
@@ -82,6 +83,7 @@ def run_simulation(
                     rate,
                     progress=lambda n: progress.update(task, completed=n),
                     pace=night_pace(speedup) if speedup else None,
+                    auth=kafka_options(settings),
                 )
             )
     if out is not None:

@@ -1,4 +1,4 @@
-"""One batch of one partition through the stages: decode -> validate -> decide -> aggregate -> rows.
+"""One batch of one partition through the stages: decode -> authenticate -> validate -> decide -> aggregate -> rows.
 
 No Kafka and no ClickHouse here: the applied state of a partition is handed in once, by `preload`
 when the partition is assigned (from `tally_current`, plus the revisions region_totals already
@@ -15,6 +15,7 @@ from streams.contract import MAX_EVENT_BYTES, decode_tally
 from streams.reasons import Decision, Finding, Flag, Reason, reason_codes
 from streams.registry import Registry
 from streams.revisions import Applied, decide
+from streams.signatures import check_signature
 from streams.sink import Batch
 from streams.validate import cross_ballot_flag, validate_tally
 
@@ -32,8 +33,9 @@ class Message:
 class Processor:
     """Decides each event against the applied state; keeps a cache of that state for its partitions."""
 
-    def __init__(self, registry: Callable[[], Registry | None]) -> None:
+    def __init__(self, registry: Callable[[], Registry | None], require_signatures: bool = True) -> None:
         self.registry = registry
+        self.require_signatures = require_signatures
         self.state: dict[Key, Applied] = {}
         # Keys whose totals already include revisions up to N that tally_current lacks (a crash came
         # between the two writes): replaying them updates the state but must not move totals again.
@@ -70,9 +72,10 @@ class Processor:
                 found = Finding(Reason.KEY_MISMATCH, "$.tps", f"message key {message.key[:32]!r} is not the tps {tally.tps}")
                 self._reject(batch, message, (found,), result)
                 continue
+            forged = check_signature(tally, registry.keys if registry else {}, self.require_signatures, message.timestamp)
             verdict = validate_tally(tally, registry)
-            if not verdict.accepted:
-                self._reject(batch, message, verdict.findings, result)
+            if forged is not None or not verdict.accepted:  # every code that applies, authenticity first
+                self._reject(batch, message, ((forged,) if forged else ()) + verdict.findings, result)
                 continue
             key = (tally.ballot, tally.tps)
             current = self.state.get(key)
@@ -118,6 +121,7 @@ class Processor:
                     [],
                     flags,
                     tally.gateway,
+                    tally.raw.get("key_id", ""),
                     tally.submitted_at,
                     partition,
                     message.offset,
@@ -129,7 +133,7 @@ class Processor:
     def _reject(self, batch: Batch, message: Message, findings: Sequence, seen: object) -> None:
         reasons = reason_codes(findings)
         self.counts[Decision.REJECTED.value] += 1
-        event_id, tps, ballot, gateway = (getattr(seen, k) for k in ("event_id", "tps", "ballot", "gateway"))
+        event_id, tps, ballot, gateway, key_id = (getattr(seen, k) for k in ("event_id", "tps", "ballot", "gateway", "key_id"))
         batch.rejections.append(
             (
                 event_id,
@@ -154,6 +158,7 @@ class Processor:
                 reasons,
                 [],
                 gateway or "",
+                key_id or "",
                 "",
                 batch.partition,
                 message.offset,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from streams.kafka_auth import kafka_options
 from streams.settings import REJECTED, SUBMISSIONS, Settings
 
 
@@ -23,9 +25,11 @@ def key_of(value: bytes) -> bytes | None:
     return tps.encode() if isinstance(tps, str) else None
 
 
-def make_producer(bootstrap: str) -> AIOKafkaProducer:
+def make_producer(bootstrap: str, auth: Mapping[str, Any] | None = None) -> AIOKafkaProducer:
+    """`auth`: `kafka_auth.kafka_options(settings)` (SASL/TLS), none for the embedded broker."""
     # Tansu refuses InitProducerId: no idempotent producer; exactly-once comes from the consumer side.
     return AIOKafkaProducer(
+        **(auth or {}),
         bootstrap_servers=bootstrap,
         enable_idempotence=False,
         acks="all",
@@ -42,10 +46,11 @@ async def publish(
     rate: float | None = None,
     progress: Callable[[int], None] | None = None,
     pace: Callable[[bytes], float] | None = None,
+    auth: Mapping[str, Any] | None = None,
 ) -> int:
     """Send every value in order: at most `rate` per second if given, and none before `pace(value)`
     seconds after the start if given. Returns how many were sent."""
-    producer = make_producer(bootstrap)
+    producer = make_producer(bootstrap, auth)
     await producer.start()
     sent = 0
     started = time.monotonic()
@@ -73,7 +78,7 @@ async def publish(
 
 
 async def create_topics(settings: Settings, bootstrap: str) -> list[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **kafka_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -86,10 +91,10 @@ async def create_topics(settings: Settings, bootstrap: str) -> list[str]:
         await admin.close()
 
 
-async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+async def end_offsets(bootstrap: str, topic: str, auth: Mapping[str, Any] | None = None) -> dict[int, int]:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **(auth or {}))
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
@@ -102,13 +107,13 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         await consumer.stop()
 
 
-async def consumer_lag(bootstrap: str, group: str, topic: str) -> int:
+async def consumer_lag(bootstrap: str, group: str, topic: str, auth: Mapping[str, Any] | None = None) -> int:
     """Messages of `topic` not yet committed by `group`: 0 means every event is written to ClickHouse
     (the worker commits an offset only after the batch holding it was written)."""
     from aiokafka import TopicPartition
 
-    ends = await end_offsets(bootstrap, topic)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    ends = await end_offsets(bootstrap, topic, auth)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(auth or {}))
     await admin.start()
     try:
         committed = await admin.list_consumer_group_offsets(group, partitions=[TopicPartition(topic, p) for p in ends])

@@ -22,6 +22,20 @@ class Reason(StrEnum):
     KEY_MISMATCH = "KEY_MISMATCH"
     """Data error: the Kafka message key is not the event's `tps`. Events of one TPS must share one
     partition (and so one worker, in order); a tally keyed otherwise could be counted twice."""
+    UNSIGNED = "UNSIGNED"
+    """Authenticity: no `sig` and `key_id` while the deployment requires signatures (TALLY_REQUIRE_SIGNATURES),
+    or only one of the two."""
+    UNKNOWN_KEY = "UNKNOWN_KEY"
+    """Authenticity: `key_id` is not a device key of the registry."""
+    WRONG_TPS_KEY = "WRONG_TPS_KEY"
+    """Authenticity: `key_id` is the key of another TPS: one device may only speak for its own TPS."""
+    REVOKED_KEY = "REVOKED_KEY"
+    """Authenticity: the key was revoked (registry `revoked_at`) before the gateway received the event."""
+    EXPIRED_KEY = "EXPIRED_KEY"
+    """Authenticity: the signed `submitted_at` lies outside the key's validity (`valid_from`, `valid_until`)."""
+    BAD_SIGNATURE = "BAD_SIGNATURE"
+    """Authenticity: `sig` does not verify over the canonical form of the event under its key: the
+    event was altered after signing (or signed wrongly)."""
     UNKNOWN_TPS = "UNKNOWN_TPS"
     """Registry: `tps` is not a TPS of the registry."""
     BALLOT_NOT_HELD = "BALLOT_NOT_HELD"

@@ -1,20 +1,26 @@
-"""The registry: regions, TPS with their DPT, and contests (which choices a TPS's ballot has).
+"""The registry: regions, TPS with their DPT, contests (which choices a TPS's ballot has), and the
+public keys of the TPS devices that sign tallies.
 
 File format (schemas/registry.v1.schema.json): JSON Lines, one record a line, each with a `type`:
   {"type": "region", "code": "35", "name": "Jawa Timur", "level": "province", "parent": "ID"}
   {"type": "tps", "code": "3510112006026", "dpt": 281}
   {"type": "contest", "ballot": "DPR", "dapil": "DPR-3501", "name": "..", "regions": ["3501", ..],
    "choices": [{"code": "P01", "name": ".."}, ..]}
+  {"type": "key", "key_id": "3510112006026.1", "tps": "3510112006026", "public_key": "<base64, 32 bytes>",
+   "valid_from": "2024-02-14T00:00:00+07:00", "valid_until": "..", "revoked_at": ".."}  (last three optional)
 Lines stream, so a national registry (820k TPS) is read and written in bounded memory.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
+
+from streams.signatures import DeviceKey, epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +40,7 @@ class Registry:
     dpt: dict[str, int] = field(default_factory=dict)
     # (ballot, region code) -> contest; a TPS finds its contest through its own region prefixes.
     contest_by_region: dict[tuple[str, str], Contest] = field(default_factory=dict)
+    keys: dict[str, DeviceKey] = field(default_factory=dict)  # key_id -> device key
 
     def add_contest(self, contest: Contest) -> None:
         for region in contest.regions:
@@ -55,7 +62,22 @@ class Registry:
                 registry.dpt[record["code"]] = int(record["dpt"])
             elif kind == "contest":
                 registry.add_contest(contest_from_record(record))
+            elif kind == "key":
+                registry.keys[record["key_id"]] = key_from_record(record)
         return registry
+
+
+def key_from_record(record: dict) -> DeviceKey:
+    public_key = base64.b64decode(record["public_key"], validate=True)
+    if len(public_key) != 32:
+        raise ValueError(f"key {record['key_id']}: public_key is {len(public_key)} bytes, not 32")
+    return DeviceKey(
+        record["tps"],
+        public_key,
+        epoch(record.get("valid_from")),
+        epoch(record.get("valid_until")),
+        epoch(record.get("revoked_at")),
+    )
 
 
 def contest_from_record(record: dict) -> Contest:

@@ -1,16 +1,20 @@
-"""The registry in ClickHouse: load a registry file into it; read it back for the workers."""
+"""The registry in ClickHouse: load a registry file into it; read it back for the workers; revoke a key."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from itertools import islice
 
 from clickhouse_connect.driver.client import Client
 
-from streams.registry import Contest, Registry
+from streams.registry import Contest, Registry, key_from_record
+from streams.signatures import DeviceKey
 
 CHUNK = 200_000
-REGISTRY_TABLES = ("regions", "registry_tps", "registry_contests", "region_tps_total")
+KEY_COLUMNS = ("key_id", "tps", "public_key", "valid_from", "valid_until", "revoked_at")
+REGISTRY_TABLES = ("regions", "registry_tps", "registry_contests", "registry_keys", "region_tps_total")
 
 # Which TPS hold which ballot: a TPS is covered by a contest whose regions include one of its prefixes.
 TPS_TOTALS_SQL = """
@@ -32,10 +36,11 @@ def load_registry(client: Client, records: Iterable[dict]) -> dict[str, int]:
     """Replace the registry in ClickHouse with these records; returns counts per record type."""
     for table in REGISTRY_TABLES:
         client.command(f"TRUNCATE TABLE IF EXISTS {table}")
-    counts = {"region": 0, "tps": 0, "contest": 0}
+    counts = {"region": 0, "tps": 0, "contest": 0, "key": 0}
     regions: list[tuple] = []
     tps: list[tuple] = []
     contests: list[tuple] = []
+    keys: list[tuple] = []
 
     def flush() -> None:
         if regions:
@@ -46,7 +51,9 @@ def load_registry(client: Client, records: Iterable[dict]) -> dict[str, int]:
             client.insert(
                 "registry_contests", contests, column_names=["ballot", "dapil", "name", "regions", "choices", "choice_names"]
             )
-        regions.clear(), tps.clear(), contests.clear()
+        if keys:
+            client.insert("registry_keys", keys, column_names=list(KEY_COLUMNS))
+        regions.clear(), tps.clear(), contests.clear(), keys.clear()
 
     iterator = iter(records)
     while chunk := list(islice(iterator, CHUNK)):
@@ -65,6 +72,18 @@ def load_registry(client: Client, records: Iterable[dict]) -> dict[str, int]:
                         list(record["regions"]),
                         [c["code"] for c in record["choices"]],
                         [c.get("name", c["code"]) for c in record["choices"]],
+                    )
+                )
+            elif kind == "key":
+                key = key_from_record(record)  # refuses a key that is not 32 bytes of base64
+                keys.append(
+                    (
+                        record["key_id"],
+                        key.tps,
+                        record["public_key"],
+                        _utc(key.valid_from),
+                        _utc(key.valid_until),
+                        _utc(key.revoked_at),
                     )
                 )
             else:
@@ -91,4 +110,33 @@ def read_registry(client: Client) -> Registry:
         "SELECT ballot, dapil, name, regions, choices, choice_names FROM registry_contests FINAL"
     ).result_rows:
         registry.add_contest(Contest(ballot, dapil, name, tuple(regions), tuple(choices), tuple(names)))
+    with client.query_rows_stream(
+        "SELECT key_id, tps, public_key, toFloat64(valid_from), toFloat64(valid_until), toFloat64(revoked_at) "
+        "FROM registry_keys FINAL"
+    ) as stream:
+        registry.keys = {
+            key_id: DeviceKey(tps, base64.b64decode(pk), start, end, revoked) for key_id, tps, pk, start, end, revoked in stream
+        }
     return registry
+
+
+def revoke_key(client: Client, key_id: str, at: float) -> bool:
+    """Mark a device key revoked from `at` (epoch seconds) on; workers pick it up within seconds.
+    False if there is no such key."""
+    found = client.query(
+        "SELECT tps, public_key, valid_from, valid_until FROM registry_keys FINAL WHERE key_id = {k:String}",
+        parameters={"k": key_id},
+    ).result_rows
+    if not found:
+        return False
+    tps, public_key, valid_from, valid_until = found[0]
+    client.insert("registry_keys", [(key_id, tps, public_key, valid_from, valid_until, _utc(at))], column_names=list(KEY_COLUMNS))
+    # A new registry version: workers reload and see the revocation.
+    client.command(
+        "INSERT INTO registry_loads (tps, contests) SELECT tps, contests FROM registry_loads ORDER BY loaded_at DESC LIMIT 1"
+    )
+    return True
+
+
+def _utc(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 SUBMISSIONS = "tally.submissions"
@@ -20,6 +20,10 @@ class Settings:
     data_dir: where embedded servers keep their data and their recorded addresses.
     namespace: a prefix for topic names, the consumer group and nothing else, so that several
         independent pipelines (tests, benchmarks) can share one broker.
+    require_signatures: reject tallies without a device signature (UNSIGNED). Signed ones are
+        always checked.
+    kafka_*: how clients authenticate to Kafka (see `kafka_options`): PLAINTEXT by default;
+        SASL_PLAINTEXT / SASL_SSL with SCRAM-SHA-256/512 or PLAIN, and SSL with a CA file.
     """
 
     kafka: str | None = None
@@ -30,7 +34,12 @@ class Settings:
     # Tansu holds a first JoinGroup for the whole rebalance timeout: keep it short.
     rebalance_timeout_s: float = 5.0
     batch_size: int = 5000
-    batch_within_s: float = 0.2
+    require_signatures: bool = True
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_username: str | None = None
+    kafka_password: str | None = field(default=None, repr=False)
+    kafka_ca_file: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -41,6 +50,12 @@ class Settings:
             data_dir=Path(env.get("TALLY_DATA_DIR") or ".tally"),
             partitions=int(env.get("TALLY_PARTITIONS") or 8),
             namespace=env.get("TALLY_NAMESPACE") or "",
+            require_signatures=(env.get("TALLY_REQUIRE_SIGNATURES") or "1").lower() not in ("0", "false", "no"),
+            kafka_security_protocol=env.get("TALLY_KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT",
+            kafka_sasl_mechanism=env.get("TALLY_KAFKA_SASL_MECHANISM") or "SCRAM-SHA-512",
+            kafka_username=env.get("TALLY_KAFKA_USERNAME") or None,
+            kafka_password=env.get("TALLY_KAFKA_PASSWORD") or None,
+            kafka_ca_file=env.get("TALLY_KAFKA_CA_FILE") or None,
         )
 
     def as_env(self) -> dict[str, str]:
@@ -51,6 +66,12 @@ class Settings:
             "TALLY_DATA_DIR": str(self.data_dir),
             "TALLY_NAMESPACE": self.namespace,
             "TALLY_PARTITIONS": str(self.partitions),
+            "TALLY_REQUIRE_SIGNATURES": "1" if self.require_signatures else "0",
+            "TALLY_KAFKA_SECURITY_PROTOCOL": self.kafka_security_protocol,
+            "TALLY_KAFKA_SASL_MECHANISM": self.kafka_sasl_mechanism,
+            "TALLY_KAFKA_USERNAME": self.kafka_username or "",
+            "TALLY_KAFKA_PASSWORD": self.kafka_password or "",
+            "TALLY_KAFKA_CA_FILE": self.kafka_ca_file or "",
         }
 
     def override(self, **flags: object) -> Settings:

@@ -9,6 +9,8 @@ DKI Jakarta. Everything derives from `random.Random(seed)`: the same arguments g
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import heapq
 import io
 import itertools
@@ -19,9 +21,11 @@ from datetime import datetime, timedelta, timezone
 from typing import IO, NamedTuple
 
 import orjson
+from nacl.bindings import crypto_sign, crypto_sign_BYTES, crypto_sign_seed_keypair
 
 from streams.contract import BALLOTS, SCHEMA_V1
 from streams.regions import NATIONAL, REGION_LEVELS, region_of
+from streams.signatures import canonical
 
 # (code, name, approximate TPS in 2024): the weights of the provinces.
 PROVINCES = [
@@ -78,6 +82,9 @@ DKI = "31"
 # is spread to day 15 here so that every TPS arrives.
 NIGHT_CURVE = ((0.0, 0.0), (6.0, 0.0727), (23.0, 0.425), (47.0, 0.549), (119.0, 0.72), (336.0, 1.0))
 POLLS_CLOSE = datetime(2024, 2, 14, 13, 0, tzinfo=timezone(timedelta(hours=7)))
+# Device keys are issued for the count: from election day to the end of the national recap (20 March).
+KEYS_VALID_FROM = "2024-02-14T00:00:00+07:00"
+KEYS_VALID_UNTIL = "2024-03-21T00:00:00+07:00"
 
 
 def arrival_hours(share: float) -> float:
@@ -122,6 +129,31 @@ class Shape:
     tps: list[str] = field(default_factory=list)
     dpt: list[int] = field(default_factory=list)
     contests: list[dict] = field(default_factory=list)
+    seed: int = 0
+    # Device secret keys (libsodium's 64 bytes: seed + public key), made on first use, by TPS index.
+    _secret_keys: dict[int, bytes] = field(default_factory=dict, repr=False)
+
+    def secret_key(self, index: int) -> bytes:
+        found = self._secret_keys.get(index)
+        if found is None:
+            found = self._secret_keys[index] = device_secret_key(self.seed, self.tps[index])
+        return found
+
+
+def device_secret_key(seed: int, tps: str) -> bytes:
+    """The Ed25519 key of a simulated TPS device, derived from the seed: the same run, the same keys."""
+    return crypto_sign_seed_keypair(hashlib.blake2b(f"tally-device:{seed}:{tps}".encode(), digest_size=32).digest())[1]
+
+
+def key_id_of(tps: str) -> str:
+    return f"{tps}.1"
+
+
+def sign(tally: dict, secret_key: bytes, key_id: str) -> dict:
+    """What a TPS device does before sending: name its key and sign the canonical form."""
+    tally["key_id"] = key_id
+    tally["sig"] = base64.b64encode(crypto_sign(canonical(tally), secret_key)[:crypto_sign_BYTES]).decode()
+    return tally
 
 
 def _children(rng: random.Random, parent: str, tps_count: int, level: str, digits: int, start: int = 1) -> list[tuple[str, int]]:
@@ -132,7 +164,7 @@ def _children(rng: random.Random, parent: str, tps_count: int, level: str, digit
 
 def build_shape(n_tps: int, seed: int, ballots: tuple[str, ...] = BALLOTS) -> Shape:
     rng = random.Random(seed)
-    shape = Shape()
+    shape = Shape(seed=seed)
     shape.regions.append((NATIONAL, "Indonesia", "national", ""))
     provinces = PROVINCES[: min(len(PROVINCES), n_tps)]
     per_province = split(n_tps, [w for _, _, w in provinces])
@@ -161,7 +193,7 @@ def build_shape(n_tps: int, seed: int, ballots: tuple[str, ...] = BALLOTS) -> Sh
 def build_shape_on(regions: list[dict], n_tps: int, seed: int, ballots: tuple[str, ...] = BALLOTS) -> Shape:
     """TPS and contests synthesized onto real regions (from `tally registry import-kemendagri`)."""
     rng = random.Random(seed)
-    shape = Shape()
+    shape = Shape(seed=seed)
     villages = [r for r in regions if r["level"] == "village"]
     if not villages:
         raise ValueError("the region list has no villages (10-digit codes) to put TPS in")
@@ -273,6 +305,15 @@ def registry_records(shape: Shape) -> Iterator[dict]:
     for code, dpt in zip(shape.tps, shape.dpt, strict=True):
         yield {"type": "tps", "code": code, "dpt": dpt}
     yield from shape.contests
+    for index, code in enumerate(shape.tps):
+        yield {
+            "type": "key",
+            "key_id": key_id_of(code),
+            "tps": code,
+            "public_key": base64.b64encode(shape.secret_key(index)[32:]).decode(),
+            "valid_from": KEYS_VALID_FROM,
+            "valid_until": KEYS_VALID_UNTIL,
+        }
 
 
 def make_tally(
@@ -400,6 +441,8 @@ class Plan:
     duplicates: float = 0.0
     corrections: float = 0.0
     invalid: float = 0.0
+    forged: float = 0.0  # share of (TPS, ballot) that also get a forged event (never counted)
+    signed: bool = True  # devices sign their tallies
 
 
 def generate(plan: Plan, shape: Shape | None = None) -> tuple[Shape, Iterator[bytes], Truth]:
@@ -437,9 +480,18 @@ def generate(plan: Plan, shape: Shape | None = None) -> tuple[Shape, Iterator[by
             arrived = POLLS_CLOSE + timedelta(hours=arrival_hours(position / max(1, len(order))))
             clock = arrived.isoformat(timespec="seconds")
             tally = make_tally(rng, tps, ballot, shape.dpt[i], contest_choices, 1, f"{gateway}:{seq:08d}", gateway, clock)
+            if plan.signed:
+                sign(tally, shape.secret_key(i), key_id_of(tps))
             if plan.invalid and rng.random() < plan.invalid:
-                yield break_tally(rng, tally)  # never counted: not in the truth
+                yield break_tally(rng, tally, shape.secret_key(i) if plan.signed else None)  # never counted
                 continue
+            if plan.forged and rng.random() < plan.forged:
+                seq += 1
+                other = (i + 1 + rng.randrange(len(shape.tps) - 1)) % len(shape.tps) if len(shape.tps) > 1 else i
+                forgery = forge(rng, tally, f"{gateway}:{seq:08d}", shape.secret_key(other), key_id_of(shape.tps[other]))
+                if forgery is not None:
+                    # Before the real one: had it counted, the real tally would be a mere duplicate.
+                    yield forgery
             raw = orjson.dumps(tally)
             truth.record(tally, contest_choices)
             yield raw
@@ -448,6 +500,8 @@ def generate(plan: Plan, shape: Shape | None = None) -> tuple[Shape, Iterator[by
             if plan.corrections and rng.random() < plan.corrections:
                 seq += 1
                 fixed = make_tally(rng, tps, ballot, shape.dpt[i], contest_choices, 2, f"{gateway}:{seq:08d}", gateway, clock)
+                if plan.signed:
+                    sign(fixed, shape.secret_key(i), key_id_of(tps))
                 truth.record(fixed, contest_choices)
                 heapq.heappush(later, (position + rng.randint(1, 200), seq, orjson.dumps(fixed)))
         while later:
@@ -456,8 +510,35 @@ def generate(plan: Plan, shape: Shape | None = None) -> tuple[Shape, Iterator[by
     return shape, events(), truth
 
 
-def break_tally(rng: random.Random, tally: dict) -> bytes:
-    """A realistic bad submission: OCR-inflated digits, sum errors, unknown TPS, missing choices, malformed JSON."""
+def forge(rng: random.Random, tally: dict, new_event_id: str, other_key: bytes, other_key_id: str) -> bytes | None:
+    """An attack on a signed tally, with counts moved between choices so every C1 equation still holds:
+    the same event under its old signature (BAD_SIGNATURE), a 'correction' signed with another TPS's
+    device key (WRONG_TPS_KEY), or one with no signature at all (UNSIGNED). None if there is nothing
+    to move."""
+    forged = orjson.loads(orjson.dumps(tally))
+    votes = forged["votes"]
+    donors = [c for c, n in votes.items() if n > 0]
+    if not donors or len(votes) < 2:
+        return None
+    donor = rng.choice(donors)
+    taker = rng.choice([c for c in votes if c != donor])
+    moved = max(1, votes[donor] // 3)
+    votes[donor] -= moved
+    votes[taker] += moved
+    kind = rng.randrange(3)
+    if kind == 0:
+        return orjson.dumps(forged)  # tampered after signing: the old signature no longer verifies
+    forged["event_id"], forged["revision"] = new_event_id, tally["revision"] + 1
+    forged.pop("sig", None)
+    forged.pop("key_id", None)
+    if kind == 1:
+        sign(forged, other_key, other_key_id)  # a valid signature, by the wrong TPS's device
+    return orjson.dumps(forged)
+
+
+def break_tally(rng: random.Random, tally: dict, secret_key: bytes | None = None) -> bytes:
+    """A realistic bad submission: OCR-inflated digits, sum errors, unknown TPS, missing choices, malformed JSON.
+    The device signs what it read, so a signed tally stays signed: its rejection is for its counts."""
     kind = rng.randrange(6)
     broken = orjson.loads(orjson.dumps(tally))
     choice = next(iter(broken["votes"]))
@@ -473,4 +554,7 @@ def break_tally(rng: random.Random, tally: dict) -> bytes:
         broken["ballots"]["used"] += 3
     else:
         return orjson.dumps(broken)[:-17]  # cut off in transit: not JSON
+    if secret_key is not None and "key_id" in broken:
+        broken.pop("sig")
+        sign(broken, secret_key, broken.pop("key_id"))
     return orjson.dumps(broken)

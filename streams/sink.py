@@ -81,6 +81,7 @@ DECISIONS = Table(
         ("reasons", "Array(String)"),
         ("flags", "Array(String)"),
         ("gateway", "String"),
+        ("key_id", "String"),
         ("submitted_at", "String"),
         ("src_partition", "UInt16"),
         ("src_offset", "UInt64"),
@@ -190,7 +191,8 @@ class ClickHouseSink:
             "partition_leases",
             lambda c: (
                 c.query(
-                    "SELECT partition, argMax(owner, generation) FROM partition_leases WHERE topic = {t:String} GROUP BY partition",
+                    "SELECT partition, argMax(owner, generation) FROM partition_leases "
+                    "WHERE topic = {t:String} GROUP BY partition",
                     parameters={"t": topic},
                 ).result_rows
             ),

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import time
+
 from streams.contract import decode_tally
 from streams.reasons import reason_codes
 from streams.registry import Registry
+from streams.signatures import check_signature
 from streams.validate import validate_tally
 
 
-def judge_line(line: bytes, registry: Registry | None) -> dict:
+def judge_line(line: bytes, registry: Registry | None, require_signatures: bool = True) -> dict:
+    """With a registry, signatures are checked as the worker checks them (received now); without
+    one, only the structure and the C1 equations apply."""
     decoded = decode_tally(line)
     if decoded.tally is None:
         findings, flags = decoded.findings, ()
     else:
         verdict = validate_tally(decoded.tally, registry)
         findings, flags = verdict.findings, verdict.flags
+        if registry is not None:
+            forged = check_signature(decoded.tally, registry.keys, require_signatures, time.time())
+            findings = ((forged,) if forged else ()) + findings
     reasons = reason_codes(findings)
     return {
         "event_id": decoded.event_id,

@@ -24,6 +24,7 @@ from faust.types import TP
 from streams import clickhouse
 from streams.bulk import BulkApp
 from streams.embedded.servers import kafka_bootstrap
+from streams.kafka_auth import faust_options
 from streams.pipeline import Message, Processor
 from streams.registry import Registry
 from streams.registry_store import read_registry, registry_version
@@ -75,6 +76,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_max_poll_records=settings.batch_size,
         web_enabled=False,
         producer_linger=0.005,
+        **faust_options(settings),
     )
     submissions = app.topic(
         settings.topic(SUBMISSIONS),
@@ -95,7 +97,7 @@ def create_app(settings: Settings) -> faust.App:
 
     sink = ClickHouseSink(clickhouse.connect(settings))
     registry = RegistryCache(sink)
-    processor = Processor(registry.get)
+    processor = Processor(registry.get, settings.require_signatures)
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     assignments = itertools.count(1)
     leases: dict[int, str] = {}  # partition -> owner token this worker writes under

@@ -72,3 +72,36 @@ def valid_tallies(draw: st.DrawFn) -> dict:
         spare=draw(st.integers(0, 20)),
         revision=draw(st.integers(1, 9)),
     )
+
+
+def device_key(tps: str = "3171010001001") -> bytes:
+    """The test device key of a TPS (the simulator's derivation, seed 0)."""
+    from streams.simulate import device_secret_key
+
+    return device_secret_key(0, tps)
+
+
+def key_record(tps: str = "3171010001001", **fields: object) -> dict:
+    """The registry record of `device_key(tps)`."""
+    import base64
+
+    from streams.simulate import KEYS_VALID_FROM, KEYS_VALID_UNTIL, key_id_of
+
+    record = {
+        "type": "key",
+        "key_id": key_id_of(tps),
+        "tps": tps,
+        "public_key": base64.b64encode(device_key(tps)[32:]).decode(),
+        "valid_from": KEYS_VALID_FROM,
+        "valid_until": KEYS_VALID_UNTIL,
+    }
+    record.update(fields)
+    return record
+
+
+def signed(tally: dict, by: str | None = None) -> dict:
+    """The tally as its own TPS's device (or TPS `by`'s device) signs it."""
+    from streams.simulate import key_id_of, sign
+
+    signer = by or tally["tps"]
+    return sign({k: v for k, v in tally.items() if k not in ("sig", "key_id")}, device_key(signer), key_id_of(signer))

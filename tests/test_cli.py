@@ -11,7 +11,7 @@ import orjson
 from streams.demo import wait_caught_up
 from streams.settings import Settings
 from tests.conftest import REPO, tally
-from tests.factories import tally_dict
+from tests.factories import key_record, signed, tally_dict
 
 
 def test_validate_writes_one_decision_per_line_and_exits_0(pipeline, tmp_path):
@@ -28,15 +28,17 @@ def test_validate_writes_one_decision_per_line_and_exits_0(pipeline, tmp_path):
                     "regions": ["ID"],
                     "choices": [{"code": "01"}, {"code": "02"}, {"code": "03"}],
                 },
+                key_record("3171010001001"),
             ]
         )
     )
     bad = tally_dict(event_id="gw:2")
-    bad["votes"]["01"] = 620
-    lines = b"\n".join([orjson.dumps(tally_dict()), orjson.dumps(bad), b"{broken", orjson.dumps(tally_dict(tps="3171010001002"))])
+    bad["votes"]["01"] = 620  # misread by the device, which signs what it read
+    events = [signed(tally_dict()), signed(bad), None, signed(tally_dict(tps="3171010001002")), tally_dict(event_id="gw:5")]
+    lines = b"\n".join(orjson.dumps(e) if e else b"{broken" for e in events)
     out = tally(pipeline, "validate", "--registry", str(registry), stdin=lines + b"\n")
     decisions = [orjson.loads(line) for line in out.stdout.splitlines()]
-    assert [d["decision"] for d in decisions] == ["accepted", "rejected", "rejected", "rejected"]
+    assert [d["decision"] for d in decisions] == ["accepted", "rejected", "rejected", "rejected", "rejected"]
     assert decisions[1]["event_id"] == "gw:2" and decisions[1]["reasons"] == ["VOTES_MISMATCH"]
     assert decisions[2] == {
         "event_id": None,
@@ -45,7 +47,8 @@ def test_validate_writes_one_decision_per_line_and_exits_0(pipeline, tmp_path):
         "flags": [],
         "findings": decisions[2]["findings"],
     }
-    assert decisions[3]["reasons"] == ["UNKNOWN_TPS"]
+    assert decisions[3]["reasons"] == ["UNKNOWN_KEY", "UNKNOWN_TPS"]  # every code that applies
+    assert decisions[4]["reasons"] == ["UNSIGNED"]
 
 
 def test_produce_publishes_lines_as_given_and_the_worker_rejects_the_raw_ones(pipeline, workers, ch):

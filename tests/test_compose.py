@@ -22,7 +22,7 @@ def test_services_are_kafka_clickhouse_init_and_a_scalable_worker():
 def test_kafka_is_a_single_kraft_node():
     env = SERVICES["kafka"]["environment"]
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
-    assert "kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
+    assert "kafka:9094" in env["KAFKA_ADVERTISED_LISTENERS"]
 
 
 def test_workers_and_init_reach_kafka_and_clickhouse_by_service_name():
@@ -37,9 +37,10 @@ def test_workers_and_init_reach_kafka_and_clickhouse_by_service_name():
 
 def test_start_order_init_after_healthy_servers_workers_after_init():
     assert SERVICES["init"]["depends_on"] == {
-        "kafka": {"condition": "service_healthy"},
+        "kafka-setup": {"condition": "service_completed_successfully"},  # users, topics and ACLs first
         "clickhouse": {"condition": "service_healthy"},
     }
+    assert SERVICES["kafka-setup"]["depends_on"] == {"kafka": {"condition": "service_healthy"}}
     assert SERVICES["worker"]["depends_on"] == {"init": {"condition": "service_completed_successfully"}}
     assert SERVICES["init"]["image"] == SERVICES["worker"]["image"] and SERVICES["init"]["build"] == "."
 
@@ -65,3 +66,54 @@ def test_grafana_reads_clickhouse_as_the_read_only_user_with_the_dashboard_provi
     assert (REPO / mounted[provider["options"]["path"]] / "tally.json").exists()
     api_dsn = urlparse(SERVICES["api"]["environment"]["TALLY_CLICKHOUSE"])
     assert api_dsn.username == "dashboard" and api_dsn.hostname == "clickhouse"  # the API reads only
+
+
+KAFKA = SERVICES["kafka"]["environment"]
+
+
+def test_kafka_clients_must_authenticate_over_tls_and_acls_deny_by_default():
+    listeners = dict(entry.split("://") for entry in KAFKA["KAFKA_LISTENERS"].split(","))
+    protocols = dict(entry.split(":") for entry in KAFKA["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    reachable = [name for name, address in listeners.items() if not address.startswith("127.0.0.1:")]
+    assert reachable == ["CLIENTS"] and protocols["CLIENTS"] == "SASL_SSL"  # nothing else leaves the container
+    assert KAFKA["KAFKA_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
+    assert "StandardAuthorizer" in KAFKA["KAFKA_AUTHORIZER_CLASS_NAME"]
+    assert KAFKA["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert SERVICES["kafka-setup"]["network_mode"] == "service:kafka"  # the only way to the loopback ADMIN listener
+
+
+def test_workers_use_scram_over_tls_and_the_api_has_no_kafka_access():
+    from streams.kafka_auth import kafka_options
+    from streams.settings import Settings
+
+    for name in ("init", "worker"):
+        env = SERVICES[name]["environment"]
+        settings = Settings.from_env({k: str(v) for k, v in env.items() if k != "TALLY_KAFKA_CA_FILE"})
+        options = kafka_options(settings)
+        assert options["security_protocol"] == "SASL_SSL" and options["sasl_mechanism"] == "SCRAM-SHA-512"
+        assert options["sasl_plain_username"] == "worker"
+        assert any(v.endswith(":" + env["TALLY_KAFKA_CA_FILE"] + ":ro") for v in SERVICES[name]["volumes"])
+        assert env["TALLY_REQUIRE_SIGNATURES"] == "1"
+    assert not any(k.startswith("TALLY_KAFKA") for k in SERVICES["api"]["environment"])
+
+
+def acls() -> list[tuple[str, set[str], str]]:
+    """(principal, operations, resource) of every `acl` line of deploy/kafka/setup.sh."""
+    found = []
+    for line in (REPO / "deploy/kafka/setup.sh").read_text().splitlines():
+        if line.startswith("acl --"):
+            words = line.split()
+            principal = words[words.index("--allow-principal") + 1]
+            operations = {words[i + 1] for i, w in enumerate(words) if w == "--operation"}
+            resource = (
+                " ".join(words[i] + " " + words[i + 1] for i, w in enumerate(words) if w in ("--topic", "--group")) or "cluster"
+            )
+            found.append((principal, operations, resource))
+    return found
+
+
+def test_gateways_may_only_write_submissions():
+    gateway = [(ops, resource) for principal, ops, resource in acls() if principal == "User:gateway"]
+    assert gateway == [({"Write", "Describe"}, "--topic tally.submissions"), ({"IdempotentWrite"}, "cluster")]
+    principals = {principal for principal, _, _ in acls()}
+    assert principals == {"User:gateway", "User:worker"}  # no dashboard principal: dashboards read ClickHouse

@@ -7,7 +7,7 @@ import orjson
 from streams.demo import wait_caught_up
 from streams.read import results
 from tests.conftest import tally
-from tests.factories import tally_dict
+from tests.factories import key_record, signed, tally_dict
 
 TPS = "3171010001001"
 REGISTRY = [
@@ -22,6 +22,7 @@ REGISTRY = [
         "choices": [{"code": c} for c in ("01", "02", "03")],
     },
     {"type": "contest", "ballot": "DPR", "dapil": "DPR-31", "regions": ["31"], "choices": [{"code": "P01"}, {"code": "P02"}]},
+    key_record(TPS),
 ]
 
 
@@ -35,10 +36,10 @@ def produce(pipeline, tmp_path, lines: list[bytes]) -> None:
 
 def test_stale_conflict_duplicate_and_correction_decisions(pipeline, workers, tmp_path, ch):
     workers.start()
-    first = tally_dict(event_id="gw:1")
-    correction = tally_dict(event_id="gw:2", revision=2, votes={"01": 100, "02": 100, "03": 30})
-    late_old = tally_dict(event_id="gw:3", revision=1, votes={"01": 110, "02": 90, "03": 30})
-    conflict = tally_dict(event_id="gw:4", revision=2, votes={"01": 101, "02": 99, "03": 30})
+    first = signed(tally_dict(event_id="gw:1"))
+    correction = signed(tally_dict(event_id="gw:2", revision=2, votes={"01": 100, "02": 100, "03": 30}))
+    late_old = signed(tally_dict(event_id="gw:3", revision=1, votes={"01": 110, "02": 90, "03": 30}))
+    conflict = signed(tally_dict(event_id="gw:4", revision=2, votes={"01": 101, "02": 99, "03": 30}))
     produce(pipeline, tmp_path, [orjson.dumps(e) for e in (first, correction, late_old, conflict, first)])
     decided = ch.query("SELECT event_id, decision FROM tally_decisions FINAL ORDER BY src_offset").result_rows
     assert decided == [("gw:1", "applied"), ("gw:2", "applied"), ("gw:3", "stale"), ("gw:4", "conflict"), ("gw:1", "duplicate")]
@@ -48,8 +49,8 @@ def test_stale_conflict_duplicate_and_correction_decisions(pipeline, workers, tm
 
 def test_more_voters_on_a_legislative_ballot_than_on_ppwp_is_flagged(pipeline, workers, tmp_path, ch):
     workers.start()
-    ppwp = tally_dict(event_id="gw:1")  # 235 voters
-    dpr = tally_dict(event_id="gw:2", ballot="DPR", votes={"P01": 200, "P02": 40}, invalid=5)  # 245 voters
+    ppwp = signed(tally_dict(event_id="gw:1"))  # 235 voters
+    dpr = signed(tally_dict(event_id="gw:2", ballot="DPR", votes={"P01": 200, "P02": 40}, invalid=5))  # 245 voters
     produce(pipeline, tmp_path, [orjson.dumps(ppwp), orjson.dumps(dpr)])
     flags = dict(ch.query("SELECT ballot, flags FROM tally_current FINAL").result_rows)
     assert flags == {"PPWP": [], "DPR": ["MORE_THAN_PPWP"]}
@@ -60,10 +61,10 @@ def test_hostile_input_is_rejected_and_the_worker_lives_on(pipeline, workers, tm
     hostile = [
         b"\x00\xff\xfe binary",
         b"[" * 5000 + b"]" * 5000,
-        orjson.dumps(tally_dict(gateway="x" * 70_000)),
+        orjson.dumps(signed(tally_dict(gateway="x" * 70_000))),
         b'{"schema": "tally.v1", "votes": {"01": 1e308}}',
         b"null",
-        orjson.dumps(tally_dict(event_id="gw:ok")),
+        orjson.dumps(signed(tally_dict(event_id="gw:ok"))),
     ]
     produce(pipeline, tmp_path, hostile)
     rows = ch.query("SELECT reasons, length(payload) FROM tally_rejections FINAL ORDER BY src_offset").result_rows
@@ -88,7 +89,7 @@ def test_a_tally_keyed_by_something_else_than_its_tps_is_rejected(pipeline, work
         producer = make_producer(pipeline.kafka)
         await producer.start()
         await producer.send_and_wait(
-            pipeline.topic("tally.submissions"), orjson.dumps(tally_dict(event_id="gw:k")), key=b"gw-31-01"
+            pipeline.topic("tally.submissions"), orjson.dumps(signed(tally_dict(event_id="gw:k"))), key=b"gw-31-01"
         )
         await producer.stop()
 

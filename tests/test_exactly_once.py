@@ -15,7 +15,7 @@ from streams.demo import wait_caught_up
 from streams.embedded import servers
 from streams.pipeline import Message, Processor
 from streams.read import results, verify
-from streams.registry_store import load_registry
+from streams.registry_store import load_registry, read_registry
 from streams.simulate import Plan, generate, registry_records
 from streams.sink import CURRENT, ClickHouseSink, Fenced
 from tests.conftest import REPO, Workers, tally
@@ -30,9 +30,15 @@ def events_with_corrections(client, n_tps: int = 200) -> tuple[list[Message], di
     return messages, truth.as_json()
 
 
+def worker_processor(sink: ClickHouseSink) -> Processor:
+    """A processor with the registry (and its device keys) as the worker reads it from ClickHouse."""
+    registry = sink.call("registry", read_registry)
+    return Processor(lambda: registry)
+
+
 def preloaded(sink: ClickHouseSink) -> Processor:
     """A processor holding partition 0, its state loaded as the worker loads it on assignment."""
-    processor = Processor(lambda: None)
+    processor = worker_processor(sink)
     processor.preload(0, *sink.load_partition(0))
     return processor
 
@@ -190,7 +196,7 @@ def test_one_insert_per_table_fences_each_partition_on_its_own(ch):
     by_partition = split_by_partition(messages, 2)
     for p in (0, 1):
         sink.acquire_lease(TOPIC, p, "me")
-    mine = Processor(lambda: None)
+    mine = worker_processor(sink)
     for p in (0, 1):
         mine.preload(p, {}, {})
     batches = [mine.process(TOPIC, p, by_partition[p]) for p in (0, 1)]

@@ -1,0 +1,89 @@
+"""Stage 2a, authenticity: a tally counts only when signed by its own TPS's device key (Ed25519).
+
+What a device signs (the canonical form): the event as a JSON object without `sig`, keys sorted at
+every level, no whitespace, UTF-8 with non-ASCII characters unescaped: orjson's output with
+OPT_SORT_KEYS. For tally.v1's values (integers, strings, arrays, objects) this is RFC 8785 (JCS), so
+a device in any language can produce it. `key_id` is part of the signed form; `sig` is the 64-byte
+signature in standard base64.
+
+Keys live in the registry (`{"type": "key", ...}` records) with a validity window, checked against
+the signed `submitted_at`, and a revocation time, checked against the time the gateway received the
+event (the Kafka timestamp): a thief holding a revoked key can backdate `submitted_at` but not that.
+"""
+
+from __future__ import annotations
+
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+from nacl.bindings import crypto_sign_BYTES, crypto_sign_open
+from nacl.exceptions import BadSignatureError
+
+from streams.contract import Tally
+from streams.reasons import Finding, Reason
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceKey:
+    """One TPS device's public key, as the registry holds it."""
+
+    tps: str
+    public_key: bytes  # 32 bytes
+    valid_from: float | None = None  # epoch seconds; None: no bound
+    valid_until: float | None = None
+    revoked_at: float | None = None
+
+
+def canonical(raw: dict) -> bytes:
+    """The bytes a device signs: the event without `sig`, keys sorted, compact UTF-8 JSON."""
+    return orjson.dumps({k: v for k, v in raw.items() if k != "sig"}, option=orjson.OPT_SORT_KEYS)
+
+
+def epoch(text: str | None) -> float | None:
+    """ISO 8601 with an offset (as in `submitted_at` and key records) to epoch seconds."""
+    if not text:
+        return None
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no UTC offset")
+    return moment.timestamp()
+
+
+def check_signature(tally: Tally, keys: dict[str, DeviceKey], required: bool, received_at: float) -> Finding | None:
+    """None if the tally may count; otherwise the one finding that stops it."""
+    sig, key_id = tally.raw.get("sig"), tally.raw.get("key_id")
+    if sig is None and key_id is None:
+        return Finding(Reason.UNSIGNED, "$.sig", "no signature; this deployment requires signed tallies") if required else None
+    if sig is None or key_id is None:
+        missing = "$.sig" if sig is None else "$.key_id"
+        return Finding(Reason.UNSIGNED, missing, "`sig` and `key_id` come together")
+    key = keys.get(key_id)
+    if key is None:
+        return Finding(Reason.UNKNOWN_KEY, "$.key_id", f"{key_id!r} is not a key of the registry")
+    if key.tps != tally.tps:
+        return Finding(Reason.WRONG_TPS_KEY, "$.key_id", f"{key_id!r} belongs to TPS {key.tps}, not {tally.tps}")
+    if key.revoked_at is not None and received_at >= key.revoked_at:
+        return Finding(Reason.REVOKED_KEY, "$.key_id", f"{key_id!r} was revoked before this event was received")
+    try:
+        signed_at = epoch(tally.submitted_at)
+    except ValueError:
+        signed_at = None
+    if signed_at is None and (key.valid_from is not None or key.valid_until is not None):
+        return Finding(Reason.EXPIRED_KEY, "$.submitted_at", f"{tally.submitted_at!r} is not a time with an offset")
+    if (key.valid_from is not None and signed_at < key.valid_from) or (
+        key.valid_until is not None and signed_at >= key.valid_until
+    ):
+        return Finding(Reason.EXPIRED_KEY, "$.submitted_at", f"{tally.submitted_at} is outside the validity of {key_id!r}")
+    try:
+        signature = binascii.a2b_base64(sig, strict_mode=True)
+    except (binascii.Error, ValueError):
+        return Finding(Reason.BAD_SIGNATURE, "$.sig", "not base64")
+    if len(signature) != crypto_sign_BYTES:
+        return Finding(Reason.BAD_SIGNATURE, "$.sig", f"{len(signature)} bytes, not {crypto_sign_BYTES}")
+    try:
+        crypto_sign_open(signature + canonical(tally.raw), key.public_key)
+    except BadSignatureError:
+        return Finding(Reason.BAD_SIGNATURE, "$.sig", f"does not verify under {key_id!r}: the event was altered after signing")
+    return None
