@@ -7,6 +7,7 @@ processes may run beside the workers. Every answer is built from small indexed q
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ import orjson
 from aiohttp import web
 from clickhouse_connect.driver.client import Client
 
+from streams import audit
 from streams.contract import BALLOTS
 from streams.embedded.servers import clickhouse_dsn
 from streams.read import results
@@ -50,9 +52,11 @@ OPENAPI = {
         },
         "/api/tps/{code}": {
             "get": {
-                "summary": "One TPS: the applied tally per ballot with its flags, and every decision on every event",
+                "summary": "One TPS: the applied tally per ballot with its flags, and its audit trail: every event "
+                "received, its decision, reasons and findings, gateway, device key and times (as `tally audit`)",
                 "parameters": [
-                    {"name": "code", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9]{13}$"}}
+                    {"name": "code", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9]{13}$"}},
+                    {"name": "ballot", "in": "query", "schema": {"enum": list(BALLOTS)}},
                 ],
                 "responses": {
                     "200": {"description": "tallies and history"},
@@ -126,9 +130,11 @@ def choice_names(client: Client, ballot: str) -> dict[str, str]:
     return {code: names[0] for code, names in rows if len(names) == 1}
 
 
-def tps_detail(client: Client, code: str) -> dict:
+def tps_detail(client: Client, code: str, ballot: str | None = None) -> dict:
     if not (len(code) == 13 and code.isdigit()):
         raise ApiError(400, "a TPS code is 13 digits")
+    if ballot and ballot not in BALLOTS:
+        raise ApiError(400, f"ballot must be one of {', '.join(BALLOTS)}")
     applied = list(
         client.query(
             "SELECT ballot, revision, event_id, gateway, submitted_at, votes, invalid, voters, registered, flags "
@@ -136,21 +142,15 @@ def tps_detail(client: Client, code: str) -> dict:
             parameters={"c": code},
         ).named_results()
     )
-    history = list(
-        client.query(
-            "SELECT event_id, ballot, revision, decision, reasons, flags, gateway, submitted_at, received_at, decided_at "
-            "FROM tally_decisions FINAL WHERE tps = {c:String} ORDER BY received_at, src_offset",
-            parameters={"c": code},
-        ).named_results()
-    )
+    events = audit.history(client, code, ballot)
     dpt = client.query("SELECT dpt FROM registry_tps WHERE tps = {c:String}", parameters={"c": code}).result_rows
-    if not applied and not history and not dpt:
+    if not applied and not events and not dpt:
         raise ApiError(404, f"nothing is known of TPS {code}")
     return {
         "tps": code,
         "dpt": dpt[0][0] if dpt else None,
         "tallies": [{**row, "votes": dict(sorted(row["votes"].items()))} for row in applied],
-        "history": [{**row, "received_at": str(row["received_at"]), "decided_at": str(row["decided_at"])} for row in history],
+        "history": events,
     }
 
 
@@ -216,16 +216,23 @@ class ResponseCache:
             self.refreshing.pop(key, None)
 
 
+def results_key(ballot: str, level: str | None, region: str | None) -> str:
+    """One cache entry per view, however its query string is spelled."""
+    return f"results:{ballot}:{level or ''}:{region or ''}"
+
+
 def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
     # No HTTP session: requests of many readers run side by side on one client.
     client = clickhouse_connect.get_client(dsn=clickhouse_dsn(settings), autogenerate_session_id=False)
 
     cache = ResponseCache(cache_ttl)
 
-    def endpoint(build: Callable[[web.Request], dict]) -> Callable[[web.Request], Awaitable[web.Response]]:
+    def endpoint(
+        build: Callable[[web.Request], dict], key: Callable[[web.Request], str] = lambda r: r.path_qs
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handler(request: web.Request) -> web.Response:
             try:
-                body = await cache.get(request.path_qs, lambda: build(request))
+                body = await cache.get(key(request), lambda: build(request))
             except ApiError as exc:
                 return json_response({"error": str(exc)}, exc.status)
             except Exception as exc:  # noqa: BLE001 - a reader gets JSON, never a stack trace
@@ -235,12 +242,42 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
 
         return handler
 
+    async def warm(_: web.Application) -> None:
+        """Compute the views every dashboard opens with before readers ask: national and province
+        results and each province's children, per ballot held. The first reader of a view would
+        otherwise wait behind every other query in the ClickHouse queue."""
+        try:
+            ballots = await asyncio.to_thread(
+                lambda: [b for (b,) in client.query("SELECT DISTINCT ballot FROM region_tps_total").result_rows]
+            )
+            provinces = await asyncio.to_thread(
+                lambda: [c for (c,) in client.query("SELECT code FROM regions WHERE level = 'province'").result_rows]
+            )
+        except Exception:  # noqa: BLE001 - a missing schema or registry only means nothing to warm
+            log.warning("no views warmed: the registry could not be read", exc_info=True)
+            return
+        for ballot in sorted(ballots, key=lambda b: b != "PPWP"):
+            views = [("national", None), ("province", None)] + [(None, code) for code in provinces]
+            for level, region in views:
+                with contextlib.suppress(Exception):  # an empty ballot or region is not worth a failure
+                    await cache.get(
+                        results_key(ballot, level, region), lambda b=ballot, lv=level, r=region: region_results(client, b, lv, r)
+                    )
+        log.info("warmed %d views", len(cache.entries))
+
+    async def start_warming(app: web.Application) -> None:
+        app["warming"] = asyncio.create_task(warm(app))
+
     app = web.Application()
+    app.on_startup.append(start_warming)
     app.router.add_get(
         "/api/results",
-        endpoint(lambda r: region_results(client, r.query.get("ballot", "PPWP"), r.query.get("level"), r.query.get("region"))),
+        endpoint(
+            lambda r: region_results(client, r.query.get("ballot", "PPWP"), r.query.get("level"), r.query.get("region")),
+            key=lambda r: results_key(r.query.get("ballot", "PPWP"), r.query.get("level"), r.query.get("region")),
+        ),
     )
-    app.router.add_get("/api/tps/{code}", endpoint(lambda r: tps_detail(client, r.match_info["code"])))
+    app.router.add_get("/api/tps/{code}", endpoint(lambda r: tps_detail(client, r.match_info["code"], r.query.get("ballot"))))
     app.router.add_get("/api/anomalies", endpoint(lambda r: anomalies(client, r.query.get("level"), r.query.get("region"))))
     app.router.add_get("/api/openapi.json", endpoint(lambda r: OPENAPI))
     app.router.add_get("/", lambda r: web.FileResponse(PAGE))
