@@ -20,7 +20,7 @@ from pathlib import Path
 
 import orjson
 
-from streams.signatures import DeviceKey, epoch
+from streams.signatures import DeviceKey, KeyRing, epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +40,7 @@ class Registry:
     dpt: dict[str, int] = field(default_factory=dict)
     # (ballot, region code) -> contest; a TPS finds its contest through its own region prefixes.
     contest_by_region: dict[tuple[str, str], Contest] = field(default_factory=dict)
-    keys: dict[str, DeviceKey] = field(default_factory=dict)  # key_id -> device key
+    keys: KeyRing = field(default_factory=KeyRing)  # key_id -> device key
 
     def add_contest(self, contest: Contest) -> None:
         for region in contest.regions:
@@ -63,7 +63,7 @@ class Registry:
             elif kind == "contest":
                 registry.add_contest(contest_from_record(record))
             elif kind == "key":
-                registry.keys[record["key_id"]] = key_from_record(record)
+                registry.keys.add(record["key_id"], key_from_record(record))
         return registry
 
 

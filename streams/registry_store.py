@@ -10,7 +10,7 @@ from itertools import islice
 from clickhouse_connect.driver.client import Client
 
 from streams.registry import Contest, Registry, key_from_record
-from streams.signatures import DeviceKey
+from streams.signatures import DeviceKey, KeyRing
 
 CHUNK = 200_000
 KEY_COLUMNS = ("key_id", "tps", "public_key", "valid_from", "valid_until", "revoked_at")
@@ -114,9 +114,9 @@ def read_registry(client: Client) -> Registry:
         "SELECT key_id, tps, public_key, toFloat64(valid_from), toFloat64(valid_until), toFloat64(revoked_at) "
         "FROM registry_keys FINAL"
     ) as stream:
-        registry.keys = {
-            key_id: DeviceKey(tps, base64.b64decode(pk), start, end, revoked) for key_id, tps, pk, start, end, revoked in stream
-        }
+        registry.keys = KeyRing(
+            (key_id, DeviceKey(tps, base64.b64decode(pk), start, end, revoked)) for key_id, tps, pk, start, end, revoked in stream
+        )
     return registry
 
 

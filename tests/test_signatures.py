@@ -156,6 +156,15 @@ def test_forged_events_of_the_simulator_are_each_rejected_and_the_real_ones_acce
     assert {k: e for k, e in applied.items()} == {k: v.event_id for k, v in truth.current.items()}
 
 
+def test_the_key_ring_gives_back_what_it_was_given():
+    keys = Registry.from_records([key_record(TPS), key_record(OTHER, revoked_at="2024-02-15T00:00:00+07:00")]).keys
+    assert len(keys) == 2 and keys.get("nobody.1") is None
+    first, second = keys.get(f"{TPS}.1"), keys.get(f"{OTHER}.1")
+    assert (first.tps, first.revoked_at, len(first.public_key)) == (TPS, None, 32)
+    assert (second.tps, second.revoked_at) == (OTHER, epoch("2024-02-15T00:00:00+07:00"))
+    assert first.valid_from == second.valid_from == epoch("2024-02-14T00:00:00+07:00")
+
+
 def test_device_keys_survive_the_round_trip_through_clickhouse_and_revocation(ch):
     from streams.registry_store import load_registry, read_registry, revoke_key
 
@@ -166,6 +175,6 @@ def test_device_keys_survive_the_round_trip_through_clickhouse_and_revocation(ch
     assert revoke_key(ch, records[0]["key_id"], RECEIVED)
     assert not revoke_key(ch, "nobody.1", RECEIVED)
     keys = read_registry(ch).keys
-    assert keys[records[0]["key_id"]].revoked_at == RECEIVED and keys[records[1]["key_id"]].revoked_at is None
+    assert keys.get(records[0]["key_id"]).revoked_at == RECEIVED and keys.get(records[1]["key_id"]).revoked_at is None
     event = signed(tally_dict())
     assert check_signature(decode_tally(orjson.dumps(event)).tally, keys, True, RECEIVED).reason is Reason.REVOKED_KEY
