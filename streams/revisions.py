@@ -11,35 +11,58 @@ from dataclasses import dataclass
 from streams.contract import Tally
 from streams.reasons import Decision
 
+_SHARED_CHOICES: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def shared_choices(choices: tuple[str, ...]) -> tuple[str, ...]:
+    """One tuple per contest's choice list, shared by every key that has it."""
+    return _SHARED_CHOICES.setdefault(choices, choices)
+
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    """The tally that counts for one (TPS, ballot), as ClickHouse holds it in `tally_current`."""
+    """The tally that counts for one (TPS, ballot), as ClickHouse holds it in `tally_current`.
+
+    Counts are kept as a tuple beside the contest's shared choice tuple, not as a dict: a worker
+    holds one of these per key, and a DPR tally has ~200 choices (a dict of them cost ~20 KiB a key)."""
 
     tps: str
     ballot: str
     revision: int
     event_id: str
     digest: str
-    votes: dict[str, int]
+    choices: tuple[str, ...]
+    counts: tuple[int, ...]
     invalid: int
     voters: int
     # Every event_id ever applied for this key: a resend of an old one is a duplicate, not stale.
     event_ids: tuple[str, ...] = ()
 
+    @property
+    def votes(self) -> dict[str, int]:
+        return dict(zip(self.choices, self.counts, strict=True))
+
+    @classmethod
+    def of(
+        cls,
+        tps: str,
+        ballot: str,
+        revision: int,
+        event_id: str,
+        digest: str,
+        votes: dict[str, int],
+        invalid: int,
+        voters: int,
+        event_ids: tuple[str, ...] = (),
+    ) -> Applied:
+        choices = shared_choices(tuple(votes))
+        return cls(tps, ballot, revision, event_id, digest, choices, tuple(votes.values()), invalid, voters, event_ids)
+
     @classmethod
     def from_tally(cls, t: Tally, previous: Applied | None = None) -> Applied:
         earlier = previous.event_ids if previous is not None else ()
-        return cls(
-            t.tps,
-            t.ballot,
-            t.revision,
-            t.event_id,
-            t.content_digest(),
-            dict(t.votes),
-            t.invalid,
-            t.voters,
-            earlier + (t.event_id,),
+        return cls.of(
+            t.tps, t.ballot, t.revision, t.event_id, t.content_digest(), t.votes, t.invalid, t.voters, earlier + (t.event_id,)
         )
 
 

@@ -280,7 +280,7 @@ class ClickHouseSink:
                 ).result_rows
             ),
         )
-        applied = {(b, t): Applied(t, b, r, e, d, dict(v), i, n, tuple(ids)) for b, t, r, e, ids, d, v, i, n in rows}
+        applied = {(b, t): Applied.of(t, b, r, e, d, dict(v), i, n, tuple(ids)) for b, t, r, e, ids, d, v, i, n in rows}
         ahead = self.call(
             "load markers",
             lambda c: (

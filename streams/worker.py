@@ -8,13 +8,14 @@ agent's per-message stream. All decisions live in `pipeline.Processor`; ClickHou
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import itertools
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import faust
@@ -34,6 +35,21 @@ from streams.sink import ClickHouseSink, Fenced
 log = logging.getLogger("tally.worker")
 
 REGISTRY_CHECK_S = 2.0
+
+
+def _malloc_trim() -> Callable[[], object]:
+    """glibc keeps memory freed by the batch thread in its own arena; a legislative batch (5,000
+    tallies of ~200 choices) frees hundreds of MiB each time, and without a trim the worker's RSS
+    only ever grows. A no-op where the C library is not glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-8, 2)  # M_ARENA_MAX: two arenas, not eight per core
+        return lambda: libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        return lambda: None
+
+
+release_memory = _malloc_trim()
 
 
 class RegistryCache:
@@ -176,24 +192,26 @@ def create_app(settings: Settings) -> faust.App:
         decided = time.perf_counter()
         await asyncio.to_thread(sink.write_all, batches, leases)
         written = time.perf_counter()
-        for batch in batches:
-            for row in batch.rejections:
-                await rejected.send(
-                    key=(row[1] or "").encode(),
-                    value=orjson.dumps(
-                        {
-                            "event_id": row[0],
-                            "tps": row[1],
-                            "ballot": row[2],
-                            "gateway": row[3],
-                            "reasons": row[4],
-                            "findings": row[5],
-                            "payload": row[6],
-                            "partition": row[7],
-                            "offset": row[8],
-                        }
-                    ),
-                )
+        rejections = [row for batch in batches for row in batch.rejections]
+        del batches[:]  # the rows are written: free them before the trim below
+        release_memory()
+        for row in rejections:
+            await rejected.send(
+                key=(row[1] or "").encode(),
+                value=orjson.dumps(
+                    {
+                        "event_id": row[0],
+                        "tps": row[1],
+                        "ballot": row[2],
+                        "gateway": row[3],
+                        "reasons": row[4],
+                        "findings": row[5],
+                        "payload": row[6],
+                        "partition": row[7],
+                        "offset": row[8],
+                    }
+                ),
+            )
         log.info(
             "batch: %d events of %d partitions in %.0f ms (decide %.0f, write %.0f); decisions so far %s",
             sum(map(len, by_partition.values())),
