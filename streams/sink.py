@@ -143,6 +143,16 @@ class Fenced(Exception):
     """This writer no longer holds the partition's lease: another worker owns it now."""
 
 
+def json_lines(rows: list) -> bytes:
+    """Rows as JSONCompactEachRow. Appended one by one, not joined: each `orjson.dumps` result holds
+    a ~4 KiB buffer, so joining 280k rows (one legislative batch) peaked at 1.1 GiB for a 14 MiB body."""
+    body = bytearray()
+    for row in rows:
+        body += orjson.dumps(row)
+        body += b"\n"
+    return bytes(body)
+
+
 def _literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -237,7 +247,7 @@ class ClickHouseSink:
         self.written["rejections"] += sum(len(b.rejections) for b in batches)
 
     def _insert(self, table: Table, rows: list, token: str, fence: str) -> int:
-        body = b"\n".join(orjson.dumps(row) for row in rows)
+        body = json_lines(rows)
         structure = table.structure if table.has_partition else f"{table.structure}, src_partition UInt16"
         statement = f"{table.name} ({table.names}) SELECT {table.names} FROM input({_literal(structure)}) WHERE {fence}"
         summary = self._retry(
