@@ -5,7 +5,8 @@ correction replaces a count instead of adding to it; `tps_reported` moves only o
 Deltas of a whole batch are summed here, so one row per (ballot, level, region, choice) is written.
 
 Counts are summed as vectors over a contest's choices (the shared choice tuple of `Applied`), per
-village for each event, and rolled up once per batch, each level from the one below. A DPR tally has
+village for each event, and rolled up once per batch, each level from the one below; the village
+level itself is not written (see WRITTEN_LEVELS). A DPR tally has
 ~200 choices: adding each to five levels one by one per event was most of a worker's time on
 legislative ballots.
 """
@@ -15,11 +16,14 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from streams.regions import NATIONAL, PREFIX_LENGTH, REGION_LEVELS, region_of
+from streams.regions import NATIONAL, PREFIX_LENGTH, region_of
 from streams.revisions import Applied
 
 SUMMARY = ""  # the choice key of a region's summary row: tps_reported, invalid, voters, revision
 TPS_LEVEL = "tps"
+# Levels written to region_totals. Villages (~10 TPS each) are read from tally_current instead: at
+# ~200 choices a legislative tally, village rows were 70% of everything a batch wrote.
+WRITTEN_LEVELS = ("national", "province", "regency", "district")
 # Each level rolled up from the level below it, finest first.
 ROLL_UP = (("district", "village"), ("regency", "district"), ("province", "regency"), ("national", "province"))
 
@@ -62,7 +66,7 @@ class TotalsDelta:
         reported = 0 if old is not None else 1
         invalid = new.invalid - (old.invalid if old is not None else 0)
         voters = new.voters - (old.voters if old is not None else 0)
-        for level in REGION_LEVELS:
+        for level in WRITTEN_LEVELS:
             summary = self.summaries[(ballot, level, region_of(new.tps, level), SUMMARY)]
             summary[1] += reported
             summary[2] += invalid
@@ -86,8 +90,8 @@ class TotalsDelta:
             by_level[level] = summed
         rows: dict[tuple[str, str, str, str], Row] = defaultdict(lambda: [0, 0, 0, 0, 0])
         rows.update((key, list(values)) for key, values in self.summaries.items())
-        for level, vectors in by_level.items():
-            for (ballot, region, choices), counts in vectors.items():
+        for level in WRITTEN_LEVELS:
+            for (ballot, region, choices), counts in by_level[level].items():
                 for choice, delta in zip(self.choices_by_id[choices], counts, strict=True):
                     if delta:  # added, not set: one choice may come from vectors of two choice orders
                         rows[(ballot, level, region, choice)][0] += delta

@@ -1,7 +1,8 @@
 """Stage 6, the read side: region results from ClickHouse, and `verify` against a truth file.
 
-Every query is small and indexed: region_totals is ordered by (ballot, level, region, choice), and
-the per-TPS level reads tally_current by its (ballot, tps) key. No FINAL over raw events.
+Every query is small and indexed: region_totals is ordered by (ballot, level, region, choice) and
+holds national to district; the village and TPS levels read tally_current by its (ballot, tps) key
+(a village has ~10 TPS). No FINAL over raw events.
 """
 
 from __future__ import annotations
@@ -73,6 +74,16 @@ def results(client: Client, ballot: str, level: str | None = None, region: str |
         parameters=params,
     ).result_rows:
         entry(code).update(tps_total=total, registered=registered)
+    if level == "village":
+        for code, votes, reported, invalid, voters in client.query(
+            "SELECT substring(tps, 1, 10) AS village, sumMap(votes), count(), sum(invalid), sum(voters) "
+            "FROM tally_current FINAL WHERE ballot = {ballot:String} AND startsWith(tps, {prefix:String}) GROUP BY village",
+            parameters=params,
+        ).result_rows:
+            entry(code).update(
+                votes={c: n for c, n in sorted(votes.items()) if n}, tps_reported=reported, invalid=invalid, voters=voters
+            )
+        return {"ballot": ballot, "level": level, "regions": [regions[c] for c in sorted(regions)]}
     for code, choice, votes, reported, invalid, voters in client.query(
         "SELECT region, choice, sum(votes), sum(tps_reported), sum(invalid), sum(voters) FROM region_totals "
         "WHERE ballot = {ballot:String} AND level = {level:String} AND startsWith(region, {prefix:String}) "

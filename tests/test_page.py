@@ -74,3 +74,4 @@ def test_drill_down_from_the_nation_to_one_tps_matches_the_cli(api, pipeline, tm
     )
     assert {c: int(n) for c, n in shown.items()} == tps["votes"]
     assert 'data-decision="applied"' in detail
+    assert f'data-key-id="{tps["code"]}.1"' in detail  # the device key that signed it, for everyone to see
