@@ -178,3 +178,19 @@ def test_device_keys_survive_the_round_trip_through_clickhouse_and_revocation(ch
     assert keys.get(records[0]["key_id"]).revoked_at == RECEIVED and keys.get(records[1]["key_id"]).revoked_at is None
     event = signed(tally_dict())
     assert check_signature(decode_tally(orjson.dumps(event)).tally, keys, True, RECEIVED).reason is Reason.REVOKED_KEY
+
+
+def test_an_unsigned_night_counts_only_where_signatures_are_not_required():
+    from streams.pipeline import Message, Processor
+    from streams.simulate import Plan, generate, registry_records
+
+    shape, stream, truth = generate(Plan(50, 2, ("PPWP",), signed=False))
+    events = list(stream)
+    assert not any(b'"sig"' in e for e in events)
+    known = Registry.from_records(registry_records(shape))
+    for required, applied in ((True, 0), (False, 50)):
+        processor = Processor(lambda: known, require_signatures=required)
+        processor.preload(0, {}, {})
+        batch = processor.process("t", 0, [Message(i, e, RECEIVED) for i, e in enumerate(events)])
+        assert len(batch.current) == applied
+        assert {tuple(r[4]) for r in batch.rejections} == ({("UNSIGNED",)} if required else set())
