@@ -94,22 +94,18 @@ def create_app(settings: Settings) -> faust.App:
         producer_linger=0.005,
         **faust_options(settings),
     )
-    submissions = app.topic(
-        settings.topic(SUBMISSIONS),
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.partitions,
-    )
-    rejected = app.topic(
-        settings.topic(REJECTED),
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.partitions,
-    )
+
+    def raw_topic(name: str) -> faust.TopicT:  # bytes in, bytes out: decoding is the pipeline's job
+        return app.topic(
+            settings.topic(name),
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.partitions,
+        )
+
+    submissions, rejected = raw_topic(SUBMISSIONS), raw_topic(REJECTED)
 
     sink = ClickHouseSink(clickhouse.connect(settings))
     registry = RegistryCache(sink)
