@@ -74,7 +74,7 @@ def results(client: Client, ballot: str, level: str | None = None, region: str |
         parameters=params,
     ).result_rows:
         entry(code).update(tps_total=total, registered=registered)
-    if level == "village":
+    if level == "village":  # not in region_totals: summed from the village's ~10 TPS rows
         for code, votes, reported, invalid, voters in client.query(
             "SELECT substring(tps, 1, 10) AS village, sumMap(votes), count(), sum(invalid), sum(voters) "
             "FROM tally_current FINAL WHERE ballot = {ballot:String} AND startsWith(tps, {prefix:String}) GROUP BY village",
@@ -83,18 +83,18 @@ def results(client: Client, ballot: str, level: str | None = None, region: str |
             entry(code).update(
                 votes={c: n for c, n in sorted(votes.items()) if n}, tps_reported=reported, invalid=invalid, voters=voters
             )
-        return {"ballot": ballot, "level": level, "regions": [regions[c] for c in sorted(regions)]}
-    for code, choice, votes, reported, invalid, voters in client.query(
-        "SELECT region, choice, sum(votes), sum(tps_reported), sum(invalid), sum(voters) FROM region_totals "
-        "WHERE ballot = {ballot:String} AND level = {level:String} AND startsWith(region, {prefix:String}) "
-        "GROUP BY region, choice ORDER BY region, choice",
-        parameters=params,
-    ).result_rows:
-        e = entry(code)
-        if choice == "":
-            e.update(tps_reported=reported, invalid=invalid, voters=voters)
-        elif votes:
-            e["votes"][choice] = votes
+    else:
+        for code, choice, votes, reported, invalid, voters in client.query(
+            "SELECT region, choice, sum(votes), sum(tps_reported), sum(invalid), sum(voters) FROM region_totals "
+            "WHERE ballot = {ballot:String} AND level = {level:String} AND startsWith(region, {prefix:String}) "
+            "GROUP BY region, choice ORDER BY region, choice",
+            parameters=params,
+        ).result_rows:
+            e = entry(code)
+            if choice == "":
+                e.update(tps_reported=reported, invalid=invalid, voters=voters)
+            elif votes:
+                e["votes"][choice] = votes
     ordered = [regions[c] for c in sorted(regions)]
     return {"ballot": ballot, "level": level, "regions": ordered}
 

@@ -153,6 +153,12 @@ def json_lines(rows: list) -> bytes:
     return bytes(body)
 
 
+def _holders(topic: str) -> str:
+    """(partition, owner) of every partition of `topic`: the latest lease wins. The fence and `held`
+    must agree on it, so both use this one query."""
+    return f"SELECT partition, argMax(owner, generation) FROM partition_leases WHERE topic = {_literal(topic)} GROUP BY partition"
+
+
 def _literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -189,23 +195,13 @@ class ClickHouseSink:
         """A row's `src_partition` must still be leased to the writer that decided it."""
         partitions = ", ".join(str(int(p)) for p in owners)
         names = ", ".join(_literal(o) for o in owners.values())
-        return (
-            f"(src_partition, transform(src_partition, [{partitions}], [{names}], '')) IN "
-            f"(SELECT partition, argMax(owner, generation) FROM partition_leases WHERE topic = {_literal(topic)} "
-            f"GROUP BY partition)"
-        )
+        return f"(src_partition, transform(src_partition, [{partitions}], [{names}], '')) IN ({_holders(topic)})"
 
     def held(self, topic: str, owners: Mapping[int, str]) -> set[int]:
         """The partitions among `owners` still leased to their owner."""
         rows = self.call(
             "partition_leases",
-            lambda c: (
-                c.query(
-                    "SELECT partition, argMax(owner, generation) FROM partition_leases "
-                    "WHERE topic = {t:String} GROUP BY partition",
-                    parameters={"t": topic},
-                ).result_rows
-            ),
+            lambda c: c.query(_holders(topic)).result_rows,
         )
         return {int(p) for p, owner in rows if owners.get(int(p)) == owner}
 
