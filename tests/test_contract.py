@@ -11,12 +11,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.contract import decode_tally
+from streams.contract import check_structure, conforms, decode_tally
 from streams.reasons import Reason
 from tests.factories import tally_dict, valid_tallies
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "schemas" / "tally.v1.schema.json").read_text())
-VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
+# tally.v1 counts are JSON integers written as such: 1.0 is refused, though JSON Schema's "integer"
+# admits a float with no fraction. The schema's own description says so; the test validator agrees.
+_STRICT_INTEGERS = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+    "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool)
+)
+VALIDATOR = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=_STRICT_INTEGERS)(SCHEMA)
 
 
 def paths(payload: bytes) -> list[tuple[str, str]]:
@@ -115,3 +120,56 @@ def test_hand_written_checks_agree_with_the_json_schema(event, field, value):
     decoded = decode_tally(orjson.dumps(event))
     assert (decoded.findings == ()) == schema_ok, (field, value, decoded.findings)
     assert all(f.reason is Reason.SCHEMA for f in decoded.findings)
+
+
+NESTED = ["voters", "voters.registered", "voters.voted.dpk", "ballots.used", "votes", "votes.01", "votes.a b"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(valid_tallies(), st.sampled_from(NESTED + ["tps", "revision", "sig", "key_id", "gateway", "event_id"]), JSON_VALUES)
+def test_the_fast_path_agrees_with_the_hand_written_checks(event, path, value):
+    """`conforms` (msgspec) decides alone for conforming events: it must say yes exactly when the
+    hand-written checks find nothing, at any depth, and then both give the same tally."""
+    *parents, last = path.split(".")
+    target = event
+    for name in parents:
+        target = target[name] if isinstance(target.get(name), dict) else target.setdefault(name, {})
+    target[last] = value
+    slow = check_structure(event)
+    assert conforms(event) == (slow.findings == ()), (path, value, slow.findings)
+    assert conforms(event) == VALIDATOR.is_valid(event)
+    if slow.tally is not None:
+        assert decode_tally(orjson.dumps(event)) == slow
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("votes.a b", 5),
+        ("votes." + "x" * 33, 5),
+        ("votes.ok", 1_000_001),
+        ("votes.ok", True),
+        ("voters.voted.dpk", 2.0),
+        ("voters.voted.extra", 1),
+        ("ballots.used", -1),
+        ("revision", 2**31),
+        ("gateway", "g" * 65),
+        ("sig", None),
+        ("event_id", "x\n"),
+    ],
+)
+def test_the_fast_path_refuses_what_the_hand_written_checks_find(path, value):
+    event = tally_dict()
+    *parents, last = path.split(".")
+    target = event
+    for name in parents:
+        target = target[name]
+    target[last] = value
+    assert check_structure(event).findings != ()
+    assert not conforms(event)
+
+
+def test_a_tps_of_other_scripts_digits_is_refused_by_both_paths():
+    event = tally_dict(tps="\u0663\u0661\u0667\u0661010001001")  # Arabic-Indic 3, 1, 7, 1
+    assert not conforms(event)
+    assert paths(orjson.dumps(event)) == [("SCHEMA", "$.tps")]
