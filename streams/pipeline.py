@@ -8,7 +8,7 @@ becomes a rejection row; nothing in an event can make `process` raise.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from streams.contract import MAX_EVENT_BYTES, decode_tally
@@ -17,6 +17,7 @@ from streams.registry import Registry
 from streams.revisions import Applied, decide
 from streams.signatures import check_signature
 from streams.sink import Batch
+from streams.state import AppliedState
 from streams.validate import cross_ballot_flag, validate_tally
 
 Key = tuple[str, str]  # (ballot, tps)
@@ -36,7 +37,7 @@ class Processor:
     def __init__(self, registry: Callable[[], Registry | None], require_signatures: bool = True) -> None:
         self.registry = registry
         self.require_signatures = require_signatures
-        self.state: dict[Key, Applied] = {}
+        self.state = AppliedState()
         # Keys whose totals already include revisions up to N that tally_current lacks (a crash came
         # between the two writes): replaying them updates the state but must not move totals again.
         self.in_totals: dict[Key, int] = {}
@@ -50,8 +51,8 @@ class Processor:
         self.in_totals.clear()
         self.complete.clear()
 
-    def preload(self, partition: int, applied: dict[Key, Applied], in_totals: dict[Key, int]) -> None:
-        """Take the whole state of a newly assigned partition."""
+    def preload(self, partition: int, applied: Iterable[tuple[Key, Applied]], in_totals: dict[Key, int]) -> None:
+        """Take the whole state of a newly assigned partition ((key, applied) pairs, read as they come)."""
         self.state.update(applied)
         self.in_totals.update(in_totals)
         self.complete.add(partition)
@@ -81,8 +82,7 @@ class Processor:
             current = self.state.get(key)
             decision = decide(current, tally)
             flags = [f.value for f in verdict.flags]
-            ppwp = self.state.get(("PPWP", tally.tps))
-            if cross_ballot_flag(tally.ballot, tally.voters, ppwp.voters if ppwp else None):
+            if cross_ballot_flag(tally.ballot, tally.voters, self.state.voters(("PPWP", tally.tps))):
                 flags.append(Flag.MORE_THAN_PPWP.value)
             if decision is Decision.APPLIED:
                 new = Applied.from_tally(tally, current)

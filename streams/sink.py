@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -272,21 +272,12 @@ class ClickHouseSink:
                 delay = min(delay * 2, self.retry_max_s)
 
     # -- state ----------------------------------------------------------------------------------------
-    def load_partition(self, partition: int) -> tuple[dict[Key, Applied], dict[Key, int]]:
+    def load_partition(self, partition: int) -> tuple[Iterator[tuple[Key, Applied]], dict[Key, int]]:
         """The whole applied state of one partition (its TPS keys hash there; tally_current records
         src_partition), and every key whose totals are ahead of tally_current (a crash between the
-        two writes): read once when the partition is assigned, so batches need no state queries."""
-        rows = self.call(
-            "load partition",
-            lambda c: (
-                c.query(
-                    "SELECT ballot, tps, revision, event_id, event_ids, digest, votes, invalid, voters "
-                    "FROM tally_current FINAL WHERE src_partition = {p:UInt16}",
-                    parameters={"p": partition},
-                ).result_rows
-            ),
-        )
-        applied = {(b, t): Applied.of(t, b, r, e, d, dict(v), i, n, tuple(ids)) for b, t, r, e, ids, d, v, i, n in rows}
+        two writes): read once when the partition is assigned, so batches need no state queries.
+        The state comes as (key, applied) pairs, a page at a time: a legislative row carries ~150
+        counts, and a partition can hold half a million keys."""
         ahead = self.call(
             "load markers",
             lambda c: (
@@ -300,4 +291,24 @@ class ClickHouseSink:
                 ).result_rows
             ),
         )
-        return applied, {(b, t): int(r) for b, t, r in ahead}
+        return self._applied(partition), {(b, t): int(r) for b, t, r in ahead}
+
+    def _applied(self, partition: int, page: int = 5000) -> Iterator[tuple[Key, Applied]]:
+        after = ("", "")
+        while True:
+            rows = self.call(
+                "load partition",
+                lambda c, after=after: (
+                    c.query(
+                        "SELECT ballot, tps, revision, event_id, event_ids, digest, votes, invalid, voters "
+                        "FROM tally_current FINAL WHERE src_partition = {p:UInt16} AND (ballot, tps) > ({b:String}, {t:String}) "
+                        "ORDER BY ballot, tps LIMIT {n:UInt32}",
+                        parameters={"p": partition, "b": after[0], "t": after[1], "n": page},
+                    ).result_rows
+                ),
+            )
+            for b, t, r, e, ids, d, v, i, n in rows:
+                yield (b, t), Applied.of(t, b, r, e, d, dict(v), i, n, tuple(ids))
+            if len(rows) < page:
+                return
+            after = (rows[-1][0], rows[-1][1])

@@ -142,7 +142,8 @@ def create_app(settings: Settings) -> faust.App:
             if tp.topic == submissions.get_topic_name():
                 await asyncio.to_thread(sink.acquire_lease, tp.topic, tp.partition, token)
                 leases[tp.partition] = token
-                processor.preload(tp.partition, *await asyncio.to_thread(sink.load_partition, tp.partition))
+                # In a thread, read page by page into the packed state: never the whole partition at once.
+                await asyncio.to_thread(lambda p=tp.partition: processor.preload(p, *sink.load_partition(p)))
 
     app.topics.add(submissions)  # subscribe: the records reach `handle_records`, not an agent
 
