@@ -8,14 +8,16 @@ agent's per-message stream. All decisions live in `pipeline.Processor`; ClickHou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
+import gc
 import itertools
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import faust
@@ -53,6 +55,28 @@ def _malloc_trim() -> Callable[[], object]:
 release_memory = _malloc_trim()
 
 
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """CPython's cyclic collector runs after every 700 new containers, and, as a batch's objects
+    live until it is written, over ever older generations: a five-ballot batch of 5,000 events builds
+    ~5,000 vote dicts and ~110,000 row lists, and collecting cost more than the work (offline, per
+    event: decide 146 -> 112 us, totals rows 140 -> 22 us; RESULTS). What a batch builds has no
+    cycles (reference counting frees it), so the collector waits until the batch is written."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def freeze_long_lived() -> None:
+    """Move what lives now (the registry: 820k TPS and their keys) out of the collector's sight, so a
+    full collection does not walk it again and again; done after each registry load."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
 class RegistryCache:
     """The registry as last loaded into ClickHouse; re-read when `tally registry load` ran again."""
 
@@ -71,6 +95,7 @@ class RegistryCache:
         if version != self.version:
             self.registry = self.sink.call("registry", read_registry)
             self.version = version
+            freeze_long_lived()
             log.info("registry loaded: %d TPS, version %d", len(self.registry.dpt), version)
 
     def get(self) -> Registry | None:
@@ -152,7 +177,8 @@ def create_app(settings: Settings) -> faust.App:
             async with in_flight:
                 if app.consumer_generation_id != generation:
                     return False  # fetched before a rebalance: faust seeks back; the owner reads them
-                await handle(records)
+                with collector_paused():
+                    await handle(records)
                 return True
         except Fenced as exc:
             # Only a worker that lost its group membership (stalled past the session timeout) gets
