@@ -8,10 +8,12 @@ latency at an offered rate -> worker CPU and peak RSS -> `verify` (the run fails
 from __future__ import annotations
 
 import asyncio
+import itertools
 import platform
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -106,6 +108,14 @@ async def baseline(settings: Settings, bootstrap: str, expected: int, progress: 
     return done / (time.perf_counter() - started)
 
 
+def read_events(path: Path, start: int, stop: int) -> Iterator[bytes]:
+    """Events `start` to `stop` (line numbers) of an events file, read as they are sent: five ballots
+    are ~4.1M events, ~5 GB, which a list of them would hold twice over while splitting."""
+    with path.open("rb") as lines:
+        for line in itertools.islice(lines, start, stop):
+            yield line.rstrip(b"\n")
+
+
 def proc_stats(pid: int) -> tuple[float, float]:
     """(CPU seconds, peak RSS in MiB) of a live process, from /proc."""
     import os
@@ -145,21 +155,27 @@ def run_bench(
     plan = Plan(tps, seed, tuple(ballots.split(",")), duplicates=0.05, corrections=0.01, invalid=0.005)
     run_simulation(settings, plan, out, dry_run=True, rate=None)
     load_registry(clickhouse.connect(settings), read_records(out / "registry.jsonl"))
-    events = (out / "events.jsonl").read_bytes().splitlines()
-    report.events = len(events)
-    tail = min(len(events) // 2, int(rate * latency_s))
-    backlog = events[: len(events) - tail]
-    report.backlog_events = len(backlog)
+    events_file = out / "events.jsonl"
+    with events_file.open("rb") as lines:
+        report.events = sum(1 for _ in lines)
+    tail = min(report.events // 2, int(rate * latency_s))
+    backlog = report.backlog_events = report.events - tail
     workers: list[subprocess.Popen] = []
     try:
         with progress_bar(console) as progress:
-            task = progress.add_task("producing the backlog", total=len(backlog))
+            task = progress.add_task("producing the backlog", total=backlog)
             started = time.perf_counter()
             asyncio.run(
-                publish(kafka, settings.topic(SUBMISSIONS), backlog, None, progress=lambda n: progress.update(task, completed=n))
+                publish(
+                    kafka,
+                    settings.topic(SUBMISSIONS),
+                    read_events(events_file, 0, backlog),
+                    None,
+                    progress=lambda n: progress.update(task, completed=n),
+                )
             )
-            report.produce_events_per_s = len(backlog) / (time.perf_counter() - started)
-            report.baseline_events_per_s = asyncio.run(baseline(settings, kafka, len(backlog), progress))
+            report.produce_events_per_s = backlog / (time.perf_counter() - started)
+            report.baseline_events_per_s = asyncio.run(baseline(settings, kafka, backlog, progress))
 
             started = time.perf_counter()
             workers = [start_worker(settings, f"{run}-worker-{i}.log", loglevel="info") for i in range(n_workers)]
@@ -170,9 +186,9 @@ def run_bench(
                 time.sleep(0.05)
             report.join_s = time.perf_counter() - started
             joined = time.perf_counter()
-            wait_caught_up(settings, len(backlog), timeout_s=3600, progress=progress, workers=workers)
+            wait_caught_up(settings, backlog, timeout_s=3600, progress=progress, workers=workers)
             report.catch_up_s = time.perf_counter() - joined
-            report.events_per_s = len(backlog) / report.catch_up_s
+            report.events_per_s = backlog / report.catch_up_s
             report.ratio_to_baseline = report.events_per_s / report.baseline_events_per_s
 
             if tail:
@@ -182,12 +198,12 @@ def run_bench(
                     publish(
                         kafka,
                         settings.topic(SUBMISSIONS),
-                        events[len(backlog) :],
+                        read_events(events_file, backlog, report.events),
                         rate,
                         progress=lambda n: progress.update(task, completed=n),
                     )
                 )
-                wait_caught_up(settings, len(events), timeout_s=600, workers=workers)
+                wait_caught_up(settings, report.events, timeout_s=600, workers=workers)
                 client = clickhouse.connect(settings)
                 count, p50, p99 = client.query(
                     "SELECT count(), quantileExact(0.5)(ms), quantileExact(0.99)(ms) FROM ("

@@ -16,11 +16,12 @@ from streams.revisions import Applied, shared_choices
 
 Key = tuple[str, str]  # (ballot, tps)
 
-# revision, voters, invalid, index of the choice tuple, bytes per count, digest (16 raw bytes)
-_HEADER = struct.Struct("<IIIIB16s")
+# revision, voters, invalid, index of the choice tuple, bytes per count, flags, digest (16 raw bytes)
+_HEADER = struct.Struct("<IIIIBB16s")
 _TYPECODE = {1: "B", 2: "H", 4: "I"}
-_BALLOT_TAG = {"PPWP": "P", "DPR": "R", "DPD": "D", "DPRD_PROV": "V", "DPRD_KAB": "K"}
-_BALLOT_OF_TAG = {tag: ballot for ballot, tag in _BALLOT_TAG.items()}
+_LAST_IS_CURRENT = 1  # flag: event_ids ends with event_id, which is then not stored twice
+_BALLOTS = ("PPWP", "DPR", "DPD", "DPRD_PROV", "DPRD_KAB")
+_BALLOT_INDEX = {ballot: i for i, ballot in enumerate(_BALLOTS)}
 _SEPARATOR = "\x00"  # no event_id contains it (tally.v1: [A-Za-z0-9_.:-]{1,64})
 
 # Every choice tuple a record points at, by index; the tuples are the shared ones of `revisions`,
@@ -47,32 +48,42 @@ def _width(counts: tuple[int, ...]) -> int:
 
 def pack(applied: Applied) -> bytes:
     width = _width(applied.counts)
+    ids = applied.event_ids
+    flags = _LAST_IS_CURRENT if ids and ids[-1] == applied.event_id else 0
     header = _HEADER.pack(
-        applied.revision, applied.voters, applied.invalid, _choice_index(applied.choices), width, bytes.fromhex(applied.digest)
+        applied.revision,
+        applied.voters,
+        applied.invalid,
+        _choice_index(applied.choices),
+        width,
+        flags,
+        bytes.fromhex(applied.digest),
     )
-    ids = _SEPARATOR.join((applied.event_id, *applied.event_ids)).encode()
-    return header + array(_TYPECODE[width], applied.counts).tobytes() + ids
+    tail = _SEPARATOR.join(ids if flags else (applied.event_id, *ids)).encode()
+    return header + array(_TYPECODE[width], applied.counts).tobytes() + tail
 
 
 def unpack(ballot: str, tps: str, record: bytes) -> Applied:
-    revision, voters, invalid, index, width, digest = _HEADER.unpack_from(record)
+    revision, voters, invalid, index, width, flags, digest = _HEADER.unpack_from(record)
     choices = _CHOICE_TUPLES[index]
     end = _HEADER.size + len(choices) * width
     counts = tuple(array(_TYPECODE[width], record[_HEADER.size : end]))
-    event_id, *event_ids = record[end:].decode().split(_SEPARATOR)
-    return Applied(tps, ballot, revision, event_id, digest.hex(), choices, counts, invalid, voters, tuple(event_ids))
+    ids = record[end:].decode().split(_SEPARATOR)
+    event_id, event_ids = (ids[-1], tuple(ids)) if flags & _LAST_IS_CURRENT else (ids[0], tuple(ids[1:]))
+    return Applied(tps, ballot, revision, event_id, digest.hex(), choices, counts, invalid, voters, event_ids)
 
 
-def _key(key: Key) -> str:
+def _key(key: Key) -> int:
+    """One small int, not a (ballot, tps) tuple or a string: a TPS code is 13 digits (< 2**44)."""
     ballot, tps = key
-    return _BALLOT_TAG[ballot] + tps
+    return int(tps) << 3 | _BALLOT_INDEX[ballot]
 
 
 class AppliedState:
     """(ballot, tps) -> Applied, held packed. Only what the pipeline needs of a mapping."""
 
     def __init__(self) -> None:
-        self._records: dict[str, bytes] = {}
+        self._records: dict[int, bytes] = {}
 
     def get(self, key: Key) -> Applied | None:
         record = self._records.get(_key(key))
@@ -93,13 +104,13 @@ class AppliedState:
         return applied
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, tuple) and _key(key) in self._records
+        return isinstance(key, tuple) and key[0] in _BALLOT_INDEX and _key(key) in self._records
 
     def __len__(self) -> int:
         return len(self._records)
 
     def __iter__(self) -> Iterator[Key]:
-        return ((_BALLOT_OF_TAG[k[0]], k[1:]) for k in self._records)
+        return ((_BALLOTS[k & 7], f"{k >> 3:013d}") for k in self._records)
 
     def update(self, entries: Mapping[Key, Applied] | Iterable[tuple[Key, Applied]]) -> None:
         for key, applied in entries.items() if isinstance(entries, Mapping) else entries:

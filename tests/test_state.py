@@ -77,4 +77,4 @@ def test_a_legislative_key_packs_into_under_a_quarter_of_its_object():
             state[("DPR", tps)] = Applied.of(tps, "DPR", 1, e, "00" * 16, votes, 0, 100, (e,))
         return state
 
-    assert measure(packed) * 4 < measure(objects)  # measured: 341 B against 1,589 B
+    assert measure(packed) * 4 < measure(objects)  # measured: ~300 B against ~1,590 B
