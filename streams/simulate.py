@@ -456,9 +456,9 @@ def generate(plan: Plan, shape: Shape | None = None) -> tuple[Shape, Iterator[by
         by_region = {(c["ballot"], r): tuple(x["code"] for x in c["choices"]) for c in shape.contests for r in c["regions"]}
 
         def choices(ballot: str, tps: str) -> tuple[str, ...] | None:
-            key = (ballot, tps[:4])
+            key = (ballot, tps[:6])  # a DPRD kab/kota dapil is a set of districts
             if key not in choices_of:
-                for prefix in (NATIONAL, tps[:2], tps[:4]):
+                for prefix in (NATIONAL, tps[:2], tps[:4], tps[:6]):
                     if (ballot, prefix) in by_region:
                         choices_of[key] = by_region[(ballot, prefix)]
                         break

@@ -69,6 +69,19 @@ def test_truth_sums_up_the_levels():
     assert orjson.dumps(result)
 
 
+def test_every_tps_reports_every_ballot_it_holds():
+    """A night with no invalid events ends with every TPS counted on every ballot that covers it (a
+    DPRD kab/kota dapil is a set of districts: those TPS were once left without a tally)."""
+    shape, events, truth = generate(Plan(3000, 5, ALL))
+    list(events)
+    ballots = truth.as_json()["ballots"]
+    for ballot in ALL:
+        national = ballots[ballot]["national"]["ID"]
+        assert national["tps_reported"] == national["tps_total"] > 0, ballot
+    held = {c["ballot"] for c in shape.contests if all(len(r) == 6 for r in c["regions"])}
+    assert "DPRD_KAB" in held  # the case above is in this shape
+
+
 def test_arrivals_follow_the_2024_upload_curve():
     from datetime import datetime
 
