@@ -5,25 +5,27 @@ correction replaces a count instead of adding to it; `tps_reported` moves only o
 Deltas of a whole batch are summed here, so one row per (ballot, level, region, choice) is written.
 
 Counts are summed as vectors over a contest's choices (the shared choice tuple of `Applied`), per
-village for each event, and rolled up once per batch, each level from the one below; the village
-level itself is not written (see WRITTEN_LEVELS). A DPR tally has
-~200 choices: adding each to five levels one by one per event was most of a worker's time on
-legislative ballots.
+village for each event, and rolled up once per batch, each level from the one below; the district
+and village levels themselves are not written (see WRITTEN_LEVELS). A DPR tally has ~150 choices:
+adding each to five levels one by one per event was most of a worker's time on legislative ballots.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from streams.regions import NATIONAL, PREFIX_LENGTH, region_of
 from streams.revisions import Applied
 
 SUMMARY = ""  # the choice key of a region's summary row: tps_reported, invalid, voters, revision
 TPS_LEVEL = "tps"
-# Levels written to region_totals. Villages (~10 TPS each) are read from tally_current instead: at
-# ~200 choices a legislative tally, village rows were 70% of everything a batch wrote.
-WRITTEN_LEVELS = ("national", "province", "regency", "district")
+# Levels written to region_totals. Districts (~110 TPS) and villages (~10 TPS) are summed from
+# tally_current when read: a batch's TPS are spread over the whole country, so at ~150 choices a
+# legislative tally those rows were about one per event and choice: villages were 70% of what a
+# batch wrote, then districts 73% of the rest.
+WRITTEN_LEVELS = ("national", "province", "regency")
 # Each level rolled up from the level below it, finest first.
 ROLL_UP = (("district", "village"), ("regency", "district"), ("province", "regency"), ("national", "province"))
 
@@ -79,8 +81,8 @@ class TotalsDelta:
         marker[3] += voters
         marker[4] += new.revision - (old.revision if old is not None else 0)
 
-    @property
-    def rows(self) -> dict[tuple[str, str, str, str], Row]:
+    def _vote_deltas(self) -> dict[tuple[str, str, str, str], int]:
+        """(ballot, level, region, choice) -> summed vote delta, for the written levels."""
         by_level: dict[str, dict[VectorKey, list[int]]] = {"village": self.village_votes}
         for level, below in ROLL_UP:
             summed: dict[VectorKey, list[int]] = {}
@@ -88,14 +90,25 @@ class TotalsDelta:
             for (ballot, region, choices), counts in by_level[below].items():
                 _add(summed, (ballot, region[:cut] if cut else NATIONAL, choices), counts)
             by_level[level] = summed
-        rows: dict[tuple[str, str, str, str], Row] = defaultdict(lambda: [0, 0, 0, 0, 0])
-        rows.update((key, list(values)) for key, values in self.summaries.items())
+        deltas: dict[tuple[str, str, str, str], int] = {}
         for level in WRITTEN_LEVELS:
             for (ballot, region, choices), counts in by_level[level].items():
                 for choice, delta in zip(self.choices_by_id[choices], counts, strict=True):
                     if delta:  # added, not set: one choice may come from vectors of two choice orders
-                        rows[(ballot, level, region, choice)][0] += delta
+                        key = (ballot, level, region, choice)
+                        deltas[key] = deltas.get(key, 0) + delta
+        return deltas
+
+    @property
+    def rows(self) -> dict[tuple[str, str, str, str], Row]:
+        """Every row: summaries (choice "") and vote deltas (never ""), keyed apart."""
+        rows = {key: list(values) for key, values in self.summaries.items()}
+        rows.update((key, [delta, 0, 0, 0, 0]) for key, delta in self._vote_deltas().items())
         return rows
 
-    def as_rows(self) -> list[tuple]:
-        return [(*key, *values) for key, values in self.rows.items() if any(values)]
+    def as_rows(self, *extra: Any) -> list[tuple]:
+        """The rows to write, each ending with `extra`. Built as tuples straight away: a legislative
+        batch has ~30,000 of them."""
+        rows = [(*key, *values, *extra) for key, values in self.summaries.items() if any(values)]
+        rows.extend((*key, delta, 0, 0, 0, 0, *extra) for key, delta in self._vote_deltas().items() if delta)
+        return rows

@@ -1,15 +1,17 @@
 """Stage 6, the read side: region results from ClickHouse, and `verify` against a truth file.
 
 Every query is small and indexed: region_totals is ordered by (ballot, level, region, choice) and
-holds national to district; the village and TPS levels read tally_current by its (ballot, tps) key
-(a village has ~10 TPS). No FINAL over raw events.
+holds national to regency (what the workers write: `aggregate.WRITTEN_LEVELS`); the district,
+village and TPS levels are summed from tally_current by its (ballot, tps) key (a district has ~110
+TPS, a village ~10). No FINAL over raw events.
 """
 
 from __future__ import annotations
 
 from clickhouse_connect.driver.client import Client
 
-from streams.regions import LEVELS, NATIONAL, child_level, level_of
+from streams.aggregate import WRITTEN_LEVELS
+from streams.regions import LEVELS, NATIONAL, PREFIX_LENGTH, child_level, level_of
 
 
 def resolve_scope(level: str | None, region: str | None) -> tuple[str, str]:
@@ -74,11 +76,11 @@ def results(client: Client, ballot: str, level: str | None = None, region: str |
         parameters=params,
     ).result_rows:
         entry(code).update(tps_total=total, registered=registered)
-    if level == "village":  # not in region_totals: summed from the village's ~10 TPS rows
+    if level not in WRITTEN_LEVELS:  # summed from the region's TPS rows
         for code, votes, reported, invalid, voters in client.query(
-            "SELECT substring(tps, 1, 10) AS village, sumMap(votes), count(), sum(invalid), sum(voters) "
-            "FROM tally_current FINAL WHERE ballot = {ballot:String} AND startsWith(tps, {prefix:String}) GROUP BY village",
-            parameters=params,
+            "SELECT substring(tps, 1, {width:UInt8}) AS region, sumMap(votes), count(), sum(invalid), sum(voters) "
+            "FROM tally_current FINAL WHERE ballot = {ballot:String} AND startsWith(tps, {prefix:String}) GROUP BY region",
+            parameters={**params, "width": PREFIX_LENGTH[level]},
         ).result_rows:
             entry(code).update(
                 votes={c: n for c, n in sorted(votes.items()) if n}, tps_reported=reported, invalid=invalid, voters=voters

@@ -221,7 +221,7 @@ class ClickHouseSink:
         owners = {b.partition: owners[b.partition] for b in batches}
         fence = self._fence(topic, owners)
         token = ",".join(f"{b.partition}:{b.first_offset}-{b.last_offset}" for b in batches)
-        totals = [[*row, b.partition] for b in batches for row in b.totals.as_rows()]
+        totals = [row for b in batches for row in b.totals.as_rows(b.partition)]
         for table, rows in (
             (TOTALS, totals),
             (DECISIONS, [row for b in batches for row in b.decisions]),

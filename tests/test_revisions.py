@@ -51,8 +51,9 @@ def test_correction_retracts_previous_revision():
     totals.apply(first, second)
     rows = {(level, region, choice): values for (_, level, region, choice), values in totals.rows.items()}
     assert rows[("national", "ID", "01")][0] == 100
-    assert rows[("district", "317101", "02")][0] == 90
-    assert not any(level == "village" for _, level, _, _ in totals.rows)  # villages are read from tally_current
+    assert rows[("regency", "3171", "02")][0] == 90
+    # districts and villages are read from tally_current
+    assert not any(level in ("district", "village") for _, level, _, _ in totals.rows)
     assert rows[("province", "31", "")] == [0, 1, 3, second.voters, 0]  # the TPS counted once
     # The TPS's marker row says which revision the totals now include.
     assert rows[("tps", "3171010001001", "")] == [0, 1, 3, second.voters, 2]
@@ -77,8 +78,21 @@ def test_totals_always_equal_the_last_applied_revision(revisions):
         ("national", "ID"),
         ("province", "31"),
         ("regency", "3171"),
-        ("district", "317101"),
     ):
         for choice, count in revisions[-1].items():
-            assert totals.rows[("PPWP", level, region, choice)][0] == count
+            assert totals.rows.get(("PPWP", level, region, choice), [0])[0] == count  # no row: no change
         assert totals.rows[("PPWP", level, region, "")][1] == 1
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(0, 300), min_size=3, max_size=3), st.lists(st.integers(0, 300), min_size=3, max_size=3))
+def test_rows_to_write_are_the_nonzero_rows_with_their_partition(first_votes, second_votes):
+    totals = TotalsDelta()
+    choices = ("01", "02", "03")
+    first = Applied.from_tally(t(votes=dict(zip(choices, first_votes, strict=True))))
+    totals.apply(None, first)
+    second = Applied.from_tally(t(event_id="gw:2", revision=2, votes=dict(zip(choices, second_votes, strict=True))), first)
+    totals.apply(first, second)
+    expected = {(*key, *values, 7) for key, values in totals.rows.items() if any(values)}
+    written = totals.as_rows(7)
+    assert len(written) == len(set(written)) and set(written) == expected
