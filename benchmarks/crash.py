@@ -136,7 +136,7 @@ def run_crash(
         ids = [orjson.loads(line)["event_id"] for line in (out / "events.jsonl").open("rb")]
         report.expected_duplicates = len(ids) - len(set(ids))
         verify = subprocess.run(
-            [sys.executable, "-m", "streams.cli", "verify", "--truth", str(out / "truth.json")],
+            [sys.executable, "-m", "streams.cli", "verify", "--truth", str(out / "truth.jsonl")],
             env=env_of(settings),
             capture_output=True,
             text=True,

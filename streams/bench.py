@@ -28,7 +28,7 @@ from streams.demo import start_worker, wait_caught_up
 from streams.embedded import servers
 from streams.gateway import run_simulation
 from streams.produce import create_topics, publish
-from streams.read import verify
+from streams.read import read_truth, verify
 from streams.registry import read_records
 from streams.registry_store import load_registry
 from streams.settings import SUBMISSIONS, Settings
@@ -224,7 +224,7 @@ def run_bench(
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    report.differences = verify(clickhouse.connect(settings), orjson.loads((out / "truth.json").read_bytes()))
+    report.differences = verify(clickhouse.connect(settings), read_truth(out / "truth.jsonl"))
     report.exact = not report.differences
     console.print_json(orjson.dumps(asdict(report)).decode())
     if json_path is not None:

@@ -137,7 +137,7 @@ def simulate(
     speedup: Annotated[
         float | None, typer.Option(help="follow the 2024 arrival curve, this many times faster (3600: an hour a second)")
     ] = None,
-    out: Annotated[Path | None, typer.Option(help="write registry.jsonl, events.jsonl and truth.json here")] = None,
+    out: Annotated[Path | None, typer.Option(help="write registry.jsonl, events.jsonl and truth.jsonl here")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="write --out files only; produce nothing")] = False,
     ballots: Annotated[str, typer.Option(help="comma-separated ballots: PPWP,DPR,DPD,DPRD_PROV,DPRD_KAB")] = "PPWP",
     duplicates: Annotated[float, typer.Option(help="share of events resent with the same event_id")] = 0.0,
@@ -232,19 +232,16 @@ def results(
 
 @app.command()
 def verify(
-    truth: Annotated[Path, typer.Option(help="truth.json written by simulate --out")],
+    truth: Annotated[Path, typer.Option(help="truth.jsonl written by simulate --out")],
     clickhouse: ClickHouseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Exit 0 if and only if ClickHouse holds exactly the truth at every level; else print the differences."""
-    import orjson
-
     from streams import clickhouse as ch
+    from streams.read import read_truth
     from streams.read import verify as verify_truth
 
-    differences = verify_truth(
-        ch.connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)), orjson.loads(truth.read_bytes())
-    )
+    differences = verify_truth(ch.connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)), read_truth(truth))
     if differences:
         typer.echo("\n".join(differences))
         typer.secho("verify: ClickHouse differs from the truth", fg=typer.colors.RED, err=True)

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 
-import orjson
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -18,7 +17,7 @@ from streams.embedded import servers
 from streams.gateway import run_simulation
 from streams.kafka_auth import kafka_options
 from streams.produce import consumer_lag
-from streams.read import results, verify
+from streams.read import read_truth, results, verify
 from streams.report import print_results
 from streams.settings import SUBMISSIONS, Settings
 from streams.simulate import Plan
@@ -84,7 +83,7 @@ def run_demo(base: Settings, n_tps: int, seed: int) -> int:
         ) as progress:
             wait_caught_up(settings, produced, progress=progress, workers=[worker])
         client = clickhouse.connect(settings)
-        differences = verify(client, orjson.loads((out / "truth.json").read_bytes()))
+        differences = verify(client, read_truth(out / "truth.jsonl"))
         print_results(results(client, "PPWP", "national"), console)
         print_results(results(client, "PPWP", "province"), console)
         decided = dict(client.query("SELECT decision, count() FROM tally_decisions FINAL GROUP BY decision").result_rows)

@@ -87,8 +87,8 @@ def run_simulation(
                 )
             )
     if out is not None:
-        with (out / "truth.json").open("wb") as fh:
-            truth.write_json(fh)
+        with (out / "truth.jsonl").open("wb") as fh:
+            truth.write_lines(fh)
     print(
         f"{'wrote' if dry_run else 'produced'} {expected} events for {len(shape.tps)} TPS" + (f"; files in {out}" if out else "")
     )

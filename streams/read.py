@@ -8,6 +8,10 @@ TPS, a village ~10). No FINAL over raw events.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+
+import orjson
 from clickhouse_connect.driver.client import Client
 
 from streams.aggregate import WRITTEN_LEVELS
@@ -106,18 +110,38 @@ def _nonzero(value: object) -> object:
     return {k: v for k, v in value.items() if v} if isinstance(value, dict) else value
 
 
-def verify(client: Client, truth: dict, max_report: int = 20) -> list[str]:
-    """Every difference between ClickHouse and the truth, at every level of every ballot (empty = exact)."""
+def read_truth(path: Path) -> Iterator[dict]:
+    """The groups of a truth file (`truth.jsonl`, written by `tally simulate --out`), one line at a time."""
+    with path.open("rb") as lines:
+        for line in lines:
+            if line.strip():
+                yield orjson.loads(line)
+
+
+def truth_groups(truth: Mapping | Iterable[dict]) -> Iterator[dict]:
+    """Groups from a truth file's lines, or from the merged form {"ballots": {ballot: {level: regions}}}."""
+    if isinstance(truth, Mapping):
+        for ballot, levels in truth["ballots"].items():
+            for level, regions in levels.items():
+                yield {"ballot": ballot, "level": level, "scope": "", "regions": regions}
+    else:
+        yield from truth
+
+
+def verify(client: Client, truth: Mapping | Iterable[dict], max_report: int = 20) -> list[str]:
+    """Every difference between ClickHouse and the truth, at every level of every ballot (empty = exact).
+    One group of the truth at a time, against ClickHouse's results for the same scope: a province's TPS
+    at most. A TPS that ClickHouse counts in a province the truth does not list shows at province level."""
     differences: list[str] = []
-    for ballot, levels in truth["ballots"].items():
-        for level, expected in levels.items():
-            held = {r["code"]: r for r in results(client, ballot, level)["regions"]}
-            for code in sorted(set(expected) | {c for c, r in held.items() if r["tps_reported"] or r["votes"]}):
-                want = expected.get(code, {"votes": {}, "invalid": 0, "tps_reported": 0})
-                got = held.get(code, {"votes": {}, "invalid": 0, "tps_reported": 0, "tps_total": 0})
-                for field in ("votes", "invalid", "tps_reported", "tps_total"):
-                    if field in want and _nonzero(want[field]) != _nonzero(got.get(field)):
-                        differences.append(
-                            f"{ballot} {level} {code} {field}: expected {want[field]}, ClickHouse has {got.get(field)}"
-                        )
+    for group in truth_groups(truth):
+        ballot, level, expected = group["ballot"], group["level"], group["regions"]
+        held = {r["code"]: r for r in results(client, ballot, level, group.get("scope") or None)["regions"]}
+        for code in sorted(set(expected) | {c for c, r in held.items() if r["tps_reported"] or r["votes"]}):
+            want = expected.get(code, {"votes": {}, "invalid": 0, "tps_reported": 0})
+            got = held.get(code, {"votes": {}, "invalid": 0, "tps_reported": 0, "tps_total": 0})
+            for field in ("votes", "invalid", "tps_reported", "tps_total"):
+                if field in want and _nonzero(want[field]) != _nonzero(got.get(field)):
+                    differences.append(
+                        f"{ballot} {level} {code} {field}: expected {want[field]}, ClickHouse has {got.get(field)}"
+                    )
     return differences[:max_report] + ([f"... and {len(differences) - max_report} more"] if len(differences) > max_report else [])

@@ -15,7 +15,7 @@ import heapq
 import io
 import itertools
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import IO, NamedTuple
@@ -352,6 +352,9 @@ def make_tally(
     }
 
 
+WHOLE_LEVELS = ("national", "province", "regency")  # a truth line each; finer levels a line per province
+
+
 class TruthEntry(NamedTuple):
     """The last applied tally of one (ballot, TPS), kept small: 820k of them must fit in memory."""
 
@@ -374,12 +377,13 @@ class Truth:
             tally["event_id"], choices, tuple(votes[c] for c in choices), tally["invalid"]
         )
 
-    def write_json(self, fh: IO[bytes]) -> None:
-        """{"ballots": {ballot: {level: {region: {votes, invalid, tps_reported[, tps_total]}}}}}, streamed:
-        region levels are summed in memory (~92k regions), the TPS level is written entry by entry."""
-        ballots = sorted({ballot for ballot, _ in self.current})
-        fh.write(b'{"ballots":{')
-        for b_index, ballot in enumerate(ballots):
+    def write_lines(self, fh: IO[bytes]) -> None:
+        """The truth as JSON lines, one group of regions a line: {"ballot", "level", "scope", "regions":
+        {code: {votes, invalid, tps_reported[, tps_total]}}}. National, province and regency come whole
+        (scope ""); district, village and TPS one province at a time (scope = its code), so that
+        `verify` never holds more than a province of TPS (five ballots are 4.1M of them). Region levels
+        are summed in memory (~92k regions a ballot), TPS written entry by entry."""
+        for ballot in sorted({ballot for ballot, _ in self.current}):
             keys = sorted(k for k in self.current if k[0] == ballot)
             levels: dict[str, dict[str, dict]] = {level: {} for level in REGION_LEVELS}
             for key in keys:
@@ -399,21 +403,36 @@ class Truth:
                         votes[choice] = votes.get(choice, 0) + n
                     summed["invalid"] += entry.invalid
                     summed["tps_reported"] += 1
-            fh.write((b"," if b_index else b"") + orjson.dumps(ballot) + b":{")
-            for level in REGION_LEVELS:
-                fh.write(orjson.dumps(level) + b":" + orjson.dumps(levels[level]) + b",")
-            fh.write(b'"tps":{')
-            for index, key in enumerate(keys):
-                entry = self.current[key]
-                body = {"votes": dict(zip(entry.choices, entry.counts, strict=True)), "invalid": entry.invalid, "tps_reported": 1}
-                fh.write((b"," if index else b"") + orjson.dumps(key[1]) + b":" + orjson.dumps(body))
-            fh.write(b"}}")
-        fh.write(b"}}")
+            for level in WHOLE_LEVELS:
+                fh.write(orjson.dumps({"ballot": ballot, "level": level, "scope": "", "regions": levels[level]}) + b"\n")
+            for level in ("district", "village"):
+                for province, regions in itertools.groupby(sorted(levels[level].items()), key=lambda item: item[0][:2]):
+                    group = {"ballot": ballot, "level": level, "scope": province, "regions": dict(regions)}
+                    fh.write(orjson.dumps(group) + b"\n")
+            for province, tps_keys in itertools.groupby(keys, key=lambda key: key[1][:2]):
+                regions = {}
+                for key in tps_keys:
+                    entry = self.current[key]
+                    votes = dict(zip(entry.choices, entry.counts, strict=True))
+                    regions[key[1]] = {"votes": votes, "invalid": entry.invalid, "tps_reported": 1}
+                fh.write(orjson.dumps({"ballot": ballot, "level": "tps", "scope": province, "regions": regions}) + b"\n")
+
+    def groups(self) -> list[dict]:
+        """The lines of `write_lines`, decoded (for tests and small runs)."""
+        buffer = io.BytesIO()
+        self.write_lines(buffer)
+        return [orjson.loads(line) for line in buffer.getvalue().splitlines()]
 
     def as_json(self) -> dict:
-        buffer = io.BytesIO()
-        self.write_json(buffer)
-        return orjson.loads(buffer.getvalue())
+        return merge_truth(self.groups())
+
+
+def merge_truth(groups: Iterable[dict]) -> dict:
+    """{"ballots": {ballot: {level: {region: ...}}}}: truth groups merged (for tests and small runs)."""
+    merged: dict = {"ballots": {}}
+    for group in groups:
+        merged["ballots"].setdefault(group["ballot"], {}).setdefault(group["level"], {}).update(group["regions"])
+    return merged
 
 
 def tps_totals(shape: Shape, ballots: tuple[str, ...]) -> dict[tuple[str, str, str], int]:

@@ -13,6 +13,8 @@ import orjson
 import pytest
 
 from streams.demo import wait_caught_up
+from streams.read import read_truth
+from streams.simulate import merge_truth
 from tests.conftest import REPO, env_of, tally
 
 
@@ -50,7 +52,7 @@ def api(pipeline, workers, tmp_path):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
-    yield port, orjson.loads((out / "truth.json").read_bytes())["ballots"]["PPWP"], events
+    yield port, merge_truth(read_truth(out / "truth.jsonl"))["ballots"]["PPWP"], events
     server.terminate()
     server.wait(timeout=10)
 

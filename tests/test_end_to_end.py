@@ -9,6 +9,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from streams.demo import wait_caught_up
+from streams.read import read_truth
+from streams.simulate import merge_truth
 from tests.conftest import tally
 
 
@@ -18,10 +20,10 @@ def test_clean_run_verifies_exactly(pipeline, workers, tmp_path):
     produced = tally(pipeline, "simulate", "--tps", "2000", "--seed", "7", "--out", str(out))
     assert b"produced 2000 events" in produced.stdout
     wait_caught_up(pipeline, 2000, timeout_s=120)
-    assert tally(pipeline, "verify", "--truth", str(out / "truth.json")).returncode == 0
+    assert tally(pipeline, "verify", "--truth", str(out / "truth.jsonl")).returncode == 0
 
     national = orjson.loads(tally(pipeline, "results", "--json").stdout)
-    truth = orjson.loads((out / "truth.json").read_bytes())["ballots"]["PPWP"]["national"]["ID"]
+    truth = merge_truth(read_truth(out / "truth.jsonl"))["ballots"]["PPWP"]["national"]["ID"]
     assert national["ballot"] == "PPWP" and national["level"] == "national"
     [region] = national["regions"]
     assert region["code"] == "ID" and region["tps_reported"] == 2000 and region["tps_total"] == 2000
@@ -33,10 +35,10 @@ def test_verify_fails_when_totals_differ(pipeline, workers, tmp_path):
     out = tmp_path / "d"
     tally(pipeline, "simulate", "--tps", "300", "--seed", "1", "--out", str(out))
     wait_caught_up(pipeline, 300, timeout_s=120)
-    truth = orjson.loads((out / "truth.json").read_bytes())
-    truth["ballots"]["PPWP"]["province"]["11"]["votes"]["01"] += 1
-    (tmp_path / "wrong.json").write_bytes(orjson.dumps(truth))
-    wrong = tally(pipeline, "verify", "--truth", str(tmp_path / "wrong.json"), check=False)
+    groups = list(read_truth(out / "truth.jsonl"))
+    next(g for g in groups if g["level"] == "province")["regions"]["11"]["votes"]["01"] += 1
+    (tmp_path / "wrong.jsonl").write_bytes(b"".join(orjson.dumps(g) + b"\n" for g in groups))
+    wrong = tally(pipeline, "verify", "--truth", str(tmp_path / "wrong.jsonl"), check=False)
     assert wrong.returncode == 1
     assert b"PPWP province 11 votes" in wrong.stdout
 
@@ -65,7 +67,7 @@ def test_all_ballots_with_duplicates_corrections_and_invalid_stay_exact(pipeline
     )
     events = (out / "events.jsonl").read_bytes().splitlines()
     wait_caught_up(pipeline, len(events), timeout_s=180)
-    assert tally(pipeline, "verify", "--truth", str(out / "truth.json")).returncode == 0
+    assert tally(pipeline, "verify", "--truth", str(out / "truth.jsonl")).returncode == 0
 
     decisions = dict(ch.query("SELECT decision, count() FROM tally_decisions FINAL GROUP BY decision").result_rows)
     assert decisions["duplicate"] > 0 and decisions["rejected"] > 0
@@ -101,7 +103,7 @@ def test_results_region_scope(pipeline, workers, tmp_path):
     out = tmp_path / "d"
     tally(pipeline, "simulate", "--tps", "500", "--seed", "5", "--out", str(out))
     wait_caught_up(pipeline, 500, timeout_s=120)
-    truth = orjson.loads((out / "truth.json").read_bytes())["ballots"]["PPWP"]
+    truth = merge_truth(read_truth(out / "truth.jsonl"))["ballots"]["PPWP"]
     children = orjson.loads(tally(pipeline, "results", "--region", "32", "--json").stdout)
     assert children["level"] == "regency"
     assert {r["code"] for r in children["regions"]} == {c for c in truth["regency"] if c.startswith("32")}

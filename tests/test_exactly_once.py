@@ -14,7 +14,7 @@ from streams.clickhouse import apply_schema, connect
 from streams.demo import wait_caught_up
 from streams.embedded import servers
 from streams.pipeline import Message, Processor
-from streams.read import results, verify
+from streams.read import read_truth, results, verify
 from streams.registry_store import load_registry, read_registry
 from streams.simulate import Plan, generate, registry_records
 from streams.sink import CURRENT, ClickHouseSink, Fenced
@@ -119,7 +119,7 @@ def test_clickhouse_away_for_a_while_loses_nothing(stack, tmp_path):
         wait_port(port)
         producer.wait(timeout=120)
         wait_caught_up(settings, 3000, timeout_s=180)
-        assert verify(connect(settings), orjson.loads((out / "truth.json").read_bytes())) == []
+        assert verify(connect(settings), read_truth(out / "truth.jsonl")) == []
         assert "retrying in" in pool.logs()  # the worker said so clearly
     finally:
         pool.stop_all()

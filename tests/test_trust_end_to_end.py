@@ -9,7 +9,7 @@ import orjson
 
 from streams.api import tps_detail
 from streams.demo import wait_caught_up
-from streams.read import verify
+from streams.read import read_truth, verify
 from streams.simulate import device_secret_key, key_id_of, sign
 from tests.conftest import tally
 
@@ -21,7 +21,7 @@ def test_forged_replayed_and_revoked_never_count_and_the_audit_shows_why(pipelin
     out = tmp_path / "night"
     tally(pipeline, "simulate", "--tps", "300", "--seed", str(SEED), "--forged", "0.2", "--corrections", "0.1", "--out", str(out))
     events = (out / "events.jsonl").read_bytes().splitlines()
-    truth = orjson.loads((out / "truth.json").read_bytes())
+    truth = list(read_truth(out / "truth.jsonl"))
     wait_caught_up(pipeline, len(events), timeout_s=120)
     assert verify(ch, truth) == []  # not one forged vote counted
     rejected = dict(ch.query("SELECT reasons[1], count() FROM tally_rejections FINAL GROUP BY 1").result_rows)
