@@ -23,8 +23,9 @@ def shared_choices(choices: tuple[str, ...]) -> tuple[str, ...]:
 class Applied:
     """The tally that counts for one (TPS, ballot), as ClickHouse holds it in `tally_current`.
 
-    Counts are kept as a tuple beside the contest's shared choice tuple, not as a dict: a worker
-    holds one of these per key, and a DPR tally has ~200 choices (a dict of them cost ~20 KiB a key)."""
+    Counts are kept as a tuple beside the contest's shared choice tuple, in the order of that tuple,
+    so totals can add them as vectors. A worker does not hold these between batches: its state packs
+    each one into a bytes record (`streams.state`)."""
 
     tps: str
     ballot: str
