@@ -47,6 +47,11 @@ _OPTIONAL = ("sig", "key_id")
 _BALLOT_COUNTS = ("received", "returned", "unused", "used")
 
 
+def _whole(pattern: re.Pattern[str]) -> str:
+    """The hand-written checks' pattern for msgspec, which searches: anchored at both ends."""
+    return rf"^{pattern.pattern}\Z"
+
+
 _Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)]
 
 
@@ -73,10 +78,10 @@ class _Shape(msgspec.Struct, forbid_unknown_fields=True):
     all in one regex call (`_CHOICES`): a pattern on the dict's keys costs a call per choice, and a
     DPR tally has ~150 of them."""
 
-    schema: Literal["tally.v1"]
-    event_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}\Z")]
-    tps: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{13}\Z")]
-    ballot: Literal["PPWP", "DPR", "DPD", "DPRD_PROV", "DPRD_KAB"]
+    schema: Literal[SCHEMA_V1]
+    event_id: Annotated[str, msgspec.Meta(pattern=_whole(_EVENT_ID))]
+    tps: Annotated[str, msgspec.Meta(pattern=_whole(_TPS))]
+    ballot: Literal[BALLOTS]
     revision: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
     submitted_at: str
     gateway: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -88,7 +93,7 @@ class _Shape(msgspec.Struct, forbid_unknown_fields=True):
     key_id: str | msgspec.UnsetType = msgspec.UNSET
 
 
-_CHOICES = re.compile(r"[A-Za-z0-9_.-]{1,32}(?:\x00[A-Za-z0-9_.-]{1,32})*")
+_CHOICES = re.compile(rf"{_CHOICE.pattern}(?:\x00{_CHOICE.pattern})*")  # every choice code, joined by NUL
 
 
 def conforms(obj: dict) -> bool:
@@ -182,10 +187,11 @@ def _is_count(value: object) -> bool:
     return type(value) is int and 0 <= value <= MAX_COUNT
 
 
-def _counts(obj: object, path: str, keys: tuple[str, ...], findings: list[Finding]) -> dict[str, int]:
+def _counts(obj: object, path: str, keys: tuple[str, ...], findings: list[Finding]) -> None:
+    """Findings of an object of counts with exactly `keys`."""
     if not isinstance(obj, dict):
         findings.append(Finding(Reason.SCHEMA, path, "must be an object"))
-        return {}
+        return
     for key in keys:
         if key not in obj:
             findings.append(Finding(Reason.SCHEMA, f"{path}.{key}", "missing"))
@@ -194,7 +200,6 @@ def _counts(obj: object, path: str, keys: tuple[str, ...], findings: list[Findin
     for key in obj:
         if key not in keys:
             findings.append(Finding(Reason.SCHEMA, f"{path}.{key}", "unknown field"))
-    return obj
 
 
 def check_structure(obj: dict) -> Decoded:
@@ -227,7 +232,7 @@ def check_structure(obj: dict) -> Decoded:
     event_id = text("event_id", _EVENT_ID)
     tps = text("tps", _TPS)
     ballot = text("ballot", choices=BALLOTS)
-    submitted_at = text("submitted_at")
+    text("submitted_at")
     gateway = text("gateway")
     if gateway is not None and not 1 <= len(gateway) <= 64:
         findings.append(Finding(Reason.SCHEMA, "$.gateway", "must be 1-64 characters"))
@@ -241,8 +246,6 @@ def check_structure(obj: dict) -> Decoded:
     if "invalid" in obj and not _is_count(invalid):
         findings.append(Finding(Reason.SCHEMA, "$.invalid", f"must be an integer 0..{MAX_COUNT}, got {invalid!r}"))
 
-    registered: dict[str, int] = {}
-    voted: dict[str, int] = {}
     voters = obj.get("voters")
     if "voters" in obj:
         if isinstance(voters, dict):
@@ -252,16 +255,16 @@ def check_structure(obj: dict) -> Decoded:
             for key in ("registered", "voted"):
                 if key not in voters:
                     findings.append(Finding(Reason.SCHEMA, f"$.voters.{key}", "missing"))
-            registered = _counts(voters.get("registered", {}), "$.voters.registered", CATEGORIES, findings)
-            voted = _counts(voters.get("voted", {}), "$.voters.voted", CATEGORIES, findings)
+            _counts(voters.get("registered", {}), "$.voters.registered", CATEGORIES, findings)
+            _counts(voters.get("voted", {}), "$.voters.voted", CATEGORIES, findings)
         else:
             findings.append(Finding(Reason.SCHEMA, "$.voters", "must be an object"))
-    ballots = _counts(obj["ballots"], "$.ballots", _BALLOT_COUNTS, findings) if "ballots" in obj else {}
+    if "ballots" in obj:
+        _counts(obj["ballots"], "$.ballots", _BALLOT_COUNTS, findings)
     votes = obj.get("votes")
     if "votes" in obj:
         if not isinstance(votes, dict) or not votes:
             findings.append(Finding(Reason.SCHEMA, "$.votes", "must be a non-empty object of choice -> count"))
-            votes = {}
         else:
             for choice, count in votes.items():
                 if not _CHOICE.fullmatch(choice):
@@ -281,18 +284,4 @@ def check_structure(obj: dict) -> Decoded:
     }
     if findings or schema is None:
         return Decoded(None, tuple(findings), **seen)
-    tally = Tally(
-        event_id=event_id,
-        tps=tps,
-        ballot=ballot,
-        revision=revision,
-        submitted_at=submitted_at,
-        gateway=gateway,
-        registered=registered,
-        voted=voted,
-        ballots=ballots,
-        votes=votes,
-        invalid=invalid,
-        raw=obj,
-    )
-    return Decoded(tally, (), **seen)
+    return _conforming(obj)

@@ -3,7 +3,7 @@
 A worker holds one entry per key of the partitions it owns: at national scale 4.1M keys (five
 ballots) across the group. As `Applied` objects a legislative key cost ~1.7 KiB, most of it a tuple
 of ~150 counts; here a key is one bytes record (a fixed header, the counts at the narrowest width
-that holds them, the event ids) under a short string key, and becomes an `Applied` again on lookup.
+that holds them, the event ids) under one int key, and becomes an `Applied` again on lookup.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import struct
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
 
+from streams.contract import BALLOTS
 from streams.revisions import Applied, shared_choices
 
 Key = tuple[str, str]  # (ballot, tps)
@@ -20,8 +21,7 @@ Key = tuple[str, str]  # (ballot, tps)
 _HEADER = struct.Struct("<IIIIBB16s")
 _TYPECODE = {1: "B", 2: "H", 4: "I"}
 _LAST_IS_CURRENT = 1  # flag: event_ids ends with event_id, which is then not stored twice
-_BALLOTS = ("PPWP", "DPR", "DPD", "DPRD_PROV", "DPRD_KAB")
-_BALLOT_INDEX = {ballot: i for i, ballot in enumerate(_BALLOTS)}
+_BALLOT_INDEX = {ballot: i for i, ballot in enumerate(BALLOTS)}  # < 8: three bits of the int key
 _SEPARATOR = "\x00"  # no event_id contains it (tally.v1: [A-Za-z0-9_.:-]{1,64})
 
 # Every choice tuple a record points at, by index; the tuples are the shared ones of `revisions`,
@@ -97,12 +97,6 @@ class AppliedState:
     def __setitem__(self, key: Key, applied: Applied) -> None:
         self._records[_key(key)] = pack(applied)
 
-    def __getitem__(self, key: Key) -> Applied:
-        applied = self.get(key)
-        if applied is None:
-            raise KeyError(key)
-        return applied
-
     def __contains__(self, key: object) -> bool:
         return isinstance(key, tuple) and key[0] in _BALLOT_INDEX and _key(key) in self._records
 
@@ -110,7 +104,7 @@ class AppliedState:
         return len(self._records)
 
     def __iter__(self) -> Iterator[Key]:
-        return ((_BALLOTS[k & 7], f"{k >> 3:013d}") for k in self._records)
+        return ((BALLOTS[k & 7], f"{k >> 3:013d}") for k in self._records)
 
     def update(self, entries: Mapping[Key, Applied] | Iterable[tuple[Key, Applied]]) -> None:
         for key, applied in entries.items() if isinstance(entries, Mapping) else entries:
