@@ -8,17 +8,19 @@ latency at an offered rate -> worker CPU and peak RSS -> `verify` (the run fails
 from __future__ import annotations
 
 import asyncio
-import itertools
 import platform
+import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer
+from clickhouse_connect.driver.client import Client
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -46,6 +48,7 @@ class BenchReport:
     workers: int
     events: int = 0
     backlog_events: int = 0
+    tail_events: int = 0
     produce_events_per_s: float = 0.0
     baseline_events_per_s: float = 0.0
     join_s: float = 0.0
@@ -53,6 +56,7 @@ class BenchReport:
     events_per_s: float = 0.0
     ratio_to_baseline: float = 0.0
     offered_rate: float = 0.0
+    offered_rate_measured: float = 0.0  # from the Kafka timestamps of the phase's events
     latency_events: int = 0
     latency_p50_ms: float = 0.0
     latency_p99_ms: float = 0.0
@@ -108,12 +112,60 @@ async def baseline(settings: Settings, bootstrap: str, expected: int, progress: 
     return done / (time.perf_counter() - started)
 
 
-def read_events(path: Path, start: int, stop: int) -> Iterator[bytes]:
-    """Events `start` to `stop` (line numbers) of an events file, read as they are sent: five ballots
-    are ~4.1M events, ~5 GB, which a list of them would hold twice over while splitting."""
+TPS_FIELD = re.compile(rb'"tps":"([^"]*)"')
+
+
+def tail_of(share: float) -> Callable[[bytes], bool]:
+    """Whether an event belongs to the latency phase: every event of about `share` of the TPS, chosen
+    by a hash of the TPS code. The phase then offers what the night offers (first reports,
+    duplicates, corrections, broken events) and each TPS's events stay in order; the last lines of
+    the file would be mostly late duplicates, which cost a worker less than first reports."""
+    cut = round(share * 10_000)
+
+    def in_tail(line: bytes) -> bool:
+        match = TPS_FIELD.search(line)
+        return match is not None and zlib.crc32(match.group(1)) % 10_000 < cut
+
+    return in_tail
+
+
+def backlog_of(path: Path, in_tail: Callable[[bytes], bool], tail: list[bytes]) -> Iterator[bytes]:
+    """The events of an events file in order, read as they are sent (five ballots are ~5 GB), except
+    the tail's, which are appended to `tail` for the latency phase: one pass over the file."""
     with path.open("rb") as lines:
-        for line in itertools.islice(lines, start, stop):
-            yield line.rstrip(b"\n")
+        for line in lines:
+            event = line.rstrip(b"\n")
+            if in_tail(event):
+                tail.append(event)
+            else:
+                yield event
+
+
+def latency(client: Client, since: float) -> tuple[int, float, float, float]:
+    """(events, offered events/s, p50 ms, p99 ms) of the events received since `since`: from the Kafka
+    timestamp to visible at every level. An applied tally is visible once its `tally_current` row is
+    written (districts and villages are summed from it; the sink writes it last); any other decision
+    once it is written (`decided_at`)."""
+    count, rate, p50, p99 = client.query(
+        """
+        SELECT count(), (count() - 1) / greatest(0.001, dateDiff('millisecond', min(received_at), max(received_at)) / 1000),
+               quantileExact(0.5)(ms), quantileExact(0.99)(ms)
+        FROM (
+            SELECT d.received_at AS received_at,
+                   dateDiff('millisecond', d.received_at, greatest(d.decided_at, c.written_at)) AS ms
+            FROM (SELECT * FROM tally_decisions FINAL WHERE received_at >= fromUnixTimestamp64Milli({t:Int64})) AS d
+            LEFT JOIN (
+                SELECT ballot, tps, src_partition, src_offset, written_at FROM tally_current
+                WHERE (ballot, tps) IN (
+                    SELECT ballot, tps FROM tally_decisions WHERE received_at >= fromUnixTimestamp64Milli({t:Int64})
+                )
+            ) AS c
+            ON c.ballot = d.ballot AND c.tps = d.tps AND c.src_partition = d.src_partition AND c.src_offset = d.src_offset
+        )
+        """,
+        parameters={"t": int(since * 1000)},
+    ).result_rows[0]
+    return int(count), float(rate), float(p50), float(p99)
 
 
 def proc_stats(pid: int) -> tuple[float, float]:
@@ -153,27 +205,27 @@ def run_bench(
     clickhouse.apply_schema(settings)
     out = base.embedded_dir / run
     plan = Plan(tps, seed, tuple(ballots.split(",")), duplicates=0.05, corrections=0.01, invalid=0.005)
-    run_simulation(settings, plan, out, dry_run=True, rate=None)
+    report.events = run_simulation(settings, plan, out, dry_run=True, rate=None)
     load_registry(clickhouse.connect(settings), read_records(out / "registry.jsonl"))
     events_file = out / "events.jsonl"
-    with events_file.open("rb") as lines:
-        report.events = sum(1 for _ in lines)
-    tail = min(report.events // 2, int(rate * latency_s))
-    backlog = report.backlog_events = report.events - tail
+    tail: list[bytes] = []
+    in_tail = tail_of(min(0.5, rate * latency_s / max(1, report.events)))
     workers: list[subprocess.Popen] = []
     try:
         with progress_bar(console) as progress:
-            task = progress.add_task("producing the backlog", total=backlog)
+            task = progress.add_task("producing the backlog", total=report.events)
             started = time.perf_counter()
-            asyncio.run(
+            backlog = report.backlog_events = asyncio.run(
                 publish(
                     kafka,
                     settings.topic(SUBMISSIONS),
-                    read_events(events_file, 0, backlog),
+                    backlog_of(events_file, in_tail, tail),
                     None,
                     progress=lambda n: progress.update(task, completed=n),
                 )
             )
+            progress.update(task, total=backlog)
+            report.tail_events = len(tail)
             report.produce_events_per_s = backlog / (time.perf_counter() - started)
             report.baseline_events_per_s = asyncio.run(baseline(settings, kafka, backlog, progress))
 
@@ -192,26 +244,14 @@ def run_bench(
             report.ratio_to_baseline = report.events_per_s / report.baseline_events_per_s
 
             if tail:
-                task = progress.add_task(f"offering {rate:.0f} events/s", total=tail)
+                task = progress.add_task(f"offering {rate:.0f} events/s", total=len(tail))
                 phase = time.time()
                 asyncio.run(
-                    publish(
-                        kafka,
-                        settings.topic(SUBMISSIONS),
-                        read_events(events_file, backlog, report.events),
-                        rate,
-                        progress=lambda n: progress.update(task, completed=n),
-                    )
+                    publish(kafka, settings.topic(SUBMISSIONS), tail, rate, progress=lambda n: progress.update(task, completed=n))
                 )
                 wait_caught_up(settings, report.events, timeout_s=600, workers=workers)
-                client = clickhouse.connect(settings)
-                count, p50, p99 = client.query(
-                    "SELECT count(), quantileExact(0.5)(ms), quantileExact(0.99)(ms) FROM ("
-                    "SELECT dateDiff('millisecond', received_at, decided_at) AS ms FROM tally_decisions FINAL "
-                    "WHERE received_at >= fromUnixTimestamp64Milli({t:Int64}))",
-                    parameters={"t": int(phase * 1000)},
-                ).result_rows[0]
-                report.latency_events, report.latency_p50_ms, report.latency_p99_ms = int(count), float(p50), float(p99)
+                measured = latency(clickhouse.connect(settings), phase)
+                report.latency_events, report.offered_rate_measured, report.latency_p50_ms, report.latency_p99_ms = measured
         for proc in workers:
             cpu, rss = proc_stats(proc.pid)
             report.worker_cpu_s.append(round(cpu, 1))
@@ -224,7 +264,10 @@ def run_bench(
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    report.differences = verify(clickhouse.connect(settings), read_truth(out / "truth.jsonl"))
+    truth = out / "truth.jsonl"
+    with progress_bar(console) as progress:
+        task = progress.add_task("verify: every level of every ballot (bytes of truth)", total=truth.stat().st_size)
+        report.differences = verify(clickhouse.connect(settings), read_truth(truth, lambda n: progress.update(task, completed=n)))
     report.exact = not report.differences
     console.print_json(orjson.dumps(asdict(report)).decode())
     if json_path is not None:

@@ -237,11 +237,16 @@ def verify(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Exit 0 if and only if ClickHouse holds exactly the truth at every level; else print the differences."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
     from streams import clickhouse as ch
     from streams.read import read_truth
     from streams.read import verify as verify_truth
 
-    differences = verify_truth(ch.connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)), read_truth(truth))
+    client = ch.connect(settings_from(clickhouse=clickhouse, data_dir=data_dir))
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn()) as progress:
+        task = progress.add_task("verify: every level of every ballot", total=truth.stat().st_size)
+        differences = verify_truth(client, read_truth(truth, lambda n: progress.update(task, completed=n)))
     if differences:
         typer.echo("\n".join(differences))
         typer.secho("verify: ClickHouse differs from the truth", fg=typer.colors.RED, err=True)

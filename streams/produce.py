@@ -39,6 +39,33 @@ def make_producer(bootstrap: str, auth: Mapping[str, Any] | None = None) -> AIOK
     )
 
 
+class Pacer:
+    """When each send is due, in seconds after the start: at most `rate` a second, and none before
+    `pace(value)` if given.
+
+    The rate never builds up credit beyond `burst_s` of sending: after a stall (a slow reader of the
+    values, a busy broker) sending resumes at the rate instead of catching up in a burst. Measured:
+    a national bench skipped 6 GB of backlog lines (10 s) before its first tail event, and the old
+    schedule then sent 20,000 events "at 2,000/s" in one burst. `pace` stays absolute: a replay of
+    the night keeps to its clock."""
+
+    def __init__(self, rate: float | None, pace: Callable[[bytes], float] | None = None, burst_s: float = 0.05) -> None:
+        self.interval = 1.0 / rate if rate else 0.0
+        self.pace = pace
+        self.burst_s = burst_s
+        self.next_at = 0.0  # when the next send may go, by the rate
+
+    def due(self, elapsed: float, value: bytes) -> float:
+        """When this value may be sent (compare with `elapsed`, seconds since the start)."""
+        at = elapsed
+        if self.interval:
+            at = max(self.next_at, elapsed - self.burst_s)
+            self.next_at = at + self.interval
+        if self.pace:
+            at = max(at, self.pace(value))
+        return at
+
+
 async def publish(
     bootstrap: str,
     topic: str,
@@ -48,21 +75,21 @@ async def publish(
     pace: Callable[[bytes], float] | None = None,
     auth: Mapping[str, Any] | None = None,
 ) -> int:
-    """Send every value in order: at most `rate` per second if given, and none before `pace(value)`
-    seconds after the start if given. Returns how many were sent."""
+    """Send every value in order, as `Pacer(rate, pace)` allows. Returns how many were sent."""
     producer = make_producer(bootstrap, auth)
     await producer.start()
+    pacer = Pacer(rate, pace)
     sent = 0
     started = time.monotonic()
     pending = []
     try:
         for value in values:
+            if rate or pace:
+                ahead = pacer.due(time.monotonic() - started, value) - (time.monotonic() - started)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
             pending.append(await producer.send(topic, value=value, key=key_of(value)))
             sent += 1
-            due = max(sent / rate if rate else 0.0, pace(value) if pace else 0.0)
-            ahead = due - (time.monotonic() - started)
-            if ahead > 0:
-                await asyncio.sleep(ahead)
             if len(pending) >= 10_000:
                 await asyncio.gather(*pending)
                 pending.clear()

@@ -4,7 +4,34 @@ from __future__ import annotations
 
 import orjson
 
+from streams.bench import backlog_of, tail_of
+from streams.simulate import Plan, generate
 from tests.conftest import tally
+
+
+def test_the_latency_phase_takes_whole_tps_in_order_and_the_backlog_the_rest(tmp_path):
+    _, events, _ = generate(Plan(2000, 3, ("PPWP", "DPD"), duplicates=0.3, corrections=0.2, invalid=0.05))
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"".join(event + b"\n" for event in events))
+    lines = path.read_bytes().splitlines()
+    tail: list[bytes] = []
+    backlog = list(backlog_of(path, tail_of(0.1), tail))
+
+    def tps_of(line: bytes) -> str | None:
+        try:
+            return orjson.loads(line).get("tps")
+        except orjson.JSONDecodeError:
+            return None
+
+    assert sorted(backlog + tail) == sorted(lines)
+    assert 0.07 * len(lines) < len(tail) < 0.13 * len(lines)  # about the share asked for
+    tail_tps = {tps_of(line) for line in tail} - {None}  # None: not JSON (a broken event)
+    assert tail_tps and not tail_tps & {tps_of(line) for line in backlog}  # a TPS is wholly in one or the other
+    for part in (backlog, tail):  # each keeps the file's order (a correction stays after its tally)
+        remaining = iter(lines)
+        assert all(any(line == other for other in remaining) for line in part)
+    decisions = {orjson.loads(line).get("revision") for line in tail if tps_of(line)}
+    assert 2 in decisions  # corrections reach the latency phase too, not only late duplicates
 
 
 def test_bench_reports_every_figure_and_verifies(pipeline, tmp_path):
@@ -12,7 +39,9 @@ def test_bench_reports_every_figure_and_verifies(pipeline, tmp_path):
     tally(pipeline, "bench", "--tps", "400", "--rate", "200", "--latency-seconds", "2", "--json", str(report_path))
     report = orjson.loads(report_path.read_bytes())
     assert report["exact"] is True and report["differences"] == []
-    assert report["events"] == report["backlog_events"] + report["latency_events"]
+    assert report["events"] == report["backlog_events"] + report["tail_events"]
+    assert report["tail_events"] == report["latency_events"] > 0
+    assert 0 < report["offered_rate_measured"] <= 200 * 1.5  # paced, not a burst
     for figure in ("produce_events_per_s", "baseline_events_per_s", "events_per_s", "ratio_to_baseline", "catch_up_s"):
         assert report[figure] > 0, figure
     assert 0 <= report["latency_p50_ms"] <= report["latency_p99_ms"]
