@@ -15,7 +15,8 @@ import heapq
 import io
 import itertools
 import random
-from collections.abc import Iterable, Iterator
+from array import array
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import IO, NamedTuple
@@ -356,12 +357,20 @@ WHOLE_LEVELS = ("national", "province", "regency")  # a truth line each; finer l
 
 
 class TruthEntry(NamedTuple):
-    """The last applied tally of one (ballot, TPS), kept small: 820k of them must fit in memory."""
+    """The last applied tally of one (ballot, TPS), kept small: five ballots are 4.1M of them."""
 
     event_id: str
     choices: tuple[str, ...]  # shared by every TPS of a contest
-    counts: tuple[int, ...]
+    counts: array  # 'H': a count is at most a TPS's DPT (<= 300); 2 bytes, not a Python int each
     invalid: int
+
+
+def _add(into: dict, votes: Iterable[tuple[str, int]], invalid: int, reported: int) -> None:
+    summed = into["votes"]
+    for choice, n in votes:
+        summed[choice] = summed.get(choice, 0) + n
+    into["invalid"] += invalid
+    into["tps_reported"] += reported
 
 
 @dataclass
@@ -374,48 +383,64 @@ class Truth:
     def record(self, tally: dict, choices: tuple[str, ...]) -> None:
         votes = tally["votes"]
         self.current[(tally["ballot"], tally["tps"])] = TruthEntry(
-            tally["event_id"], choices, tuple(votes[c] for c in choices), tally["invalid"]
+            tally["event_id"], choices, array("H", [votes[c] for c in choices]), tally["invalid"]
         )
 
     def write_lines(self, fh: IO[bytes]) -> None:
         """The truth as JSON lines, one group of regions a line: {"ballot", "level", "scope", "regions":
         {code: {votes, invalid, tps_reported[, tps_total]}}}. National, province and regency come whole
         (scope ""); district, village and TPS one province at a time (scope = its code), so that
-        `verify` never holds more than a province of TPS (five ballots are 4.1M of them). Region levels
-        are summed in memory (~92k regions a ballot), TPS written entry by entry."""
+        `verify` never holds more than a province of TPS (five ballots are 4.1M of them).
+
+        Summed a province at a time too (`_province`), and its districts into the whole levels, which
+        are all that outlives a province (~550 regions)."""
         for ballot in sorted({ballot for ballot, _ in self.current}):
-            keys = sorted(k for k in self.current if k[0] == ballot)
-            levels: dict[str, dict[str, dict]] = {level: {} for level in REGION_LEVELS}
-            for key in keys:
-                entry = self.current[key]
-                for level in REGION_LEVELS:
-                    region = region_of(key[1], level)
-                    summed = levels[level].get(region)
-                    if summed is None:
-                        summed = levels[level][region] = {
-                            "votes": {},
-                            "invalid": 0,
-                            "tps_reported": 0,
-                            "tps_total": self.tps_total.get((ballot, level, region), 0),
-                        }
-                    votes = summed["votes"]
-                    for choice, n in zip(entry.choices, entry.counts, strict=True):
-                        votes[choice] = votes.get(choice, 0) + n
-                    summed["invalid"] += entry.invalid
-                    summed["tps_reported"] += 1
+            whole: dict[str, dict[str, dict]] = {level: {} for level in WHOLE_LEVELS}
+
+            def region(regions: dict[str, dict], level: str, code: str, ballot: str = ballot) -> dict:
+                if code not in regions:
+                    total = self.tps_total.get((ballot, level, code), 0)
+                    regions[code] = {"votes": {}, "invalid": 0, "tps_reported": 0, "tps_total": total}
+                return regions[code]
+
+            codes = sorted(tps for b, tps in self.current if b == ballot)
+            for province, in_province in itertools.groupby(codes, key=lambda tps: tps[:2]):
+                tps_regions, fine = self._province(ballot, in_province, region)
+                for code, district in fine["district"].items():
+                    for level in WHOLE_LEVELS:
+                        into = region(whole[level], level, region_of(code, level))
+                        _add(into, district["votes"].items(), district["invalid"], district["tps_reported"])
+                for level in ("district", "village"):
+                    regions = dict(sorted(fine[level].items()))
+                    fh.write(orjson.dumps({"ballot": ballot, "level": level, "scope": province, "regions": regions}) + b"\n")
+                fh.write(orjson.dumps({"ballot": ballot, "level": "tps", "scope": province, "regions": tps_regions}) + b"\n")
             for level in WHOLE_LEVELS:
-                fh.write(orjson.dumps({"ballot": ballot, "level": level, "scope": "", "regions": levels[level]}) + b"\n")
-            for level in ("district", "village"):
-                for province, regions in itertools.groupby(sorted(levels[level].items()), key=lambda item: item[0][:2]):
-                    group = {"ballot": ballot, "level": level, "scope": province, "regions": dict(regions)}
-                    fh.write(orjson.dumps(group) + b"\n")
-            for province, tps_keys in itertools.groupby(keys, key=lambda key: key[1][:2]):
-                regions = {}
-                for key in tps_keys:
-                    entry = self.current[key]
-                    votes = dict(zip(entry.choices, entry.counts, strict=True))
-                    regions[key[1]] = {"votes": votes, "invalid": entry.invalid, "tps_reported": 1}
-                fh.write(orjson.dumps({"ballot": ballot, "level": "tps", "scope": province, "regions": regions}) + b"\n")
+                regions = dict(sorted(whole[level].items()))
+                fh.write(orjson.dumps({"ballot": ballot, "level": level, "scope": "", "regions": regions}) + b"\n")
+
+    def _province(
+        self, ballot: str, codes: Iterable[str], region: Callable[[dict, str, str], dict]
+    ) -> tuple[dict[str, dict], dict[str, dict[str, dict]]]:
+        """One province's TPS, villages and districts of a ballot. TPS are summed into villages as
+        count vectors (a village lies in one dapil, so its TPS share one choice tuple)."""
+        tps_regions: dict[str, dict] = {}
+        villages: dict[tuple[str, tuple[str, ...]], list] = {}  # (village, choices) -> [counts, invalid, reported]
+        for tps in codes:
+            entry = self.current[(ballot, tps)]
+            votes = dict(zip(entry.choices, entry.counts, strict=True))
+            tps_regions[tps] = {"votes": votes, "invalid": entry.invalid, "tps_reported": 1}
+            summed = villages.get((tps[:10], entry.choices))
+            if summed is None:
+                villages[(tps[:10], entry.choices)] = [list(entry.counts), entry.invalid, 1]
+            else:
+                summed[0] = [a + b for a, b in zip(summed[0], entry.counts, strict=True)]
+                summed[1] += entry.invalid
+                summed[2] += 1
+        fine: dict[str, dict[str, dict]] = {"district": {}, "village": {}}
+        for (village, choices), (counts, invalid, reported) in villages.items():
+            for level in ("village", "district"):
+                _add(region(fine[level], level, region_of(village, level)), zip(choices, counts, strict=True), invalid, reported)
+        return tps_regions, fine
 
     def groups(self) -> list[dict]:
         """The lines of `write_lines`, decoded (for tests and small runs)."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import jsonschema
 import orjson
 
 from streams.contract import decode_tally
+from streams.regions import REGION_LEVELS, region_of
 from streams.registry import Registry
 from streams.simulate import Plan, build_shape, generate, registry_records
 from streams.validate import validate_tally
@@ -67,6 +69,29 @@ def test_truth_sums_up_the_levels():
     for level in ("province", "regency", "district", "village", "tps"):
         assert sum(r["votes"]["01"] for r in result[level].values()) == national["votes"]["01"]
     assert orjson.dumps(result)
+
+
+def test_every_region_of_the_truth_is_the_sum_of_its_tps_and_fine_levels_come_a_province_a_line():
+    _, events, truth = generate(Plan(3000, 4, ALL, corrections=0.1))
+    list(events)
+    expected: dict[tuple[str, str, str], dict] = {}
+    for (ballot, tps), entry in truth.current.items():  # summed the plain way, TPS by TPS
+        for level in REGION_LEVELS:
+            region = expected.setdefault((ballot, level, region_of(tps, level)), {"votes": Counter(), "invalid": 0, "n": 0})
+            region["votes"].update(dict(zip(entry.choices, entry.counts, strict=True)))
+            region["invalid"] += entry.invalid
+            region["n"] += 1
+    seen = set()
+    for group in truth.groups():
+        for code, got in group["regions"].items():
+            if group["level"] in ("district", "village", "tps"):
+                assert code[:2] == group["scope"]
+            if group["level"] == "tps":
+                continue
+            want = expected[(group["ballot"], group["level"], code)]
+            assert (got["votes"], got["invalid"], got["tps_reported"]) == (dict(want["votes"]), want["invalid"], want["n"])
+            seen.add((group["ballot"], group["level"], code))
+    assert seen == set(expected)
 
 
 def test_every_tps_reports_every_ballot_it_holds():
