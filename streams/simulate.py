@@ -76,7 +76,6 @@ PAIRS = [
 ]
 NATIONAL_PARTIES = 18
 ACEH_LOCAL_PARTIES = 6
-TPS_PER = {"regency": 1596.0, "district": 112.7, "village": 9.8}  # 2024 averages
 DKI = "31"
 # Cumulative share of TPS uploaded (Sirekap 2024, presidential) by hours after polls closed at 13:00
 # WIB on 14 February: 7.27% by 19:00, 42.5% by 12:00 next day, 54.9% day 3, 72.0% day 6; the rest
@@ -157,38 +156,102 @@ def sign(tally: dict, secret_key: bytes, key_id: str) -> dict:
     return tally
 
 
-def _children(rng: random.Random, parent: str, tps_count: int, level: str, digits: int, start: int = 1) -> list[tuple[str, int]]:
-    count = max(1, min(tps_count, round(tps_count / TPS_PER[level]), 10**digits - start))
-    weights = [rng.lognormvariate(0, 0.5) for _ in range(count)]
-    return [(f"{parent}{start + i:0{digits}d}", n) for i, n in enumerate(split(tps_count, weights))]
+# The 2024 registry (pemilu-2024.md): what a night of this many TPS is built to, exactly; a smaller
+# night scales every count down in proportion (each parent keeps at least one child).
+TPS_2024 = 820_161
+REGIONS_2024 = {"regency": 514, "district": 7_277, "village": 83_731}
+DAPILS_2024 = {"DPR": 84, "DPRD_PROV": 301, "DPRD_KAB": 2_325}  # DKI Jakarta holds no DPRD_KAB dapil
+CODE_DIGITS = {"regency": (2, 1), "district": (2, 1), "village": (4, 2001)}  # digits, first number
+
+
+def _scaled(count_2024: int, n_tps: int, floor: int) -> int:
+    return max(floor, round(count_2024 * n_tps / TPS_2024))
+
+
+def _allot(total: int, sizes: list[int], caps: list[int]) -> list[int]:
+    """`total` children shared among parents in proportion to their `sizes`, each at least one and at
+    most its cap; what a cap cut off goes to the others (largest remainders, so the sum is exact
+    unless every parent is full)."""
+    counts = split(max(total, len(sizes)), [float(s) for s in sizes])
+    counts = [min(c, cap) for c, cap in zip(counts, caps, strict=True)]
+    spare = total - sum(counts)
+    for i in sorted(range(len(sizes)), key=lambda i: sizes[i] / counts[i], reverse=True):
+        if spare <= 0:
+            break
+        more = min(spare, caps[i] - counts[i])
+        counts[i] += more
+        spare -= more
+    return counts
+
+
+def _level(rng: random.Random, parents: list[tuple[str, int]], level: str, n_tps: int) -> list[list[tuple[str, int]]]:
+    """The children of each (code, TPS count) parent: as many in all as 2024 had at this scale,
+    shared by TPS, and the parent's TPS split among them with skewed (lognormal) weights."""
+    digits, first = CODE_DIGITS[level]
+    caps = [min(tps, 10**digits - first) for _, tps in parents]
+    counts = _allot(_scaled(REGIONS_2024[level], n_tps, len(parents)), [tps for _, tps in parents], caps)
+    children = []
+    for (code, tps), count in zip(parents, counts, strict=True):
+        weights = [rng.lognormvariate(0, 0.5) for _ in range(count)]
+        children.append([(f"{code}{first + i:0{digits}d}", n) for i, n in enumerate(split(tps, weights))])
+    return children
 
 
 def build_shape(n_tps: int, seed: int, ballots: tuple[str, ...] = BALLOTS) -> Shape:
+    """The registry of a night of `n_tps` TPS: at 820,161 exactly 2024's 38 provinces, 514 regencies,
+    7,277 districts and 83,731 villages, and its dapils (`_dapil_counts`)."""
     rng = random.Random(seed)
     shape = Shape(seed=seed)
     shape.regions.append((NATIONAL, "Indonesia", "national", ""))
     provinces = PROVINCES[: min(len(PROVINCES), n_tps)]
-    per_province = split(n_tps, [w for _, _, w in provinces])
-    for (pcode, pname, _), ptps in zip(provinces, per_province, strict=True):
+    province_tps = list(zip((code for code, _, _ in provinces), split(n_tps, [w for _, _, w in provinces]), strict=True))
+    regencies = _level(rng, province_tps, "regency", n_tps)
+    districts = _level(rng, [r for rs in regencies for r in rs], "district", n_tps)
+    villages = iter(_level(rng, [d for ds in districts for d in ds], "village", n_tps))
+    by_regency = iter(districts)
+    district_codes: dict[str, list[str]] = {}
+    for (pcode, pname, _), province_regencies in zip(provinces, regencies, strict=True):
         shape.regions.append((pcode, pname, "province", NATIONAL))
-        regencies = _children(rng, pcode, ptps, "regency", 2)
-        for rcode, rtps in regencies:
+        for rcode, _ in province_regencies:
             shape.regions.append((rcode, f"Kabupaten/Kota {rcode}", "regency", pcode))
-            for dcode, dtps in _children(rng, rcode, rtps, "district", 2):
+            district_codes[rcode] = []
+            for dcode, _ in next(by_regency):
                 shape.regions.append((dcode, f"Kecamatan {dcode}", "district", rcode))
-                for vcode, vtps in _children(rng, dcode, dtps, "village", 4, start=2001):
+                district_codes[rcode].append(dcode)
+                for vcode, vtps in next(villages):
                     shape.regions.append((vcode, f"Desa {vcode}", "village", dcode))
                     for t in range(1, min(vtps, 999) + 1):
                         shape.tps.append(f"{vcode}{t:03d}")
                         shape.dpt.append(max(50, 300 - int(abs(rng.gauss(0, 60)))))
-        districts = {r[0]: [] for r in regencies}
-        for code, _, level, parent in shape.regions:
-            if level == "district" and parent in districts:
-                districts[parent].append(code)
-        shape.contests += _contests(rng, pcode, pname, [r for r, _ in regencies], districts, ballots)
+    dapils = _dapil_counts(province_tps, regencies, district_codes, n_tps)
+    for (pcode, pname, _), province_regencies in zip(provinces, regencies, strict=True):
+        codes = [r for r, _ in province_regencies]
+        shape.contests += _contests(rng, pcode, pname, codes, district_codes, ballots, dapils)
     if "PPWP" in ballots:
         shape.contests.insert(0, _ppwp_contest())
     return shape
+
+
+def _dapil_counts(
+    province_tps: list[tuple[str, int]], regencies: list[list[tuple[str, int]]], districts: dict[str, list[str]], n_tps: int
+) -> dict[str, int]:
+    """How many dapils each province (DPR, DPRD_PROV) or regency (DPRD_KAB) holds: 2024's totals at this
+    scale, shared by TPS. A dapil is a set of regencies (of districts for DPRD_KAB), so a province holds
+    at most as many as it has regencies."""
+    counts: dict[str, int] = {}
+    sizes = [tps for _, tps in province_tps]
+    caps = [len(rs) for rs in regencies]
+    for ballot in ("DPR", "DPRD_PROV"):
+        total = _scaled(DAPILS_2024[ballot], n_tps, len(sizes))
+        for (pcode, _), n in zip(province_tps, _allot(total, sizes, caps), strict=True):
+            counts[f"{ballot}-{pcode}"] = n
+    outside_dki = [(r, tps) for (pcode, _), rs in zip(province_tps, regencies, strict=True) if pcode != DKI for r, tps in rs]
+    if outside_dki:
+        total = _scaled(DAPILS_2024["DPRD_KAB"], n_tps, len(outside_dki))
+        allotted = _allot(total, [tps for _, tps in outside_dki], [len(districts[r]) for r, _ in outside_dki])
+        for (rcode, _), n in zip(outside_dki, allotted, strict=True):
+            counts[f"DPRD_KAB-{rcode}"] = n
+    return counts
 
 
 def build_shape_on(regions: list[dict], n_tps: int, seed: int, ballots: tuple[str, ...] = BALLOTS) -> Shape:
@@ -243,13 +306,21 @@ def _dapils(regions: list[str], count: int) -> list[list[str]]:
 
 
 def _contests(
-    rng: random.Random, pcode: str, pname: str, regencies: list[str], districts: dict[str, list[str]], ballots: tuple[str, ...]
+    rng: random.Random,
+    pcode: str,
+    pname: str,
+    regencies: list[str],
+    districts: dict[str, list[str]],
+    ballots: tuple[str, ...],
+    dapils: dict[str, int] | None = None,
 ) -> list[dict]:
-    """Contests of one province, dapil counts scaled to 2024: DPR 84, DPRD provinsi 301, DPRD kab/kota 2,325."""
+    """Contests of one province. `dapils` says how many each province or regency holds (`_dapil_counts`);
+    without it (real regions, `build_shape_on`) the counts follow 2024's ratios to regencies and districts."""
+    dapils = dapils or {}
     contests: list[dict] = []
     local = ACEH_LOCAL_PARTIES if pcode == ACEH else 0
     if "DPR" in ballots:
-        for i, regions in enumerate(_dapils(regencies, max(1, len(regencies) // 6)), 1):
+        for i, regions in enumerate(_dapils(regencies, dapils.get(f"DPR-{pcode}", len(regencies) // 6)), 1):
             contests.append(
                 {
                     "type": "contest",
@@ -272,7 +343,7 @@ def _contests(
             }
         )
     if "DPRD_PROV" in ballots:
-        for i, regions in enumerate(_dapils(regencies, max(1, round(len(regencies) * 301 / 514))), 1):
+        for i, regions in enumerate(_dapils(regencies, dapils.get(f"DPRD_PROV-{pcode}", round(len(regencies) * 301 / 514))), 1):
             contests.append(
                 {
                     "type": "contest",
@@ -286,7 +357,7 @@ def _contests(
     if "DPRD_KAB" in ballots and pcode != DKI:  # DKI Jakarta elects no DPRD kab/kota
         for rcode in regencies:
             own = districts.get(rcode) or [rcode]
-            for i, regions in enumerate(_dapils(own, max(1, round(len(own) * 2325 / 7277))), 1):
+            for i, regions in enumerate(_dapils(own, dapils.get(f"DPRD_KAB-{rcode}", round(len(own) * 2325 / 7277))), 1):
                 contests.append(
                     {
                         "type": "contest",

@@ -40,6 +40,22 @@ def test_registry_shape_and_file_format():
     assert any(ch["code"].startswith("P24") for ch in aceh_dprd["choices"])  # 18 national + 6 local parties
 
 
+def test_a_national_night_has_exactly_the_2024_registry():
+    shape = build_shape(820_161, 1, ALL)
+    assert len(shape.tps) == 820_161 and max(shape.dpt) <= 300
+    levels = Counter(level for _, _, level, _ in shape.regions)
+    assert levels == {"national": 1, "province": 38, "regency": 514, "district": 7_277, "village": 83_731}
+    dapils = Counter(c["ballot"] for c in shape.contests)
+    assert dapils == {"PPWP": 1, "DPR": 84, "DPD": 38, "DPRD_PROV": 301, "DPRD_KAB": 2_325}
+    assert [c["choices"] for c in shape.contests if c["ballot"] == "PPWP"][0][2]["code"] == "03"  # 3 pairs
+    parties = {c["dapil"]: {ch["code"] for ch in c["choices"] if "." not in ch["code"]} for c in shape.contests}
+    assert all(len(p) == 18 for d, p in parties.items() if d.startswith(("DPR-", "DPRDP-3", "DPRDK-3")))
+    assert all(len(p) == 24 for d, p in parties.items() if d.startswith(("DPRDP-11", "DPRDK-11")))  # Aceh's 6 local
+    assert not any(c["ballot"] == "DPRD_KAB" and c["regions"][0].startswith("31") for c in shape.contests)
+    per_village = sorted(Counter(tps[:10] for tps in shape.tps).values())
+    assert per_village[len(per_village) // 2] <= 10 < 3 * 10 < per_village[-1]  # ~9.8 a village, skewed
+
+
 def test_every_simulated_tally_is_valid_and_every_broken_one_rejected():
     plan = Plan(400, 9, ALL, invalid=0.1)
     shape, events, truth = generate(plan)
