@@ -85,7 +85,8 @@ async def publish(
     try:
         for value in values:
             if rate or pace:
-                ahead = pacer.due(time.monotonic() - started, value) - (time.monotonic() - started)
+                elapsed = time.monotonic() - started
+                ahead = pacer.due(elapsed, value) - elapsed
                 if ahead > 0:
                     await asyncio.sleep(ahead)
             pending.append(await producer.send(topic, value=value, key=key_of(value)))

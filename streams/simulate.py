@@ -16,7 +16,7 @@ import io
 import itertools
 import random
 from array import array
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import IO, NamedTuple
@@ -467,19 +467,12 @@ class Truth:
         are all that outlives a province (~550 regions)."""
         for ballot in sorted({ballot for ballot, _ in self.current}):
             whole: dict[str, dict[str, dict]] = {level: {} for level in WHOLE_LEVELS}
-
-            def region(regions: dict[str, dict], level: str, code: str, ballot: str = ballot) -> dict:
-                if code not in regions:
-                    total = self.tps_total.get((ballot, level, code), 0)
-                    regions[code] = {"votes": {}, "invalid": 0, "tps_reported": 0, "tps_total": total}
-                return regions[code]
-
             codes = sorted(tps for b, tps in self.current if b == ballot)
             for province, in_province in itertools.groupby(codes, key=lambda tps: tps[:2]):
-                tps_regions, fine = self._province(ballot, in_province, region)
+                tps_regions, fine = self._province(ballot, in_province)
                 for code, district in fine["district"].items():
                     for level in WHOLE_LEVELS:
-                        into = region(whole[level], level, region_of(code, level))
+                        into = self._region(whole[level], ballot, level, region_of(code, level))
                         _add(into, district["votes"].items(), district["invalid"], district["tps_reported"])
                 for level in ("district", "village"):
                     regions = dict(sorted(fine[level].items()))
@@ -489,9 +482,14 @@ class Truth:
                 regions = dict(sorted(whole[level].items()))
                 fh.write(orjson.dumps({"ballot": ballot, "level": level, "scope": "", "regions": regions}) + b"\n")
 
-    def _province(
-        self, ballot: str, codes: Iterable[str], region: Callable[[dict, str, str], dict]
-    ) -> tuple[dict[str, dict], dict[str, dict[str, dict]]]:
+    def _region(self, regions: dict[str, dict], ballot: str, level: str, code: str) -> dict:
+        """The running sum of one region in `regions`, started empty with its TPS total."""
+        if code not in regions:
+            total = self.tps_total.get((ballot, level, code), 0)
+            regions[code] = {"votes": {}, "invalid": 0, "tps_reported": 0, "tps_total": total}
+        return regions[code]
+
+    def _province(self, ballot: str, codes: Iterable[str]) -> tuple[dict[str, dict], dict[str, dict[str, dict]]]:
         """One province's TPS, villages and districts of a ballot. TPS are summed into villages as
         count vectors (a village lies in one dapil, so its TPS share one choice tuple)."""
         tps_regions: dict[str, dict] = {}
@@ -510,7 +508,8 @@ class Truth:
         fine: dict[str, dict[str, dict]] = {"district": {}, "village": {}}
         for (village, choices), (counts, invalid, reported) in villages.items():
             for level in ("village", "district"):
-                _add(region(fine[level], level, region_of(village, level)), zip(choices, counts, strict=True), invalid, reported)
+                into = self._region(fine[level], ballot, level, region_of(village, level))
+                _add(into, zip(choices, counts, strict=True), invalid, reported)
         return tps_regions, fine
 
     def groups(self) -> list[dict]:
