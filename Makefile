@@ -24,10 +24,12 @@ demo: install
 
 test: install browser
 	$(BIN)/ruff check streams tests benchmarks
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/pytest -q
 
 lint: install
 	$(BIN)/ruff check streams tests benchmarks
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/ruff format --check streams tests benchmarks
 
 clean:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import orjson
 
-from streams import clickhouse
-from streams.demo import wait_caught_up
+from streams.clickhouse.client import connect
 from streams.embedded import servers
+from streams.ops.demo import wait_caught_up
 from streams.settings import Settings
 
 
@@ -35,7 +35,7 @@ def env_of(settings: Settings) -> dict[str, str]:
 
 def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args], env=env_of(settings), capture_output=True, check=True, timeout=600
+        [sys.executable, "-m", "streams", *args], env=env_of(settings), capture_output=True, check=True, timeout=600
     )
 
 
@@ -89,7 +89,7 @@ def run_crash(
 
     def start(i: int) -> subprocess.Popen:
         return subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"], env=env_of(settings), stdout=logs[i], stderr=subprocess.STDOUT
+            [sys.executable, "-m", "streams", "worker"], env=env_of(settings), stdout=logs[i], stderr=subprocess.STDOUT
         )
 
     workers = [start(0), start(1)]
@@ -100,7 +100,7 @@ def run_crash(
         return b"batch: " in log_paths[i].read_bytes()[since[i] :]
 
     producer = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "produce", str(out / "events.jsonl"), "--rate", str(rate)],
+        [sys.executable, "-m", "streams", "produce", str(out / "events.jsonl"), "--rate", str(rate)],
         env=env_of(settings),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
@@ -131,12 +131,12 @@ def run_crash(
             for i in range(2)
             for n in re.findall(r"batch: (\d+) events", (work_dir / f"worker-{i}.log").read_text(errors="replace"))
         )
-        client = clickhouse.connect(settings)
+        client = connect(settings)
         report.decisions = dict(client.query("SELECT decision, count() FROM tally_decisions FINAL GROUP BY decision").result_rows)
         ids = [orjson.loads(line)["event_id"] for line in (out / "events.jsonl").open("rb")]
         report.expected_duplicates = len(ids) - len(set(ids))
         verify = subprocess.run(
-            [sys.executable, "-m", "streams.cli", "verify", "--truth", str(out / "truth.jsonl")],
+            [sys.executable, "-m", "streams", "verify", "--truth", str(out / "truth.jsonl")],
             env=env_of(settings),
             capture_output=True,
             text=True,

@@ -19,8 +19,8 @@ import aiohttp
 import orjson
 
 from benchmarks.crash import cli, env_of
-from streams.demo import start_worker
 from streams.embedded import servers
+from streams.ops.demo import start_worker
 from streams.settings import Settings
 
 
@@ -70,13 +70,13 @@ def main() -> None:
         port = s.getsockname()[1]
     worker = start_worker(settings, f"{run}-worker.log")
     api = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "streams", "serve", "--port", str(port)],
         env=env_of(settings),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )
     producer = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "produce", str(events), "--rate", str(args.rate)],
+        [sys.executable, "-m", "streams", "produce", str(events), "--rate", str(args.rate)],
         env=env_of(settings),
         stdout=subprocess.DEVNULL,
     )

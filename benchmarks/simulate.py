@@ -11,7 +11,7 @@ import resource
 import time
 from pathlib import Path
 
-from streams.simulate import Plan, generate
+from streams.gateways.simulate import Plan, generate
 
 
 def rss_mib() -> int:

@@ -15,11 +15,12 @@ import time
 
 import orjson
 
-from streams.contract import decode_tally
-from streams.registry import Registry
-from streams.signatures import check_signature, epoch
-from streams.simulate import Plan, generate, registry_records
-from streams.validate import validate_tally
+from streams.core.contract import decode_tally
+from streams.core.registry import Registry
+from streams.core.signatures import check_signature, epoch
+from streams.core.validate import validate_tally
+from streams.gateways.shape import registry_records
+from streams.gateways.simulate import Plan, generate
 
 
 def best_rate(fn, events: list[bytes], repeat: int) -> float:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.clickhouse import apply_schema, connect
+from streams.clickhouse.client import apply_schema, connect
 from streams.embedded import servers
-from streams.produce import create_topics
+from streams.kafka.produce import create_topics
 from streams.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,7 +57,7 @@ def tally(
 ) -> subprocess.CompletedProcess:
     """Run the real `tally` command line against this pipeline."""
     result = subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
+        [sys.executable, "-m", "streams", *args],
         input=stdin,
         capture_output=True,
         env=env_of(settings),
@@ -82,7 +82,7 @@ class Workers:
     def start(self) -> subprocess.Popen:
         log = (self.log_dir / f"worker-{len(self.procs)}.log").open("wb")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "info"],
+            [sys.executable, "-m", "streams", "worker", "--loglevel", "info"],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env_of(self.settings),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from streams.registry import Contest, Registry
+from streams.core.registry import Contest, Registry
 
 
 def tally_dict(
@@ -76,7 +76,7 @@ def valid_tallies(draw: st.DrawFn) -> dict:
 
 def device_key(tps: str = "3171010001001") -> bytes:
     """The test device key of a TPS (the simulator's derivation, seed 0)."""
-    from streams.simulate import device_secret_key
+    from streams.gateways.shape import device_secret_key
 
     return device_secret_key(0, tps)
 
@@ -85,7 +85,7 @@ def key_record(tps: str = "3171010001001", **fields: object) -> dict:
     """The registry record of `device_key(tps)`."""
     import base64
 
-    from streams.simulate import KEYS_VALID_FROM, KEYS_VALID_UNTIL, key_id_of
+    from streams.gateways.shape import KEYS_VALID_FROM, KEYS_VALID_UNTIL, key_id_of
 
     record = {
         "type": "key",
@@ -101,7 +101,8 @@ def key_record(tps: str = "3171010001001", **fields: object) -> dict:
 
 def signed(tally: dict, by: str | None = None) -> dict:
     """The tally as its own TPS's device (or TPS `by`'s device) signs it."""
-    from streams.simulate import key_id_of, sign
+    from streams.gateways.shape import key_id_of
+    from streams.gateways.tallies import sign
 
     signer = by or tally["tps"]
     return sign({k: v for k, v in tally.items() if k not in ("sig", "key_id")}, device_key(signer), key_id_of(signer))

@@ -12,9 +12,9 @@ import urllib.request
 import orjson
 import pytest
 
-from streams.demo import wait_caught_up
-from streams.read import read_truth
-from streams.simulate import merge_truth
+from streams.gateways.truth import merge_truth
+from streams.ops.demo import wait_caught_up
+from streams.read.results import read_truth
 from tests.conftest import REPO, env_of, tally
 
 
@@ -37,7 +37,7 @@ def api(pipeline, workers, tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "streams", "serve", "--port", str(port)],
         cwd=REPO,
         env=env_of(pipeline),
         stdout=subprocess.DEVNULL,

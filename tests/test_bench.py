@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import orjson
 
-from streams.bench import backlog_of, tail_of
-from streams.simulate import Plan, generate
+from streams.gateways.simulate import Plan, generate
+from streams.ops.bench import backlog_of, tail_of
 from tests.conftest import tally
 
 

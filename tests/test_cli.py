@@ -8,7 +8,7 @@ import sys
 
 import orjson
 
-from streams.demo import wait_caught_up
+from streams.ops.demo import wait_caught_up
 from streams.settings import Settings
 from tests.conftest import REPO, tally
 from tests.factories import key_record, signed, tally_dict
@@ -72,7 +72,7 @@ def test_up_down_and_a_clear_error_for_a_taken_port(tmp_path):
     env_dir = tmp_path / "dd"
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        command = [sys.executable, "-m", "streams.cli", *args, "--data-dir", str(env_dir)]
+        command = [sys.executable, "-m", "streams", *args, "--data-dir", str(env_dir)]
         return subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=120)
 
     up = run("up")

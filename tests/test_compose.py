@@ -83,7 +83,7 @@ def test_kafka_clients_must_authenticate_over_tls_and_acls_deny_by_default():
 
 
 def test_workers_use_scram_over_tls_and_the_api_has_no_kafka_access():
-    from streams.kafka_auth import kafka_options
+    from streams.kafka.auth import kafka_options
     from streams.settings import Settings
 
     for name in ("init", "worker"):

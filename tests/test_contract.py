@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.contract import check_structure, conforms, decode_tally
-from streams.reasons import Reason
+from streams.core.contract import check_structure, conforms, decode_tally
+from streams.core.reasons import Reason
 from tests.factories import tally_dict, valid_tallies
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "schemas" / "tally.v1.schema.json").read_text())

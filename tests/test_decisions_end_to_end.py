@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import orjson
 
-from streams.demo import wait_caught_up
-from streams.read import results
+from streams.ops.demo import wait_caught_up
+from streams.read.results import results
 from tests.conftest import tally
 from tests.factories import key_record, signed, tally_dict
 
@@ -78,7 +78,7 @@ def test_hostile_input_is_rejected_and_the_worker_lives_on(pipeline, workers, tm
 def test_a_tally_keyed_by_something_else_than_its_tps_is_rejected(pipeline, workers, tmp_path, ch):
     import asyncio
 
-    from streams.produce import make_producer
+    from streams.kafka.produce import make_producer
 
     workers.start()
     registry = tmp_path / "registry.jsonl"

@@ -8,9 +8,9 @@ import time
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from streams.demo import wait_caught_up
-from streams.read import read_truth
-from streams.simulate import merge_truth
+from streams.gateways.truth import merge_truth
+from streams.ops.demo import wait_caught_up
+from streams.read.results import read_truth
 from tests.conftest import tally
 
 

@@ -10,14 +10,15 @@ import time
 import orjson
 import pytest
 
-from streams.clickhouse import apply_schema, connect
-from streams.demo import wait_caught_up
+from streams.clickhouse.client import apply_schema, connect
+from streams.clickhouse.registry_store import load_registry, read_registry
+from streams.clickhouse.sink import CURRENT, ClickHouseSink, Fenced
+from streams.core.pipeline import Message, Processor
 from streams.embedded import servers
-from streams.pipeline import Message, Processor
-from streams.read import read_truth, results, verify
-from streams.registry_store import load_registry, read_registry
-from streams.simulate import Plan, generate, registry_records
-from streams.sink import CURRENT, ClickHouseSink, Fenced
+from streams.gateways.shape import registry_records
+from streams.gateways.simulate import Plan, generate
+from streams.ops.demo import wait_caught_up
+from streams.read.results import read_truth, results, verify
 from tests.conftest import REPO, Workers, tally
 
 TOPIC = "tally.submissions"
@@ -68,7 +69,7 @@ def test_crash_after_totals_before_current_replays_without_counting_twice(ch):
 
 
 def sink_table(name: str):
-    from streams import sink as module
+    from streams.clickhouse import sink as module
 
     return next(t for t in (module.TOTALS, module.DECISIONS, module.REJECTIONS, CURRENT) if t.name == name)
 
@@ -93,7 +94,7 @@ def test_a_stalled_worker_is_fenced_after_its_partition_moved_on(ch):
 def test_clickhouse_away_for_a_while_loses_nothing(stack, tmp_path):
     """A ClickHouse server of its own, stopped mid-run and started again on the same port."""
     data_dir, port = tmp_path / "own", servers.free_port()
-    command = [sys.executable, "-m", "streams.cli", "clickhouse", "--data-dir", str(data_dir), "--port", str(port)]
+    command = [sys.executable, "-m", "streams", "clickhouse", "--data-dir", str(data_dir), "--port", str(port)]
     server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     settings = stack.override(clickhouse=f"http://127.0.0.1:{port}/away", namespace="away.", partitions=2)
     pool = Workers(settings, tmp_path)
@@ -106,7 +107,7 @@ def test_clickhouse_away_for_a_while_loses_nothing(stack, tmp_path):
         pool.start()
         wait_for(lambda: "leases taken" in pool.logs())
         producer = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "produce", str(out / "events.jsonl"), "--rate", "300"],
+            [sys.executable, "-m", "streams", "produce", str(out / "events.jsonl"), "--rate", "300"],
             cwd=REPO,
             env=env_for(settings),
             stdout=subprocess.DEVNULL,
@@ -154,7 +155,7 @@ def test_the_sink_serves_the_batch_thread_and_rebalance_callbacks_at_once(ch, ca
     """Leases are taken from faust's rebalance callback while a batch thread reads: one session, no clash."""
     import threading
 
-    from streams.registry_store import registry_version
+    from streams.clickhouse.registry_store import registry_version
 
     sink = ClickHouseSink(ch)
     errors: list[BaseException] = []

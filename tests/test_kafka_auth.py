@@ -9,7 +9,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
-from streams.kafka_auth import KafkaAuthError, faust_options, kafka_options
+from streams.kafka.auth import KafkaAuthError, faust_options, kafka_options
 from streams.settings import Settings
 
 SCRAM = {

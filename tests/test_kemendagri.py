@@ -5,11 +5,12 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from streams.contract import decode_tally
-from streams.kemendagri import KemendagriError, parse_regions
-from streams.registry import Registry
-from streams.simulate import Plan, build_shape_on, generate, registry_records
-from streams.validate import validate_tally
+from streams.core.contract import decode_tally
+from streams.core.registry import Registry
+from streams.core.validate import validate_tally
+from streams.gateways.kemendagri import KemendagriError, parse_regions
+from streams.gateways.shape import build_shape_on, registry_records
+from streams.gateways.simulate import Plan, generate
 from tests.conftest import tally
 
 LIST = """11,ACEH

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.produce import Pacer
+from streams.kafka.produce import Pacer
 
 
 def test_the_rate_spaces_sends_evenly_when_the_sender_keeps_up():

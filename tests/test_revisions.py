@@ -6,10 +6,10 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.aggregate import TotalsDelta
-from streams.contract import decode_tally
-from streams.reasons import Decision
-from streams.revisions import Applied, decide
+from streams.core.aggregate import TotalsDelta
+from streams.core.contract import decode_tally
+from streams.core.reasons import Decision
+from streams.core.revisions import Applied, decide
 from tests.factories import tally_dict
 
 

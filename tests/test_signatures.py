@@ -9,11 +9,11 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.contract import decode_tally
-from streams.reasons import Reason
-from streams.registry import Registry
-from streams.signatures import canonical, check_signature, epoch
-from streams.validate import validate_tally
+from streams.core.contract import decode_tally
+from streams.core.reasons import Reason
+from streams.core.registry import Registry
+from streams.core.signatures import canonical, check_signature, epoch
+from streams.core.validate import validate_tally
 from tests.factories import key_record, signed, small_registry, tally_dict
 
 TPS = "3171010001001"
@@ -140,8 +140,9 @@ def test_the_canonical_form_ignores_key_order_and_whitespace():
 
 
 def test_forged_events_of_the_simulator_are_each_rejected_and_the_real_ones_accepted():
-    from streams.pipeline import Message, Processor
-    from streams.simulate import Plan, generate, registry_records
+    from streams.core.pipeline import Message, Processor
+    from streams.gateways.shape import registry_records
+    from streams.gateways.simulate import Plan, generate
 
     shape, stream, truth = generate(Plan(400, 3, ("PPWP",), forged=0.3, duplicates=0.05, corrections=0.05))
     known = Registry.from_records(registry_records(shape))
@@ -166,7 +167,7 @@ def test_the_key_ring_gives_back_what_it_was_given():
 
 
 def test_device_keys_survive_the_round_trip_through_clickhouse_and_revocation(ch):
-    from streams.registry_store import load_registry, read_registry, revoke_key
+    from streams.clickhouse.registry_store import load_registry, read_registry, revoke_key
 
     records = [key_record(TPS), key_record(OTHER, valid_from=None, valid_until=None)]
     records[1] = {k: v for k, v in records[1].items() if v is not None}
@@ -181,8 +182,9 @@ def test_device_keys_survive_the_round_trip_through_clickhouse_and_revocation(ch
 
 
 def test_an_unsigned_night_counts_only_where_signatures_are_not_required():
-    from streams.pipeline import Message, Processor
-    from streams.simulate import Plan, generate, registry_records
+    from streams.core.pipeline import Message, Processor
+    from streams.gateways.shape import registry_records
+    from streams.gateways.simulate import Plan, generate
 
     shape, stream, truth = generate(Plan(50, 2, ("PPWP",), signed=False))
     events = list(stream)

@@ -9,11 +9,12 @@ from pathlib import Path
 import jsonschema
 import orjson
 
-from streams.contract import decode_tally
-from streams.regions import REGION_LEVELS, region_of
-from streams.registry import Registry
-from streams.simulate import Plan, build_shape, generate, registry_records
-from streams.validate import validate_tally
+from streams.core.contract import decode_tally
+from streams.core.regions import REGION_LEVELS, region_of
+from streams.core.registry import Registry
+from streams.core.validate import validate_tally
+from streams.gateways.shape import build_shape, registry_records
+from streams.gateways.simulate import Plan, generate
 
 REGISTRY_SCHEMA = jsonschema.Draft202012Validator(
     json.loads((Path(__file__).parent.parent / "schemas" / "registry.v1.schema.json").read_text())
@@ -126,7 +127,7 @@ def test_every_tps_reports_every_ballot_it_holds():
 def test_arrivals_follow_the_2024_upload_curve():
     from datetime import datetime
 
-    from streams.simulate import POLLS_CLOSE, arrival_hours
+    from streams.gateways.tallies import POLLS_CLOSE, arrival_hours
 
     assert arrival_hours(0.0727) == 6.0 and arrival_hours(0.425) == 23.0 and arrival_hours(1.0) == 336.0
     _, events, _ = generate(Plan(2000, 1, ("PPWP",)))
@@ -137,7 +138,7 @@ def test_arrivals_follow_the_2024_upload_curve():
 
 
 def test_speedup_paces_production_by_the_simulated_clock():
-    from streams.gateway import night_pace
+    from streams.gateways.gateway import night_pace
 
     pace = night_pace(3600.0)  # an hour a second
     event = orjson.dumps({"submitted_at": "2024-02-14T19:00:00+07:00"})

@@ -8,8 +8,8 @@ import tracemalloc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.revisions import Applied
-from streams.state import AppliedState, pack, unpack
+from streams.core.revisions import Applied
+from streams.core.state import AppliedState, pack, unpack
 
 EVENT_IDS = st.from_regex(r"[A-Za-z0-9_.:-]{1,64}", fullmatch=True)
 

@@ -6,9 +6,9 @@ import orjson
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from streams.contract import Tally, decode_tally
-from streams.reasons import Flag
-from streams.validate import validate_tally
+from streams.core.contract import Tally, decode_tally
+from streams.core.reasons import Flag
+from streams.core.validate import validate_tally
 from tests.factories import small_registry, tally_dict, valid_tallies
 
 

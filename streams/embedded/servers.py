@@ -113,7 +113,7 @@ def ensure(settings: Settings, name: str, timeout_s: float = 60.0) -> str:
         return found.address
     settings.embedded_dir.mkdir(parents=True, exist_ok=True)
     log = (settings.embedded_dir / f"{name}.log").open("ab")
-    cmd = [sys.executable, "-m", "streams.cli", name, "--data-dir", str(settings.embedded_dir)]
+    cmd = [sys.executable, "-m", "streams", name, "--data-dir", str(settings.embedded_dir)]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

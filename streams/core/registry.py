@@ -8,19 +8,17 @@ File format (schemas/registry.v1.schema.json): JSON Lines, one record a line, ea
    "choices": [{"code": "P01", "name": ".."}, ..]}
   {"type": "key", "key_id": "3510112006026.1", "tps": "3510112006026", "public_key": "<base64, 32 bytes>",
    "valid_from": "2024-02-14T00:00:00+07:00", "valid_until": "..", "revoked_at": ".."}  (last three optional)
-Lines stream, so a national registry (820k TPS) is read and written in bounded memory.
+Records stream (the file is read and written by `streams.gateways.registry_file`), so a national
+registry (820k TPS) is read and written in bounded memory.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import orjson
-
-from streams.signatures import DeviceKey, KeyRing, epoch
+from streams.core.signatures import DeviceKey, KeyRing, epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,22 +87,3 @@ def contest_from_record(record: dict) -> Contest:
         choices=tuple(c["code"] for c in record["choices"]),
         choice_names=tuple(c.get("name", c["code"]) for c in record["choices"]),
     )
-
-
-def read_records(path: Path) -> Iterator[dict]:
-    with path.open("rb") as fh:
-        for number, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    yield orjson.loads(line)
-                except orjson.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{number}: not JSON: {exc}") from exc
-
-
-def write_records(path: Path, records: Iterable[dict]) -> int:
-    count = 0
-    with path.open("wb") as fh:
-        for record in records:
-            fh.write(orjson.dumps(record) + b"\n")
-            count += 1
-    return count

@@ -20,14 +20,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
 import orjson
 from clickhouse_connect.driver.client import Client
 
-from streams.aggregate import TotalsDelta
-from streams.revisions import Applied
+from streams.core.batch import Batch
+from streams.core.revisions import Applied
 
 log = logging.getLogger("tally.sink")
 
@@ -123,20 +123,6 @@ CURRENT = Table(
         ("src_offset", "UInt64"),
     ),
 )
-
-
-@dataclass
-class Batch:
-    """The rows decided from one run of consecutive offsets of one topic partition."""
-
-    topic: str
-    partition: int
-    first_offset: int
-    last_offset: int
-    totals: TotalsDelta = field(default_factory=TotalsDelta)
-    current: list[tuple] = field(default_factory=list)
-    decisions: list[tuple] = field(default_factory=list)
-    rejections: list[tuple] = field(default_factory=list)
 
 
 class Fenced(Exception):

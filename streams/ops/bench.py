@@ -24,19 +24,18 @@ from clickhouse_connect.driver.client import Client
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from streams import clickhouse
-from streams.clickhouse import sql_statements
-from streams.demo import start_worker, wait_caught_up
+from streams.clickhouse.client import apply_schema, connect, sql_statements
+from streams.clickhouse.registry_store import load_registry
 from streams.embedded import servers
-from streams.gateway import run_simulation
-from streams.produce import create_topics, publish
-from streams.read import read_truth, verify
-from streams.registry import read_records
-from streams.registry_store import load_registry
+from streams.gateways.gateway import run_simulation
+from streams.gateways.registry_file import read_records
+from streams.gateways.simulate import Plan
+from streams.kafka.produce import create_topics, publish
+from streams.ops.demo import start_worker, wait_caught_up
+from streams.read.results import read_truth, verify
 from streams.settings import SUBMISSIONS, Settings
-from streams.simulate import Plan
 
-BENCH_SQL = Path(__file__).resolve().parent.parent / "schemas" / "bench" / "raw.sql"
+BENCH_SQL = Path(__file__).resolve().parents[2] / "schemas" / "bench" / "raw.sql"
 
 
 @dataclass
@@ -72,7 +71,7 @@ def progress_bar(console: Console) -> Progress:
 
 async def baseline(settings: Settings, bootstrap: str, expected: int, progress: Progress) -> float:
     """A plain aiokafka consumer: orjson decode, raw rows into ClickHouse, no validation or dedupe."""
-    client = clickhouse.connect(settings)
+    client = connect(settings)
     for statement in sql_statements(BENCH_SQL):
         client.command(statement)
     consumer = AIOKafkaConsumer(
@@ -202,11 +201,11 @@ def run_bench(
         offered_rate=rate,
     )
     asyncio.run(create_topics(settings, kafka))
-    clickhouse.apply_schema(settings)
+    apply_schema(settings)
     out = base.embedded_dir / run
     plan = Plan(tps, seed, tuple(ballots.split(",")), duplicates=0.05, corrections=0.01, invalid=0.005)
     report.events = run_simulation(settings, plan, out, dry_run=True, rate=None)
-    load_registry(clickhouse.connect(settings), read_records(out / "registry.jsonl"))
+    load_registry(connect(settings), read_records(out / "registry.jsonl"))
     events_file = out / "events.jsonl"
     tail: list[bytes] = []
     in_tail = tail_of(min(0.5, rate * latency_s / max(1, report.events)))
@@ -250,7 +249,7 @@ def run_bench(
                     publish(kafka, settings.topic(SUBMISSIONS), tail, rate, progress=lambda n: progress.update(task, completed=n))
                 )
                 wait_caught_up(settings, report.events, timeout_s=600, workers=workers)
-                measured = latency(clickhouse.connect(settings), phase)
+                measured = latency(connect(settings), phase)
                 report.latency_events, report.offered_rate_measured, report.latency_p50_ms, report.latency_p99_ms = measured
         for proc in workers:
             cpu, rss = proc_stats(proc.pid)
@@ -267,7 +266,7 @@ def run_bench(
     truth = out / "truth.jsonl"
     with progress_bar(console) as progress:
         task = progress.add_task("verify: every level of every ballot (bytes of truth)", total=truth.stat().st_size)
-        report.differences = verify(clickhouse.connect(settings), read_truth(truth, lambda n: progress.update(task, completed=n)))
+        report.differences = verify(connect(settings), read_truth(truth, lambda n: progress.update(task, completed=n)))
     report.exact = not report.differences
     console.print_json(orjson.dumps(asdict(report)).decode())
     if json_path is not None:

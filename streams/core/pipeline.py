@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from streams.contract import MAX_EVENT_BYTES, decode_tally
-from streams.reasons import Decision, Finding, Flag, Reason, reason_codes
-from streams.registry import Registry
-from streams.revisions import Applied, decide
-from streams.signatures import check_signature
-from streams.sink import Batch
-from streams.state import AppliedState
-from streams.validate import cross_ballot_flag, validate_tally
+from streams.core.batch import Batch
+from streams.core.contract import MAX_EVENT_BYTES, decode_tally
+from streams.core.reasons import Decision, Finding, Flag, Reason, reason_codes
+from streams.core.registry import Registry
+from streams.core.revisions import Applied, decide
+from streams.core.signatures import check_signature
+from streams.core.state import AppliedState
+from streams.core.validate import cross_ballot_flag, validate_tally
 
 Key = tuple[str, str]  # (ballot, tps)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 
-from streams.contract import decode_tally
-from streams.reasons import reason_codes
-from streams.registry import Registry
-from streams.signatures import check_signature
-from streams.validate import validate_tally
+from streams.core.contract import decode_tally
+from streams.core.reasons import reason_codes
+from streams.core.registry import Registry
+from streams.core.signatures import check_signature
+from streams.core.validate import validate_tally
 
 
 def judge_line(line: bytes, registry: Registry | None, require_signatures: bool = True) -> dict:

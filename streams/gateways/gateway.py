@@ -10,15 +10,17 @@ from pathlib import Path
 import orjson
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from streams import clickhouse
+from streams.clickhouse.client import connect
+from streams.clickhouse.registry_store import load_registry
 from streams.embedded.servers import kafka_bootstrap
-from streams.kafka_auth import kafka_options
-from streams.kemendagri import parse_regions
-from streams.produce import publish
-from streams.registry import write_records
-from streams.registry_store import load_registry
+from streams.gateways.kemendagri import parse_regions
+from streams.gateways.registry_file import write_records
+from streams.gateways.shape import build_shape_on, registry_records
+from streams.gateways.simulate import Plan, generate
+from streams.gateways.tallies import POLLS_CLOSE
+from streams.kafka.auth import kafka_options
+from streams.kafka.produce import publish
 from streams.settings import SUBMISSIONS, Settings
-from streams.simulate import POLLS_CLOSE, Plan, build_shape_on, generate, registry_records
 
 
 def _tee(events: Iterator[bytes], path: Path | None) -> Iterator[bytes]:
@@ -65,7 +67,7 @@ def run_simulation(
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as progress:
         if not dry_run:
             task = progress.add_task("loading registry into ClickHouse", total=None)
-            load_registry(clickhouse.connect(settings), registry_records(shape))
+            load_registry(connect(settings), registry_records(shape))
             progress.update(task, completed=1, total=1)
         stream = _tee(events, out / "events.jsonl" if out else None)
         task = progress.add_task("producing tallies" if not dry_run else "writing events", total=None)

@@ -22,8 +22,8 @@ import orjson
 from nacl.bindings import crypto_sign_BYTES, crypto_sign_open
 from nacl.exceptions import BadSignatureError
 
-from streams.contract import Tally
-from streams.reasons import Finding, Reason
+from streams.core.contract import Tally
+from streams.core.reasons import Finding, Reason
 
 
 @dataclass(frozen=True, slots=True)

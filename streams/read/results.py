@@ -14,8 +14,8 @@ from pathlib import Path
 import orjson
 from clickhouse_connect.driver.client import Client
 
-from streams.aggregate import WRITTEN_LEVELS
-from streams.regions import LEVELS, NATIONAL, PREFIX_LENGTH, child_level, level_of
+from streams.core.aggregate import WRITTEN_LEVELS
+from streams.core.regions import LEVELS, NATIONAL, PREFIX_LENGTH, child_level, level_of
 
 
 def resolve_scope(level: str | None, region: str | None) -> tuple[str, str]:

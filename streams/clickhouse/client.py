@@ -11,7 +11,7 @@ from clickhouse_connect.driver.client import Client
 from streams.embedded.servers import clickhouse_dsn
 from streams.settings import Settings
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas" / "clickhouse"
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "clickhouse"
 
 
 def database_of(dsn: str) -> str:

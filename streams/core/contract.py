@@ -19,7 +19,7 @@ from typing import Annotated, Literal
 import msgspec
 import orjson
 
-from streams.reasons import Finding, Reason
+from streams.core.reasons import Finding, Reason
 
 SCHEMA_V1 = "tally.v1"
 MAX_EVENT_BYTES = 64 * 1024

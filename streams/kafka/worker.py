@@ -1,7 +1,7 @@
 """The faust worker: consume `tally.submissions`, run each partition's run of events through the
 pipeline, write the batch to ClickHouse, and only then let faust ack (and later commit) the offsets.
 
-Records come from faust's consumer in bulk (`streams.bulk`), one fetch at a time, not through an
+Records come from faust's consumer in bulk (`streams.kafka.bulk`), one fetch at a time, not through an
 agent's per-message stream. All decisions live in `pipeline.Processor`; ClickHouse I/O runs in a thread.
 """
 
@@ -24,15 +24,15 @@ import faust
 import orjson
 from faust.types import TP
 
-from streams import clickhouse
-from streams.bulk import BulkApp
+from streams.clickhouse.client import connect
+from streams.clickhouse.registry_store import read_registry, registry_version
+from streams.clickhouse.sink import ClickHouseSink, Fenced
+from streams.core.pipeline import Message, Processor
+from streams.core.registry import Registry
 from streams.embedded.servers import kafka_bootstrap
-from streams.kafka_auth import faust_options
-from streams.pipeline import Message, Processor
-from streams.registry import Registry
-from streams.registry_store import read_registry, registry_version
+from streams.kafka.auth import faust_options
+from streams.kafka.bulk import BulkApp
 from streams.settings import REJECTED, SUBMISSIONS, Settings
-from streams.sink import ClickHouseSink, Fenced
 
 log = logging.getLogger("tally.worker")
 
@@ -133,7 +133,7 @@ def create_app(settings: Settings) -> faust.App:
 
     submissions, rejected = raw_topic(SUBMISSIONS), raw_topic(REJECTED)
 
-    sink = ClickHouseSink(clickhouse.connect(settings))
+    sink = ClickHouseSink(connect(settings))
     registry = RegistryCache(sink)
     processor = Processor(registry.get, settings.require_signatures)
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -12,15 +12,15 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from streams import clickhouse
+from streams.clickhouse.client import connect
 from streams.embedded import servers
-from streams.gateway import run_simulation
-from streams.kafka_auth import kafka_options
-from streams.produce import consumer_lag
-from streams.read import read_truth, results, verify
-from streams.report import print_results
+from streams.gateways.gateway import run_simulation
+from streams.gateways.simulate import Plan
+from streams.kafka.auth import kafka_options
+from streams.kafka.produce import consumer_lag
+from streams.read.report import print_results
+from streams.read.results import read_truth, results, verify
 from streams.settings import SUBMISSIONS, Settings
-from streams.simulate import Plan
 
 DEMO_DATABASE = "demo"
 
@@ -28,7 +28,7 @@ DEMO_DATABASE = "demo"
 def start_worker(settings: Settings, log_name: str = "worker.log", loglevel: str = "warning") -> subprocess.Popen:
     settings.embedded_dir.mkdir(parents=True, exist_ok=True)
     log = (settings.embedded_dir / log_name).open("ab")
-    cmd = [sys.executable, "-m", "streams.cli", "worker", "--data-dir", str(settings.embedded_dir), "--loglevel", loglevel]
+    cmd = [sys.executable, "-m", "streams", "worker", "--data-dir", str(settings.embedded_dir), "--loglevel", loglevel]
     return subprocess.Popen(
         cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **settings.as_env()}
     )
@@ -66,10 +66,10 @@ def run_demo(base: Settings, n_tps: int, seed: int) -> int:
     ch_url = servers.ensure(base, servers.CLICKHOUSE)
     settings = base.override(kafka=kafka, clickhouse=f"{ch_url}/{DEMO_DATABASE}", namespace=f"demo{int(time.time())}.")
     console.print(f"[bold]tally demo[/]: broker {kafka}, ClickHouse {ch_url} (chDB data in {base.embedded_dir / 'clickhouse'})")
-    admin = clickhouse.connect(base.override(clickhouse=f"{ch_url}/default"))
+    admin = connect(base.override(clickhouse=f"{ch_url}/default"))
     admin.command(f"DROP DATABASE IF EXISTS {DEMO_DATABASE}")  # the demo's own database, fresh each run
-    from streams.clickhouse import apply_schema
-    from streams.produce import create_topics
+    from streams.clickhouse.client import apply_schema
+    from streams.kafka.produce import create_topics
 
     asyncio.run(create_topics(settings, kafka))
     apply_schema(settings)
@@ -82,7 +82,7 @@ def run_demo(base: Settings, n_tps: int, seed: int) -> int:
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
         ) as progress:
             wait_caught_up(settings, produced, progress=progress, workers=[worker])
-        client = clickhouse.connect(settings)
+        client = connect(settings)
         differences = verify(client, read_truth(out / "truth.jsonl"))
         print_results(results(client, "PPWP", "national"), console)
         print_results(results(client, "PPWP", "province"), console)

@@ -18,11 +18,11 @@ import orjson
 from aiohttp import web
 from clickhouse_connect.driver.client import Client
 
-from streams import audit
-from streams.contract import BALLOTS
+from streams.clickhouse import audit
+from streams.core.contract import BALLOTS
+from streams.core.regions import LEVELS, NATIONAL, level_of
 from streams.embedded.servers import clickhouse_dsn
-from streams.read import results
-from streams.regions import LEVELS, NATIONAL, level_of
+from streams.read.results import results
 from streams.settings import Settings
 
 log = logging.getLogger("tally.api")

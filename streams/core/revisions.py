@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streams.contract import Tally
-from streams.reasons import Decision
+from streams.core.contract import Tally
+from streams.core.reasons import Decision
 
 _SHARED_CHOICES: dict[tuple[str, ...], tuple[str, ...]] = {}
 
@@ -25,7 +25,7 @@ class Applied:
 
     Counts are kept as a tuple beside the contest's shared choice tuple, in the order of that tuple,
     so totals can add them as vectors. A worker does not hold these between batches: its state packs
-    each one into a bytes record (`streams.state`)."""
+    each one into a bytes record (`streams.core.state`)."""
 
     tps: str
     ballot: str

@@ -16,8 +16,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.regions import NATIONAL, PREFIX_LENGTH, region_of
-from streams.revisions import Applied
+from streams.core.regions import NATIONAL, PREFIX_LENGTH, region_of
+from streams.core.revisions import Applied
 
 SUMMARY = ""  # the choice key of a region's summary row: tps_reported, invalid, voters, revision
 TPS_LEVEL = "tps"

@@ -9,8 +9,8 @@ from itertools import islice
 
 from clickhouse_connect.driver.client import Client
 
-from streams.registry import Contest, Registry, key_from_record
-from streams.signatures import DeviceKey, KeyRing
+from streams.core.registry import Contest, Registry, key_from_record
+from streams.core.signatures import DeviceKey, KeyRing
 
 CHUNK = 200_000
 KEY_COLUMNS = ("key_id", "tps", "public_key", "valid_from", "valid_until", "revoked_at")

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streams.contract import CATEGORIES, Tally
-from streams.reasons import Finding, Flag, Reason, reason_codes
-from streams.registry import Registry
+from streams.core.contract import CATEGORIES, Tally
+from streams.core.reasons import Finding, Flag, Reason, reason_codes
+from streams.core.registry import Registry
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,9 +104,9 @@ def init(
     """Create the topics and apply schemas/clickhouse/*.sql, idempotently."""
     import asyncio
 
-    from streams.clickhouse import apply_schema
+    from streams.clickhouse.client import apply_schema
     from streams.embedded.servers import kafka_bootstrap
-    from streams.produce import create_topics
+    from streams.kafka.produce import create_topics
 
     settings = settings_from(kafka, clickhouse, data_dir, namespace, partitions=partitions)
     created = asyncio.run(create_topics(settings, kafka_bootstrap(settings)))
@@ -124,7 +124,7 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="faust log level")] = "info",
 ) -> None:
     """Run one stream-processing worker (faust) until SIGTERM or SIGINT; several may run at once."""
-    from streams.worker import run_worker
+    from streams.kafka.worker import run_worker
 
     run_worker(settings_from(kafka, clickhouse, data_dir, namespace, batch_size=batch_size), loglevel=loglevel)
 
@@ -159,14 +159,14 @@ def simulate(
     namespace: NamespaceOpt = None,
 ) -> None:
     """Act as the ingestion gateways: build a registry of N TPS and produce one tally per TPS and ballot."""
-    from streams.gateway import run_simulation
-    from streams.simulate import Plan
+    from streams.gateways.gateway import run_simulation
+    from streams.gateways.simulate import Plan
 
     chosen = tuple(b.strip() for b in ballots.split(",") if b.strip())
     plan = Plan(tps, seed, chosen, duplicates, corrections, invalid, forged, signed=not unsigned)
     if dry_run and out is None:
         fail("--dry-run needs --out")
-    from streams.kemendagri import KemendagriError
+    from streams.gateways.kemendagri import KemendagriError
 
     try:
         run_simulation(settings_from(kafka, clickhouse, data_dir, namespace), plan, out, dry_run, rate, regions, speedup)
@@ -187,8 +187,8 @@ def produce(
     import sys
 
     from streams.embedded.servers import kafka_bootstrap
-    from streams.kafka_auth import kafka_options
-    from streams.produce import publish
+    from streams.kafka.auth import kafka_options
+    from streams.kafka.produce import publish
     from streams.settings import SUBMISSIONS
 
     settings = settings_from(kafka, None, data_dir, namespace)
@@ -216,12 +216,12 @@ def results(
     """Read the results from ClickHouse."""
     import orjson
 
-    from streams import clickhouse as ch
-    from streams.read import results as read_results
-    from streams.report import print_results
+    from streams.clickhouse.client import connect
+    from streams.read.report import print_results
+    from streams.read.results import results as read_results
 
     try:
-        data = read_results(ch.connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)), ballot, level, region)
+        data = read_results(connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)), ballot, level, region)
     except ValueError as exc:
         fail(str(exc))
     if json:
@@ -239,11 +239,11 @@ def verify(
     """Exit 0 if and only if ClickHouse holds exactly the truth at every level; else print the differences."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from streams import clickhouse as ch
-    from streams.read import read_truth
-    from streams.read import verify as verify_truth
+    from streams.clickhouse.client import connect
+    from streams.read.results import read_truth
+    from streams.read.results import verify as verify_truth
 
-    client = ch.connect(settings_from(clickhouse=clickhouse, data_dir=data_dir))
+    client = connect(settings_from(clickhouse=clickhouse, data_dir=data_dir))
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn()) as progress:
         task = progress.add_task("verify: every level of every ballot", total=truth.stat().st_size)
         differences = verify_truth(client, read_truth(truth, lambda n: progress.update(task, completed=n)))
@@ -261,7 +261,7 @@ def demo(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Start the embedded servers, init, one worker, simulate N TPS, wait for the totals, print results."""
-    from streams.demo import run_demo
+    from streams.ops.demo import run_demo
 
     raise typer.Exit(run_demo(settings_from(data_dir=data_dir), tps, seed))
 
@@ -278,7 +278,7 @@ def bench(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Run the whole pipeline on the embedded default and report throughput, latency, CPU, RSS and the baseline."""
-    from streams.bench import main_command, run_bench
+    from streams.ops.bench import main_command, run_bench
 
     raise typer.Exit(
         run_bench(settings_from(data_dir=data_dir), tps, ballots, workers, rate, latency_seconds, seed, json, main_command())
@@ -293,7 +293,7 @@ def serve(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Serve the read API (JSON): /api/results, /api/tps/{code}, /api/anomalies, /api/openapi.json."""
-    from streams.api import serve as run
+    from streams.read.api import serve as run
 
     run(settings_from(clickhouse=clickhouse, data_dir=data_dir), host, port)
 
@@ -309,11 +309,11 @@ def registry_load(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Replace the registry in ClickHouse with this file; workers pick it up within seconds."""
-    from streams import clickhouse as ch
-    from streams.registry import read_records
-    from streams.registry_store import load_registry
+    from streams.clickhouse.client import connect
+    from streams.clickhouse.registry_store import load_registry
+    from streams.gateways.registry_file import read_records
 
-    counts = load_registry(ch.connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)), read_records(file))
+    counts = load_registry(connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)), read_records(file))
     typer.echo(f"registry loaded: {counts['region']} regions, {counts['tps']} TPS, {counts['contest']} contests")
 
 
@@ -327,15 +327,15 @@ def registry_revoke(
     """Revoke a TPS device key (lost or stolen device): events received from then on are rejected REVOKED_KEY."""
     import time
 
-    from streams import clickhouse as ch
-    from streams.registry_store import revoke_key
-    from streams.signatures import epoch
+    from streams.clickhouse.client import connect
+    from streams.clickhouse.registry_store import revoke_key
+    from streams.core.signatures import epoch
 
     try:
         moment = epoch(at) if at else time.time()
     except ValueError as exc:
         fail(f"--at: {exc}")
-    if not revoke_key(ch.connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)), key_id, moment):
+    if not revoke_key(connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)), key_id, moment):
         fail(f"no key {key_id!r} in the registry", 1)
     typer.echo(f"key {key_id} revoked; workers refuse its events within seconds")
 
@@ -346,8 +346,8 @@ def registry_import_kemendagri(
     out: Annotated[Path, typer.Option(help="registry JSONL to write (regions only)")] = Path("regions.jsonl"),
 ) -> None:
     """Read the official region list as published and write its regions in the registry format."""
-    from streams.kemendagri import KemendagriError, parse_regions
-    from streams.registry import write_records
+    from streams.gateways.kemendagri import KemendagriError, parse_regions
+    from streams.gateways.registry_file import write_records
 
     try:
         with file.open(newline="", encoding="utf-8-sig") as fh:
@@ -370,12 +370,12 @@ def audit(
     from rich.console import Console
     from rich.table import Table
 
-    from streams import clickhouse as ch
-    from streams.audit import history
+    from streams.clickhouse.audit import history
+    from streams.clickhouse.client import connect
 
     if not (len(tps) == 13 and tps.isdigit()):
         fail("--tps is 13 digits")
-    events = history(ch.connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)), tps, ballot)
+    events = history(connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)), tps, ballot)
     if not events:
         fail(f"no event was ever received for TPS {tps}" + (f" and ballot {ballot}" if ballot else ""), 1)
     if json:
@@ -407,8 +407,9 @@ def validate(
 
     import orjson
 
-    from streams.registry import Registry, read_records
-    from streams.validation_report import judge_line
+    from streams.core.registry import Registry
+    from streams.gateways.registry_file import read_records
+    from streams.ops.validation_report import judge_line
 
     known = Registry.from_records(read_records(registry)) if registry else None
     require = Settings.from_env().require_signatures

@@ -14,7 +14,7 @@ import csv
 import re
 from collections.abc import Iterable, Iterator
 
-from streams.regions import NATIONAL
+from streams.core.regions import NATIONAL
 
 LEVEL_BY_PARTS = {1: "province", 2: "regency", 3: "district", 4: "village"}
 _PART_DIGITS = (2, 2, 2, 4)

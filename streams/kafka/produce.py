@@ -11,7 +11,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams.kafka_auth import kafka_options
+from streams.kafka.auth import kafka_options
 from streams.settings import REJECTED, SUBMISSIONS, Settings
 
 

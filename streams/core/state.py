@@ -12,8 +12,8 @@ import struct
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
 
-from streams.contract import BALLOTS
-from streams.revisions import Applied, shared_choices
+from streams.core.contract import BALLOTS
+from streams.core.revisions import Applied, shared_choices
 
 Key = tuple[str, str]  # (ballot, tps)
 

@@ -1,0 +1,25 @@
+"""What one batch decides: the rows of one run of consecutive offsets of one topic partition.
+
+The pipeline fills it (pure); the ClickHouse sink writes it. Kept in the core so that deciding never
+needs the edge that writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from streams.core.aggregate import TotalsDelta
+
+
+@dataclass
+class Batch:
+    """The rows decided from one run of consecutive offsets of one topic partition."""
+
+    topic: str
+    partition: int
+    first_offset: int
+    last_offset: int
+    totals: TotalsDelta = field(default_factory=TotalsDelta)
+    current: list[tuple] = field(default_factory=list)
+    decisions: list[tuple] = field(default_factory=list)
+    rejections: list[tuple] = field(default_factory=list)

@@ -1,0 +1,95 @@
+"""A simulated night: the registry's shape, the event stream in arrival order (first reports, late
+duplicates, corrections, broken and forged submissions) and the truth those events add up to.
+Deterministic: the same plan gives the same bytes."""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import orjson
+
+from streams.core.regions import NATIONAL
+from streams.gateways.shape import Shape, build_shape, key_id_of, tps_totals
+from streams.gateways.tallies import POLLS_CLOSE, arrival_hours, break_tally, forge, make_tally, sign
+from streams.gateways.truth import Truth
+
+
+@dataclass(frozen=True)
+class Plan:
+    n_tps: int
+    seed: int
+    ballots: tuple[str, ...] = ("PPWP",)
+    duplicates: float = 0.0
+    corrections: float = 0.0
+    invalid: float = 0.0
+    forged: float = 0.0  # share of (TPS, ballot) that also get a forged event (never counted)
+    signed: bool = True  # devices sign their tallies
+
+
+def generate(plan: Plan, shape: Shape | None = None) -> tuple[Shape, Iterator[bytes], Truth]:
+    """The registry, the event stream (JSON bytes, in arrival order), and the truth (complete once the stream is drained)."""
+    shape = shape or build_shape(plan.n_tps, plan.seed, plan.ballots)
+    truth = Truth(tps_total=tps_totals(shape, plan.ballots))
+
+    def events() -> Iterator[bytes]:
+        rng = random.Random(plan.seed * 7919 + 1)
+        choices_of: dict[tuple[str, str], tuple[str, ...]] = {}
+        by_region = {(c["ballot"], r): tuple(x["code"] for x in c["choices"]) for c in shape.contests for r in c["regions"]}
+
+        def choices(ballot: str, tps: str) -> tuple[str, ...] | None:
+            key = (ballot, tps[:6])  # a DPRD kab/kota dapil is a set of districts
+            if key not in choices_of:
+                for prefix in (NATIONAL, tps[:2], tps[:4], tps[:6]):
+                    if (ballot, prefix) in by_region:
+                        choices_of[key] = by_region[(ballot, prefix)]
+                        break
+                else:
+                    choices_of[key] = None  # type: ignore[assignment]
+            return choices_of[key]
+
+        order = [(i, b) for i in range(len(shape.tps)) for b in plan.ballots if choices(b, shape.tps[i]) is not None]
+        rng.shuffle(order)
+        later: list[tuple[int, int, bytes]] = []  # heap of (release position, seq, event): late resends and corrections
+        seq = 0
+        for position, (i, ballot) in enumerate(order):
+            while later and later[0][0] <= position:
+                yield heapq.heappop(later)[2]
+            tps = shape.tps[i]
+            contest_choices = choices(ballot, tps)
+            seq += 1
+            gateway = f"gw-{tps[:2]}-{int(tps[2:4]) % 4 + 1:02d}"
+            arrived = POLLS_CLOSE + timedelta(hours=arrival_hours(position / max(1, len(order))))
+            clock = arrived.isoformat(timespec="seconds")
+            tally = make_tally(rng, tps, ballot, shape.dpt[i], contest_choices, 1, f"{gateway}:{seq:08d}", gateway, clock)
+            if plan.signed:
+                sign(tally, shape.secret_key(i), key_id_of(tps))
+            if plan.invalid and rng.random() < plan.invalid:
+                yield break_tally(rng, tally, shape.secret_key(i) if plan.signed else None)  # never counted
+                continue
+            if plan.forged and rng.random() < plan.forged:
+                seq += 1
+                other = (i + 1 + rng.randrange(len(shape.tps) - 1)) % len(shape.tps) if len(shape.tps) > 1 else i
+                forgery = forge(rng, tally, f"{gateway}:{seq:08d}", shape.secret_key(other), key_id_of(shape.tps[other]))
+                if forgery is not None:
+                    # Before the real one: had it counted, the real tally would be a mere duplicate.
+                    yield forgery
+            raw = orjson.dumps(tally)
+            truth.record(tally, contest_choices)
+            yield raw
+            if plan.duplicates and rng.random() < plan.duplicates:
+                heapq.heappush(later, (position + rng.choice((1, 50, len(order) // 3 + 1)), seq, raw))
+            if plan.corrections and rng.random() < plan.corrections:
+                seq += 1
+                fixed = make_tally(rng, tps, ballot, shape.dpt[i], contest_choices, 2, f"{gateway}:{seq:08d}", gateway, clock)
+                if plan.signed:
+                    sign(fixed, shape.secret_key(i), key_id_of(tps))
+                truth.record(fixed, contest_choices)
+                heapq.heappush(later, (position + rng.randint(1, 200), seq, orjson.dumps(fixed)))
+        while later:
+            yield heapq.heappop(later)[2]
+
+    return shape, events(), truth

@@ -1,0 +1,120 @@
+"""The exact truth a simulated night must add up to: the last applied tally of every (ballot, TPS),
+summed per region at every level and written as JSON lines for `tally verify`."""
+
+from __future__ import annotations
+
+import io
+import itertools
+from array import array
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import IO, NamedTuple
+
+import orjson
+
+from streams.core.regions import region_of
+
+WHOLE_LEVELS = ("national", "province", "regency")  # a truth line each; finer levels a line per province
+
+
+class TruthEntry(NamedTuple):
+    """The last applied tally of one (ballot, TPS), kept small: five ballots are 4.1M of them."""
+
+    event_id: str
+    choices: tuple[str, ...]  # shared by every TPS of a contest
+    counts: array  # 'H': a count is at most a TPS's DPT (<= 300); 2 bytes, not a Python int each
+    invalid: int
+
+
+def _add(into: dict, votes: Iterable[tuple[str, int]], invalid: int, reported: int) -> None:
+    summed = into["votes"]
+    for choice, n in votes:
+        summed[choice] = summed.get(choice, 0) + n
+    into["invalid"] += invalid
+    into["tps_reported"] += reported
+
+
+@dataclass
+class Truth:
+    """Exact expected results: per ballot and level, region -> votes, invalid, tps_reported, tps_total."""
+
+    current: dict[tuple[str, str], TruthEntry] = field(default_factory=dict)
+    tps_total: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+    def record(self, tally: dict, choices: tuple[str, ...]) -> None:
+        votes = tally["votes"]
+        self.current[(tally["ballot"], tally["tps"])] = TruthEntry(
+            tally["event_id"], choices, array("H", [votes[c] for c in choices]), tally["invalid"]
+        )
+
+    def write_lines(self, fh: IO[bytes]) -> None:
+        """The truth as JSON lines, one group of regions a line: {"ballot", "level", "scope", "regions":
+        {code: {votes, invalid, tps_reported[, tps_total]}}}. National, province and regency come whole
+        (scope ""); district, village and TPS one province at a time (scope = its code), so that
+        `verify` never holds more than a province of TPS (five ballots are 4.1M of them).
+
+        Summed a province at a time too (`_province`), and its districts into the whole levels, which
+        are all that outlives a province (~550 regions)."""
+        for ballot in sorted({ballot for ballot, _ in self.current}):
+            whole: dict[str, dict[str, dict]] = {level: {} for level in WHOLE_LEVELS}
+            codes = sorted(tps for b, tps in self.current if b == ballot)
+            for province, in_province in itertools.groupby(codes, key=lambda tps: tps[:2]):
+                tps_regions, fine = self._province(ballot, in_province)
+                for code, district in fine["district"].items():
+                    for level in WHOLE_LEVELS:
+                        into = self._region(whole[level], ballot, level, region_of(code, level))
+                        _add(into, district["votes"].items(), district["invalid"], district["tps_reported"])
+                for level in ("district", "village"):
+                    regions = dict(sorted(fine[level].items()))
+                    fh.write(orjson.dumps({"ballot": ballot, "level": level, "scope": province, "regions": regions}) + b"\n")
+                fh.write(orjson.dumps({"ballot": ballot, "level": "tps", "scope": province, "regions": tps_regions}) + b"\n")
+            for level in WHOLE_LEVELS:
+                regions = dict(sorted(whole[level].items()))
+                fh.write(orjson.dumps({"ballot": ballot, "level": level, "scope": "", "regions": regions}) + b"\n")
+
+    def _region(self, regions: dict[str, dict], ballot: str, level: str, code: str) -> dict:
+        """The running sum of one region in `regions`, started empty with its TPS total."""
+        if code not in regions:
+            total = self.tps_total.get((ballot, level, code), 0)
+            regions[code] = {"votes": {}, "invalid": 0, "tps_reported": 0, "tps_total": total}
+        return regions[code]
+
+    def _province(self, ballot: str, codes: Iterable[str]) -> tuple[dict[str, dict], dict[str, dict[str, dict]]]:
+        """One province's TPS, villages and districts of a ballot. TPS are summed into villages as
+        count vectors (a village lies in one dapil, so its TPS share one choice tuple)."""
+        tps_regions: dict[str, dict] = {}
+        villages: dict[tuple[str, tuple[str, ...]], list] = {}  # (village, choices) -> [counts, invalid, reported]
+        for tps in codes:
+            entry = self.current[(ballot, tps)]
+            votes = dict(zip(entry.choices, entry.counts, strict=True))
+            tps_regions[tps] = {"votes": votes, "invalid": entry.invalid, "tps_reported": 1}
+            summed = villages.get((tps[:10], entry.choices))
+            if summed is None:
+                villages[(tps[:10], entry.choices)] = [list(entry.counts), entry.invalid, 1]
+            else:
+                summed[0] = [a + b for a, b in zip(summed[0], entry.counts, strict=True)]
+                summed[1] += entry.invalid
+                summed[2] += 1
+        fine: dict[str, dict[str, dict]] = {"district": {}, "village": {}}
+        for (village, choices), (counts, invalid, reported) in villages.items():
+            for level in ("village", "district"):
+                into = self._region(fine[level], ballot, level, region_of(village, level))
+                _add(into, zip(choices, counts, strict=True), invalid, reported)
+        return tps_regions, fine
+
+    def groups(self) -> list[dict]:
+        """The lines of `write_lines`, decoded (for tests and small runs)."""
+        buffer = io.BytesIO()
+        self.write_lines(buffer)
+        return [orjson.loads(line) for line in buffer.getvalue().splitlines()]
+
+    def as_json(self) -> dict:
+        return merge_truth(self.groups())
+
+
+def merge_truth(groups: Iterable[dict]) -> dict:
+    """{"ballots": {ballot: {level: {region: ...}}}}: truth groups merged (for tests and small runs)."""
+    merged: dict = {"ballots": {}}
+    for group in groups:
+        merged["ballots"].setdefault(group["ballot"], {}).setdefault(group["level"], {}).update(group["regions"])
+    return merged
