@@ -12,9 +12,11 @@ import orjson
 from streams.core.contract import decode_tally
 from streams.core.regions import REGION_LEVELS, region_of
 from streams.core.registry import Registry
+from streams.core.seats import party_totals, reported_votes
 from streams.core.validate import validate_tally
 from streams.gateways.shape import build_shape, registry_records
 from streams.gateways.simulate import Plan, generate
+from streams.gateways.truth import merge_truth
 
 REGISTRY_SCHEMA = jsonschema.Draft202012Validator(
     json.loads((Path(__file__).parent.parent / "schemas" / "registry.v1.schema.json").read_text())
@@ -53,6 +55,12 @@ def test_a_national_night_has_exactly_the_2024_registry():
     assert all(len(p) == 18 for d, p in parties.items() if d.startswith(("DPR-", "DPRDP-3", "DPRDK-3")))
     assert all(len(p) == 24 for d, p in parties.items() if d.startswith(("DPRDP-11", "DPRDK-11")))  # Aceh's 6 local
     assert not any(c["ballot"] == "DPRD_KAB" and c["regions"][0].startswith("31") for c in shape.contests)
+    seats = {b: [c["seats"] for c in shape.contests if c["ballot"] == b] for b in ("DPR", "DPD", "DPRD_PROV", "DPRD_KAB")}
+    assert {b: sum(s) for b, s in seats.items()} == {"DPR": 580, "DPD": 152, "DPRD_PROV": 2_372, "DPRD_KAB": 17_510}
+    assert (min(seats["DPR"]), max(seats["DPR"])) == (3, 10) and set(seats["DPD"]) == {4}
+    assert min(seats["DPRD_PROV"] + seats["DPRD_KAB"]) >= 3 and max(seats["DPRD_PROV"] + seats["DPRD_KAB"]) <= 12
+    for contest in (c for c in shape.contests if c["ballot"] in ("DPR", "DPRD_PROV", "DPRD_KAB")):  # lists <= seats
+        assert max(Counter(ch["code"][:3] for ch in contest["choices"] if "." in ch["code"]).values()) <= contest["seats"]
     per_village = sorted(Counter(tps[:10] for tps in shape.tps).values())
     assert per_village[len(per_village) // 2] <= 10 < 3 * 10 < per_village[-1]  # ~9.8 a village, skewed
 
@@ -100,13 +108,16 @@ def test_every_region_of_the_truth_is_the_sum_of_its_tps_and_fine_levels_come_a_
             region["n"] += 1
     seen = set()
     for group in truth.groups():
+        if group["level"] in ("dapil", "seats"):
+            continue
         for code, got in group["regions"].items():
             if group["level"] in ("district", "village", "tps"):
                 assert code[:2] == group["scope"]
             if group["level"] == "tps":
                 continue
             want = expected[(group["ballot"], group["level"], code)]
-            assert (got["votes"], got["invalid"], got["tps_reported"]) == (dict(want["votes"]), want["invalid"], want["n"])
+            votes = reported_votes(group["ballot"], group["level"], dict(want["votes"]))  # party totals, not candidates
+            assert (got["votes"], got["invalid"], got["tps_reported"]) == (votes, want["invalid"], want["n"])
             seen.add((group["ballot"], group["level"], code))
     assert seen == set(expected)
 
@@ -143,3 +154,52 @@ def test_speedup_paces_production_by_the_simulated_clock():
     pace = night_pace(3600.0)  # an hour a second
     event = orjson.dumps({"submitted_at": "2024-02-14T19:00:00+07:00"})
     assert pace(event) == 6.0 and pace(b"not json") == 0.0
+
+
+def test_a_smaller_night_scales_seats_down_and_every_dapil_keeps_three():
+    shape = build_shape(3000, 2, ALL)
+    for ballot, low in (("DPR", 3), ("DPRD_PROV", 3), ("DPRD_KAB", 3)):
+        seats = [c["seats"] for c in shape.contests if c["ballot"] == ballot]
+        assert min(seats) >= low
+        assert sum(seats) == round(
+            {"DPR": 580, "DPRD_PROV": 2372, "DPRD_KAB": 17510}[ballot]
+            * len(seats)
+            / {"DPR": 84, "DPRD_PROV": 301, "DPRD_KAB": 2325}[ballot]
+        )
+
+
+def test_legislative_votes_follow_2024s_parties_so_the_threshold_matters():
+    _, events, truth = generate(Plan(4000, 5, ("DPR",)))
+    list(events)
+    seats = merge_truth(truth.groups())["ballots"]["DPR"]["seats"]
+    passing = [p["party"] for p in seats["national"] if p["passes"]]
+    assert 6 <= len(passing) <= 10  # 8 in 2024
+    assert {"P03", "P04", "P02", "P01"} <= set(passing) and "P09" not in passing
+    assert sum(p["seats"] for p in seats["national"]) == sum(d["seats"] for d in seats["dapils"])
+    # Candidate votes are skewed: in a dapil, a party's best candidate has far more than its median one.
+    dapil = merge_truth(truth.groups())["ballots"]["DPR"]["dapil"]
+    some = next(iter(dapil.values()))["votes"]
+    listed = sorted((n for c, n in some.items() if c.startswith("P03.")), reverse=True)
+    assert len(listed) < 3 or listed[0] > 3 * listed[len(listed) // 2]
+
+
+def test_the_truth_of_a_dapil_is_the_sum_of_its_tps():
+    shape, events, truth = generate(Plan(1500, 6, ALL, corrections=0.1))
+    list(events)
+    dapil_of = {}
+    merged = merge_truth(truth.groups())["ballots"]
+    for (ballot, tps), entry in truth.current.items():
+        dapil_of[(ballot, tps)] = entry.dapil
+        if ballot == "PPWP":
+            continue
+        got = merged[ballot]["dapil"][entry.dapil]
+        assert set(entry.choices) >= set(got["votes"])
+    for ballot in ("DPR", "DPD", "DPRD_PROV", "DPRD_KAB"):
+        plain: dict[str, Counter] = {}
+        for (b, _), entry in truth.current.items():
+            if b == ballot:
+                plain.setdefault(entry.dapil, Counter()).update(dict(zip(entry.choices, entry.counts, strict=True)))
+        for code, want in plain.items():
+            got = merged[ballot]["dapil"][code]
+            assert got["votes"] == dict(want) and got["parties"] == party_totals(want)
+        assert len(merged[ballot]["seats"]["dapils"]) == sum(1 for c in shape.contests if c["ballot"] == ballot)

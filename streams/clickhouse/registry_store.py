@@ -49,7 +49,9 @@ def load_registry(client: Client, records: Iterable[dict]) -> dict[str, int]:
             client.insert("registry_tps", tps, column_names=["tps", "dpt"])
         if contests:
             client.insert(
-                "registry_contests", contests, column_names=["ballot", "dapil", "name", "regions", "choices", "choice_names"]
+                "registry_contests",
+                contests,
+                column_names=["ballot", "dapil", "name", "regions", "choices", "choice_names", "seats"],
             )
         if keys:
             client.insert("registry_keys", keys, column_names=list(KEY_COLUMNS))
@@ -72,6 +74,7 @@ def load_registry(client: Client, records: Iterable[dict]) -> dict[str, int]:
                         list(record["regions"]),
                         [c["code"] for c in record["choices"]],
                         [c.get("name", c["code"]) for c in record["choices"]],
+                        int(record.get("seats", 0)),
                     )
                 )
             elif kind == "key":
@@ -106,10 +109,10 @@ def read_registry(client: Client) -> Registry:
     registry = Registry()
     with client.query_rows_stream("SELECT tps, dpt FROM registry_tps FINAL") as stream:
         registry.dpt = {tps: dpt for tps, dpt in stream}
-    for ballot, dapil, name, regions, choices, names in client.query(
-        "SELECT ballot, dapil, name, regions, choices, choice_names FROM registry_contests FINAL"
+    for ballot, dapil, name, regions, choices, names, seats in client.query(
+        "SELECT ballot, dapil, name, regions, choices, choice_names, seats FROM registry_contests FINAL"
     ).result_rows:
-        registry.add_contest(Contest(ballot, dapil, name, tuple(regions), tuple(choices), tuple(names)))
+        registry.add_contest(Contest(ballot, dapil, name, tuple(regions), tuple(choices), tuple(names), seats))
     with client.query_rows_stream(
         "SELECT key_id, tps, public_key, toFloat64(valid_from), toFloat64(valid_until), toFloat64(revoked_at) "
         "FROM registry_keys FINAL"

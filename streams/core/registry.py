@@ -4,8 +4,8 @@ public keys of the TPS devices that sign tallies.
 File format (schemas/registry.v1.schema.json): JSON Lines, one record a line, each with a `type`:
   {"type": "region", "code": "35", "name": "Jawa Timur", "level": "province", "parent": "ID"}
   {"type": "tps", "code": "3510112006026", "dpt": 281}
-  {"type": "contest", "ballot": "DPR", "dapil": "DPR-3501", "name": "..", "regions": ["3501", ..],
-   "choices": [{"code": "P01", "name": ".."}, ..]}
+  {"type": "contest", "ballot": "DPR", "dapil": "DPR-3501", "name": "..", "regions": ["3501", ..], "seats": 8,
+   "choices": [{"code": "P01", "name": ".."}, ..]}  (seats: required for legislative ballots)
   {"type": "key", "key_id": "3510112006026.1", "tps": "3510112006026", "public_key": "<base64, 32 bytes>",
    "valid_from": "2024-02-14T00:00:00+07:00", "valid_until": "..", "revoked_at": ".."}  (last three optional)
 Records stream (the file is read and written by `streams.gateways.registry_file`), so a national
@@ -29,6 +29,7 @@ class Contest:
     regions: tuple[str, ...]
     choices: tuple[str, ...]
     choice_names: tuple[str, ...] = ()
+    seats: int = 0  # seats the dapil elects (legislative ballots); 0 for PPWP
 
 
 @dataclass
@@ -86,4 +87,5 @@ def contest_from_record(record: dict) -> Contest:
         regions=tuple(record["regions"]),
         choices=tuple(c["code"] for c in record["choices"]),
         choice_names=tuple(c.get("name", c["code"]) for c in record["choices"]),
+        seats=int(record.get("seats", 0)),
     )

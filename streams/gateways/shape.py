@@ -127,6 +127,10 @@ def key_id_of(tps: str) -> str:
 TPS_2024 = 820_161
 REGIONS_2024 = {"regency": 514, "district": 7_277, "village": 83_731}
 DAPILS_2024 = {"DPR": 84, "DPRD_PROV": 301, "DPRD_KAB": 2_325}  # DKI Jakarta holds no DPRD_KAB dapil
+# Seats (UU 7/2017 as applied in 2024): in all, and the fewest and most a dapil holds. DPD: 4 a province.
+SEATS_2024 = {"DPR": 580, "DPRD_PROV": 2_372, "DPRD_KAB": 17_510}
+SEATS_PER_DAPIL = {"DPR": (3, 10), "DPRD_PROV": (3, 12), "DPRD_KAB": (3, 12)}
+DPD_SEATS = 4
 CODE_DIGITS = {"regency": (2, 1), "district": (2, 1), "village": (4, 2001)}  # digits, first number
 
 
@@ -192,7 +196,8 @@ def build_shape(n_tps: int, seed: int, ballots: tuple[str, ...] = BALLOTS) -> Sh
     dapils = _dapil_counts(province_tps, regencies, district_codes, n_tps)
     for (pcode, pname, _), province_regencies in zip(provinces, regencies, strict=True):
         codes = [r for r, _ in province_regencies]
-        shape.contests += _contests(rng, pcode, pname, codes, district_codes, ballots, dapils)
+        shape.contests += _contests(pcode, pname, codes, district_codes, ballots, dapils)
+    _seat_contests(rng, shape)
     if "PPWP" in ballots:
         shape.contests.insert(0, _ppwp_contest())
     return shape
@@ -240,7 +245,8 @@ def build_shape_on(regions: list[dict], n_tps: int, seed: int, ballots: tuple[st
     for pcode, pname, _, _ in (r for r in shape.regions if r[2] == "province"):
         regencies = [r[0] for r in shape.regions if r[2] == "regency" and r[3] == pcode]
         districts = {r: [d[0] for d in shape.regions if d[2] == "district" and d[3] == r] for r in regencies}
-        shape.contests += _contests(rng, pcode, pname, regencies, districts, ballots)
+        shape.contests += _contests(pcode, pname, regencies, districts, ballots)
+    _seat_contests(rng, shape)
     if "PPWP" in ballots:
         shape.contests.insert(0, _ppwp_contest())
     return shape
@@ -258,11 +264,56 @@ def _ppwp_contest() -> dict:
 
 
 def _party_choices(rng: random.Random, parties: int, seats: int) -> list[dict]:
+    """Each party's own column and its list: most parties field a full list (as many candidates as
+    the dapil has seats, the most the law allows), some a shorter one."""
     choices = []
     for p in range(1, parties + 1):
+        listed = seats if rng.random() < 0.85 else rng.randint(1, seats)
         choices.append({"code": f"P{p:02d}", "name": f"Partai {p:02d}"})
-        choices += [{"code": f"P{p:02d}.{c:02d}", "name": f"Calon {p:02d}.{c:02d}"} for c in range(1, seats + 1)]
+        choices += [{"code": f"P{p:02d}.{c:02d}", "name": f"Calon {p:02d}.{c:02d}"} for c in range(1, listed + 1)]
     return choices
+
+
+def seat_counts(total: int, weights: list[int], low: int, high: int) -> list[int]:
+    """`total` seats shared in proportion to `weights` (TPS), each part between `low` and `high`:
+    floors first, then the largest remainders; exact unless every part is at a bound."""
+    n = len(weights)
+    total = min(max(total, low * n), high * n)
+    scale = sum(weights) or 1
+    targets = [total * w / scale for w in weights]
+    counts = [min(high, max(low, int(t))) for t in targets]
+    while (short := total - sum(counts)) != 0:
+        step = 1 if short > 0 else -1
+        movable = [i for i in range(n) if low <= counts[i] + step <= high]
+        movable.sort(key=lambda i: (targets[i] - counts[i]) * step, reverse=True)
+        for i in movable[: abs(short)]:
+            counts[i] += step
+    return counts
+
+
+def _seat_contests(rng: random.Random, shape: Shape) -> None:
+    """Give every legislative contest its seats and its choices. Seats follow the dapil's TPS, and the
+    totals are 2024's at this scale (exactly 2024's at 820,161 TPS: as many dapils as then):
+    DPR 580 in 84 dapils, DPRD provinsi 2,372 in 301, DPRD kab/kota 17,510 in 2,325; DPD 4 a province."""
+    by_prefix: dict[str, int] = {}
+    for tps in shape.tps:
+        for prefix in (tps[:2], tps[:4], tps[:6], tps[:10]):
+            by_prefix[prefix] = by_prefix.get(prefix, 0) + 1
+    for ballot, (low, high) in SEATS_PER_DAPIL.items():
+        contests = [c for c in shape.contests if c["ballot"] == ballot]
+        if contests:
+            total = round(SEATS_2024[ballot] * len(contests) / DAPILS_2024[ballot])
+            weights = [sum(by_prefix.get(r, 0) for r in c["regions"]) for c in contests]
+            for contest, seats in zip(contests, seat_counts(total, weights, low, high), strict=True):
+                contest["seats"] = seats
+    for contest in shape.contests:
+        parties = contest.pop("parties", 0)
+        if contest["ballot"] == "DPD":
+            contest["seats"] = DPD_SEATS
+            candidates = rng.randint(10, 25)
+            contest["choices"] = [{"code": f"D{c:02d}", "name": f"Calon DPD {c:02d}"} for c in range(1, candidates + 1)]
+        elif parties:
+            contest["choices"] = _party_choices(rng, parties, contest["seats"])
 
 
 def _dapils(regions: list[str], count: int) -> list[list[str]]:
@@ -272,7 +323,6 @@ def _dapils(regions: list[str], count: int) -> list[list[str]]:
 
 
 def _contests(
-    rng: random.Random,
     pcode: str,
     pname: str,
     regencies: list[str],
@@ -280,7 +330,8 @@ def _contests(
     ballots: tuple[str, ...],
     dapils: dict[str, int] | None = None,
 ) -> list[dict]:
-    """Contests of one province. `dapils` says how many each province or regency holds (`_dapil_counts`);
+    """Contests of one province, without seats and choices yet (`_seat_contests` adds them: seats
+    follow every dapil's TPS). `dapils` says how many each province or regency holds (`_dapil_counts`);
     without it (real regions, `build_shape_on`) the counts follow 2024's ratios to regencies and districts."""
     dapils = dapils or {}
     contests: list[dict] = []
@@ -294,7 +345,7 @@ def _contests(
                     "dapil": f"DPR-{pcode}-{i:02d}",
                     "name": f"{pname} {i}",
                     "regions": regions,
-                    "choices": _party_choices(rng, NATIONAL_PARTIES, rng.randint(3, 10)),
+                    "parties": NATIONAL_PARTIES,
                 }
             )
     if "DPD" in ballots:
@@ -305,7 +356,6 @@ def _contests(
                 "dapil": f"DPD-{pcode}",
                 "name": pname,
                 "regions": [pcode],
-                "choices": [{"code": f"D{c:02d}", "name": f"Calon DPD {c:02d}"} for c in range(1, rng.randint(10, 25) + 1)],
             }
         )
     if "DPRD_PROV" in ballots:
@@ -317,7 +367,7 @@ def _contests(
                     "dapil": f"DPRDP-{pcode}-{i:02d}",
                     "name": f"{pname} {i}",
                     "regions": regions,
-                    "choices": _party_choices(rng, NATIONAL_PARTIES + local, rng.randint(3, 12)),
+                    "parties": NATIONAL_PARTIES + local,
                 }
             )
     if "DPRD_KAB" in ballots and pcode != DKI:  # DKI Jakarta elects no DPRD kab/kota
@@ -331,7 +381,7 @@ def _contests(
                         "dapil": f"DPRDK-{rcode}-{i:02d}",
                         "name": f"Kab/Kota {rcode} {i}",
                         "regions": regions,
-                        "choices": _party_choices(rng, NATIONAL_PARTIES + local, rng.randint(3, 12)),
+                        "parties": NATIONAL_PARTIES + local,
                     }
                 )
     return contests
@@ -355,17 +405,18 @@ def registry_records(shape: Shape) -> Iterator[dict]:
 
 
 def tps_totals(shape: Shape, ballots: tuple[str, ...]) -> dict[tuple[str, str, str], int]:
-    """How many TPS hold each ballot in each region (a TPS holds a ballot if a contest covers it)."""
-    covered: dict[str, set[str]] = {b: set() for b in ballots}
+    """How many TPS hold each ballot in each region, and in each dapil (level "dapil"): a TPS holds a
+    ballot if a contest covers one of its regions, and is in that contest's dapil."""
+    dapil_of: dict[str, dict[str, str]] = {b: {} for b in ballots}  # ballot -> region -> dapil
     for contest in shape.contests:
-        if contest["ballot"] in covered:
-            covered[contest["ballot"]].update(contest["regions"])
+        if contest["ballot"] in dapil_of:
+            dapil_of[contest["ballot"]].update(dict.fromkeys(contest["regions"], contest["dapil"]))
     totals: dict[tuple[str, str, str], int] = {}
     for tps in shape.tps:
         prefixes = (NATIONAL, tps[:2], tps[:4], tps[:6], tps[:10], tps)
         for ballot in ballots:
-            if not covered[ballot].isdisjoint(prefixes):
-                for level in REGION_LEVELS:
-                    key = (ballot, level, region_of(tps, level))
+            dapil = next((dapil_of[ballot][p] for p in prefixes if p in dapil_of[ballot]), None)
+            if dapil is not None:
+                for key in [(ballot, level, region_of(tps, level)) for level in REGION_LEVELS] + [(ballot, "dapil", dapil)]:
                     totals[key] = totals.get(key, 0) + 1
     return totals

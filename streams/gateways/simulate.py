@@ -9,13 +9,22 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import NamedTuple
 
 import orjson
 
 from streams.core.regions import NATIONAL
 from streams.gateways.shape import Shape, build_shape, key_id_of, tps_totals
-from streams.gateways.tallies import POLLS_CLOSE, arrival_hours, break_tally, forge, make_tally, sign
+from streams.gateways.tallies import POLLS_CLOSE, VoteModel, arrival_hours, break_tally, forge, make_tally, sign, vote_model
 from streams.gateways.truth import Truth
+
+
+class ContestAt(NamedTuple):
+    """What a TPS's ballot is: its contest's choices and dapil, and how its votes split."""
+
+    choices: tuple[str, ...]
+    dapil: str
+    model: VoteModel | None
 
 
 @dataclass(frozen=True)
@@ -33,25 +42,30 @@ class Plan:
 def generate(plan: Plan, shape: Shape | None = None) -> tuple[Shape, Iterator[bytes], Truth]:
     """The registry, the event stream (JSON bytes, in arrival order), and the truth (complete once the stream is drained)."""
     shape = shape or build_shape(plan.n_tps, plan.seed, plan.ballots)
-    truth = Truth(tps_total=tps_totals(shape, plan.ballots))
+    truth = Truth(tps_total=tps_totals(shape, plan.ballots), contests=shape.contests)
 
     def events() -> Iterator[bytes]:
         rng = random.Random(plan.seed * 7919 + 1)
-        choices_of: dict[tuple[str, str], tuple[str, ...]] = {}
-        by_region = {(c["ballot"], r): tuple(x["code"] for x in c["choices"]) for c in shape.contests for r in c["regions"]}
+        found: dict[tuple[str, str], ContestAt | None] = {}
+        choices_of = {c["dapil"]: tuple(x["code"] for x in c["choices"]) for c in shape.contests}  # shared by its TPS
+        by_region = {(c["ballot"], r): c for c in shape.contests for r in c["regions"]}
+        models_of: dict[tuple[str, str], VoteModel | None] = {}  # (dapil, province) -> model
 
-        def choices(ballot: str, tps: str) -> tuple[str, ...] | None:
+        def contest_at(ballot: str, tps: str) -> ContestAt | None:
             key = (ballot, tps[:6])  # a DPRD kab/kota dapil is a set of districts
-            if key not in choices_of:
+            if key not in found:
+                found[key] = None
                 for prefix in (NATIONAL, tps[:2], tps[:4], tps[:6]):
-                    if (ballot, prefix) in by_region:
-                        choices_of[key] = by_region[(ballot, prefix)]
+                    contest = by_region.get((ballot, prefix))
+                    if contest is not None:
+                        dapil = contest["dapil"]
+                        if (dapil, tps[:2]) not in models_of:
+                            models_of[(dapil, tps[:2])] = vote_model(contest, plan.seed, tps[:2])
+                        found[key] = ContestAt(choices_of[dapil], dapil, models_of[(dapil, tps[:2])])
                         break
-                else:
-                    choices_of[key] = None  # type: ignore[assignment]
-            return choices_of[key]
+            return found[key]
 
-        order = [(i, b) for i in range(len(shape.tps)) for b in plan.ballots if choices(b, shape.tps[i]) is not None]
+        order = [(i, b) for i in range(len(shape.tps)) for b in plan.ballots if contest_at(b, shape.tps[i]) is not None]
         rng.shuffle(order)
         later: list[tuple[int, int, bytes]] = []  # heap of (release position, seq, event): late resends and corrections
         seq = 0
@@ -59,12 +73,14 @@ def generate(plan: Plan, shape: Shape | None = None) -> tuple[Shape, Iterator[by
             while later and later[0][0] <= position:
                 yield heapq.heappop(later)[2]
             tps = shape.tps[i]
-            contest_choices = choices(ballot, tps)
+            at = contest_at(ballot, tps)
             seq += 1
             gateway = f"gw-{tps[:2]}-{int(tps[2:4]) % 4 + 1:02d}"
             arrived = POLLS_CLOSE + timedelta(hours=arrival_hours(position / max(1, len(order))))
             clock = arrived.isoformat(timespec="seconds")
-            tally = make_tally(rng, tps, ballot, shape.dpt[i], contest_choices, 1, f"{gateway}:{seq:08d}", gateway, clock)
+            tally = make_tally(
+                rng, tps, ballot, shape.dpt[i], at.choices, 1, f"{gateway}:{seq:08d}", gateway, clock, model=at.model
+            )
             if plan.signed:
                 sign(tally, shape.secret_key(i), key_id_of(tps))
             if plan.invalid and rng.random() < plan.invalid:
@@ -78,16 +94,18 @@ def generate(plan: Plan, shape: Shape | None = None) -> tuple[Shape, Iterator[by
                     # Before the real one: had it counted, the real tally would be a mere duplicate.
                     yield forgery
             raw = orjson.dumps(tally)
-            truth.record(tally, contest_choices)
+            truth.record(tally, at.choices, at.dapil)
             yield raw
             if plan.duplicates and rng.random() < plan.duplicates:
                 heapq.heappush(later, (position + rng.choice((1, 50, len(order) // 3 + 1)), seq, raw))
             if plan.corrections and rng.random() < plan.corrections:
                 seq += 1
-                fixed = make_tally(rng, tps, ballot, shape.dpt[i], contest_choices, 2, f"{gateway}:{seq:08d}", gateway, clock)
+                fixed = make_tally(
+                    rng, tps, ballot, shape.dpt[i], at.choices, 2, f"{gateway}:{seq:08d}", gateway, clock, model=at.model
+                )
                 if plan.signed:
                     sign(fixed, shape.secret_key(i), key_id_of(tps))
-                truth.record(fixed, contest_choices)
+                truth.record(fixed, at.choices, at.dapil)
                 heapq.heappush(later, (position + rng.randint(1, 200), seq, orjson.dumps(fixed)))
         while later:
             yield heapq.heappop(later)[2]

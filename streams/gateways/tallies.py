@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import itertools
 import random
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import orjson
@@ -55,14 +56,18 @@ def make_tally(
     gateway: str,
     clock: str,
     turnout: float | None = None,
+    model: VoteModel | None = None,
 ) -> dict:
-    """A tally consistent with every C1 equation."""
+    """A tally consistent with every C1 equation; legislative votes split by the contest's `model`."""
     dptb, dpk = rng.randint(0, 4), rng.randint(0, 3)
     turnout = turnout if turnout is not None else rng.uniform(0.65, 0.92)
     voted = {"dpt": int(dpt * turnout), "dptb": rng.randint(0, dptb), "dpk": rng.randint(0, dpk)}
     used = sum(voted.values())
     invalid = min(used, int(used * rng.uniform(0.0, 0.04)))
-    votes = dict(zip(choices, shares(rng, used - invalid, [rng.random() ** 2 + 0.01 for _ in choices]), strict=True))
+    if model is None:
+        votes = dict(zip(choices, shares(rng, used - invalid, [rng.random() ** 2 + 0.01 for _ in choices]), strict=True))
+    else:
+        votes = dict(zip(choices, model.votes(rng, used - invalid), strict=True))
     received = dpt + dptb + dpk + (dpt * 2 + 99) // 100
     returned = rng.randint(0, min(2, received - used))
     return {
@@ -128,3 +133,75 @@ def break_tally(rng: random.Random, tally: dict, secret_key: bytes | None = None
         broken.pop("sig")
         sign(broken, secret_key, broken.pop("key_id"))
     return orjson.dumps(broken)
+
+
+# The 2024 DPR national result (reference file), party numbers 1-17 and 24 as P01..P18, in percent:
+# eight parties above 4%, PPP (P17) just under it, so the threshold matters.
+PARTY_SHARES_2024 = (
+    10.62, 13.22, 16.72, 15.29, 9.66, 0.64, 0.84, 8.42, 0.22, 0.72, 0.27, 7.24, 0.32, 7.43, 2.81, 1.29, 3.87, 0.42
+)  # fmt: skip
+LOCAL_PARTY_SHARE = 1.5  # each of Aceh's six local parties (P19..P24), where they stand
+PARTY_ONLY = 0.3  # the part of a party's votes cast for the party alone, not one of its candidates
+
+
+@dataclass(frozen=True)
+class VoteModel:
+    """How the valid votes of one legislative contest split: a weight per party (its 2024 national share
+    times a factor of the province), and each choice's part of its party's votes (the party column
+    `PARTY_ONLY`, its candidates skewed: a few take most). DPD candidates are parties of one."""
+
+    parties: tuple[tuple[int, int, float], ...]  # (first, end, weight): a party's slice of the choices
+    within: tuple[float, ...]  # per choice, its part of its party's votes
+
+    def votes(self, rng: random.Random, valid: int) -> list[int]:
+        """One TPS's votes per choice, `valid` in all; each party's weight varies by TPS."""
+        weights: list[float] = []
+        for first, end, weight in self.parties:
+            varied = weight * rng.lognormvariate(0, 0.3)
+            weights.extend(varied * part for part in self.within[first:end])
+        return largest_remainders(valid, weights)
+
+
+def largest_remainders(total: int, weights: list[float]) -> list[int]:
+    """`total` split in proportion to `weights`: floors, then one more to the largest remainders."""
+    scale = sum(weights) or 1.0
+    raw = [total * w / scale for w in weights]
+    parts = [int(r) for r in raw]
+    for i in sorted(range(len(raw)), key=lambda i: parts[i] - raw[i])[: total - sum(parts)]:
+        parts[i] += 1
+    return parts
+
+
+def vote_model(contest: dict, seed: int, province: str) -> VoteModel | None:
+    """The vote model of a legislative contest in a province (None for PPWP: pairs keep their draw).
+    Deterministic from the seed: a province's party factors are shared by its contests."""
+    if contest["ballot"] == "PPWP":
+        return None
+    regional = random.Random(f"tally-parties:{seed}:{province}")
+    factors = [regional.lognormvariate(0, 0.35) for _ in range(30)]
+    skew = random.Random(f"tally-candidates:{seed}:{contest['ballot']}:{contest['dapil']}")
+    codes = [c["code"] for c in contest["choices"]]
+    if contest["ballot"] == "DPD":
+        within = _skewed(skew, len(codes))
+        return VoteModel(tuple((i, i + 1, within[i]) for i in range(len(codes))), (1.0,) * len(codes))
+    parties: list[tuple[int, int, float]] = []
+    within_party: list[float] = []
+    first = 0
+    for end in range(1, len(codes) + 1):
+        if end == len(codes) or "." not in codes[end]:  # the next party's own column starts a new party
+            number = int(codes[first][1:3])
+            share = PARTY_SHARES_2024[number - 1] if number <= len(PARTY_SHARES_2024) else LOCAL_PARTY_SHARE
+            parties.append((first, end, share * factors[number - 1]))
+            candidates = _skewed(skew, end - first - 1)
+            within_party += [PARTY_ONLY if candidates else 1.0] + [(1 - PARTY_ONLY) * c for c in candidates]
+            first = end
+    return VoteModel(tuple(parties), tuple(within_party))
+
+
+def _skewed(rng: random.Random, n: int) -> list[float]:
+    """`n` parts summing to 1, a few large and many small (rank^-1.5), the ranks in a random order."""
+    ranks = list(range(1, n + 1))
+    rng.shuffle(ranks)
+    weights = [rank**-1.5 for rank in ranks]
+    scale = sum(weights) or 1.0
+    return [w / scale for w in weights]

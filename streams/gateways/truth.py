@@ -8,11 +8,13 @@ import itertools
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import IO, NamedTuple
 
 import orjson
 
 from streams.core.regions import region_of
+from streams.core.seats import DPR_THRESHOLD, LEGISLATIVE, Dapil, ballot_seats, body_of, party_totals, reported_votes
 
 WHOLE_LEVELS = ("national", "province", "regency")  # a truth line each; finer levels a line per province
 
@@ -24,6 +26,15 @@ class TruthEntry(NamedTuple):
     choices: tuple[str, ...]  # shared by every TPS of a contest
     counts: array  # 'H': a count is at most a TPS's DPT (<= 300); 2 bytes, not a Python int each
     invalid: int
+    dapil: str  # shared by every TPS of a contest
+
+
+def _reported(ballot: str, level: str, regions: dict[str, dict]) -> dict[str, dict]:
+    """Regions with their votes as results report them (`reported_votes`: party totals, not candidates
+    summed across dapils)."""
+    for region in regions.values():
+        region["votes"] = reported_votes(ballot, level, region["votes"])
+    return regions
 
 
 def _add(into: dict, votes: Iterable[tuple[str, int]], invalid: int, reported: int) -> None:
@@ -40,11 +51,13 @@ class Truth:
 
     current: dict[tuple[str, str], TruthEntry] = field(default_factory=dict)
     tps_total: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    contests: list[dict] = field(default_factory=list)  # the registry's, for dapil seats and bodies
+    threshold: Fraction = DPR_THRESHOLD
 
-    def record(self, tally: dict, choices: tuple[str, ...]) -> None:
+    def record(self, tally: dict, choices: tuple[str, ...], dapil: str) -> None:
         votes = tally["votes"]
         self.current[(tally["ballot"], tally["tps"])] = TruthEntry(
-            tally["event_id"], choices, array("H", [votes[c] for c in choices]), tally["invalid"]
+            tally["event_id"], choices, array("H", [votes[c] for c in choices]), tally["invalid"], dapil
         )
 
     def write_lines(self, fh: IO[bytes]) -> None:
@@ -65,12 +78,52 @@ class Truth:
                         into = self._region(whole[level], ballot, level, region_of(code, level))
                         _add(into, district["votes"].items(), district["invalid"], district["tps_reported"])
                 for level in ("district", "village"):
-                    regions = dict(sorted(fine[level].items()))
+                    regions = _reported(ballot, level, dict(sorted(fine[level].items())))
                     fh.write(orjson.dumps({"ballot": ballot, "level": level, "scope": province, "regions": regions}) + b"\n")
                 fh.write(orjson.dumps({"ballot": ballot, "level": "tps", "scope": province, "regions": tps_regions}) + b"\n")
             for level in WHOLE_LEVELS:
-                regions = dict(sorted(whole[level].items()))
+                regions = _reported(ballot, level, dict(sorted(whole[level].items())))
                 fh.write(orjson.dumps({"ballot": ballot, "level": level, "scope": "", "regions": regions}) + b"\n")
+            if ballot in LEGISLATIVE:
+                for line in self._dapil_lines(ballot):
+                    fh.write(orjson.dumps(line) + b"\n")
+
+    def _dapil_lines(self, ballot: str) -> list[dict]:
+        """A legislative ballot's dapils (votes per choice, party totals, TPS) and the seats they elect,
+        summed here from the tallies, apart from the read side's queries."""
+        summed: dict[str, list] = {}  # dapil -> [counts by choice, invalid, reported]
+        choices_of: dict[str, tuple[str, ...]] = {}
+        for (b, _), entry in self.current.items():
+            if b != ballot:
+                continue
+            into = summed.get(entry.dapil)
+            if into is None:
+                summed[entry.dapil] = [list(entry.counts), entry.invalid, 1]
+                choices_of[entry.dapil] = entry.choices
+            else:
+                into[0] = [a + n for a, n in zip(into[0], entry.counts, strict=True)]
+                into[1] += entry.invalid
+                into[2] += 1
+        dapils = {}
+        seated = []
+        for contest in (c for c in self.contests if c["ballot"] == ballot):
+            code = contest["dapil"]
+            counts, invalid, reported = summed.get(code, [None, 0, 0])
+            votes = dict(zip(choices_of[code], counts, strict=True)) if counts else {}
+            dapils[code] = {
+                "votes": votes,
+                "parties": party_totals(votes),
+                "invalid": invalid,
+                "tps_reported": reported,
+                "tps_total": self.tps_total.get((ballot, "dapil", code), 0),
+            }
+            choices = tuple(c["code"] for c in contest["choices"])
+            seated.append(Dapil(code, contest["seats"], choices, votes, body_of(ballot, contest["regions"])))
+        seats = ballot_seats(ballot, seated, self.threshold)
+        return [
+            {"ballot": ballot, "level": "dapil", "scope": "", "regions": dict(sorted(dapils.items()))},
+            {"ballot": ballot, "level": "seats", "scope": "", "seats": seats},
+        ]
 
     def _region(self, regions: dict[str, dict], ballot: str, level: str, code: str) -> dict:
         """The running sum of one region in `regions`, started empty with its TPS total."""
@@ -116,5 +169,9 @@ def merge_truth(groups: Iterable[dict]) -> dict:
     """{"ballots": {ballot: {level: {region: ...}}}}: truth groups merged (for tests and small runs)."""
     merged: dict = {"ballots": {}}
     for group in groups:
-        merged["ballots"].setdefault(group["ballot"], {}).setdefault(group["level"], {}).update(group["regions"])
+        levels = merged["ballots"].setdefault(group["ballot"], {})
+        if group["level"] == "seats":
+            levels["seats"] = group["seats"]
+        else:
+            levels.setdefault(group["level"], {}).update(group["regions"])
     return merged

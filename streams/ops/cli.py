@@ -311,8 +311,12 @@ def registry_load(
     """Replace the registry in ClickHouse with this file; workers pick it up within seconds."""
     from streams.clickhouse.client import connect
     from streams.clickhouse.registry_store import load_registry
-    from streams.gateways.registry_file import read_records
+    from streams.gateways.registry_file import contest_errors, read_records
 
+    errors = contest_errors(read_records(file))
+    if errors:
+        typer.echo("registry not loaded (nothing was replaced):\n" + "\n".join(f"  {e}" for e in errors), err=True)
+        raise typer.Exit(2)
     counts = load_registry(connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)), read_records(file))
     typer.echo(f"registry loaded: {counts['region']} regions, {counts['tps']} TPS, {counts['contest']} contests")
 

@@ -9,6 +9,7 @@ TPS, a village ~10). No FINAL over raw events.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from fractions import Fraction
 from pathlib import Path
 
 import orjson
@@ -16,6 +17,8 @@ from clickhouse_connect.driver.client import Client
 
 from streams.core.aggregate import WRITTEN_LEVELS
 from streams.core.regions import LEVELS, NATIONAL, PREFIX_LENGTH, child_level, level_of
+from streams.core.seats import PARTY_BALLOTS, party_totals, reported_votes
+from streams.read.dapils import dapil_totals, seats
 
 
 def resolve_scope(level: str | None, region: str | None) -> tuple[str, str]:
@@ -67,6 +70,8 @@ def results(client: Client, ballot: str, level: str | None = None, region: str |
                 invalid=invalid,
                 voters=voters,
             )
+            if ballot in PARTY_BALLOTS:
+                e["parties"] = party_totals(votes)
         return {"ballot": ballot, "level": level, "regions": list(regions.values())}
 
     for code, name in client.query(
@@ -102,6 +107,8 @@ def results(client: Client, ballot: str, level: str | None = None, region: str |
             elif votes:
                 e["votes"][choice] = votes
     ordered = [regions[c] for c in sorted(regions)]
+    for region in ordered:
+        region["votes"] = reported_votes(ballot, level, region["votes"])
     return {"ballot": ballot, "level": level, "regions": ordered}
 
 
@@ -128,7 +135,10 @@ def truth_groups(truth: Mapping | Iterable[dict]) -> Iterator[dict]:
     if isinstance(truth, Mapping):
         for ballot, levels in truth["ballots"].items():
             for level, regions in levels.items():
-                yield {"ballot": ballot, "level": level, "scope": "", "regions": regions}
+                if level == "seats":
+                    yield {"ballot": ballot, "level": level, "scope": "", "seats": regions}
+                else:
+                    yield {"ballot": ballot, "level": level, "scope": "", "regions": regions}
     else:
         yield from truth
 
@@ -139,14 +149,40 @@ def verify(client: Client, truth: Mapping | Iterable[dict], max_report: int = 20
     at most. A TPS that ClickHouse counts in a province the truth does not list shows at province level."""
     differences: list[str] = []
     for group in truth_groups(truth):
+        if group["level"] == "seats":
+            differences += _seat_differences(client, group["ballot"], group["seats"])
+            continue
         ballot, level, expected = group["ballot"], group["level"], group["regions"]
-        held = {r["code"]: r for r in results(client, ballot, level, group.get("scope") or None)["regions"]}
+        if level == "dapil":
+            held = {code: {**t, "parties": party_totals(t["votes"])} for code, t in dapil_totals(client, ballot).items()}
+        else:
+            held = {r["code"]: r for r in results(client, ballot, level, group.get("scope") or None)["regions"]}
         for code in sorted(set(expected) | {c for c, r in held.items() if r["tps_reported"] or r["votes"]}):
             want = expected.get(code, {"votes": {}, "invalid": 0, "tps_reported": 0})
             got = held.get(code, {"votes": {}, "invalid": 0, "tps_reported": 0, "tps_total": 0})
-            for field in ("votes", "invalid", "tps_reported", "tps_total"):
+            for field in ("votes", "parties", "invalid", "tps_reported", "tps_total"):
                 if field in want and _nonzero(want[field]) != _nonzero(got.get(field)):
                     differences.append(
                         f"{ballot} {level} {code} {field}: expected {want[field]}, ClickHouse has {got.get(field)}"
                     )
     return differences[:max_report] + ([f"... and {len(differences) - max_report} more"] if len(differences) > max_report else [])
+
+
+def _seat_differences(client: Client, ballot: str, expected: dict) -> list[str]:
+    """Seats computed from ClickHouse's totals against the truth's (its own sums, the same threshold):
+    seats per party nationally and in each body, and each dapil's party seats and elected candidates."""
+    threshold = None if expected["threshold"] is None else Fraction(str(expected["threshold"]))
+    held = seats(client, ballot, threshold)
+    differences = []
+    for key in ("national", "bodies"):
+        if held[key] != expected[key]:
+            differences.append(f"{ballot} seats {key}: expected {expected[key]}, ClickHouse gives {held[key]}")
+    held_dapils = {d["dapil"]: d for d in held["dapils"]}
+    for want in expected["dapils"]:
+        got = held_dapils.get(want["dapil"], {})
+        for field in ("parties", "elected"):
+            if got.get(field) != want[field]:
+                differences.append(
+                    f"{ballot} seats {want['dapil']} {field}: expected {want[field]}, ClickHouse gives {got.get(field)}"
+                )
+    return differences

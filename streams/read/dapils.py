@@ -1,0 +1,188 @@
+"""Results per dapil (electoral district) and the seats they elect, read from the current totals.
+
+A dapil is a set of regions (registry_contests.regions): regencies for DPR and DPRD provinsi, a
+province for DPD, districts for DPRD kab/kota. Its totals are the sums of its regions': from
+region_totals where the workers write that level (national, province, regency), else from
+tally_current by TPS prefix (district, village), like `results`. Candidate codes are only summed
+inside one dapil, where each names one person.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from clickhouse_connect.driver.client import Client
+
+from streams.core.aggregate import WRITTEN_LEVELS
+from streams.core.regions import level_of
+from streams.core.seats import LEGISLATIVE, Dapil, ballot_seats, body_of, party_of, party_totals
+
+
+class DapilError(LookupError):
+    """An unknown dapil (404) or one of another ballot (400): the message says which."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def contests(client: Client, ballot: str, dapil: str | None = None, region: str | None = None) -> list[dict]:
+    """The contests (dapils) of a ballot, or one of them, or those within a region (a province or
+    regency: the dapils whose regions lie in it or contain it)."""
+    rows = client.query(
+        "SELECT dapil, name, seats, regions, choices, choice_names FROM registry_contests FINAL "
+        "WHERE ballot = {b:String} AND ({d:String} = '' OR dapil = {d:String}) "
+        "AND ({r:String} = '' OR arrayExists(x -> startsWith(x, {r:String}) OR startsWith({r:String}, x), regions)) "
+        "ORDER BY dapil",
+        parameters={"b": ballot, "d": dapil or "", "r": region or ""},
+    ).named_results()
+    return list(rows)
+
+
+def check_dapil(client: Client, ballot: str, dapil: str) -> dict:
+    """The contest of `dapil` on `ballot`, or a DapilError saying why there is none."""
+    found = contests(client, ballot, dapil)
+    if found:
+        return found[0]
+    other = client.query(
+        "SELECT ballot FROM registry_contests FINAL WHERE dapil = {d:String} LIMIT 1", parameters={"d": dapil}
+    ).result_rows
+    if other:
+        raise DapilError(f"dapil {dapil} is a {other[0][0]} dapil, not {ballot}", 400)
+    raise DapilError(f"unknown dapil {dapil}", 404)
+
+
+def dapil_totals(client: Client, ballot: str, dapil: str | None = None) -> dict[str, dict]:
+    """dapil -> {votes (per choice), tps_reported, invalid, voters, tps_total, registered}."""
+    params = {"b": ballot, "d": dapil or ""}
+    members = (
+        "SELECT dapil, arrayJoin(regions) AS region FROM registry_contests FINAL "
+        "WHERE ballot = {b:String} AND ({d:String} = '' OR dapil = {d:String})"
+    )
+    totals: dict[str, dict] = {}
+
+    def entry(code: str) -> dict:
+        return totals.setdefault(
+            code, {"votes": {}, "tps_reported": 0, "invalid": 0, "voters": 0, "tps_total": 0, "registered": 0}
+        )
+
+    for code, choice, votes, reported, invalid, voters in client.query(
+        f"SELECT m.dapil, t.choice, sum(t.votes), sum(t.tps_reported), sum(t.invalid), sum(t.voters) "
+        f"FROM region_totals AS t INNER JOIN ({members}) AS m ON t.region = m.region "
+        f"WHERE t.ballot = {{b:String}} AND t.level IN {tuple(WRITTEN_LEVELS)} GROUP BY m.dapil, t.choice",
+        parameters=params,
+    ).result_rows:
+        e = entry(code)
+        if choice == "":
+            e["tps_reported"] += reported
+            e["invalid"] += invalid
+            e["voters"] += voters
+        elif votes:
+            e["votes"][choice] = e["votes"].get(choice, 0) + votes
+    for width in (6, 10):  # regions below the written levels: summed from the TPS rows
+        for code, votes, reported, invalid, voters in client.query(
+            f"SELECT m.dapil, sumMap(t.votes), count(), sum(t.invalid), sum(t.voters) "
+            f"FROM (SELECT tps, votes, invalid, voters FROM tally_current FINAL WHERE ballot = {{b:String}}) AS t "
+            f"INNER JOIN ({members}) AS m ON substring(t.tps, 1, {width}) = m.region "
+            f"WHERE length(m.region) = {width} GROUP BY m.dapil",
+            parameters=params,
+        ).result_rows:
+            e = entry(code)
+            for choice, n in votes.items():
+                if n:
+                    e["votes"][choice] = e["votes"].get(choice, 0) + n
+            e["tps_reported"] += reported
+            e["invalid"] += invalid
+            e["voters"] += voters
+    for code, tps_total, registered in client.query(
+        f"SELECT m.dapil, sum(t.tps_total), sum(t.dpt_total) FROM region_tps_total AS t FINAL "
+        f"INNER JOIN ({members}) AS m ON t.region = m.region WHERE t.ballot = {{b:String}} GROUP BY m.dapil",
+        parameters=params,
+    ).result_rows:
+        entry(code).update(tps_total=tps_total, registered=registered)
+    return totals
+
+
+def _dapils(client: Client, ballot: str) -> tuple[list[dict], dict[str, dict]]:
+    found = contests(client, ballot)
+    return found, dapil_totals(client, ballot)
+
+
+def seats(client: Client, ballot: str, threshold: Fraction | None, dapil: str | None = None) -> dict:
+    """`tally seats --json`: every dapil's seats, elected candidates and margin, and the seats per party
+    of each body (core.seats.ballot_seats), from the current totals. With `dapil`, only its entry is
+    listed (the threshold still needs every dapil's votes)."""
+    if ballot not in LEGISLATIVE:
+        raise DapilError(f"seats are elected on {', '.join(LEGISLATIVE)}, not {ballot}", 400)
+    if dapil:
+        check_dapil(client, ballot, dapil)
+    found, totals = _dapils(client, ballot)
+    seated = [
+        Dapil(
+            c["dapil"],
+            c["seats"],
+            tuple(c["choices"]),
+            totals.get(c["dapil"], {}).get("votes", {}),
+            body_of(ballot, c["regions"]),
+        )
+        for c in found
+    ]
+    result = ballot_seats(ballot, seated, threshold)
+    if dapil:
+        result["dapils"] = [d for d in result["dapils"] if d["dapil"] == dapil]
+    return result
+
+
+def dapil_results(client: Client, ballot: str, dapil: str, threshold: Fraction | None) -> dict:
+    """One dapil: name, seats, TPS, registered, voters, invalid, its parties (party totals, seats) and
+    candidates (votes, elected)."""
+    if ballot not in LEGISLATIVE:
+        raise DapilError(f"dapils are contests of {', '.join(LEGISLATIVE)}, not {ballot}", 400)
+    contest = check_dapil(client, ballot, dapil)
+    seated = seats(client, ballot, threshold, dapil)
+    mine = seated["dapils"][0]
+    totals = dapil_totals(client, ballot, dapil).get(dapil) or {"votes": {}, "tps_reported": 0, "invalid": 0, "voters": 0}
+    names = dict(zip(contest["choices"], contest["choice_names"], strict=True))
+    votes = totals["votes"]
+    won = {row["party"]: row["seats"] for row in mine["parties"]}
+    elected = set(mine["elected"])
+    return {
+        "ballot": ballot,
+        "dapil": dapil,
+        "name": contest["name"],
+        "seats": contest["seats"],
+        "tps_reported": totals["tps_reported"],
+        "tps_total": totals.get("tps_total", 0),
+        "registered": totals.get("registered", 0),
+        "voters": totals["voters"],
+        "invalid": totals["invalid"],
+        "valid": sum(votes.values()),
+        "parties": [
+            {"party": p, "name": names.get(p, p), "votes": n, "seats": won.get(p, 0)}
+            for p, n in party_totals({c: votes.get(c, 0) for c in contest["choices"]}).items()
+        ],
+        "candidates": [
+            {"code": c, "name": names.get(c, c), "votes": votes.get(c, 0), "elected": c in elected}
+            for c in contest["choices"]
+            if party_of(c) != c  # a party's own column is not a candidate
+        ],
+        "margin": mine["margin"],
+        "ties": mine["ties"],
+        "steps": mine.get("steps", []),
+    }
+
+
+def dapil_list(client: Client, ballot: str, region: str | None = None) -> dict:
+    """`GET /api/dapils`: the dapils of a ballot (within a province or regency): code, name, seats, regions."""
+    if ballot not in LEGISLATIVE:
+        raise DapilError(f"dapils are contests of {', '.join(LEGISLATIVE)}, not {ballot}", 400)
+    if region:
+        level_of(region)  # a ValueError names what is wrong with the code
+    return {
+        "ballot": ballot,
+        "region": region or None,
+        "dapils": [
+            {"dapil": c["dapil"], "name": c["name"], "seats": c["seats"], "regions": c["regions"]}
+            for c in contests(client, ballot, region=region)
+        ],
+    }
