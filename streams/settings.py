@@ -5,10 +5,22 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from pathlib import Path
 
 SUBMISSIONS = "tally.submissions"
 REJECTED = "tally.rejected"
+
+
+def threshold_of(text: str) -> Fraction:
+    """A threshold as an exact fraction of 1 ("0.04" or "4%"); a clear error for anything else."""
+    try:
+        value = Fraction(text[:-1]) / 100 if text.endswith("%") else Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"TALLY_DPR_THRESHOLD must be a fraction like 0.04 or 4%, not {text!r}") from None
+    if not 0 <= value < 1:
+        raise ValueError(f"TALLY_DPR_THRESHOLD must be at least 0 and below 1, not {text!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -22,6 +34,8 @@ class Settings:
         independent pipelines (tests, benchmarks) can share one broker.
     require_signatures: reject tallies without a device signature (UNSIGNED). Signed ones are
         always checked.
+    dpr_threshold: the parliamentary threshold of national valid DPR votes a party needs to take part
+        in DPR seats ("0.04" in 2024; the Constitutional Court ordered it revised), an exact decimal.
     kafka_*: how clients authenticate to Kafka (see `kafka_options`): PLAINTEXT by default;
         SASL_PLAINTEXT / SASL_SSL with SCRAM-SHA-256/512 or PLAIN, and SSL with a CA file.
     """
@@ -35,6 +49,7 @@ class Settings:
     rebalance_timeout_s: float = 5.0
     batch_size: int = 5000
     require_signatures: bool = True
+    dpr_threshold: Fraction = Fraction(4, 100)
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str = "SCRAM-SHA-512"
     kafka_username: str | None = None
@@ -51,6 +66,7 @@ class Settings:
             partitions=int(env.get("TALLY_PARTITIONS") or 8),
             namespace=env.get("TALLY_NAMESPACE") or "",
             require_signatures=(env.get("TALLY_REQUIRE_SIGNATURES") or "1").lower() not in ("0", "false", "no"),
+            dpr_threshold=threshold_of(env.get("TALLY_DPR_THRESHOLD") or "0.04"),
             kafka_security_protocol=env.get("TALLY_KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT",
             kafka_sasl_mechanism=env.get("TALLY_KAFKA_SASL_MECHANISM") or "SCRAM-SHA-512",
             kafka_username=env.get("TALLY_KAFKA_USERNAME") or None,
@@ -67,6 +83,7 @@ class Settings:
             "TALLY_NAMESPACE": self.namespace,
             "TALLY_PARTITIONS": str(self.partitions),
             "TALLY_REQUIRE_SIGNATURES": "1" if self.require_signatures else "0",
+            "TALLY_DPR_THRESHOLD": str(float(self.dpr_threshold)),
             "TALLY_KAFKA_SECURITY_PROTOCOL": self.kafka_security_protocol,
             "TALLY_KAFKA_SASL_MECHANISM": self.kafka_sasl_mechanism,
             "TALLY_KAFKA_USERNAME": self.kafka_username or "",

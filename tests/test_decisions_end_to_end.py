@@ -21,7 +21,14 @@ REGISTRY = [
         "regions": ["ID"],
         "choices": [{"code": c} for c in ("01", "02", "03")],
     },
-    {"type": "contest", "ballot": "DPR", "dapil": "DPR-31", "regions": ["31"], "choices": [{"code": "P01"}, {"code": "P02"}]},
+    {
+        "type": "contest",
+        "ballot": "DPR",
+        "dapil": "DPR-31",
+        "regions": ["31"],
+        "seats": 3,
+        "choices": [{"code": "P01"}, {"code": "P02"}],
+    },
     key_record(TPS),
 ]
 

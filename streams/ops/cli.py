@@ -209,25 +209,62 @@ def results(
     ballot: Annotated[str, typer.Option(help="PPWP, DPR, DPD, DPRD_PROV or DPRD_KAB")] = "PPWP",
     level: Annotated[str | None, typer.Option(help="national|province|regency|district|village|tps")] = None,
     region: Annotated[str | None, typer.Option(help="limit to the children of this region (or itself at its level)")] = None,
+    dapil: Annotated[
+        str | None, typer.Option(help="one dapil of a legislative ballot: its parties, seats and candidates")
+    ] = None,
     json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     clickhouse: ClickHouseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Read the results from ClickHouse."""
+    """Read the results from ClickHouse: per region (legislative ballots: party totals), or per dapil."""
     import orjson
 
     from streams.clickhouse.client import connect
-    from streams.read.report import print_results
+    from streams.read.dapils import DapilError, dapil_results
+    from streams.read.report import print_dapil, print_results
     from streams.read.results import results as read_results
 
+    settings = settings_from(clickhouse=clickhouse, data_dir=data_dir)
     try:
-        data = read_results(connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)), ballot, level, region)
-    except ValueError as exc:
+        if dapil:
+            data = dapil_results(connect(settings), ballot, dapil, settings.dpr_threshold)
+        else:
+            data = read_results(connect(settings), ballot, level, region)
+    except (ValueError, DapilError) as exc:
+        fail(str(exc))
+    if json:
+        typer.echo(orjson.dumps(data).decode())
+    elif dapil:
+        print_dapil(data)
+    else:
+        print_results(data)
+
+
+@app.command()
+def seats(
+    ballot: Annotated[str, typer.Option(help="DPR, DPD, DPRD_PROV or DPRD_KAB")] = "DPR",
+    dapil: Annotated[str | None, typer.Option(help="only this dapil")] = None,
+    json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    clickhouse: ClickHouseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Provisional seats from the current totals: Sainte-Lague per dapil, the DPR threshold, open lists."""
+    import orjson
+
+    from streams.clickhouse.client import connect
+    from streams.read.dapils import DapilError
+    from streams.read.dapils import seats as read_seats
+    from streams.read.report import print_seats
+
+    settings = settings_from(clickhouse=clickhouse, data_dir=data_dir)
+    try:
+        data = read_seats(connect(settings), ballot, settings.dpr_threshold, dapil)
+    except DapilError as exc:
         fail(str(exc))
     if json:
         typer.echo(orjson.dumps(data).decode())
     else:
-        print_results(data)
+        print_seats(data)
 
 
 @app.command()

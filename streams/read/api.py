@@ -21,7 +21,9 @@ from clickhouse_connect.driver.client import Client
 from streams.clickhouse import audit
 from streams.core.contract import BALLOTS
 from streams.core.regions import LEVELS, NATIONAL, level_of
+from streams.core.seats import LEGISLATIVE
 from streams.embedded.servers import clickhouse_dsn
+from streams.read.dapils import DapilError, dapil_list, dapil_results, seats
 from streams.read.results import results
 from streams.settings import Settings
 
@@ -39,14 +41,16 @@ OPENAPI = {
                     {"name": "ballot", "in": "query", "schema": {"enum": list(BALLOTS), "default": "PPWP"}},
                     {"name": "level", "in": "query", "schema": {"enum": list(LEVELS)}},
                     {"name": "region", "in": "query", "schema": {"type": "string"}},
+                    {"name": "dapil", "in": "query", "schema": {"type": "string"}, "description": "one dapil instead"},
                 ],
                 "responses": {
                     "200": {
-                        "description": "regions with tps_reported, tps_total, percent_reported, votes, valid, "
-                        "invalid, voters, registered, turnout"
+                        "description": "regions with tps_reported, tps_total, percent_reported, votes (party totals on "
+                        "DPR and DPRD ballots), valid, invalid, voters, registered, turnout; with dapil: the dapil's "
+                        "name, seats, TPS, registered, voters, invalid, parties (votes, seats) and candidates (votes, elected)"
                     },
-                    "400": {"description": "bad parameter"},
-                    "404": {"description": "unknown region"},
+                    "400": {"description": "bad parameter, or a dapil of another ballot"},
+                    "404": {"description": "unknown region or dapil"},
                 },
             }
         },
@@ -62,6 +66,33 @@ OPENAPI = {
                     "200": {"description": "tallies and history"},
                     "400": {"description": "bad code"},
                     "404": {"description": "nothing known of this TPS"},
+                },
+            }
+        },
+        "/api/dapils": {
+            "get": {
+                "summary": "The dapils of a legislative ballot, or those of a province or regency",
+                "parameters": [
+                    {"name": "ballot", "in": "query", "required": True, "schema": {"enum": list(LEGISLATIVE)}},
+                    {"name": "region", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": {"description": "dapils: code, name, seats, regions"},
+                    "400": {"description": "bad parameter"},
+                },
+            }
+        },
+        "/api/seats": {
+            "get": {
+                "summary": "Provisional seats from the current totals (Sainte-Lague, the DPR threshold, open lists; DPD: top 4)",
+                "parameters": [
+                    {"name": "ballot", "in": "query", "required": True, "schema": {"enum": list(LEGISLATIVE)}},
+                    {"name": "dapil", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": {"description": "threshold, national (party, votes, share, passes, seats), bodies, dapils"},
+                    "400": {"description": "bad parameter, or a dapil of another ballot"},
+                    "404": {"description": "unknown dapil"},
                 },
             }
         },
@@ -117,6 +148,16 @@ def region_results(client: Client, ballot: str, level: str | None, region: str |
         raise ApiError(400, str(exc)) from None
     data["names"] = choice_names(client, ballot)
     return data
+
+
+def dapil_view(build: Callable[[], dict]) -> dict:
+    """A dapil or seats answer, its errors as API errors."""
+    try:
+        return build()
+    except DapilError as exc:
+        raise ApiError(exc.status, str(exc)) from None
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
 
 
 def choice_names(client: Client, ballot: str) -> dict[str, str]:
@@ -270,12 +311,34 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
 
     app = web.Application()
     app.on_startup.append(start_warming)
+    threshold = settings.dpr_threshold
+
+    def results_view(r: web.Request) -> dict:
+        ballot, dapil = r.query.get("ballot", "PPWP"), r.query.get("dapil")
+        if dapil:
+            return dapil_view(lambda: dapil_results(client, ballot, dapil, threshold))
+        return region_results(client, ballot, r.query.get("level"), r.query.get("region"))
+
     app.router.add_get(
         "/api/results",
         endpoint(
-            lambda r: region_results(client, r.query.get("ballot", "PPWP"), r.query.get("level"), r.query.get("region")),
-            key=lambda r: results_key(r.query.get("ballot", "PPWP"), r.query.get("level"), r.query.get("region")),
+            results_view,
+            key=lambda r: (
+                results_key(r.query.get("ballot", "PPWP"), r.query.get("level"), r.query.get("region"))
+                + f":{r.query.get('dapil', '')}"
+            ),
         ),
+    )
+    app.router.add_get(
+        "/api/seats",
+        endpoint(
+            lambda r: dapil_view(lambda: seats(client, r.query.get("ballot", ""), threshold, r.query.get("dapil"))),
+            key=lambda r: f"seats:{r.query.get('ballot', '')}:{r.query.get('dapil', '')}",
+        ),
+    )
+    app.router.add_get(
+        "/api/dapils",
+        endpoint(lambda r: dapil_view(lambda: dapil_list(client, r.query.get("ballot", ""), r.query.get("region")))),
     )
     app.router.add_get("/api/tps/{code}", endpoint(lambda r: tps_detail(client, r.match_info["code"], r.query.get("ballot"))))
     app.router.add_get("/api/anomalies", endpoint(lambda r: anomalies(client, r.query.get("level"), r.query.get("region"))))

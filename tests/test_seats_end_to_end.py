@@ -1,0 +1,154 @@
+"""Dapil results and provisional seats through the real worker, ClickHouse, CLI and API (issue 15)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import orjson
+import pytest
+
+from streams.ops.demo import wait_caught_up
+from tests.conftest import REPO, env_of, tally
+from tests.factories import key_record, signed, tally_dict
+
+TPS1, TPS2 = "3171010001001", "3171010001002"
+CHOICES = ["P01", "P01.01", "P01.02", "P02", "P02.01", "P02.02", "P03", "P03.01"]
+REGISTRY = [
+    {"type": "region", "code": "ID", "name": "Indonesia", "level": "national", "parent": ""},
+    {"type": "region", "code": "31", "name": "DKI Jakarta", "level": "province", "parent": "ID"},
+    {"type": "tps", "code": TPS1, "dpt": 281},
+    {"type": "tps", "code": TPS2, "dpt": 281},
+    {"type": "contest", "ballot": "DPR", "dapil": "DPR-31-01", "name": "DKI Jakarta I", "regions": ["31"], "seats": 3,
+     "choices": [{"code": c} for c in CHOICES]},
+    key_record(TPS1),
+    key_record(TPS2),
+]  # fmt: skip
+
+
+def dpr(tps: str, event_id: str, revision: int = 1, **votes: int) -> bytes:
+    counts = dict.fromkeys(CHOICES, 0) | {k.replace("_", "."): v for k, v in votes.items()}
+    return orjson.dumps(signed(tally_dict(counts, tps=tps, ballot="DPR", event_id=event_id, revision=revision)))
+
+
+def seats_now(pipeline) -> dict:
+    return orjson.loads(tally(pipeline, "seats", "--ballot", "DPR", "--json").stdout)
+
+
+def test_corrections_and_late_tps_move_the_seats(pipeline, workers, tmp_path):
+    workers.start()
+    registry = tmp_path / "registry.jsonl"
+    registry.write_bytes(b"\n".join(orjson.dumps(r) for r in REGISTRY))
+    tally(pipeline, "registry", "load", str(registry))
+    sent = 0
+
+    def send(*events: bytes) -> None:
+        nonlocal sent
+        tally(pipeline, "produce", "-", stdin=b"\n".join(events) + b"\n")
+        sent += len(events)
+        wait_caught_up(pipeline, sent, timeout_s=120)
+
+    send(dpr(TPS1, "gw:1", P01=40, P01_01=80, P01_02=30, P02=20, P02_01=40, P03_01=10))  # P01 150, P02 60, P03 10
+    first = seats_now(pipeline)
+    dapil = first["dapils"][0]
+    assert {p["party"]: p["seats"] for p in dapil["parties"]} == {"P01": 2, "P02": 1, "P03": 0}
+    assert dapil["elected"] == ["P01.01", "P01.02", "P02.01"]
+    assert dapil["margin"] | {} == {
+        "party": "P01",
+        "quotient": 50.0,
+        "runner_up": "P02",
+        "runner_up_quotient": 20.0,
+        "votes_needed": 91,
+    }
+    assert {p["party"]: p["passes"] for p in first["national"]} == {"P01": True, "P02": True, "P03": True}
+
+    send(dpr(TPS1, "gw:2", revision=2, P01=10, P01_01=20, P01_02=10, P02=40, P02_01=60, P02_02=70, P03_01=10))
+    corrected = seats_now(pipeline)["dapils"][0]  # P01 40, P02 170, P03 10: the correction replaces, not adds
+    assert {p["party"]: p["votes"] for p in corrected["parties"]} == {"P01": 40, "P02": 170, "P03": 10}
+    assert {p["party"]: p["seats"] for p in corrected["parties"]} == {"P01": 1, "P02": 2, "P03": 0}
+    assert corrected["elected"] == ["P01.01", "P02.01", "P02.02"]
+
+    send(dpr(TPS2, "gw:3", P03=100, P03_01=150))  # a late TPS: P03 260
+    late = seats_now(pipeline)["dapils"][0]
+    # P03 260, P02 170, P01 40: seats P03, P02, then P03's 86.7 beats P02's 56.7, but P03 listed one
+    # candidate only: the seat goes on to P02 (rule 3), and the output says so.
+    assert {p["party"]: p["seats"] for p in late["parties"]} == {"P01": 0, "P02": 2, "P03": 1}
+    assert late["steps"][2]["skipped"] == ["P03"] and any("too few candidates" in t for t in late["ties"])
+    assert late["elected"] == ["P02.01", "P02.02", "P03.01"]
+    one = orjson.loads(tally(pipeline, "results", "--ballot", "DPR", "--dapil", "DPR-31-01", "--json").stdout)
+    assert one["tps_reported"] == 2 == one["tps_total"] and one["seats"] == 3
+    assert {c["code"]: c["elected"] for c in one["candidates"]}["P03.01"] is True
+    assert {p["party"]: p["votes"] for p in one["parties"]} == {"P01": 40, "P02": 170, "P03": 260}
+
+
+def get(port: int, path: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=60) as response:
+            return response.status, orjson.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, orjson.loads(exc.read())
+
+
+@pytest.fixture
+def five_ballots(pipeline, workers, tmp_path):
+    workers.start()
+    out = tmp_path / "d"
+    tally(
+        pipeline, "simulate", "--tps", "500", "--seed", "15", "--ballots", "PPWP,DPR,DPD,DPRD_PROV,DPRD_KAB",
+        "--corrections", "0.05", "--duplicates", "0.05", "--out", str(out),
+    )  # fmt: skip
+    wait_caught_up(pipeline, len((out / "events.jsonl").read_bytes().splitlines()), timeout_s=180)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streams", "serve", "--port", str(port)], cwd=REPO, env=env_of(pipeline),
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    yield port, out
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def test_a_five_ballot_night_verifies_dapils_and_seats_and_the_api_agrees_with_the_cli(five_ballots, pipeline):
+    port, out = five_ballots
+    verified = tally(pipeline, "verify", "--truth", str(out / "truth.jsonl"), check=False)
+    assert verified.returncode == 0, verified.stdout.decode()[-2000:]  # dapil totals and seats included
+    for ballot in ("DPR", "DPD", "DPRD_PROV", "DPRD_KAB"):
+        status, body = get(port, f"/api/seats?ballot={ballot}")
+        assert status == 200
+        cli = orjson.loads(tally(pipeline, "seats", "--ballot", ballot, "--json").stdout)
+        assert body == cli
+        assert sum(d["seats"] for d in body["dapils"]) == sum(len(d["elected"]) for d in body["dapils"]) > 0
+        listed = get(port, f"/api/dapils?ballot={ballot}")[1]["dapils"]
+        assert [d["dapil"] for d in listed] == [d["dapil"] for d in body["dapils"]]
+        dapil = listed[0]["dapil"]
+        status, one = get(port, f"/api/results?ballot={ballot}&dapil={dapil}")
+        assert status == 200 and one["dapil"] == dapil and one["seats"] == listed[0]["seats"]
+        assert sum(c["elected"] for c in one["candidates"]) == len(body["dapils"][0]["elected"])
+        if ballot != "DPD":
+            assert sum(p["votes"] for p in one["parties"]) == one["valid"]  # C1 eq. 6
+    national = get(port, "/api/results?ballot=DPR&level=national")[1]["regions"][0]
+    assert all("." not in choice for choice in national["votes"])  # party totals, no candidates summed across dapils
+    status, body = get(port, "/api/results?ballot=DPR&dapil=DPR-99-99")
+    assert status == 404 and "unknown dapil" in body["error"]
+    dpd = get(port, "/api/dapils?ballot=DPD")[1]["dapils"][0]["dapil"]
+    status, body = get(port, f"/api/results?ballot=DPR&dapil={dpd}")
+    assert status == 400 and "DPD dapil" in body["error"]
+    status, body = get(port, "/api/seats?ballot=PPWP")
+    assert status == 400 and "seats" in body["error"]
+    printed = tally(pipeline, "results", "--ballot", "DPR").stdout.decode()
+    assert "P03" in printed and max(len(line) for line in printed.splitlines()) <= 80
