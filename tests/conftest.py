@@ -4,14 +4,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 
 from streams.clickhouse.client import apply_schema, connect
@@ -110,3 +116,41 @@ def workers(pipeline: Settings, tmp_path: Path) -> Iterator[Workers]:
     pool = Workers(pipeline, tmp_path)
     yield pool
     pool.stop_all()
+
+
+@contextlib.contextmanager
+def api_server(settings: Settings) -> Iterator[int]:
+    """`tally serve` on a free port for these settings, until the block ends; yields the port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streams", "serve", "--port", str(port)],
+        cwd=REPO,
+        env=env_of(settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def get(port: int, path: str, timeout: float = 60) -> tuple[int, dict]:
+    """GET a JSON answer of the API: (status, body), errors included."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as response:
+            return response.status, orjson.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, orjson.loads(exc.read())

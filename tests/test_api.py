@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-
 import orjson
 import pytest
 
 from streams.gateways.truth import merge_truth
 from streams.ops.demo import wait_caught_up
 from streams.read.results import read_truth
-from tests.conftest import REPO, env_of, tally
-
-
-def get(port: int, path: str) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as response:
-            return response.status, orjson.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, orjson.loads(exc.read())
+from tests.conftest import api_server, get, tally
 
 
 @pytest.fixture
@@ -33,28 +18,8 @@ def api(pipeline, workers, tmp_path):
     tally(pipeline, "simulate", "--tps", "600", "--seed", "8", "--invalid", "0.05", "--duplicates", "0.05", "--out", str(out))
     events = (out / "events.jsonl").read_bytes().splitlines()
     wait_caught_up(pipeline, len(events), timeout_s=120)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streams", "serve", "--port", str(port)],
-        cwd=REPO,
-        env=env_of(pipeline),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-    yield port, merge_truth(read_truth(out / "truth.jsonl"))["ballots"]["PPWP"], events
-    server.terminate()
-    server.wait(timeout=10)
+    with api_server(pipeline) as port:
+        yield port, merge_truth(read_truth(out / "truth.jsonl"))["ballots"]["PPWP"], events
 
 
 def test_results_endpoint_equals_the_cli_and_adds_percent_and_turnout(api, pipeline):
@@ -100,7 +65,13 @@ def test_errors_are_json_with_a_message(api):
     assert get(port, "/api/tps/12")[0] == 400
     assert get(port, "/api/tps/9999999999999")[0] == 404
     status, spec = get(port, "/api/openapi.json")
-    assert status == 200 and set(spec["paths"]) == {"/api/results", "/api/tps/{code}", "/api/anomalies"}
+    assert status == 200 and set(spec["paths"]) == {
+        "/api/results",
+        "/api/tps/{code}",
+        "/api/anomalies",
+        "/api/dapils",
+        "/api/seats",
+    }
 
 
 def test_results_name_the_pairs(api):

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-
 import orjson
 import pytest
 
 from streams.ops.demo import wait_caught_up
-from tests.conftest import REPO, env_of, tally
+from tests.conftest import api_server, get, tally
 from tests.factories import key_record, signed, tally_dict
 
 TPS1, TPS2 = "3171010001001", "3171010001002"
@@ -85,12 +78,15 @@ def test_corrections_and_late_tps_move_the_seats(pipeline, workers, tmp_path):
     assert {p["party"]: p["votes"] for p in one["parties"]} == {"P01": 40, "P02": 170, "P03": 260}
 
 
-def get(port: int, path: str) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=60) as response:
-            return response.status, orjson.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, orjson.loads(exc.read())
+def test_registry_load_refuses_a_legislative_contest_without_seats_and_replaces_nothing(pipeline, ch, tmp_path):
+    good, bad = tmp_path / "good.jsonl", tmp_path / "bad.jsonl"
+    good.write_bytes(b"\n".join(orjson.dumps(r) for r in REGISTRY))
+    bad.write_bytes(b"\n".join(orjson.dumps({k: v for k, v in r.items() if k != "seats"}) for r in REGISTRY))
+    tally(pipeline, "registry", "load", str(good))
+    refused = tally(pipeline, "registry", "load", str(bad), check=False)
+    assert refused.returncode == 2
+    assert "contest DPR-31-01: seats is required for a DPR contest" in refused.stderr.decode()
+    assert ch.query("SELECT dapil, seats FROM registry_contests FINAL").result_rows == [("DPR-31-01", 3)]
 
 
 @pytest.fixture
@@ -102,25 +98,8 @@ def five_ballots(pipeline, workers, tmp_path):
         "--corrections", "0.05", "--duplicates", "0.05", "--out", str(out),
     )  # fmt: skip
     wait_caught_up(pipeline, len((out / "events.jsonl").read_bytes().splitlines()), timeout_s=180)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streams", "serve", "--port", str(port)], cwd=REPO, env=env_of(pipeline),
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-    yield port, out
-    server.terminate()
-    server.wait(timeout=10)
+    with api_server(pipeline) as port:
+        yield port, out
 
 
 def test_a_five_ballot_night_verifies_dapils_and_seats_and_the_api_agrees_with_the_cli(five_ballots, pipeline):
