@@ -1,6 +1,8 @@
 """Read benchmark: p50/p99 of the main endpoints with 50 concurrent readers while ingestion runs.
 
 Usage: .venv/bin/python -m benchmarks.read [--tps 20000] [--readers 50] [--seconds 20] [--rate 1000]
+       [--ballots PPWP,DPR,DPD,DPRD_PROV,DPRD_KAB]
+With legislative ballots, dapil results and seats (/api/results?dapil=, /api/seats) are read too.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ def main() -> None:
     parser.add_argument("--readers", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--rate", type=float, default=1000)
+    parser.add_argument("--ballots", default="PPWP")
     parser.add_argument("--data-dir", default=".tally")
     args = parser.parse_args()
     base = Settings.from_env().override(data_dir=args.data_dir)
@@ -61,7 +64,7 @@ def main() -> None:
     settings = servers.fresh_pipeline(base, run)
     work = Path(base.data_dir) / run
     cli(settings, "init")
-    cli(settings, "simulate", "--tps", str(args.tps), "--seed", "1", "--out", str(work), "--dry-run")
+    cli(settings, "simulate", "--tps", str(args.tps), "--seed", "1", "--ballots", args.ballots, "--out", str(work), "--dry-run")
     cli(settings, "registry", "load", str(work / "registry.jsonl"))
     events = work / "events.jsonl"
     codes = [orjson.loads(line)["tps"] for line in events.open("rb")][:2000]
@@ -88,6 +91,12 @@ def main() -> None:
             "results one region's children": [f"/api/results?region={p}" for p in ("11", "32", "35", "73")],
             "tps detail": [f"/api/tps/{c}" for c in codes],
         }
+        contests = [orjson.loads(line) for line in (work / "registry.jsonl").open("rb") if b'"contest"' in line[:20]]
+        for ballot in ("DPR", "DPRD_KAB"):
+            dapils = [c["dapil"] for c in contests if c["ballot"] == ballot][:20]
+            if dapils:
+                paths[f"seats {ballot}"] = [f"/api/seats?ballot={ballot}"]
+                paths[f"dapil results {ballot}"] = [f"/api/results?ballot={ballot}&dapil={d}" for d in dapils]
         latencies = asyncio.run(readers(port, paths, args.readers, args.seconds))
         ingesting = producer.poll() is None
     finally:

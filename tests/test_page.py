@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import tally
 from tests.test_api import api  # noqa: F401 - the fixture: a pipeline with data and `tally serve`
+from tests.test_seats_end_to_end import five_ballots  # noqa: F401 - five ballots through the pipeline, and `tally serve`
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -75,3 +76,44 @@ def test_drill_down_from_the_nation_to_one_tps_matches_the_cli(api, pipeline, tm
     assert {c: int(n) for c, n in shown.items()} == tps["votes"]
     assert 'data-decision="applied"' in detail
     assert f'data-key-id="{tps["code"]}.1"' in detail  # the device key that signed it, for everyone to see
+
+
+def test_legislative_pages_show_party_totals_seats_and_a_dapil_that_match_the_api(five_ballots, pipeline, tmp_path):  # noqa: F811
+    port, _ = five_ballots
+    seats = orjson.loads(tally(pipeline, "seats", "--ballot", "DPR", "--json").stdout)
+    national = orjson.loads(tally(pipeline, "results", "--ballot", "DPR", "--json").stdout)["regions"][0]
+    dom = screen(port, "#/DPR", tmp_path)
+    shares = {c: int(n) for c, n in re.findall(r'class="share[^"]*" data-choice="([^"]+)" data-votes="(\d+)"', dom)}
+    assert shares == {c: n for c, n in sorted(national["votes"].items(), key=lambda kv: -kv[1])[:12]}  # party totals
+    assert all("." not in c for c in shares)
+    assert 'data-threshold="0.04"' in dom  # the threshold line on the party bars
+    below = set(re.findall(r'class="share below" data-choice="([^"]+)"', dom))
+    assert below == {p["party"] for p in seats["national"] if not p["passes"]} & set(shares)
+    # The hemicycle: one dot a seat, each party's dots as many as its seats.
+    dots = re.findall(r'<circle [^>]*data-party="([^"]+)"', re.search(r'<svg id="hemicycle".*?</svg>', dom, re.S)[0])
+    assert len(dots) == sum(p["seats"] for p in seats["national"]) > 0
+    assert {p: dots.count(p) for p in set(dots)} == {p["party"]: p["seats"] for p in seats["national"] if p["seats"]}
+
+    # A dapil from the picker the page renders, then its page against the API's numbers.
+    dapil = re.search(r'<select id="dapil-picker">.*?<option value="([^"]+)"', dom, re.S)[1]
+    one = orjson.loads(tally(pipeline, "results", "--ballot", "DPR", "--dapil", dapil, "--json").stdout)
+    page = screen(port, f"#/DPR/dapil/{dapil}", tmp_path)
+    assert f'id="dapil" data-code="{dapil}" data-seats="{one["seats"]}"' in page
+    on_screen = {
+        p: (int(v), int(k)) for p, v, k in re.findall(r'<tr data-party="([^"]+)" data-votes="(\d+)" data-seats="(\d+)"', page)
+    }
+    assert on_screen == {p["party"]: (p["votes"], p["seats"]) for p in one["parties"]}
+    elected = set(re.findall(r'data-code="([^"]+)" data-votes="\d+" data-elected="1"', page))
+    assert elected == {c["code"] for c in one["candidates"] if c["elected"]} and len(elected) == one["seats"]
+    assert "perlu" in re.search(r'<p id="margin">(.*?)</p>', page, re.S)[1]  # how many more votes the runner-up needs
+
+    # DPRD kab/kota: the picker of a regency lists its dapils only.
+    regency = next(
+        r["code"]
+        for r in orjson.loads(tally(pipeline, "results", "--ballot", "DPRD_KAB", "--level", "regency", "--json").stdout)[
+            "regions"
+        ]
+        if r["tps_reported"]
+    )
+    listed = re.findall(r'<option value="(DPRDK-[^"]+)"', screen(port, f"#/DPRD_KAB/{regency}", tmp_path))
+    assert listed and all(code.startswith(f"DPRDK-{regency}-") for code in listed)

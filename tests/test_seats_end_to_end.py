@@ -95,7 +95,7 @@ def five_ballots(pipeline, workers, tmp_path):
     out = tmp_path / "d"
     tally(
         pipeline, "simulate", "--tps", "500", "--seed", "15", "--ballots", "PPWP,DPR,DPD,DPRD_PROV,DPRD_KAB",
-        "--corrections", "0.05", "--duplicates", "0.05", "--out", str(out),
+        "--corrections", "0.05", "--duplicates", "0.05", "--abroad", "--out", str(out),
     )  # fmt: skip
     wait_caught_up(pipeline, len((out / "events.jsonl").read_bytes().splitlines()), timeout_s=180)
     with api_server(pipeline) as port:
@@ -120,6 +120,11 @@ def test_a_five_ballot_night_verifies_dapils_and_seats_and_the_api_agrees_with_t
         assert sum(c["elected"] for c in one["candidates"]) == len(body["dapils"][0]["elected"])
         if ballot != "DPD":
             assert sum(p["votes"] for p in one["parties"]) == one["valid"]  # C1 eq. 6
+    abroad = get(port, "/api/results?ballot=PPWP&region=99")[1]["regions"]  # TPS abroad: PPWP and DPR only
+    assert abroad and sum(r["tps_total"] for r in abroad) == sum(r["tps_reported"] for r in abroad) > 0
+    assert get(port, "/api/results?ballot=DPD&region=99")[1]["regions"] == [] or all(
+        r["tps_total"] == 0 for r in get(port, "/api/results?ballot=DPD&region=99")[1]["regions"]
+    )
     national = get(port, "/api/results?ballot=DPR&level=national")[1]["regions"][0]
     assert all("." not in choice for choice in national["votes"])  # party totals, no candidates summed across dapils
     status, body = get(port, "/api/results?ballot=DPR&dapil=DPR-99-99")

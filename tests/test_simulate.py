@@ -14,9 +14,10 @@ from streams.core.regions import REGION_LEVELS, region_of
 from streams.core.registry import Registry
 from streams.core.seats import party_totals, reported_votes
 from streams.core.validate import validate_tally
-from streams.gateways.shape import build_shape, registry_records
+from streams.gateways.shape import abroad_tps, build_shape, registry_records
 from streams.gateways.simulate import Plan, generate
 from streams.gateways.truth import merge_truth
+from tests.factories import tally_dict
 
 REGISTRY_SCHEMA = jsonschema.Draft202012Validator(
     json.loads((Path(__file__).parent.parent / "schemas" / "registry.v1.schema.json").read_text())
@@ -44,9 +45,13 @@ def test_registry_shape_and_file_format():
 
 
 def test_a_national_night_has_exactly_the_2024_registry():
-    shape = build_shape(820_161, 1, ALL)
-    assert len(shape.tps) == 820_161 and max(shape.dpt) <= 300
-    levels = Counter(level for _, _, level, _ in shape.regions)
+    shape = build_shape(820_161, 1, ALL, abroad_tps(820_161))
+    home = [t for t in shape.tps if not t.startswith("99")]
+    assert len(home) == 820_161 and len(shape.tps) == 823_220 and max(shape.dpt) <= 300  # + 3,059 abroad
+    missions = [code for code, _, level, _ in shape.regions if level == "district" and code.startswith("99")]
+    assert len(missions) == 128
+    assert [c["dapil"] for c in shape.contests if "99" in c["regions"]] == ["DPR-31-02"]  # DKI Jakarta II
+    levels = Counter(level for code, _, level, _ in shape.regions if not code.startswith("99"))
     assert levels == {"national": 1, "province": 38, "regency": 514, "district": 7_277, "village": 83_731}
     dapils = Counter(c["ballot"] for c in shape.contests)
     assert dapils == {"PPWP": 1, "DPR": 84, "DPD": 38, "DPRD_PROV": 301, "DPRD_KAB": 2_325}
@@ -203,3 +208,23 @@ def test_the_truth_of_a_dapil_is_the_sum_of_its_tps():
             got = merged[ballot]["dapil"][code]
             assert got["votes"] == dict(want) and got["parties"] == party_totals(want)
         assert len(merged[ballot]["seats"]["dapils"]) == sum(1 for c in shape.contests if c["ballot"] == ballot)
+
+
+def test_tps_abroad_hold_ppwp_and_dpr_only_and_count_in_the_national_total():
+    plan = Plan(2000, 7, ALL, abroad=True)
+    shape, events, truth = generate(plan)
+    abroad = [t for t in shape.tps if t.startswith("99")]
+    assert len(abroad) == abroad_tps(2000, True) == 7
+    list(events)
+    held = Counter(b for (b, tps) in truth.current if tps.startswith("99"))
+    assert held == {"PPWP": len(abroad), "DPR": len(abroad)}
+    registry = Registry.from_records(registry_records(shape))
+    dpd = decode_tally(orjson.dumps(tally_dict(tps=abroad[0], ballot="DPD", votes={"D01": 10})))
+    assert [f.reason.value for f in validate_tally(dpd.tally, registry).findings][0] == "BALLOT_NOT_HELD"
+    national = merge_truth(truth.groups())["ballots"]["PPWP"]["national"]["ID"]
+    assert national["tps_reported"] == national["tps_total"] == len(shape.tps)  # abroad inside the national total
+    dapils = merge_truth(truth.groups())["ballots"]["DPR"]["dapil"]
+    holder = next(c for c in shape.contests if "99" in c["regions"])
+    assert holder["dapil"].startswith("DPR-31-")  # DKI Jakarta II, or DKI's only dapil on a small night
+    at_home = sum(1 for t in shape.tps if any(t.startswith(r) for r in holder["regions"] if r != "99"))
+    assert dapils[holder["dapil"]]["tps_total"] == at_home + len(abroad)

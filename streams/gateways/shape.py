@@ -131,6 +131,24 @@ DAPILS_2024 = {"DPR": 84, "DPRD_PROV": 301, "DPRD_KAB": 2_325}  # DKI Jakarta ho
 SEATS_2024 = {"DPR": 580, "DPRD_PROV": 2_372, "DPRD_KAB": 17_510}
 SEATS_PER_DAPIL = {"DPR": (3, 10), "DPRD_PROV": (3, 12), "DPRD_KAB": (3, 12)}
 DPD_SEATS = 4
+# Abroad (reference file): 3,059 TPS at 128 missions, shown under region code 99 on the KPU site. Here
+# 99 is a province-level region, its regencies parts of the world, its districts the missions and
+# its villages the three ways to vote there; they hold PPWP and DPR only, DPR in DKI Jakarta II.
+ABROAD = "99"
+ABROAD_TPS_2024 = 3_059
+MISSIONS_2024 = 128
+WORLD = ("Asia Tenggara", "Asia Timur dan Selatan", "Timur Tengah dan Afrika", "Eropa", "Amerika", "Oseania")
+VOTING_ABROAD = (("2001", "TPSLN", 0.6), ("2002", "KSK (kotak suara keliling)", 0.25), ("2003", "Pos", 0.15))
+
+
+def abroad_tps(n_tps: int, abroad: bool | None = None) -> int:
+    """TPS abroad on a night of `n_tps` in Indonesia: 2024's 3,059 at this scale, by default only on
+    a national night (`abroad` None), with at least one when asked for."""
+    if abroad is None:
+        abroad = n_tps >= TPS_2024
+    return max(1, round(ABROAD_TPS_2024 * n_tps / TPS_2024)) if abroad else 0
+
+
 CODE_DIGITS = {"regency": (2, 1), "district": (2, 1), "village": (4, 2001)}  # digits, first number
 
 
@@ -167,9 +185,10 @@ def _level(rng: random.Random, parents: list[tuple[str, int]], level: str, n_tps
     return children
 
 
-def build_shape(n_tps: int, seed: int, ballots: tuple[str, ...] = BALLOTS) -> Shape:
-    """The registry of a night of `n_tps` TPS: at 820,161 exactly 2024's 38 provinces, 514 regencies,
-    7,277 districts and 83,731 villages, and its dapils (`_dapil_counts`)."""
+def build_shape(n_tps: int, seed: int, ballots: tuple[str, ...] = BALLOTS, n_abroad: int = 0) -> Shape:
+    """The registry of a night of `n_tps` TPS in Indonesia: at 820,161 exactly 2024's 38 provinces, 514
+    regencies, 7,277 districts and 83,731 villages, and its dapils (`_dapil_counts`); plus `n_abroad`
+    TPS abroad (`_abroad`)."""
     rng = random.Random(seed)
     shape = Shape(seed=seed)
     shape.regions.append((NATIONAL, "Indonesia", "national", ""))
@@ -197,10 +216,43 @@ def build_shape(n_tps: int, seed: int, ballots: tuple[str, ...] = BALLOTS) -> Sh
     for (pcode, pname, _), province_regencies in zip(provinces, regencies, strict=True):
         codes = [r for r, _ in province_regencies]
         shape.contests += _contests(pcode, pname, codes, district_codes, ballots, dapils)
+    if n_abroad:
+        _abroad(rng, shape, n_abroad)
     _seat_contests(rng, shape)
     if "PPWP" in ballots:
         shape.contests.insert(0, _ppwp_contest())
     return shape
+
+
+def _abroad(rng: random.Random, shape: Shape, n_abroad: int) -> None:
+    """TPS abroad: region 99, its parts of the world, missions and ways of voting; their DPR votes count
+    in DKI Jakarta II (DKI's first dapil on a night too small to have a second)."""
+    missions = split(max(len(WORLD), round(MISSIONS_2024 * n_abroad / ABROAD_TPS_2024)), [1.0] * len(WORLD))
+    shape.regions.append((ABROAD, "Luar Negeri", "province", NATIONAL))
+    places = []
+    for w, (name, count) in enumerate(zip(WORLD, missions, strict=True), 1):
+        code = f"{ABROAD}{w:02d}"
+        shape.regions.append((code, name, "regency", ABROAD))
+        for m in range(1, count + 1):
+            shape.regions.append((f"{code}{m:02d}", f"PPLN {code}{m:02d}", "district", code))
+            places.append(f"{code}{m:02d}")
+    ways = [(f"{mission}{suffix}", name, weight) for mission in places for suffix, name, weight in VOTING_ABROAD]
+    counts = split(max(n_abroad, len(ways)), [weight * rng.lognormvariate(0, 0.5) for _, _, weight in ways])
+    left = n_abroad
+    for (village, name, _), count in zip(ways, counts, strict=True):
+        count = min(count, left, 999)
+        if count <= 0:
+            continue
+        shape.regions.append((village, name, "village", village[:6]))
+        for t in range(1, count + 1):
+            shape.tps.append(f"{village}{t:03d}")
+            shape.dpt.append(max(50, 300 - int(abs(rng.gauss(0, 60)))))
+        left -= count
+    dki = sorted(
+        (c for c in shape.contests if c["ballot"] == "DPR" and c["dapil"].startswith(f"DPR-{DKI}-")), key=lambda c: c["dapil"]
+    )
+    if dki:
+        dki[min(1, len(dki) - 1)]["regions"].append(ABROAD)
 
 
 def _dapil_counts(

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import orjson
 
 from streams.core.regions import NATIONAL
-from streams.gateways.shape import Shape, build_shape, key_id_of, tps_totals
+from streams.gateways.shape import Shape, abroad_tps, build_shape, key_id_of, tps_totals
 from streams.gateways.tallies import POLLS_CLOSE, VoteModel, arrival_hours, break_tally, forge, make_tally, sign, vote_model
 from streams.gateways.truth import Truth
 
@@ -37,11 +37,12 @@ class Plan:
     invalid: float = 0.0
     forged: float = 0.0  # share of (TPS, ballot) that also get a forged event (never counted)
     signed: bool = True  # devices sign their tallies
+    abroad: bool | None = None  # TPS abroad too (2024's 3,059 at this scale); None: only on a national night
 
 
 def generate(plan: Plan, shape: Shape | None = None) -> tuple[Shape, Iterator[bytes], Truth]:
     """The registry, the event stream (JSON bytes, in arrival order), and the truth (complete once the stream is drained)."""
-    shape = shape or build_shape(plan.n_tps, plan.seed, plan.ballots)
+    shape = shape or build_shape(plan.n_tps, plan.seed, plan.ballots, abroad_tps(plan.n_tps, plan.abroad))
     truth = Truth(tps_total=tps_totals(shape, plan.ballots), contests=shape.contests)
 
     def events() -> Iterator[bytes]:

@@ -26,12 +26,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from streams.clickhouse.client import apply_schema, connect, sql_statements
 from streams.clickhouse.registry_store import load_registry
+from streams.core.seats import LEGISLATIVE
 from streams.embedded import servers
 from streams.gateways.gateway import run_simulation
 from streams.gateways.registry_file import read_records
 from streams.gateways.simulate import Plan
 from streams.kafka.produce import create_topics, publish
 from streams.ops.demo import start_worker, wait_caught_up
+from streams.read.dapils import seats
 from streams.read.results import read_truth, verify
 from streams.settings import SUBMISSIONS, Settings
 
@@ -61,6 +63,9 @@ class BenchReport:
     latency_p99_ms: float = 0.0
     worker_cpu_s: list[float] = field(default_factory=list)
     worker_peak_rss_mib: list[float] = field(default_factory=list)
+    # Seconds to compute every dapil's seats of each legislative ballot from the totals (as `tally
+    # seats` and the API do), once the backlog is counted.
+    seats_s: dict[str, float] = field(default_factory=dict)
     exact: bool = False
     differences: list[str] = field(default_factory=list)
 
@@ -251,6 +256,10 @@ def run_bench(
                 wait_caught_up(settings, report.events, timeout_s=600, workers=workers)
                 measured = latency(connect(settings), phase)
                 report.latency_events, report.offered_rate_measured, report.latency_p50_ms, report.latency_p99_ms = measured
+        for ballot in (b for b in plan.ballots if b in LEGISLATIVE):
+            started = time.perf_counter()
+            seats(connect(settings), ballot, settings.dpr_threshold)
+            report.seats_s[ballot] = round(time.perf_counter() - started, 3)
         for proc in workers:
             cpu, rss = proc_stats(proc.pid)
             report.worker_cpu_s.append(round(cpu, 1))

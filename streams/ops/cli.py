@@ -150,6 +150,14 @@ def simulate(
         ),
     ] = 0.0,
     unsigned: Annotated[bool, typer.Option("--unsigned", help="devices do not sign (needs TALLY_REQUIRE_SIGNATURES=0)")] = False,
+    abroad: Annotated[
+        bool | None,
+        typer.Option(
+            "--abroad/--no-abroad",
+            help="add TPS abroad (region 99: PPWP, and DPR in DKI Jakarta II), 2024's 3,059 at this scale; "
+            "default: only at --tps 820161",
+        ),
+    ] = None,
     regions: Annotated[
         Path | None, typer.Option(help="Kemendagri region list (code,name CSV): put the TPS in its villages")
     ] = None,
@@ -163,7 +171,7 @@ def simulate(
     from streams.gateways.simulate import Plan
 
     chosen = tuple(b.strip() for b in ballots.split(",") if b.strip())
-    plan = Plan(tps, seed, chosen, duplicates, corrections, invalid, forged, signed=not unsigned)
+    plan = Plan(tps, seed, chosen, duplicates, corrections, invalid, forged, signed=not unsigned, abroad=abroad)
     if dry_run and out is None:
         fail("--dry-run needs --out")
     from streams.gateways.kemendagri import KemendagriError
@@ -293,14 +301,17 @@ def verify(
 
 @app.command()
 def demo(
-    tps: Annotated[int, typer.Option(help="number of TPS")] = 20000,
+    tps: Annotated[int, typer.Option(help="number of TPS")] = 10000,
     seed: Annotated[int, typer.Option(help="seed")] = 2024,
+    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="end by serving the results page until Ctrl-C")] = True,
+    port: Annotated[int, typer.Option(help="port of the results page")] = 8080,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Start the embedded servers, init, one worker, simulate N TPS, wait for the totals, print results."""
+    """Start the embedded servers, init, one worker, simulate N TPS on all five ballots, wait for the
+    totals, verify them, print results and the DPR seats, then serve the page."""
     from streams.ops.demo import run_demo
 
-    raise typer.Exit(run_demo(settings_from(data_dir=data_dir), tps, seed))
+    raise typer.Exit(run_demo(settings_from(data_dir=data_dir), tps, seed, port if serve else None))
 
 
 @app.command()

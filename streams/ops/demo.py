@@ -18,7 +18,9 @@ from streams.gateways.gateway import run_simulation
 from streams.gateways.simulate import Plan
 from streams.kafka.auth import kafka_options
 from streams.kafka.produce import consumer_lag
-from streams.read.report import print_results
+from streams.read.api import serve
+from streams.read.dapils import seats
+from streams.read.report import print_results, print_seats
 from streams.read.results import read_truth, results, verify
 from streams.settings import SUBMISSIONS, Settings
 
@@ -60,7 +62,12 @@ def wait_caught_up(
     raise TimeoutError(f"the workers did not catch up within {timeout_s:.0f}s")
 
 
-def run_demo(base: Settings, n_tps: int, seed: int) -> int:
+BALLOTS = ("PPWP", "DPR", "DPD", "DPRD_PROV", "DPRD_KAB")
+
+
+def run_demo(base: Settings, n_tps: int, seed: int, serve_port: int | None = 8080) -> int:
+    """The whole pipeline on a simulated night of all five ballots, checked against its truth; then,
+    unless `serve_port` is None, the results page until Ctrl-C."""
     console = Console()
     kafka = servers.kafka_bootstrap(base)
     ch_url = servers.ensure(base, servers.CLICKHOUSE)
@@ -76,7 +83,7 @@ def run_demo(base: Settings, n_tps: int, seed: int) -> int:
     worker = start_worker(settings)
     out = base.embedded_dir / "demo"
     try:
-        plan = Plan(n_tps, seed, ("PPWP",), duplicates=0.05, corrections=0.02, invalid=0.005)
+        plan = Plan(n_tps, seed, BALLOTS, duplicates=0.05, corrections=0.02, invalid=0.005)
         produced = run_simulation(settings, plan, out, dry_run=False, rate=None)
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
@@ -86,6 +93,7 @@ def run_demo(base: Settings, n_tps: int, seed: int) -> int:
         differences = verify(client, read_truth(out / "truth.jsonl"))
         print_results(results(client, "PPWP", "national"), console)
         print_results(results(client, "PPWP", "province"), console)
+        print_seats(seats(client, "DPR", settings.dpr_threshold), console)
         decided = dict(client.query("SELECT decision, count() FROM tally_decisions FINAL GROUP BY decision").result_rows)
         console.print(f"decisions: {decided}")
         if differences:
@@ -101,7 +109,11 @@ def run_demo(base: Settings, n_tps: int, seed: int) -> int:
     console.print(
         f"\nThe servers keep running (stop them with [bold]tally down[/]). Files of this run: {out}\n"
         f"Query it:  TALLY_CLICKHOUSE={ch_url}/{DEMO_DATABASE} tally results --level regency --region 32\n"
+        f"           TALLY_CLICKHOUSE={ch_url}/{DEMO_DATABASE} tally seats --ballot DPRD_PROV\n"
         f"      or:  curl '{ch_url}/?database={DEMO_DATABASE}' --data-binary "
         "\"SELECT region, choice, sum(votes) FROM region_totals WHERE level='province' GROUP BY ALL ORDER BY ALL\""
     )
+    if serve_port is not None:
+        console.print(f"\n[bold]The results page: http://127.0.0.1:{serve_port}/[/]  (Ctrl-C stops it)")
+        serve(settings, "127.0.0.1", serve_port)
     return 0

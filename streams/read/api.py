@@ -267,6 +267,7 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
     client = clickhouse_connect.get_client(dsn=clickhouse_dsn(settings), autogenerate_session_id=False)
 
     cache = ResponseCache(cache_ttl)
+    threshold = settings.dpr_threshold
 
     def endpoint(
         build: Callable[[web.Request], dict], key: Callable[[web.Request], str] = lambda r: r.path_qs
@@ -304,6 +305,9 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
                     await cache.get(
                         results_key(ballot, level, region), lambda b=ballot, lv=level, r=region: region_results(client, b, lv, r)
                     )
+            if ballot in LEGISLATIVE:  # the seats every legislative page opens with
+                with contextlib.suppress(Exception):
+                    await cache.get(f"seats:{ballot}:", lambda b=ballot: seats(client, b, threshold))
         log.info("warmed %d views", len(cache.entries))
 
     async def start_warming(app: web.Application) -> None:
@@ -311,8 +315,6 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
 
     app = web.Application()
     app.on_startup.append(start_warming)
-    threshold = settings.dpr_threshold
-
     def results_view(r: web.Request) -> dict:
         ballot, dapil = r.query.get("ballot", "PPWP"), r.query.get("dapil")
         if dapil:

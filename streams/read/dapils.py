@@ -15,7 +15,7 @@ from clickhouse_connect.driver.client import Client
 
 from streams.core.aggregate import WRITTEN_LEVELS
 from streams.core.regions import level_of
-from streams.core.seats import LEGISLATIVE, Dapil, ballot_seats, body_of, party_of, party_totals
+from streams.core.seats import LEGISLATIVE, Dapil, ballot_seats, body_of, dapil_seats, dpd_seats, party_of, party_totals, passing
 
 
 class DapilError(LookupError):
@@ -133,15 +133,34 @@ def seats(client: Client, ballot: str, threshold: Fraction | None, dapil: str | 
     return result
 
 
+def takes_part(client: Client, ballot: str, threshold: Fraction | None) -> dict[str, bool]:
+    """Party -> whether it takes part in this ballot's seats: for DPR, by its share of the national valid
+    votes (the national rows of region_totals, one small query); DPRD: every party."""
+    if ballot != "DPR":
+        return {}
+    national = dict(
+        client.query(
+            "SELECT choice, sum(votes) FROM region_totals WHERE ballot = {b:String} AND level = 'national' AND choice != '' "
+            "GROUP BY choice",
+            parameters={"b": ballot},
+        ).result_rows
+    )
+    return passing(party_totals(national), threshold)
+
+
 def dapil_results(client: Client, ballot: str, dapil: str, threshold: Fraction | None) -> dict:
     """One dapil: name, seats, TPS, registered, voters, invalid, its parties (party totals, seats) and
-    candidates (votes, elected)."""
+    candidates (votes, elected). Reads that dapil's rows only (and, for DPR, the national party totals
+    that say who passes the threshold)."""
     if ballot not in LEGISLATIVE:
         raise DapilError(f"dapils are contests of {', '.join(LEGISLATIVE)}, not {ballot}", 400)
     contest = check_dapil(client, ballot, dapil)
-    seated = seats(client, ballot, threshold, dapil)
-    mine = seated["dapils"][0]
     totals = dapil_totals(client, ballot, dapil).get(dapil) or {"votes": {}, "tps_reported": 0, "invalid": 0, "voters": 0}
+    if ballot == "DPD":
+        seated = dpd_seats(dapil, contest["seats"], contest["choices"], totals["votes"])
+    else:
+        seated = dapil_seats(dapil, contest["seats"], contest["choices"], totals["votes"], takes_part(client, ballot, threshold))
+    mine = seated.as_json()
     names = dict(zip(contest["choices"], contest["choice_names"], strict=True))
     votes = totals["votes"]
     won = {row["party"]: row["seats"] for row in mine["parties"]}
