@@ -95,7 +95,7 @@ def five_ballots(pipeline, workers, tmp_path):
     out = tmp_path / "d"
     tally(
         pipeline, "simulate", "--tps", "500", "--seed", "15", "--ballots", "PPWP,DPR,DPD,DPRD_PROV,DPRD_KAB",
-        "--corrections", "0.05", "--duplicates", "0.05", "--abroad", "--out", str(out),
+        "--corrections", "0.05", "--duplicates", "0.05", "--invalid", "0.02", "--abroad", "--out", str(out),
     )  # fmt: skip
     wait_caught_up(pipeline, len((out / "events.jsonl").read_bytes().splitlines()), timeout_s=180)
     with api_server(pipeline) as port:

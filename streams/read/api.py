@@ -315,6 +315,7 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
 
     app = web.Application()
     app.on_startup.append(start_warming)
+
     def results_view(r: web.Request) -> dict:
         ballot, dapil = r.query.get("ballot", "PPWP"), r.query.get("dapil")
         if dapil:
