@@ -23,7 +23,7 @@ from streams.core.contract import BALLOTS
 from streams.core.regions import LEVELS, NATIONAL, level_of
 from streams.core.seats import LEGISLATIVE
 from streams.embedded.servers import clickhouse_dsn
-from streams.read.dapils import DapilError, dapil_list, dapil_results, seats
+from streams.read.dapils import DapilError, ballot_view, dapil_list, dapil_of, seats_of
 from streams.read.results import results
 from streams.settings import Settings
 
@@ -269,12 +269,10 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
     cache = ResponseCache(cache_ttl)
     threshold = settings.dpr_threshold
 
-    def endpoint(
-        build: Callable[[web.Request], dict], key: Callable[[web.Request], str] = lambda r: r.path_qs
-    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+    def respond(answer: Callable[[web.Request], Awaitable[dict]]) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handler(request: web.Request) -> web.Response:
             try:
-                body = await cache.get(key(request), lambda: build(request))
+                body = await answer(request)
             except ApiError as exc:
                 return json_response({"error": str(exc)}, exc.status)
             except Exception as exc:  # noqa: BLE001 - a reader gets JSON, never a stack trace
@@ -283,6 +281,23 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
             return json_response(body)
 
         return handler
+
+    def endpoint(
+        build: Callable[[web.Request], dict], key: Callable[[web.Request], str] = lambda r: r.path_qs
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        return respond(lambda r: cache.get(key(r), lambda: build(r)))
+
+    async def ballot_view_of(ballot: str, what: str) -> dict:
+        """The ballot's shared dapil view (contests, dapil totals, seats), one cache entry a ballot: every
+        dapil page and seats answer of the ballot comes from it, so none waits for its own queries."""
+        if ballot not in LEGISLATIVE:
+            raise ApiError(400, f"{what} {', '.join(LEGISLATIVE)}, not {ballot}")
+        return await cache.get(f"ballot:{ballot}", lambda: dapil_view(lambda: ballot_view(client, ballot, threshold)))
+
+    async def one_dapil(view: dict, dapil: str) -> dict:
+        if dapil in view["contests"]:  # no I/O: answered on the loop
+            return dapil_view(lambda: dapil_of(client, view, dapil))
+        return await asyncio.to_thread(dapil_view, lambda: dapil_of(client, view, dapil))  # says why it is unknown
 
     async def warm(_: web.Application) -> None:
         """Compute the views every dashboard opens with before readers ask: national and province
@@ -305,9 +320,9 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
                     await cache.get(
                         results_key(ballot, level, region), lambda b=ballot, lv=level, r=region: region_results(client, b, lv, r)
                     )
-            if ballot in LEGISLATIVE:  # the seats every legislative page opens with
+            if ballot in LEGISLATIVE:  # the dapils and seats every legislative page opens with
                 with contextlib.suppress(Exception):
-                    await cache.get(f"seats:{ballot}:", lambda b=ballot: seats(client, b, threshold))
+                    await ballot_view_of(ballot, "")
         log.info("warmed %d views", len(cache.entries))
 
     async def start_warming(app: web.Application) -> None:
@@ -316,29 +331,26 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
     app = web.Application()
     app.on_startup.append(start_warming)
 
-    def results_view(r: web.Request) -> dict:
-        ballot, dapil = r.query.get("ballot", "PPWP"), r.query.get("dapil")
+    async def results_answer(r: web.Request) -> dict:
+        ballot, level, region, dapil = (
+            r.query.get("ballot", "PPWP"),
+            r.query.get("level"),
+            r.query.get("region"),
+            r.query.get("dapil"),
+        )
         if dapil:
-            return dapil_view(lambda: dapil_results(client, ballot, dapil, threshold))
-        return region_results(client, ballot, r.query.get("level"), r.query.get("region"))
+            return await one_dapil(await ballot_view_of(ballot, "dapils are contests of"), dapil)
+        return await cache.get(results_key(ballot, level, region), lambda: region_results(client, ballot, level, region))
 
-    app.router.add_get(
-        "/api/results",
-        endpoint(
-            results_view,
-            key=lambda r: (
-                results_key(r.query.get("ballot", "PPWP"), r.query.get("level"), r.query.get("region"))
-                + f":{r.query.get('dapil', '')}"
-            ),
-        ),
-    )
-    app.router.add_get(
-        "/api/seats",
-        endpoint(
-            lambda r: dapil_view(lambda: seats(client, r.query.get("ballot", ""), threshold, r.query.get("dapil"))),
-            key=lambda r: f"seats:{r.query.get('ballot', '')}:{r.query.get('dapil', '')}",
-        ),
-    )
+    async def seats_answer(r: web.Request) -> dict:
+        view = await ballot_view_of(r.query.get("ballot", ""), "seats are elected on")
+        dapil = r.query.get("dapil")
+        if dapil:
+            await one_dapil(view, dapil)  # an unknown dapil, or one of another ballot, is an error
+        return seats_of(view, dapil)
+
+    app.router.add_get("/api/results", respond(results_answer))
+    app.router.add_get("/api/seats", respond(seats_answer))
     app.router.add_get(
         "/api/dapils",
         endpoint(lambda r: dapil_view(lambda: dapil_list(client, r.query.get("ballot", ""), r.query.get("region")))),

@@ -103,20 +103,14 @@ def dapil_totals(client: Client, ballot: str, dapil: str | None = None) -> dict[
     return totals
 
 
-def _dapils(client: Client, ballot: str) -> tuple[list[dict], dict[str, dict]]:
-    found = contests(client, ballot)
-    return found, dapil_totals(client, ballot)
-
-
-def seats(client: Client, ballot: str, threshold: Fraction | None, dapil: str | None = None) -> dict:
-    """`tally seats --json`: every dapil's seats, elected candidates and margin, and the seats per party
-    of each body (core.seats.ballot_seats), from the current totals. With `dapil`, only its entry is
-    listed (the threshold still needs every dapil's votes)."""
+def ballot_view(client: Client, ballot: str, threshold: Fraction | None) -> dict:
+    """Everything a ballot's dapil pages and seats need, from one snapshot of the totals: the contests,
+    each dapil's totals, and the seats (core.seats.ballot_seats). The API keeps one of these a ballot
+    and answers every dapil and seats request from it."""
     if ballot not in LEGISLATIVE:
         raise DapilError(f"seats are elected on {', '.join(LEGISLATIVE)}, not {ballot}", 400)
-    if dapil:
-        check_dapil(client, ballot, dapil)
-    found, totals = _dapils(client, ballot)
+    found = contests(client, ballot)
+    totals = dapil_totals(client, ballot)
     seated = [
         Dapil(
             c["dapil"],
@@ -127,10 +121,41 @@ def seats(client: Client, ballot: str, threshold: Fraction | None, dapil: str | 
         )
         for c in found
     ]
-    result = ballot_seats(ballot, seated, threshold)
+    return {
+        "ballot": ballot,
+        "contests": {c["dapil"]: c for c in found},
+        "totals": totals,
+        "seats": ballot_seats(ballot, seated, threshold),
+    }
+
+
+def seats_of(view: dict, dapil: str | None = None) -> dict:
+    """The seats answer of a ballot view, or of one dapil in it (whose name the caller checked)."""
+    result = view["seats"]
     if dapil:
-        result["dapils"] = [d for d in result["dapils"] if d["dapil"] == dapil]
+        result = {**result, "dapils": [d for d in result["dapils"] if d["dapil"] == dapil]}
     return result
+
+
+def seats(client: Client, ballot: str, threshold: Fraction | None, dapil: str | None = None) -> dict:
+    """`tally seats --json`: every dapil's seats, elected candidates and margin, and the seats per party
+    of each body (core.seats.ballot_seats), from the current totals. With `dapil`, only its entry is
+    listed (the threshold still needs every dapil's votes)."""
+    if ballot not in LEGISLATIVE:
+        raise DapilError(f"seats are elected on {', '.join(LEGISLATIVE)}, not {ballot}", 400)
+    if dapil:
+        check_dapil(client, ballot, dapil)
+    return seats_of(ballot_view(client, ballot, threshold), dapil)
+
+
+def dapil_of(client: Client, view: dict, dapil: str) -> dict:
+    """One dapil's results from a ballot view (the API's path: no query unless the dapil is unknown)."""
+    contest = view["contests"].get(dapil)
+    if contest is None:
+        check_dapil(client, view["ballot"], dapil)  # raises: unknown, or of another ballot
+        raise DapilError(f"unknown dapil {dapil}", 404)  # loaded after this view was taken
+    mine = next(d for d in view["seats"]["dapils"] if d["dapil"] == dapil)
+    return _dapil_answer(view["ballot"], contest, view["totals"].get(dapil), mine)
 
 
 def takes_part(client: Client, ballot: str, threshold: Fraction | None) -> dict[str, bool]:
@@ -160,14 +185,19 @@ def dapil_results(client: Client, ballot: str, dapil: str, threshold: Fraction |
         seated = dpd_seats(dapil, contest["seats"], contest["choices"], totals["votes"])
     else:
         seated = dapil_seats(dapil, contest["seats"], contest["choices"], totals["votes"], takes_part(client, ballot, threshold))
-    mine = seated.as_json()
+    return _dapil_answer(ballot, contest, totals, seated.as_json())
+
+
+def _dapil_answer(ballot: str, contest: dict, totals: dict | None, mine: dict) -> dict:
+    """The JSON of one dapil: its contest, its totals and its seats entry."""
+    totals = totals or {"votes": {}, "tps_reported": 0, "invalid": 0, "voters": 0}
     names = dict(zip(contest["choices"], contest["choice_names"], strict=True))
     votes = totals["votes"]
     won = {row["party"]: row["seats"] for row in mine["parties"]}
     elected = set(mine["elected"])
     return {
         "ballot": ballot,
-        "dapil": dapil,
+        "dapil": contest["dapil"],
         "name": contest["name"],
         "seats": contest["seats"],
         "tps_reported": totals["tps_reported"],
