@@ -94,3 +94,21 @@ def test_settings_come_from_env_then_flags():
     assert (s.kafka, str(s.data_dir), s.partitions, s.clickhouse) == ("k:9092", "/x", 3, None)
     assert s.override(kafka=None, clickhouse="http://h:8123/db").clickhouse == "http://h:8123/db"
     assert s.override(kafka=None).kafka == "k:9092"
+
+
+def test_demo_counts_five_ballots_verifies_and_prints_the_dpr_seats(tmp_path):
+    """`make demo`'s job, small and without the page: its own embedded servers in a fresh data dir."""
+    data_dir = tmp_path / "demo"
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "streams", "demo", "--tps", "400", "--no-serve", "--data-dir", str(data_dir)],
+            capture_output=True,
+            timeout=300,
+            cwd=REPO,
+        )
+    finally:
+        subprocess.run([sys.executable, "-m", "streams", "down", "--data-dir", str(data_dir)], capture_output=True, timeout=60)
+    out = result.stdout.decode()
+    assert result.returncode == 0, out[-3000:] + result.stderr.decode()[-3000:]
+    assert "verify: totals are exact at every level" in out
+    assert "DPR seats:" in out and "threshold 4%" in out

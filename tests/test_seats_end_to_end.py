@@ -125,6 +125,10 @@ def test_a_five_ballot_night_verifies_dapils_and_seats_and_the_api_agrees_with_t
     assert get(port, "/api/results?ballot=DPD&region=99")[1]["regions"] == [] or all(
         r["tps_total"] == 0 for r in get(port, "/api/results?ballot=DPD&region=99")[1]["regions"]
     )
+    voter_abroad = get(port, "/api/results?ballot=PPWP&level=tps&region=99")[1]["regions"][0]["code"]
+    tallies = {t["ballot"]: t for t in get(port, f"/api/tps/{voter_abroad}")[1]["tallies"]}
+    assert set(tallies) == {"PPWP", "DPR"} and tallies["PPWP"]["dapil"] == "PPWP"
+    assert tallies["DPR"]["dapil"].startswith("DPR-31-")  # a candidate number means something in its dapil only
     national = get(port, "/api/results?ballot=DPR&level=national")[1]["regions"][0]
     assert all("." not in choice for choice in national["votes"])  # party totals, no candidates summed across dapils
     status, body = get(port, "/api/results?ballot=DPR&dapil=DPR-99-99")

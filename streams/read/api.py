@@ -187,10 +187,18 @@ def tps_detail(client: Client, code: str, ballot: str | None = None) -> dict:
     dpt = client.query("SELECT dpt FROM registry_tps WHERE tps = {c:String}", parameters={"c": code}).result_rows
     if not applied and not events and not dpt:
         raise ApiError(404, f"nothing is known of TPS {code}")
+    # A candidate's number names a person only within a dapil: each tally says which one it is.
+    dapils = dict(
+        client.query(
+            "SELECT ballot, dapil FROM registry_contests FINAL "
+            "WHERE arrayExists(r -> r = 'ID' OR startsWith({c:String}, r), regions)",
+            parameters={"c": code},
+        ).result_rows
+    )
     return {
         "tps": code,
         "dpt": dpt[0][0] if dpt else None,
-        "tallies": [{**row, "votes": dict(sorted(row["votes"].items()))} for row in applied],
+        "tallies": [{**row, "dapil": dapils.get(row["ballot"]), "votes": dict(sorted(row["votes"].items()))} for row in applied],
         "history": events,
     }
 
