@@ -82,3 +82,30 @@ def test_results_name_the_pairs(api):
         "02": "Prabowo Subianto - Gibran Rakabuming Raka",
         "03": "Ganjar Pranowo - Mahfud MD",
     }
+
+
+def test_a_costly_view_is_kept_ten_times_what_it_took_to_build():
+    """The cache's refresh policy, on its own: no broker or ClickHouse involved, only timing."""
+    import asyncio
+    import time
+
+    from streams.read.api import ResponseCache
+
+    async def scenario() -> tuple[float, float]:
+        cache = ResponseCache(ttl=0.05, cost_factor=10)
+        builds = []
+
+        def build(seconds: float) -> dict:
+            time.sleep(seconds)
+            builds.append(seconds)
+            return {"n": len(builds)}
+
+        await cache.get("cheap", lambda: build(0.0))
+        await cache.get("costly", lambda: build(0.1))
+        cheap_expiry, costly_expiry = cache.entries["cheap"][0], cache.entries["costly"][0]
+        now = time.monotonic()
+        return cheap_expiry - now, costly_expiry - now
+
+    cheap, costly = asyncio.run(scenario())
+    assert cheap <= 0.05  # the minimum ttl
+    assert 0.9 <= costly <= 1.1  # 10 x 0.1 s
