@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from streams.core.seats import party_totals
 from streams.ops.demo import wait_caught_up
 from tests.conftest import api_server, get, tally
 from tests.factories import key_record, signed, tally_dict
@@ -126,6 +127,8 @@ def test_a_five_ballot_night_verifies_dapils_and_seats_and_the_api_agrees_with_t
         r["tps_total"] == 0 for r in get(port, "/api/results?ballot=DPD&region=99")[1]["regions"]
     )
     voter_abroad = get(port, "/api/results?ballot=PPWP&level=tps&region=99")[1]["regions"][0]["code"]
+    [row] = get(port, f"/api/results?ballot=DPR&level=tps&region={voter_abroad}")[1]["regions"]
+    assert row["dapil"].startswith("DPR-31-") and row["parties"] == party_totals(row["votes"])
     tallies = {t["ballot"]: t for t in get(port, f"/api/tps/{voter_abroad}")[1]["tallies"]}
     assert set(tallies) == {"PPWP", "DPR"} and tallies["PPWP"]["dapil"] == "PPWP"
     assert tallies["DPR"]["dapil"].startswith("DPR-31-")  # a candidate number means something in its dapil only

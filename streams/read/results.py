@@ -17,7 +17,7 @@ from clickhouse_connect.driver.client import Client
 
 from streams.core.aggregate import WRITTEN_LEVELS
 from streams.core.regions import LEVELS, NATIONAL, PREFIX_LENGTH, child_level, level_of
-from streams.core.seats import PARTY_BALLOTS, party_totals, reported_votes
+from streams.core.seats import LEGISLATIVE, PARTY_BALLOTS, party_totals, reported_votes
 from streams.read.dapils import dapil_totals, seats
 
 
@@ -72,6 +72,15 @@ def results(client: Client, ballot: str, level: str | None = None, region: str |
             )
             if ballot in PARTY_BALLOTS:
                 e["parties"] = party_totals(votes)
+        if ballot in LEGISLATIVE and regions:  # a candidate's number means something in its dapil only
+            dapil_of = dict(
+                client.query(
+                    "SELECT arrayJoin(regions) AS region, dapil FROM registry_contests FINAL WHERE ballot = {ballot:String}",
+                    parameters=params,
+                ).result_rows
+            )
+            for code, e in regions.items():
+                e["dapil"] = next((dapil_of[p] for p in (code[:2], code[:4], code[:6], code[:10]) if p in dapil_of), None)
         return {"ballot": ballot, "level": level, "regions": list(regions.values())}
 
     for code, name in client.query(
