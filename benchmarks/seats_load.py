@@ -1,7 +1,7 @@
 """Do seats slow the workers? `tally bench` with, beside it, `tally serve` on the bench's database and
 readers that keep every legislative ballot's seats and some dapil pages asked for the whole time.
 
-Usage: .venv/bin/python -m benchmarks.seats_load [--tps 100000] [--workers 2] [--readers 10]
+Usage: .venv/bin/python -m benchmarks.seats_load --data-dir FRESH [--tps 100000] [--workers 2] [--readers 10] [--control]
 Compare its `events_per_s` and `latency_p99_ms` with a plain `tally bench` of the same arguments run
 in the same session (RESULTS.md, issue 15).
 """
@@ -43,7 +43,9 @@ def bench_database(data_dir: Path) -> tuple[str, str] | None:
     return None
 
 
-async def read_seats(port: int, readers: int, stop: threading.Event, counts: dict[str, int]) -> None:
+async def read_views(port: int, readers: int, stop: threading.Event, counts: dict[str, int], control: bool) -> None:
+    """Readers, each asking every 0.2 s: seats and dapil pages, or (`control`) as many region views,
+    which cost the API the same HTTP work but ClickHouse next to nothing."""
     async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
         dapils = {}
         for ballot in ("DPR", "DPRD_KAB"):
@@ -53,6 +55,8 @@ async def read_seats(port: int, readers: int, stop: threading.Event, counts: dic
         async def reader(i: int) -> None:
             paths = [f"/api/seats?ballot={b}" for b in ("DPR", "DPD", "DPRD_PROV", "DPRD_KAB")]
             paths += [f"/api/results?ballot={b}&dapil={d}" for b, ds in dapils.items() for d in ds]
+            if control:
+                paths = [f"/api/results?ballot={b}&level=national" for b in BALLOTS.split(",")] * (len(paths) // 5 + 1)
             n = i
             while not stop.is_set():
                 async with session.get(paths[n % len(paths)]) as response:
@@ -72,6 +76,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8097)
     parser.add_argument("--data-dir", required=True, help="a fresh directory: its only bench database is this run's")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--control", action="store_true", help="read national results instead of seats and dapils")
     args = parser.parse_args()
     data_dir = Path(args.data_dir)
     command = [sys.executable, "-m", "streams", "bench", "--tps", str(args.tps), "--ballots", BALLOTS]
@@ -94,14 +99,16 @@ def main() -> None:
     time.sleep(3)
     stop = threading.Event()
     counts: dict[str, int] = {}
-    readers = threading.Thread(target=lambda: asyncio.run(read_seats(args.port, args.readers, stop, counts)), daemon=True)
+    readers = threading.Thread(
+        target=lambda: asyncio.run(read_views(args.port, args.readers, stop, counts, args.control)), daemon=True
+    )
     readers.start()
     code = bench.wait()
     stop.set()
     readers.join(timeout=10)
     api.terminate()
     api.wait(timeout=10)
-    print(f"seats and dapil pages read during the bench: {counts}")
+    print(f"{'national results' if args.control else 'seats and dapil pages'} read during the bench: {counts}")
     sys.exit(code)
 
 
