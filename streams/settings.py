@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
+from streams.core.seats import DPR_THRESHOLD
+
 SUBMISSIONS = "tally.submissions"
 REJECTED = "tally.rejected"
 
@@ -49,7 +51,7 @@ class Settings:
     rebalance_timeout_s: float = 5.0
     batch_size: int = 5000
     require_signatures: bool = True
-    dpr_threshold: Fraction = Fraction(4, 100)
+    dpr_threshold: Fraction = DPR_THRESHOLD
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str = "SCRAM-SHA-512"
     kafka_username: str | None = None
@@ -66,7 +68,7 @@ class Settings:
             partitions=int(env.get("TALLY_PARTITIONS") or 8),
             namespace=env.get("TALLY_NAMESPACE") or "",
             require_signatures=(env.get("TALLY_REQUIRE_SIGNATURES") or "1").lower() not in ("0", "false", "no"),
-            dpr_threshold=threshold_of(env.get("TALLY_DPR_THRESHOLD") or "0.04"),
+            dpr_threshold=threshold_of(env["TALLY_DPR_THRESHOLD"]) if env.get("TALLY_DPR_THRESHOLD") else DPR_THRESHOLD,
             kafka_security_protocol=env.get("TALLY_KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT",
             kafka_sasl_mechanism=env.get("TALLY_KAFKA_SASL_MECHANISM") or "SCRAM-SHA-512",
             kafka_username=env.get("TALLY_KAFKA_USERNAME") or None,

@@ -139,3 +139,15 @@ def test_ballot_seats_sum_bodies_and_apply_the_threshold_to_dpr_only():
     dpr = ballot_seats("DPR", [a, b], Fraction(4, 100))
     assert dpr["threshold"] == 0.04
     assert {p["party"]: (p["passes"], p["seats"]) for p in dpr["national"]} == {"P01": (True, 4), "P02": (True, 2)}
+
+
+def test_the_threshold_setting_is_an_exact_fraction_or_a_clear_error():
+    import pytest
+
+    from streams.settings import Settings, threshold_of
+
+    assert threshold_of("0.04") == threshold_of("4%") == Fraction(1, 25) == Settings.from_env({}).dpr_threshold
+    assert Settings.from_env({"TALLY_DPR_THRESHOLD": "0.05"}).dpr_threshold == Fraction(1, 20)
+    for bad in ("four", "1.5", "-1%"):
+        with pytest.raises(ValueError, match="TALLY_DPR_THRESHOLD must be"):
+            threshold_of(bad)
