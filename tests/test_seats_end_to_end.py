@@ -107,6 +107,16 @@ def test_a_five_ballot_night_verifies_dapils_and_seats_and_the_api_agrees_with_t
     port, out = five_ballots
     verified = tally(pipeline, "verify", "--truth", str(out / "truth.jsonl"), check=False)
     assert verified.returncode == 0, verified.stdout.decode()[-2000:]  # dapil totals and seats included
+    # A truth whose seats differ by one elected candidate fails verify, naming the dapil.
+    lines = (out / "truth.jsonl").read_bytes().splitlines()
+    seats_at = next(i for i, line in enumerate(lines) if b'"level":"seats"' in line and b'"ballot":"DPR"' in line)
+    group = orjson.loads(lines[seats_at])
+    first = group["seats"]["dapils"][0]
+    first["elected"] = first["elected"][:-1] + ["P99.99"]
+    lines[seats_at] = orjson.dumps(group)
+    (out / "tampered.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    refused = tally(pipeline, "verify", "--truth", str(out / "tampered.jsonl"), check=False)
+    assert refused.returncode == 1 and f"DPR seats {first['dapil']} elected" in refused.stdout.decode()
     for ballot in ("DPR", "DPD", "DPRD_PROV", "DPRD_KAB"):
         status, body = get(port, f"/api/seats?ballot={ballot}")
         assert status == 200

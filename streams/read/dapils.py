@@ -103,14 +103,15 @@ def dapil_totals(client: Client, ballot: str, dapil: str | None = None) -> dict[
     return totals
 
 
-def ballot_view(client: Client, ballot: str, threshold: Fraction | None) -> dict:
+def ballot_view(client: Client, ballot: str, threshold: Fraction | None, totals: dict[str, dict] | None = None) -> dict:
     """Everything a ballot's dapil pages and seats need, from one snapshot of the totals: the contests,
-    each dapil's totals, and the seats (core.seats.ballot_seats). The API keeps one of these a ballot
-    and answers every dapil and seats request from it."""
+    each dapil's totals (`dapil_totals`, read here unless the caller has them), and the seats
+    (core.seats.ballot_seats). The API keeps one of these a ballot and answers every dapil and seats
+    request from it."""
     if ballot not in LEGISLATIVE:
         raise DapilError(f"seats are elected on {', '.join(LEGISLATIVE)}, not {ballot}", 400)
     found = contests(client, ballot)
-    totals = dapil_totals(client, ballot)
+    totals = dapil_totals(client, ballot) if totals is None else totals
     seated = [
         Dapil(
             c["dapil"],

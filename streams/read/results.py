@@ -18,7 +18,7 @@ from clickhouse_connect.driver.client import Client
 from streams.core.aggregate import WRITTEN_LEVELS
 from streams.core.regions import LEVELS, NATIONAL, PREFIX_LENGTH, child_level, level_of
 from streams.core.seats import LEGISLATIVE, PARTY_BALLOTS, party_totals, reported_votes
-from streams.read.dapils import dapil_totals, seats
+from streams.read.dapils import ballot_view, dapil_totals
 
 
 def resolve_scope(level: str | None, region: str | None) -> tuple[str, str]:
@@ -160,13 +160,15 @@ def verify(client: Client, truth: Mapping | Iterable[dict], max_report: int = 20
     list shows at province level."""
     differences: list[str] = []
     whole: dict[tuple[str, str], dict[str, dict]] = {}  # (ballot, level) -> region -> results
+    dapils: dict[str, dict[str, dict]] = {}  # ballot -> its dapils' totals, read once for totals and seats
     for group in truth_groups(truth):
         if group["level"] == "seats":
-            differences += _seat_differences(client, group["ballot"], group["seats"])
+            differences += _seat_differences(client, group["ballot"], group["seats"], dapils.pop(group["ballot"], None))
             continue
         ballot, level, expected = group["ballot"], group["level"], group["regions"]
         if level == "dapil":
-            held = {code: {**t, "parties": party_totals(t["votes"])} for code, t in dapil_totals(client, ballot).items()}
+            dapils[ballot] = dapil_totals(client, ballot)
+            held = {code: {**t, "parties": party_totals(t["votes"])} for code, t in dapils[ballot].items()}
         elif level == "tps":  # a province's TPS at a time: the only level too large to hold whole
             held = {r["code"]: r for r in results(client, ballot, level, group.get("scope") or None)["regions"]}
         else:  # the whole level once (a handful of queries), each group compared with its part of it
@@ -186,11 +188,12 @@ def verify(client: Client, truth: Mapping | Iterable[dict], max_report: int = 20
     return differences[:max_report] + ([f"... and {len(differences) - max_report} more"] if len(differences) > max_report else [])
 
 
-def _seat_differences(client: Client, ballot: str, expected: dict) -> list[str]:
-    """Seats computed from ClickHouse's totals against the truth's (its own sums, the same threshold):
-    seats per party nationally and in each body, and each dapil's party seats and elected candidates."""
+def _seat_differences(client: Client, ballot: str, expected: dict, totals: dict[str, dict] | None) -> list[str]:
+    """Seats computed from ClickHouse's totals (`totals`: the dapil totals verify already read, if it
+    did) against the truth's (its own sums, the same threshold): seats per party nationally and in each
+    body, and each dapil's party seats and elected candidates."""
     threshold = None if expected["threshold"] is None else Fraction(str(expected["threshold"]))
-    held = seats(client, ballot, threshold)
+    held = ballot_view(client, ballot, threshold, totals)["seats"]
     differences = []
     for key in ("national", "bodies"):
         if held[key] != expected[key]:
