@@ -50,3 +50,23 @@ def test_errors_arrive_as_clickhouse_errors_with_their_code(client):
 def test_query_parameters_and_databases(client):
     client.insert("t", [(7, "seven", {})], column_names=["a", "s", "m"])
     assert client.query("SELECT s FROM t WHERE a = {a:UInt64}", parameters={"a": 7}).result_rows == [("seven",)]
+
+
+def test_a_parameter_is_text_parsed_by_its_type(client):
+    # Unquoted, '0000000002' became the number 2 and then the string '2': a cursor skipped a change.
+    assert client.query("SELECT {s:String}, {n:UInt32}", parameters={"s": "0000000002", "n": 7}).result_rows == [
+        ("0000000002", 7)
+    ]
+
+
+def test_a_stream_query_arrives_whole_in_chunks_beside_other_statements(client):
+    client.insert("t", [(i, f"s{i}", {}) for i in range(50_000)], column_names=["a", "s", "m"])
+    source = client.raw_stream("SELECT a, s FROM t ORDER BY a", settings={"query_id": "stream-test"}, fmt="CSV")
+    first = source.read(1024)
+    # The stream holds the second handle; ordinary statements still run on the first meanwhile.
+    assert client.command("SELECT count() FROM t") == 50_000
+    rest = first + source.read()
+    lines = rest.decode().splitlines()
+    assert len(lines) == 50_000 and lines[0] == '0,"s0"' and lines[-1] == '49999,"s49999"'
+    with pytest.raises(DatabaseError, match="UNKNOWN_TABLE|Unknown table"):
+        client.raw_stream("SELECT * FROM missing", settings={"query_id": "stream-bad"}, fmt="CSV").read()

@@ -55,8 +55,13 @@ def test_correction_retracts_previous_revision():
     # districts and villages are read from tally_current
     assert not any(level in ("district", "village") for _, level, _, _ in totals.rows)
     assert rows[("province", "31", "")] == [0, 1, 3, second.voters, 0]  # the TPS counted once
-    # The TPS's marker row says which revision the totals now include.
-    assert rows[("tps", "3171010001001", "")] == [0, 1, 3, second.voters, 2]
+    # One change row per revision: their sums say which revision the totals now include.
+    changes = [values for (level, _, _), values in rows.items() if level == "tps"]
+    assert [sum(column) for column in zip(*changes, strict=True)] == [0, 1, 3, second.voters, 2]
+    first_row, second_row = totals.changes
+    assert (first_row.old_revision, first_row.revision, second_row.old_revision, second_row.revision) == (0, 1, 1, 2)
+    assert second_row.deltas == {c: n - first.votes[c] for c, n in second.votes.items() if n != first.votes[c]}
+    assert rows[("tps", "3171010001001", "0000000002")] == [0, 0, 3 - first.invalid, second.voters - first.voters, 1]
 
 
 @settings(max_examples=100, deadline=None)
@@ -93,6 +98,10 @@ def test_rows_to_write_are_the_nonzero_rows_with_their_partition(first_votes, se
     totals.apply(None, first)
     second = Applied.from_tally(t(event_id="gw:2", revision=2, votes=dict(zip(choices, second_votes, strict=True))), first)
     totals.apply(first, second)
-    expected = {(*key, *values, 7) for key, values in totals.rows.items() if any(values)}
+    expected = {(*key, *values, 7) for key, values in totals.rows.items() if any(values) or key[1] == "tps"}
     written = totals.as_rows(7)
-    assert len(written) == len(set(written)) and set(written) == expected
+    plain = [(*row[:9], row[-1]) for row in written]  # without the change's deltas, event and gateway
+    assert len(plain) == len(set(plain)) and set(plain) == expected
+    changes = [row for row in written if row[1] == "tps"]
+    assert [(row[9], row[10]) for row in changes] == [(c.deltas, c.event_id) for c in totals.changes]
+    assert all(row[9:12] == ({}, "", "") for row in written if row[1] != "tps")

@@ -68,6 +68,9 @@ TOTALS = Table(
         ("invalid", "Int64"),
         ("voters", "Int64"),
         ("revision", "Int64"),
+        ("deltas", "Map(String, Int64)"),
+        ("event_id", "String"),
+        ("gateway", "String"),
     ),
 )
 DECISIONS = Table(
@@ -270,7 +273,7 @@ class ClickHouseSink:
                 c.query(
                     "SELECT m.ballot, m.tps, m.revision FROM ("
                     "  SELECT ballot, region AS tps, sum(revision) AS revision FROM region_totals "
-                    "  WHERE level = 'tps' AND choice = '' GROUP BY ballot, region) AS m "
+                    "  WHERE level = 'tps' GROUP BY ballot, region) AS m "
                     "LEFT JOIN (SELECT ballot, tps, max(revision) AS revision FROM tally_current GROUP BY ballot, tps) AS c "
                     "USING (ballot, tps) WHERE m.revision > c.revision",
                     settings={"join_use_nulls": 0},

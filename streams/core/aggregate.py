@@ -4,6 +4,12 @@ Totals move by (new - old), a retraction of the previous revision plus the new c
 correction replaces a count instead of adding to it; `tps_reported` moves only on a first count.
 Deltas of a whole batch are summed here, so one row per (ballot, level, region, choice) is written.
 
+Each applied revision is also one row of its own at the TPS level: the change (new - old per choice
+in `deltas`, with the event and gateway), keyed by the revision it moved to. Written in the same
+insert as the totals it moved, it is the history that results as of any moment and the change feed
+are read from (README, "Time travel"), and the sum of a TPS's change rows is the marker that says which
+revision the totals include, so a replay after a crash never moves them twice.
+
 Counts are summed as vectors over a contest's choices (the shared choice tuple of `Applied`), per
 village for each event, and rolled up once per batch, each level from the one below; the district
 and village levels themselves are not written (see WRITTEN_LEVELS). A DPR tally has ~150 choices:
@@ -30,6 +36,44 @@ WRITTEN_LEVELS = ("national", "province", "regency")
 ROLL_UP = (("district", "village"), ("regency", "district"), ("province", "regency"), ("national", "province"))
 
 Row = list[int]  # votes, tps_reported, invalid, voters, revision
+NO_CHANGE: tuple = ({}, "", "")  # deltas, event_id, gateway of a row that is not a TPS's change
+
+
+def revision_key(revision: int) -> str:
+    """The `choice` of a change row: the revision it moved to, zero-padded so a TPS's changes sort in order."""
+    return f"{revision:010d}"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One applied revision of one (ballot, TPS): what it moved, as written at the TPS level."""
+
+    ballot: str
+    tps: str
+    revision: int  # the revision applied
+    old_revision: int  # the revision it replaced, 0 for a first count
+    deltas: dict[str, int]  # per choice, new - old, the non-zero ones
+    reported: int  # 1 for a first count, else 0
+    invalid: int
+    voters: int
+    event_id: str
+    gateway: str
+
+    def row(self) -> tuple:
+        return (
+            self.ballot,
+            TPS_LEVEL,
+            self.tps,
+            revision_key(self.revision),
+            0,
+            self.reported,
+            self.invalid,
+            self.voters,
+            self.revision - self.old_revision,
+            self.deltas,
+            self.event_id,
+            self.gateway,
+        )
 VectorKey = tuple[str, str, int]  # ballot, region, id() of the shared choice tuple
 
 
@@ -51,10 +95,12 @@ class TotalsDelta:
     # (ballot, village, id(choices)) -> vote deltas in the order of `choices_by_id`
     village_votes: dict[VectorKey, list[int]] = field(default_factory=dict)
     choices_by_id: dict[int, tuple[str, ...]] = field(default_factory=dict)
-    # (ballot, level, region, SUMMARY) -> row: every level's summary, and each TPS's marker
+    # (ballot, level, region, SUMMARY) -> row: every written level's summary
     summaries: dict[tuple[str, str, str, str], Row] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0, 0]))
+    # each applied revision, in the order applied: the TPS level's rows
+    changes: list[Change] = field(default_factory=list)
 
-    def apply(self, old: Applied | None, new: Applied) -> None:
+    def apply(self, old: Applied | None, new: Applied, gateway: str = "") -> None:
         ballot, village = new.ballot, region_of(new.tps, "village")
         self.choices_by_id[id(new.choices)] = new.choices
         key = (ballot, village, id(new.choices))
@@ -73,13 +119,25 @@ class TotalsDelta:
             summary[1] += reported
             summary[2] += invalid
             summary[3] += voters
-        # The TPS's own summary row, written in the same insert: sum(revision) there says which
-        # revision these totals include, even if the crash came before tally_current was written.
-        marker = self.summaries[(ballot, TPS_LEVEL, new.tps, SUMMARY)]
-        marker[1] += reported
-        marker[2] += invalid
-        marker[3] += voters
-        marker[4] += new.revision - (old.revision if old is not None else 0)
+        # The TPS's change row, written in the same insert: the sum of revision over a TPS's rows says
+        # which revision these totals include, even if the crash came before tally_current was written.
+        before = old.votes if old is not None else {}
+        deltas = {c: n - before.get(c, 0) for c, n in zip(new.choices, new.counts, strict=True)}
+        deltas.update((c, -n) for c, n in before.items() if c not in deltas)
+        self.changes.append(
+            Change(
+                ballot,
+                new.tps,
+                new.revision,
+                old.revision if old is not None else 0,
+                {c: d for c, d in deltas.items() if d},
+                reported,
+                invalid,
+                voters,
+                new.event_id,
+                gateway,
+            )
+        )
 
     def _vote_deltas(self) -> dict[tuple[str, str, str, str], int]:
         """(ballot, level, region, choice) -> summed vote delta, for the written levels."""
@@ -101,14 +159,16 @@ class TotalsDelta:
 
     @property
     def rows(self) -> dict[tuple[str, str, str, str], Row]:
-        """Every row: summaries (choice "") and vote deltas (never ""), keyed apart."""
+        """Every row: summaries (choice ""), vote deltas (never "") and changes (level tps), keyed apart."""
         rows = {key: list(values) for key, values in self.summaries.items()}
+        rows.update((change.row()[:4], list(change.row()[4:9])) for change in self.changes)
         rows.update((key, [delta, 0, 0, 0, 0]) for key, delta in self._vote_deltas().items())
         return rows
 
     def as_rows(self, *extra: Any) -> list[tuple]:
         """The rows to write, each ending with `extra`. Built as tuples straight away: a legislative
         batch has ~30,000 of them."""
-        rows = [(*key, *values, *extra) for key, values in self.summaries.items() if any(values)]
-        rows.extend((*key, delta, 0, 0, 0, 0, *extra) for key, delta in self._vote_deltas().items() if delta)
+        rows = [(*key, *values, *NO_CHANGE, *extra) for key, values in self.summaries.items() if any(values)]
+        rows.extend((*key, delta, 0, 0, 0, 0, *NO_CHANGE, *extra) for key, delta in self._vote_deltas().items() if delta)
+        rows.extend((*change.row(), *extra) for change in self.changes)
         return rows

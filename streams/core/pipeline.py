@@ -87,7 +87,7 @@ class Processor:
             if decision is Decision.APPLIED:
                 new = Applied.from_tally(tally, current)
                 if tally.revision > self.in_totals.get(key, 0):
-                    batch.totals.apply(current, new)
+                    batch.totals.apply(current, new, tally.gateway)
                 elif tally.revision == self.in_totals[key]:
                     del self.in_totals[key]  # the state has caught up with the totals
                 self.state[key] = new

@@ -5,17 +5,25 @@ ClickHouse HTTP protocol that clickhouse-connect's HTTP client speaks: SQL in th
 parameter or in the body, settings as URL parameters, Native (or any) format in and out, lz4 or
 gzip request bodies, and errors as ClickHouse sends them (HTTP 500, `Code: N. DB::Exception`).
 The engine is real ClickHouse; this layer only carries bytes.
+
+Statements run one at a time on one chDB handle, which is what makes a read a snapshot (README, "Time
+travel"). A SELECT whose query_id starts with `stream-` (exports: `read.export`) is answered chunk
+by chunk from a second handle instead, beside the first: tens of GB must neither sit in memory nor
+hold up the workers' inserts for minutes. Exports read a fixed moment, so running beside the writes
+changes nothing they see.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import re
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import chdb
@@ -58,9 +66,36 @@ class ChdbEngine:
 
     def __init__(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
+        self._path = path
         self._conn = chdb.connect(str(path))
         self._lock = threading.Lock()
         self._database = "default"
+        self._streamer: object | None = None  # the second handle, opened on the first stream
+        self._stream_lock = threading.Lock()
+
+    def stream(
+        self, sql: bytes, database: str, settings: dict[str, str], default_format: str, put: Callable[[bytes], None]
+    ) -> None:
+        """Run one SELECT on the second handle, handing each chunk of its output to `put` (which may
+        block: that is the reader's back-pressure). One stream at a time."""
+        text = sql.decode()
+        found = _OUTPUT_FORMAT.search(text)
+        fmt = found.group(1) if found else default_format
+        with self._stream_lock:
+            if self._streamer is None:
+                self._streamer = chdb.connect(str(self._path))
+            conn = self._streamer
+            conn.query(f"USE {_quote_ident(database)}")
+            for name, value in settings.items():
+                conn.query(f"SET {_quote_ident(name)} = {_quote_value(value, name)}")
+            try:
+                for chunk in conn.send_query(text, fmt):
+                    data = chunk.bytes() if hasattr(chunk, "bytes") else bytes(chunk)
+                    if data:
+                        put(data)
+            finally:
+                for name in settings:
+                    conn.query(f"SET {_quote_ident(name)} = DEFAULT")
 
     def execute(
         self, sql: bytes, data: bytes | None, database: str, settings: dict[str, str], default_format: str
@@ -70,7 +105,7 @@ class ChdbEngine:
                 self._conn.query(f"USE {_quote_ident(database)}")
                 self._database = database
             for name, value in settings.items():
-                self._conn.query(f"SET {_quote_ident(name)} = {_quote_value(value)}")
+                self._conn.query(f"SET {_quote_ident(name)} = {_quote_value(value, name)}")
             try:
                 return self._run(sql, data, default_format)
             finally:
@@ -121,8 +156,10 @@ def _quote_ident(name: str) -> str:
     return name
 
 
-def _quote_value(value: str) -> str:
-    if re.fullmatch(r"-?\d+(\.\d+)?", value):
+def _quote_value(value: str, name: str = "") -> str:
+    """A setting's value for SET. A query parameter (`param_*`) is always text, parsed by its declared
+    type: unquoted, '0000000002' would become the number 2 and compare as the string '2'."""
+    if not name.startswith("param_") and re.fullmatch(r"-?\d+(\.\d+)?", value):
         return value
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -143,6 +180,53 @@ def _decode_body(body: bytes, encoding: str) -> bytes:
             rest = decompressor.unused_data
         return b"".join(out)
     raise ValueError(f"Code: 1. DB::Exception: unsupported Content-Encoding {encoding}. (NOT_IMPLEMENTED)")
+
+
+async def _stream(
+    request: web.Request, engine: ChdbEngine, sql: bytes, params: Mapping[str, str], settings: dict[str, str], query_id: str
+) -> web.StreamResponse:
+    """Answer a `stream-` query chunk by chunk (chunked transfer). An error before the first chunk is a
+    500 as usual; after it, the error text ends the body, as ClickHouse's own HTTP interface does."""
+    loop = asyncio.get_running_loop()
+    chunks: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=4)
+    gone = threading.Event()  # the reader hung up: stop the query instead of filling the void
+
+    def put(item: bytes | BaseException | None) -> None:
+        if gone.is_set():
+            raise ConnectionResetError("the reader hung up")
+        asyncio.run_coroutine_threadsafe(chunks.put(item), loop).result()
+
+    def run() -> None:
+        try:
+            engine.stream(sql, params.get("database", "default"), settings, params.get("default_format", "TabSeparated"), put)
+            put(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the reader, never lost in the thread
+            put(exc)
+
+    worker = asyncio.create_task(asyncio.to_thread(run))
+    first = await chunks.get()
+    if isinstance(first, BaseException):
+        await worker
+        message = str(first) if str(first).startswith("Code:") else f"Code: 1000. DB::Exception: {first}"
+        return web.Response(status=500, text=message + "\n", headers={"X-ClickHouse-Query-Id": query_id})
+    response = web.StreamResponse(headers={"X-ClickHouse-Query-Id": query_id, "X-ClickHouse-Timezone": "UTC"})
+    try:
+        await response.prepare(request)
+        item = first
+        while item is not None:
+            if isinstance(item, BaseException):
+                await response.write(f"\nCode: 1000. DB::Exception: {item}\n".encode())
+                break
+            await response.write(item)
+            item = await chunks.get()
+        await response.write_eof()
+    finally:
+        gone.set()
+        while not worker.done():  # let the thread's last put return, then it stops
+            with contextlib.suppress(asyncio.QueueEmpty):
+                chunks.get_nowait()
+            await asyncio.sleep(0.01)
+    return response
 
 
 def make_app(engine: ChdbEngine) -> web.Application:
@@ -171,6 +255,8 @@ def make_app(engine: ChdbEngine) -> web.Application:
             if not sql.strip():
                 return web.Response(text="Ok.\n")
             settings = {k: v for k, v in params.items() if k not in RESERVED_PARAMS}
+            if query_id.startswith("stream-") and data is None and not _INSERT.match(sql):
+                return await _stream(request, engine, sql, params, settings, query_id)
             payload, fmt, summary = await asyncio.to_thread(
                 engine.execute,
                 sql,

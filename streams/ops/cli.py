@@ -7,40 +7,13 @@ from typing import Annotated
 
 import typer
 
+from streams.ops import reading
+from streams.ops.options import ClickHouseOpt, DataDirOpt, KafkaOpt, NamespaceOpt, fail, settings_from
 from streams.settings import Settings
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="tally: counts an election night, from gateways through Kafka to ClickHouse."
 )
-
-KafkaOpt = Annotated[
-    str | None, typer.Option("--kafka", help="Kafka bootstrap servers [env TALLY_KAFKA]; unset: embedded broker")
-]
-ClickHouseOpt = Annotated[
-    str | None, typer.Option("--clickhouse", help="clickhouse-connect DSN [env TALLY_CLICKHOUSE]; unset: embedded")
-]
-DataDirOpt = Annotated[
-    Path | None, typer.Option("--data-dir", help="data dir of the embedded servers [env TALLY_DATA_DIR, default .tally]")
-]
-NamespaceOpt = Annotated[
-    str | None, typer.Option("--namespace", help="prefix of topics and consumer group [env TALLY_NAMESPACE]")
-]
-
-
-def settings_from(
-    kafka: str | None = None,
-    clickhouse: str | None = None,
-    data_dir: Path | None = None,
-    namespace: str | None = None,
-    **more: object,
-) -> Settings:
-    return Settings.from_env().override(kafka=kafka, clickhouse=clickhouse, data_dir=data_dir, namespace=namespace, **more)
-
-
-def fail(message: str, code: int = 2) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
-
 
 @app.command()
 def broker(
@@ -210,69 +183,6 @@ def produce(
         if stream is not sys.stdin.buffer:
             stream.close()
     typer.echo(f"produced {sent} events to {settings.topic(SUBMISSIONS)}")
-
-
-@app.command()
-def results(
-    ballot: Annotated[str, typer.Option(help="PPWP, DPR, DPD, DPRD_PROV or DPRD_KAB")] = "PPWP",
-    level: Annotated[str | None, typer.Option(help="national|province|regency|district|village|tps")] = None,
-    region: Annotated[str | None, typer.Option(help="limit to the children of this region (or itself at its level)")] = None,
-    dapil: Annotated[
-        str | None, typer.Option(help="one dapil of a legislative ballot: its parties, seats and candidates")
-    ] = None,
-    json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
-    clickhouse: ClickHouseOpt = None,
-    data_dir: DataDirOpt = None,
-) -> None:
-    """Read the results from ClickHouse: per region (legislative ballots: party totals), or per dapil."""
-    import orjson
-
-    from streams.clickhouse.client import connect
-    from streams.read.dapils import DapilError, dapil_results
-    from streams.read.report import print_dapil, print_results
-    from streams.read.results import results as read_results
-
-    settings = settings_from(clickhouse=clickhouse, data_dir=data_dir)
-    try:
-        if dapil:
-            data = dapil_results(connect(settings), ballot, dapil, settings.dpr_threshold)
-        else:
-            data = read_results(connect(settings), ballot, level, region)
-    except (ValueError, DapilError) as exc:
-        fail(str(exc))
-    if json:
-        typer.echo(orjson.dumps(data).decode())
-    elif dapil:
-        print_dapil(data)
-    else:
-        print_results(data)
-
-
-@app.command()
-def seats(
-    ballot: Annotated[str, typer.Option(help="DPR, DPD, DPRD_PROV or DPRD_KAB")] = "DPR",
-    dapil: Annotated[str | None, typer.Option(help="only this dapil")] = None,
-    json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
-    clickhouse: ClickHouseOpt = None,
-    data_dir: DataDirOpt = None,
-) -> None:
-    """Provisional seats from the current totals: Sainte-Lague per dapil, the DPR threshold, open lists."""
-    import orjson
-
-    from streams.clickhouse.client import connect
-    from streams.read.dapils import DapilError
-    from streams.read.dapils import seats as read_seats
-    from streams.read.report import print_seats
-
-    settings = settings_from(clickhouse=clickhouse, data_dir=data_dir)
-    try:
-        data = read_seats(connect(settings), ballot, settings.dpr_threshold, dapil)
-    except DapilError as exc:
-        fail(str(exc))
-    if json:
-        typer.echo(orjson.dumps(data).decode())
-    else:
-        print_seats(data)
 
 
 @app.command()
@@ -470,6 +380,8 @@ def validate(
         out.write(orjson.dumps(judge_line(line.rstrip(b"\r\n"), known, require)) + b"\n")
     out.flush()
 
+
+reading.register(app)  # results, seats, changes, export: listed after the commands that run the night
 
 if __name__ == "__main__":
     app()

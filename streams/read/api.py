@@ -11,6 +11,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 
 import clickhouse_connect
@@ -20,95 +21,23 @@ from clickhouse_connect.driver.client import Client
 
 from streams.clickhouse import audit
 from streams.core.contract import BALLOTS
-from streams.core.regions import LEVELS, NATIONAL, level_of
+from streams.core.moments import MomentError, moment_text, parse_moment, sql_moment
+from streams.core.regions import LEVELS
 from streams.core.seats import LEGISLATIVE
 from streams.embedded.servers import clickhouse_dsn
+from streams.read.changes import DEFAULT_LIMIT, Cursor, changes
 from streams.read.dapils import DapilError, ballot_view, dapil_list, dapil_of, seats_of
+from streams.read.export import FILE_NAMES as EXPORT_FILE_NAMES
+from streams.read.export import FILES as EXPORT_FILES
+from streams.read.export import MEDIA, ExportError, manifest_only, pin, stream
+from streams.read.export import check as check_export
+from streams.read.openapi import OPENAPI
 from streams.read.results import results
+from streams.read.scopes import change_regions, check_ballot, check_region
 from streams.settings import Settings
 
 log = logging.getLogger("tally.api")
 PAGE = Path(__file__).resolve().parent / "web" / "index.html"
-
-OPENAPI = {
-    "openapi": "3.1.0",
-    "info": {"title": "tally read API", "version": "1"},
-    "paths": {
-        "/api/results": {
-            "get": {
-                "summary": "Results of one ballot at one level, within a region: its children, or itself at its own level",
-                "parameters": [
-                    {"name": "ballot", "in": "query", "schema": {"enum": list(BALLOTS), "default": "PPWP"}},
-                    {"name": "level", "in": "query", "schema": {"enum": list(LEVELS)}},
-                    {"name": "region", "in": "query", "schema": {"type": "string"}},
-                    {"name": "dapil", "in": "query", "schema": {"type": "string"}, "description": "one dapil instead"},
-                ],
-                "responses": {
-                    "200": {
-                        "description": "regions with tps_reported, tps_total, percent_reported, votes (party totals on "
-                        "DPR and DPRD ballots), valid, invalid, voters, registered, turnout; with dapil: the dapil's "
-                        "name, seats, TPS, registered, voters, invalid, parties (votes, seats) and candidates (votes, elected)"
-                    },
-                    "400": {"description": "bad parameter, or a dapil of another ballot"},
-                    "404": {"description": "unknown region or dapil"},
-                },
-            }
-        },
-        "/api/tps/{code}": {
-            "get": {
-                "summary": "One TPS: the applied tally per ballot with its flags, and its audit trail: every event "
-                "received, its decision, reasons and findings, gateway, device key and times (as `tally audit`)",
-                "parameters": [
-                    {"name": "code", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9]{13}$"}},
-                    {"name": "ballot", "in": "query", "schema": {"enum": list(BALLOTS)}},
-                ],
-                "responses": {
-                    "200": {"description": "tallies and history"},
-                    "400": {"description": "bad code"},
-                    "404": {"description": "nothing known of this TPS"},
-                },
-            }
-        },
-        "/api/dapils": {
-            "get": {
-                "summary": "The dapils of a legislative ballot, or those of a province or regency",
-                "parameters": [
-                    {"name": "ballot", "in": "query", "required": True, "schema": {"enum": list(LEGISLATIVE)}},
-                    {"name": "region", "in": "query", "schema": {"type": "string"}},
-                ],
-                "responses": {
-                    "200": {"description": "dapils: code, name, seats, regions"},
-                    "400": {"description": "bad parameter"},
-                },
-            }
-        },
-        "/api/seats": {
-            "get": {
-                "summary": "Provisional seats from the current totals (Sainte-Lague, the DPR threshold, open lists; DPD: top 4)",
-                "parameters": [
-                    {"name": "ballot", "in": "query", "required": True, "schema": {"enum": list(LEGISLATIVE)}},
-                    {"name": "dapil", "in": "query", "schema": {"type": "string"}},
-                ],
-                "responses": {
-                    "200": {"description": "threshold, national (party, votes, share, passes, seats), bodies, dapils"},
-                    "400": {"description": "bad parameter, or a dapil of another ballot"},
-                    "404": {"description": "unknown dapil"},
-                },
-            }
-        },
-        "/api/anomalies": {
-            "get": {
-                "summary": "Flagged and rejected events per region, rolled up like the totals",
-                "parameters": [
-                    {"name": "level", "in": "query", "schema": {"enum": list(LEVELS[:-1])}},
-                    {"name": "region", "in": "query", "schema": {"type": "string"}},
-                ],
-                "responses": {"200": {"description": "per region: flagged, rejected, by reason and flag"}},
-            }
-        },
-    },
-}
-
 
 class ApiError(Exception):
     def __init__(self, status: int, message: str) -> None:
@@ -126,28 +55,40 @@ def enrich(data: dict) -> dict:
     return data
 
 
-def region_results(client: Client, ballot: str, level: str | None, region: str | None) -> dict:
-    if ballot not in BALLOTS:
-        raise ApiError(400, f"ballot must be one of {', '.join(BALLOTS)}")
+def region_results(
+    client: Client, ballot: str, level: str | None, region: str | None, as_of: datetime | None = None
+) -> dict:
     if level is not None and level not in LEVELS:
         raise ApiError(400, f"level must be one of {', '.join(LEVELS)}")
-    if region not in (None, "", NATIONAL):
-        try:
-            level_of(region)
-        except ValueError as exc:
-            raise ApiError(400, str(exc)) from None
-        known = client.command("SELECT count() FROM regions WHERE code = {c:String}", parameters={"c": region}) or (
-            len(region) == 13
-            and client.command("SELECT count() FROM registry_tps WHERE tps = {c:String}", parameters={"c": region})
-        )
-        if not known:
-            raise ApiError(404, f"unknown region {region}")
     try:
-        data = enrich(results(client, ballot, level, region))
+        check_ballot(ballot)
+        check_region(client, region)
+        data = enrich(results(client, ballot, level, region, as_of))
+    except DapilError as exc:
+        raise ApiError(exc.status, str(exc)) from None
     except ValueError as exc:
         raise ApiError(400, str(exc)) from None
     data["names"] = choice_names(client, ballot)
     return data
+
+
+def moment_param(request: web.Request, name: str = "as_of") -> datetime | None:
+    """A moment from the query string (None if absent), or a 400 saying what is accepted."""
+    text = request.query.get(name)
+    if text is None:
+        return None
+    try:
+        return parse_moment(text)
+    except MomentError as exc:
+        raise ApiError(400, f"{name}: {exc}") from None
+
+
+def known_params(request: web.Request, allowed: tuple[str, ...]) -> None:
+    """A parameter the endpoint does not take is a mistake worth saying (a misspelt as_of would
+    otherwise answer the current totals as if they were the past)."""
+    unknown = sorted(set(request.query) - set(allowed))
+    if unknown:
+        raise ApiError(400, f"unknown parameter {', '.join(unknown)}; this endpoint takes {', '.join(allowed) or 'none'}")
 
 
 def dapil_view(build: Callable[[], dict]) -> dict:
@@ -203,23 +144,29 @@ def tps_detail(client: Client, code: str, ballot: str | None = None) -> dict:
     }
 
 
-def anomalies(client: Client, level: str | None, region: str | None) -> dict:
+def anomalies(client: Client, level: str | None, region: str | None, as_of: datetime | None = None) -> dict:
+    """Flagged and rejected events per region: every decision made by `as_of` (all, if None)."""
     level = level or "province"
     if level not in LEVELS[:-1]:
         raise ApiError(400, f"level must be one of {', '.join(LEVELS[:-1])}")
+    try:
+        prefix = check_region(client, region)
+    except DapilError as exc:
+        raise ApiError(exc.status, str(exc)) from None
     width = {"national": 0, "province": 2, "regency": 4, "district": 6, "village": 10}[level]
-    prefix = "" if region in (None, "", NATIONAL) else region
     region_expr = "'ID'" if width == 0 else f"substring(tps, 1, {width})"
+    when = "" if as_of is None else " AND decided_at <= {t:DateTime64(6, 'UTC')}"
     rows = client.query(
         f"SELECT {region_expr} AS region, countIf(decision = 'rejected') AS rejected, countIf(notEmpty(flags)) AS flagged, "
         "sumMap(reasons, arrayMap(r -> toUInt64(1), reasons)) AS by_reason, "
         "sumMap(flags, arrayMap(f -> toUInt64(1), flags)) AS by_flag "
-        "FROM (SELECT tps, decision, reasons, flags FROM tally_decisions FINAL WHERE startsWith(tps, {p:String}) AND tps != '') "
-        "GROUP BY region ORDER BY region",
-        parameters={"p": prefix},
+        "FROM (SELECT tps, decision, reasons, flags FROM tally_decisions FINAL "
+        f"WHERE startsWith(tps, {{p:String}}) AND tps != ''{when}) GROUP BY region ORDER BY region",
+        parameters={"p": prefix, **({} if as_of is None else {"t": sql_moment(as_of)})},
     ).result_rows
     return {
         "level": level,
+        "as_of": None if as_of is None else moment_text(as_of),
         "regions": [
             {
                 "code": code,
@@ -273,9 +220,9 @@ class ResponseCache:
             self.refreshing.pop(key, None)
 
 
-def results_key(ballot: str, level: str | None, region: str | None) -> str:
+def results_key(ballot: str, level: str | None, region: str | None, as_of: datetime | None = None) -> str:
     """One cache entry per view, however its query string is spelled."""
-    return f"results:{ballot}:{level or ''}:{region or ''}"
+    return f"results:{ballot}:{level or ''}:{region or ''}:{as_of or ''}"
 
 
 def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
@@ -303,12 +250,15 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
     ) -> Callable[[web.Request], Awaitable[web.Response]]:
         return respond(lambda r: cache.get(key(r), lambda: build(r)))
 
-    async def ballot_view_of(ballot: str, what: str) -> dict:
-        """The ballot's shared dapil view (contests, dapil totals, seats), one cache entry a ballot: every
-        dapil page and seats answer of the ballot comes from it, so none waits for its own queries."""
+    async def ballot_view_of(ballot: str, what: str, as_of: datetime | None = None) -> dict:
+        """The ballot's shared dapil view (contests, dapil totals, seats), one cache entry a ballot (and
+        moment): every dapil page and seats answer of the ballot comes from it, so none waits for its own
+        queries."""
         if ballot not in LEGISLATIVE:
             raise ApiError(400, f"{what} {', '.join(LEGISLATIVE)}, not {ballot}")
-        return await cache.get(f"ballot:{ballot}", lambda: dapil_view(lambda: ballot_view(client, ballot, threshold)))
+        return await cache.get(
+            f"ballot:{ballot}:{as_of or ''}", lambda: dapil_view(lambda: ballot_view(client, ballot, threshold, as_of=as_of))
+        )
 
     async def one_dapil(view: dict, dapil: str) -> dict:
         if dapil in view["contests"]:  # no I/O: answered on the loop
@@ -348,31 +298,106 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
     app.on_startup.append(start_warming)
 
     async def results_answer(r: web.Request) -> dict:
+        known_params(r, ("ballot", "level", "region", "dapil", "as_of"))
         ballot, level, region, dapil = (
             r.query.get("ballot", "PPWP"),
             r.query.get("level"),
             r.query.get("region"),
             r.query.get("dapil"),
         )
+        as_of = moment_param(r)
         if dapil:
-            return await one_dapil(await ballot_view_of(ballot, "dapils are contests of"), dapil)
-        return await cache.get(results_key(ballot, level, region), lambda: region_results(client, ballot, level, region))
+            if level or region:
+                raise ApiError(400, "ask for a dapil or a level and region, not both")
+            return await one_dapil(await ballot_view_of(ballot, "dapils are contests of", as_of), dapil)
+        return await cache.get(
+            results_key(ballot, level, region, as_of), lambda: region_results(client, ballot, level, region, as_of)
+        )
 
     async def seats_answer(r: web.Request) -> dict:
-        view = await ballot_view_of(r.query.get("ballot", ""), "seats are elected on")
+        known_params(r, ("ballot", "dapil", "as_of"))
+        view = await ballot_view_of(r.query.get("ballot", ""), "seats are elected on", moment_param(r))
         dapil = r.query.get("dapil")
         if dapil:
             await one_dapil(view, dapil)  # an unknown dapil, or one of another ballot, is an error
         return seats_of(view, dapil)
 
+    def changes_answer(r: web.Request) -> dict:
+        known_params(r, ("ballot", "region", "dapil", "since", "until", "limit", "order"))
+        ballot = r.query.get("ballot", "PPWP")
+        order = r.query.get("order", "asc")
+        if order not in ("asc", "desc"):
+            raise ApiError(400, "order must be asc or desc")
+        try:
+            since = Cursor.parse(r.query["since"]) if "since" in r.query else None
+        except MomentError as exc:
+            raise ApiError(400, f"since: {exc}") from None
+        limit = r.query.get("limit", str(DEFAULT_LIMIT))
+        if not limit.isdigit():
+            raise ApiError(400, "limit must be a whole number")
+        try:
+            regions = change_regions(client, ballot, r.query.get("region"), r.query.get("dapil"))
+            data = changes(client, ballot, regions, since, moment_param(r, "until"), int(limit), order == "desc")
+        except DapilError as exc:
+            raise ApiError(exc.status, str(exc)) from None
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from None
+        return {**data, "region": r.query.get("region"), "dapil": r.query.get("dapil")}
+
+    async def export_answer(r: web.Request) -> web.StreamResponse:
+        try:
+            known_params(r, ("as_of", "format"))
+            ballot, scope, file = r.match_info["ballot"], r.match_info["scope"], r.match_info["file"]
+            as_of = moment_param(r)
+            if file == "MANIFEST.json":
+                fmt = r.query.get("format", "csv")
+                check_export(ballot, scope, fmt)
+                return json_response(await asyncio.to_thread(manifest_only, client, ballot, scope, fmt, as_of))
+            name, _, fmt = file.partition(".")
+            if name not in EXPORT_FILES:
+                raise ApiError(404, f"no file {file}: the files are {', '.join(EXPORT_FILE_NAMES)}")
+            check_export(ballot, scope, fmt)
+            moment = await asyncio.to_thread(pin, client, as_of)
+        except ApiError as exc:
+            return json_response({"error": str(exc)}, exc.status)
+        except ExportError as exc:
+            return json_response({"error": str(exc)}, 400)
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": MEDIA[fmt],
+                "Content-Disposition": f'attachment; filename="{ballot}-{scope}-{name}.{fmt}"',
+                "X-Tally-As-Of": moment_text(moment),
+            }
+        )
+        await response.prepare(r)
+        chunks = stream(client, ballot, scope, name, fmt, moment)
+        try:
+            while chunk := await asyncio.to_thread(next, chunks, b""):
+                await response.write(chunk)
+        finally:
+            await asyncio.to_thread(chunks.close)
+        await response.write_eof()
+        return response
+
+    def anomalies_answer(r: web.Request) -> dict:
+        known_params(r, ("level", "region", "as_of"))
+        return anomalies(client, r.query.get("level"), r.query.get("region"), moment_param(r))
+
+    def tps_answer(r: web.Request) -> dict:
+        known_params(r, ("ballot",))
+        return tps_detail(client, r.match_info["code"], r.query.get("ballot"))
+
+    def dapils_answer(r: web.Request) -> dict:
+        known_params(r, ("ballot", "region"))
+        return dapil_view(lambda: dapil_list(client, r.query.get("ballot", ""), r.query.get("region")))
+
     app.router.add_get("/api/results", respond(results_answer))
     app.router.add_get("/api/seats", respond(seats_answer))
-    app.router.add_get(
-        "/api/dapils",
-        endpoint(lambda r: dapil_view(lambda: dapil_list(client, r.query.get("ballot", ""), r.query.get("region")))),
-    )
-    app.router.add_get("/api/tps/{code}", endpoint(lambda r: tps_detail(client, r.match_info["code"], r.query.get("ballot"))))
-    app.router.add_get("/api/anomalies", endpoint(lambda r: anomalies(client, r.query.get("level"), r.query.get("region"))))
+    app.router.add_get("/api/dapils", endpoint(dapils_answer))
+    app.router.add_get("/api/tps/{code}", endpoint(tps_answer))
+    app.router.add_get("/api/anomalies", endpoint(anomalies_answer))
+    app.router.add_get("/api/changes", endpoint(changes_answer))
+    app.router.add_get("/api/export/{ballot}/{scope}/{file}", export_answer)
     app.router.add_get("/api/openapi.json", endpoint(lambda r: OPENAPI))
     app.router.add_get("/", lambda r: web.FileResponse(PAGE))
     return app

@@ -1,21 +1,22 @@
-"""Results per dapil (electoral district) and the seats they elect, read from the current totals.
+"""Results per dapil (electoral district) and the seats they elect, from the totals now or at a moment.
 
 A dapil is a set of regions (registry_contests.regions): regencies for DPR and DPRD provinsi, a
-province for DPD, districts for DPRD kab/kota. Its totals are the sums of its regions': from
-region_totals where the workers write that level (national, province, regency), else from
-tally_current by TPS prefix (district, village), like `results`. Candidate codes are only summed
-inside one dapil, where each names one person.
+province for DPD, districts for DPRD kab/kota. Its totals are the sums of its regions', read in one
+statement (read.totals.dapil_sums). Candidate codes are only summed inside one dapil, where each
+names one person.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from fractions import Fraction
 
 from clickhouse_connect.driver.client import Client
 
-from streams.core.aggregate import WRITTEN_LEVELS
-from streams.core.regions import level_of
+from streams.core.moments import moment_text
+from streams.core.regions import NATIONAL, level_of
 from streams.core.seats import LEGISLATIVE, Dapil, ballot_seats, body_of, dapil_seats, dpd_seats, party_of, party_totals, passing
+from streams.read.totals import dapil_sums, region_sums
 
 
 class DapilError(LookupError):
@@ -52,58 +53,34 @@ def check_dapil(client: Client, ballot: str, dapil: str) -> dict:
     raise DapilError(f"unknown dapil {dapil}", 404)
 
 
-def dapil_totals(client: Client, ballot: str, dapil: str | None = None) -> dict[str, dict]:
-    """dapil -> {votes (per choice), tps_reported, invalid, voters, tps_total, registered}."""
-    params = {"b": ballot, "d": dapil or ""}
-    members = (
-        "SELECT dapil, arrayJoin(regions) AS region FROM registry_contests FINAL "
-        "WHERE ballot = {b:String} AND ({d:String} = '' OR dapil = {d:String})"
-    )
-    totals: dict[str, dict] = {}
-
-    def entry(code: str) -> dict:
-        return totals.setdefault(
-            code, {"votes": {}, "tps_reported": 0, "invalid": 0, "voters": 0, "tps_total": 0, "registered": 0}
-        )
-
-    for code, choice, votes, reported, invalid, voters in client.query(
-        f"SELECT m.dapil, t.choice, sum(t.votes), sum(t.tps_reported), sum(t.invalid), sum(t.voters) "
-        f"FROM region_totals AS t INNER JOIN ({members}) AS m ON t.region = m.region "
-        f"WHERE t.ballot = {{b:String}} AND t.level IN {tuple(WRITTEN_LEVELS)} GROUP BY m.dapil, t.choice",
-        parameters=params,
-    ).result_rows:
-        e = entry(code)
-        if choice == "":
-            e["tps_reported"] += reported
-            e["invalid"] += invalid
-            e["voters"] += voters
-        elif votes:
-            e["votes"][choice] = e["votes"].get(choice, 0) + votes
-    for width in (6, 10):  # regions below the written levels: summed from the TPS rows
-        for code, votes, reported, invalid, voters in client.query(
-            f"SELECT m.dapil, sumMap(t.votes), count(), sum(t.invalid), sum(t.voters) "
-            f"FROM (SELECT tps, votes, invalid, voters FROM tally_current FINAL WHERE ballot = {{b:String}}) AS t "
-            f"INNER JOIN ({members}) AS m ON substring(t.tps, 1, {width}) = m.region "
-            f"WHERE length(m.region) = {width} GROUP BY m.dapil",
-            parameters=params,
-        ).result_rows:
-            e = entry(code)
-            for choice, n in votes.items():
-                if n:
-                    e["votes"][choice] = e["votes"].get(choice, 0) + n
-            e["tps_reported"] += reported
-            e["invalid"] += invalid
-            e["voters"] += voters
+def dapil_totals(
+    client: Client, ballot: str, dapil: str | None = None, as_of: datetime | None = None
+) -> tuple[dict[str, dict], datetime]:
+    """dapil -> {votes (per choice), tps_reported, invalid, voters, tps_total, registered}, now or at
+    `as_of`, and the moment they are of (read.totals.dapil_sums)."""
+    totals, moment = dapil_sums(client, ballot, dapil, as_of)
+    empty = {"votes": {}, "tps_reported": 0, "invalid": 0, "voters": 0}
     for code, tps_total, registered in client.query(
-        f"SELECT m.dapil, sum(t.tps_total), sum(t.dpt_total) FROM region_tps_total AS t FINAL "
-        f"INNER JOIN ({members}) AS m ON t.region = m.region WHERE t.ballot = {{b:String}} GROUP BY m.dapil",
-        parameters=params,
+        "SELECT m.dapil, sum(t.tps_total), sum(t.dpt_total) FROM region_tps_total AS t FINAL "
+        "INNER JOIN (SELECT dapil, arrayJoin(regions) AS region FROM registry_contests FINAL "
+        "WHERE ballot = {b:String} AND ({d:String} = '' OR dapil = {d:String})) AS m "
+        "ON t.region = m.region WHERE t.ballot = {b:String} GROUP BY m.dapil",
+        parameters={"b": ballot, "d": dapil or ""},
     ).result_rows:
-        entry(code).update(tps_total=tps_total, registered=registered)
-    return totals
+        totals.setdefault(code, dict(empty)).update(tps_total=tps_total, registered=registered)
+    for entry in totals.values():
+        entry.setdefault("tps_total", 0)
+        entry.setdefault("registered", 0)
+    return totals, moment
 
 
-def ballot_view(client: Client, ballot: str, threshold: Fraction | None, totals: dict[str, dict] | None = None) -> dict:
+def ballot_view(
+    client: Client,
+    ballot: str,
+    threshold: Fraction | None,
+    totals: tuple[dict[str, dict], datetime] | None = None,
+    as_of: datetime | None = None,
+) -> dict:
     """Everything a ballot's dapil pages and seats need, from one snapshot of the totals: the contests,
     each dapil's totals (`dapil_totals`, read here unless the caller has them), and the seats
     (core.seats.ballot_seats). The API keeps one of these a ballot and answers every dapil and seats
@@ -111,7 +88,7 @@ def ballot_view(client: Client, ballot: str, threshold: Fraction | None, totals:
     if ballot not in LEGISLATIVE:
         raise DapilError(f"seats are elected on {', '.join(LEGISLATIVE)}, not {ballot}", 400)
     found = contests(client, ballot)
-    totals = dapil_totals(client, ballot) if totals is None else totals
+    totals, moment = dapil_totals(client, ballot, as_of=as_of) if totals is None else totals
     seated = [
         Dapil(
             c["dapil"],
@@ -124,6 +101,7 @@ def ballot_view(client: Client, ballot: str, threshold: Fraction | None, totals:
     ]
     return {
         "ballot": ballot,
+        "as_of": moment_text(moment),
         "contests": {c["dapil"]: c for c in found},
         "totals": totals,
         "seats": ballot_seats(ballot, seated, threshold),
@@ -132,13 +110,15 @@ def ballot_view(client: Client, ballot: str, threshold: Fraction | None, totals:
 
 def seats_of(view: dict, dapil: str | None = None) -> dict:
     """The seats answer of a ballot view, or of one dapil in it (whose name the caller checked)."""
-    result = view["seats"]
+    result = {**view["seats"], "as_of": view["as_of"]}
     if dapil:
         result = {**result, "dapils": [d for d in result["dapils"] if d["dapil"] == dapil]}
     return result
 
 
-def seats(client: Client, ballot: str, threshold: Fraction | None, dapil: str | None = None) -> dict:
+def seats(
+    client: Client, ballot: str, threshold: Fraction | None, dapil: str | None = None, as_of: datetime | None = None
+) -> dict:
     """`tally seats --json`: every dapil's seats, elected candidates and margin, and the seats per party
     of each body (core.seats.ballot_seats), from the current totals. With `dapil`, only its entry is
     listed (the threshold still needs every dapil's votes)."""
@@ -146,7 +126,7 @@ def seats(client: Client, ballot: str, threshold: Fraction | None, dapil: str | 
         raise DapilError(f"seats are elected on {', '.join(LEGISLATIVE)}, not {ballot}", 400)
     if dapil:
         check_dapil(client, ballot, dapil)
-    return seats_of(ballot_view(client, ballot, threshold), dapil)
+    return seats_of(ballot_view(client, ballot, threshold, as_of=as_of), dapil)
 
 
 def dapil_of(client: Client, view: dict, dapil: str) -> dict:
@@ -156,37 +136,35 @@ def dapil_of(client: Client, view: dict, dapil: str) -> dict:
         check_dapil(client, view["ballot"], dapil)  # raises: unknown, or of another ballot
         raise DapilError(f"unknown dapil {dapil}", 404)  # loaded after this view was taken
     mine = next(d for d in view["seats"]["dapils"] if d["dapil"] == dapil)
-    return _dapil_answer(view["ballot"], contest, view["totals"].get(dapil), mine)
+    return {**_dapil_answer(view["ballot"], contest, view["totals"].get(dapil), mine), "as_of": view["as_of"]}
 
 
-def takes_part(client: Client, ballot: str, threshold: Fraction | None) -> dict[str, bool]:
+def takes_part(client: Client, ballot: str, threshold: Fraction | None, as_of: datetime | None = None) -> dict[str, bool]:
     """Party -> whether it takes part in this ballot's seats: for DPR, by its share of the national valid
-    votes (the national rows of region_totals, one small query); DPRD: every party."""
+    votes (now: the national rows of region_totals, one small query); DPRD: every party."""
     if ballot != "DPR":
         return {}
-    national = dict(
-        client.query(
-            "SELECT choice, sum(votes) FROM region_totals WHERE ballot = {b:String} AND level = 'national' AND choice != '' "
-            "GROUP BY choice",
-            parameters={"b": ballot},
-        ).result_rows
-    )
-    return passing(party_totals(national), threshold)
+    national, _ = region_sums(client, ballot, "national", "", as_of)
+    return passing(party_totals(national.get(NATIONAL, {}).get("votes", {})), threshold)
 
 
-def dapil_results(client: Client, ballot: str, dapil: str, threshold: Fraction | None) -> dict:
+def dapil_results(
+    client: Client, ballot: str, dapil: str, threshold: Fraction | None, as_of: datetime | None = None
+) -> dict:
     """One dapil: name, seats, TPS, registered, voters, invalid, its parties (party totals, seats) and
     candidates (votes, elected). Reads that dapil's rows only (and, for DPR, the national party totals
     that say who passes the threshold)."""
     if ballot not in LEGISLATIVE:
         raise DapilError(f"dapils are contests of {', '.join(LEGISLATIVE)}, not {ballot}", 400)
     contest = check_dapil(client, ballot, dapil)
-    totals = dapil_totals(client, ballot, dapil).get(dapil) or {"votes": {}, "tps_reported": 0, "invalid": 0, "voters": 0}
+    held, moment = dapil_totals(client, ballot, dapil, as_of)
+    totals = held.get(dapil) or {"votes": {}, "tps_reported": 0, "invalid": 0, "voters": 0}
     if ballot == "DPD":
         seated = dpd_seats(dapil, contest["seats"], contest["choices"], totals["votes"])
     else:
-        seated = dapil_seats(dapil, contest["seats"], contest["choices"], totals["votes"], takes_part(client, ballot, threshold))
-    return _dapil_answer(ballot, contest, totals, seated.as_json())
+        passes = takes_part(client, ballot, threshold, as_of)
+        seated = dapil_seats(dapil, contest["seats"], contest["choices"], totals["votes"], passes)
+    return {**_dapil_answer(ballot, contest, totals, seated.as_json()), "as_of": moment_text(moment)}
 
 
 def _dapil_answer(ballot: str, contest: dict, totals: dict | None, mine: dict) -> dict:

@@ -141,3 +141,35 @@ def print_seats(data: dict, console: Console | None = None) -> None:
     if data["ballot"] == "DPD":
         for dapil in data["dapils"]:
             console.print(f"{dapil['dapil']}: {', '.join(dapil['elected'])}")
+
+
+def print_changes(data: dict, console: Console | None = None) -> None:
+    """`tally changes`: one line per change, what it moved and why, then the cursor to go on from."""
+    console = console or Console()
+    scope = data.get("dapil") or data.get("region") or "national"
+    table = Table(title=f"{data['ballot']} changes in {scope} ({data['order']})")
+    for column, justify in (
+        ("decided", "left"),
+        ("tps", "left"),
+        ("what", "left"),
+        ("revision", "left"),
+        ("votes", "left"),
+        ("invalid", "right"),
+        ("voters", "right"),
+        ("event", "left"),
+    ):
+        table.add_column(column, justify=justify)
+    for change in data["changes"]:
+        moved = change.get("parties") or change["votes"]
+        table.add_row(
+            change["decided_at"],
+            change["tps"],
+            change["kind"],
+            f"{change['revision']['old']} -> {change['revision']['new']}",
+            ", ".join(f"{c} {n:+,}" for c, n in moved.items()) or "-",
+            f"{change['invalid']:+,}",
+            f"{change['voters']:+,}",
+            f"{change['event_id']} ({change['gateway']})",
+        )
+    console.print(table)
+    console.print(f"next: {data['next']}" if data["next"] else "no changes yet")

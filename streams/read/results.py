@@ -1,24 +1,26 @@
 """Stage 6, the read side: region results from ClickHouse, and `verify` against a truth file.
 
-Every query is small and indexed: region_totals is ordered by (ballot, level, region, choice) and
-holds national to regency (what the workers write: `aggregate.WRITTEN_LEVELS`); the district,
-village and TPS levels are summed from tally_current by its (ballot, tps) key (a district has ~110
-TPS, a village ~10). No FINAL over raw events.
+Every query is small and indexed: the totals come from region_totals in one statement (see
+`read.totals`: the written levels' summed rows, or the TPS level's change rows by code prefix, a
+district has ~110 TPS, a village ~10), the names and denominators from the registry. No FINAL over
+raw events.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
 
 import orjson
 from clickhouse_connect.driver.client import Client
 
-from streams.core.aggregate import WRITTEN_LEVELS
-from streams.core.regions import LEVELS, NATIONAL, PREFIX_LENGTH, child_level, level_of
+from streams.core.moments import moment_text
+from streams.core.regions import LEVELS, NATIONAL, child_level, level_of
 from streams.core.seats import LEGISLATIVE, PARTY_BALLOTS, party_totals, reported_votes
 from streams.read.dapils import ballot_view, dapil_totals
+from streams.read.totals import region_sums
 
 
 def resolve_scope(level: str | None, region: str | None) -> tuple[str, str]:
@@ -33,9 +35,14 @@ def resolve_scope(level: str | None, region: str | None) -> tuple[str, str]:
     return level, region
 
 
-def results(client: Client, ballot: str, level: str | None = None, region: str | None = None) -> dict:
+def results(
+    client: Client, ballot: str, level: str | None = None, region: str | None = None, as_of: datetime | None = None
+) -> dict:
+    """The regions at `level` within `region`, with their totals now or as they stood at `as_of`, and the
+    moment they are of (`as_of` in the answer: asking for that moment later gives the same totals)."""
     level, prefix = resolve_scope(level, region)
     params = {"ballot": ballot, "level": level, "prefix": prefix}
+    sums, moment = region_sums(client, ballot, level, prefix, as_of)
     regions: dict[str, dict] = {}
 
     def entry(code: str) -> dict:
@@ -53,25 +60,19 @@ def results(client: Client, ballot: str, level: str | None = None, region: str |
             },
         )
 
-    if level == "tps":
-        rows = client.query(
-            "SELECT tps, votes, invalid, voters, registered FROM tally_current FINAL "
-            "WHERE ballot = {ballot:String} AND startsWith(tps, {prefix:String}) ORDER BY tps",
-            parameters=params,
-        ).result_rows
-        for tps, votes, invalid, voters, registered in rows:
+    if level == "tps":  # the TPS that have a count at that moment
+        registered = dict(
+            client.query(
+                "SELECT tps, dpt FROM registry_tps FINAL WHERE startsWith(tps, {prefix:String})", parameters=params
+            ).result_rows
+        ) if sums else {}
+        for tps in sorted(sums):
+            if not sums[tps]["tps_reported"]:
+                continue
             e = entry(tps)
-            e.update(
-                registered=registered,
-                name=f"TPS {tps[-3:]}",
-                tps_reported=1,
-                tps_total=1,
-                votes=dict(sorted(votes.items())),
-                invalid=invalid,
-                voters=voters,
-            )
+            e.update(sums[tps], name=f"TPS {tps[-3:]}", tps_total=1, registered=registered.get(tps, 0))
             if ballot in PARTY_BALLOTS:
-                e["parties"] = party_totals(votes)
+                e["parties"] = party_totals(e["votes"])
         if ballot in LEGISLATIVE and regions:  # a candidate's number means something in its dapil only
             dapil_of = dict(
                 client.query(
@@ -81,7 +82,7 @@ def results(client: Client, ballot: str, level: str | None = None, region: str |
             )
             for code, e in regions.items():
                 e["dapil"] = next((dapil_of[p] for p in (code[:2], code[:4], code[:6], code[:10]) if p in dapil_of), None)
-        return {"ballot": ballot, "level": level, "regions": list(regions.values())}
+        return {"ballot": ballot, "level": level, "as_of": moment_text(moment), "regions": list(regions.values())}
 
     for code, name in client.query(
         "SELECT code, name FROM regions FINAL WHERE level = {level:String} AND startsWith(code, {prefix:String}) ORDER BY code",
@@ -94,31 +95,12 @@ def results(client: Client, ballot: str, level: str | None = None, region: str |
         parameters=params,
     ).result_rows:
         entry(code).update(tps_total=total, registered=registered)
-    if level not in WRITTEN_LEVELS:  # summed from the region's TPS rows
-        for code, votes, reported, invalid, voters in client.query(
-            "SELECT substring(tps, 1, {width:UInt8}) AS region, sumMap(votes), count(), sum(invalid), sum(voters) "
-            "FROM tally_current FINAL WHERE ballot = {ballot:String} AND startsWith(tps, {prefix:String}) GROUP BY region",
-            parameters={**params, "width": PREFIX_LENGTH[level]},
-        ).result_rows:
-            entry(code).update(
-                votes={c: n for c, n in sorted(votes.items()) if n}, tps_reported=reported, invalid=invalid, voters=voters
-            )
-    else:
-        for code, choice, votes, reported, invalid, voters in client.query(
-            "SELECT region, choice, sum(votes), sum(tps_reported), sum(invalid), sum(voters) FROM region_totals "
-            "WHERE ballot = {ballot:String} AND level = {level:String} AND startsWith(region, {prefix:String}) "
-            "GROUP BY region, choice ORDER BY region, choice",
-            parameters=params,
-        ).result_rows:
-            e = entry(code)
-            if choice == "":
-                e.update(tps_reported=reported, invalid=invalid, voters=voters)
-            elif votes:
-                e["votes"][choice] = votes
+    for code, totals in sums.items():
+        entry(code).update(totals)
     ordered = [regions[c] for c in sorted(regions)]
     for region in ordered:
         region["votes"] = reported_votes(ballot, level, region["votes"])
-    return {"ballot": ballot, "level": level, "regions": ordered}
+    return {"ballot": ballot, "level": level, "as_of": moment_text(moment), "regions": ordered}
 
 
 def _nonzero(value: object) -> object:
@@ -160,7 +142,7 @@ def verify(client: Client, truth: Mapping | Iterable[dict], max_report: int = 20
     list shows at province level."""
     differences: list[str] = []
     whole: dict[tuple[str, str], dict[str, dict]] = {}  # (ballot, level) -> region -> results
-    dapils: dict[str, dict[str, dict]] = {}  # ballot -> its dapils' totals, read once for totals and seats
+    dapils: dict[str, tuple] = {}  # ballot -> its dapils' totals, read once for totals and seats
     for group in truth_groups(truth):
         if group["level"] == "seats":
             differences += _seat_differences(client, group["ballot"], group["seats"], dapils.pop(group["ballot"], None))
@@ -168,7 +150,7 @@ def verify(client: Client, truth: Mapping | Iterable[dict], max_report: int = 20
         ballot, level, expected = group["ballot"], group["level"], group["regions"]
         if level == "dapil":
             dapils[ballot] = dapil_totals(client, ballot)
-            held = {code: {**t, "parties": party_totals(t["votes"])} for code, t in dapils[ballot].items()}
+            held = {code: {**t, "parties": party_totals(t["votes"])} for code, t in dapils[ballot][0].items()}
         elif level == "tps":  # a province's TPS at a time: the only level too large to hold whole
             held = {r["code"]: r for r in results(client, ballot, level, group.get("scope") or None)["regions"]}
         else:  # the whole level once (a handful of queries), each group compared with its part of it

@@ -1,0 +1,298 @@
+"""Open data: the results of a ballot at one level (or per dapil) as of one moment, as files anyone can
+load, with a MANIFEST.json of their SHA-256 and row counts.
+
+Three files, the same columns whatever the ballot or level (README, "Open data"):
+  regions.<ext>  ballot, level, code, name, dapil, tps_reported, tps_total, registered, voters, invalid, valid
+  votes.<ext>    ballot, level, code, dapil, choice, choice_name, party, votes
+  parties.<ext>  ballot, level, code, dapil, party, party_name, votes   (DPR and DPRD; empty otherwise)
+`votes` reports what the results report (core.seats.reported_votes): party totals above a TPS on party
+ballots, candidates only within their dapil (a TPS, a dapil; DPD up to its province).
+
+ClickHouse writes every file (FORMAT CSVWithNames, JSONEachRow or Parquet) from the change rows up to
+the moment, and the bytes stream to the file as they come: memory stays bounded on both sides,
+whatever the size. Every file of an export reads the same moment, so they agree with each other and
+with `results --as-of` at it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+from clickhouse_connect.driver.client import Client
+
+from streams.core.contract import BALLOTS
+from streams.core.moments import moment_text, sql_moment
+from streams.core.regions import LEVELS, NATIONAL
+from streams.core.seats import LEGISLATIVE, PARTY_BALLOTS
+from streams.read.totals import change_sums, dapil_statement
+
+FORMATS = {"csv": "CSVWithNames", "jsonl": "JSONEachRow", "parquet": "Parquet"}
+MEDIA = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}
+FILES = ("regions", "votes", "parties")
+SCOPES = (*LEVELS, "dapil")
+FILE_NAMES = tuple(f"{name}.{ext}" for name in FILES for ext in FORMATS) + ("MANIFEST.json",)
+CHUNK = 1 << 20
+# Aggregation past this spills to disk instead of growing (a national TPS level of DPR is 120M votes).
+SETTINGS = {"max_bytes_before_external_group_by": 1 << 30, "optimize_aggregation_in_order": 1}
+
+
+class ExportError(ValueError):
+    """An export that cannot be made (400): the message says why."""
+
+
+def check(ballot: str, scope: str, fmt: str) -> None:
+    if ballot not in BALLOTS:
+        raise ExportError(f"ballot must be one of {', '.join(BALLOTS)}")
+    if scope not in SCOPES:
+        raise ExportError(f"level must be one of {', '.join(SCOPES)}")
+    if scope == "dapil" and ballot not in LEGISLATIVE:
+        raise ExportError(f"dapils are contests of {', '.join(LEGISLATIVE)}, not {ballot}")
+    if fmt not in FORMATS:
+        raise ExportError(f"format must be one of {', '.join(FORMATS)}")
+
+
+def _members() -> str:
+    return "SELECT dapil, arrayJoin(regions) AS region FROM registry_contests FINAL WHERE ballot = {b:String}"
+
+
+def _dapil_of(codes: str) -> str:
+    """code -> the dapil holding it: the contest one of whose regions is a prefix of the code (or it)."""
+    prefixes = "arrayDistinct([substring(c, 1, 2), substring(c, 1, 4), substring(c, 1, 6), substring(c, 1, 10), c])"
+    return (
+        f"SELECT x.c AS code, any(m.dapil) AS dapil FROM (SELECT c, arrayJoin({prefixes}) AS p FROM ({codes})) AS x "
+        f"INNER JOIN ({_members()}) AS m ON x.p = m.region GROUP BY x.c"
+    )
+
+
+def _sums(client: Client, ballot: str, scope: str, as_of: datetime) -> tuple[str, dict]:
+    """The totals per code at the moment (columns code, votes, tps_reported, invalid, voters, read_at)."""
+    if scope == "dapil":
+        return dapil_statement(client, ballot, None, as_of)
+    params = {"b": ballot, "ballot": ballot, "as_of": sql_moment(as_of)}
+    if scope == "tps":  # grouped in the table's own order: streams, never holds 820k maps at once
+        sql = change_sums("tps", as_of).replace("substring(region, 1, 13) AS code", "region AS code")
+        return f"{sql} GROUP BY ballot, level, region", params
+    return f"{change_sums(scope, as_of)} GROUP BY code", params
+
+
+def _codes(scope: str) -> str:
+    """Every code the regions file lists (as column c)."""
+    if scope == "dapil":
+        return "SELECT dapil AS c FROM registry_contests FINAL WHERE ballot = {b:String}"
+    if scope == "tps":
+        return "SELECT tps AS c FROM registry_tps FINAL"
+    return "SELECT region AS c FROM region_tps_total FINAL WHERE ballot = {b:String} AND level = {scope:String}"
+
+
+def _names() -> tuple[str, str]:
+    """(dapil, choice) -> name, and choice -> name where it is the same in every dapil (pairs, parties)."""
+    pairs = "FROM registry_contests FINAL ARRAY JOIN arrayZip(choices, choice_names) AS pair WHERE ballot = {b:String}"
+    return (
+        f"SELECT dapil, pair.1 AS choice, pair.2 AS name {pairs}",
+        f"SELECT pair.1 AS choice, any(pair.2) AS name {pairs} GROUP BY choice HAVING uniqExact(pair.2) = 1",
+    )
+
+
+def statement(client: Client, ballot: str, scope: str, file: str, as_of: datetime) -> tuple[str, dict, dict]:
+    """The SELECT of one file, its parameters and its settings."""
+    sums, params = _sums(client, ballot, scope, as_of)
+    params = {**params, "b": ballot, "scope": scope}
+    head = "SELECT {b:String} AS ballot, {scope:String} AS level"
+    ordered = "" if scope == "tps" else " ORDER BY code"
+    if file == "regions":
+        if scope == "tps":
+            body = (
+                f"{head}, s.code AS code, concat('TPS ', substring(s.code, 11, 3)) AS name, d.dapil AS dapil, "
+                "s.tps_reported AS tps_reported, toUInt32(1) AS tps_total, toUInt64(r.dpt) AS registered, "
+                f"s.voters AS voters, s.invalid AS invalid, arraySum(mapValues(s.votes)) AS valid FROM ({sums}) AS s "
+                "LEFT JOIN (SELECT tps, dpt FROM registry_tps FINAL) AS r ON r.tps = s.code "
+                f"LEFT JOIN ({_dapil_of('SELECT code AS c FROM (' + sums + ')')}) AS d ON d.code = s.code "
+                "WHERE s.tps_reported > 0"
+            )
+        else:
+            names = (
+                "SELECT dapil AS code, name FROM registry_contests FINAL WHERE ballot = {b:String}"
+                if scope == "dapil"
+                else "SELECT code, name FROM regions FINAL WHERE level = {scope:String}"
+            )
+            denominators = (
+                f"SELECT m.dapil AS code, sum(t.tps_total) AS tps_total, sum(t.dpt_total) AS registered "
+                f"FROM region_tps_total AS t FINAL INNER JOIN ({_members()}) AS m ON t.region = m.region "
+                "WHERE t.ballot = {b:String} GROUP BY m.dapil"
+                if scope == "dapil"
+                else "SELECT region AS code, tps_total, dpt_total AS registered FROM region_tps_total FINAL "
+                "WHERE ballot = {b:String} AND level = {scope:String}"
+            )
+            dapil = "k.c" if scope == "dapil" else "d.dapil"
+            body = (
+                f"{head}, k.c AS code, n.name AS name, {dapil} AS dapil, s.tps_reported AS tps_reported, "
+                "toUInt32(t.tps_total) AS tps_total, toUInt64(t.registered) AS registered, s.voters AS voters, "
+                f"s.invalid AS invalid, arraySum(mapValues(s.votes)) AS valid FROM ({_codes(scope)}) AS k "
+                f"LEFT JOIN ({names}) AS n ON n.code = k.c LEFT JOIN ({denominators}) AS t ON t.code = k.c "
+                f"LEFT JOIN ({sums}) AS s ON s.code = k.c LEFT JOIN ({_dapil_of(_codes(scope))}) AS d ON d.code = k.c"
+            )
+        return body + ordered, params, SETTINGS
+    per_dapil, shared = _names()
+    votes = (
+        f"SELECT s.code AS code, v.1 AS choice, v.2 AS votes FROM ({sums}) AS s "
+        "ARRAY JOIN arrayZip(mapKeys(s.votes), mapValues(s.votes)) AS v WHERE v.2 != 0"
+    )
+    if scope not in ("tps", "dapil") and ballot in PARTY_BALLOTS:  # party totals above a TPS
+        votes = (
+            f"SELECT code, substring(choice, 1, 3) AS choice, sum(votes) AS votes FROM ({votes}) "
+            "WHERE startsWith(choice, 'P') GROUP BY code, choice"
+        )
+    if ballot == "DPD" and scope == "national":  # a DPD candidate is one in a province only
+        votes += " LIMIT 0"
+    dapil = "v.code" if scope == "dapil" else "d.dapil"
+    rows = (
+        f"SELECT v.code AS code, {dapil} AS dapil, v.choice AS choice, "
+        "if(dn.name != '', dn.name, bn.name) AS choice_name, "
+        "if(startsWith(v.choice, 'P'), substring(v.choice, 1, 3), '') AS party, v.votes AS votes "
+        f"FROM ({votes}) AS v LEFT JOIN ({_dapil_of('SELECT code AS c FROM (' + sums + ')')}) AS d ON d.code = v.code "
+        f"LEFT JOIN ({per_dapil}) AS dn ON dn.dapil = {dapil} AND dn.choice = v.choice "
+        f"LEFT JOIN ({shared}) AS bn ON bn.choice = v.choice"
+    )
+    if file == "votes":
+        columns = "code, dapil, choice, choice_name, party, votes"
+        return f"{head}, {columns} FROM ({rows}){' ORDER BY code, choice' if ordered else ''}", params, SETTINGS
+    return (
+        f"{head}, code, dapil, p.party AS party, any(pn.name) AS party_name, sum(p.votes) AS votes FROM ({rows}) AS p "
+        f"LEFT JOIN ({shared}) AS pn ON pn.choice = p.party WHERE p.party != '' GROUP BY code, dapil, party"
+        + (" ORDER BY code, party" if ordered else ""),
+        params,
+        SETTINGS,
+    )
+
+
+def stream(client: Client, ballot: str, scope: str, file: str, fmt: str, as_of: datetime) -> Iterator[bytes]:
+    """One file's bytes as ClickHouse writes them (a `stream-` query: see embedded.chdb_http)."""
+    sql, params, settings = statement(client, ballot, scope, file, as_of)
+    source = client.raw_stream(
+        sql, parameters=params, settings={**settings, "query_id": f"stream-{uuid.uuid4()}"}, fmt=FORMATS[fmt]
+    )
+    try:
+        while chunk := source.read(CHUNK):
+            yield chunk
+    finally:
+        source.close()
+
+
+def registry_version(client: Client) -> dict:
+    """Which registry the export names regions and choices from: how many loads, the last one's time."""
+    loads, last = client.query("SELECT count(), max(loaded_at) FROM registry_loads").result_rows[0]
+    return {"loads": int(loads), "loaded_at": moment_text(last) if loads else None}
+
+
+def pin(client: Client, as_of: datetime | None) -> datetime:
+    """The export's moment: the one asked, or now (read on the server, so the files read no later write)."""
+    if as_of is not None:
+        return as_of
+    now = client.query("SELECT now64(6, 'UTC')").result_rows[0][0]
+    return datetime.fromisoformat(moment_text(now).replace("Z", "+00:00"))
+
+
+def write_export(
+    client: Client,
+    ballot: str,
+    scope: str,
+    fmt: str,
+    out: Path,
+    as_of: datetime | None = None,
+    progress: Callable[[str, int], object] | None = None,
+) -> dict:
+    """Write the three files and MANIFEST.json into `out`; return the manifest. `progress` hears each
+    file's name and how many bytes of it are written so far."""
+    check(ballot, scope, fmt)
+    moment = pin(client, as_of)
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for name in FILES:
+        path = out / f"{name}.{fmt}"
+        digest, size, lines = hashlib.sha256(), 0, 0
+        with path.open("wb") as sink:
+            for chunk in stream(client, ballot, scope, name, fmt, moment):
+                sink.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+                lines += chunk.count(b"\n")
+                if progress is not None:
+                    progress(path.name, size)
+        rows = _rows(client, ballot, scope, name, fmt, moment, lines)
+        files.append({"name": path.name, "sha256": digest.hexdigest(), "bytes": size, "rows": rows})
+    manifest = _manifest(client, ballot, scope, fmt, moment, files)
+    (out / "MANIFEST.json").write_bytes(_json_bytes(manifest))
+    return manifest
+
+
+def _rows(client: Client, ballot: str, scope: str, name: str, fmt: str, moment: datetime, lines: int) -> int:
+    if fmt == "csv":
+        return max(lines - 1, 0)  # the header; a value never holds a line break (codes, names, numbers)
+    if fmt == "jsonl":
+        return lines
+    sql, params, settings = statement(client, ballot, scope, name, moment)
+    return int(client.query(f"SELECT count() FROM ({sql})", parameters=params, settings=settings).result_rows[0][0])
+
+
+def _manifest(client: Client, ballot: str, scope: str, fmt: str, moment: datetime, files: list[dict]) -> dict:
+    return {
+        "ballot": ballot,
+        "level": scope,
+        "format": fmt,
+        "as_of": moment_text(moment),
+        "registry": registry_version(client),
+        "files": files,
+        "columns": COLUMNS,
+        "national_code": NATIONAL,
+    }
+
+
+def manifest_only(client: Client, ballot: str, scope: str, fmt: str, as_of: datetime | None) -> dict:
+    """The manifest of an export without writing it anywhere (the API's MANIFEST.json): each file is
+    streamed through the hash."""
+    check(ballot, scope, fmt)
+    moment = pin(client, as_of)
+    files = []
+    for name in FILES:
+        digest, size, lines = hashlib.sha256(), 0, 0
+        for chunk in stream(client, ballot, scope, name, fmt, moment):
+            digest.update(chunk)
+            size += len(chunk)
+            lines += chunk.count(b"\n")
+        rows = _rows(client, ballot, scope, name, fmt, moment, lines)
+        files.append({"name": f"{name}.{fmt}", "sha256": digest.hexdigest(), "bytes": size, "rows": rows})
+    return _manifest(client, ballot, scope, fmt, moment, files)
+
+
+def _json_bytes(value: object) -> bytes:
+    import orjson
+
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2) + b"\n"
+
+
+COLUMNS = {
+    "regions": {
+        "ballot": "PPWP, DPR, DPD, DPRD_PROV or DPRD_KAB",
+        "level": "national, province, regency, district, village, tps or dapil",
+        "code": "region code (ID, 2, 4, 6, 10 or 13 digits) or dapil",
+        "name": "region, TPS or dapil name",
+        "dapil": "the dapil holding the region ('' where it spans several)",
+        "tps_reported": "TPS counted by the moment",
+        "tps_total": "TPS holding the ballot there",
+        "registered": "registered voters (DPT) of those TPS",
+        "voters": "voters who used a ballot, summed over counted TPS",
+        "invalid": "invalid ballots",
+        "valid": "valid votes (the sum of votes)",
+    },
+    "votes": {
+        "choice": "pair number (PPWP), party (P01) or candidate (P01.03), DPD candidate",
+        "choice_name": "its name ('' where a number names different people in different dapils)",
+        "party": "the party the choice counts for ('' for pairs and DPD)",
+        "votes": "votes by the moment",
+    },
+    "parties": {"party": "party code", "party_name": "party name", "votes": "its own column plus its candidates'"},
+}

@@ -1,0 +1,50 @@
+"""What a reader may ask about: a ballot, a region, a dapil. Each check names what is wrong, with the
+HTTP status it means (400: malformed or of another ballot; 404: well formed but unknown)."""
+
+from __future__ import annotations
+
+from clickhouse_connect.driver.client import Client
+
+from streams.core.contract import BALLOTS
+from streams.core.regions import NATIONAL, level_of
+from streams.read.dapils import DapilError, check_dapil
+
+
+class ScopeError(DapilError):
+    """A bad or unknown ballot or region (DapilError's statuses, for one handler of both)."""
+
+
+def check_ballot(ballot: str) -> str:
+    if ballot not in BALLOTS:
+        raise ScopeError(f"ballot must be one of {', '.join(BALLOTS)}", 400)
+    return ballot
+
+
+def check_region(client: Client, region: str | None) -> str:
+    """The region's code ('' for the nation), if it is well formed and in the registry."""
+    if region in (None, "", NATIONAL):
+        return ""
+    try:
+        level_of(region)
+    except ValueError as exc:
+        raise ScopeError(str(exc), 400) from None
+    if not region.isdigit():
+        raise ScopeError(f"{region!r} is not a region code (digits only, or {NATIONAL})", 400)
+    known = client.command("SELECT count() FROM regions WHERE code = {c:String}", parameters={"c": region}) or (
+        len(region) == 13
+        and client.command("SELECT count() FROM registry_tps WHERE tps = {c:String}", parameters={"c": region})
+    )
+    if not known:
+        raise ScopeError(f"unknown region {region}", 404)
+    return region
+
+
+def change_regions(client: Client, ballot: str, region: str | None, dapil: str | None) -> list[str] | None:
+    """The code prefixes a change feed covers: a region's, a dapil's regions, or None (everywhere)."""
+    check_ballot(ballot)
+    if region and dapil:
+        raise ScopeError("ask for a region or a dapil, not both", 400)
+    if dapil:
+        return list(check_dapil(client, ballot, dapil)["regions"])
+    code = check_region(client, region)
+    return [code] if code else None
