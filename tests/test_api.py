@@ -64,13 +64,23 @@ def test_errors_are_json_with_a_message(api):
     assert status == 404 and "unknown region 99" in body["error"]
     assert get(port, "/api/tps/12")[0] == 400
     assert get(port, "/api/tps/9999999999999")[0] == 404
+    assert get(port, "/api/results?as_of=21:00")[0] == 400  # a moment without a date or offset
+    status, body = get(port, "/api/results?asof=1707919200")  # misspelt: not silently the current totals
+    assert status == 400 and "unknown parameter asof" in body["error"]
+    assert get(port, "/api/changes?limit=0")[0] == 400
+    assert get(port, "/api/changes?since=yesterday")[0] == 400
+    assert get(port, "/api/export/PPWP/dapil/votes.csv")[0] == 400
     status, spec = get(port, "/api/openapi.json")
     assert status == 200 and set(spec["paths"]) == {
+        "/",
         "/api/results",
         "/api/tps/{code}",
         "/api/anomalies",
         "/api/dapils",
         "/api/seats",
+        "/api/changes",
+        "/api/export/{ballot}/{scope}/{file}",
+        "/api/openapi.json",
     }
 
 
