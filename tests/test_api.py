@@ -59,7 +59,7 @@ def test_anomalies_roll_up_rejections(api):
 
 def test_errors_are_json_with_a_message(api):
     port, _, _ = api
-    assert get(port, "/api/results?ballot=XYZ") == (400, {"error": "ballot must be one of PPWP, DPR, DPD, DPRD_PROV, DPRD_KAB"})
+    assert get(port, "/api/results?ballot=XYZ") == (400, {"error": "ballot: must be one of PPWP, DPR, DPD, DPRD_PROV, DPRD_KAB"})
     status, body = get(port, "/api/results?region=99")
     assert status == 404 and "unknown region 99" in body["error"]
     assert get(port, "/api/tps/12")[0] == 400
@@ -69,7 +69,8 @@ def test_errors_are_json_with_a_message(api):
     assert status == 400 and "unknown parameter asof" in body["error"]
     assert get(port, "/api/changes?limit=0")[0] == 400
     assert get(port, "/api/changes?since=yesterday")[0] == 400
-    assert get(port, "/api/export/PPWP/dapil/votes.csv")[0] == 400
+    assert get(port, "/api/export/PPWP/dapil/votes.csv")[0] == 404  # PPWP has no dapils
+    assert get(port, "/api/export/PPWP/province/votes.csv?format=AAA")[0] == 400
     status, spec = get(port, "/api/openapi.json")
     assert status == 200 and set(spec["paths"]) == {
         "/",

@@ -101,7 +101,7 @@ def seats(
 def changes(
     ballot: Annotated[str, typer.Option(help="PPWP, DPR, DPD, DPRD_PROV or DPRD_KAB")] = "PPWP",
     region: Annotated[str | None, typer.Option(help="only changes within this region")] = None,
-    dapil: Annotated[str | None, typer.Option(help="only changes within this dapil")] = None,
+    dapil: Annotated[str | None, typer.Option(help="only changes within this dapil (and --region, if given)")] = None,
     since: Annotated[str | None, typer.Option(help="after this cursor (a page's `next`) or moment")] = None,
     until: Annotated[str | None, typer.Option(help="none after this moment")] = None,
     limit: Annotated[int, typer.Option(help="at most this many (1-10000)")] = 1000,
@@ -128,8 +128,8 @@ def changes(
     last = moment(until, "--until")
     client = connect(settings_from(clickhouse=clickhouse, data_dir=data_dir))
     try:
-        regions = change_regions(client, ballot, region, dapil)
-        data = read_changes(client, ballot, regions, cursor, last, limit, newest_first)
+        regions, within = change_regions(client, ballot, region, dapil)
+        data = read_changes(client, ballot, regions, cursor, last, limit, newest_first, within)
     except (ValueError, DapilError) as exc:
         fail(str(exc))
     data.update(region=region, dapil=dapil)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -83,12 +84,48 @@ def moment_param(request: web.Request, name: str = "as_of") -> datetime | None:
         raise ApiError(400, f"{name}: {exc}") from None
 
 
-def known_params(request: web.Request, allowed: tuple[str, ...]) -> None:
-    """A parameter the endpoint does not take is a mistake worth saying (a misspelt as_of would
-    otherwise answer the current totals as if they were the past)."""
+def check_request(request: web.Request, path: str) -> None:
+    """Every parameter against the OpenAPI document, so the document is the contract and not a wish:
+    a parameter the endpoint does not take (a misspelt as_of would otherwise answer the current totals
+    as if they were the past), a missing required one, or a value outside its enum, pattern or range
+    is a 400 naming it."""
+    parameters = OPENAPI["paths"][path]["get"].get("parameters", [])
+    allowed = [p["name"] for p in parameters if p["in"] == "query"]
     unknown = sorted(set(request.query) - set(allowed))
     if unknown:
         raise ApiError(400, f"unknown parameter {', '.join(unknown)}; this endpoint takes {', '.join(allowed) or 'none'}")
+    for parameter in parameters:
+        name = parameter["name"]
+        value = request.query.get(name) if parameter["in"] == "query" else request.match_info.get(name)
+        if value is None:
+            if parameter.get("required"):
+                raise ApiError(400, f"{name} is required")
+            continue
+        problem = violation(value, parameter["schema"])
+        if problem:
+            raise ApiError(400, f"{name}: {problem}")
+
+
+def violation(value: str, schema: dict) -> str | None:
+    """What is wrong with a parameter's text under its schema (the subset the document uses), or None."""
+    if "anyOf" in schema:
+        problems = [violation(value, option) for option in schema["anyOf"]]
+        return None if None in problems else " or ".join(p for p in problems if p)
+    if "enum" in schema and value not in schema["enum"]:
+        return f"must be one of {', '.join(map(str, schema['enum']))}"
+    if schema.get("type") == "integer":
+        if not value.isdigit():
+            return "must be a whole number"
+        if not schema.get("minimum", 0) <= int(value) <= schema.get("maximum", int(value)):
+            return f"must be between {schema.get('minimum', 0)} and {schema.get('maximum')}"
+    if "pattern" in schema and not re.fullmatch(schema["pattern"].strip("^$"), value):
+        return f"{value[:40]!r} does not match {schema['pattern']}"
+    if schema.get("format") == "date-time":
+        try:
+            parse_moment(value)
+        except MomentError as exc:
+            return str(exc)
+    return None
 
 
 def dapil_view(build: Callable[[], dict]) -> dict:
@@ -250,12 +287,12 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
     ) -> Callable[[web.Request], Awaitable[web.Response]]:
         return respond(lambda r: cache.get(key(r), lambda: build(r)))
 
-    async def ballot_view_of(ballot: str, what: str, as_of: datetime | None = None) -> dict:
+    async def ballot_view_of(ballot: str, what: str, as_of: datetime | None = None, status: int = 400) -> dict:
         """The ballot's shared dapil view (contests, dapil totals, seats), one cache entry a ballot (and
         moment): every dapil page and seats answer of the ballot comes from it, so none waits for its own
         queries."""
         if ballot not in LEGISLATIVE:
-            raise ApiError(400, f"{what} {', '.join(LEGISLATIVE)}, not {ballot}")
+            raise ApiError(status, f"{what} {', '.join(LEGISLATIVE)}, not {ballot}")
         return await cache.get(
             f"ballot:{ballot}:{as_of or ''}", lambda: dapil_view(lambda: ballot_view(client, ballot, threshold, as_of=as_of))
         )
@@ -298,7 +335,7 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
     app.on_startup.append(start_warming)
 
     async def results_answer(r: web.Request) -> dict:
-        known_params(r, ("ballot", "level", "region", "dapil", "as_of"))
+        check_request(r, "/api/results")
         ballot, level, region, dapil = (
             r.query.get("ballot", "PPWP"),
             r.query.get("level"),
@@ -306,16 +343,15 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
             r.query.get("dapil"),
         )
         as_of = moment_param(r)
-        if dapil:
-            if level or region:
-                raise ApiError(400, "ask for a dapil or a level and region, not both")
-            return await one_dapil(await ballot_view_of(ballot, "dapils are contests of", as_of), dapil)
+        if dapil:  # the document says so: level and region are not used then
+            # No dapil of PPWP exists: not found, like an unknown dapil of a legislative ballot.
+            return await one_dapil(await ballot_view_of(ballot, "dapils are contests of", as_of, 404), dapil)
         return await cache.get(
             results_key(ballot, level, region, as_of), lambda: region_results(client, ballot, level, region, as_of)
         )
 
     async def seats_answer(r: web.Request) -> dict:
-        known_params(r, ("ballot", "dapil", "as_of"))
+        check_request(r, "/api/seats")
         view = await ballot_view_of(r.query.get("ballot", ""), "seats are elected on", moment_param(r))
         dapil = r.query.get("dapil")
         if dapil:
@@ -323,7 +359,7 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
         return seats_of(view, dapil)
 
     def changes_answer(r: web.Request) -> dict:
-        known_params(r, ("ballot", "region", "dapil", "since", "until", "limit", "order"))
+        check_request(r, "/api/changes")
         ballot = r.query.get("ballot", "PPWP")
         order = r.query.get("order", "asc")
         if order not in ("asc", "desc"):
@@ -336,8 +372,8 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
         if not limit.isdigit():
             raise ApiError(400, "limit must be a whole number")
         try:
-            regions = change_regions(client, ballot, r.query.get("region"), r.query.get("dapil"))
-            data = changes(client, ballot, regions, since, moment_param(r, "until"), int(limit), order == "desc")
+            regions, within = change_regions(client, ballot, r.query.get("region"), r.query.get("dapil"))
+            data = changes(client, ballot, regions, since, moment_param(r, "until"), int(limit), order == "desc", within)
         except DapilError as exc:
             raise ApiError(exc.status, str(exc)) from None
         except ValueError as exc:
@@ -346,7 +382,7 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
 
     async def export_answer(r: web.Request) -> web.StreamResponse:
         try:
-            known_params(r, ("as_of", "format"))
+            check_request(r, "/api/export/{ballot}/{scope}/{file}")
             ballot, scope, file = r.match_info["ballot"], r.match_info["scope"], r.match_info["file"]
             as_of = moment_param(r)
             if file == "MANIFEST.json":
@@ -361,7 +397,7 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
         except ApiError as exc:
             return json_response({"error": str(exc)}, exc.status)
         except ExportError as exc:
-            return json_response({"error": str(exc)}, 400)
+            return json_response({"error": str(exc)}, exc.status)
         response = web.StreamResponse(
             headers={
                 "Content-Type": MEDIA[fmt],
@@ -380,15 +416,15 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
         return response
 
     def anomalies_answer(r: web.Request) -> dict:
-        known_params(r, ("level", "region", "as_of"))
+        check_request(r, "/api/anomalies")
         return anomalies(client, r.query.get("level"), r.query.get("region"), moment_param(r))
 
     def tps_answer(r: web.Request) -> dict:
-        known_params(r, ("ballot",))
+        check_request(r, "/api/tps/{code}")
         return tps_detail(client, r.match_info["code"], r.query.get("ballot"))
 
     def dapils_answer(r: web.Request) -> dict:
-        known_params(r, ("ballot", "region"))
+        check_request(r, "/api/dapils")
         return dapil_view(lambda: dapil_list(client, r.query.get("ballot", ""), r.query.get("region")))
 
     app.router.add_get("/api/results", respond(results_answer))

@@ -5,14 +5,14 @@ Read from the TPS level of region_totals, where each row is one applied revision
 in the same insert as the totals it moved (schemas/clickhouse/005_changes.sql). Duplicates, stale or
 conflicting resends and rejections never move totals, so they are not here: `tally audit` has them.
 
-A cursor names one change, `<decided_at>/<tps>/<revision>`; changes are ordered by that triple, so a
-page ends at a cursor and the next starts after it, whatever the page size.
+A cursor names one change, `<decided_at in epoch microseconds>/<tps>/<revision>`; changes are ordered
+by that triple, so a page ends at a cursor and the next starts after it, whatever the page size.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from clickhouse_connect.driver.client import Client
 
@@ -20,6 +20,7 @@ from streams.core.aggregate import TPS_LEVEL, revision_key
 from streams.core.moments import MomentError, moment_text, parse_moment, sql_moment
 from streams.core.seats import PARTY_BALLOTS, party_totals
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
 
@@ -38,12 +39,15 @@ class Cursor:
         parts = text.split("/")
         if len(parts) == 1:
             return cls(parse_moment(text))
-        if len(parts) != 3 or not (len(parts[1]) == 13 and parts[1].isdigit()) or not parts[2].isdigit():
+        micros, tps, revision = parts if len(parts) == 3 else ("", "", "")
+        if not (micros.isdigit() and len(micros) <= 17 and len(tps) == 13 and tps.isdigit() and revision.isdigit()):
             raise MomentError(f"{text!r} is not a cursor: use a page's `next`, or a moment")
-        return cls(parse_moment(parts[0]), parts[1], int(parts[2]))
+        return cls(EPOCH + timedelta(microseconds=int(micros)), tps, int(revision))
 
     def __str__(self) -> str:
-        return f"{moment_text(self.moment)}/{self.tps}/{self.revision}" if self.tps else moment_text(self.moment)
+        if not self.tps:
+            return moment_text(self.moment)
+        return f"{(self.moment - EPOCH) // timedelta(microseconds=1)}/{self.tps}/{self.revision}"
 
 
 def changes(
@@ -54,16 +58,19 @@ def changes(
     until: datetime | None = None,
     limit: int = DEFAULT_LIMIT,
     newest_first: bool = False,
+    within: str = "",
 ) -> dict:
     """A page of the changes of `ballot` within any of `regions` (code prefixes; None: everywhere):
     oldest first after `since`, or newest first before it; none after `until`. `next` is the cursor of
-    the page's last change (or `since` again when there were none: poll with it)."""
+    the page's last change (or `since` again when there were none: poll with it). `within` narrows them
+    to one region as well."""
     if not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
-    params: dict = {"b": ballot, "regions": regions or [""], "n": limit}
+    params: dict = {"b": ballot, "regions": regions or [""], "n": limit, "within": within}
     where = [
         "ballot = {b:String}",
         f"level = '{TPS_LEVEL}'",
+        "startsWith(region, {within:String})",
         "arrayExists(r -> startsWith(region, r), {regions:Array(String)})",
     ]
     if since is not None:

@@ -41,7 +41,11 @@ SETTINGS = {"max_bytes_before_external_group_by": 1 << 30, "optimize_aggregation
 
 
 class ExportError(ValueError):
-    """An export that cannot be made (400): the message says why."""
+    """An export that cannot be made: the message says why; `status` 400 (malformed) or 404 (none such)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def check(ballot: str, scope: str, fmt: str) -> None:
@@ -50,7 +54,7 @@ def check(ballot: str, scope: str, fmt: str) -> None:
     if scope not in SCOPES:
         raise ExportError(f"level must be one of {', '.join(SCOPES)}")
     if scope == "dapil" and ballot not in LEGISLATIVE:
-        raise ExportError(f"dapils are contests of {', '.join(LEGISLATIVE)}, not {ballot}")
+        raise ExportError(f"dapils are contests of {', '.join(LEGISLATIVE)}, not {ballot}", 404)
     if fmt not in FORMATS:
         raise ExportError(f"format must be one of {', '.join(FORMATS)}")
 

@@ -15,7 +15,7 @@ TPS = r"^[0-9]{13}$"
 DAPIL = r"^[A-Za-z0-9_.-]{1,64}$"
 EPOCH = r"^[0-9]{1,10}(\.[0-9]{1,6})?$"
 # A cursor: a page's `next` (moment/tps/revision), or a moment alone.
-CURSOR = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z/[0-9]{13}/[0-9]{1,10}$"
+CURSOR = r"^[0-9]{1,17}/[0-9]{13}/[0-9]{1,10}$"  # epoch microseconds / tps / revision
 MOMENT = {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "pattern": EPOCH}]}
 
 ERROR = {
@@ -58,7 +58,10 @@ BALLOT = _query("ballot", {"type": "string", "enum": list(BALLOTS), "default": "
 LEGISLATIVE_BALLOT = _query("ballot", {"type": "string", "enum": list(LEGISLATIVE)}, required=True)
 REGION_PARAM = _query("region", {"type": "string", "pattern": REGION}, "a region code, ID for the nation")
 DAPIL_PARAM = _query("dapil", {"type": "string", "pattern": DAPIL})
-REGION_ERRORS = {"400": "a malformed parameter, or a dapil of another ballot", "404": "an unknown region or dapil"}
+REGION_ERRORS = {
+    "400": "a malformed parameter, or a dapil of another ballot",
+    "404": "an unknown region or dapil, or a dapil of a ballot without dapils (PPWP)",
+}
 
 OPENAPI = {
     "openapi": "3.1.0",
@@ -75,7 +78,11 @@ OPENAPI = {
                 BALLOT,
                 _query("level", {"type": "string", "enum": list(LEVELS)}),
                 REGION_PARAM,
-                _query("dapil", {"type": "string", "pattern": DAPIL}, "one dapil instead of regions (legislative ballots)"),
+                _query(
+                    "dapil",
+                    {"type": "string", "pattern": DAPIL},
+                    "one dapil instead of regions (legislative ballots); level and region are then not used",
+                ),
                 AS_OF,
             ],
             _json(
@@ -122,7 +129,7 @@ OPENAPI = {
             [
                 BALLOT,
                 REGION_PARAM,
-                DAPIL_PARAM,
+                _query("dapil", {"type": "string", "pattern": DAPIL}, "within this dapil (and the region, if given)"),
                 _query("since", {"anyOf": [MOMENT["anyOf"][0], MOMENT["anyOf"][1], {"type": "string", "pattern": CURSOR}]},
                        "after this cursor (a page's next) or moment; with order=desc, before it"),
                 _query("until", MOMENT, "none after this moment"),
@@ -158,7 +165,8 @@ OPENAPI = {
                             "application/json": {"schema": OBJECT},
                         },
                     },
-                    "400": _error("a malformed parameter, or a dapil export of a ballot without dapils"),
+                    "400": _error("a malformed parameter"),
+                    "404": _error("no such export: dapils of a ballot without dapils (PPWP)"),
                 },
             }
         },

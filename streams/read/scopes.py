@@ -39,12 +39,11 @@ def check_region(client: Client, region: str | None) -> str:
     return region
 
 
-def change_regions(client: Client, ballot: str, region: str | None, dapil: str | None) -> list[str] | None:
-    """The code prefixes a change feed covers: a region's, a dapil's regions, or None (everywhere)."""
+def change_regions(
+    client: Client, ballot: str, region: str | None, dapil: str | None
+) -> tuple[list[str] | None, str]:
+    """What a change feed covers: the code prefixes of a dapil's regions (None: everywhere), and a region
+    the changes must also lie in ('' for the nation). Both given: the part of the dapil in the region."""
     check_ballot(ballot)
-    if region and dapil:
-        raise ScopeError("ask for a region or a dapil, not both", 400)
-    if dapil:
-        return list(check_dapil(client, ballot, dapil)["regions"])
     code = check_region(client, region)
-    return [code] if code else None
+    return (list(check_dapil(client, ballot, dapil)["regions"]) if dapil else None), code
