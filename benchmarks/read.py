@@ -1,7 +1,7 @@
 """Read benchmark: p50/p99 of the main endpoints with 50 concurrent readers while ingestion runs.
 
 Usage: .venv/bin/python -m benchmarks.read [--tps 20000] [--readers 50] [--seconds 20] [--rate 1000]
-       [--ballots PPWP,DPR,DPD,DPRD_PROV,DPRD_KAB]
+       [--ballots PPWP,DPR,DPD,DPRD_PROV,DPRD_KAB] [--as-of]
 With legislative ballots, dapil results and seats (/api/results?dapil=, /api/seats) are read too.
 """
 
@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--ballots", default="PPWP")
     parser.add_argument("--data-dir", default=".tally")
+    parser.add_argument("--as-of", action="store_true", help="also read province results as of moments of the night")
     args = parser.parse_args()
     base = Settings.from_env().override(data_dir=args.data_dir)
     run = f"read{int(time.time())}"
@@ -68,6 +69,7 @@ def main() -> None:
     cli(settings, "registry", "load", str(work / "registry.jsonl"))
     events = work / "events.jsonl"
     codes = [orjson.loads(line)["tps"] for line in events.open("rb")][:2000]
+    regencies = sorted({c[:4] for c in codes})[:8]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -83,14 +85,19 @@ def main() -> None:
         env=env_of(settings),
         stdout=subprocess.DEVNULL,
     )
+    producing = time.time()
     try:
         time.sleep(8)  # the worker joins; ingestion is under way
         paths = {
             "results national": ["/api/results?level=national"],
             "results province": ["/api/results?level=province"],
             "results one region's children": [f"/api/results?region={p}" for p in ("11", "32", "35", "73")],
+            "results a regency's districts": [f"/api/results?region={r}" for r in regencies],
             "tps detail": [f"/api/tps/{c}" for c in codes],
         }
+        if args.as_of:  # moments over the night so far and the read window: each a view of its own
+            moments = [producing + i * (8 + args.seconds) / 400 for i in range(400)]
+            paths["results province as of a moment"] = [f"/api/results?level=province&as_of={m:.6f}" for m in moments]
         contests = [orjson.loads(line) for line in (work / "registry.jsonl").open("rb") if b'"contest"' in line[:20]]
         for ballot in ("DPR", "DPRD_KAB"):
             dapils = [c["dapil"] for c in contests if c["ballot"] == ballot][:20]

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from datetime import UTC, datetime
 
 import orjson
 import pytest
 
-from tests.conftest import tally
+from tests.conftest import get, tally
 from tests.test_api import api  # noqa: F401 - the fixture: a pipeline with data and `tally serve`
 from tests.test_seats_end_to_end import five_ballots  # noqa: F401 - five ballots through the pipeline, and `tally serve`
 
@@ -117,3 +118,29 @@ def test_legislative_pages_show_party_totals_seats_and_a_dapil_that_match_the_ap
     )
     listed = re.findall(r'<option value="(DPRDK-[^"]+)"', screen(port, f"#/DPRD_KAB/{regency}", tmp_path))
     assert listed and all(code.startswith(f"DPRDK-{regency}-") for code in listed)
+
+
+def test_the_slider_replays_the_night_and_each_region_says_what_changed(five_ballots, tmp_path):  # noqa: F811
+    port, _ = five_ballots
+    feed = get(port, "/api/changes?ballot=PPWP&limit=10000")[1]["changes"]
+    moments = sorted({c["decided_at"] for c in feed})
+    assert len(feed) > 100
+    # As of a moment in the middle of the night: the page shows what the API says for that moment.
+    middle = moments[len(moments) // 2]
+    seconds = (datetime.fromisoformat(middle.replace("Z", "+00:00")) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()
+    dom = screen(port, f"#/PPWP@{seconds:.6f}", tmp_path)
+    then = get(port, f"/api/results?ballot=PPWP&level=national&as_of={seconds:.6f}")[1]["regions"][0]
+    now = get(port, "/api/results?ballot=PPWP&level=national")[1]["regions"][0]
+    reported = re.search(r'id="progress-text" data-reported="(\d+)"', dom)
+    assert 0 < int(reported[1]) == then["tps_reported"] < now["tps_reported"]
+    assert f'data-as-of="{seconds:.6f}"' in dom and 'class="moment past"' in dom
+    # Before the first count: nothing counted yet.
+    dom = screen(port, "#/PPWP@1000000000", tmp_path)
+    assert re.search(r'id="progress-text" data-reported="0"', dom)
+    # Every region row links to what changed there; the nation's changes, newest first, as the feed says.
+    assert len(re.findall(r'class="changes-link" href="#/PPWP/changes/\d{2}"', screen(port, "#/PPWP", tmp_path))) >= 30
+    dom = screen(port, "#/PPWP/changes/ID", tmp_path)
+    rows = re.findall(r'<tr data-kind="([^"]+)" data-tps="(\d+)" data-old="(\d+)" data-new="(\d+)"', dom)
+    newest = get(port, "/api/changes?ballot=PPWP&order=desc&limit=100")[1]["changes"]
+    assert rows == [(c["kind"], c["tps"], str(c["revision"]["old"]), str(c["revision"]["new"])) for c in newest]
+    assert any(c["kind"] == "correction" and c["revision"]["old"] >= 1 for c in feed)

@@ -74,6 +74,8 @@ class Change:
             self.event_id,
             self.gateway,
         )
+
+
 VectorKey = tuple[str, str, int]  # ballot, region, id() of the shared choice tuple
 
 

@@ -15,6 +15,7 @@ app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="tally: counts an election night, from gateways through Kafka to ClickHouse."
 )
 
+
 @app.command()
 def broker(
     data_dir: DataDirOpt = None, port: Annotated[int | None, typer.Option(help="port; default a free one")] = None

@@ -40,6 +40,7 @@ from streams.settings import Settings
 log = logging.getLogger("tally.api")
 PAGE = Path(__file__).resolve().parent / "web" / "index.html"
 
+
 class ApiError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -56,9 +57,7 @@ def enrich(data: dict) -> dict:
     return data
 
 
-def region_results(
-    client: Client, ballot: str, level: str | None, region: str | None, as_of: datetime | None = None
-) -> dict:
+def region_results(client: Client, ballot: str, level: str | None, region: str | None, as_of: datetime | None = None) -> dict:
     if level is not None and level not in LEVELS:
         raise ApiError(400, f"level must be one of {', '.join(LEVELS)}")
     try:

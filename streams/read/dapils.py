@@ -148,9 +148,7 @@ def takes_part(client: Client, ballot: str, threshold: Fraction | None, as_of: d
     return passing(party_totals(national.get(NATIONAL, {}).get("votes", {})), threshold)
 
 
-def dapil_results(
-    client: Client, ballot: str, dapil: str, threshold: Fraction | None, as_of: datetime | None = None
-) -> dict:
+def dapil_results(client: Client, ballot: str, dapil: str, threshold: Fraction | None, as_of: datetime | None = None) -> dict:
     """One dapil: name, seats, TPS, registered, voters, invalid, its parties (party totals, seats) and
     candidates (votes, elected). Reads that dapil's rows only (and, for DPR, the national party totals
     that say who passes the threshold)."""

@@ -69,7 +69,7 @@ OPENAPI = {
         "title": "tally read API",
         "version": "2",
         "description": "Results, seats and the change feed of an election night, now or as of any moment; open data "
-        "exports. Errors are JSON: {\"error\": message}.",
+        'exports. Errors are JSON: {"error": message}.',
     },
     "paths": {
         "/api/results": _get(
@@ -130,8 +130,11 @@ OPENAPI = {
                 BALLOT,
                 REGION_PARAM,
                 _query("dapil", {"type": "string", "pattern": DAPIL}, "within this dapil (and the region, if given)"),
-                _query("since", {"anyOf": [MOMENT["anyOf"][0], MOMENT["anyOf"][1], {"type": "string", "pattern": CURSOR}]},
-                       "after this cursor (a page's next) or moment; with order=desc, before it"),
+                _query(
+                    "since",
+                    {"anyOf": [MOMENT["anyOf"][0], MOMENT["anyOf"][1], {"type": "string", "pattern": CURSOR}]},
+                    "after this cursor (a page's next) or moment; with order=desc, before it",
+                ),
                 _query("until", MOMENT, "none after this moment"),
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}),
                 _query("order", {"type": "string", "enum": ["asc", "desc"], "default": "asc"}, "desc: newest first"),

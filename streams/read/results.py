@@ -61,11 +61,15 @@ def results(
         )
 
     if level == "tps":  # the TPS that have a count at that moment
-        registered = dict(
-            client.query(
-                "SELECT tps, dpt FROM registry_tps FINAL WHERE startsWith(tps, {prefix:String})", parameters=params
-            ).result_rows
-        ) if sums else {}
+        registered = (
+            dict(
+                client.query(
+                    "SELECT tps, dpt FROM registry_tps FINAL WHERE startsWith(tps, {prefix:String})", parameters=params
+                ).result_rows
+            )
+            if sums
+            else {}
+        )
         for tps in sorted(sums):
             if not sums[tps]["tps_reported"]:
                 continue

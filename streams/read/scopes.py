@@ -31,17 +31,14 @@ def check_region(client: Client, region: str | None) -> str:
     if not region.isdigit():
         raise ScopeError(f"{region!r} is not a region code (digits only, or {NATIONAL})", 400)
     known = client.command("SELECT count() FROM regions WHERE code = {c:String}", parameters={"c": region}) or (
-        len(region) == 13
-        and client.command("SELECT count() FROM registry_tps WHERE tps = {c:String}", parameters={"c": region})
+        len(region) == 13 and client.command("SELECT count() FROM registry_tps WHERE tps = {c:String}", parameters={"c": region})
     )
     if not known:
         raise ScopeError(f"unknown region {region}", 404)
     return region
 
 
-def change_regions(
-    client: Client, ballot: str, region: str | None, dapil: str | None
-) -> tuple[list[str] | None, str]:
+def change_regions(client: Client, ballot: str, region: str | None, dapil: str | None) -> tuple[list[str] | None, str]:
     """What a change feed covers: the code prefixes of a dapil's regions (None: everywhere), and a region
     the changes must also lie in ('' for the nation). Both given: the part of the dapil in the region."""
     check_ballot(ballot)
