@@ -40,6 +40,9 @@ class Settings:
         in DPR seats ("0.04" in 2024; the Constitutional Court ordered it revised), an exact decimal.
     kafka_*: how clients authenticate to Kafka (see `kafka_options`): PLAINTEXT by default;
         SASL_PLAINTEXT / SASL_SSL with SCRAM-SHA-256/512 or PLAIN, and SSL with a CA file.
+    operator_key: the file of the operator's Ed25519 key that signs the log's checkpoints (`tally
+        keygen` makes one); None: `<data_dir>/operator.key`.
+    log_origin: the log's name, first line of every checkpoint and the name of its signing key.
     """
 
     kafka: str | None = None
@@ -57,6 +60,8 @@ class Settings:
     kafka_username: str | None = None
     kafka_password: str | None = field(default=None, repr=False)
     kafka_ca_file: str | None = None
+    operator_key: str | None = None
+    log_origin: str = "tally/pemilu"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -74,6 +79,8 @@ class Settings:
             kafka_username=env.get("TALLY_KAFKA_USERNAME") or None,
             kafka_password=env.get("TALLY_KAFKA_PASSWORD") or None,
             kafka_ca_file=env.get("TALLY_KAFKA_CA_FILE") or None,
+            operator_key=env.get("TALLY_OPERATOR_KEY") or None,
+            log_origin=env.get("TALLY_LOG_ORIGIN") or "tally/pemilu",
         )
 
     def as_env(self) -> dict[str, str]:
@@ -91,6 +98,8 @@ class Settings:
             "TALLY_KAFKA_USERNAME": self.kafka_username or "",
             "TALLY_KAFKA_PASSWORD": self.kafka_password or "",
             "TALLY_KAFKA_CA_FILE": self.kafka_ca_file or "",
+            "TALLY_OPERATOR_KEY": self.operator_key or "",
+            "TALLY_LOG_ORIGIN": self.log_origin,
         }
 
     def override(self, **flags: object) -> Settings:
@@ -99,6 +108,10 @@ class Settings:
         if "data_dir" in given:
             given["data_dir"] = Path(str(given["data_dir"]))
         return replace(self, **given)
+
+    @property
+    def operator_key_file(self) -> Path:
+        return Path(self.operator_key) if self.operator_key else self.data_dir / "operator.key"
 
     def topic(self, name: str) -> str:
         return f"{self.namespace}{name}"

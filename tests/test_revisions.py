@@ -104,4 +104,4 @@ def test_rows_to_write_are_the_nonzero_rows_with_their_partition(first_votes, se
     assert len(plain) == len(set(plain)) and set(plain) == expected
     changes = [row for row in written if row[1] == "tps"]
     assert [(row[9], row[10]) for row in changes] == [(c.deltas, c.event_id) for c in totals.changes]
-    assert all(row[9:12] == ({}, "", "") for row in written if row[1] != "tps")
+    assert all(row[9:14] == ({}, "", "", "", "") for row in written if row[1] != "tps")

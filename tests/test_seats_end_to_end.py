@@ -151,6 +151,6 @@ def test_a_five_ballot_night_verifies_dapils_and_seats_and_the_api_agrees_with_t
     status, body = get(port, f"/api/results?ballot=DPR&dapil={dpd}")
     assert status == 400 and "DPD dapil" in body["error"]
     status, body = get(port, "/api/seats?ballot=PPWP")
-    assert status == 400 and "seats" in body["error"]
+    assert status == 400 and "DPR, DPD, DPRD_PROV, DPRD_KAB" in body["error"]  # the ballots that elect seats
     printed = tally(pipeline, "results", "--ballot", "DPR").stdout.decode()
     assert "P03" in printed and max(len(line) for line in printed.splitlines()) <= 80

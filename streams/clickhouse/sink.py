@@ -71,6 +71,8 @@ TOTALS = Table(
         ("deltas", "Map(String, Int64)"),
         ("event_id", "String"),
         ("gateway", "String"),
+        ("event", "String"),
+        ("source", "String"),
     ),
 )
 DECISIONS = Table(

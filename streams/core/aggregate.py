@@ -36,7 +36,7 @@ WRITTEN_LEVELS = ("national", "province", "regency")
 ROLL_UP = (("district", "village"), ("regency", "district"), ("province", "regency"), ("national", "province"))
 
 Row = list[int]  # votes, tps_reported, invalid, voters, revision
-NO_CHANGE: tuple = ({}, "", "")  # deltas, event_id, gateway of a row that is not a TPS's change
+NO_CHANGE: tuple = ({}, "", "", "", "")  # deltas, event_id, gateway, event, source of a row that is not a change
 
 
 def revision_key(revision: int) -> str:
@@ -58,6 +58,8 @@ class Change:
     voters: int
     event_id: str
     gateway: str
+    event: str = ""  # the event exactly as its device signed it (canonical JSON with sig): the log's leaf
+    source: str = ""  # "partition:offset" of that event in the submissions topic
 
     def row(self) -> tuple:
         return (
@@ -73,6 +75,8 @@ class Change:
             self.deltas,
             self.event_id,
             self.gateway,
+            self.event,
+            self.source,
         )
 
 
@@ -102,7 +106,7 @@ class TotalsDelta:
     # each applied revision, in the order applied: the TPS level's rows
     changes: list[Change] = field(default_factory=list)
 
-    def apply(self, old: Applied | None, new: Applied, gateway: str = "") -> None:
+    def apply(self, old: Applied | None, new: Applied, gateway: str = "", event: str = "", source: str = "") -> None:
         ballot, village = new.ballot, region_of(new.tps, "village")
         self.choices_by_id[id(new.choices)] = new.choices
         key = (ballot, village, id(new.choices))
@@ -138,6 +142,8 @@ class TotalsDelta:
                 voters,
                 new.event_id,
                 gateway,
+                event,
+                source,
             )
         )
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+import orjson
+
 from streams.core.batch import Batch
 from streams.core.contract import MAX_EVENT_BYTES, decode_tally
 from streams.core.reasons import Decision, Finding, Flag, Reason, reason_codes
@@ -21,6 +23,7 @@ from streams.core.state import AppliedState
 from streams.core.validate import cross_ballot_flag, validate_tally
 
 Key = tuple[str, str]  # (ballot, tps)
+SORTED = orjson.OPT_SORT_KEYS  # the canonical form devices sign (core.signatures), here with its sig
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +90,13 @@ class Processor:
             if decision is Decision.APPLIED:
                 new = Applied.from_tally(tally, current)
                 if tally.revision > self.in_totals.get(key, 0):
-                    batch.totals.apply(current, new, tally.gateway)
+                    batch.totals.apply(
+                        current,
+                        new,
+                        tally.gateway,
+                        orjson.dumps(tally.raw, option=SORTED).decode(),
+                        f"{partition}:{message.offset}",
+                    )
                 elif tally.revision == self.in_totals[key]:
                     del self.in_totals[key]  # the state has caught up with the totals
                 self.state[key] = new

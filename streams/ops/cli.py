@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from streams.ops import reading
+from streams.ops import reading, transparency
 from streams.ops.options import ClickHouseOpt, DataDirOpt, KafkaOpt, NamespaceOpt, fail, settings_from
 from streams.settings import Settings
 
@@ -383,6 +383,7 @@ def validate(
 
 
 reading.register(app)  # results, seats, changes, export: listed after the commands that run the night
+transparency.register(app)  # keygen, logger, log ...
 
 if __name__ == "__main__":
     app()

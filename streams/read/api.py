@@ -32,6 +32,9 @@ from streams.read.export import FILE_NAMES as EXPORT_FILE_NAMES
 from streams.read.export import FILES as EXPORT_FILES
 from streams.read.export import MEDIA, ExportError, manifest_only, pin, stream
 from streams.read.export import check as check_export
+from streams.read.log_view import checkpoints as log_checkpoints
+from streams.read.log_view import consistency as log_consistency
+from streams.read.log_view import inclusion as log_inclusion
 from streams.read.openapi import OPENAPI
 from streams.read.results import results
 from streams.read.scopes import change_regions, check_ballot, check_region
@@ -433,6 +436,33 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
     app.router.add_get("/api/anomalies", endpoint(anomalies_answer))
     app.router.add_get("/api/changes", endpoint(changes_answer))
     app.router.add_get("/api/export/{ballot}/{scope}/{file}", export_answer)
+
+    def log_answer(path: str, build: Callable[[web.Request], dict]) -> Callable[[web.Request], dict]:
+        def answer(r: web.Request) -> dict:
+            check_request(r, path)
+            try:
+                return build(r)
+            except DapilError as exc:
+                raise ApiError(exc.status, str(exc)) from None
+
+        return answer
+
+    app.router.add_get("/api/log/checkpoints", endpoint(log_answer("/api/log/checkpoints", lambda r: log_checkpoints(client))))
+    app.router.add_get(
+        "/api/log/proof",
+        endpoint(
+            log_answer(
+                "/api/log/proof",
+                lambda r: log_inclusion(
+                    client, r.query["tps"], r.query["ballot"], int(r.query["checkpoint"]) if "checkpoint" in r.query else None
+                ),
+            )
+        ),
+    )
+    app.router.add_get(
+        "/api/log/consistency",
+        endpoint(log_answer("/api/log/consistency", lambda r: log_consistency(client, int(r.query["from"]), int(r.query["to"])))),
+    )
     app.router.add_get("/api/openapi.json", endpoint(lambda r: OPENAPI))
     app.router.add_get("/", lambda r: web.FileResponse(PAGE))
     return app

@@ -173,6 +173,32 @@ OPENAPI = {
                 },
             }
         },
+        "/api/log/checkpoints": _get(
+            "The transparency log's signed checkpoints, newest first (tree size, root hash, the moment of its last "
+            "leaf, the signed note with the national totals of its leaves, the operator's verifier key)",
+            [],
+            _json("checkpoints"),
+            {"400": "a parameter it does not take"},
+        ),
+        "/api/log/proof": _get(
+            "The inclusion proof (RFC 9162) of a TPS's latest tally of a ballot in a signed checkpoint",
+            [
+                _query("tps", {"type": "string", "pattern": TPS}, required=True),
+                _query("ballot", {"type": "string", "enum": list(BALLOTS)}, required=True),
+                _query("checkpoint", {"type": "integer", "minimum": 1}, "the checkpoint's tree size (default: the latest)"),
+            ],
+            _json("leaf (base64), leaf_index, tree_size, audit_path (hex), root_hash (hex), checkpoint"),
+            {"400": "a malformed parameter", "404": "no such checkpoint, or no tally of that TPS and ballot in it"},
+        ),
+        "/api/log/consistency": _get(
+            "The consistency proof (RFC 9162) between two checkpoints: the older log is a prefix of the newer",
+            [
+                _query("from", {"type": "integer", "minimum": 1}, "the older checkpoint's tree size", required=True),
+                _query("to", {"type": "integer", "minimum": 1}, "the newer checkpoint's tree size", required=True),
+            ],
+            _json("from, to (the two checkpoints) and consistency_path (hex)"),
+            {"400": "a malformed parameter, or from after to", "404": "no checkpoint of that size"},
+        ),
         "/api/openapi.json": {"get": {"summary": "This document", "responses": {"200": _json("OpenAPI 3.1")}}},
         "/": {
             "get": {

@@ -1,0 +1,165 @@
+"""The transparency log's commands: `tally keygen`, `tally logger` (the appender), and `tally log ...`
+(checkpoints, proofs, verifying them, auditing the whole log)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+
+from streams.ops.options import ClickHouseOpt, DataDirOpt, fail, settings_from
+from streams.settings import Settings
+
+log_app = typer.Typer(no_args_is_help=True, help="The public, tamper-evident log of every counted tally (RFC 9162).")
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+
+def write_key(path: Path, name: str) -> str:
+    """A new operator key in `path` (mode 0600): its seed, public key and verifier key; returns the last."""
+    from nacl.utils import random as random_bytes
+
+    from streams.core.checkpoint import public_key_of, verifier_key
+
+    seed = random_bytes(32)
+    public = public_key_of(seed)
+    record = {
+        "name": name,
+        "seed": base64.b64encode(seed).decode(),
+        "public_key": base64.b64encode(public).decode(),
+        "verifier_key": verifier_key(name, public),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
+    return record["verifier_key"]
+
+
+def read_key(settings: Settings) -> tuple[str, bytes]:
+    """(name, seed) of the operator key; exits 2 saying how to make one if there is none."""
+    path = settings.operator_key_file
+    if not path.exists():
+        fail(f"no operator key at {path}: make one with `tally keygen` (or set TALLY_OPERATOR_KEY)")
+    record = orjson.loads(path.read_bytes())
+    return record["name"], base64.b64decode(record["seed"])
+
+
+def keygen(
+    out: Annotated[
+        Path | None, typer.Option(help="key file to create (default: TALLY_OPERATOR_KEY or <data dir>/operator.key)")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="the key's name: the log's origin [env TALLY_LOG_ORIGIN]")] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Make the operator's Ed25519 key that signs the log's checkpoints; print its public verifier key."""
+    settings = settings_from(data_dir=data_dir)
+    path = out or settings.operator_key_file
+    if path.exists():
+        fail(f"{path} exists: a key is never overwritten (remove it first if you mean to)")
+    typer.echo(write_key(path, name or settings.log_origin))
+
+
+def logger(
+    interval: Annotated[float, typer.Option(help="seconds between checkpoints while tallies arrive")] = 2.0,
+    create_key: Annotated[bool, typer.Option("--create-key", help="make the operator key if there is none")] = False,
+    clickhouse: ClickHouseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Run the log's appender until SIGTERM/SIGINT: leaves from every applied tally, a signed checkpoint
+    every few seconds while they arrive. One per night."""
+    import logging
+
+    from streams.clickhouse.client import connect
+    from streams.clickhouse.log_store import LogAppender
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = settings_from(clickhouse=clickhouse, data_dir=data_dir)
+    if create_key and not settings.operator_key_file.exists():
+        typer.echo(f"operator key created: {write_key(settings.operator_key_file, settings.log_origin)}")
+    name, seed = read_key(settings)
+    stopping = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.append(True))
+    appender = LogAppender(connect(settings), name, seed)
+    typer.echo(f"log {name}: {appender.state.size} leaves, appending", err=True)
+    appender.run(interval, lambda: bool(stopping), time.sleep)
+
+
+def proof(
+    tps: Annotated[str, typer.Option(help="TPS code (13 digits)")],
+    ballot: Annotated[str, typer.Option(help="PPWP, DPR, DPD, DPRD_PROV or DPRD_KAB")] = "PPWP",
+    checkpoint: Annotated[int | None, typer.Option(help="tree size of the checkpoint (default: the latest)")] = None,
+    json: JsonOpt = False,
+    clickhouse: ClickHouseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """The inclusion proof of a TPS's latest tally of a ballot in a signed checkpoint."""
+    from streams.clickhouse.client import connect
+    from streams.read.dapils import DapilError
+    from streams.read.log_view import inclusion
+
+    try:
+        data = inclusion(connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)), tps, ballot, checkpoint)
+    except DapilError as exc:
+        fail(str(exc))
+    if json:
+        typer.echo(orjson.dumps(data).decode())
+    else:
+        event = orjson.loads(base64.b64decode(data["leaf"]))["event"]
+        typer.echo(
+            f"leaf {data['leaf_index']} of {data['tree_size']}: {event['ballot']} {event['tps']} revision {event['revision']}"
+        )
+        typer.echo(f"root {data['root_hash']}, {len(data['audit_path'])} hashes in the audit path")
+
+
+def checkpoints(json: JsonOpt = False, clickhouse: ClickHouseOpt = None, data_dir: DataDirOpt = None) -> None:
+    """The signed checkpoints, newest first."""
+    from streams.clickhouse.client import connect
+    from streams.read.log_view import checkpoints as read_checkpoints
+
+    data = read_checkpoints(connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)))
+    if json:
+        typer.echo(orjson.dumps(data).decode())
+        return
+    for c in data["checkpoints"]:
+        typer.echo(f"{c['tree_size']:>10,}  {c['root_hash']}  {c['decided_at']}")
+
+
+def verify(
+    source: Annotated[str, typer.Argument(help="a proof (JSON of `log proof --json` or /api/log/proof) file or URL")],
+    key: Annotated[str | None, typer.Option(help="the operator's verifier key (name+id+key); default: the key file's")] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Check an inclusion or consistency proof and the signature of its checkpoints: exit 0 if it holds."""
+    from streams.core.proofs import ProofError, check_proof
+
+    settings = settings_from(data_dir=data_dir)
+    if key is None:
+        if not settings.operator_key_file.exists():
+            fail("give --key (the operator's published verifier key)")
+        key = orjson.loads(settings.operator_key_file.read_bytes())["verifier_key"]
+    if source.startswith(("http://", "https://")):
+        import urllib.request
+
+        with urllib.request.urlopen(source, timeout=60) as response:
+            document = orjson.loads(response.read())
+    else:
+        document = orjson.loads(Path(source).read_bytes())
+    try:
+        typer.echo(check_proof(document, key))
+    except ProofError as exc:
+        fail(str(exc), 1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(keygen)
+    app.command()(logger)
+    for command in (proof, checkpoints, verify):
+        log_app.command()(command)
+    app.add_typer(log_app, name="log")

@@ -1,0 +1,78 @@
+"""Reading the transparency log: checkpoints, inclusion proofs of a TPS's tally, consistency proofs
+between two checkpoints (RFC 9162 2.1.3 and 2.1.4), as JSON anyone can check without trusting us."""
+
+from __future__ import annotations
+
+import base64
+
+from clickhouse_connect.driver.client import Client
+
+from streams.clickhouse.log_store import proof_nodes, subtree_reader
+from streams.core import merkle
+from streams.core.moments import moment_text
+from streams.read.scopes import ScopeError
+
+COLUMNS = "size, root, decided_at, signed_at, note, verifier_key"
+
+
+def _checkpoint_json(size: int, root: bytes, decided_at, signed_at, note: str, key: str) -> dict:
+    return {
+        "tree_size": int(size),
+        "root_hash": bytes(root).hex(),
+        "decided_at": moment_text(decided_at),
+        "signed_at": moment_text(signed_at),
+        "note": note,
+        "verifier_key": key,
+    }
+
+
+def checkpoints(client: Client, limit: int = 1000) -> dict:
+    rows = client.query(
+        f"SELECT {COLUMNS} FROM log_checkpoints FINAL ORDER BY size DESC LIMIT {{n:UInt32}}",
+        parameters={"n": limit},
+    ).result_rows
+    return {"checkpoints": [_checkpoint_json(*row) for row in rows]}
+
+
+def checkpoint(client: Client, size: int | None = None) -> dict:
+    """The checkpoint of `size` leaves, or the latest; a ScopeError (404) if there is none."""
+    rows = client.query(
+        f"SELECT {COLUMNS} FROM log_checkpoints FINAL WHERE {{s:UInt64}} = 0 OR size = {{s:UInt64}} ORDER BY size DESC LIMIT 1",
+        parameters={"s": size or 0},
+    ).result_rows
+    if not rows:
+        raise ScopeError(f"no checkpoint of size {size}" if size else "no checkpoint yet: the log is empty", 404)
+    return _checkpoint_json(*rows[0])
+
+
+def inclusion(client: Client, tps: str, ballot: str, size: int | None = None) -> dict:
+    """The latest leaf of this TPS and ballot in the checkpoint's tree, with its audit path."""
+    signed = checkpoint(client, size)
+    n = signed["tree_size"]
+    rows = client.query(
+        "SELECT idx, leaf FROM log_leaves FINAL WHERE tps = {t:String} AND ballot = {b:String} AND idx < {n:UInt64} "
+        "ORDER BY idx DESC LIMIT 1",
+        parameters={"t": tps, "b": ballot, "n": n},
+    ).result_rows
+    if not rows:
+        raise ScopeError(f"no {ballot} tally of TPS {tps} in the log's first {n} leaves", 404)
+    index, leaf = int(rows[0][0]), rows[0][1]
+    leaf = leaf.encode() if isinstance(leaf, str) else bytes(leaf)
+    path = proof_nodes(lambda subtree: merkle.inclusion_path(index, n, subtree), subtree_reader(client))
+    return {
+        "leaf": base64.b64encode(leaf).decode(),
+        "leaf_index": index,
+        "tree_size": n,
+        "audit_path": [h.hex() for h in path],
+        "root_hash": signed["root_hash"],
+        "checkpoint": signed,
+    }
+
+
+def consistency(client: Client, old: int, new: int) -> dict:
+    """The consistency proof between the checkpoints of `old` and `new` leaves."""
+    if not 0 < old <= new:
+        raise ScopeError(f"from must be at least 1 and at most to (got {old} and {new})", 400)
+    first, second = checkpoint(client, old), checkpoint(client, new)
+    path = proof_nodes(lambda subtree: merkle.consistency_path(old, new, subtree), subtree_reader(client))
+    return {"from": first, "to": second, "consistency_path": [h.hex() for h in path]}
