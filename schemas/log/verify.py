@@ -70,7 +70,7 @@ def consistency_holds(old, new, old_root, new_root, path):
 
 def checkpoint(signed, key):
     """(size, root) of a checkpoint whose note the key signed, else an exception saying why."""
-    name, key_hex, encoded = key.rsplit("+", 2)
+    name, key_hex, encoded = key.split("+", 2)  # the name has no "+"; the key's base64 may
     raw = base64.b64decode(encoded)
     public = raw[1:]
     wanted = hashlib.sha256(name.encode() + b"\n\x01" + public).digest()[:4]

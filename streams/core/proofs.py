@@ -18,8 +18,8 @@ class ProofError(ValueError):
 
 def parse_verifier_key(text: str) -> tuple[str, bytes]:
     """(name, public key) from a signed-note verifier key `name+hexid+base64(0x01 || key)`."""
-    try:
-        name, hex_id, encoded = text.rsplit("+", 2)
+    try:  # the name has no "+"; the key's base64 may
+        name, hex_id, encoded = text.split("+", 2)
         raw = base64.b64decode(encoded, validate=True)
     except ValueError:
         raise ProofError(f"{text!r} is not a verifier key (name+id+key)") from None

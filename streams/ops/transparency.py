@@ -157,9 +157,84 @@ def verify(
         fail(str(exc), 1)
 
 
+def consistency(
+    old: Annotated[int, typer.Option("--from", help="the older checkpoint's tree size")],
+    new: Annotated[int, typer.Option("--to", help="the newer checkpoint's tree size")],
+    clickhouse: ClickHouseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """The consistency proof between two checkpoints, as JSON (check it with `tally log verify`)."""
+    from streams.clickhouse.client import connect
+    from streams.read.dapils import DapilError
+    from streams.read.log_view import consistency as read_consistency
+
+    try:
+        typer.echo(
+            orjson.dumps(read_consistency(connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)), old, new)).decode()
+        )
+    except DapilError as exc:
+        fail(str(exc))
+
+
+def audit(
+    checkpoint: Annotated[int | None, typer.Option(help="tree size of the checkpoint (default: the latest)")] = None,
+    key: Annotated[str | None, typer.Option(help="the operator's verifier key; default: the key file's")] = None,
+    clickhouse: ClickHouseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """A full recount from the log: every leaf up to the checkpoint, its root and national totals
+    recomputed and compared with the signed checkpoint and with `tally results` as of its moment."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from streams.clickhouse.client import connect
+    from streams.core.moments import parse_moment
+    from streams.core.proofs import ProofError, signed_checkpoint
+    from streams.ops.recount import recount
+    from streams.read.dapils import DapilError
+    from streams.read.log_view import checkpoint as read_checkpoint
+    from streams.read.results import results
+
+    settings = settings_from(clickhouse=clickhouse, data_dir=data_dir)
+    client = connect(settings)
+    if key is None:  # the operator's own key file; an outside auditor passes the published key
+        if not settings.operator_key_file.exists():
+            fail("give --key (the operator's published verifier key)")
+        key = orjson.loads(settings.operator_key_file.read_bytes())["verifier_key"]
+    try:
+        signed = read_checkpoint(client, checkpoint)
+        expected = signed_checkpoint(signed, key)
+    except (DapilError, ProofError) as exc:
+        fail(str(exc), 1)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as progress:
+        task = progress.add_task("audit: every leaf", total=expected.size)
+        root, totals = recount(client, expected.size, lambda n: progress.update(task, completed=n))
+    problems = []
+    if root != expected.root:
+        problems.append(f"the leaves' root {root.hex()} is not the signed root {expected.root.hex()}")
+    moment = parse_moment(signed["decided_at"])
+    for ballot in sorted(set(totals) | set(expected.totals)):
+        mine, signed_totals = totals.get(ballot), expected.totals.get(ballot)
+        said, counted = signed_totals and signed_totals.line(ballot), mine and mine.line(ballot)
+        if said != counted:
+            problems.append(f"{ballot}: the leaves add up to {counted}, the checkpoint says {said}")
+        national = results(client, ballot, "national", None, moment)["regions"][0]
+        held = (national["tps_reported"], national["invalid"], national["voters"])
+        if mine is not None and held != (mine.tps, mine.invalid, mine.voters):
+            problems.append(
+                f"{ballot}: results as of {signed['decided_at']} say {held}, the leaves {(mine.tps, mine.invalid, mine.voters)}"
+            )
+    if problems:
+        typer.echo("\n".join(problems))
+        fail("audit: the log does not add up", 1)
+    typer.secho(
+        f"audit: {expected.size:,} leaves add up to the signed root and totals, and to the results as of {signed['decided_at']}",
+        fg=typer.colors.GREEN,
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command()(keygen)
     app.command()(logger)
-    for command in (proof, checkpoints, verify):
+    for command in (proof, consistency, checkpoints, verify, audit):
         log_app.command()(command)
     app.add_typer(log_app, name="log")

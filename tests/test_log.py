@@ -1,0 +1,160 @@
+"""The transparency log on a real night: leaves, signed checkpoints, proofs an outsider checks (with
+tally's code and with the standalone script), tampering caught, a restarted appender making the same
+log, and the full audit."""
+
+from __future__ import annotations
+
+import base64
+import random
+import re
+import subprocess
+import sys
+from datetime import datetime
+
+import orjson
+import pytest
+
+from streams.clickhouse.client import connect
+from streams.clickhouse.log_store import LogAppender
+from streams.core import merkle
+from streams.core.checkpoint import public_key_of, verifier_key
+from streams.core.proofs import ProofError, check_proof
+from streams.ops.demo import wait_caught_up
+from tests.conftest import REPO, api_server, get, tally
+from tests.test_merkle import mth
+from tests.test_page import screen
+
+ORIGIN = "tally/test"
+SCRIPT = REPO / "schemas" / "log" / "verify.py"
+
+
+@pytest.fixture
+def night(pipeline, workers, tmp_path):
+    """A counted night of two ballots with corrections and resends, and an operator key."""
+    workers.start()
+    out = tmp_path / "sim"
+    tally(
+        pipeline, "simulate", "--tps", "150", "--seed", "21", "--ballots", "PPWP,DPR", "--corrections", "0.2",
+        "--duplicates", "0.1", "--invalid", "0.03", "--out", str(out),
+    )  # fmt: skip
+    wait_caught_up(pipeline, len((out / "events.jsonl").read_bytes().splitlines()), timeout_s=120)
+    settings = pipeline.override(operator_key=str(tmp_path / "operator.key"), log_origin=ORIGIN)
+    key = tally(settings, "keygen").stdout.decode().strip()
+    seed = base64.b64decode(orjson.loads((tmp_path / "operator.key").read_bytes())["seed"])
+    assert key == verifier_key(ORIGIN, public_key_of(seed))
+    return settings, key, seed
+
+
+def append_all(appender: LogAppender) -> None:
+    while not appender.step()[1]:
+        pass
+
+
+def leaves(ch) -> list[bytes]:
+    return [x.encode() for (x,) in ch.query("SELECT leaf FROM log_leaves FINAL ORDER BY idx").result_rows]
+
+
+def script(document: dict, key: str, tmp_path) -> subprocess.CompletedProcess:
+    path = tmp_path / "proof.json"
+    path.write_bytes(orjson.dumps(document))
+    return subprocess.run([sys.executable, str(SCRIPT), str(path), "--key", key], capture_output=True, timeout=60)
+
+
+def test_the_log_proves_every_counted_tally_and_catches_tampering(night, tmp_path):
+    settings, key, seed = night
+    ch = connect(settings)
+    appender = LogAppender(ch, ORIGIN, seed, page=37)
+    appender.step()
+    first = appender.checkpoint()  # a checkpoint partway
+    append_all(appender)
+    last = appender.checkpoint()
+    assert 37 == first.size < last.size
+
+    # Every applied decision is one leaf, each (ballot, tps, revision) once, in order; the root is RFC 9162's.
+    held = leaves(ch)
+    applied = ch.command("SELECT count() FROM tally_decisions FINAL WHERE decision = 'applied'")
+    assert len(held) == last.size == applied
+    decided = [orjson.loads(x) for x in held]
+    assert len({(d["event"]["ballot"], d["event"]["tps"], d["decision"]["revision"]) for d in decided}) == len(held)
+    assert mth(held) == last.root and mth(held[:37]) == first.root
+    assert any(d["decision"]["previous_revision"] >= 1 for d in decided)  # corrections are leaves too
+
+    with api_server(settings) as port:
+        # Inclusion proofs of random TPS, checked by tally's code and by the standalone script.
+        pairs = sorted({(d["event"]["tps"], d["event"]["ballot"]) for d in decided})
+        for tps, ballot in random.Random(3).sample(pairs, 12):
+            status, proof = get(port, f"/api/log/proof?tps={tps}&ballot={ballot}")
+            assert status == 200, proof
+            assert "included" in check_proof(proof, key)
+            ran = script(proof, key, tmp_path)
+            assert ran.returncode == 0 and b"OK" in ran.stdout, ran.stdout + ran.stderr
+            newest = max(
+                (d for d in decided if (d["event"]["tps"], d["event"]["ballot"]) == (tps, ballot)),
+                key=lambda d: d["decision"]["revision"],
+            )
+            assert orjson.loads(base64.b64decode(proof["leaf"])) == newest  # the latest tally of that TPS
+        # ... also in the older checkpoint, and the consistency between the two.
+        tps, ballot = pairs[0]
+        early = decided[0]["event"]
+        status, old = get(port, f"/api/log/proof?tps={early['tps']}&ballot={early['ballot']}&checkpoint=37")
+        assert status == 200 and old["tree_size"] == 37 and "included" in check_proof(old, key)
+        status, consistent = get(port, f"/api/log/consistency?from=37&to={last.size}")
+        assert status == 200 and "consistent" in check_proof(consistent, key)
+        assert script(consistent, key, tmp_path).returncode == 0
+        assert get(port, f"/api/log/proof?tps=9999999999999&ballot={ballot}")[0] == 404
+        assert get(port, "/api/log/consistency?from=38&to=40")[0] == 404  # no checkpoints of those sizes
+        listed = get(port, "/api/log/checkpoints")[1]["checkpoints"]
+        assert [c["tree_size"] for c in listed] == [last.size, 37] and listed[0]["verifier_key"] == key
+        # The page checks a TPS in the browser: WebCrypto SHA-256 for the proof, Ed25519 where it has it.
+        dom = screen(port, f"#/{ballot}/log/{tps}", tmp_path)
+        assert re.search(r'id="log-check" data-result="ok" data-signature="(true|unchecked)"', dom), dom[-3000:]
+        assert f'data-size="{last.size}"' in dom
+        dom = screen(port, f"#/{ballot}/log/9999999999999", tmp_path)
+        assert 'data-result="missing"' in dom
+
+        # Tampering with a leaf, one byte of the checkpoint, one step of the proof, or the key: caught.
+        status, proof = get(port, f"/api/log/proof?tps={tps}&ballot={ballot}")
+        leaf = orjson.loads(base64.b64decode(proof["leaf"]))
+        leaf["event"]["votes"] = {c: n + 1 for c, n in leaf["event"]["votes"].items()}
+        forged = {**proof, "leaf": base64.b64encode(orjson.dumps(leaf)).decode()}
+        note = proof["checkpoint"]["note"]
+        digits = note.index("\n") + 1  # the tree size's first digit
+        bent = {**proof, "checkpoint": {**proof["checkpoint"], "note": note[:digits] + "9" + note[digits + 1 :]}}
+        path = list(proof["audit_path"])
+        path[0] = ("0" if path[0][0] != "0" else "1") + path[0][1:]
+        stepped = {**proof, "audit_path": path}
+        other = verifier_key(ORIGIN, public_key_of(b"\x07" * 32))
+        for document, with_key in ((forged, key), (bent, key), (stepped, key), (proof, other)):
+            with pytest.raises(ProofError):
+                check_proof(document, with_key)
+            assert script(document, with_key, tmp_path).returncode == 1
+
+    # A full recount from the log: the root, the signed totals and the results as of the checkpoint.
+    audited = tally(settings, "log", "audit", check=False)
+    assert audited.returncode == 0, audited.stdout.decode() + audited.stderr.decode()
+    assert f"{last.size:,} leaves add up" in audited.stdout.decode()
+    proof_file = tmp_path / "cli-proof.json"
+    proof_file.write_bytes(tally(settings, "log", "proof", "--tps", tps, "--ballot", ballot, "--json").stdout)
+    assert tally(settings, "log", "verify", str(proof_file), "--key", key).returncode == 0
+
+    # A restarted appender makes the same log: start again from nothing with other pages, "crash"
+    # twice midway (a new appender recovers from what ClickHouse holds), and compare.
+    for table in ("log_leaves", "log_nodes", "log_checkpoints"):
+        ch.command(f"TRUNCATE TABLE {table}")
+    again = LogAppender(ch, ORIGIN, seed, page=50)
+    again.step()
+    again = LogAppender(ch, ORIGIN, seed, page=11)
+    again.step()
+    again.step()
+    again = LogAppender(ch, ORIGIN, seed, page=1000)
+    append_all(again)
+    assert leaves(ch) == held and again.checkpoint().root == last.root
+
+    # A leaf rewritten in ClickHouse after the fact: the audit no longer adds up.
+    idx, leaf = ch.query("SELECT idx, leaf FROM log_leaves FINAL ORDER BY idx LIMIT 1 OFFSET 5").result_rows[0]
+    changed = leaf.replace('"revision":', '"revision": ', 1)
+    moment = datetime.fromisoformat(decided[5]["decision"]["applied_at"].replace("Z", "+00:00"))
+    row = (idx, "PPWP", "", 0, moment, changed, merkle.leaf_hash(changed.encode()))
+    ch.insert("log_leaves", [row], column_names=["idx", "ballot", "tps", "revision", "decided_at", "leaf", "leaf_hash"])
+    refused = tally(settings, "log", "audit", check=False)
+    assert refused.returncode == 1 and "root" in refused.stdout.decode()
