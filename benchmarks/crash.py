@@ -48,6 +48,9 @@ class CrashReport:
     decisions: dict[str, int] = field(default_factory=dict)  # the audit trail, one decision per offset
     expected_duplicates: int = 0  # resends of an event_id in the simulated stream
     differences: list[str] = field(default_factory=list)
+    log_leaves: int = 0  # leaves of the transparency log at the end
+    log_unique: int = 0  # distinct (ballot, tps, revision) among them
+    log_audit: str = ""  # what `tally log audit` said (empty: it did not add up)
 
     @property
     def replayed(self) -> int:
@@ -93,6 +96,15 @@ def run_crash(
         )
 
     workers = [start(0), start(1)]
+    # The transparency log's appender runs through the kills: the log must come out with every applied
+    # tally once, whatever the workers replayed.
+    settings = settings.override(operator_key=str(work_dir / "operator.key"))
+    logger = subprocess.Popen(
+        [sys.executable, "-m", "streams", "logger", "--create-key", "--interval", "0.5"],
+        env=env_of(settings),
+        stdout=(work_dir / "logger.log").open("ab"),
+        stderr=subprocess.STDOUT,
+    )
     log_paths = [work_dir / f"worker-{i}.log" for i in range(2)]
     since = [0, 0]  # log size when each worker (re)started: a batch logged after it means "processing now"
 
@@ -143,11 +155,22 @@ def run_crash(
             timeout=600,
         )
         report.differences = [line for line in verify.stdout.splitlines() if line.strip()] if verify.returncode else []
+        applied = report.decisions.get("applied", 0)
+        deadline = time.monotonic() + 120
+        while client.command("SELECT max(size) FROM log_checkpoints") != applied and time.monotonic() < deadline:
+            time.sleep(0.5)  # the appender's last checkpoint covers every applied tally
+        report.log_leaves, report.log_unique = client.query(
+            "SELECT count(), uniqExact(ballot, tps, revision) FROM log_leaves FINAL"
+        ).result_rows[0]
+        audit = subprocess.run(
+            [sys.executable, "-m", "streams", "log", "audit"], env=env_of(settings), capture_output=True, text=True, timeout=600
+        )
+        report.log_audit = audit.stdout.strip().splitlines()[-1] if audit.returncode == 0 else ""
     finally:
-        for proc in [*workers, producer]:
+        for proc in [*workers, producer, logger]:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for proc in workers:
+        for proc in [*workers, logger]:
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:

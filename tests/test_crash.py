@@ -15,3 +15,7 @@ def test_sigkilled_workers_lose_nothing_and_count_nothing_twice(pipeline, tmp_pa
     # A restarted worker resumes near the committed offsets: it replays a small part of what
     # restarting from the beginning of the topic would replay.
     assert 0 <= report.replayed < 0.5 * report.replay_from_zero(rate=300)
+    # The transparency log, appended while workers died and replayed: every applied tally once, no gap,
+    # and a full recount adds up to the signed checkpoint and the results.
+    assert report.log_leaves == report.log_unique == report.decisions["applied"]
+    assert "leaves add up" in report.log_audit

@@ -168,11 +168,19 @@ class LogAppender:
     def run(self, interval: float, stop: Callable[[], bool], sleep: Callable[[float], None]) -> None:
         """Append and checkpoint every `interval` seconds until `stop()`."""
         while not stop():
-            appended, caught_up = self.step()
+            try:
+                _, caught_up = self.step()
+                if caught_up:
+                    made = self.checkpoint()
+                    if made is not None:
+                        log.info("checkpoint %d %s", made.size, made.root.hex())
+            except Exception as exc:  # noqa: BLE001 - ClickHouse away: retry the same rows, same token
+                # The state moves only after both inserts landed, so a retry writes the same rows again:
+                # dropped by their token, or merged as the same row.
+                log.warning("log append failed (%s: %s); retrying", type(exc).__name__, str(exc)[:200])
+                sleep(interval)
+                continue
             if caught_up:
-                made = self.checkpoint()
-                if made is not None:
-                    log.info("checkpoint %d %s", made.size, made.root.hex())
                 sleep(interval)
 
 
