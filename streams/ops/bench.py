@@ -8,6 +8,7 @@ latency at an offered rate -> worker CPU and peak RSS -> `verify` (the run fails
 from __future__ import annotations
 
 import asyncio
+import os
 import platform
 import re
 import subprocess
@@ -66,6 +67,12 @@ class BenchReport:
     # Seconds to compute every dapil's seats of each legislative ballot from the totals (as `tally
     # seats` and the API do), once the backlog is counted.
     seats_s: dict[str, float] = field(default_factory=dict)
+    # With --log: the transparency log's appender ran beside the workers from their start.
+    log: bool = False
+    log_leaves: int = 0
+    log_behind_s: float = 0.0  # after the workers caught up, until the last checkpoint covered every leaf
+    logger_cpu_s: float = 0.0
+    logger_peak_rss_mib: float = 0.0
     exact: bool = False
     differences: list[str] = field(default_factory=list)
 
@@ -192,6 +199,7 @@ def run_bench(
     seed: int,
     json_path: Path | None,
     command: str,
+    with_log: bool = False,
 ) -> int:
     console = Console()
     run = f"bench{int(time.time())}"
@@ -199,11 +207,12 @@ def run_bench(
     kafka = settings.kafka
     report = BenchReport(
         command,
-        f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores, Python {platform.python_version()}",
+        f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}",
         tps,
         ballots,
         n_workers,
         offered_rate=rate,
+        log=with_log,
     )
     asyncio.run(create_topics(settings, kafka))
     apply_schema(settings)
@@ -215,6 +224,7 @@ def run_bench(
     tail: list[bytes] = []
     in_tail = tail_of(min(0.5, rate * latency_s / max(1, report.events)))
     workers: list[subprocess.Popen] = []
+    logger: subprocess.Popen | None = None
     try:
         with progress_bar(console) as progress:
             task = progress.add_task("producing the backlog", total=report.events)
@@ -235,6 +245,14 @@ def run_bench(
 
             started = time.perf_counter()
             workers = [start_worker(settings, f"{run}-worker-{i}.log", loglevel="info") for i in range(n_workers)]
+            if with_log:
+                logged = settings.override(operator_key=str(out / "operator.key"))
+                logger = subprocess.Popen(
+                    [sys.executable, "-m", "streams", "logger", "--create-key"],
+                    env={**os.environ, **logged.as_env()},
+                    stdout=(base.embedded_dir / f"{run}-logger.log").open("wb"),
+                    stderr=subprocess.STDOUT,
+                )
             logs = [base.embedded_dir / f"{run}-worker-{i}.log" for i in range(n_workers)]
             while not all(p.exists() and b"leases taken" in p.read_bytes() for p in logs):
                 if any(w.poll() is not None for w in workers) or time.perf_counter() - started > 120:
@@ -264,10 +282,20 @@ def run_bench(
             cpu, rss = proc_stats(proc.pid)
             report.worker_cpu_s.append(round(cpu, 1))
             report.worker_peak_rss_mib.append(round(rss, 1))
+        if logger is not None:
+            client, caught = connect(settings), time.perf_counter()
+            applied = client.command("SELECT count() FROM tally_decisions FINAL WHERE decision = 'applied'")
+            while (client.command("SELECT max(size) FROM log_checkpoints") or 0) < applied:
+                if logger.poll() is not None or time.perf_counter() - caught > 1800:
+                    raise RuntimeError(f"the logger fell behind or died; see {base.embedded_dir / f'{run}-logger.log'}")
+                time.sleep(0.5)
+            report.log_behind_s = round(time.perf_counter() - caught, 1)
+            report.log_leaves = int(applied)
+            report.logger_cpu_s, report.logger_peak_rss_mib = (round(x, 1) for x in proc_stats(logger.pid))
     finally:
-        for proc in workers:
+        for proc in [*workers, *([logger] if logger else [])]:
             proc.terminate()
-        for proc in workers:
+        for proc in [*workers, *([logger] if logger else [])]:
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:

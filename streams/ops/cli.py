@@ -234,13 +234,14 @@ def bench(
     latency_seconds: Annotated[float, typer.Option(help="length of the latency phase")] = 10.0,
     seed: Annotated[int, typer.Option(help="seed")] = 1,
     json: Annotated[Path | None, typer.Option("--json", help="write the report here")] = None,
+    log: Annotated[bool, typer.Option("--log", help="run the transparency log's appender beside the workers")] = False,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Run the whole pipeline on the embedded default and report throughput, latency, CPU, RSS and the baseline."""
     from streams.ops.bench import main_command, run_bench
 
     raise typer.Exit(
-        run_bench(settings_from(data_dir=data_dir), tps, ballots, workers, rate, latency_seconds, seed, json, main_command())
+        run_bench(settings_from(data_dir=data_dir), tps, ballots, workers, rate, latency_seconds, seed, json, main_command(), log)
     )
 
 
