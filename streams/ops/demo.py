@@ -36,6 +36,27 @@ def start_worker(settings: Settings, log_name: str = "worker.log", loglevel: str
     )
 
 
+def start_logger(settings: Settings, log_name: str = "logger.log") -> subprocess.Popen:
+    """The transparency log's appender for these settings (making the operator key if there is none)."""
+    log = (settings.embedded_dir / log_name).open("ab")
+    cmd = [sys.executable, "-m", "streams", "logger", "--create-key", "--interval", "1"]
+    return subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **settings.as_env()}
+    )
+
+
+def wait_logged(settings: Settings, timeout_s: float = 300.0) -> int:
+    """The tree size once a signed checkpoint covers every applied tally."""
+    client = connect(settings)
+    applied = client.command("SELECT count() FROM tally_decisions FINAL WHERE decision = 'applied'")
+    deadline = time.monotonic() + timeout_s
+    while (client.command("SELECT max(size) FROM log_checkpoints") or 0) < applied:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the log did not cover the {applied} applied tallies within {timeout_s:.0f}s")
+        time.sleep(0.25)
+    return int(applied)
+
+
 def wait_caught_up(
     settings: Settings,
     total: int,
@@ -65,6 +86,20 @@ def wait_caught_up(
 BALLOTS = ("PPWP", "DPR", "DPD", "DPRD_PROV", "DPRD_KAB")
 
 
+def show_log(settings: Settings, client, console: Console) -> None:
+    """The transparency log once it covers the night: its checkpoint, and one TPS's proof checked."""
+    from streams.core.proofs import check_proof
+    from streams.read.log_view import inclusion
+
+    size = wait_logged(settings)
+    tps, ballot = client.query("SELECT tps, ballot FROM log_leaves FINAL ORDER BY idx DESC LIMIT 1").result_rows[0]
+    proof = inclusion(client, tps, ballot)
+    key = proof["checkpoint"]["verifier_key"]
+    console.print(f"log: {size:,} leaves, root {proof['root_hash'][:16]}.., signed by {key.split('+')[0]}")
+    console.print(f"[green]log: {check_proof(proof, key)}[/]")
+    console.print(f"  check it yourself: python3 schemas/log/verify.py URL --key '{key}'")
+
+
 def run_demo(base: Settings, n_tps: int, seed: int, serve_port: int | None = 8080) -> int:
     """The whole pipeline on a simulated night of all five ballots, checked against its truth; then,
     unless `serve_port` is None, the results page until Ctrl-C."""
@@ -81,6 +116,7 @@ def run_demo(base: Settings, n_tps: int, seed: int, serve_port: int | None = 808
     asyncio.run(create_topics(settings, kafka))
     apply_schema(settings)
     worker = start_worker(settings)
+    logger = start_logger(settings)
     out = base.embedded_dir / "demo"
     try:
         plan = Plan(n_tps, seed, BALLOTS, duplicates=0.05, corrections=0.02, invalid=0.005)
@@ -100,12 +136,15 @@ def run_demo(base: Settings, n_tps: int, seed: int, serve_port: int | None = 808
             console.print("[red]verify: ClickHouse differs from the truth[/]\n" + "\n".join(differences))
             return 1
         console.print("[green]verify: totals are exact at every level[/]")
+        show_log(settings, client, console)
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        for proc in (worker, logger):
+            proc.send_signal(signal.SIGTERM)
+        for proc in (worker, logger):
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
     console.print(
         f"\nThe servers keep running (stop them with [bold]tally down[/]). Files of this run: {out}\n"
         f"Query it:  TALLY_CLICKHOUSE={ch_url}/{DEMO_DATABASE} tally results --level regency --region 32\n"
