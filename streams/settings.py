@@ -43,6 +43,7 @@ class Settings:
     operator_key: the file of the operator's Ed25519 key that signs the log's checkpoints (`tally
         keygen` makes one); None: `<data_dir>/operator.key`.
     log_origin: the log's name, first line of every checkpoint and the name of its signing key.
+    log: workers keep each applied event as signed, for the transparency log (off: no log can be made).
     """
 
     kafka: str | None = None
@@ -62,6 +63,7 @@ class Settings:
     kafka_ca_file: str | None = None
     operator_key: str | None = None
     log_origin: str = "tally/pemilu"
+    log: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -81,6 +83,7 @@ class Settings:
             kafka_ca_file=env.get("TALLY_KAFKA_CA_FILE") or None,
             operator_key=env.get("TALLY_OPERATOR_KEY") or None,
             log_origin=env.get("TALLY_LOG_ORIGIN") or "tally/pemilu",
+            log=(env.get("TALLY_LOG") or "1").lower() not in ("0", "false", "no"),
         )
 
     def as_env(self) -> dict[str, str]:
@@ -100,6 +103,7 @@ class Settings:
             "TALLY_KAFKA_CA_FILE": self.kafka_ca_file or "",
             "TALLY_OPERATOR_KEY": self.operator_key or "",
             "TALLY_LOG_ORIGIN": self.log_origin,
+            "TALLY_LOG": "1" if self.log else "0",
         }
 
     def override(self, **flags: object) -> Settings:

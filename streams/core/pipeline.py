@@ -37,9 +37,11 @@ class Message:
 class Processor:
     """Decides each event against the applied state; keeps a cache of that state for its partitions."""
 
-    def __init__(self, registry: Callable[[], Registry | None], require_signatures: bool = True) -> None:
+    def __init__(self, registry: Callable[[], Registry | None], require_signatures: bool = True, log_events: bool = True) -> None:
         self.registry = registry
         self.require_signatures = require_signatures
+        # Keep each applied event, as signed, in its change row: the transparency log's leaves.
+        self.log_events = log_events
         self.state = AppliedState()
         # Keys whose totals already include revisions up to N that tally_current lacks (a crash came
         # between the two writes): replaying them updates the state but must not move totals again.

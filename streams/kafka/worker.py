@@ -135,7 +135,7 @@ def create_app(settings: Settings) -> faust.App:
 
     sink = ClickHouseSink(connect(settings))
     registry = RegistryCache(sink)
-    processor = Processor(registry.get, settings.require_signatures)
+    processor = Processor(registry.get, settings.require_signatures, settings.log)
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     assignments = itertools.count(1)
     leases: dict[int, str] = {}  # partition -> owner token this worker writes under

@@ -214,6 +214,7 @@ def run_bench(
         offered_rate=rate,
         log=with_log,
     )
+    settings = settings.override(log=with_log)  # off: the workers keep no signed events, and no appender runs
     asyncio.run(create_topics(settings, kafka))
     apply_schema(settings)
     out = base.embedded_dir / run

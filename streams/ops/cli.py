@@ -234,7 +234,9 @@ def bench(
     latency_seconds: Annotated[float, typer.Option(help="length of the latency phase")] = 10.0,
     seed: Annotated[int, typer.Option(help="seed")] = 1,
     json: Annotated[Path | None, typer.Option("--json", help="write the report here")] = None,
-    log: Annotated[bool, typer.Option("--log", help="run the transparency log's appender beside the workers")] = False,
+    log: Annotated[
+        bool, typer.Option("--log/--no-log", help="the transparency log: workers keep signed events, its appender runs")
+    ] = True,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Run the whole pipeline on the embedded default and report throughput, latency, CPU, RSS and the baseline."""
