@@ -9,7 +9,7 @@ import random
 import re
 import subprocess
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -17,7 +17,7 @@ import pytest
 from streams.clickhouse.client import connect
 from streams.clickhouse.log_store import LogAppender
 from streams.core import merkle
-from streams.core.checkpoint import public_key_of, verifier_key
+from streams.core.checkpoint import BallotTotals, Checkpoint, public_key_of, sign_note, verifier_key
 from streams.core.proofs import ProofError, check_proof
 from streams.ops.demo import wait_caught_up
 from tests.conftest import REPO, api_server, get, tally
@@ -133,6 +133,25 @@ def test_the_log_proves_every_counted_tally_and_catches_tampering(night, tmp_pat
     audited = tally(settings, "log", "audit", check=False)
     assert audited.returncode == 0, audited.stdout.decode() + audited.stderr.decode()
     assert f"{last.size:,} leaves add up" in audited.stdout.decode()
+    # `tally verify` also holds the latest checkpoint's totals to the results as of its moment: an
+    # operator who signs totals the tallies do not add up to is caught.
+    assert tally(settings, "verify", "--truth", str(tmp_path / "sim" / "truth.jsonl"), check=False).returncode == 0
+    lying = Checkpoint(
+        ORIGIN,
+        last.size + 1,
+        last.root,
+        {b: BallotTotals(t.tps + 1, t.invalid, t.voters, t.votes) for b, t in last.totals.items()},
+    )
+    ch.insert(
+        "log_checkpoints",
+        [(lying.size, lying.root, datetime.now(UTC), sign_note(lying.text(), ORIGIN, seed), key)],
+        column_names=["size", "root", "decided_at", "note", "verifier_key"],
+    )
+    caught = tally(settings, "verify", "--truth", str(tmp_path / "sim" / "truth.jsonl"), check=False)
+    assert caught.returncode == 1 and f"log checkpoint {last.size + 1}" in caught.stdout.decode()
+    ch.command(
+        "ALTER TABLE log_checkpoints DELETE WHERE size = {s:UInt64}", parameters={"s": lying.size}, settings={"mutations_sync": 1}
+    )
     proof_file = tmp_path / "cli-proof.json"
     proof_file.write_bytes(tally(settings, "log", "proof", "--tps", tps, "--ballot", ballot, "--json").stdout)
     assert tally(settings, "log", "verify", str(proof_file), "--key", key).returncode == 0

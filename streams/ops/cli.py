@@ -196,6 +196,7 @@ def verify(
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
     from streams.clickhouse.client import connect
+    from streams.read.log_view import checkpoint_differences
     from streams.read.results import read_truth
     from streams.read.results import verify as verify_truth
 
@@ -203,6 +204,7 @@ def verify(
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn()) as progress:
         task = progress.add_task("verify: every level of every ballot", total=truth.stat().st_size)
         differences = verify_truth(client, read_truth(truth, lambda n: progress.update(task, completed=n)))
+    differences += checkpoint_differences(client)  # the log's latest signed totals, if there is a log
     if differences:
         typer.echo("\n".join(differences))
         typer.secho("verify: ClickHouse differs from the truth", fg=typer.colors.RED, err=True)

@@ -76,3 +76,35 @@ def consistency(client: Client, old: int, new: int) -> dict:
     first, second = checkpoint(client, old), checkpoint(client, new)
     path = proof_nodes(lambda subtree: merkle.consistency_path(old, new, subtree), subtree_reader(client))
     return {"from": first, "to": second, "consistency_path": [h.hex() for h in path]}
+
+
+def checkpoint_differences(client: Client) -> list[str]:
+    """The latest checkpoint's national totals against the results as of its last leaf's moment (empty:
+    they agree, or there is no checkpoint). `tally verify` runs it; `tally log audit` also recounts the
+    leaves themselves."""
+    from streams.core.checkpoint import Checkpoint
+    from streams.core.moments import parse_moment
+    from streams.core.seats import reported_votes
+    from streams.read.results import results
+
+    try:
+        signed = checkpoint(client)
+    except ScopeError:
+        return []
+    text = signed["note"].partition("\n\n")[0] + "\n"
+    moment = parse_moment(signed["decided_at"])
+    differences = []
+    for ballot, totals in Checkpoint.parse(text).totals.items():
+        national = results(client, ballot, "national", None, moment)["regions"][0]
+        held = (national["tps_reported"], national["invalid"], national["voters"], _nonzero(national["votes"]))
+        said = (totals.tps, totals.invalid, totals.voters, _nonzero(reported_votes(ballot, "national", totals.votes)))
+        if held != said:
+            differences.append(
+                f"log checkpoint {signed['tree_size']} {ballot}: says (tps, invalid, voters, votes) {said}, "
+                f"the results as of {signed['decided_at']} {held}"
+            )
+    return differences
+
+
+def _nonzero(votes: dict[str, int]) -> dict[str, int]:
+    return {c: n for c, n in votes.items() if n}
