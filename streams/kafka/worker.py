@@ -117,6 +117,8 @@ def create_app(settings: Settings) -> faust.App:
         broker_commit_interval=1.0,
         broker_max_poll_records=settings.batch_size,
         web_enabled=False,
+        # faust keeps its (unused, memory store) table data here; its default is the current directory.
+        datadir=str(settings.data_dir / "faust" / settings.group_id),
         producer_linger=0.005,
         **faust_options(settings),
     )
