@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import chdb
 import clickhouse_connect
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
@@ -70,3 +71,17 @@ def test_a_stream_query_arrives_whole_in_chunks_beside_other_statements(client):
     assert len(lines) == 50_000 and lines[0] == '0,"s0"' and lines[-1] == '49999,"s49999"'
     with pytest.raises(DatabaseError, match="UNKNOWN_TABLE|Unknown table"):
         client.raw_stream("SELECT * FROM missing", settings={"query_id": "stream-bad"}, fmt="CSV").read()
+
+
+def test_a_long_stream_is_one_file_in_any_format(client, tmp_path):
+    # Millions of rows come out of chDB in many chunks: still one header, one Parquet file (several
+    # files end to end would read as the last one alone).
+    many = "SELECT number AS a, toString(number) AS s FROM numbers(3000000)"
+    for fmt in ("CSVWithNames", "Parquet"):
+        path = tmp_path / f"out.{fmt}"
+        source = client.raw_stream(many, settings={"query_id": f"stream-{fmt}"}, fmt=fmt)
+        with path.open("wb") as out:
+            while chunk := source.read(1 << 20):
+                out.write(chunk)
+        counted = chdb.query(f"SELECT count(), max(a) FROM file('{path}', '{fmt}')", "CSV").bytes().decode().strip()
+        assert counted == "3000000,2999999", fmt

@@ -76,26 +76,33 @@ class ChdbEngine:
     def stream(
         self, sql: bytes, database: str, settings: dict[str, str], default_format: str, put: Callable[[bytes], None]
     ) -> None:
-        """Run one SELECT on the second handle, handing each chunk of its output to `put` (which may
-        block: that is the reader's back-pressure). One stream at a time."""
+        """Run one SELECT on the second handle, handing its output to `put` a chunk at a time (`put` may
+        block: that is the reader's back-pressure). One stream at a time.
+
+        ClickHouse writes the output into a temporary file with its own format writer (file()), which
+        then goes out a chunk at a time: chDB's streaming results format each chunk on its own, so a
+        CSVWithNames stream repeated its header and a Parquet stream was several files end to end (a
+        reader saw the last one only). The file holds the output once, on disk, never in memory."""
         text = sql.decode()
         found = _OUTPUT_FORMAT.search(text)
         fmt = found.group(1) if found else default_format
-        with self._stream_lock:
+        select = text[: found.start()] if found else text
+        with self._stream_lock, tempfile.TemporaryDirectory(prefix="tally-stream-") as scratch:
             if self._streamer is None:
                 self._streamer = chdb.connect(str(self._path))
             conn = self._streamer
             conn.query(f"USE {_quote_ident(database)}")
             for name, value in settings.items():
                 conn.query(f"SET {_quote_ident(name)} = {_quote_value(value, name)}")
+            out = Path(scratch) / f"out.{fmt.lower()}"
             try:
-                for chunk in conn.send_query(text, fmt):
-                    data = chunk.bytes() if hasattr(chunk, "bytes") else bytes(chunk)
-                    if data:
-                        put(data)
+                conn.query(f"INSERT INTO FUNCTION file('{out}', '{_quote_ident(fmt)}') {select}")
             finally:
                 for name in settings:
                     conn.query(f"SET {_quote_ident(name)} = DEFAULT")
+            with out.open("rb") as written:
+                while chunk := written.read(1 << 20):
+                    put(chunk)
 
     def execute(
         self, sql: bytes, data: bytes | None, database: str, settings: dict[str, str], default_format: str
