@@ -226,7 +226,7 @@ def write_export(
                 lines += chunk.count(b"\n")
                 if progress is not None:
                     progress(path.name, size)
-        rows = _rows(client, ballot, scope, name, fmt, moment, lines)
+        rows = _parquet_rows(path) if fmt == "parquet" else _rows(client, ballot, scope, name, fmt, moment, lines)
         files.append({"name": path.name, "sha256": digest.hexdigest(), "bytes": size, "rows": rows})
     manifest = _manifest(client, ballot, scope, fmt, moment, files)
     (out / "MANIFEST.json").write_bytes(_json_bytes(manifest))
@@ -240,6 +240,14 @@ def _rows(client: Client, ballot: str, scope: str, name: str, fmt: str, moment: 
         return lines
     sql, params, settings = statement(client, ballot, scope, name, moment)
     return int(client.query(f"SELECT count() FROM ({sql})", parameters=params, settings=settings).result_rows[0][0])
+
+
+def _parquet_rows(path: Path) -> int:
+    """Rows of a Parquet file, from its footer (chDB in this process: it reads the metadata only)."""
+    import chdb
+
+    quoted = str(path).replace("\\", "\\\\").replace("'", "\\'")
+    return int(chdb.query(f"SELECT count() FROM file('{quoted}', 'Parquet')", "CSV").bytes().decode().strip())
 
 
 def _manifest(client: Client, ballot: str, scope: str, fmt: str, moment: datetime, files: list[dict]) -> dict:
