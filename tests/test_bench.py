@@ -42,7 +42,21 @@ def test_bench_reports_every_figure_and_verifies(pipeline, tmp_path):
     assert report["events"] == report["backlog_events"] + report["tail_events"]
     assert report["tail_events"] == report["latency_events"] > 0
     assert 0 < report["offered_rate_measured"] <= 200 * 1.5  # paced, not a burst
-    for figure in ("produce_events_per_s", "baseline_events_per_s", "events_per_s", "ratio_to_baseline", "catch_up_s"):
+    for figure in (
+        "produce_events_per_s",
+        "baseline_events_per_s",
+        "events_per_s",
+        "ratio_to_baseline",
+        "catch_up_s",
+        "necessary_events_per_s",
+        "ratio_to_necessary",
+        "verify_us",
+        "worker_cpu_us_per_event",
+    ):
         assert report[figure] > 0, figure
+    # The necessary baseline verifies every signature, so it is slower than the raw one.
+    assert report["necessary_events_per_s"] < report["baseline_events_per_s"]
+    # The log is on by default: its appender ran and its last checkpoint covers every applied tally.
+    assert report["log"] is True and report["log_leaves"] > 0
     assert 0 <= report["latency_p50_ms"] <= report["latency_p99_ms"]
     assert len(report["worker_peak_rss_mib"]) == 1 and report["worker_peak_rss_mib"][0] > 10

@@ -73,6 +73,13 @@ class BenchReport:
     log_behind_s: float = 0.0  # after the workers caught up, until the last checkpoint covered every leaf
     logger_cpu_s: float = 0.0
     logger_peak_rss_mib: float = 0.0
+    # Issue 18's fair limit: the necessary baseline (consume, decode, verify every signature with the
+    # worker's verifier, insert raw rows; as many processes as workers), the verifier's own cost per
+    # event, and the workers' CPU per event, all in this run.
+    necessary_events_per_s: float = 0.0
+    ratio_to_necessary: float = 0.0
+    verify_us: float = 0.0
+    worker_cpu_us_per_event: float = 0.0
     exact: bool = False
     differences: list[str] = field(default_factory=list)
 
@@ -121,6 +128,51 @@ async def baseline(settings: Settings, bootstrap: str, expected: int, progress: 
     finally:
         await consumer.stop()
     return done / (time.perf_counter() - started)
+
+
+def necessary(settings: Settings, run: str, members: int, expected: int, progress: Progress) -> float:
+    """Events/s of the necessary baseline (`streams.ops.necessary`), `members` processes in one group,
+    from the first fetch with events to the last commit (the workers' catch-up is timed the same way:
+    from when they hold their partitions)."""
+    task = progress.add_task(f"necessary: decode, verify, insert ({members} processes)", total=None)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "streams.ops.necessary", f"{settings.namespace}necessary"],
+            env={**os.environ, **settings.as_env()},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(members)
+    ]
+    reports = [orjson.loads(p.communicate(timeout=3600)[0].splitlines()[-1]) for p in procs]
+    progress.update(task, total=1, completed=1)
+    handled = sum(r["handled"] for r in reports)
+    if handled < expected:
+        raise RuntimeError(f"the necessary baseline handled {handled} of {expected} events")
+    span = max(r["last"] for r in reports) - min(r["first"] for r in reports if r["first"])
+    return handled / span
+
+
+def verify_cost(settings: Settings, events_file: Path, n: int = 3000) -> float:
+    """Microseconds a signature check takes in this run (`check_signature`, as the worker calls it:
+    the canonical form, the key lookup, Ed25519), over the first `n` signed events of the night."""
+    from streams.clickhouse.registry_store import read_registry
+    from streams.core.contract import decode_tally
+    from streams.core.signatures import check_signature
+
+    keys = read_registry(connect(settings)).keys
+    tallies = []
+    with events_file.open("rb") as lines:
+        for line in lines:
+            tally = decode_tally(line.rstrip(b"\n")).tally
+            if tally is not None and "sig" in tally.raw:
+                tallies.append(tally)
+            if len(tallies) == n:
+                break
+    started = time.perf_counter()
+    for tally in tallies:
+        check_signature(tally, keys, True, 0.0)
+    return round(1e6 * (time.perf_counter() - started) / max(1, len(tallies)), 1)
 
 
 TPS_FIELD = re.compile(rb'"tps":"([^"]*)"')
@@ -243,6 +295,8 @@ def run_bench(
             report.tail_events = len(tail)
             report.produce_events_per_s = backlog / (time.perf_counter() - started)
             report.baseline_events_per_s = asyncio.run(baseline(settings, kafka, backlog, progress))
+            report.necessary_events_per_s = necessary(settings, run, n_workers, backlog, progress)
+            report.verify_us = verify_cost(settings, events_file)
 
             started = time.perf_counter()
             workers = [start_worker(settings, f"{run}-worker-{i}.log", loglevel="info") for i in range(n_workers)]
@@ -265,6 +319,7 @@ def run_bench(
             report.catch_up_s = time.perf_counter() - joined
             report.events_per_s = backlog / report.catch_up_s
             report.ratio_to_baseline = report.events_per_s / report.baseline_events_per_s
+            report.ratio_to_necessary = report.events_per_s / report.necessary_events_per_s
 
             if tail:
                 task = progress.add_task(f"offering {rate:.0f} events/s", total=len(tail))
@@ -283,6 +338,7 @@ def run_bench(
             cpu, rss = proc_stats(proc.pid)
             report.worker_cpu_s.append(round(cpu, 1))
             report.worker_peak_rss_mib.append(round(rss, 1))
+        report.worker_cpu_us_per_event = round(1e6 * sum(report.worker_cpu_s) / report.events, 1)
         if logger is not None:
             client, caught = connect(settings), time.perf_counter()
             applied = client.command("SELECT count() FROM tally_decisions FINAL WHERE decision = 'applied'")
