@@ -129,6 +129,15 @@ def test_the_log_proves_every_counted_tally_and_catches_tampering(night, tmp_pat
                 check_proof(document, with_key)
             assert script(document, with_key, tmp_path).returncode == 1
 
+    # The operator's screen: partitions consumed to the end with their workers, decisions, the log.
+    seen = orjson.loads(tally(settings, "status", "--json").stdout)
+    assert seen["broker"]["lag"] == 0 and len(seen["broker"]["partitions"]) == settings.partitions
+    assert set(seen["clickhouse"]["leases"]) == set(seen["broker"]["partitions"]) and len(seen["clickhouse"]["workers"]) == 1
+    assert seen["clickhouse"]["decisions"]["applied"] == applied
+    assert seen["clickhouse"]["log_checkpoint"]["tree_size"] == last.size
+    away = orjson.loads(tally(settings.override(kafka="127.0.0.1:9"), "status", "--json").stdout)
+    assert "error" in away["broker"] and away["clickhouse"]["reachable"]  # says what it could not read
+
     # A full recount from the log: the root, the signed totals and the results as of the checkpoint.
     audited = tally(settings, "log", "audit", check=False)
     assert audited.returncode == 0, audited.stdout.decode() + audited.stderr.decode()

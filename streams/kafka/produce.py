@@ -135,9 +135,10 @@ async def end_offsets(bootstrap: str, topic: str, auth: Mapping[str, Any] | None
         await consumer.stop()
 
 
-async def consumer_lag(bootstrap: str, group: str, topic: str, auth: Mapping[str, Any] | None = None) -> int:
-    """Messages of `topic` not yet committed by `group`: 0 means every event is written to ClickHouse
-    (the worker commits an offset only after the batch holding it was written)."""
+async def partition_lag(
+    bootstrap: str, group: str, topic: str, auth: Mapping[str, Any] | None = None
+) -> dict[int, tuple[int, int]]:
+    """Partition -> (end offset, offset `group` committed) of `topic`."""
     from aiokafka import TopicPartition
 
     ends = await end_offsets(bootstrap, topic, auth)
@@ -148,4 +149,10 @@ async def consumer_lag(bootstrap: str, group: str, topic: str, auth: Mapping[str
     finally:
         await admin.close()
     done = {tp.partition: meta.offset for tp, meta in committed.items() if meta is not None and meta.offset >= 0}
-    return sum(max(0, end - done.get(p, 0)) for p, end in ends.items())
+    return {p: (end, done.get(p, 0)) for p, end in sorted(ends.items())}
+
+
+async def consumer_lag(bootstrap: str, group: str, topic: str, auth: Mapping[str, Any] | None = None) -> int:
+    """Messages of `topic` not yet committed by `group`: 0 means every event is written to ClickHouse
+    (the worker commits an offset only after the batch holding it was written)."""
+    return sum(max(0, end - done) for end, done in (await partition_lag(bootstrap, group, topic, auth)).values())

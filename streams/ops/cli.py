@@ -387,6 +387,40 @@ def validate(
     out.flush()
 
 
+@app.command()
+def status(
+    json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    watch: Annotated[float | None, typer.Option(help="refresh every this many seconds until Ctrl-C")] = None,
+    kafka: KafkaOpt = None,
+    clickhouse: ClickHouseOpt = None,
+    data_dir: DataDirOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """One screen for the operator: broker and ClickHouse reachable, partitions with their worker and
+    lag, events/s, decisions, the registry, the log's last checkpoint."""
+    import time
+
+    import orjson
+    from rich.console import Console
+
+    from streams.ops.status import print_status
+    from streams.ops.status import status as read_status
+
+    settings = settings_from(kafka, clickhouse, data_dir, namespace)
+    console = Console()
+    while True:
+        data = read_status(settings)
+        if json:
+            typer.echo(orjson.dumps(data).decode())
+        else:
+            if watch:
+                console.clear()
+            print_status(data, console)
+        if not watch:
+            return
+        time.sleep(watch)
+
+
 reading.register(app)  # results, seats, changes, export: listed after the commands that run the night
 transparency.register(app)  # keygen, logger, log ...
 

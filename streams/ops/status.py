@@ -1,0 +1,106 @@
+"""`tally status`: one screen for the operator. Is the broker reachable, is ClickHouse; which worker
+holds which partition (the leases every write is fenced by), how far behind each partition is, how
+fast events are decided, what was decided so far, which registry is loaded, the log's last
+checkpoint. Every part says what it could not read instead of failing the whole screen."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from streams.clickhouse.client import connect
+from streams.embedded.servers import kafka_bootstrap
+from streams.kafka.auth import kafka_options
+from streams.kafka.produce import partition_lag
+from streams.settings import SUBMISSIONS, Settings
+
+
+def _part(read: Callable[[], Any]) -> Any:
+    try:
+        return read()
+    except Exception as exc:  # noqa: BLE001 - a dependency down is what this screen is for
+        return {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"}
+
+
+def status(settings: Settings) -> dict:
+    """Everything `tally status` shows, as JSON."""
+    topic = settings.topic(SUBMISSIONS)
+
+    def lag() -> dict:
+        offsets = asyncio.run(
+            asyncio.wait_for(partition_lag(kafka_bootstrap(settings), settings.group_id, topic, kafka_options(settings)), 10)
+        )
+        partitions = {str(p): {"end": end, "committed": done, "lag": max(0, end - done)} for p, (end, done) in offsets.items()}
+        return {"topic": topic, "partitions": partitions, "lag": sum(p["lag"] for p in partitions.values())}
+
+    def clickhouse() -> dict:
+        client = connect(settings)
+        leases = {
+            str(p): owner
+            for p, owner in client.query(
+                "SELECT partition, argMax(owner, generation) FROM partition_leases WHERE topic = {t:String} GROUP BY partition "
+                "ORDER BY partition",
+                parameters={"t": topic},
+            ).result_rows
+        }
+        decided = dict(client.query("SELECT decision, count() FROM tally_decisions FINAL GROUP BY decision").result_rows)
+        last_minute = client.command("SELECT count() FROM tally_decisions WHERE decided_at > now64(3) - INTERVAL 60 SECOND")
+        loads, loaded_at, tps = client.query(
+            "SELECT count(), max(loaded_at), argMax(tps, loaded_at) FROM registry_loads"
+        ).result_rows[0]
+        checkpoint = client.query(
+            "SELECT size, hex(root), decided_at FROM log_checkpoints FINAL ORDER BY size DESC LIMIT 1"
+        ).result_rows
+        return {
+            "reachable": True,
+            "leases": leases,
+            "workers": sorted(set(leases.values())),
+            "decisions": decided,
+            "events_per_s_last_minute": round(last_minute / 60, 1),
+            "registry": {"loads": loads, "loaded_at": str(loaded_at) if loads else None, "tps": tps},
+            "log_checkpoint": (
+                {"tree_size": checkpoint[0][0], "root_hash": checkpoint[0][1].lower(), "decided_at": str(checkpoint[0][2])}
+                if checkpoint
+                else None
+            ),
+        }
+
+    return {"broker": _part(lag), "clickhouse": _part(clickhouse)}
+
+
+def print_status(data: dict, console: Console | None = None) -> None:
+    console = console or Console()
+    broker, ch = data["broker"], data["clickhouse"]
+    if "error" in broker:
+        console.print(f"[red]broker: unreachable[/] ({broker['error']})")
+    else:
+        console.print(f"[green]broker: reachable[/]; {broker['topic']}: lag {broker['lag']:,} events")
+    if "error" in ch:
+        console.print(f"[red]ClickHouse: unreachable[/] ({ch['error']})")
+        return
+    console.print(
+        f"[green]ClickHouse: reachable[/]; {len(ch['workers'])} worker(s) hold leases; "
+        f"{ch['events_per_s_last_minute']:,} events/s over the last minute; decided so far {ch['decisions']}"
+    )
+    table = Table(title="partitions")
+    for column in ("partition", "worker (lease)", "end offset", "committed", "lag"):
+        table.add_column(column, justify="right" if column in ("end offset", "committed", "lag") else "left")
+    partitions = {} if "error" in broker else broker["partitions"]
+    for p in sorted(set(partitions) | set(ch["leases"]), key=int):
+        offsets = partitions.get(p, {})
+        table.add_row(
+            p, ch["leases"].get(p, "-"), *(f"{offsets[k]:,}" if k in offsets else "?" for k in ("end", "committed", "lag"))
+        )
+    console.print(table)
+    registry = ch["registry"]
+    console.print(f"registry: {registry['loads']} load(s), last {registry['loaded_at']}, {registry['tps']:,} TPS")
+    checkpoint = ch["log_checkpoint"]
+    if checkpoint:
+        size, root, at = checkpoint["tree_size"], checkpoint["root_hash"][:16], checkpoint["decided_at"]
+        console.print(f"log: checkpoint {size:,} leaves, root {root}.., last leaf {at}")
+    else:
+        console.print("log: no checkpoint yet")
