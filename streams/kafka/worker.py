@@ -104,6 +104,8 @@ class RegistryCache:
 
 def create_app(settings: Settings) -> faust.App:
     timeout = settings.rebalance_timeout_s
+    datadir = settings.data_dir / "faust" / settings.group_id
+    datadir.parent.mkdir(parents=True, exist_ok=True)  # faust makes the last level only
     app = BulkApp(
         settings.group_id,
         broker=f"kafka://{kafka_bootstrap(settings)}",
@@ -118,7 +120,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_max_poll_records=settings.batch_size,
         web_enabled=False,
         # faust keeps its (unused, memory store) table data here; its default is the current directory.
-        datadir=str(settings.data_dir / "faust" / settings.group_id),
+        datadir=str(datadir),
         producer_linger=0.005,
         **faust_options(settings),
     )
