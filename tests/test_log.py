@@ -103,6 +103,10 @@ def test_the_log_proves_every_counted_tally_and_catches_tampering(night, tmp_pat
         assert script(consistent, key, tmp_path).returncode == 0
         assert get(port, f"/api/log/proof?tps=9999999999999&ballot={ballot}")[0] == 404
         assert get(port, "/api/log/consistency?from=38&to=40")[0] == 404  # no checkpoints of those sizes
+        # A full recount from public data alone: the leaves, checkpoints and results of the API.
+        public = tally(settings, "log", "audit", "--api", f"http://127.0.0.1:{port}", "--key", key, check=False)
+        assert public.returncode == 0 and f"{last.size:,} leaves add up" in public.stdout.decode(), public.stderr.decode()
+        assert get(port, "/api/log/leaves?start=0&end=10001")[0] == 400
         listed = get(port, "/api/log/checkpoints")[1]["checkpoints"]
         assert [c["tree_size"] for c in listed] == [last.size, 37] and listed[0]["verifier_key"] == key
         # The page checks a TPS in the browser: WebCrypto SHA-256 for the proof, Ed25519 where it has it.

@@ -15,21 +15,44 @@ from streams.core.checkpoint import BallotTotals
 PAGE = 50_000
 
 
+Pages = Callable[[int, int], list[tuple[int, bytes]]]  # (start, end) -> [(index, leaf bytes)]
+
+
+def from_clickhouse(client: Client) -> Pages:
+    def page(start: int, end: int) -> list[tuple[int, bytes]]:
+        rows = client.query(
+            "SELECT idx, leaf FROM log_leaves FINAL WHERE idx >= {a:UInt64} AND idx < {b:UInt64} ORDER BY idx",
+            parameters={"a": start, "b": end},
+        ).result_rows
+        return [(int(i), leaf.encode() if isinstance(leaf, str) else bytes(leaf)) for i, leaf in rows]
+
+    return page
+
+
+def from_api(url: str) -> Pages:
+    """Leaves as anyone downloads them: `GET /api/log/leaves?start=..&end=..` of a `tally serve`."""
+    import base64
+    import urllib.request
+
+    def page(start: int, end: int) -> list[tuple[int, bytes]]:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/api/log/leaves?start={start}&end={end}", timeout=120) as response:
+            body = orjson.loads(response.read())
+        return [(int(x["index"]), base64.b64decode(x["leaf"])) for x in body["leaves"]]
+
+    return page
+
+
 def recount(
-    client: Client, size: int, progress: Callable[[int], object] = lambda n: None
+    pages: Pages, size: int, progress: Callable[[int], object] = lambda n: None, page_size: int = PAGE
 ) -> tuple[bytes, dict[str, BallotTotals]]:
     frontier: list[tuple[int, bytes]] = []
     latest: dict[tuple[str, str], tuple[int, dict, int, int]] = {}
     done = 0
     while done < size:
-        rows = client.query(
-            "SELECT idx, leaf FROM log_leaves FINAL WHERE idx >= {a:UInt64} AND idx < {b:UInt64} ORDER BY idx",
-            parameters={"a": done, "b": min(size, done + PAGE)},
-        ).result_rows
-        for idx, leaf in rows:
+        rows = pages(done, min(size, done + page_size))
+        for idx, data in rows:
             if idx != done:
                 raise ValueError(f"the log has no leaf {done} (next is {idx})")
-            data = leaf.encode() if isinstance(leaf, str) else bytes(leaf)
             level, node = 0, merkle.leaf_hash(data)
             while frontier and frontier[-1][0] == level:
                 node, level = merkle.node_hash(frontier.pop()[1], node), level + 1

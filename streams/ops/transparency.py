@@ -179,35 +179,36 @@ def consistency(
 def audit(
     checkpoint: Annotated[int | None, typer.Option(help="tree size of the checkpoint (default: the latest)")] = None,
     key: Annotated[str | None, typer.Option(help="the operator's verifier key; default: the key file's")] = None,
+    api: Annotated[
+        str | None, typer.Option(help="recount from a `tally serve` (its public endpoints) instead of ClickHouse")
+    ] = None,
     clickhouse: ClickHouseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """A full recount from the log: every leaf up to the checkpoint, its root and national totals
-    recomputed and compared with the signed checkpoint and with `tally results` as of its moment."""
+    recomputed and compared with the signed checkpoint and with the results as of its moment."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from streams.clickhouse.client import connect
     from streams.core.moments import parse_moment
     from streams.core.proofs import ProofError, signed_checkpoint
-    from streams.ops.recount import recount
+    from streams.ops.recount import from_api, from_clickhouse, recount
     from streams.read.dapils import DapilError
-    from streams.read.log_view import checkpoint as read_checkpoint
-    from streams.read.results import results
 
     settings = settings_from(clickhouse=clickhouse, data_dir=data_dir)
-    client = connect(settings)
     if key is None:  # the operator's own key file; an outside auditor passes the published key
         if not settings.operator_key_file.exists():
             fail("give --key (the operator's published verifier key)")
         key = orjson.loads(settings.operator_key_file.read_bytes())["verifier_key"]
+    source = ApiSource(api) if api else ClickHouseSource(settings)
     try:
-        signed = read_checkpoint(client, checkpoint)
+        signed = source.checkpoint(checkpoint)
         expected = signed_checkpoint(signed, key)
-    except (DapilError, ProofError) as exc:
+    except (DapilError, ProofError, LookupError) as exc:
         fail(str(exc), 1)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as progress:
         task = progress.add_task("audit: every leaf", total=expected.size)
-        root, totals = recount(client, expected.size, lambda n: progress.update(task, completed=n))
+        pages = from_api(api) if api else from_clickhouse(source.client)
+        root, totals = recount(pages, expected.size, lambda n: progress.update(task, completed=n), 10_000 if api else 50_000)
     problems = []
     if root != expected.root:
         problems.append(f"the leaves' root {root.hex()} is not the signed root {expected.root.hex()}")
@@ -217,7 +218,7 @@ def audit(
         said, counted = signed_totals and signed_totals.line(ballot), mine and mine.line(ballot)
         if said != counted:
             problems.append(f"{ballot}: the leaves add up to {counted}, the checkpoint says {said}")
-        national = results(client, ballot, "national", None, moment)["regions"][0]
+        national = source.national(ballot, moment)
         held = (national["tps_reported"], national["invalid"], national["voters"])
         if mine is not None and held != (mine.tps, mine.invalid, mine.voters):
             problems.append(
@@ -230,6 +231,50 @@ def audit(
         f"audit: {expected.size:,} leaves add up to the signed root and totals, and to the results as of {signed['decided_at']}",
         fg=typer.colors.GREEN,
     )
+
+
+class ClickHouseSource:
+    """The log and results read straight from ClickHouse (the operator's own audit)."""
+
+    def __init__(self, settings: Settings) -> None:
+        from streams.clickhouse.client import connect
+
+        self.client = connect(settings)
+
+    def checkpoint(self, size: int | None) -> dict:
+        from streams.read.log_view import checkpoint
+
+        return checkpoint(self.client, size)
+
+    def national(self, ballot: str, moment) -> dict:
+        from streams.read.results import results
+
+        return results(self.client, ballot, "national", None, moment)["regions"][0]
+
+
+class ApiSource:
+    """The log and results as anyone reads them: a `tally serve`'s endpoints."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+
+    def _get(self, path: str) -> dict:
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.url}{path}", timeout=120) as response:
+            return orjson.loads(response.read())
+
+    def checkpoint(self, size: int | None) -> dict:
+        listed = self._get("/api/log/checkpoints")["checkpoints"]
+        found = [c for c in listed if size in (None, c["tree_size"])]
+        if not found:
+            raise LookupError(f"no checkpoint of size {size}" if size else "no checkpoint yet")
+        return found[0]
+
+    def national(self, ballot: str, moment) -> dict:
+        from streams.core.moments import moment_text
+
+        return self._get(f"/api/results?ballot={ballot}&level=national&as_of={moment_text(moment)}")["regions"][0]
 
 
 def register(app: typer.Typer) -> None:

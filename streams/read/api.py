@@ -35,6 +35,7 @@ from streams.read.export import check as check_export
 from streams.read.log_view import checkpoints as log_checkpoints
 from streams.read.log_view import consistency as log_consistency
 from streams.read.log_view import inclusion as log_inclusion
+from streams.read.log_view import leaves as log_leaves
 from streams.read.openapi import OPENAPI
 from streams.read.results import results
 from streams.read.scopes import change_regions, check_ballot, check_region
@@ -458,6 +459,10 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
                 ),
             )
         ),
+    )
+    app.router.add_get(
+        "/api/log/leaves",
+        endpoint(log_answer("/api/log/leaves", lambda r: log_leaves(client, int(r.query["start"]), int(r.query["end"])))),
     )
     app.router.add_get(
         "/api/log/consistency",

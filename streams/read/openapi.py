@@ -180,6 +180,15 @@ OPENAPI = {
             _json("checkpoints"),
             {"400": "a parameter it does not take"},
         ),
+        "/api/log/leaves": _get(
+            "Leaves [start, end) of the transparency log, for a full recount (`tally log audit --api`)",
+            [
+                _query("start", {"type": "integer", "minimum": 0}, required=True),
+                _query("end", {"type": "integer", "minimum": 1}, "at most 10,000 after start", required=True),
+            ],
+            _json("start, end and leaves: index and leaf (base64), in order"),
+            {"400": "a malformed range, or more than 10,000 leaves"},
+        ),
         "/api/log/proof": _get(
             "The inclusion proof (RFC 9162) of a TPS's latest tally of a ballot in a signed checkpoint",
             [
