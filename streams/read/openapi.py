@@ -184,10 +184,10 @@ OPENAPI = {
             "Leaves [start, end) of the transparency log, for a full recount (`tally log audit --api`)",
             [
                 _query("start", {"type": "integer", "minimum": 0}, required=True),
-                _query("end", {"type": "integer", "minimum": 1}, "at most 10,000 after start", required=True),
+                _query("end", {"type": "integer", "minimum": 0}, "a page holds 10,000 leaves at most", required=True),
             ],
-            _json("start, end and leaves: index and leaf (base64), in order"),
-            {"400": "a malformed range, or more than 10,000 leaves"},
+            _json("start, end (where this page ends: ask again from there) and leaves: index and leaf (base64)"),
+            {"400": "a malformed parameter"},
         ),
         "/api/log/proof": _get(
             "The inclusion proof (RFC 9162) of a TPS's latest tally of a ballot in a signed checkpoint",
@@ -206,7 +206,7 @@ OPENAPI = {
                 _query("to", {"type": "integer", "minimum": 1}, "the newer checkpoint's tree size", required=True),
             ],
             _json("from, to (the two checkpoints) and consistency_path (hex)"),
-            {"400": "a malformed parameter, or from after to", "404": "no checkpoint of that size"},
+            {"400": "a malformed parameter", "404": "no checkpoint of that size, or from after to"},
         ),
         "/api/openapi.json": {"get": {"summary": "This document", "responses": {"200": _json("OpenAPI 3.1")}}},
         "/": {
