@@ -117,3 +117,13 @@ def test_gateways_may_only_write_submissions():
     assert gateway == [({"Write", "Describe"}, "--topic tally.submissions"), ({"IdempotentWrite"}, "cluster")]
     principals = {principal for principal, _, _ in acls()}
     assert principals == {"User:gateway", "User:worker"}  # no dashboard principal: dashboards read ClickHouse
+
+
+def test_one_logger_appends_the_log_with_the_operator_key_read_only():
+    logger = SERVICES["logger"]
+    assert logger["command"] == ["logger"] and "deploy" not in logger  # one appender: never scaled
+    env = logger["environment"]
+    assert env["TALLY_OPERATOR_KEY"] == "/keys/operator.key" and "./deploy/keys:/keys:ro" in logger["volumes"]
+    assert "TALLY_KAFKA" not in env  # it reads ClickHouse's change rows only
+    assert urlparse(env["TALLY_CLICKHOUSE"]).username == "tally_writer"
+    assert logger["depends_on"] == {"init": {"condition": "service_completed_successfully"}}
