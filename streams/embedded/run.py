@@ -69,7 +69,9 @@ def run_clickhouse(settings: Settings, port: int | None) -> int:
     me = os.getpid()
 
     async def serve() -> None:
-        runner = web.AppRunner(app, access_log=None)
+        # On SIGTERM, requests still queued for the engine get 5 s, not aiohttp's 60: a client retries
+        # (inserts carry their token), and a stop must not outlast a supervisor's grace period.
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", port)
         await site.start()
