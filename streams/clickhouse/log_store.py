@@ -45,17 +45,12 @@ def _utc(moment: datetime) -> datetime:
 class LogState:
     size: int = 0
     cursor: tuple[datetime, str, str, str] = (EPOCH, "", "", "")
-    frontier: list[tuple[int, bytes]] = field(default_factory=list)  # (level, hash), levels decreasing
+    frontier: merkle.Frontier = field(default_factory=list)  # (level, hash), levels decreasing
     totals: dict[str, BallotTotals] = field(default_factory=dict)
     checkpointed: int = 0
 
     def root(self) -> bytes:
-        if not self.frontier:
-            return merkle.EMPTY
-        node = self.frontier[-1][1]
-        for _, left in reversed(self.frontier[:-1]):
-            node = merkle.node_hash(left, node)
-        return node
+        return merkle.frontier_root(self.frontier)
 
 
 class LogAppender:
@@ -84,13 +79,7 @@ class LogAppender:
                 if state.size >> level & 1:
                     wanted.append((level, start >> level))
                     start += 1 << level
-            found = {
-                (lv, i): bytes(h)
-                for lv, i, h in self.client.query(
-                    "SELECT level, idx, hash FROM log_nodes FINAL WHERE (level, idx) IN {w:Array(Tuple(UInt8, UInt64))}",
-                    parameters={"w": wanted},
-                ).result_rows
-            }
+            found = subtree_reader(self.client)(wanted)
             state.frontier = [(lv, found[(lv, i)]) for lv, i in wanted]
             for ballot, votes, reported, invalid, voters in self.client.query(
                 "SELECT ballot, sumMap(deltas), sum(tps_reported), sum(invalid), sum(voters) FROM region_totals "
@@ -125,13 +114,8 @@ class LogAppender:
             h = merkle.leaf_hash(leaf)
             index = first + len(leaves)
             leaves.append((index, ballot, tps, revision, _utc(decided_at), leaf, h))
-            nodes.append((0, index, h))
-            level, node = 0, h
-            while frontier and frontier[-1][0] == level:
-                node = merkle.node_hash(frontier.pop()[1], node)
-                level += 1
-                nodes.append((level, ((index + 1) >> level) - 1, node))
-            frontier.append((level, node))
+            # A subtree of level L completed by leaf `index` covers the 2^L leaves ending there.
+            nodes += [(level, ((index + 1) >> level) - 1, node) for level, node in merkle.push(frontier, h)]
             totals.setdefault(ballot, BallotTotals()).add(reported, invalid, voters, deltas)
         token = f"log:{first}-{first + len(leaves) - 1}"
         self.client.insert(

@@ -28,21 +28,37 @@ def split(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
 
 
+Frontier = list[tuple[int, bytes]]  # (level, hash) of the perfect subtrees covering [0, n), levels decreasing
+
+
+def push(frontier: Frontier, leaf: bytes) -> list[tuple[int, bytes]]:
+    """Add a leaf hash to a compact range in place; return the perfect subtrees it completed, as
+    (level, hash), from level 0 up (the leaf itself first)."""
+    made = [(0, leaf)]
+    level, node = 0, leaf
+    while frontier and frontier[-1][0] == level:
+        node, level = node_hash(frontier.pop()[1], node), level + 1
+        made.append((level, node))
+    frontier.append((level, node))
+    return made
+
+
+def frontier_root(frontier: Frontier) -> bytes:
+    """MTH of the leaves a compact range covers: its subtrees folded right to left."""
+    if not frontier:
+        return EMPTY
+    node = frontier[-1][1]
+    for _, left in reversed(frontier[:-1]):
+        node = node_hash(left, node)
+    return node
+
+
 def root_of(hashes: Sequence[bytes]) -> bytes:
     """MTH of leaves given by their leaf hashes, bottom-up in one pass (a compact range, left to right)."""
-    if not hashes:
-        return EMPTY
-    stack: list[tuple[int, bytes]] = []  # (size, hash) of perfect subtrees, sizes decreasing
+    frontier: Frontier = []
     for h in hashes:
-        size, node = 1, h
-        while stack and stack[-1][0] == size:
-            left = stack.pop()[1]
-            node, size = node_hash(left, node), size * 2
-        stack.append((size, node))
-    node = stack.pop()[1]
-    while stack:
-        node = node_hash(stack.pop()[1], node)
-    return node
+        push(frontier, h)
+    return frontier_root(frontier)
 
 
 def inclusion_path(index: int, size: int, subtree: SubtreeHash, start: int = 0) -> list[bytes]:

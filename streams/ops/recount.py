@@ -45,7 +45,7 @@ def from_api(url: str) -> Pages:
 def recount(
     pages: Pages, size: int, progress: Callable[[int], object] = lambda n: None, page_size: int = PAGE
 ) -> tuple[bytes, dict[str, BallotTotals]]:
-    frontier: list[tuple[int, bytes]] = []
+    frontier: merkle.Frontier = []
     latest: dict[tuple[str, str], tuple[int, dict, int, int]] = {}
     done = 0
     while done < size:
@@ -53,10 +53,7 @@ def recount(
         for idx, data in rows:
             if idx != done:
                 raise ValueError(f"the log has no leaf {done} (next is {idx})")
-            level, node = 0, merkle.leaf_hash(data)
-            while frontier and frontier[-1][0] == level:
-                node, level = merkle.node_hash(frontier.pop()[1], node), level + 1
-            frontier.append((level, node))
+            merkle.push(frontier, merkle.leaf_hash(data))
             event = orjson.loads(data)["event"]
             key = (event["ballot"], event["tps"])
             if event["revision"] >= latest.get(key, (0,))[0]:
@@ -66,11 +63,7 @@ def recount(
         if not rows:
             raise ValueError(f"the log has no leaf {done}")
         progress(done)
-    root = merkle.EMPTY
-    if frontier:
-        root = frontier[-1][1]
-        for _, left in reversed(frontier[:-1]):
-            root = merkle.node_hash(left, root)
+    root = merkle.frontier_root(frontier)
     totals: dict[str, BallotTotals] = {}
     for (ballot, _), (_, votes, invalid, voters) in latest.items():
         totals.setdefault(ballot, BallotTotals()).add(1, invalid, voters, votes)
