@@ -78,8 +78,7 @@ def _sums(client: Client, ballot: str, scope: str, as_of: datetime) -> tuple[str
         return dapil_statement(client, ballot, None, as_of)
     params = {"b": ballot, "ballot": ballot, "as_of": sql_moment(as_of)}
     if scope == "tps":  # grouped in the table's own order: streams, never holds 820k maps at once
-        sql = change_sums("tps", as_of).replace("substring(region, 1, 13) AS code", "region AS code")
-        return f"{sql} GROUP BY ballot, level, region", params
+        return f"{change_sums('tps', as_of, code='region')} GROUP BY ballot, level, region", params
     return f"{change_sums(scope, as_of)} GROUP BY code", params
 
 
@@ -217,20 +216,31 @@ def write_export(
     files = []
     for name in FILES:
         path = out / f"{name}.{fmt}"
-        digest, size, lines = hashlib.sha256(), 0, 0
         with path.open("wb") as sink:
-            for chunk in stream(client, ballot, scope, name, fmt, moment):
-                sink.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
-                lines += chunk.count(b"\n")
-                if progress is not None:
-                    progress(path.name, size)
+            entry, lines = _summed(path.name, stream(client, ballot, scope, name, fmt, moment), sink.write, progress)
         rows = _parquet_rows(path) if fmt == "parquet" else _rows(client, ballot, scope, name, fmt, moment, lines)
-        files.append({"name": path.name, "sha256": digest.hexdigest(), "bytes": size, "rows": rows})
+        files.append({**entry, "rows": rows})
     manifest = _manifest(client, ballot, scope, fmt, moment, files)
     (out / "MANIFEST.json").write_bytes(_json_bytes(manifest))
     return manifest
+
+
+def _summed(
+    name: str,
+    chunks: Iterator[bytes],
+    write: Callable[[bytes], object] = lambda chunk: None,
+    progress: Callable[[str, int], object] | None = None,
+) -> tuple[dict, int]:
+    """A file's manifest entry (name, SHA-256, bytes) and its line count, from its chunks as they pass."""
+    digest, size, lines = hashlib.sha256(), 0, 0
+    for chunk in chunks:
+        write(chunk)
+        digest.update(chunk)
+        size += len(chunk)
+        lines += chunk.count(b"\n")
+        if progress is not None:
+            progress(name, size)
+    return {"name": name, "sha256": digest.hexdigest(), "bytes": size}, lines
 
 
 def _rows(client: Client, ballot: str, scope: str, name: str, fmt: str, moment: datetime, lines: int) -> int:
@@ -270,13 +280,8 @@ def manifest_only(client: Client, ballot: str, scope: str, fmt: str, as_of: date
     moment = pin(client, as_of)
     files = []
     for name in FILES:
-        digest, size, lines = hashlib.sha256(), 0, 0
-        for chunk in stream(client, ballot, scope, name, fmt, moment):
-            digest.update(chunk)
-            size += len(chunk)
-            lines += chunk.count(b"\n")
-        rows = _rows(client, ballot, scope, name, fmt, moment, lines)
-        files.append({"name": f"{name}.{fmt}", "sha256": digest.hexdigest(), "bytes": size, "rows": rows})
+        entry, lines = _summed(f"{name}.{fmt}", stream(client, ballot, scope, name, fmt, moment))
+        files.append({**entry, "rows": _rows(client, ballot, scope, name, fmt, moment, lines)})
     return _manifest(client, ballot, scope, fmt, moment, files)
 
 

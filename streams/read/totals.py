@@ -72,11 +72,12 @@ def region_sums(client: Client, ballot: str, level: str, prefix: str, as_of: dat
     return _collect(client, sql, _params(params, as_of), as_of)
 
 
-def change_sums(level: str, as_of: datetime | None) -> str:
+def change_sums(level: str, as_of: datetime | None, code: str | None = None) -> str:
     """The statement summing a ballot's change rows per region at `level` (up to `as_of`), to be closed
     by the caller's further conditions and `GROUP BY code`; columns code, votes, tps_reported,
-    invalid, voters, read_at."""
-    code = f"'{NATIONAL}'" if level == "national" else f"substring(region, 1, {PREFIX_LENGTH[level]})"
+    invalid, voters, read_at. `code` replaces the expression of the region's code."""
+    if code is None:
+        code = f"'{NATIONAL}'" if level == "national" else f"substring(region, 1, {PREFIX_LENGTH[level]})"
     return (
         f"SELECT {code} AS code, sumMap(deltas) AS votes, sum(tps_reported) AS tps_reported, sum(invalid) AS invalid, "
         f"sum(voters) AS voters, now64(6, 'UTC') AS read_at FROM region_totals "
