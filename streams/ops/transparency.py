@@ -50,6 +50,14 @@ def read_key(settings: Settings) -> tuple[str, bytes]:
     return record["name"], base64.b64decode(record["seed"])
 
 
+def published_key(settings: Settings) -> str:
+    """The verifier key of the operator's own key file (an outside checker passes the published one with
+    --key); exits 2 saying so if there is no key file."""
+    if not settings.operator_key_file.exists():
+        fail("give --key (the operator's published verifier key)")
+    return orjson.loads(settings.operator_key_file.read_bytes())["verifier_key"]
+
+
 def keygen(
     out: Annotated[
         Path | None, typer.Option(help="key file to create (default: TALLY_OPERATOR_KEY or <data dir>/operator.key)")
@@ -140,10 +148,7 @@ def verify(
     from streams.core.proofs import ProofError, check_proof
 
     settings = settings_from(data_dir=data_dir)
-    if key is None:
-        if not settings.operator_key_file.exists():
-            fail("give --key (the operator's published verifier key)")
-        key = orjson.loads(settings.operator_key_file.read_bytes())["verifier_key"]
+    key = key or published_key(settings)
     if source.startswith(("http://", "https://")):
         import urllib.request
 
@@ -195,10 +200,7 @@ def audit(
     from streams.read.dapils import DapilError
 
     settings = settings_from(clickhouse=clickhouse, data_dir=data_dir)
-    if key is None:  # the operator's own key file; an outside auditor passes the published key
-        if not settings.operator_key_file.exists():
-            fail("give --key (the operator's published verifier key)")
-        key = orjson.loads(settings.operator_key_file.read_bytes())["verifier_key"]
+    key = key or published_key(settings)
     source = ApiSource(api) if api else ClickHouseSource(settings)
     try:
         signed = source.checkpoint(checkpoint)
