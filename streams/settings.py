@@ -44,6 +44,8 @@ class Settings:
         keygen` makes one); None: `<data_dir>/operator.key`.
     log_origin: the log's name, first line of every checkpoint and the name of its signing key.
     log: workers keep each applied event as signed, for the transparency log (off: no log can be made).
+    verify_threads: threads a worker checks Ed25519 signatures on, beside the one that decides
+        (libsodium releases the GIL); 1 checks them on the deciding thread.
     """
 
     kafka: str | None = None
@@ -64,6 +66,7 @@ class Settings:
     operator_key: str | None = None
     log_origin: str = "tally/pemilu"
     log: bool = True
+    verify_threads: int = 2
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -84,6 +87,7 @@ class Settings:
             operator_key=env.get("TALLY_OPERATOR_KEY") or None,
             log_origin=env.get("TALLY_LOG_ORIGIN") or "tally/pemilu",
             log=(env.get("TALLY_LOG") or "1").lower() not in ("0", "false", "no"),
+            verify_threads=max(1, int(env.get("TALLY_VERIFY_THREADS") or 2)),
         )
 
     def as_env(self) -> dict[str, str]:
@@ -104,6 +108,7 @@ class Settings:
             "TALLY_OPERATOR_KEY": self.operator_key or "",
             "TALLY_LOG_ORIGIN": self.log_origin,
             "TALLY_LOG": "1" if self.log else "0",
+            "TALLY_VERIFY_THREADS": str(self.verify_threads),
         }
 
     def override(self, **flags: object) -> Settings:

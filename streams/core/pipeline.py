@@ -18,11 +18,22 @@ from streams.core.contract import MAX_EVENT_BYTES, decode_tally
 from streams.core.reasons import Decision, Finding, Flag, Reason, reason_codes
 from streams.core.registry import Registry
 from streams.core.revisions import Applied, decide
-from streams.core.signatures import check_signature
+from streams.core.signatures import Signed, prepare_signature
 from streams.core.state import AppliedState
 from streams.core.validate import cross_ballot_flag, validate_tally
 
 Key = tuple[str, str]  # (ballot, tps)
+# Starts the Ed25519 checks of a batch and returns how to wait for their findings, in order. The
+# worker runs them on threads (libsodium releases the GIL) while this thread validates the batch.
+Verifier = Callable[[Sequence[Signed]], Callable[[], list[Finding | None]]]
+
+
+def verify_here(jobs: Sequence[Signed]) -> Callable[[], list[Finding | None]]:
+    """The serial verifier: every check on the calling thread, before it returns."""
+    findings = [job.verify() for job in jobs]
+    return lambda: findings
+
+
 SORTED = orjson.OPT_SORT_KEYS  # the canonical form devices sign (core.signatures), here with its sig
 
 
@@ -37,8 +48,15 @@ class Message:
 class Processor:
     """Decides each event against the applied state; keeps a cache of that state for its partitions."""
 
-    def __init__(self, registry: Callable[[], Registry | None], require_signatures: bool = True, log_events: bool = True) -> None:
+    def __init__(
+        self,
+        registry: Callable[[], Registry | None],
+        require_signatures: bool = True,
+        log_events: bool = True,
+        verifier: Verifier = verify_here,
+    ) -> None:
         self.registry = registry
+        self.verifier = verifier
         self.require_signatures = require_signatures
         # Keep each applied event, as signed, in its change row: the transparency log's leaves.
         self.log_events = log_events
@@ -69,7 +87,21 @@ class Processor:
             # Deciding without the partition's state would count a TPS again: a bug, never input.
             raise RuntimeError(f"partition {partition} was not preloaded; its state is unknown")
         registry = self.registry()
+        keys = registry.keys if registry else {}
+        # What does not depend on the state is checked for the whole batch first: the signature rules,
+        # then (while other threads do the Ed25519 arithmetic) the C1 equations and the registry.
+        checks: list[Finding | Signed | None] = []
         for message, result in zip(messages, decoded, strict=True):
+            tally = result.tally
+            if tally is None or (message.key is not None and message.key != tally.tps.encode()):
+                checks.append(None)  # rejected below, before its signature counts
+            else:
+                checks.append(prepare_signature(tally, keys, self.require_signatures, message.timestamp))
+        verified = self.verifier([c for c in checks if isinstance(c, Signed)])
+        verdicts = [validate_tally(r.tally, registry) if r.tally is not None else None for r in decoded]
+        findings = iter(verified())
+        forgeries = [next(findings) if isinstance(c, Signed) else c for c in checks]
+        for message, result, forged, verdict in zip(messages, decoded, forgeries, verdicts, strict=True):
             tally = result.tally
             if tally is None:
                 self._reject(batch, message, result.findings, result)
@@ -78,8 +110,6 @@ class Processor:
                 found = Finding(Reason.KEY_MISMATCH, "$.tps", f"message key {message.key[:32]!r} is not the tps {tally.tps}")
                 self._reject(batch, message, (found,), result)
                 continue
-            forged = check_signature(tally, registry.keys if registry else {}, self.require_signatures, message.timestamp)
-            verdict = validate_tally(tally, registry)
             if forged is not None or not verdict.accepted:  # every code that applies, authenticity first
                 self._reject(batch, message, ((forged,) if forged else ()) + verdict.findings, result)
                 continue

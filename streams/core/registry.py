@@ -30,6 +30,11 @@ class Contest:
     choices: tuple[str, ...]
     choice_names: tuple[str, ...] = ()
     seats: int = 0  # seats the dapil elects (legislative ballots); 0 for PPWP
+    # The choices as a set, so that a tally's choices are held to them in one comparison in C.
+    choice_set: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "choice_set", frozenset(self.choices))
 
 
 @dataclass

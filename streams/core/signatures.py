@@ -91,8 +91,30 @@ def epoch(text: str | None) -> float | None:
     return moment.timestamp()
 
 
-def check_signature(tally: Tally, keys: KeyRing | Mapping[str, DeviceKey], required: bool, received_at: float) -> Finding | None:
-    """None if the tally may count; otherwise the one finding that stops it."""
+@dataclass(frozen=True, slots=True)
+class Signed:
+    """What is left of a signature check once every rule but the curve arithmetic has passed: the
+    Ed25519 verification itself (`verify`), which needs no Python objects and may run on another thread."""
+
+    signed_message: bytes  # signature + canonical form, as libsodium's crypto_sign_open takes them
+    public_key: bytes
+    key_id: str
+
+    def verify(self) -> Finding | None:
+        try:
+            crypto_sign_open(self.signed_message, self.public_key)
+        except BadSignatureError:
+            return Finding(
+                Reason.BAD_SIGNATURE, "$.sig", f"does not verify under {self.key_id!r}: the event was altered after signing"
+            )
+        return None
+
+
+def prepare_signature(
+    tally: Tally, keys: KeyRing | Mapping[str, DeviceKey], required: bool, received_at: float
+) -> Finding | Signed | None:
+    """Every rule of `check_signature` but the Ed25519 arithmetic: None if the tally may count unsigned,
+    the finding that stops it, or the `Signed` check still to run."""
     sig, key_id = tally.raw.get("sig"), tally.raw.get("key_id")
     if sig is None and key_id is None:
         return Finding(Reason.UNSIGNED, "$.sig", "no signature; this deployment requires signed tallies") if required else None
@@ -106,24 +128,27 @@ def check_signature(tally: Tally, keys: KeyRing | Mapping[str, DeviceKey], requi
         return Finding(Reason.WRONG_TPS_KEY, "$.key_id", f"{key_id!r} belongs to TPS {key.tps}, not {tally.tps}")
     if key.revoked_at is not None and received_at >= key.revoked_at:
         return Finding(Reason.REVOKED_KEY, "$.key_id", f"{key_id!r} was revoked before this event was received")
-    try:
-        signed_at = epoch(tally.submitted_at)
-    except ValueError:
-        signed_at = None
-    if signed_at is None and (key.valid_from is not None or key.valid_until is not None):
-        return Finding(Reason.EXPIRED_KEY, "$.submitted_at", f"{tally.submitted_at!r} is not a time with an offset")
-    if (key.valid_from is not None and signed_at < key.valid_from) or (
-        key.valid_until is not None and signed_at >= key.valid_until
-    ):
-        return Finding(Reason.EXPIRED_KEY, "$.submitted_at", f"{tally.submitted_at} is outside the validity of {key_id!r}")
+    if key.valid_from is not None or key.valid_until is not None:
+        try:
+            signed_at = epoch(tally.submitted_at)
+        except ValueError:
+            signed_at = None
+        if signed_at is None:
+            return Finding(Reason.EXPIRED_KEY, "$.submitted_at", f"{tally.submitted_at!r} is not a time with an offset")
+        if (key.valid_from is not None and signed_at < key.valid_from) or (
+            key.valid_until is not None and signed_at >= key.valid_until
+        ):
+            return Finding(Reason.EXPIRED_KEY, "$.submitted_at", f"{tally.submitted_at} is outside the validity of {key_id!r}")
     try:
         signature = binascii.a2b_base64(sig, strict_mode=True)
     except (binascii.Error, ValueError):
         return Finding(Reason.BAD_SIGNATURE, "$.sig", "not base64")
     if len(signature) != crypto_sign_BYTES:
         return Finding(Reason.BAD_SIGNATURE, "$.sig", f"{len(signature)} bytes, not {crypto_sign_BYTES}")
-    try:
-        crypto_sign_open(signature + canonical(tally.raw), key.public_key)
-    except BadSignatureError:
-        return Finding(Reason.BAD_SIGNATURE, "$.sig", f"does not verify under {key_id!r}: the event was altered after signing")
-    return None
+    return Signed(signature + canonical(tally.raw), key.public_key, key_id)
+
+
+def check_signature(tally: Tally, keys: KeyRing | Mapping[str, DeviceKey], required: bool, received_at: float) -> Finding | None:
+    """None if the tally may count; otherwise the one finding that stops it."""
+    prepared = prepare_signature(tally, keys, required, received_at)
+    return prepared.verify() if isinstance(prepared, Signed) else prepared

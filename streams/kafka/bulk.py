@@ -8,6 +8,10 @@ commit of acked offsets, the producer. Only the hop from fetched records to the 
 `BulkConsumer._drain_messages`, which mirrors faust's own loop (flow control, generation check, gaps,
 read offsets) but calls one handler per fetch and acks its records only when the handler says they
 were written.
+
+The handler decides a fetch and hands back its write, still running: while the write of one fetch is
+in ClickHouse, the next is fetched and decided (one write in flight at a time; a fetch is acked only
+once its own write has returned True).
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ import faust
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 
-# (records by partition, consumer generation at fetch) -> True when written and safe to ack.
-RecordsHandler = Callable[[Mapping[TP, Sequence[Any]], int], Awaitable[bool]]
+# (records by partition, consumer generation at fetch) -> None if the records are not this worker's
+# to handle (never ack them), else an awaitable of the write: True when written and safe to ack.
+RecordsHandler = Callable[[Mapping[TP, Sequence[Any]], int], Awaitable[Awaitable[bool] | None]]
 
 # faust fixes the fetch long-poll at 1.5 s. Tansu answers a fetch only when that wait ends, not when
 # records arrive, so an event could sit up to 1.5 s in the broker; measured: p50 latency 1.2 s at
@@ -46,44 +51,58 @@ class BulkConsumer(aiokafka_driver.Consumer):
         handler: RecordsHandler = app.records_handler  # type: ignore[attr-defined]
         read_offset = self._read_offset
         acks_enabled_for = app.topics.acks_enabled_for
+        pending: tuple[dict[TP, list[Any]], Awaitable[bool]] | None = None  # decided, being written
         while not (self._stopped.is_set() or fetcher._stopped.is_set()):
-            records, active = await self._wait_next_records(timeout=1.0)
+            # With a write in flight, take what is already fetched, or else go and ack that write.
+            records, active = await self._wait_next_records(timeout=0.0 if pending else 1.0)
             await self.sleep(0)
-            if not records or self.should_stop:
-                continue
-            if not self.flow_active:
-                # A rebalance began after the fetch: these records are not ours to handle; faust
-                # seeks back to the committed offsets, as its own loop does.
-                await self.perform_seek()
-                continue
-            generation = app.consumer_generation_id
+            written = None
             fresh: dict[TP, list[Any]] = {}
-            for tp, batch in records.items():
-                if active is not None and tp not in active and tp not in self._buffered_partitions:
-                    continue  # paused partition: faust refetches it when it resumes
-                last = read_offset[tp]
-                kept = [r for r in batch if last is None or r.offset >= last]
-                if not kept:
-                    continue
-                if acks_enabled_for(tp.topic):
-                    # Offsets with no record (compaction, transaction markers) count as acked, or the
-                    # committed offset would stop before them forever.
-                    for record in kept:
-                        if last and record.offset - last > 1:
-                            await self._add_gap(tp, last + 1, record.offset)
-                        last = record.offset
-                fresh[tp] = kept
-            if not fresh:
-                continue
-            if not await handler(fresh, generation):
-                continue  # not written (the group moved on meanwhile): never ack; they are replayed
-            for tp, kept in fresh.items():
-                for record in kept:
-                    self.ack(self._to_message(tp, record))
-                read_offset[tp] = kept[-1].offset
-            if self._commit_every is not None and self._n_acked >= self._commit_every:
-                self._n_acked = 0
-                await self.commit()
+            if records and not self.should_stop:
+                if not self.flow_active:
+                    # A rebalance began after the fetch: these records are not ours to handle; faust
+                    # seeks back to the committed offsets, as its own loop does.
+                    await self.perform_seek()
+                else:
+                    generation = app.consumer_generation_id
+                    for tp, batch in records.items():
+                        if active is not None and tp not in active and tp not in self._buffered_partitions:
+                            continue  # paused partition: faust refetches it when it resumes
+                        last = read_offset[tp]
+                        kept = [r for r in batch if last is None or r.offset >= last]
+                        if not kept:
+                            continue
+                        if acks_enabled_for(tp.topic):
+                            # Offsets with no record (compaction, transaction markers) count as acked, or
+                            # the committed offset would stop before them forever.
+                            for record in kept:
+                                if last and record.offset - last > 1:
+                                    await self._add_gap(tp, last + 1, record.offset)
+                                last = record.offset
+                        fresh[tp] = kept
+                    if fresh:
+                        # None: not decided (the group moved on meanwhile): never ack; they are replayed.
+                        written = await handler(fresh, generation)
+                        if written is not None:
+                            for tp, kept in fresh.items():
+                                read_offset[tp] = kept[-1].offset
+            if pending is not None:
+                await self._ack_when_written(*pending)
+                pending = None
+            if written is not None:
+                pending = (fresh, written)
+        if pending is not None:  # stopping: ack what was written; the rest is replayed
+            await self._ack_when_written(*pending)
+
+    async def _ack_when_written(self, fresh: dict[TP, list[Any]], written: Awaitable[bool]) -> None:
+        if not await written:
+            return
+        for tp, kept in fresh.items():
+            for record in kept:
+                self.ack(self._to_message(tp, record))
+        if self._commit_every is not None and self._n_acked >= self._commit_every:
+            self._n_acked = 0
+            await self.commit()
 
 
 class BulkTransport(aiokafka_driver.Transport):

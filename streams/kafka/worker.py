@@ -17,7 +17,8 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -27,11 +28,13 @@ from faust.types import TP
 from streams.clickhouse.client import connect
 from streams.clickhouse.registry_store import read_registry, registry_version
 from streams.clickhouse.sink import ClickHouseSink, Fenced
+from streams.core.batch import Batch
 from streams.core.pipeline import Message, Processor
 from streams.core.registry import Registry
 from streams.embedded.servers import kafka_bootstrap
 from streams.kafka.auth import faust_options
 from streams.kafka.bulk import BulkApp
+from streams.kafka.verify_threads import ThreadVerifier
 from streams.settings import REJECTED, SUBMISSIONS, Settings
 
 log = logging.getLogger("tally.worker")
@@ -75,6 +78,16 @@ def freeze_long_lived() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+
+
+@dataclass
+class Decided:
+    """One fetch, decided and waiting to be written."""
+
+    batches: list[Batch]
+    events: int
+    started: float
+    decided: float
 
 
 class RegistryCache:
@@ -139,18 +152,26 @@ def create_app(settings: Settings) -> faust.App:
 
     sink = ClickHouseSink(connect(settings))
     registry = RegistryCache(sink)
-    processor = Processor(registry.get, settings.require_signatures, settings.log)
+    processor = Processor(registry.get, settings.require_signatures, settings.log, ThreadVerifier(settings.verify_threads))
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     assignments = itertools.count(1)
     leases: dict[int, str] = {}  # partition -> owner token this worker writes under
-    # Held while a batch is decided and written. A rebalance waits for it, so no batch straddles one:
+    # Held while a fetch is decided. The write it starts goes on in `writes` while the next fetch is
+    # decided; a rebalance takes the lock and waits for every write, so no batch straddles one:
     # otherwise a batch fenced by the new lease would still be acked by faust, and lost.
     in_flight = asyncio.Lock()
+    writes: list[asyncio.Task] = []  # at most two: the one in ClickHouse and the next, queued behind it
+
+    async def settled() -> None:
+        """Wait for every write started so far (the caller holds `in_flight`, so none starts meanwhile)."""
+        while writes:
+            await asyncio.gather(*writes, return_exceptions=True)
+            writes[:] = [w for w in writes if not w.done()]
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: set, **_: object) -> None:
-        async with in_flight:  # the batch being written finishes under the lease it was decided with
-            pass
+        async with in_flight:  # the batches being written finish under the leases they were decided with
+            await settled()
         for tp in revoked:
             if tp.topic == submissions.get_topic_name():
                 leases.pop(tp.partition, None)
@@ -162,6 +183,7 @@ def create_app(settings: Settings) -> faust.App:
         # writes are refused, and our state, read after this, holds all it wrote before.
         token = f"{worker_id}#{next(assignments)}"
         async with in_flight:
+            await settled()
             await take_leases(assigned, token)
         log.info("leases taken for partitions %s as %s; state of %d keys loaded", sorted(leases), token, len(processor.state))
 
@@ -176,14 +198,27 @@ def create_app(settings: Settings) -> faust.App:
 
     app.topics.add(submissions)  # subscribe: the records reach `handle_records`, not an agent
 
-    async def handle_records(records: Mapping[TP, Sequence[Any]], generation: int) -> bool:
+    async def handle_records(records: Mapping[TP, Sequence[Any]], generation: int) -> asyncio.Task | None:
         try:
             async with in_flight:
                 if app.consumer_generation_id != generation:
-                    return False  # fetched before a rebalance: faust seeks back; the owner reads them
+                    return None  # fetched before a rebalance: faust seeks back; the owner reads them
                 with collector_paused():
-                    await handle(records)
-                return True
+                    decided = await decide(records)
+                # Written after the write before it, under the leases held now.
+                task = asyncio.create_task(guarded(write(decided, dict(leases), list(writes))))
+                writes.append(task)
+                task.add_done_callback(lambda t: t in writes and writes.remove(t))
+                return task
+        except Exception:
+            log.critical("unexpected error while deciding a batch; exiting without commit", exc_info=True)
+            os._exit(70)
+
+    app.records_handler = handle_records
+
+    async def guarded(writing: Awaitable[bool]) -> bool:
+        try:
+            return await writing
         except Fenced as exc:
             # Only a worker that lost its group membership (stalled past the session timeout) gets
             # here. Its events must not be acked: stop now; the partition's owner replays them.
@@ -192,36 +227,37 @@ def create_app(settings: Settings) -> faust.App:
         except Exception:
             # Never let anything ack events that were not written. Stop hard; a restart replays
             # from the last commit.
-            log.critical("unexpected error while handling a batch; exiting without commit", exc_info=True)
+            log.critical("unexpected error while writing a batch; exiting without commit", exc_info=True)
             os._exit(70)
 
-    app.records_handler = handle_records
-
-    async def handle(records: Mapping[TP, Sequence[Any]]) -> None:
-        by_partition: dict[tuple[str, int], list[Message]] = {}
+    async def decide(records: Mapping[TP, Sequence[Any]]) -> Decided:
         now = time.time()
-        for tp, batch in records.items():
-            by_partition[(tp.topic, tp.partition)] = [
+        started = time.perf_counter()
+        await asyncio.to_thread(registry.refresh)
+        batches = []
+        for tp, fetched in records.items():
+            if tp.partition not in leases:  # leases are taken for every assigned partition: a bug, so do not ack
+                raise RuntimeError(f"events of partition {tp.partition} arrived without a lease")
+            messages = [
                 Message(
                     r.offset,
                     r.value or b"",
                     r.timestamp / 1000.0 if r.timestamp is not None else now,
                     r.key if r.key is not None else b"",
                 )
-                for r in batch
+                for r in fetched
             ]
-        started = time.perf_counter()
-        await asyncio.to_thread(registry.refresh)
-        batches = []
-        for (topic, partition), messages in by_partition.items():
-            if partition not in leases:  # leases are taken for every assigned partition: a bug, so do not ack
-                raise RuntimeError(f"events of partition {partition} arrived without a lease")
-            batches.append(processor.process(topic, partition, messages))
-        decided = time.perf_counter()
-        await asyncio.to_thread(sink.write_all, batches, leases)
+            batches.append(processor.process(tp.topic, tp.partition, messages))
+        return Decided(batches, sum(map(len, records.values())), started, time.perf_counter())
+
+    async def write(decided: Decided, owners: dict[int, str], before: list[asyncio.Task]) -> bool:
+        await asyncio.gather(*before)  # one write at a time, in the order decided
+        queued = time.perf_counter()
+        await asyncio.to_thread(sink.write_all, decided.batches, owners)
         written = time.perf_counter()
-        rejections = [row for batch in batches for row in batch.rejections]
-        del batches[:]  # the rows are written: free them before the trim below
+        rejections = [row for batch in decided.batches for row in batch.rejections]
+        partitions = len(decided.batches)
+        del decided.batches[:]  # the rows are written: free them before the trim below
         release_memory()
         for row in rejections:
             await rejected.send(
@@ -241,14 +277,16 @@ def create_app(settings: Settings) -> faust.App:
                 ),
             )
         log.info(
-            "batch: %d events of %d partitions in %.0f ms (decide %.0f, write %.0f); decisions so far %s",
-            sum(map(len, by_partition.values())),
-            len(by_partition),
-            (time.perf_counter() - started) * 1000,
-            (decided - started) * 1000,
-            (written - decided) * 1000,
+            "batch: %d events of %d partitions in %.0f ms (decide %.0f, write %.0f after %.0f queued); decisions so far %s",
+            decided.events,
+            partitions,
+            (time.perf_counter() - decided.started) * 1000,
+            (decided.decided - decided.started) * 1000,
+            (written - queued) * 1000,
+            (queued - decided.decided) * 1000,
             processor.counts,
         )
+        return True
 
     return app
 

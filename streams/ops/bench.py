@@ -80,6 +80,10 @@ class BenchReport:
     ratio_to_necessary: float = 0.0
     verify_us: float = 0.0
     worker_cpu_us_per_event: float = 0.0
+    # CPU per event of the embedded ClickHouse and broker while the workers caught up (0 where they are
+    # not local processes): on a box of few cores they share the cores with the workers.
+    clickhouse_cpu_us_per_event: float = 0.0
+    broker_cpu_us_per_event: float = 0.0
     exact: bool = False
     differences: list[str] = field(default_factory=list)
 
@@ -241,6 +245,12 @@ def proc_stats(pid: int) -> tuple[float, float]:
     return cpu, int(hwm.split()[1]) / 1024
 
 
+def server_cpu(settings: Settings) -> tuple[float, float]:
+    """CPU seconds so far of the embedded ClickHouse and broker (0 for one that is not ours)."""
+    found = (servers.read_record(settings, name) for name in ("clickhouse", "broker"))
+    return tuple(proc_stats(r.pid)[0] if r is not None else 0.0 for r in found)  # type: ignore[return-value]
+
+
 def run_bench(
     base: Settings,
     tps: int,
@@ -315,8 +325,12 @@ def run_bench(
                 time.sleep(0.05)
             report.join_s = time.perf_counter() - started
             joined = time.perf_counter()
+            servers_before = server_cpu(settings)
             wait_caught_up(settings, backlog, timeout_s=3600, progress=progress, workers=workers)
             report.catch_up_s = time.perf_counter() - joined
+            clickhouse_cpu, broker_cpu = (b - a for a, b in zip(servers_before, server_cpu(settings), strict=True))
+            report.clickhouse_cpu_us_per_event = round(1e6 * clickhouse_cpu / backlog, 1)
+            report.broker_cpu_us_per_event = round(1e6 * broker_cpu / backlog, 1)
             report.events_per_s = backlog / report.catch_up_s
             report.ratio_to_baseline = report.events_per_s / report.baseline_events_per_s
             report.ratio_to_necessary = report.events_per_s / report.necessary_events_per_s
