@@ -126,7 +126,7 @@ class Processor:
                         current,
                         new,
                         tally.gateway,
-                        orjson.dumps(tally.raw, option=SORTED).decode(),
+                        orjson.dumps(tally.raw, option=SORTED).decode() if self.log_events else "",
                         f"{partition}:{message.offset}",
                     )
                 elif tally.revision == self.in_totals[key]:
