@@ -22,6 +22,8 @@ from typing import Any
 import faust
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
+from faust.types.tuples import ack_lock
+from mode.utils.futures import notify
 
 # (records by partition, consumer generation at fetch) -> None if the records are not this worker's
 # to handle (never ack them), else an awaitable of the write: True when written and safe to ack.
@@ -98,11 +100,25 @@ class BulkConsumer(aiokafka_driver.Consumer):
         if not await written:
             return
         for tp, kept in fresh.items():
-            for record in kept:
-                self.ack(self._to_message(tp, record))
+            self._ack_offsets(tp, [record.offset for record in kept])
         if self._commit_every is not None and self._n_acked >= self._commit_every:
             self._n_acked = 0
             await self.commit()
+
+    def _ack_offsets(self, tp: TP, offsets: list[int]) -> None:
+        """faust's `Consumer.ack` for a fetch's offsets at once, without a faust Message per record
+        (building one and acking it cost ~5 us an event; nothing tracks these records as messages)."""
+        if not self.app.topics.acks_enabled_for(tp.topic):
+            return
+        with ack_lock:
+            committed = self._committed_offset[tp]
+            acked_index, acked = self._acked_index[tp], self._acked[tp]
+            for offset in offsets:
+                if (committed is None or offset >= committed) and offset not in acked_index:
+                    acked_index.add(offset)
+                    acked.append(offset)
+                    self._n_acked += 1
+            notify(self._waiting_for_ack)
 
 
 class BulkTransport(aiokafka_driver.Transport):

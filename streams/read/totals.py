@@ -40,20 +40,26 @@ def _collect(client: Client, sql: str, params: dict, as_of: datetime | None) -> 
     """Run a totals statement (rows: code, votes map, tps_reported, invalid, voters, read moment) and
     sum its rows per code; the moment answered is the one asked or, if later, the read's own."""
     sums: Sums = {}
+    merged: set[str] = set()  # codes summed from more than one row: their votes need sorting again
     read_at = datetime.now(UTC)
     for code, votes, reported, invalid, voters, at in client.query(f"{sql} {STAMP}", parameters=params).result_rows:
         read_at = at.replace(tzinfo=UTC) if at.tzinfo is None else at
         if code == "":
             continue
-        e = sums.setdefault(code, {"votes": {}, "tps_reported": 0, "invalid": 0, "voters": 0})
+        e = sums.get(code)
+        if e is None:  # most codes come in one row (a sumMap, keys sorted): take its map as it is
+            sums[code] = {"votes": votes, "tps_reported": reported, "invalid": invalid, "voters": voters}
+            continue
+        merged.add(code)
+        into = e["votes"]
         for choice, n in votes.items():
-            if choice:
-                e["votes"][choice] = e["votes"].get(choice, 0) + n
+            into[choice] = into.get(choice, 0) + n
         e["tps_reported"] += reported
         e["invalid"] += invalid
         e["voters"] += voters
-    for e in sums.values():
-        e["votes"] = {c: n for c, n in sorted(e["votes"].items()) if n}
+    for code, e in sums.items():
+        votes = sorted(e["votes"].items()) if code in merged else e["votes"].items()
+        e["votes"] = {c: n for c, n in votes if n and c}
     return sums, read_at if as_of is None else min(as_of, read_at)
 
 
