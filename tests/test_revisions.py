@@ -47,7 +47,7 @@ def test_correction_retracts_previous_revision():
     totals = TotalsDelta()
     first = Applied.from_tally(t())
     totals.apply(None, first)
-    second = Applied.from_tally(t(event_id="gw:2", revision=2, votes={"01": 100, "02": 90, "03": 40}, invalid=3), first)
+    second = Applied.from_tally(t(event_id="gw:2", revision=2, votes={"01": 100, "02": 90, "03": 30}, invalid=3), first)
     totals.apply(first, second)
     rows = {(level, region, choice): values for (_, level, region, choice), values in totals.rows.items()}
     assert rows[("national", "ID", "01")][0] == 100
@@ -60,7 +60,10 @@ def test_correction_retracts_previous_revision():
     assert [sum(column) for column in zip(*changes, strict=True)] == [0, 1, 3, second.voters, 2]
     first_row, second_row = totals.changes
     assert (first_row.old_revision, first_row.revision, second_row.old_revision, second_row.revision) == (0, 1, 1, 2)
-    assert second_row.deltas == {c: n - first.votes[c] for c, n in second.votes.items()}
+    # Only what moved: a choice whose count stayed is not in the change (every reader sums deltas).
+    assert second_row.deltas == {c: n - first.votes[c] for c, n in second.votes.items() if n != first.votes[c]}
+    assert second_row.deltas == {"01": -20, "02": 10}
+    assert first_row.deltas == {c: n for c, n in first.votes.items() if n}
     assert rows[("tps", "3171010001001", "0000000002")] == [0, 0, 3 - first.invalid, second.voters - first.voters, 1]
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from operator import sub
+from operator import itemgetter, sub
 from typing import Any
 
 from streams.core.regions import NATIONAL, PREFIX_LENGTH, region_of
@@ -37,6 +37,7 @@ WRITTEN_LEVELS = ("national", "province", "regency")
 ROLL_UP = (("district", "village"), ("regency", "district"), ("province", "regency"), ("national", "province"))
 
 Row = list[int]  # votes, tps_reported, invalid, voters, revision
+_count_of = itemgetter(1)  # of a (choice, count) pair: filter() keeps the pairs whose count is not 0
 NO_CHANGE: tuple = ({}, "", "", "", "")  # deltas, event_id, gateway, event, source of a row that is not a change
 
 
@@ -128,16 +129,18 @@ class TotalsDelta:
             summary[3] += voters
         # The TPS's change row, written in the same insert: the sum of revision over a TPS's rows says
         # which revision these totals include, even if the crash came before tally_current was written.
-        # Built by zip and map, not choice by choice in Python: a legislative tally has ~150 choices,
-        # and a per-choice loop here cost 12% of a worker's time. Zero deltas stay (sums ignore them).
+        # Built by zip, map and filter, not choice by choice in Python: a legislative tally has ~150
+        # choices, and a per-choice loop here cost 12% of a worker's time. Zero deltas are left out
+        # (every reader sums them): most candidates' columns are 0 at a TPS (59% of the entries on
+        # the simulated five-ballot night), and ClickHouse parsed each of them.
         if old is None:
-            deltas = dict(zip(new.choices, new.counts, strict=True))
+            deltas = dict(filter(_count_of, zip(new.choices, new.counts, strict=True)))
         elif old.choices is new.choices:
-            deltas = dict(zip(new.choices, map(sub, new.counts, old.counts), strict=True))
+            deltas = dict(filter(_count_of, zip(new.choices, map(sub, new.counts, old.counts), strict=True)))
         else:  # the same choices in another order (read back from ClickHouse)
-            before = old.votes
-            deltas = {c: n - before.get(c, 0) for c, n in zip(new.choices, new.counts, strict=True)}
-            deltas.update((c, -n) for c, n in before.items() if c not in deltas)
+            before, after = old.votes, new.votes
+            deltas = {c: n - before.get(c, 0) for c, n in after.items() if n != before.get(c, 0)}
+            deltas.update((c, -n) for c, n in before.items() if c not in after and n)
         self.changes.append(
             Change(
                 ballot,

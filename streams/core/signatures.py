@@ -66,6 +66,13 @@ class KeyRing:
             return None
         return DeviceKey(record[36:].decode(), record[:32], *self._windows[int.from_bytes(record[32:36], "little")])
 
+    def lookup(self, key_id: str) -> tuple[str, bytes, Window] | None:
+        """(tps, public key, window) of a key, without building a DeviceKey: the worker asks once an event."""
+        record = self._records.get(key_id)
+        if record is None:
+            return None
+        return record[36:].decode(), record[:32], self._windows[int.from_bytes(record[32:36], "little")]
+
     def __len__(self) -> int:
         return len(self._records)
 
@@ -121,23 +128,26 @@ def prepare_signature(
     if sig is None or key_id is None:
         missing = "$.sig" if sig is None else "$.key_id"
         return Finding(Reason.UNSIGNED, missing, "`sig` and `key_id` come together")
-    key = keys.get(key_id)
-    if key is None:
+    if isinstance(keys, KeyRing):
+        found = keys.lookup(key_id)
+    else:
+        key = keys.get(key_id)
+        found = None if key is None else (key.tps, key.public_key, (key.valid_from, key.valid_until, key.revoked_at))
+    if found is None:
         return Finding(Reason.UNKNOWN_KEY, "$.key_id", f"{key_id!r} is not a key of the registry")
-    if key.tps != tally.tps:
-        return Finding(Reason.WRONG_TPS_KEY, "$.key_id", f"{key_id!r} belongs to TPS {key.tps}, not {tally.tps}")
-    if key.revoked_at is not None and received_at >= key.revoked_at:
+    tps, public_key, (valid_from, valid_until, revoked_at) = found
+    if tps != tally.tps:
+        return Finding(Reason.WRONG_TPS_KEY, "$.key_id", f"{key_id!r} belongs to TPS {tps}, not {tally.tps}")
+    if revoked_at is not None and received_at >= revoked_at:
         return Finding(Reason.REVOKED_KEY, "$.key_id", f"{key_id!r} was revoked before this event was received")
-    if key.valid_from is not None or key.valid_until is not None:
+    if valid_from is not None or valid_until is not None:
         try:
             signed_at = epoch(tally.submitted_at)
         except ValueError:
             signed_at = None
         if signed_at is None:
             return Finding(Reason.EXPIRED_KEY, "$.submitted_at", f"{tally.submitted_at!r} is not a time with an offset")
-        if (key.valid_from is not None and signed_at < key.valid_from) or (
-            key.valid_until is not None and signed_at >= key.valid_until
-        ):
+        if (valid_from is not None and signed_at < valid_from) or (valid_until is not None and signed_at >= valid_until):
             return Finding(Reason.EXPIRED_KEY, "$.submitted_at", f"{tally.submitted_at} is outside the validity of {key_id!r}")
     try:
         signature = binascii.a2b_base64(sig, strict_mode=True)
@@ -145,7 +155,7 @@ def prepare_signature(
         return Finding(Reason.BAD_SIGNATURE, "$.sig", "not base64")
     if len(signature) != crypto_sign_BYTES:
         return Finding(Reason.BAD_SIGNATURE, "$.sig", f"{len(signature)} bytes, not {crypto_sign_BYTES}")
-    return Signed(signature + canonical(tally.raw), key.public_key, key_id)
+    return Signed(signature + canonical(tally.raw), public_key, key_id)
 
 
 def check_signature(tally: Tally, keys: KeyRing | Mapping[str, DeviceKey], required: bool, received_at: float) -> Finding | None:
