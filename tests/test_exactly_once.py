@@ -221,3 +221,28 @@ def test_a_retried_insert_dropped_by_its_token_is_not_taken_for_a_fence(ch):
     sink.write_all([batch], {0: "me"})  # the same inserts again, as after a timeout: dropped, no Fenced
     assert sink.written["fenced"] == 0
     assert verify(ch, truth) == []
+
+
+def test_a_worker_holds_the_state_of_its_own_partitions_only(ch):
+    """Issue 18: nothing in a worker grows with the partitions it does not own. Events of four
+    partitions are written; a worker that owns partitions 1 and 3 holds exactly their keys."""
+    sink = ClickHouseSink(ch)
+    messages, _ = events_with_corrections(ch)
+    deciders = {}
+    for partition in range(4):
+        sink.acquire_lease(TOPIC, partition, f"w{partition}")
+        deciders[partition] = worker_processor(sink)
+        deciders[partition].preload(partition, *sink.load_partition(partition))
+    by_tps = {}
+    for message in messages:  # the producer's partitioner: a TPS's events always go to one partition
+        tps = orjson.loads(message.value).get("tps", "")
+        by_tps.setdefault(tps, len(by_tps) % 4)
+    for partition, processor in deciders.items():
+        own = [m for m in messages if by_tps[orjson.loads(m.value).get("tps", "")] == partition]
+        sink.write(processor.process(TOPIC, partition, own), f"w{partition}")
+    owner = worker_processor(sink)
+    for partition in (1, 3):
+        owner.preload(partition, *sink.load_partition(partition))
+    expected = {key for p in (1, 3) for key in deciders[p].state}
+    assert set(owner.state) == expected and len(expected) > 50
+    assert not expected & {key for p in (0, 2) for key in deciders[p].state}

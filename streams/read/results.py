@@ -156,7 +156,9 @@ def verify(client: Client, truth: Mapping | Iterable[dict], max_report: int = 20
             dapils[ballot] = dapil_totals(client, ballot)
             held = {code: {**t, "parties": party_totals(t["votes"])} for code, t in dapils[ballot][0].items()}
         elif level == "tps":  # a province's TPS at a time: the only level too large to hold whole
-            held = {r["code"]: r for r in results(client, ballot, level, group.get("scope") or None)["regions"]}
+            # The sums `results` serves, without what it adds for readers (names, parties, dapils):
+            # the truth of a TPS is its votes, invalid and tps_reported.
+            held = region_sums(client, ballot, level, group.get("scope") or "")[0]
         else:  # the whole level once (a handful of queries), each group compared with its part of it
             if whole and next(iter(whole))[0] != ballot:
                 whole.clear()  # the truth comes a ballot at a time: hold one ballot's levels at most
