@@ -30,6 +30,7 @@ from streams.core.batch import Batch
 from streams.core.revisions import Applied
 
 log = logging.getLogger("tally.sink")
+REMIND_S = 30.0  # while ClickHouse is away, a reminder at most this often
 
 Key = tuple[str, str]  # (ballot, tps)
 T = TypeVar("T")
@@ -162,6 +163,12 @@ class ClickHouseSink:
         self.written = {"batches": 0, "current": 0, "totals": 0, "decisions": 0, "rejections": 0, "fenced": 0}
         # One HTTP session, used from the batch thread and the rebalance callbacks: one call at a time.
         self._lock = threading.Lock()
+        self.up = True  # ClickHouse took the last statement
+        self.down_since: float | None = None  # monotonic time of the first failure of an outage
+        self.reminded = 0.0
+        self.retries = 0
+        self.seconds = 0.0  # duration of the last statement that ClickHouse took
+        self.insert_seconds: dict[str, float] = {}  # table -> duration of its insert in the last write_all
 
     def call(self, what: str, read: Callable[[Client], T]) -> T:
         """Run a read against ClickHouse under the sink's lock, retrying while ClickHouse is away."""
@@ -212,6 +219,7 @@ class ClickHouseSink:
         owners = {b.partition: owners[b.partition] for b in batches}
         fence = self._fence(topic, owners)
         token = ",".join(f"{b.partition}:{b.first_offset}-{b.last_offset}" for b in batches)
+        self.insert_seconds = {}
         totals = [row for b in batches for row in b.totals.as_rows(b.partition)]
         for table, rows in (
             (TOTALS, totals),
@@ -243,24 +251,50 @@ class ClickHouseSink:
                 statement, None, body, settings={"insert_deduplication_token": token}, fmt="JSONCompactEachRow"
             ),
         )
+        self.insert_seconds[table.name] = self.seconds
         return int(summary.written_rows)
 
     def _retry(self, what: str, operation: Callable[[], T]) -> T:
+        """Run `operation` until ClickHouse takes it. While it is away: one warning when it goes, a
+        reminder at most every REMIND_S, and one line when it answers again (how long, how many retries)."""
         delay = 0.1
         while True:
             try:
                 with self._lock:
-                    return operation()
+                    started = time.monotonic()
+                    result = operation()
+                    self.seconds = time.monotonic() - started
             except Exception as exc:  # ClickHouse away or refusing: retry the same statement, same token
-                log.warning(
-                    "write to %s failed (%s: %s); retrying in %.1fs; no offset is committed meanwhile",
-                    what,
-                    type(exc).__name__,
-                    str(exc).splitlines()[0][:200] if str(exc) else "",
-                    delay,
-                )
+                self._failed(what, exc, delay)
                 self.sleep(delay)
                 delay = min(delay * 2, self.retry_max_s)
+                continue
+            if self.down_since is not None:
+                away = time.monotonic() - self.down_since
+                log.warning("ClickHouse answers again after %.1f s and %d retries; writing on", away, self.retries)
+                self.down_since, self.retries = None, 0
+            self.up = True
+            return result
+
+    def _failed(self, what: str, exc: Exception, delay: float) -> None:
+        now = time.monotonic()
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        self.up = False
+        self.retries += 1
+        if self.down_since is None:
+            self.down_since = self.reminded = now
+            log.warning(
+                "write to %s failed (%s); retrying in %.1fs and on; no offset is committed meanwhile", what, reason, delay
+            )
+        elif now - self.reminded >= REMIND_S:
+            self.reminded = now
+            log.warning(
+                "ClickHouse still refuses after %.0f s and %d retries (%s: %s); no offset is committed meanwhile",
+                now - self.down_since,
+                self.retries,
+                what,
+                reason,
+            )
 
     # -- state ----------------------------------------------------------------------------------------
     def load_partition(self, partition: int) -> tuple[Iterator[tuple[Key, Applied]], dict[Key, int]]:

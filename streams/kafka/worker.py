@@ -34,6 +34,9 @@ from streams.core.registry import Registry
 from streams.embedded.servers import kafka_bootstrap
 from streams.kafka.auth import faust_options
 from streams.kafka.bulk import BulkApp
+from streams.kafka.logs import logging_config
+from streams.kafka.metrics import WorkerMetrics
+from streams.kafka.produce import partition_lag
 from streams.kafka.verify_threads import ThreadVerifier
 from streams.settings import REJECTED, SUBMISSIONS, Settings
 
@@ -115,7 +118,10 @@ class RegistryCache:
         return self.registry
 
 
-def create_app(settings: Settings) -> faust.App:
+LAG_POLL_S = 10.0  # how often a worker reads the group's lag (and so whether the broker answers)
+
+
+def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faust.App:
     timeout = settings.rebalance_timeout_s
     datadir = settings.data_dir / "faust" / settings.group_id
     datadir.parent.mkdir(parents=True, exist_ok=True)  # faust makes the last level only
@@ -150,6 +156,7 @@ def create_app(settings: Settings) -> faust.App:
 
     submissions, rejected = raw_topic(SUBMISSIONS), raw_topic(REJECTED)
 
+    metrics = metrics or WorkerMetrics()
     sink = ClickHouseSink(connect(settings))
     registry = RegistryCache(sink)
     processor = Processor(registry.get, settings.require_signatures, settings.log, ThreadVerifier(settings.verify_threads))
@@ -186,6 +193,32 @@ def create_app(settings: Settings) -> faust.App:
             await settled()
             await take_leases(assigned, token)
         log.info("leases taken for partitions %s as %s; state of %d keys loaded", sorted(leases), token, len(processor.state))
+
+    # Read when scraped: they stay true while a write waits for ClickHouse.
+    metrics.clickhouse_up.set_function(lambda: float(sink.up))
+    metrics.state_keys.set_function(lambda: len(processor.state))
+    metrics.partitions.set_function(lambda: len(leases))
+    broker_down_since: list[float] = []  # monotonic time of the first failed poll of an outage
+
+    @app.timer(LAG_POLL_S, on_leader=False)
+    async def poll_lag() -> None:
+        """Lag per partition for /metrics, and whether the broker answers: one line when it stops
+        answering and one when it is back (aiokafka's own complaints are held back meanwhile)."""
+        topic = submissions.get_topic_name()
+        try:
+            offsets = await asyncio.wait_for(
+                partition_lag(kafka_bootstrap(settings), settings.group_id, topic, faust_options(settings)), LAG_POLL_S / 2
+            )
+        except Exception as exc:  # noqa: BLE001 - the broker away is what this poll is for
+            metrics.broker_up.set(0)
+            if not broker_down_since:
+                broker_down_since.append(time.monotonic())
+                log.warning("the broker does not answer (%s); events wait in Kafka, nothing is lost", type(exc).__name__)
+            return
+        metrics.broker_up.set(1)
+        metrics.lags(offsets)
+        if broker_down_since:
+            log.warning("the broker answers again after %.0f s", time.monotonic() - broker_down_since.pop())
 
     async def take_leases(assigned: set, token: str) -> None:
         processor.forget()
@@ -248,13 +281,17 @@ def create_app(settings: Settings) -> faust.App:
                 for r in fetched
             ]
             batches.append(processor.process(tp.topic, tp.partition, messages))
-        return Decided(batches, sum(map(len, records.values())), started, time.perf_counter())
+        decided = Decided(batches, sum(map(len, records.values())), started, time.perf_counter())
+        metrics.batch_events.observe(decided.events)
+        metrics.decide_seconds.observe(decided.decided - started)
+        return decided
 
     async def write(decided: Decided, owners: dict[int, str], before: list[asyncio.Task]) -> bool:
         await asyncio.gather(*before)  # one write at a time, in the order decided
         queued = time.perf_counter()
         await asyncio.to_thread(sink.write_all, decided.batches, owners)
         written = time.perf_counter()
+        metrics.written((row for batch in decided.batches for row in batch.decisions), sink.insert_seconds, time.time())
         rejections = [row for batch in decided.batches for row in batch.rejections]
         partitions = len(decided.batches)
         del decided.batches[:]  # the rows are written: free them before the trim below
@@ -291,7 +328,17 @@ def create_app(settings: Settings) -> faust.App:
     return app
 
 
-def run_worker(settings: Settings, loglevel: str = "info") -> None:
-    app = create_app(settings)
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+def run_worker(settings: Settings, loglevel: str = "info", log_format: str = "text", metrics_port: int | None = None) -> None:
+    metrics = WorkerMetrics()
+    if metrics_port is not None:
+        metrics.serve(metrics_port)
+    app = create_app(settings, metrics)
+    worker = faust.Worker(
+        app,
+        loglevel=loglevel,
+        quiet=True,
+        logging_config=logging_config(loglevel, log_format),
+        # mode would log each write to stderr as a record of its own: a traceback became one per character.
+        redirect_stdouts=False,
+    )
     worker.execute_from_commandline()

@@ -96,11 +96,16 @@ def worker(
     namespace: NamespaceOpt = None,
     batch_size: Annotated[int | None, typer.Option(help="events per batch at most")] = None,
     loglevel: Annotated[str, typer.Option(help="faust log level")] = "info",
+    log_format: Annotated[str, typer.Option(help="text, or json: one JSON object a line")] = "text",
+    metrics_port: Annotated[int | None, typer.Option(help="serve Prometheus metrics at :PORT/metrics")] = None,
 ) -> None:
     """Run one stream-processing worker (faust) until SIGTERM or SIGINT; several may run at once."""
     from streams.kafka.worker import run_worker
 
-    run_worker(settings_from(kafka, clickhouse, data_dir, namespace, batch_size=batch_size), loglevel=loglevel)
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter("text or json", param_hint="--log-format")
+    settings = settings_from(kafka, clickhouse, data_dir, namespace, batch_size=batch_size)
+    run_worker(settings, loglevel=loglevel, log_format=log_format, metrics_port=metrics_port)
 
 
 @app.command()
