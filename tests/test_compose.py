@@ -127,3 +127,17 @@ def test_one_logger_appends_the_log_with_the_operator_key_read_only():
     assert "TALLY_KAFKA" not in env  # it reads ClickHouse's change rows only
     assert urlparse(env["TALLY_CLICKHOUSE"]).username == "tally_writer"
     assert logger["depends_on"] == {"init": {"condition": "service_completed_successfully"}}
+
+
+def test_prometheus_scrapes_every_worker_and_the_api():
+    """Issue 20: workers serve metrics on the port Prometheus finds them at, by service name."""
+    config = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    worker = SERVICES["worker"]
+    port = int(worker["command"][worker["command"].index("--metrics-port") + 1])
+    assert jobs["worker"]["dns_sd_configs"] == [{"names": ["worker"], "type": "A", "port": port, "refresh_interval": "15s"}]
+    assert str(port) in worker["expose"] and "ports" not in worker  # reached inside the network, never published
+    assert jobs["api"]["static_configs"][0]["targets"] == ["api:8080"]
+    assert "prometheus" in SERVICES and "prometheus" in SERVICES["grafana"]["depends_on"]
+    datasource = yaml.safe_load((REPO / "deploy/grafana/provisioning/datasources/prometheus.yaml").read_text())
+    assert datasource["datasources"][0]["url"] == "http://prometheus:9090"

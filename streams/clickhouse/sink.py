@@ -92,6 +92,7 @@ DECISIONS = Table(
         ("src_partition", "UInt16"),
         ("src_offset", "UInt64"),
         ("received_at", "DateTime64(3)"),
+        ("src_epoch", "UInt32"),
     ),
 )
 REJECTIONS = Table(
@@ -107,6 +108,7 @@ REJECTIONS = Table(
         ("src_partition", "UInt16"),
         ("src_offset", "UInt64"),
         ("received_at", "DateTime64(3)"),
+        ("src_epoch", "UInt32"),
     ),
 )
 CURRENT = Table(
@@ -169,6 +171,7 @@ class ClickHouseSink:
         self.retries = 0
         self.seconds = 0.0  # duration of the last statement that ClickHouse took
         self.insert_seconds: dict[str, float] = {}  # table -> duration of its insert in the last write_all
+        self.epoch = 0  # the broker's incarnation of the topic (schemas/clickhouse/007_epochs.sql)
 
     def call(self, what: str, read: Callable[[Client], T]) -> T:
         """Run a read against ClickHouse under the sink's lock, retrying while ClickHouse is away."""
@@ -219,12 +222,15 @@ class ClickHouseSink:
         owners = {b.partition: owners[b.partition] for b in batches}
         fence = self._fence(topic, owners)
         token = ",".join(f"{b.partition}:{b.first_offset}-{b.last_offset}" for b in batches)
+        if self.epoch:  # offsets of another incarnation of the broker's topic: other tokens
+            token = f"{token}@{self.epoch}"
         self.insert_seconds = {}
         totals = [row for b in batches for row in b.totals.as_rows(b.partition)]
+        epoch = self.epoch
         for table, rows in (
             (TOTALS, totals),
-            (DECISIONS, [row for b in batches for row in b.decisions]),
-            (REJECTIONS, [row for b in batches for row in b.rejections]),
+            (DECISIONS, [(*row, epoch) for b in batches for row in b.decisions]),
+            (REJECTIONS, [(*row, epoch) for b in batches for row in b.rejections]),
             (CURRENT, [row for b in batches for row in b.current]),
         ):
             if rows and self._insert(table, rows, f"{table.name}:{topic}:{token}", fence) < len(rows):

@@ -45,6 +45,9 @@ class WorkerMetrics:
             "tally_last_write_timestamp_seconds", "When this worker last wrote a batch (Unix time)", registry=registry
         )
         self.broker_up = Gauge("tally_broker_up", "1 if the broker answered the last lag poll, else 0", registry=registry)
+        self.broker_epoch = Gauge(
+            "tally_broker_epoch", "Incarnation of the submissions topic: rises when the broker restarted empty", registry=registry
+        )
         self.clickhouse_up = Gauge("tally_clickhouse_up", "1 if ClickHouse took the last statement, else 0", registry=registry)
 
     def serve(self, port: int, address: str = "0.0.0.0") -> None:

@@ -52,6 +52,10 @@ def status(settings: Settings) -> dict:
         loads, loaded_at, tps = client.query(
             "SELECT count(), max(loaded_at), argMax(tps, loaded_at) FROM registry_loads"
         ).result_rows[0]
+        epochs = client.query(
+            "SELECT epoch, reason, detected_at FROM topic_epochs FINAL WHERE topic = {t:String} ORDER BY epoch",
+            parameters={"t": topic},
+        ).result_rows
         checkpoint = client.query(
             "SELECT size, hex(root), decided_at FROM log_checkpoints FINAL ORDER BY size DESC LIMIT 1"
         ).result_rows
@@ -62,6 +66,7 @@ def status(settings: Settings) -> dict:
             "decisions": decided,
             "events_per_s_last_minute": round(last_minute / 60, 1),
             "registry": {"loads": loads, "loaded_at": str(loaded_at) if loads else None, "tps": tps},
+            "broker_restarts": [{"epoch": e, "reason": r, "detected_at": str(at)} for e, r, at in epochs],
             "log_checkpoint": (
                 {"tree_size": checkpoint[0][0], "root_hash": checkpoint[0][1].lower(), "decided_at": str(checkpoint[0][2])}
                 if checkpoint
@@ -86,6 +91,11 @@ def print_status(data: dict, console: Console | None = None) -> None:
         f"[green]ClickHouse: reachable[/]; {len(ch['workers'])} worker(s) hold leases; "
         f"{ch['events_per_s_last_minute']:,} events/s over the last minute; decided so far {ch['decisions']}"
     )
+    for restart in ch["broker_restarts"]:
+        console.print(
+            f"[bold red]the broker restarted empty[/] (found {restart['detected_at']}; epoch {restart['epoch']}): "
+            f"{restart['reason']}. Resend from the gateways' logs (`tally produce`); counted events are not counted again."
+        )
     table = Table(title="partitions")
     for column in ("partition", "worker (lease)", "end offset", "committed", "lag"):
         table.add_column(column, justify="right" if column in ("end offset", "committed", "lag") else "left")

@@ -36,6 +36,7 @@ from streams.read.log_view import checkpoints as log_checkpoints
 from streams.read.log_view import consistency as log_consistency
 from streams.read.log_view import inclusion as log_inclusion
 from streams.read.log_view import leaves as log_leaves
+from streams.read.metrics import ApiMetrics
 from streams.read.openapi import OPENAPI
 from streams.read.results import results
 from streams.read.scopes import change_regions, check_ballot, check_region
@@ -334,7 +335,8 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
     async def start_warming(app: web.Application) -> None:
         app["warming"] = asyncio.create_task(warm(app))
 
-    app = web.Application()
+    metrics = ApiMetrics()
+    app = web.Application(middlewares=[metrics.middleware])
     app.on_startup.append(start_warming)
 
     async def results_answer(r: web.Request) -> dict:
@@ -469,6 +471,7 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
         endpoint(log_answer("/api/log/consistency", lambda r: log_consistency(client, int(r.query["from"]), int(r.query["to"])))),
     )
     app.router.add_get("/api/openapi.json", endpoint(lambda r: OPENAPI))
+    app.router.add_get("/metrics", metrics.scrape)
     app.router.add_get("/", lambda r: web.FileResponse(PAGE))
     return app
 
