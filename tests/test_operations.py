@@ -131,14 +131,14 @@ def test_sigterm_with_the_broker_gone_stops_within_10_s_and_loses_nothing(stack,
 
     broker, settings = broker_up()
     tally(settings, "init")
-    tally(settings, "simulate", "--tps", "1500", "--seed", "9", "--out", str(out), "--dry-run")
+    tally(settings, "simulate", "--tps", "1500", "--seed", "9", "--out", str(out), "--dry-run")  # ~1,600 events
     tally(settings, "registry", "load", str(out / "registry.jsonl"))
     log = tmp_path / "worker-1.log"
     worker = start_worker(settings, log)
     try:
         wait_for(lambda: b"leases taken" in log.read_bytes(), what="the worker's leases")
         producer = subprocess.Popen(
-            [sys.executable, "-m", "streams", "produce", str(out / "events.jsonl"), "--rate", "1500"],
+            [sys.executable, "-m", "streams", "produce", str(out / "events.jsonl"), "--rate", "300"],
             cwd=REPO,
             env=env_of(settings),
             stdout=subprocess.DEVNULL,
@@ -146,7 +146,7 @@ def test_sigterm_with_the_broker_gone_stops_within_10_s_and_loses_nothing(stack,
         )
         wait_for(lambda: log.read_bytes().count(b"batch:") >= 2, what="batches written")
         broker.kill()  # the broker dies mid-night ...
-        producer.wait(timeout=60)
+        producer.kill()
         time.sleep(3)
         worker.send_signal(signal.SIGTERM)  # ... and the operator stops the worker
         stopped = time.monotonic()
@@ -184,3 +184,51 @@ def test_the_api_serves_its_metrics(pipeline):
     assert metrics[("tally_api_requests_total", (("route", "/api/results"), ("status", "200")))] == 1
     assert metrics[("tally_api_request_seconds_count", (("route", "/api/results"),))] == 1
     assert any(name == "tally_api_requests_total" and dict(labels)["route"] == "/api/tps/{code}" for name, labels in metrics)
+
+
+def test_sigterm_with_clickhouse_gone_stops_within_10_s_and_loses_nothing(stack, tmp_path):
+    """A ClickHouse server of its own goes away mid-night; the worker, its write retrying, is stopped
+    and must be gone within 10 s. ClickHouse and a worker come back: the night is exact."""
+    data_dir, port = tmp_path / "own", servers.free_port()
+    command = [sys.executable, "-m", "streams", "clickhouse", "--data-dir", str(data_dir), "--port", str(port)]
+    server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    ns = f"chstop{os.getpid()}"
+    settings = stack.override(clickhouse=f"http://127.0.0.1:{port}/{ns}", namespace=f"{ns}.", partitions=2)
+    out = tmp_path / "night"
+    try:
+        wait_for(lambda: servers.port_open("127.0.0.1", port), timeout=60, what="ClickHouse")
+        tally(settings, "init")
+        tally(settings, "simulate", "--tps", "1500", "--seed", "10", "--out", str(out), "--dry-run")
+        tally(settings, "registry", "load", str(out / "registry.jsonl"))
+        log = tmp_path / "worker-1.log"
+        worker = start_worker(settings, log)
+        wait_for(lambda: b"leases taken" in log.read_bytes(), what="the worker's leases")
+        producer = subprocess.Popen(
+            [sys.executable, "-m", "streams", "produce", str(out / "events.jsonl"), "--rate", "300"],
+            cwd=REPO,
+            env=env_of(settings),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for(lambda: log.read_bytes().count(b"batch:") >= 2, what="batches written")
+        server.send_signal(signal.SIGTERM)  # ClickHouse goes away mid-night: the next write retries ...
+        server.wait(timeout=30)
+        wait_for(lambda: b"retrying in" in log.read_bytes(), timeout=30, what="a failed write")
+        worker.send_signal(signal.SIGTERM)  # ... and the operator stops the worker
+        stopped = time.monotonic()
+        worker.wait(timeout=30)
+        assert time.monotonic() - stopped <= 10, "the worker took more than 10 s to stop"
+        producer.wait(timeout=60)
+        server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        wait_for(lambda: servers.port_open("127.0.0.1", port), timeout=60, what="ClickHouse again")
+        worker = start_worker(settings, tmp_path / "worker-2.log")
+        total = sum(1 for line in (out / "events.jsonl").open("rb") if line.strip())
+        wait_caught_up(settings, total, timeout_s=180)
+        assert verify(connect(settings), read_truth(out / "truth.jsonl")) == []
+    finally:
+        for proc in (locals().get("worker"), locals().get("producer")):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=15)
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)

@@ -36,7 +36,7 @@ from streams.embedded.servers import kafka_bootstrap
 from streams.kafka.auth import faust_options, kafka_options
 from streams.kafka.bulk import BulkApp
 from streams.kafka.epochs import changed_partitions, current_epoch, last_decided, next_epoch
-from streams.kafka.logs import logging_config
+from streams.kafka.logs import REMIND_S, logging_config
 from streams.kafka.metrics import WorkerMetrics
 from streams.kafka.produce import partition_lag
 from streams.kafka.verify_threads import ThreadVerifier
@@ -213,14 +213,19 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faus
             )
         except Exception as exc:  # noqa: BLE001 - the broker away is what this poll is for
             metrics.broker_up.set(0)
-            if not broker_down_since:
-                broker_down_since.append(time.monotonic())
-                log.warning("the broker does not answer (%s); events wait in Kafka, nothing is lost", type(exc).__name__)
+            broker_down_since.append(time.monotonic())
+            if len(broker_down_since) == 1:
+                log.warning("the broker does not answer (%s); nothing is acked meanwhile", type(exc).__name__)
+            elif len(broker_down_since) % round(REMIND_S / LAG_POLL_S) == 1:  # a reminder every 30 s
+                away = broker_down_since[-1] - broker_down_since[0]
+                log.warning("the broker still does not answer after %.0f s (%d failed polls)", away, len(broker_down_since))
             return
         metrics.broker_up.set(1)
         metrics.lags(offsets)
         if broker_down_since:
-            log.warning("the broker answers again after %.0f s", time.monotonic() - broker_down_since.pop())
+            away, polls = time.monotonic() - broker_down_since[0], len(broker_down_since)
+            broker_down_since.clear()
+            log.warning("the broker answers again after %.0f s and %d failed polls", away, polls)
 
     async def take_leases(assigned: set, token: str) -> None:
         processor.forget()
@@ -237,7 +242,18 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faus
         """Is the broker's log still the one ClickHouse decided on? (`streams.kafka.epochs`)"""
         epoch = await asyncio.to_thread(current_epoch, sink, topic)
         decided = await asyncio.to_thread(last_decided, sink, list(leases), epoch)
-        changed = await changed_partitions(kafka_bootstrap(settings), topic, decided, kafka_options(settings))
+        try:
+            changed = await asyncio.wait_for(
+                changed_partitions(kafka_bootstrap(settings), topic, decided, kafka_options(settings)), 30
+            )
+        except Exception as exc:  # noqa: BLE001 - the group just assigned us, so the broker answers; if not, say so
+            log.error(
+                "could not check whether the broker restarted empty (%s: %s); counting on as epoch %d",
+                type(exc).__name__,
+                exc,
+                epoch,
+            )
+            changed = {}
         if changed:
             reason = "; ".join(f"partition {p}: {why}" for p, why in sorted(changed.items()))
             log.critical(
