@@ -107,8 +107,9 @@ class Workers:
             except subprocess.TimeoutExpired:
                 proc.kill()
 
-    def logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.log_dir.glob("worker-*.log")))
+    def logs(self, tail: int | None = 3000) -> str:
+        """The workers' logs, the last `tail` characters of each (None: all of them)."""
+        return "\n".join(p.read_text(errors="replace")[-tail if tail else 0 :] for p in sorted(self.log_dir.glob("worker-*.log")))
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 import orjson
 
 REMIND_S = 30.0
-NOISY = ("aiokafka", "kafka", "faust", "mode")  # the libraries that log every retry
+NOISY = ("aiokafka", "kafka", "faust", "mode", "urllib3")  # the libraries that log every retry
 TEXT_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"  # faust's own, kept for readers' habits
 
 
