@@ -47,6 +47,22 @@ def start_worker(settings, log: Path, *args: str) -> subprocess.Popen:
     )
 
 
+def counting(settings, out: Path, log: Path) -> tuple[subprocess.Popen, subprocess.Popen]:
+    """A worker counting the night in `out` while a gateway sends it at 300 events/s, once the worker
+    has written two batches: the moment a dependency is taken away in the tests below."""
+    worker = start_worker(settings, log)
+    wait_for(lambda: b"leases taken" in log.read_bytes(), what="the worker's leases")
+    producer = subprocess.Popen(
+        [sys.executable, "-m", "streams", "produce", str(out / "events.jsonl"), "--rate", "300"],
+        cwd=REPO,
+        env=env_of(settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    wait_for(lambda: log.read_bytes().count(b"batch:") >= 2, what="batches written")
+    return worker, producer
+
+
 def wait_for(check, timeout: float = 90, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -134,17 +150,9 @@ def test_sigterm_with_the_broker_gone_stops_within_10_s_and_loses_nothing(stack,
     tally(settings, "simulate", "--tps", "1500", "--seed", "9", "--out", str(out), "--dry-run")  # ~1,600 events
     tally(settings, "registry", "load", str(out / "registry.jsonl"))
     log = tmp_path / "worker-1.log"
-    worker = start_worker(settings, log)
+    worker = None
     try:
-        wait_for(lambda: b"leases taken" in log.read_bytes(), what="the worker's leases")
-        producer = subprocess.Popen(
-            [sys.executable, "-m", "streams", "produce", str(out / "events.jsonl"), "--rate", "300"],
-            cwd=REPO,
-            env=env_of(settings),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )
-        wait_for(lambda: log.read_bytes().count(b"batch:") >= 2, what="batches written")
+        worker, producer = counting(settings, out, log)
         broker.kill()  # the broker dies mid-night ...
         producer.kill()
         time.sleep(3)
@@ -153,7 +161,7 @@ def test_sigterm_with_the_broker_gone_stops_within_10_s_and_loses_nothing(stack,
         worker.wait(timeout=30)
         assert time.monotonic() - stopped <= 10, "the worker took more than 10 s to stop"
     finally:
-        if worker.poll() is None:
+        if worker is not None and worker.poll() is None:
             worker.kill()
         broker.kill()
     said = log.read_bytes()
@@ -201,16 +209,7 @@ def test_sigterm_with_clickhouse_gone_stops_within_10_s_and_loses_nothing(stack,
         tally(settings, "simulate", "--tps", "1500", "--seed", "10", "--out", str(out), "--dry-run")
         tally(settings, "registry", "load", str(out / "registry.jsonl"))
         log = tmp_path / "worker-1.log"
-        worker = start_worker(settings, log)
-        wait_for(lambda: b"leases taken" in log.read_bytes(), what="the worker's leases")
-        producer = subprocess.Popen(
-            [sys.executable, "-m", "streams", "produce", str(out / "events.jsonl"), "--rate", "300"],
-            cwd=REPO,
-            env=env_of(settings),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )
-        wait_for(lambda: log.read_bytes().count(b"batch:") >= 2, what="batches written")
+        worker, producer = counting(settings, out, log)
         server.send_signal(signal.SIGTERM)  # ClickHouse goes away mid-night: the next write retries ...
         server.wait(timeout=30)
         wait_for(lambda: b"retrying in" in log.read_bytes(), timeout=30, what="a failed write")
