@@ -63,6 +63,13 @@ def counting(settings, out: Path, log: Path) -> tuple[subprocess.Popen, subproce
     return worker, producer
 
 
+def stop(broker: subprocess.Popen) -> None:
+    """Stop a `tally broker`: SIGTERM, which it passes on to Tansu. SIGKILL would leave Tansu running."""
+    if broker.poll() is None:
+        broker.send_signal(signal.SIGTERM)
+        broker.wait(timeout=20)
+
+
 def wait_for(check, timeout: float = 90, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -153,7 +160,7 @@ def test_sigterm_with_the_broker_gone_stops_within_10_s_and_loses_nothing(stack,
     worker = None
     try:
         worker, producer = counting(settings, out, log)
-        broker.kill()  # the broker dies mid-night ...
+        stop(broker)  # the broker dies mid-night ...
         producer.kill()
         time.sleep(3)
         worker.send_signal(signal.SIGTERM)  # ... and the operator stops the worker
@@ -163,7 +170,7 @@ def test_sigterm_with_the_broker_gone_stops_within_10_s_and_loses_nothing(stack,
     finally:
         if worker is not None and worker.poll() is None:
             worker.kill()
-        broker.kill()
+        stop(broker)
     said = log.read_bytes()
     assert b"still stopping after" in said or b"Stopping..." in said
     assert not re.search(rb"\] .\n", said), "a traceback was logged a character a line"
@@ -181,7 +188,7 @@ def test_sigterm_with_the_broker_gone_stops_within_10_s_and_loses_nothing(stack,
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=15)
-        broker.kill()
+        stop(broker)
 
 
 def test_the_api_serves_its_metrics(pipeline):
@@ -231,3 +238,50 @@ def test_sigterm_with_clickhouse_gone_stops_within_10_s_and_loses_nothing(stack,
                 proc.wait(timeout=15)
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def test_a_running_worker_notices_the_broker_restarted_empty_and_the_resent_night_counts_once(stack, tmp_path):
+    """The broker dies and comes back empty on the same address while the worker keeps running; the
+    gateways resend a while later, in another order. The worker's consumer resets to the new log's
+    start; the worker notices the offsets went back, starts the next epoch before deciding, and counts
+    the night exactly."""
+    port = servers.free_port()
+    ns = f"again{os.getpid()}"
+    out = tmp_path / "night"
+    settings = stack.override(kafka=f"127.0.0.1:{port}", clickhouse=f"{stack.clickhouse}/{ns}", namespace=f"{ns}.", partitions=2)
+
+    def broker_up() -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streams", "broker", "--data-dir", str(tmp_path / "b"), "--port", str(port)],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for(lambda: servers.port_open("127.0.0.1", port), timeout=30, what="the broker")
+        asyncio.run(create_topics(settings, settings.kafka))
+        return proc
+
+    broker = broker_up()
+    tally(settings, "init")
+    tally(settings, "simulate", "--tps", "800", "--seed", "12", "--out", str(out), "--dry-run")
+    tally(settings, "registry", "load", str(out / "registry.jsonl"))
+    lines = [line for line in (out / "events.jsonl").read_bytes().splitlines() if line.strip()]
+    half = len(lines) // 2
+    log = tmp_path / "worker.log"
+    worker = start_worker(settings, log)
+    try:
+        wait_for(lambda: b"leases taken" in log.read_bytes(), what="the worker's leases")
+        tally(settings, "produce", "-", stdin=b"\n".join(lines[:half]) + b"\n")
+        wait_caught_up(settings, half, timeout_s=120)
+        stop(broker)
+        broker = broker_up()  # the same address, nothing in it
+        time.sleep(8)  # the worker's consumer finds its position gone and resets to the new log's start
+        tally(settings, "produce", "-", stdin=b"\n".join(lines[half:] + lines[:half]) + b"\n")  # another order
+        wait_caught_up(settings, len(lines), timeout_s=180)
+        assert worker.poll() is None  # the same worker, never restarted
+        assert verify(connect(settings), read_truth(out / "truth.jsonl")) == []
+        assert b"THE BROKER RESTARTED EMPTY" in log.read_bytes()
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=15)
+        stop(broker)
