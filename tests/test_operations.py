@@ -63,6 +63,18 @@ def counting(settings, out: Path, log: Path) -> tuple[subprocess.Popen, subproce
     return worker, producer
 
 
+def start_broker(data_dir: Path, port: int) -> subprocess.Popen:
+    """A `tally broker` of its own on `port`, once it listens."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streams", "broker", "--data-dir", str(data_dir), "--port", str(port)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    wait_for(lambda: servers.port_open("127.0.0.1", port), timeout=30, what="the broker")
+    return proc
+
+
 def stop(broker: subprocess.Popen) -> None:
     """Stop a `tally broker`: SIGTERM, which it passes on to Tansu. SIGKILL would leave Tansu running."""
     if broker.poll() is None:
@@ -139,13 +151,7 @@ def test_sigterm_with_the_broker_gone_stops_within_10_s_and_loses_nothing(stack,
 
     def broker_up() -> tuple[subprocess.Popen, object]:
         port = servers.free_port()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streams", "broker", "--data-dir", str(tmp_path / "b"), "--port", str(port)],
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )
-        wait_for(lambda: servers.port_open("127.0.0.1", port), timeout=30, what="the broker")
+        proc = start_broker(tmp_path / "b", port)
         settings = stack.override(
             kafka=f"127.0.0.1:{port}", clickhouse=f"{stack.clickhouse}/{ns}", namespace=f"{ns}.", partitions=2
         )
@@ -242,22 +248,16 @@ def test_sigterm_with_clickhouse_gone_stops_within_10_s_and_loses_nothing(stack,
 
 def test_a_running_worker_notices_the_broker_restarted_empty_and_the_resent_night_counts_once(stack, tmp_path):
     """The broker dies and comes back empty on the same address while the worker keeps running; the
-    gateways resend a while later, in another order. The worker's consumer resets to the new log's
-    start; the worker notices the offsets went back, starts the next epoch before deciding, and counts
-    the night exactly."""
+    gateways resend a while later, in another order. When Tansu is back the group rejoins; at that
+    assignment the worker finds the log is not the one it decided on, starts the next epoch before
+    deciding anything, and counts the night exactly."""
     port = servers.free_port()
     ns = f"again{os.getpid()}"
     out = tmp_path / "night"
     settings = stack.override(kafka=f"127.0.0.1:{port}", clickhouse=f"{stack.clickhouse}/{ns}", namespace=f"{ns}.", partitions=2)
 
     def broker_up() -> subprocess.Popen:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streams", "broker", "--data-dir", str(tmp_path / "b"), "--port", str(port)],
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )
-        wait_for(lambda: servers.port_open("127.0.0.1", port), timeout=30, what="the broker")
+        proc = start_broker(tmp_path / "b", port)
         asyncio.run(create_topics(settings, settings.kafka))
         return proc
 
