@@ -8,6 +8,7 @@ import pytest
 from streams.gateways.truth import merge_truth
 from streams.ops.demo import wait_caught_up
 from streams.read.results import read_truth
+from streams.read.verify_tps import tps_truth
 from tests.conftest import api_server, get, tally
 
 
@@ -19,7 +20,8 @@ def api(pipeline, workers, tmp_path):
     events = (out / "events.jsonl").read_bytes().splitlines()
     wait_caught_up(pipeline, len(events), timeout_s=120)
     with api_server(pipeline) as port:
-        yield port, merge_truth(read_truth(out / "truth.jsonl"))["ballots"]["PPWP"], events
+        truth = merge_truth(read_truth(out / "truth.jsonl"))["ballots"]["PPWP"]
+        yield port, {**truth, "tps": tps_truth(out / "truth.jsonl", out / "truth-tps.jsonl", "PPWP")}, events
 
 
 def test_results_endpoint_equals_the_cli_and_adds_percent_and_turnout(api, pipeline):

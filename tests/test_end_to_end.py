@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer
 from streams.gateways.truth import merge_truth
 from streams.ops.demo import wait_caught_up
 from streams.read.results import read_truth
+from streams.read.verify_tps import tps_truth
 from tests.conftest import tally
 
 
@@ -110,7 +111,8 @@ def test_results_region_scope(pipeline, workers, tmp_path):
     itself = orjson.loads(tally(pipeline, "results", "--level", "province", "--region", "32", "--json").stdout)
     assert [r["code"] for r in itself["regions"]] == ["32"]
     assert itself["regions"][0]["votes"] == truth["province"]["32"]["votes"]
-    some_tps = next(iter(truth["tps"]))
+    tps = tps_truth(out / "truth.jsonl", out / "truth-tps.jsonl", "PPWP")
+    some_tps = next(iter(tps))
     one = orjson.loads(tally(pipeline, "results", "--level", "tps", "--region", some_tps, "--json").stdout)
     assert [r["code"] for r in one["regions"]] == [some_tps]
-    assert one["regions"][0]["votes"] == truth["tps"][some_tps]["votes"]
+    assert one["regions"][0]["votes"] == tps[some_tps]["votes"]

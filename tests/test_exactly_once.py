@@ -120,7 +120,7 @@ def test_clickhouse_away_for_a_while_loses_nothing(stack, tmp_path):
         wait_port(port)
         producer.wait(timeout=120)
         wait_caught_up(settings, 3000, timeout_s=180)
-        assert verify(connect(settings), read_truth(out / "truth.jsonl")) == []
+        assert verify(connect(settings), read_truth(out / "truth.jsonl"), tps_file=out / "truth-tps.jsonl") == []
         said = pool.logs(tail=None)
         assert "retrying in" in said  # the worker said so clearly, once, and when it was back
         assert "ClickHouse answers again after" in said

@@ -186,7 +186,7 @@ def test_sigterm_with_the_broker_gone_stops_within_10_s_and_loses_nothing(stack,
         tally(settings, "produce", str(out / "events.jsonl"))
         total = sum(1 for line in (out / "events.jsonl").open("rb") if line.strip())
         wait_caught_up(settings, total, timeout_s=180)
-        assert verify(connect(settings), read_truth(out / "truth.jsonl")) == []
+        assert verify(connect(settings), read_truth(out / "truth.jsonl"), tps_file=out / "truth-tps.jsonl") == []
         assert b"THE BROKER RESTARTED EMPTY" in (tmp_path / "worker-2.log").read_bytes()
         assert connect(settings).command("SELECT max(epoch) FROM topic_epochs") == 1
         status = orjson.loads(tally(settings, "status", "--json").stdout)
@@ -236,7 +236,7 @@ def test_sigterm_with_clickhouse_gone_stops_within_10_s_and_loses_nothing(stack,
         worker = start_worker(settings, tmp_path / "worker-2.log")
         total = sum(1 for line in (out / "events.jsonl").open("rb") if line.strip())
         wait_caught_up(settings, total, timeout_s=180)
-        assert verify(connect(settings), read_truth(out / "truth.jsonl")) == []
+        assert verify(connect(settings), read_truth(out / "truth.jsonl"), tps_file=out / "truth-tps.jsonl") == []
     finally:
         for proc in (locals().get("worker"), locals().get("producer")):
             if proc is not None and proc.poll() is None:
@@ -279,7 +279,7 @@ def test_a_running_worker_notices_the_broker_restarted_empty_and_the_resent_nigh
         tally(settings, "produce", "-", stdin=b"\n".join(lines[half:] + lines[:half]) + b"\n")  # another order
         wait_caught_up(settings, len(lines), timeout_s=180)
         assert worker.poll() is None  # the same worker, never restarted
-        assert verify(connect(settings), read_truth(out / "truth.jsonl")) == []
+        assert verify(connect(settings), read_truth(out / "truth.jsonl"), tps_file=out / "truth-tps.jsonl") == []
         assert b"THE BROKER RESTARTED EMPTY" in log.read_bytes()
     finally:
         worker.send_signal(signal.SIGTERM)

@@ -24,7 +24,7 @@ def test_forged_replayed_and_revoked_never_count_and_the_audit_shows_why(pipelin
     events = (out / "events.jsonl").read_bytes().splitlines()
     truth = list(read_truth(out / "truth.jsonl"))
     wait_caught_up(pipeline, len(events), timeout_s=120)
-    assert verify(ch, truth) == []  # not one forged vote counted
+    assert verify(ch, truth, tps_file=out / "truth-tps.jsonl") == []  # not one forged vote counted
     rejected = dict(ch.query("SELECT reasons[1], count() FROM tally_rejections FINAL GROUP BY 1").result_rows)
     assert set(rejected) == {"UNSIGNED", "BAD_SIGNATURE", "WRONG_TPS_KEY"}
 
@@ -35,7 +35,7 @@ def test_forged_replayed_and_revoked_never_count_and_the_audit_shows_why(pipelin
     after = decisions(ch)
     assert after["applied"] == applied_before  # each replayed tally is a duplicate or stale, never applied
     assert after["duplicate"] + after.get("stale", 0) >= applied_before
-    assert verify(ch, truth) == []
+    assert verify(ch, truth, tps_file=out / "truth-tps.jsonl") == []
 
     # A device is stolen: its key is revoked, then a correctly signed 'correction' arrives.
     corrected = next(orjson.loads(e) for e in events if b'"revision":2' in e and b'"sig"' in e)
@@ -47,7 +47,7 @@ def test_forged_replayed_and_revoked_never_count_and_the_audit_shows_why(pipelin
     stolen = sign(forged, device_secret_key(SEED, victim), key_id_of(victim))
     tally(pipeline, "produce", "-", stdin=orjson.dumps(stolen) + b"\n")
     wait_caught_up(pipeline, 2 * len(events) + 1, timeout_s=60)
-    assert verify(ch, truth) == []
+    assert verify(ch, truth, tps_file=out / "truth-tps.jsonl") == []
 
     trail = [orjson.loads(line) for line in tally(pipeline, "audit", "--tps", victim, "--json").stdout.splitlines()]
     assert trail[-1]["event_id"] == "stolen:1"

@@ -89,8 +89,7 @@ def run_simulation(
                 )
             )
     if out is not None:
-        with (out / "truth.jsonl").open("wb") as fh:
-            truth.write_lines(fh)
+        truth.write_files(out)
     print(
         f"{'wrote' if dry_run else 'produced'} {expected} events for {len(shape.tps)} TPS" + (f"; files in {out}" if out else "")
     )

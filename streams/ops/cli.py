@@ -194,6 +194,9 @@ def produce(
 @app.command()
 def verify(
     truth: Annotated[Path, typer.Option(help="truth.jsonl written by simulate --out")],
+    tps_truth: Annotated[
+        Path | None, typer.Option(help="its TPS, compared in ClickHouse; default: truth-tps.jsonl beside --truth")
+    ] = None,
     clickhouse: ClickHouseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -201,14 +204,27 @@ def verify(
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
     from streams.clickhouse.client import connect
+    from streams.gateways.truth import TRUTH_TPS
     from streams.read.log_view import checkpoint_differences
     from streams.read.results import read_truth
     from streams.read.results import verify as verify_truth
 
     client = connect(settings_from(clickhouse=clickhouse, data_dir=data_dir))
+    tps_file = tps_truth or truth.with_name(TRUTH_TPS)
+    if not tps_file.exists():
+        if tps_truth is not None:
+            fail(f"no such file: {tps_truth}")
+        typer.secho(f"verify: no {TRUTH_TPS} beside {truth}: the votes of TPS, villages and districts go unchecked", err=True)
+    size = tps_file.stat().st_size if tps_file.exists() else 0
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn()) as progress:
-        task = progress.add_task("verify: every level of every ballot", total=truth.stat().st_size)
-        differences = verify_truth(client, read_truth(truth, lambda n: progress.update(task, completed=n)))
+        task = progress.add_task("verify: every level of every ballot", total=truth.stat().st_size + size)
+        groups = read_truth(truth, lambda n: progress.update(task, completed=n))
+        differences = verify_truth(
+            client,
+            groups,
+            tps_file=tps_file if size else None,
+            progress=lambda n: progress.update(task, completed=truth.stat().st_size + n),
+        )
     differences += checkpoint_differences(client)  # the log's latest signed totals, if there is a log
     if differences:
         typer.echo("\n".join(differences))

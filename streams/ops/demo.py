@@ -16,6 +16,7 @@ from streams.clickhouse.client import connect
 from streams.embedded import servers
 from streams.gateways.gateway import run_simulation
 from streams.gateways.simulate import Plan
+from streams.gateways.truth import TRUTH, TRUTH_TPS
 from streams.kafka.auth import kafka_options
 from streams.kafka.produce import consumer_lag
 from streams.read.api import serve
@@ -126,7 +127,7 @@ def run_demo(base: Settings, n_tps: int, seed: int, serve_port: int | None = 808
         ) as progress:
             wait_caught_up(settings, produced, progress=progress, workers=[worker])
         client = connect(settings)
-        differences = verify(client, read_truth(out / "truth.jsonl"))
+        differences = verify(client, read_truth(out / TRUTH), tps_file=out / TRUTH_TPS)
         print_results(results(client, "PPWP", "national"), console)
         print_results(results(client, "PPWP", "province"), console)
         print_seats(seats(client, "DPR", settings.dpr_threshold), console)

@@ -21,6 +21,7 @@ from streams.core.regions import LEVELS, NATIONAL, child_level, level_of
 from streams.core.seats import LEGISLATIVE, PARTY_BALLOTS, party_totals, reported_votes
 from streams.read.dapils import ballot_view, dapil_totals
 from streams.read.totals import region_sums
+from streams.read.verify_tps import TruthTable, choices_of
 
 
 def resolve_scope(level: str | None, region: str | None) -> tuple[str, str]:
@@ -138,18 +139,44 @@ def truth_groups(truth: Mapping | Iterable[dict]) -> Iterator[dict]:
         yield from truth
 
 
-def verify(client: Client, truth: Mapping | Iterable[dict], max_report: int = 20) -> list[str]:
+def verify(
+    client: Client,
+    truth: Mapping | Iterable[dict],
+    max_report: int = 20,
+    tps_file: Path | None = None,
+    progress: Callable[[int], object] | None = None,
+) -> list[str]:
     """Every difference between ClickHouse and the truth, at every level of every ballot (empty = exact).
     One group of the truth at a time, against ClickHouse's results for the same scope: a level is read
     whole once (the TPS level a province at a time), so a five-ballot night takes tens of queries a
     ballot, not several per province. A TPS that ClickHouse counts in a province the truth does not
-    list shows at province level."""
+    list shows at province level.
+
+    A truth written by `tally simulate --out` leaves its TPS to `tps_file` (`truth-tps.jsonl`), compared
+    in ClickHouse with the votes of villages and districts (read.verify_tps; `progress` hears how many
+    of its bytes were loaded); its district and village lines then carry only their TPS totals."""
     differences: list[str] = []
     whole: dict[tuple[str, str], dict[str, dict]] = {}  # (ballot, level) -> region -> results
     dapils: dict[str, tuple] = {}  # ballot -> its dapils' totals, read once for totals and seats
+    choices: dict[str, dict[str, list[str]]] = {}  # ballot -> dapil -> choices, to read tps_file by
+    tps_totals: dict[tuple[str, str], dict[str, int]] = {}  # (ballot, level) -> region -> TPS holding it
     for group in truth_groups(truth):
         if group["level"] == "seats":
             differences += _seat_differences(client, group["ballot"], group["seats"], dapils.pop(group["ballot"], None))
+            continue
+        if group["level"] == "choices":
+            choices[group["ballot"]] = choices_of(group)
+            continue
+        if "tps_total" in group:  # a fine level's regions, their votes left to tps_file
+            key = (group["ballot"], group["level"])
+            if key not in tps_totals:
+                tps_totals.clear()  # a ballot's levels at a time
+                tps_totals[key] = _tps_totals(client, *key)
+            differences += [
+                f"{key[0]} {key[1]} {code} tps_total: expected {n}, ClickHouse has {tps_totals[key].get(code)}"
+                for code, n in group["tps_total"].items()
+                if tps_totals[key].get(code) != n
+            ]
             continue
         ballot, level, expected = group["ballot"], group["level"], group["regions"]
         if level == "dapil":
@@ -173,7 +200,21 @@ def verify(client: Client, truth: Mapping | Iterable[dict], max_report: int = 20
                     differences.append(
                         f"{ballot} {level} {code} {field}: expected {want[field]}, ClickHouse has {got.get(field)}"
                     )
+    if tps_file is not None:
+        with TruthTable(client, choices) as table:
+            table.load(tps_file, progress)
+            for ballot in choices:
+                differences += table.differences(ballot, max_report)
     return differences[:max_report] + ([f"... and {len(differences) - max_report} more"] if len(differences) > max_report else [])
+
+
+def _tps_totals(client: Client, ballot: str, level: str) -> dict[str, int]:
+    return dict(
+        client.query(
+            "SELECT region, tps_total FROM region_tps_total FINAL WHERE ballot = {b:String} AND level = {l:String}",
+            parameters={"b": ballot, "l": level},
+        ).result_rows
+    )
 
 
 def _seat_differences(client: Client, ballot: str, expected: dict, totals: dict[str, dict] | None) -> list[str]:
