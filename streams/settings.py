@@ -46,6 +46,12 @@ class Settings:
     log: workers keep each applied event as signed, for the transparency log (off: no log can be made).
     verify_threads: threads a worker checks Ed25519 signatures on, beside the one that decides
         (libsodium releases the GIL); 1 checks them on the deciding thread.
+    insert_deadline_s: the server ends any fenced insert that runs longer (max_execution_time), and a
+        worker that takes a partition over from an owner that did not release it waits this long, plus
+        the server's HTTP receive timeout and a margin, before reading its state (README, "Exactly once").
+    receive_timeout_s: the server's http_receive_timeout (deploy/clickhouse/users.d/tally.xml): how long
+        it waits for the next bytes of an insert's body before it ends the insert.
+    clickhouse_handles: chDB handles the embedded ClickHouse runs statements on, side by side.
     """
 
     kafka: str | None = None
@@ -67,6 +73,9 @@ class Settings:
     log_origin: str = "tally/pemilu"
     log: bool = True
     verify_threads: int = 2
+    insert_deadline_s: float = 15.0
+    receive_timeout_s: float = 10.0
+    clickhouse_handles: int = 4
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -88,6 +97,9 @@ class Settings:
             log_origin=env.get("TALLY_LOG_ORIGIN") or "tally/pemilu",
             log=(env.get("TALLY_LOG") or "1").lower() not in ("0", "false", "no"),
             verify_threads=max(1, int(env.get("TALLY_VERIFY_THREADS") or 2)),
+            insert_deadline_s=float(env.get("TALLY_INSERT_DEADLINE_S") or 15.0),
+            receive_timeout_s=float(env.get("TALLY_RECEIVE_TIMEOUT_S") or 10.0),
+            clickhouse_handles=max(1, int(env.get("TALLY_CLICKHOUSE_HANDLES") or 4)),
         )
 
     def as_env(self) -> dict[str, str]:
@@ -109,6 +121,9 @@ class Settings:
             "TALLY_LOG_ORIGIN": self.log_origin,
             "TALLY_LOG": "1" if self.log else "0",
             "TALLY_VERIFY_THREADS": str(self.verify_threads),
+            "TALLY_INSERT_DEADLINE_S": str(self.insert_deadline_s),
+            "TALLY_RECEIVE_TIMEOUT_S": str(self.receive_timeout_s),
+            "TALLY_CLICKHOUSE_HANDLES": str(self.clickhouse_handles),
         }
 
     def override(self, **flags: object) -> Settings:

@@ -34,7 +34,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     base = Settings(data_dir=data_dir)
     kafka = servers.ensure(base, servers.BROKER)
     ch = servers.ensure(base, servers.CLICKHOUSE)
-    yield base.override(kafka=kafka, clickhouse=ch)
+    # A takeover without a release waits deadline + receive timeout + 5 s (clickhouse.sink): short here,
+    # where inserts are small, so that the tests that kill workers do not wait 30 s at each takeover.
+    yield base.override(kafka=kafka, clickhouse=ch, insert_deadline_s=5.0, receive_timeout_s=1.0)
     for name in (servers.BROKER, servers.CLICKHOUSE):
         servers.stop(base, name)
 

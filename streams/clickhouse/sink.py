@@ -8,6 +8,14 @@ per table, and every insert is
     writer learns so from the row count);
   * idempotent on retry: it carries the token `<table>:<topic>:<partition>:<first>-<last>,..`, and
     every target has non_replicated_deduplication_window, so the retry of a timed-out insert is dropped.
+  * bounded in time by the server: `max_execution_time` = the deadline, so that the lease check,
+    evaluated when a server starts the insert, and the rows, which land when it ends, are never more
+    than the deadline (plus the server's HTTP receive timeout, while the body arrives) apart. A worker
+    that takes over a lease its owner did not release waits that bound out before it reads the
+    partition's state (`acquire_lease`, `takeover_wait_s`): whatever the stalled owner had in flight
+    has landed by then, and is in that state, or was ended by the server and never lands. A worker
+    that hands a partition on cleanly releases its lease (`release_leases`), so the next owner need
+    not wait. README, "Exactly once".
 Order: region_totals (deltas plus each TPS's revision marker, one atomic part), tally_decisions,
 tally_rejections, then tally_current. A crash between the first and the last leaves totals ahead of
 tally_current; the markers let the replay apply those revisions without moving totals twice.
@@ -31,6 +39,12 @@ from streams.core.revisions import Applied
 
 log = logging.getLogger("tally.sink")
 REMIND_S = 30.0  # while ClickHouse is away, a reminder at most this often
+# The server's limit on the wait for each piece of a request body (ClickHouse's http_receive_timeout,
+# set for tally's users in deploy/clickhouse/users.d/tally.xml): an insert whose client stalls while
+# sending is ended by the server after at most this long without bytes.
+RECEIVE_TIMEOUT_S = 10.0
+TAKEOVER_MARGIN_S = 5.0  # for the end of an insert after its last time check: the part's commit
+RELEASED = ""  # the owner of a released lease: no writer is ever called that
 
 Key = tuple[str, str]  # (ballot, tps)
 T = TypeVar("T")
@@ -158,8 +172,22 @@ def _literal(value: str) -> str:
 
 
 class ClickHouseSink:
-    def __init__(self, client: Client, retry_max_s: float = 10.0, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        client: Client,
+        retry_max_s: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+        deadline_s: float = 15.0,
+        receive_timeout_s: float = RECEIVE_TIMEOUT_S,
+    ) -> None:
         self.client = client
+        self.deadline_s = deadline_s
+        # How long an insert that passed its lease check may still land: the server's deadline, the wait
+        # for a stalled body, and the commit.
+        self.takeover_wait_s = deadline_s + receive_timeout_s + TAKEOVER_MARGIN_S
+        # Until then an insert that failed here may still be running on the server (its client timed
+        # out, not the statement): this writer must not release its leases before (`release_leases`).
+        self.unsure_until = 0.0
         self.retry_max_s = retry_max_s
         self.sleep = sleep
         self.written = {"batches": 0, "current": 0, "totals": 0, "decisions": 0, "rejections": 0, "fenced": 0}
@@ -178,8 +206,12 @@ class ClickHouseSink:
         return self._retry(what, lambda: read(self.client))
 
     # -- leases ---------------------------------------------------------------------------------------
-    def acquire_lease(self, topic: str, partition: int, owner: str) -> None:
-        """Take the partition's lease: one statement, so the generation is one higher than any before."""
+    def acquire_lease(self, topic: str, partition: int, owner: str) -> str:
+        """Take the partition's lease: one statement, so the generation is one higher than any before.
+        Returns the owner before this one: RELEASED if it handed the partition on (or there was none),
+        else a writer that may still have an insert in flight, to be waited out (`takeover_wait_s`)
+        before the partition's state is read."""
+        params = {"topic": topic, "partition": partition, "owner": owner}
         self._retry(
             "partition_leases",
             lambda: self.client.command(
@@ -188,9 +220,48 @@ class ClickHouseSink:
                 "(SELECT max(generation) FROM partition_leases "
                 "WHERE topic = {topic:String} AND partition = {partition:UInt16}) + 1, "
                 "{owner:String}",
-                parameters={"topic": topic, "partition": partition, "owner": owner},
+                parameters=params,
             ),
         )
+        before = self.call(
+            "partition_leases",
+            lambda c: (
+                c.query(
+                    "SELECT argMax(owner, generation) FROM partition_leases WHERE topic = {topic:String} "
+                    "AND partition = {partition:UInt16} AND generation < (SELECT max(generation) FROM partition_leases "
+                    "WHERE topic = {topic:String} AND partition = {partition:UInt16} AND owner = {owner:String})",
+                    parameters=params,
+                ).result_rows
+            ),
+        )
+        return before[0][0] if before else RELEASED
+
+    def takeover_wait(self, before: str, owner: str) -> float:
+        """Seconds to wait after taking a lease whose owner before was `before`, before reading state."""
+        return 0.0 if before in (RELEASED, owner) else self.takeover_wait_s
+
+    def release_leases(self, topic: str, owners: Mapping[int, str]) -> set[int]:
+        """Hand partitions on: a release row above each lease still held by its owner here, in one
+        statement, so the next owner reads their state without waiting. Only once every write of this
+        writer has returned, and none that failed may still run on the server (else: nothing released,
+        the next owner waits)."""
+        if not owners or time.monotonic() < self.unsure_until:
+            return set()
+        held = self.held(topic, owners)
+        if not held:
+            return set()
+        partitions = ", ".join(str(p) for p in sorted(held))
+        names = ", ".join(_literal(owners[p]) for p in sorted(held))
+        self._retry(
+            "partition_leases",
+            lambda: self.client.command(
+                "INSERT INTO partition_leases (topic, partition, generation, owner) "
+                f"SELECT {_literal(topic)}, partition, max(generation) + 1, {_literal(RELEASED)} FROM partition_leases "
+                f"WHERE topic = {_literal(topic)} AND partition IN ({partitions}) GROUP BY partition "
+                f"HAVING argMax(owner, generation) = transform(partition, [{partitions}], [{names}], '')"
+            ),
+        )
+        return held
 
     def _fence(self, topic: str, owners: Mapping[int, str]) -> str:
         """A row's `src_partition` must still be leased to the writer that decided it."""
@@ -251,12 +322,17 @@ class ClickHouseSink:
         body = json_lines(rows)
         structure = table.structure if table.has_partition else f"{table.structure}, src_partition UInt16"
         statement = f"{table.name} ({table.names}) SELECT {table.names} FROM input({_literal(structure)}) WHERE {fence}"
-        summary = self._retry(
-            table.name,
-            lambda: self.client.raw_insert(
-                statement, None, body, settings={"insert_deduplication_token": token}, fmt="JSONCompactEachRow"
-            ),
-        )
+        settings = {"insert_deduplication_token": token, "max_execution_time": self.deadline_s}
+
+        def attempt() -> object:
+            started = time.monotonic()
+            try:
+                return self.client.raw_insert(statement, None, body, settings=settings, fmt="JSONCompactEachRow")
+            except Exception:
+                self.unsure_until = max(self.unsure_until, started + self.takeover_wait_s)
+                raise
+
+        summary = self._retry(table.name, attempt)
         self.insert_seconds[table.name] = self.seconds
         return int(summary.written_rows)
 

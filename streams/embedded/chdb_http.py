@@ -6,11 +6,16 @@ parameter or in the body, settings as URL parameters, Native (or any) format in 
 gzip request bodies, and errors as ClickHouse sends them (HTTP 500, `Code: N. DB::Exception`).
 The engine is real ClickHouse; this layer only carries bytes.
 
-Statements run one at a time on one chDB handle, which is what makes a read a snapshot (README, "Time
-travel"). A SELECT whose query_id starts with `stream-` (exports: `read.export`) is answered chunk
-by chunk from a second handle instead, beside the first: tens of GB must neither sit in memory nor
-hold up the workers' inserts for minutes. Exports read a fixed moment, so running beside the writes
-changes nothing they see.
+Statements run side by side, as on a ClickHouse server: each on one of a pool of chDB handles to
+the same data path (since chDB 4.0 one process may hold several, and queries on different handles
+run in parallel; one handle runs one statement at a time). A TPS detail no longer queues behind the
+workers' inserts, and two workers' inserts overlap. So nothing in tally may count on statements
+running one at a time: the write fence does not (README, "Exactly once"), and a moment read less than
+one insert's time ago may still gain rows, as on a server (README, "Time travel").
+
+A SELECT whose query_id starts with `stream-` (exports: `read.export`) is answered chunk by chunk
+from a handle of its own: tens of GB must neither sit in memory nor take a handle of the pool for
+minutes. Exports read a fixed moment, so running beside the writes changes nothing they see.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import queue
 import re
 import tempfile
 import threading
@@ -25,6 +31,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import chdb
 import lz4.frame
@@ -61,16 +68,27 @@ _OUTPUT_FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
 _ERROR_CODE = re.compile(r"Code:\s*(\d+)")
 
 
-class ChdbEngine:
-    """One chDB connection, used by one query at a time (chDB sessions are not concurrent)."""
+DEFAULT_HANDLES = 4  # statements at once: a few readers beside the workers' inserts, on a few cores
+
+
+class _Handle:
+    """One chDB connection and the database it is in."""
 
     def __init__(self, path: Path) -> None:
+        self.conn = chdb.connect(str(path))
+        self.database = "default"
+
+
+class ChdbEngine:
+    """A pool of chDB connections to one data path; each runs one statement at a time."""
+
+    def __init__(self, path: Path, handles: int = DEFAULT_HANDLES) -> None:
         path.mkdir(parents=True, exist_ok=True)
         self._path = path
-        self._conn = chdb.connect(str(path))
-        self._lock = threading.Lock()
-        self._database = "default"
-        self._streamer: object | None = None  # the second handle, opened on the first stream
+        self._free: queue.LifoQueue[_Handle] = queue.LifoQueue()
+        for _ in range(max(1, handles)):
+            self._free.put(_Handle(path))
+        self._streamer: object | None = None  # a handle of its own, opened on the first stream
         self._stream_lock = threading.Lock()
 
     def stream(
@@ -107,39 +125,43 @@ class ChdbEngine:
     def execute(
         self, sql: bytes, data: bytes | None, database: str, settings: dict[str, str], default_format: str
     ) -> tuple[bytes, str, dict[str, int]]:
-        with self._lock:
-            if database != self._database:
-                self._conn.query(f"USE {_quote_ident(database)}")
-                self._database = database
+        handle = self._free.get()  # waits while every handle runs a statement
+        try:
+            conn = handle.conn
+            if database != handle.database:
+                conn.query(f"USE {_quote_ident(database)}")
+                handle.database = database
             for name, value in settings.items():
-                self._conn.query(f"SET {_quote_ident(name)} = {_quote_value(value, name)}")
+                conn.query(f"SET {_quote_ident(name)} = {_quote_value(value, name)}")
             try:
-                return self._run(sql, data, default_format)
+                return self._run(conn, sql, data, default_format)
             finally:
                 # Settings live for one request, as over HTTP: reset them for the next one.
                 for name in settings:
-                    self._conn.query(f"SET {_quote_ident(name)} = DEFAULT")
+                    conn.query(f"SET {_quote_ident(name)} = DEFAULT")
+        finally:
+            self._free.put(handle)
 
-    def _run(self, sql: bytes, data: bytes | None, default_format: str) -> tuple[bytes, str, dict[str, int]]:
+    def _run(self, conn: Any, sql: bytes, data: bytes | None, default_format: str) -> tuple[bytes, str, dict[str, int]]:
         if data is not None:
             match = _INSERT_FORMAT.match(sql)
             if match is None:
                 raise ValueError("Code: 62. DB::Exception: INSERT with data needs a FORMAT clause. (SYNTAX_ERROR)")
             if _INPUT_FUNCTION.search(match["stmt"].decode()):
-                return self._insert_select_input(match["stmt"].decode(), match["fmt"].decode(), data, default_format)
-            with self._conn.send_insert(match["stmt"].decode(), match["fmt"].decode()) as inserter:
+                return self._insert_select_input(conn, match["stmt"].decode(), match["fmt"].decode(), data, default_format)
+            with conn.send_insert(match["stmt"].decode(), match["fmt"].decode()) as inserter:
                 inserter.append(data)
                 result = inserter.finish()
             return b"", default_format, {"written_rows": _count(result, "rows_written")}
         text = sql.decode()
         found = _OUTPUT_FORMAT.search(text)
         fmt = found.group(1) if found else default_format
-        result = self._conn.query(text, fmt)
+        result = conn.query(text, fmt)
         payload = result.bytes() if hasattr(result, "bytes") else bytes(result or b"")
         return payload, fmt, {"read_rows": _count(result, "rows_read")}
 
     def _insert_select_input(
-        self, statement: str, fmt: str, data: bytes, default_format: str
+        self, conn: Any, statement: str, fmt: str, data: bytes, default_format: str
     ) -> tuple[bytes, str, dict[str, int]]:
         """`INSERT INTO t SELECT .. FROM input('structure') WHERE ..`: chDB's streaming insert refuses
         INSERT SELECT, so the data goes through a temporary file read with file() in one statement."""
@@ -148,7 +170,7 @@ class ChdbEngine:
             tmp.flush()
             path = tmp.name.replace("'", "")
             rewritten = _INPUT_FUNCTION.sub(lambda m: f"file('{path}', '{fmt}', {m.group(1)})", statement)
-            result = self._conn.query(rewritten, default_format)
+            result = conn.query(rewritten, default_format)
         return b"", default_format, {"written_rows": _count(result, "rows_written")}
 
 

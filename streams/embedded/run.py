@@ -64,7 +64,7 @@ def run_broker(settings: Settings, port: int | None) -> int:
 def run_clickhouse(settings: Settings, port: int | None) -> int:
     port = port or servers.free_port()
     servers.check_port_free(port)
-    engine = ChdbEngine(settings.embedded_dir / "clickhouse")
+    engine = ChdbEngine(settings.embedded_dir / "clickhouse", settings.clickhouse_handles)
     app = make_app(engine)
     me = os.getpid()
 

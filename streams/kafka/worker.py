@@ -159,7 +159,7 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faus
     submissions, rejected = raw_topic(SUBMISSIONS), raw_topic(REJECTED)
 
     metrics = metrics or WorkerMetrics()
-    sink = ClickHouseSink(connect(settings))
+    sink = ClickHouseSink(connect(settings), deadline_s=settings.insert_deadline_s, receive_timeout_s=settings.receive_timeout_s)
     registry = RegistryCache(sink)
     processor = Processor(registry.get, settings.require_signatures, settings.log, ThreadVerifier(settings.verify_threads))
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -181,9 +181,13 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faus
     async def on_revoked(app: faust.App, revoked: set, **_: object) -> None:
         async with in_flight:  # the batches being written finish under the leases they were decided with
             await settled()
-        for tp in revoked:
-            if tp.topic == submissions.get_topic_name():
-                leases.pop(tp.partition, None)
+        topic = submissions.get_topic_name()
+        handed = {tp.partition: leases[tp.partition] for tp in revoked if tp.topic == topic and tp.partition in leases}
+        # Every write has returned: release the leases, so the next owner need not wait out our inserts.
+        with contextlib.suppress(Exception):  # not released: the next owner waits, which is only slower
+            await asyncio.wait_for(asyncio.to_thread(sink.release_leases, topic, handed), 5)
+        for partition in handed:
+            leases.pop(partition, None)
         processor.forget()  # another worker may move these keys on; re-read them at the next assignment
 
     @app.on_partitions_assigned.connect
@@ -230,12 +234,28 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faus
     async def take_leases(assigned: set, token: str) -> None:
         processor.forget()
         topic = submissions.get_topic_name()
-        for tp in assigned:
-            if tp.topic == topic:
-                await asyncio.to_thread(sink.acquire_lease, tp.topic, tp.partition, token)
-                leases[tp.partition] = token
-                # In a thread, read page by page into the packed state: never the whole partition at once.
-                await asyncio.to_thread(lambda p=tp.partition: processor.preload(p, *sink.load_partition(p)))
+        mine = sorted(tp.partition for tp in assigned if tp.topic == topic)
+        unreleased: dict[int, str] = {}
+        for partition in mine:
+            before = await asyncio.to_thread(sink.acquire_lease, topic, partition, token)
+            leases[partition] = token
+            if sink.takeover_wait(before, token):
+                unreleased[partition] = before
+        if unreleased:
+            # Their owners stopped without handing them on (a crash, or a stall past the session
+            # timeout): an insert of theirs that passed its lease check before ours may still land.
+            # The server ends any insert at its deadline, so after this wait none can (README).
+            log.warning(
+                "partitions %s taken over from %s without a release: waiting %.0f s for their inserts in flight "
+                "to land or end before reading state",
+                sorted(unreleased),
+                ", ".join(sorted(set(unreleased.values()))),
+                sink.takeover_wait_s,
+            )
+            await asyncio.sleep(sink.takeover_wait_s)
+        for partition in mine:
+            # In a thread, read page by page into the packed state: never the whole partition at once.
+            await asyncio.to_thread(lambda p=partition: processor.preload(p, *sink.load_partition(p)))
         await check_epoch(topic)
 
     async def check_epoch(topic: str) -> None:

@@ -62,7 +62,7 @@ def status(settings: Settings) -> dict:
         return {
             "reachable": True,
             "leases": leases,
-            "workers": sorted(set(leases.values())),
+            "workers": sorted(set(leases.values()) - {""}),  # "": a lease released by a worker that stopped cleanly
             "decisions": decided,
             "events_per_s_last_minute": round(last_minute / 60, 1),
             "registry": {"loads": loads, "loaded_at": str(loaded_at) if loads else None, "tps": tps},
@@ -103,7 +103,7 @@ def print_status(data: dict, console: Console | None = None) -> None:
     for p in sorted(set(partitions) | set(ch["leases"]), key=int):
         offsets = partitions.get(p, {})
         table.add_row(
-            p, ch["leases"].get(p, "-"), *(f"{offsets[k]:,}" if k in offsets else "?" for k in ("end", "committed", "lag"))
+            p, ch["leases"].get(p) or "-", *(f"{offsets[k]:,}" if k in offsets else "?" for k in ("end", "committed", "lag"))
         )
     console.print(table)
     registry = ch["registry"]
