@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import chdb
 import clickhouse_connect
 import pytest
@@ -85,3 +88,38 @@ def test_a_long_stream_is_one_file_in_any_format(client, tmp_path):
                 out.write(chunk)
         counted = chdb.query(f"SELECT count(), max(a) FROM file('{path}', '{fmt}')", "CSV").bytes().decode().strip()
         assert counted == "3000000,2999999", fmt
+
+
+def _timed(run, spans: dict, name: str):
+    def go() -> None:
+        started = time.monotonic()
+        run()
+        spans[name] = (started, time.monotonic())
+
+    return threading.Thread(target=go)
+
+
+def test_statements_run_side_by_side_but_a_moment_read_never_beside_an_insert(stack, client):
+    """Two slow reads overlap (the pool), a slow insert and a plain read overlap, and a moment read that
+    comes while an insert runs waits for it: asked for later, its moment gives back what it saw."""
+    other = clickhouse_connect.get_client(dsn=f"{stack.clickhouse}/http_layer")
+    slow_read = "SELECT sleepEachRow(0.1) FROM numbers(10) FORMAT Null"  # 1 s in the server
+    slow_insert = "INSERT INTO t (a, s, m) SELECT number, 'x', map() FROM numbers(10) WHERE sleepEachRow(0.1) = 0"
+    spans: dict[str, tuple[float, float]] = {}
+    pair = [_timed(lambda: client.command(slow_read), spans, "r1"), _timed(lambda: other.command(slow_read), spans, "r2")]
+    for thread in pair:
+        thread.start()
+    for thread in pair:
+        thread.join()
+    assert max(spans["r1"][0], spans["r2"][0]) < min(spans["r1"][1], spans["r2"][1])  # they overlapped
+
+    insert = _timed(lambda: client.command(slow_insert), spans, "insert")
+    insert.start()
+    time.sleep(0.3)
+    plain_started = time.monotonic()
+    assert other.command("SELECT count() FROM t") == 0  # a plain read does not wait: the rows are not in yet
+    assert time.monotonic() - plain_started < 0.5
+    moment = other.command("SELECT count() FROM t", settings={"query_id": "moment-test"})
+    answered = time.monotonic()
+    insert.join()
+    assert moment == 10 and answered >= spans["insert"][1] - 0.05  # it waited for the insert, and saw it

@@ -8,10 +8,16 @@ The engine is real ClickHouse; this layer only carries bytes.
 
 Statements run side by side, as on a ClickHouse server: each on one of a pool of chDB handles to
 the same data path (since chDB 4.0 one process may hold several, and queries on different handles
-run in parallel; one handle runs one statement at a time). A TPS detail no longer queues behind the
-workers' inserts, and two workers' inserts overlap. So nothing in tally may count on statements
-running one at a time: the write fence does not (README, "Exactly once"), and a moment read less than
-one insert's time ago may still gain rows, as on a server (README, "Time travel").
+run in parallel; one handle runs one statement at a time). Reads overlap each other and the workers'
+inserts, and two workers' inserts overlap, so nothing in tally may count on statements running one
+at a time: the write fence does not (README, "Exactly once").
+
+One exception keeps time travel exact here: a read that answers with its moment (query_id starting
+`moment-`: read.totals) never overlaps an insert (`MomentGate`). An insert stamps its rows when it
+starts and shows them when it ends; a moment read beside it would say "as of T" without rows stamped
+before T that land later. Such a read waits for the inserts that came before it, and inserts that
+come after it wait for it, so it sees exactly the inserts stamped before its moment (README, "Time
+travel"; on a server that is not so).
 
 A SELECT whose query_id starts with `stream-` (exports: `read.export`) is answered chunk by chunk
 from a handle of its own: tens of GB must neither sit in memory nor take a handle of the pool for
@@ -29,7 +35,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +75,32 @@ _ERROR_CODE = re.compile(r"Code:\s*(\d+)")
 
 
 DEFAULT_HANDLES = 4  # statements at once: a few readers beside the workers' inserts, on a few cores
+MOMENT_QUERY = "moment-"  # query_id prefix of a read that answers with its moment
+
+
+class MomentGate:
+    """Inserts and moment reads, let in by order of arrival: each waits for every earlier statement of
+    the other kind to end, so inserts overlap inserts and reads overlap reads, never the two, and
+    neither kind can starve the other."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._arrived = 0
+        self._open: dict[int, bool] = {}  # arrival -> is an insert, for every statement not yet ended
+
+    @contextlib.contextmanager
+    def enter(self, insert: bool) -> Iterator[None]:
+        with self._changed:
+            self._arrived += 1
+            me = self._arrived
+            self._open[me] = insert
+            self._changed.wait_for(lambda: all(kind == insert for n, kind in self._open.items() if n < me))
+        try:
+            yield
+        finally:
+            with self._changed:
+                del self._open[me]
+                self._changed.notify_all()
 
 
 class _Handle:
@@ -90,6 +122,7 @@ class ChdbEngine:
             self._free.put(_Handle(path))
         self._streamer: object | None = None  # a handle of its own, opened on the first stream
         self._stream_lock = threading.Lock()
+        self._gate = MomentGate()
 
     def stream(
         self, sql: bytes, database: str, settings: dict[str, str], default_format: str, put: Callable[[bytes], None]
@@ -123,6 +156,21 @@ class ChdbEngine:
                     put(chunk)
 
     def execute(
+        self,
+        sql: bytes,
+        data: bytes | None,
+        database: str,
+        settings: dict[str, str],
+        default_format: str,
+        query_id: str = "",
+    ) -> tuple[bytes, str, dict[str, int]]:
+        insert = data is not None or _INSERT.match(sql) is not None
+        if insert or query_id.startswith(MOMENT_QUERY):
+            with self._gate.enter(insert):
+                return self._execute(sql, data, database, settings, default_format)
+        return self._execute(sql, data, database, settings, default_format)
+
+    def _execute(
         self, sql: bytes, data: bytes | None, database: str, settings: dict[str, str], default_format: str
     ) -> tuple[bytes, str, dict[str, int]]:
         handle = self._free.get()  # waits while every handle runs a statement
@@ -293,6 +341,7 @@ def make_app(engine: ChdbEngine) -> web.Application:
                 params.get("database", "default"),
                 settings,
                 params.get("default_format", "TabSeparated"),
+                query_id,
             )
         except Exception as exc:  # every engine error goes back to the client, as ClickHouse does
             message = str(exc)

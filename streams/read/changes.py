@@ -19,6 +19,7 @@ from clickhouse_connect.driver.client import Client
 from streams.core.aggregate import TPS_LEVEL, revision_key
 from streams.core.moments import MomentError, moment_text, parse_moment, sql_moment
 from streams.core.seats import PARTY_BALLOTS, party_totals
+from streams.read.totals import moment_read
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DEFAULT_LIMIT = 1000
@@ -93,6 +94,7 @@ def changes(
         f"FROM region_totals WHERE {' AND '.join(where)} "
         f"ORDER BY decided_at {order}, region {order}, choice {order} LIMIT {{n:UInt32}}",
         parameters=params,
+        settings=moment_read(),  # no change stamped before a page's last may land after it
     ).result_rows
     feed = []
     for decided_at, tps, key, step, deltas, reported, invalid, voters, event_id, gateway in rows:

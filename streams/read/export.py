@@ -28,7 +28,7 @@ from streams.core.contract import BALLOTS
 from streams.core.moments import moment_text, sql_moment
 from streams.core.regions import LEVELS, NATIONAL
 from streams.core.seats import LEGISLATIVE, PARTY_BALLOTS
-from streams.read.totals import change_sums, dapil_statement
+from streams.read.totals import change_sums, dapil_statement, moment_read
 
 FORMATS = {"csv": "CSVWithNames", "jsonl": "JSONEachRow", "parquet": "Parquet"}
 MEDIA = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}
@@ -195,7 +195,7 @@ def pin(client: Client, as_of: datetime | None) -> datetime:
     """The export's moment: the one asked, or now (read on the server, so the files read no later write)."""
     if as_of is not None:
         return as_of
-    now = client.query("SELECT now64(6, 'UTC')").result_rows[0][0]
+    now = client.query("SELECT now64(6, 'UTC')", settings=moment_read()).result_rows[0][0]
     return datetime.fromisoformat(moment_text(now).replace("Z", "+00:00"))
 
 
