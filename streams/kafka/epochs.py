@@ -22,8 +22,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.clickhouse.sink import ClickHouseSink
+from streams.kafka.produce import true_ends
 
 log = logging.getLogger("tally.worker")
+FETCH_TRIES = 3
 
 
 def current_epoch(sink: ClickHouseSink, topic: str) -> int:
@@ -63,7 +65,7 @@ async def changed_partitions(
     try:
         tps = [TopicPartition(topic, p) for p in decided]
         consumer.assign(tps)
-        starts, ends = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
+        starts, ends = await consumer.beginning_offsets(tps), await true_ends(consumer, await consumer.end_offsets(tps))
         for tp in tps:
             offset, event_id = decided[tp.partition]
             if ends[tp] <= offset:
@@ -71,9 +73,16 @@ async def changed_partitions(
                 continue
             if starts[tp] > offset:  # retention removed it (a real Kafka): nothing to compare with
                 continue
-            consumer.seek(tp, offset)
-            records = (await consumer.getmany(tp, timeout_ms=5000, max_records=1)).get(tp, [])
-            found = _event_id(records[0].value) if records and records[0].offset == offset else None
+            records: list = []
+            for _ in range(FETCH_TRIES):  # a loaded broker may bring nothing within a fetch's wait
+                consumer.seek(tp, offset)
+                records = (await consumer.getmany(tp, timeout_ms=5000, max_records=1)).get(tp, [])
+                if records:
+                    break
+            if not records:
+                log.error("partition %d: nothing at %d after %d fetches; unchanged", tp.partition, offset, FETCH_TRIES)
+                continue
+            found = _event_id(records[0].value) if records[0].offset == offset else None
             if found != event_id:
                 changed[tp.partition] = f"offset {offset} holds {found!r}, ClickHouse decided {event_id!r} there"
     finally:
