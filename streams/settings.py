@@ -52,6 +52,8 @@ class Settings:
     receive_timeout_s: the server's http_receive_timeout (deploy/clickhouse/users.d/tally.xml): how long
         it waits for the next bytes of an insert's body before it ends the insert.
     clickhouse_handles: chDB handles the embedded ClickHouse runs statements on, side by side.
+    cluster: the ClickHouse cluster (one shard, replicas) the tables live on: `init` creates them ON
+        CLUSTER as Replicated tables, and workers insert with a quorum (clickhouse.schema, .sink).
     """
 
     kafka: str | None = None
@@ -76,6 +78,7 @@ class Settings:
     insert_deadline_s: float = 15.0
     receive_timeout_s: float = 10.0
     clickhouse_handles: int = 4
+    cluster: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -100,6 +103,7 @@ class Settings:
             insert_deadline_s=float(env.get("TALLY_INSERT_DEADLINE_S") or 15.0),
             receive_timeout_s=float(env.get("TALLY_RECEIVE_TIMEOUT_S") or 10.0),
             clickhouse_handles=max(1, int(env.get("TALLY_CLICKHOUSE_HANDLES") or 4)),
+            cluster=env.get("TALLY_CLUSTER") or None,
         )
 
     def as_env(self) -> dict[str, str]:
@@ -124,6 +128,7 @@ class Settings:
             "TALLY_INSERT_DEADLINE_S": str(self.insert_deadline_s),
             "TALLY_RECEIVE_TIMEOUT_S": str(self.receive_timeout_s),
             "TALLY_CLICKHOUSE_HANDLES": str(self.clickhouse_handles),
+            "TALLY_CLUSTER": self.cluster or "",
         }
 
     def override(self, **flags: object) -> Settings:

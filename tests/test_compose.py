@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import urlparse
 
 import yaml
+
+from streams.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
@@ -141,3 +144,14 @@ def test_prometheus_scrapes_every_worker_and_the_api():
     assert "prometheus" in SERVICES and "prometheus" in SERVICES["grafana"]["depends_on"]
     datasource = yaml.safe_load((REPO / "deploy/grafana/provisioning/datasources/prometheus.yaml").read_text())
     assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
+
+
+def test_the_server_ends_a_stalled_insert_body_as_the_workers_assume():
+    """The takeover wait counts on the server's http_receive_timeout: the users file sets the value the
+    workers are told (TALLY_RECEIVE_TIMEOUT_S, default 10)."""
+    mount = next(v for v in SERVICES["clickhouse"]["volumes"] if "users.d" in v)
+    users = ET.fromstring((REPO / mount.split(":")[0]).read_text())
+    timeout = users.find("./profiles/default/http_receive_timeout")
+    worker_env = SERVICES["worker"].get("environment", {})
+    told = float(worker_env.get("TALLY_RECEIVE_TIMEOUT_S", Settings().receive_timeout_s))
+    assert timeout is not None and float(timeout.text) == told

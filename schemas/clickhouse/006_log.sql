@@ -1,7 +1,8 @@
 -- The transparency log (issue 17). Each change row also keeps the event exactly as its device signed
 -- it, and where it came from: the log's leaves are made of them (streams/core/checkpoint.py).
 ALTER TABLE region_totals ADD COLUMN IF NOT EXISTS event String CODEC(ZSTD(1));
-ALTER TABLE region_totals ADD COLUMN IF NOT EXISTS source String;  -- 'partition:offset'
+-- source: 'partition:offset' of the event in the submissions topic.
+ALTER TABLE region_totals ADD COLUMN IF NOT EXISTS source String;
 
 -- The leaves, in log order: leaf idx is the position of its change in (decided_at, ballot, tps,
 -- revision) order. One appender writes them; a retried insert carries the same token and is dropped,

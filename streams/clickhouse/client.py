@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
+from streams.clickhouse.schema import create_database, schema
 from streams.embedded.servers import clickhouse_dsn
 from streams.settings import Settings
-
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "clickhouse"
 
 
 def database_of(dsn: str) -> str:
@@ -27,26 +25,17 @@ def connect(settings: Settings, **kwargs: object) -> Client:
     return clickhouse_connect.get_client(dsn=clickhouse_dsn(settings), **kwargs)
 
 
-def sql_statements(path: Path) -> list[str]:
-    """The statements of one .sql file: split on ';' at the end of a line, comments kept."""
-    text = path.read_text()
-    return [
-        s.strip()
-        for s in text.split(";\n")
-        if s.strip() and not all(line.strip().startswith("--") or not line.strip() for line in s.strip().splitlines())
-    ]
-
-
 def apply_schema(settings: Settings) -> list[str]:
-    """Create the database and every table, idempotently, in file order; returns the files applied."""
+    """Create the database and every table, idempotently, in file order (on every replica of
+    `settings.cluster` if one is set: clickhouse.schema); returns the files applied."""
     dsn = clickhouse_dsn(settings)
     database = database_of(dsn)
     admin = clickhouse_connect.get_client(dsn=_with_database(dsn, "default"))
-    admin.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+    admin.command(create_database(database, settings.cluster))
     client = clickhouse_connect.get_client(dsn=dsn)
     applied = []
-    for path in sorted(SCHEMA_DIR.glob("*.sql")):
-        for statement in sql_statements(path):
+    for name, statements in schema(settings.cluster):
+        for statement in statements:
             client.command(statement)
-        applied.append(path.name)
+        applied.append(name)
     return applied

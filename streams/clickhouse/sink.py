@@ -179,8 +179,14 @@ class ClickHouseSink:
         sleep: Callable[[float], None] = time.sleep,
         deadline_s: float = 15.0,
         receive_timeout_s: float = RECEIVE_TIMEOUT_S,
+        cluster: bool = False,
     ) -> None:
         self.client = client
+        # On a cluster (replicas of one shard, clickhouse.schema): every write waits for a quorum of
+        # replicas, and every read this sink decides by (leases, the fence, state) sees every quorum
+        # write, or fails and is retried, never answers from a replica that lags.
+        self.writes: dict[str, object] = {"insert_quorum": "auto"} if cluster else {}
+        self.reads: dict[str, object] = {"select_sequential_consistency": 1} if cluster else {}
         self.deadline_s = deadline_s
         # How long an insert that passed its lease check may still land: the server's deadline, the wait
         # for a stalled body, and the commit.
@@ -221,6 +227,7 @@ class ClickHouseSink:
                 "WHERE topic = {topic:String} AND partition = {partition:UInt16}) + 1, "
                 "{owner:String}",
                 parameters=params,
+                settings={**self.writes, **self.reads},
             ),
         )
         before = self.call(
@@ -231,6 +238,7 @@ class ClickHouseSink:
                     "AND partition = {partition:UInt16} AND generation < (SELECT max(generation) FROM partition_leases "
                     "WHERE topic = {topic:String} AND partition = {partition:UInt16} AND owner = {owner:String})",
                     parameters=params,
+                    settings=self.reads,
                 ).result_rows
             ),
         )
@@ -258,7 +266,8 @@ class ClickHouseSink:
                 "INSERT INTO partition_leases (topic, partition, generation, owner) "
                 f"SELECT {_literal(topic)}, partition, max(generation) + 1, {_literal(RELEASED)} FROM partition_leases "
                 f"WHERE topic = {_literal(topic)} AND partition IN ({partitions}) GROUP BY partition "
-                f"HAVING argMax(owner, generation) = transform(partition, [{partitions}], [{names}], '')"
+                f"HAVING argMax(owner, generation) = transform(partition, [{partitions}], [{names}], '')",
+                settings={**self.writes, **self.reads},
             ),
         )
         return held
@@ -273,7 +282,7 @@ class ClickHouseSink:
         """The partitions among `owners` still leased to their owner."""
         rows = self.call(
             "partition_leases",
-            lambda c: c.query(_holders(topic)).result_rows,
+            lambda c: c.query(_holders(topic), settings=self.reads).result_rows,
         )
         return {int(p) for p, owner in rows if owners.get(int(p)) == owner}
 
@@ -322,7 +331,7 @@ class ClickHouseSink:
         body = json_lines(rows)
         structure = table.structure if table.has_partition else f"{table.structure}, src_partition UInt16"
         statement = f"{table.name} ({table.names}) SELECT {table.names} FROM input({_literal(structure)}) WHERE {fence}"
-        settings = {"insert_deduplication_token": token, "max_execution_time": self.deadline_s}
+        settings = {"insert_deduplication_token": token, "max_execution_time": self.deadline_s, **self.writes, **self.reads}
 
         def attempt() -> object:
             started = time.monotonic()
@@ -394,7 +403,7 @@ class ClickHouseSink:
                     "  WHERE level = 'tps' GROUP BY ballot, region) AS m "
                     "LEFT JOIN (SELECT ballot, tps, max(revision) AS revision FROM tally_current GROUP BY ballot, tps) AS c "
                     "USING (ballot, tps) WHERE m.revision > c.revision",
-                    settings={"join_use_nulls": 0},
+                    settings={"join_use_nulls": 0, **self.reads},
                 ).result_rows
             ),
         )
@@ -411,6 +420,7 @@ class ClickHouseSink:
                         "FROM tally_current FINAL WHERE src_partition = {p:UInt16} AND (ballot, tps) > ({b:String}, {t:String}) "
                         "ORDER BY ballot, tps LIMIT {n:UInt32}",
                         parameters={"p": partition, "b": after[0], "t": after[1], "n": page},
+                        settings=self.reads,
                     ).result_rows
                 ),
             )

@@ -159,7 +159,12 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faus
     submissions, rejected = raw_topic(SUBMISSIONS), raw_topic(REJECTED)
 
     metrics = metrics or WorkerMetrics()
-    sink = ClickHouseSink(connect(settings), deadline_s=settings.insert_deadline_s, receive_timeout_s=settings.receive_timeout_s)
+    sink = ClickHouseSink(
+        connect(settings),
+        deadline_s=settings.insert_deadline_s,
+        receive_timeout_s=settings.receive_timeout_s,
+        cluster=settings.cluster is not None,
+    )
     registry = RegistryCache(sink)
     processor = Processor(registry.get, settings.require_signatures, settings.log, ThreadVerifier(settings.verify_threads))
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -25,8 +25,9 @@ from clickhouse_connect.driver.client import Client
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from streams.clickhouse.client import apply_schema, connect, sql_statements
+from streams.clickhouse.client import apply_schema, connect
 from streams.clickhouse.registry_store import load_registry
+from streams.clickhouse.schema import sql_statements
 from streams.core.seats import LEGISLATIVE
 from streams.embedded import servers
 from streams.gateways.gateway import run_simulation

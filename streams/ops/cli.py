@@ -74,6 +74,9 @@ def init(
     data_dir: DataDirOpt = None,
     namespace: NamespaceOpt = None,
     partitions: Annotated[int | None, typer.Option(help="partitions of new topics [env TALLY_PARTITIONS, default 8]")] = None,
+    cluster: Annotated[
+        str | None, typer.Option(help="create the tables ON CLUSTER as Replicated tables [env TALLY_CLUSTER]")
+    ] = None,
 ) -> None:
     """Create the topics and apply schemas/clickhouse/*.sql, idempotently."""
     import asyncio
@@ -82,7 +85,7 @@ def init(
     from streams.embedded.servers import kafka_bootstrap
     from streams.kafka.produce import create_topics
 
-    settings = settings_from(kafka, clickhouse, data_dir, namespace, partitions=partitions)
+    settings = settings_from(kafka, clickhouse, data_dir, namespace, partitions=partitions, cluster=cluster)
     created = asyncio.run(create_topics(settings, kafka_bootstrap(settings)))
     typer.echo(f"topics created: {', '.join(created) or 'none (they exist)'}")
     typer.echo(f"schema applied: {', '.join(apply_schema(settings))}")
