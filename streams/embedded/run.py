@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
@@ -69,6 +70,9 @@ def run_clickhouse(settings: Settings, port: int | None) -> int:
     me = os.getpid()
 
     async def serve() -> None:
+        # Requests wait for a handle, or at the moment gate, on threads: enough of them that waiting
+        # ones never leave none for the statements they wait for.
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=max(16, 4 * settings.clickhouse_handles)))
         # On SIGTERM, requests still queued for the engine get 5 s, not aiohttp's 60: a client retries
         # (inserts carry their token), and a stop must not outlast a supervisor's grace period.
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
