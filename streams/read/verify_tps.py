@@ -4,9 +4,12 @@ Held in Python, a national five-ballot night's TPS level is 4.1M dicts on each s
 ClickHouse's), and verify took 7.5 minutes. Here the truth's TPS (`truth-tps.jsonl`: counts in the
 order of their dapil's choices) go into a scratch table, and each ballot is compared in three
 statements:
-  * TPS: each TPS's summed change rows (region_totals at level tps, aggregated in the table's order,
-    so memory holds one TPS at a time) against its truth, as a fingerprint of the sorted non-zero
-    (choice, votes) pairs, with invalid and tps_reported beside it;
+  * TPS: each TPS's change rows (region_totals at level tps) against its truth, as a linear
+    fingerprint: the sum over choices of votes x a 64-bit hash of the choice code, exact in Int128.
+    Being linear, it is summed over a TPS's change rows like any count (no map is merged: that took
+    12 s a legislative ballot nationally, this 1 s), zero votes add nothing, and two TPS that differ
+    by any vector of votes have the same fingerprint with a chance of about 2^-64. Invalid and
+    tps_reported are compared beside it;
   * village and district: tps_reported, invalid and all votes summed by code prefix, so a TPS counted
     in another region's place shows there too.
 Only the differing TPS (at most `max_report`) are read back whole, to say what differs.
@@ -26,8 +29,8 @@ from streams.core.regions import PREFIX_LENGTH
 from streams.read.totals import region_sums
 
 CHUNK_BYTES = 32 << 20  # one insert's body: whole lines, well under any HTTP body limit
-# The sorted non-zero (choice, votes) pairs of a TPS, hashed: `pairs` is an Array(Tuple(String, Int64)).
-FINGERPRINT = "cityHash64(arraySort(arrayFilter(x -> x.2 != 0, {pairs})))"
+# A TPS's votes as one number: sum of votes x hash(choice), over `choices` and `votes` (arrays).
+FINGERPRINT = "arraySum((choice, n) -> toInt128(n) * cityHash64(choice), {choices}, {votes})"
 
 
 def _chunks(path: Path, progress: Callable[[int], object] | None) -> Iterator[bytes]:
@@ -80,15 +83,14 @@ class TruthTable:
         return found
 
     def _tps_differences(self, ballot: str, max_report: int) -> list[str]:
-        want = FINGERPRINT.format(pairs="arrayZip(c.choices, arrayMap(n -> toInt64(n), t.counts))")
-        got = FINGERPRINT.format(pairs="arrayZip(mapKeys(m), mapValues(m))")
+        want = FINGERPRINT.format(choices="c.choices", votes="t.counts")
+        got = FINGERPRINT.format(choices="mapKeys(deltas)", votes="mapValues(deltas)")
         sql = (
-            f"SELECT tps FROM (SELECT t.tps AS tps, {want} AS fp, t.invalid AS invalid, 1 AS reported "
+            f"SELECT tps FROM (SELECT t.tps AS tps, {want} AS fp, toInt64(t.invalid) AS invalid, toInt64(1) AS reported "
             f"FROM {self.name} AS t INNER JOIN {self.name}_choices AS c ON t.ballot = c.ballot AND t.dapil = c.dapil "
             "WHERE t.ballot = {b:String}) AS want "
-            f"FULL OUTER JOIN (SELECT region AS tps, {got} AS fp, invalid, reported FROM ("
-            "SELECT ballot, level, region, sumMap(deltas) AS m, sum(invalid) AS invalid, sum(tps_reported) AS reported "
-            f"FROM region_totals WHERE ballot = {{b:String}} AND level = '{TPS_LEVEL}' GROUP BY ballot, level, region)) "
+            f"FULL OUTER JOIN (SELECT region AS tps, sum({got}) AS fp, sum(invalid) AS invalid, sum(tps_reported) AS reported "
+            f"FROM region_totals WHERE ballot = {{b:String}} AND level = '{TPS_LEVEL}' GROUP BY tps) "
             "AS got USING tps WHERE want.fp != got.fp OR want.invalid != got.invalid OR want.reported != got.reported "
             "ORDER BY tps LIMIT {n:UInt32}"
         )
