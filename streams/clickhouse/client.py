@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from urllib.parse import urlparse, urlunparse
 
 import clickhouse_connect
@@ -10,6 +11,13 @@ from clickhouse_connect.driver.client import Client
 from streams.clickhouse.schema import create_database, schema
 from streams.embedded.servers import clickhouse_dsn
 from streams.settings import Settings
+
+
+def moment_read() -> dict[str, str]:
+    """The settings of a statement that must see every insert stamped before its moment (a totals read
+    that answers with its moment, a page of the change feed, the log's next leaves): a query_id the
+    embedded server knows (embedded.chdb_http.MomentGate), unique as a query_id must be."""
+    return {"query_id": f"moment-{uuid.uuid4()}"}
 
 
 def database_of(dsn: str) -> str:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 from clickhouse_connect.driver.client import Client
 
+from streams.clickhouse.client import moment_read
 from streams.core import merkle
 from streams.core.checkpoint import BallotTotals, Checkpoint, leaf_bytes, public_key_of, sign_note, verifier_key
 from streams.core.moments import moment_text, sql_moment
@@ -96,8 +97,12 @@ class LogAppender:
 
     def step(self) -> tuple[int, bool]:
         """Append the next page of changes: (leaves appended, whether that was all there was)."""
+        # A moment read: no change stamped before the page's last may land after it (the embedded
+        # server never runs it beside an insert; on a server see README, "The transparency log").
         rows = self.client.query(
-            CHANGES + AFTER + ORDER + " LIMIT {n:UInt32}", parameters={**self._cursor_params(self.state.cursor), "n": self.page}
+            CHANGES + AFTER + ORDER + " LIMIT {n:UInt32}",
+            parameters={**self._cursor_params(self.state.cursor), "n": self.page},
+            settings=moment_read(),
         ).result_rows
         if not rows:
             return 0, True

@@ -16,10 +16,10 @@ from datetime import UTC, datetime, timedelta
 
 from clickhouse_connect.driver.client import Client
 
+from streams.clickhouse.client import moment_read
 from streams.core.aggregate import TPS_LEVEL, revision_key
 from streams.core.moments import MomentError, moment_text, parse_moment, sql_moment
 from streams.core.seats import PARTY_BALLOTS, party_totals
-from streams.read.totals import moment_read
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DEFAULT_LIMIT = 1000

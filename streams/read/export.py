@@ -24,11 +24,12 @@ from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
 
+from streams.clickhouse.client import moment_read
 from streams.core.contract import BALLOTS
 from streams.core.moments import moment_text, sql_moment
 from streams.core.regions import LEVELS, NATIONAL
 from streams.core.seats import LEGISLATIVE, PARTY_BALLOTS
-from streams.read.totals import change_sums, dapil_statement, moment_read
+from streams.read.totals import change_sums, dapil_statement
 
 FORMATS = {"csv": "CSVWithNames", "jsonl": "JSONEachRow", "parquet": "Parquet"}
 MEDIA = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}

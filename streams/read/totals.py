@@ -6,7 +6,7 @@ levels below from the TPS level of region_totals, where each row is one change o
 deltas, written in the same insert as the totals it moved: schemas/clickhouse/005_changes.sql).
 At a moment: every level from the change rows whose `decided_at` is at or before it.
 
-One statement per answer makes it a snapshot. Its query_id marks it a moment read (`MOMENT`): the
+One statement per answer makes it a snapshot. Its query_id marks it a moment read (`moment_read`): the
 embedded server runs it beside other reads but never beside an insert, so a read at moment M sees
 exactly the writes stamped at or before M, and asking later for M gives it back. On a server, a write
 is stamped when it starts and seen when it ends, so a moment less than one insert's time ago may still
@@ -15,11 +15,11 @@ gain rows (README, "Time travel").
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
 from clickhouse_connect.driver.client import Client
 
+from streams.clickhouse.client import moment_read
 from streams.core.aggregate import TPS_LEVEL, WRITTEN_LEVELS
 from streams.core.moments import sql_moment
 from streams.core.regions import NATIONAL, PREFIX_LENGTH
@@ -28,12 +28,6 @@ Sums = dict[str, dict]  # code -> {votes, tps_reported, invalid, voters}
 EMPTY_MAP = "CAST(map(), 'Map(String, Int64)')"
 # The stamp row closing every totals read: code '' (no region or dapil has it) and the read's moment.
 STAMP = f"UNION ALL SELECT '', {EMPTY_MAP}, 0, 0, 0, now64(6, 'UTC')"
-
-
-def moment_read() -> dict[str, str]:
-    """The settings of a statement that answers with its moment: a query_id the embedded server knows
-    (embedded.chdb_http.MomentGate; the read side cannot import it), unique as a query_id must be."""
-    return {"query_id": f"moment-{uuid.uuid4()}"}
 
 
 def _when(as_of: datetime | None) -> str:
