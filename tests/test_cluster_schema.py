@@ -5,6 +5,7 @@ that ClickHouse parses every statement."""
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -60,3 +61,12 @@ def test_the_readme_promises_what_the_ddl_does():
     assert "tally init --cluster NAME" in readme
     assert f"{DEDUP_BLOCKS:,} blocks" in readme and f"{DEDUP_SECONDS:,} s" in readme
     assert "/clickhouse/tables/{shard}/{database}/<table>" in readme
+
+
+def test_the_example_cluster_config_has_one_shard_replicas_keeper_and_the_macros_the_ddl_uses():
+    config = ET.parse(REPO / "deploy/clickhouse/cluster/cluster.example.xml").getroot()
+    [cluster] = list(config.find("remote_servers"))
+    assert len(cluster.findall("shard")) == 1 and len(cluster.findall("shard/replica")) >= 2
+    assert cluster.findtext("shard/internal_replication") == "true"  # replicas copy parts themselves
+    assert config.findall("zookeeper/node") and config.findtext("macros/shard") and config.findtext("macros/replica")
+    assert "deploy/clickhouse/cluster/cluster.example.xml" in (REPO / "README.md").read_text()

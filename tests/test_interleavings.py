@@ -83,6 +83,7 @@ class SlowInsert(ClickHouseSink):
 
     def __init__(self, client, **options: object) -> None:
         client.set_client_setting("max_block_size", 8)
+        client.set_client_setting("max_threads", 1)  # the blocks' sleeps one after another: stall_s in all
         super().__init__(client, **options)
 
     totals_landed = 0  # rows of the slow insert the server took
@@ -157,7 +158,10 @@ def run_order(pipeline, name: str, order: tuple[str, ...], atomic: bool, night, 
     }
     for step in order:
         steps[step]()
-    return verify(client, truth)
+    # The audit trail too: every offset decided once (the first decision wins), each event applied once.
+    decided, applied = client.query("SELECT count(), countIf(decision = 'applied') FROM tally_decisions FINAL").result_rows[0]
+    audit = [] if (decided, applied) == (len(messages), len(messages)) else [f"audit: {decided} decided, {applied} applied"]
+    return verify(client, truth) + audit
 
 
 def test_every_order_is_exact_when_the_fence_and_the_rows_are_one_statement(pipeline, night):
@@ -192,7 +196,7 @@ def test_a_slow_insert_in_flight_across_a_takeover_on_parallel_handles(pipeline,
     apply_schema(settings)
     client = connect(settings)
     load_registry(client, records)
-    deadline = 0.5 if fixed else 0.0  # 0: no max_execution_time, as before the fix
+    deadline = 1.5 if fixed else 0.0  # S's insert would run 2 s; 0: no max_execution_time, as before the fix
     n_sink = ClickHouseSink(client, deadline_s=deadline, receive_timeout_s=0.0)
     s_sink = SlowInsert(connect(settings), deadline_s=deadline, receive_timeout_s=0.0, sleep=lambda _: time.sleep(0.05))
 
@@ -218,8 +222,7 @@ def test_a_slow_insert_in_flight_across_a_takeover_on_parallel_handles(pipeline,
     time.sleep(0.5)  # S's insert has passed its lease check and is running in the server
     before = n_sink.acquire_lease(TOPIC, 0, "N")
     assert before == "S"  # S never released it
-    waited = n_sink.takeover_wait(before, "N") if fixed else 0.0
-    time.sleep(waited)
+    waited = n_sink.wait_out({before}) if fixed else 0.0  # until S's insert is no longer running
     n = processor(n_sink)
     half = len(messages) // 2
     n_sink.write(n.process(TOPIC, 0, messages[:half]), "N")
@@ -228,7 +231,8 @@ def test_a_slow_insert_in_flight_across_a_takeover_on_parallel_handles(pipeline,
     differences = verify(client, truth)
     assert outcome == ["fenced"]  # either way S learns it lost the partition, at its next insert
     if fixed:
-        assert waited > deadline and s_sink.unsure_until > 0  # ended by the server, then retried
+        assert 0.5 < waited < n_sink.takeover_wait_s  # N saw S's insert running until the server ended it
+        assert s_sink.unsure_until > 0  # ended by the server (TIMEOUT_EXCEEDED), then retried
         assert s_sink.totals_landed == 0 and differences == []
     else:
         assert s_sink.totals_landed > 0  # S's totals landed after N read the state...

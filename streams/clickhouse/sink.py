@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -179,7 +179,7 @@ class ClickHouseSink:
         sleep: Callable[[float], None] = time.sleep,
         deadline_s: float = 15.0,
         receive_timeout_s: float = RECEIVE_TIMEOUT_S,
-        cluster: bool = False,
+        cluster: str | None = None,
     ) -> None:
         self.client = client
         # On a cluster (replicas of one shard, clickhouse.schema): every write waits for a quorum of
@@ -187,6 +187,8 @@ class ClickHouseSink:
         # write, or fails and is retried, never answers from a replica that lags.
         self.writes: dict[str, object] = {"insert_quorum": "auto"} if cluster else {}
         self.reads: dict[str, object] = {"select_sequential_consistency": 1} if cluster else {}
+        # Where the statements running now are listed: every replica's, on a cluster.
+        self.processes = f"clusterAllReplicas({_literal(cluster)}, system.processes)" if cluster else "system.processes"
         self.deadline_s = deadline_s
         # How long an insert that passed its lease check may still land: the server's deadline, the wait
         # for a stalled body, and the commit.
@@ -245,8 +247,32 @@ class ClickHouseSink:
         return before[0][0] if before else RELEASED
 
     def takeover_wait(self, before: str, owner: str) -> float:
-        """Seconds to wait after taking a lease whose owner before was `before`, before reading state."""
+        """Seconds to wait at most after taking a lease whose owner before was `before`, before reading state."""
         return 0.0 if before in (RELEASED, owner) else self.takeover_wait_s
+
+    def wait_out(self, owners: Collection[str], poll_s: float = 0.2) -> float:
+        """After taking leases from `owners` (unreleased), wait until none of their inserts runs on the
+        server, or `takeover_wait_s` at most; returns the seconds waited.
+
+        Why it may end early: a fenced insert names its writer in its text (the fence's owner literal),
+        and a server lists a statement in system.processes from before it evaluates anything in it. So
+        an insert of theirs not listed now has either ended (landed or not, before the state is read)
+        or has not started, and will meet our lease at its start. A poll that fails waits the bound."""
+        started = time.monotonic()
+        if not owners:
+            return 0.0
+        names = " OR ".join(f"position(query, {_literal(_literal(o))}) > 0" for o in sorted(owners))
+        sql = f"SELECT count() FROM {self.processes} WHERE query_kind = 'Insert' AND ({names})"
+        while (waited := time.monotonic() - started) < self.takeover_wait_s:
+            try:
+                with self._lock:
+                    running = int(self.client.command(sql))
+            except Exception:  # noqa: BLE001 - cannot tell: wait the whole bound
+                running = 1
+            if not running:
+                return waited
+            self.sleep(min(poll_s, self.takeover_wait_s - waited))
+        return time.monotonic() - started
 
     def release_leases(self, topic: str, owners: Mapping[int, str]) -> set[int]:
         """Hand partitions on: a release row above each lease still held by its owner here, in one

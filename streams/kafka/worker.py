@@ -163,7 +163,7 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faus
         connect(settings),
         deadline_s=settings.insert_deadline_s,
         receive_timeout_s=settings.receive_timeout_s,
-        cluster=settings.cluster is not None,
+        cluster=settings.cluster,
     )
     registry = RegistryCache(sink)
     processor = Processor(registry.get, settings.require_signatures, settings.log, ThreadVerifier(settings.verify_threads))
@@ -249,15 +249,16 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faus
         if unreleased:
             # Their owners stopped without handing them on (a crash, or a stall past the session
             # timeout): an insert of theirs that passed its lease check before ours may still land.
-            # The server ends any insert at its deadline, so after this wait none can (README).
+            # Wait until none of theirs runs on the server; it ends any insert at its deadline (README).
+            waited = await asyncio.to_thread(sink.wait_out, set(unreleased.values()))
             log.warning(
-                "partitions %s taken over from %s without a release: waiting %.0f s for their inserts in flight "
-                "to land or end before reading state",
+                "partitions %s taken over from %s without a release: waited %.1f s (at most %.0f) for their inserts "
+                "in flight to land or end before reading state",
                 sorted(unreleased),
                 ", ".join(sorted(set(unreleased.values()))),
+                waited,
                 sink.takeover_wait_s,
             )
-            await asyncio.sleep(sink.takeover_wait_s)
         for partition in mine:
             # In a thread, read page by page into the packed state: never the whole partition at once.
             await asyncio.to_thread(lambda p=partition: processor.preload(p, *sink.load_partition(p)))
