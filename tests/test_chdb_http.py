@@ -67,7 +67,7 @@ def test_a_stream_query_arrives_whole_in_chunks_beside_other_statements(client):
     client.insert("t", [(i, f"s{i}", {}) for i in range(50_000)], column_names=["a", "s", "m"])
     source = client.raw_stream("SELECT a, s FROM t ORDER BY a", settings={"query_id": "stream-test"}, fmt="CSV")
     first = source.read(1024)
-    # The stream holds the second handle; ordinary statements still run on the first meanwhile.
+    # The stream holds a handle of its own; ordinary statements still run on the pool meanwhile.
     assert client.command("SELECT count() FROM t") == 50_000
     rest = first + source.read()
     lines = rest.decode().splitlines()

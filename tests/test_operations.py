@@ -183,6 +183,11 @@ def test_sigterm_with_the_broker_gone_stops_within_10_s_and_loses_nothing(stack,
     broker, settings = broker_up()  # an empty broker: the gateways resend the whole night
     worker = start_worker(settings, tmp_path / "worker-2.log")
     try:
+        # The worker meets the empty broker first (resent in the same order, the night would be the
+        # same log at every decided offset, and nothing to tell apart).
+        deadline = time.monotonic() + 60
+        while b"leases taken" not in (tmp_path / "worker-2.log").read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.2)
         tally(settings, "produce", str(out / "events.jsonl"))
         total = sum(1 for line in (out / "events.jsonl").open("rb") if line.strip())
         wait_caught_up(settings, total, timeout_s=180)

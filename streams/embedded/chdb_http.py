@@ -127,7 +127,7 @@ class ChdbEngine:
     def stream(
         self, sql: bytes, database: str, settings: dict[str, str], default_format: str, put: Callable[[bytes], None]
     ) -> None:
-        """Run one SELECT on the second handle, handing its output to `put` a chunk at a time (`put` may
+        """Run one SELECT on a handle of its own, beside the pool, handing its output to `put` a chunk at a time (`put` may
         block: that is the reader's back-pressure). One stream at a time.
 
         ClickHouse writes the output into a temporary file with its own format writer (file()), which
