@@ -75,7 +75,8 @@ def main() -> None:
     print(f"night: {args.tps:,} TPS, {args.ballots}, {n:,} events in batches of {args.batch:,}")
     for stage, us in per_event.items():
         print(f"  {stage:8s} {us:8.1f} us/event")
-    print(f"  ours     {own:8.1f} us/event beyond verify (process - verify + rows + bodies): {own / per_event['verify']:.2f}x verify")
+    times = own / per_event["verify"]
+    print(f"  ours     {own:8.1f} us/event beyond verify (process - verify + rows + bodies): {times:.2f}x verify")
 
 
 if __name__ == "__main__":
