@@ -119,7 +119,9 @@ def simulate(
     speedup: Annotated[
         float | None, typer.Option(help="follow the 2024 arrival curve, this many times faster (3600: an hour a second)")
     ] = None,
-    out: Annotated[Path | None, typer.Option(help="write registry.jsonl, events.jsonl and truth.jsonl here")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="write registry.jsonl, events.jsonl, truth.jsonl and truth-tps.jsonl here")
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="write --out files only; produce nothing")] = False,
     ballots: Annotated[str, typer.Option(help="comma-separated ballots: PPWP,DPR,DPD,DPRD_PROV,DPRD_KAB")] = "PPWP",
     duplicates: Annotated[float, typer.Option(help="share of events resent with the same event_id")] = 0.0,
