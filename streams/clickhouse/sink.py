@@ -11,9 +11,10 @@ per table, and every insert is
   * bounded in time by the server: `max_execution_time` = the deadline, so that the lease check,
     evaluated when a server starts the insert, and the rows, which land when it ends, are never more
     than the deadline (plus the server's HTTP receive timeout, while the body arrives) apart. A worker
-    that takes over a lease its owner did not release waits that bound out before it reads the
-    partition's state (`acquire_lease`, `takeover_wait_s`): whatever the stalled owner had in flight
-    has landed by then, and is in that state, or was ended by the server and never lands. A worker
+    that takes over a lease its owner did not release waits, before it reads the partition's state,
+    while an insert of the old owner still runs, that bound at most (`acquire_lease`, `wait_out`):
+    whatever the stalled owner had in flight has landed by then, and is in that state, or was ended by
+    the server and never lands. A worker
     that hands a partition on cleanly releases its lease (`release_leases`), so the next owner need
     not wait. README, "Exactly once".
 Order: region_totals (deltas plus each TPS's revision marker, one atomic part), tally_decisions,
@@ -217,8 +218,8 @@ class ClickHouseSink:
     def acquire_lease(self, topic: str, partition: int, owner: str) -> str:
         """Take the partition's lease: one statement, so the generation is one higher than any before.
         Returns the owner before this one: RELEASED if it handed the partition on (or there was none),
-        else a writer that may still have an insert in flight, to be waited out (`takeover_wait_s`)
-        before the partition's state is read."""
+        else a writer that may still have an insert in flight, to be waited out (`wait_out`) before
+        the partition's state is read."""
         params = {"topic": topic, "partition": partition, "owner": owner}
         self._retry(
             "partition_leases",
@@ -246,9 +247,10 @@ class ClickHouseSink:
         )
         return before[0][0] if before else RELEASED
 
-    def takeover_wait(self, before: str, owner: str) -> float:
-        """Seconds to wait at most after taking a lease whose owner before was `before`, before reading state."""
-        return 0.0 if before in (RELEASED, owner) else self.takeover_wait_s
+    @staticmethod
+    def unreleased(before: str, owner: str) -> bool:
+        """Whether a lease taken from `before` was not handed on, so its inserts must be waited out."""
+        return before not in (RELEASED, owner)
 
     def wait_out(self, owners: Collection[str], poll_s: float = 0.2) -> float:
         """After taking leases from `owners` (unreleased), wait until none of their inserts runs on the

@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 
 import orjson
 
-REMIND_S = 30.0
+from streams.clickhouse.sink import REMIND_S  # one pace of reminders, the sink's and the libraries'
+
 NOISY = ("aiokafka", "kafka", "faust", "mode", "urllib3")  # the libraries that log every retry
 TEXT_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"  # faust's own, kept for readers' habits
 

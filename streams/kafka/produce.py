@@ -145,7 +145,7 @@ async def true_ends(consumer: Any, listed: Mapping[Any, int]) -> dict[Any, int]:
     asked = [tp for tp, end in listed.items() if end > 0]
     if not asked:
         return ends
-    consumer.assign(asked)
+    consumer.assign(list(listed))  # the caller's own assignment, if it made one, stays as it was
     for tp in asked:
         consumer.seek(tp, listed[tp] - 1)
     fetched = await consumer.getmany(*asked, timeout_ms=2000)

@@ -244,7 +244,7 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faus
         for partition in mine:
             before = await asyncio.to_thread(sink.acquire_lease, topic, partition, token)
             leases[partition] = token
-            if sink.takeover_wait(before, token):
+            if sink.unreleased(before, token):
                 unreleased[partition] = before
         if unreleased:
             # Their owners stopped without handing them on (a crash, or a stall past the session
