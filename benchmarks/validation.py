@@ -73,7 +73,7 @@ def verifiers(events: list[bytes], registry: Registry, repeat: int) -> dict[str,
     jobs = []
     for raw in events:
         tally = decode_tally(raw).tally
-        if tally is not None and "sig" in tally.raw:
+        if tally is not None and tally.sig is not None:
             prepared = prepare_signature(tally, registry.keys, True, 0.0)
             if isinstance(prepared, Signed):
                 jobs.append((prepared.signed_message[:64], prepared.signed_message[64:], prepared.public_key))

@@ -11,10 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-import orjson
-
 from streams.core.batch import Batch
-from streams.core.contract import MAX_EVENT_BYTES, decode_tally
+from streams.core.contract import MAX_EVENT_BYTES, Decoded, decode_tally
 from streams.core.reasons import Decision, Finding, Flag, Reason, reason_codes
 from streams.core.registry import Registry
 from streams.core.revisions import Applied, decide
@@ -34,9 +32,6 @@ def verify_here(jobs: Sequence[Signed]) -> Callable[[], list[Finding | None]]:
     return lambda: findings
 
 
-SORTED = orjson.OPT_SORT_KEYS  # the canonical form devices sign (core.signatures), here with its sig
-
-
 @dataclass(frozen=True, slots=True)
 class Message:
     offset: int
@@ -54,8 +49,10 @@ class Processor:
         require_signatures: bool = True,
         log_events: bool = True,
         verifier: Verifier = verify_here,
+        decoder: Callable[[bytes], Decoded] = decode_tally,
     ) -> None:
         self.registry = registry
+        self.decoder = decoder  # tests hand in the reference path (contract.decode_object) to compare
         self.verifier = verifier
         self.require_signatures = require_signatures
         # Keep each applied event, as signed, in its change row: the transparency log's leaves.
@@ -82,7 +79,7 @@ class Processor:
 
     def process(self, topic: str, partition: int, messages: Sequence[Message]) -> Batch:
         batch = Batch(topic, partition, messages[0].offset, messages[-1].offset)
-        decoded = [decode_tally(m.value) for m in messages]
+        decoded = [self.decoder(m.value) for m in messages]
         if partition not in self.complete:
             # Deciding without the partition's state would count a TPS again: a bug, never input.
             raise RuntimeError(f"partition {partition} was not preloaded; its state is unknown")
@@ -126,7 +123,7 @@ class Processor:
                         current,
                         new,
                         tally.gateway,
-                        orjson.dumps(tally.raw, option=SORTED).decode() if self.log_events else "",
+                        tally.forms.event.decode() if self.log_events else "",
                         f"{partition}:{message.offset}",
                     )
                 elif tally.revision == self.in_totals[key]:
@@ -162,7 +159,7 @@ class Processor:
                     [],
                     flags,
                     tally.gateway,
-                    tally.raw.get("key_id", ""),
+                    tally.key_id or "",
                     tally.submitted_at,
                     partition,
                     message.offset,

@@ -63,7 +63,7 @@ class Applied:
     def from_tally(cls, t: Tally, previous: Applied | None = None) -> Applied:
         earlier = previous.event_ids if previous is not None else ()
         return cls.of(
-            t.tps, t.ballot, t.revision, t.event_id, t.content_digest(), t.votes, t.invalid, t.voters, earlier + (t.event_id,)
+            t.tps, t.ballot, t.revision, t.event_id, t.digest, t.votes, t.invalid, t.voters, earlier + (t.event_id,)
         )
 
 
@@ -76,5 +76,5 @@ def decide(current: Applied | None, t: Tally) -> Decision:
         return Decision.STALE
     if t.revision == current.revision:
         # The same counts resent under a new event_id are a duplicate, other counts a conflict.
-        return Decision.DUPLICATE if t.content_digest() == current.digest else Decision.CONFLICT
+        return Decision.DUPLICATE if t.digest == current.digest else Decision.CONFLICT
     return Decision.APPLIED

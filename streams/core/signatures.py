@@ -122,7 +122,7 @@ def prepare_signature(
 ) -> Finding | Signed | None:
     """Every rule of `check_signature` but the Ed25519 arithmetic: None if the tally may count unsigned,
     the finding that stops it, or the `Signed` check still to run."""
-    sig, key_id = tally.raw.get("sig"), tally.raw.get("key_id")
+    sig, key_id = tally.sig, tally.key_id
     if sig is None and key_id is None:
         return Finding(Reason.UNSIGNED, "$.sig", "no signature; this deployment requires signed tallies") if required else None
     if sig is None or key_id is None:
@@ -155,7 +155,7 @@ def prepare_signature(
         return Finding(Reason.BAD_SIGNATURE, "$.sig", "not base64")
     if len(signature) != crypto_sign_BYTES:
         return Finding(Reason.BAD_SIGNATURE, "$.sig", f"{len(signature)} bytes, not {crypto_sign_BYTES}")
-    return Signed(signature + canonical(tally.raw), public_key, key_id)
+    return Signed(signature + tally.forms.signed, public_key, key_id)
 
 
 def check_signature(tally: Tally, keys: KeyRing | Mapping[str, DeviceKey], required: bool, received_at: float) -> Finding | None:

@@ -179,7 +179,7 @@ def verify_cost(settings: Settings, events_file: Path, n: int = 3000) -> float:
     with events_file.open("rb") as lines:
         for line in lines:
             tally = decode_tally(line.rstrip(b"\n")).tally
-            if tally is not None and "sig" in tally.raw:
+            if tally is not None and tally.sig is not None:
                 tallies.append(tally)
             if len(tallies) == n:
                 break
