@@ -7,8 +7,9 @@ Stages, each timed over the same batches of a simulated night, in the worker's o
   verify      one Ed25519 check per event (`check_signature`): the work nobody can skip
   process     `Processor.process` whole, serial verifier: decode, signature rules and checks,
               validation, decisions, aggregation (its verify share is the line above)
-  rows        the batch's insert rows (`as_rows` for totals; decisions, rejections and current as kept)
-  bodies      the insert bodies (`json_lines`: JSONCompactEachRow, one orjson call a row)
+  rows        the batch's insert columns (`as_columns` for totals; decisions, rejections and current
+              transposed, as the sink does)
+  bodies      the insert bodies (`json_columns`: JSONCompactColumns, one orjson call a table)
 Usage: .venv/bin/python benchmarks/stages.py [--tps 20000] [--ballots PPWP,DPR,DPD,DPRD_PROV,DPRD_KAB] [--batch 5000]
 """
 
@@ -20,21 +21,24 @@ import platform
 import time
 from collections.abc import Callable
 
-from streams.clickhouse.sink import json_lines
+from streams.clickhouse.sink import CURRENT, DECISIONS, REJECTIONS, columns_of, json_columns
 from streams.core.contract import decode_tally
 from streams.core.pipeline import Message, Processor
 from streams.core.registry import Registry
 from streams.core.signatures import check_signature, epoch
 from streams.gateways.shape import registry_records
 from streams.gateways.simulate import Plan, generate
+from streams.kafka.worker import collector_paused
 
 TOPIC = "tally.submissions"
 
 
 def timed(fn: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
+    """Seconds of `fn`, with the cyclic collector paused as the worker pauses it for a batch."""
+    with collector_paused():
+        started = time.perf_counter()
+        fn()
+        return time.perf_counter() - started
 
 
 def main() -> None:
@@ -60,15 +64,17 @@ def main() -> None:
     processor.preload(0, [], {})
     out = []
     spent["process"] = timed(lambda: out.extend(processor.process(TOPIC, 0, batch) for batch in batches))
-    rows: list[list] = []
+    tables: list[list[list]] = []
 
-    def build_rows() -> None:
+    def build_columns() -> None:
         for b in out:
-            rows.append(b.totals.as_rows(0))
-            rows.extend((b.decisions, b.rejections, b.current))
+            tables.append(b.totals.as_columns(0))
+            tables.append(columns_of(b.decisions, len(DECISIONS.columns) - 1, 0))
+            tables.append(columns_of(b.rejections, len(REJECTIONS.columns) - 1, 0))
+            tables.append(columns_of(b.current, len(CURRENT.columns)))
 
-    spent["rows"] = timed(build_rows)
-    spent["bodies"] = timed(lambda: [json_lines(r) for r in rows if r])
+    spent["rows"] = timed(build_columns)
+    spent["bodies"] = timed(lambda: [json_columns(t) for t in tables if t[0]])
     per_event = {stage: round(s / n * 1e6, 1) for stage, s in spent.items()}
     own = per_event["process"] - per_event["verify"] + per_event["rows"] + per_event["bodies"]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}")

@@ -55,7 +55,7 @@ def test_crash_after_totals_before_current_replays_without_counting_twice(ch):
     first = preloaded(sink)
     batch = first.process(TOPIC, 0, messages)
     # The crash: region_totals (with the revision markers) landed, nothing after it did.
-    totals = batch.totals.as_rows(0)
+    totals = batch.totals.as_columns(0)
     sink._insert(sink_table("region_totals"), totals, "crash", sink._fence(TOPIC, {0: "first"}))
     assert ch.command("SELECT count() FROM tally_current") == 0
 

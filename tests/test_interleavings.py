@@ -88,11 +88,11 @@ class SlowInsert(ClickHouseSink):
 
     totals_landed = 0  # rows of the slow insert the server took
 
-    def _insert(self, table: Table, rows: list, token: str, fence: str) -> int:
+    def _insert(self, table: Table, columns: list[list], token: str, fence: str) -> int:
         if table is not TOTALS:
-            return super()._insert(table, rows, token, fence)
-        fence = f"{self.verdict or fence} AND sleepEachRow({self.stall_s / len(rows):.6f}) = 0"
-        self.totals_landed = super()._insert(table, rows, token, fence)
+            return super()._insert(table, columns, token, fence)
+        fence = f"{self.verdict or fence} AND sleepEachRow({self.stall_s / len(columns[0]):.6f}) = 0"
+        self.totals_landed = super()._insert(table, columns, token, fence)
         return self.totals_landed
 
 

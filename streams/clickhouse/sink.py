@@ -152,14 +152,21 @@ class Fenced(Exception):
     """This writer no longer holds the partition's lease: another worker owns it now."""
 
 
-def json_lines(rows: list) -> bytes:
-    """Rows as JSONCompactEachRow. Appended one by one, not joined: each `orjson.dumps` result holds
-    a ~4 KiB buffer, so joining 280k rows (one legislative batch) peaked at 1.1 GiB for a 14 MiB body."""
-    body = bytearray()
-    for row in rows:
-        body += orjson.dumps(row)
-        body += b"\n"
-    return bytes(body)
+def columns_of(rows: Sequence[tuple], width: int, *extra: object) -> list[list]:
+    """Rows (tuples of `width` values) as column lists, each `extra` a column of one value."""
+    columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+    return columns + [[value] * len(rows) for value in extra]
+
+
+def joined(parts: Sequence[list[list]]) -> list[list]:
+    """The columns of several batches as one insert's."""
+    return parts[0] if len(parts) == 1 else [[v for part in parts for v in part[i]] for i in range(len(parts[0]))]
+
+
+def json_columns(columns: list[list]) -> bytes:
+    """An insert body in JSONCompactColumns: one orjson call for the whole batch, and ClickHouse parses
+    it in ~70% of the time of the same rows as JSONCompactEachRow (measured in issue 18)."""
+    return orjson.dumps(columns)
 
 
 def _holders(topic: str) -> str:
@@ -333,15 +340,16 @@ class ClickHouseSink:
         if self.epoch:  # offsets of another incarnation of the broker's topic: other tokens
             token = f"{token}@{self.epoch}"
         self.insert_seconds = {}
-        totals = [row for b in batches for row in b.totals.as_rows(b.partition)]
         epoch = self.epoch
-        for table, rows in (
-            (TOTALS, totals),
-            (DECISIONS, [(*row, epoch) for b in batches for row in b.decisions]),
-            (REJECTIONS, [(*row, epoch) for b in batches for row in b.rejections]),
-            (CURRENT, [row for b in batches for row in b.current]),
+        written: dict[str, int] = {}
+        for table, columns in (
+            (TOTALS, joined([b.totals.as_columns(b.partition) for b in batches])),
+            (DECISIONS, joined([columns_of(b.decisions, len(DECISIONS.columns) - 1, epoch) for b in batches])),
+            (REJECTIONS, joined([columns_of(b.rejections, len(REJECTIONS.columns) - 1, epoch) for b in batches])),
+            (CURRENT, joined([columns_of(b.current, len(CURRENT.columns)) for b in batches])),
         ):
-            if rows and self._insert(table, rows, f"{table.name}:{topic}:{token}", fence) < len(rows):
+            rows = written[table.name] = len(columns[0])
+            if rows and self._insert(table, columns, f"{table.name}:{topic}:{token}", fence) < rows:
                 lost = set(owners) - self.held(topic, owners)
                 if lost:
                     self.written["fenced"] += 1
@@ -351,12 +359,12 @@ class ClickHouseSink:
                 # Still ours: this was the retry of an insert that had landed, dropped by its token.
         self.written["batches"] += 1
         self.written["current"] += sum(len(b.current) for b in batches)
-        self.written["totals"] += len(totals)
+        self.written["totals"] += written[TOTALS.name]
         self.written["decisions"] += sum(len(b.decisions) for b in batches)
         self.written["rejections"] += sum(len(b.rejections) for b in batches)
 
-    def _insert(self, table: Table, rows: list, token: str, fence: str) -> int:
-        body = json_lines(rows)
+    def _insert(self, table: Table, columns: list[list], token: str, fence: str) -> int:
+        body = json_columns(columns)
         structure = table.structure if table.has_partition else f"{table.structure}, src_partition UInt16"
         statement = f"{table.name} ({table.names}) SELECT {table.names} FROM input({_literal(structure)}) WHERE {fence}"
         settings = {"insert_deduplication_token": token, "max_execution_time": self.deadline_s, **self.writes, **self.reads}
@@ -364,7 +372,7 @@ class ClickHouseSink:
         def attempt() -> object:
             started = time.monotonic()
             try:
-                return self.client.raw_insert(statement, None, body, settings=settings, fmt="JSONCompactEachRow")
+                return self.client.raw_insert(statement, None, body, settings=settings, fmt="JSONCompactColumns")
             except Exception:
                 self.unsure_until = max(self.unsure_until, started + self.takeover_wait_s)
                 raise

@@ -11,9 +11,10 @@ are read from (README, "Time travel"), and the sum of a TPS's change rows is the
 revision the totals include, so a replay after a crash never moves them twice.
 
 Counts are summed as vectors over a contest's choices (the shared choice tuple of `Applied`), per
-village for each event, and rolled up once per batch, each level from the one below; the district
-and village levels themselves are not written (see WRITTEN_LEVELS). A DPR tally has ~150 choices:
-adding each to five levels one by one per event was most of a worker's time on legislative ballots.
+regency for each event (the finest level written, see WRITTEN_LEVELS), and rolled up once per batch
+to provinces and the nation. A DPR tally has ~150 choices: adding each to five levels one by one
+per event was once most of a worker's time on legislative ballots. (NumPy matrices per contest for
+the roll-up were measured in issue 18 and were slower: the rows leave as Python values either way.)
 """
 
 from __future__ import annotations
@@ -33,8 +34,7 @@ TPS_LEVEL = "tps"
 # legislative tally those rows were about one per event and choice: villages were 70% of what a
 # batch wrote, then districts 73% of the rest.
 WRITTEN_LEVELS = ("national", "province", "regency")
-# Each level rolled up from the level below it, finest first.
-ROLL_UP = (("district", "village"), ("regency", "district"), ("province", "regency"), ("national", "province"))
+REGENCY = PREFIX_LENGTH["regency"]
 
 Row = list[int]  # votes, tps_reported, invalid, voters, revision
 _count_of = itemgetter(1)  # of a (choice, count) pair: filter() keeps the pairs whose count is not 0
@@ -100,8 +100,8 @@ class TotalsDelta:
     """Summed signed deltas of one batch: rows (ballot, level, region, choice) -> [votes, tps_reported,
     invalid, voters, revision]."""
 
-    # (ballot, village, id(choices)) -> vote deltas in the order of `choices_by_id`
-    village_votes: dict[VectorKey, list[int]] = field(default_factory=dict)
+    # (ballot, regency, id(choices)) -> vote deltas in the order of `choices_by_id`
+    regency_votes: dict[VectorKey, list[int]] = field(default_factory=dict)
     choices_by_id: dict[int, tuple[str, ...]] = field(default_factory=dict)
     # (ballot, level, region, SUMMARY) -> row: every written level's summary
     summaries: dict[tuple[str, str, str, str], Row] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0, 0]))
@@ -109,16 +109,16 @@ class TotalsDelta:
     changes: list[Change] = field(default_factory=list)
 
     def apply(self, old: Applied | None, new: Applied, gateway: str = "", event: str = "", source: str = "") -> None:
-        ballot, village = new.ballot, region_of(new.tps, "village")
+        ballot = new.ballot
         self.choices_by_id[id(new.choices)] = new.choices
-        key = (ballot, village, id(new.choices))
-        _add(self.village_votes, key, new.counts)
+        key = (ballot, new.tps[:REGENCY], id(new.choices))
+        _add(self.regency_votes, key, new.counts)
         if old is not None:
             if old.choices is new.choices:
-                _add(self.village_votes, key, old.counts, -1)
+                _add(self.regency_votes, key, old.counts, -1)
             else:  # the same choices in another order (read back from ClickHouse): align them first
                 by_choice = dict(zip(old.choices, old.counts, strict=True))
-                _add(self.village_votes, key, [by_choice.get(c, 0) for c in new.choices], -1)
+                _add(self.regency_votes, key, [by_choice.get(c, 0) for c in new.choices], -1)
         reported = 0 if old is not None else 1
         invalid = new.invalid - (old.invalid if old is not None else 0)
         voters = new.voters - (old.voters if old is not None else 0)
@@ -160,8 +160,8 @@ class TotalsDelta:
 
     def _vote_deltas(self) -> dict[tuple[str, str, str, str], int]:
         """(ballot, level, region, choice) -> summed vote delta, for the written levels."""
-        by_level: dict[str, dict[VectorKey, list[int]]] = {"village": self.village_votes}
-        for level, below in ROLL_UP:
+        by_level: dict[str, dict[VectorKey, list[int]]] = {"regency": self.regency_votes}
+        for level, below in (("province", "regency"), ("national", "province")):
             summed: dict[VectorKey, list[int]] = {}
             cut = PREFIX_LENGTH.get(level)
             for (ballot, region, choices), counts in by_level[below].items():
@@ -184,10 +184,28 @@ class TotalsDelta:
         rows.update((key, [delta, 0, 0, 0, 0]) for key, delta in self._vote_deltas().items())
         return rows
 
+    def as_columns(self, *extra: Any) -> list[list]:
+        """The rows to write as columns (region_totals' order, then `extra`, the same in every row):
+        summaries, vote deltas, changes. Made by transposing keys and filling constants in C, not as
+        a tuple a row: a legislative batch has ~30,000 rows, ~27,000 of them vote deltas."""
+        summaries = [(*key, *values) for key, values in self.summaries.items() if any(values)]
+        deltas = {key: delta for key, delta in self._vote_deltas().items() if delta}
+        changes = [change.row() for change in self.changes]
+        width = len(NO_CHANGE) + 9
+        heads = _transpose(summaries, 9)
+        keys = _transpose(deltas, 4)
+        changed = _transpose(changes, width)
+        vote_rows = [*keys, list(deltas.values()), *([0] * len(deltas) for _ in range(4))]
+        n = len(summaries) + len(deltas) + len(changes)
+        columns = [heads[i] + vote_rows[i] + changed[i] for i in range(9)]
+        columns += [[constant] * (n - len(changes)) + changed[i] for i, constant in enumerate(NO_CHANGE, 9)]
+        return columns + [[value] * n for value in extra]
+
     def as_rows(self, *extra: Any) -> list[tuple]:
-        """The rows to write, each ending with `extra`. Built as tuples straight away: a legislative
-        batch has ~30,000 of them."""
-        rows = [(*key, *values, *NO_CHANGE, *extra) for key, values in self.summaries.items() if any(values)]
-        rows.extend((*key, delta, 0, 0, 0, 0, *NO_CHANGE, *extra) for key, delta in self._vote_deltas().items() if delta)
-        rows.extend((*change.row(), *extra) for change in self.changes)
-        return rows
+        """The same rows, a tuple each (for tests and readers of one batch)."""
+        return list(zip(*self.as_columns(*extra), strict=True))
+
+
+def _transpose(rows: Any, width: int) -> list[list]:
+    """Rows (tuples of `width` values) as `width` column lists, also when there are none."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
