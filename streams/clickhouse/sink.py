@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import TypeVar
 
 import orjson
@@ -160,7 +161,7 @@ def columns_of(rows: Sequence[tuple], width: int, *extra: object) -> list[list]:
 
 def joined(parts: Sequence[list[list]]) -> list[list]:
     """The columns of several batches as one insert's."""
-    return parts[0] if len(parts) == 1 else [[v for part in parts for v in part[i]] for i in range(len(parts[0]))]
+    return parts[0] if len(parts) == 1 else [list(chain.from_iterable(column)) for column in zip(*parts, strict=True)]
 
 
 def json_columns(columns: list[list]) -> bytes:

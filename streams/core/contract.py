@@ -140,26 +140,23 @@ def forms_of(obj: dict) -> Forms:
 
 
 def _forms_of_shape(shape: _Shape) -> Forms:
-    """The same bytes from the typed values: the votes (most of an event) encoded once and embedded."""
-    fields: dict[str, object] = {
-        "ballot": shape.ballot,
-        "ballots": shape.ballots,
-        "invalid": shape.invalid,
-        "revision": shape.revision,
-        "schema": shape.schema,
-        "tps": shape.tps,
-        "voters": shape.voters,
-        "votes": msgspec.Raw(_SORTED.encode(shape.votes)),
-    }
-    digest = _digest(_SORTED.encode(fields))
-    fields["event_id"], fields["submitted_at"], fields["gateway"] = shape.event_id, shape.submitted_at, shape.gateway
-    if shape.key_id is not msgspec.UNSET:
-        fields["key_id"] = shape.key_id
-    signed = _SORTED.encode(fields)
+    """The same bytes from the typed values, each value encoded once and the forms joined from the
+    pieces, in the sorted order of tally.v1's top-level keys (which is fixed): ballot, ballots,
+    event_id, gateway, invalid, key_id, revision, schema, sig, submitted_at, tps, voters, votes."""
+    encode = _SORTED.encode
+    head = b'{"ballot":' + encode(shape.ballot) + b',"ballots":' + encode(shape.ballots)
+    invalid = b',"invalid":%d' % shape.invalid
+    revision = b',"revision":%d,"schema":' % shape.revision + encode(shape.schema)
+    tail = b',"tps":' + encode(shape.tps) + b',"voters":' + encode(shape.voters) + b',"votes":' + encode(shape.votes) + b"}"
+    sender = b',"event_id":' + encode(shape.event_id) + b',"gateway":' + encode(shape.gateway)
+    key_id = b"" if shape.key_id is msgspec.UNSET else b',"key_id":' + encode(shape.key_id)
+    submitted_at = b',"submitted_at":' + encode(shape.submitted_at)
+    digest = _digest(b"".join((head, invalid, revision, tail)))
+    signed = b"".join((head, sender, invalid, key_id, revision, submitted_at, tail))
     if shape.sig is msgspec.UNSET:
         return Forms(signed, signed, digest)
-    fields["sig"] = shape.sig
-    return Forms(signed, _SORTED.encode(fields), digest)
+    sig = b',"sig":' + encode(shape.sig)
+    return Forms(signed, b"".join((head, sender, invalid, key_id, revision, sig, submitted_at, tail)), digest)
 
 
 @dataclass(frozen=True, slots=True)
