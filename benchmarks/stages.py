@@ -21,7 +21,8 @@ import platform
 import time
 from collections.abc import Callable
 
-from streams.clickhouse.sink import CURRENT, DECISIONS, REJECTIONS, columns_of, json_columns
+from streams.clickhouse.sink import CURRENT, DECISIONS, REJECTIONS, json_columns
+from streams.core.aggregate import columns_of
 from streams.core.contract import decode_tally
 from streams.core.pipeline import Message, Processor
 from streams.core.registry import Registry

@@ -36,6 +36,7 @@ from typing import TypeVar
 import orjson
 from clickhouse_connect.driver.client import Client
 
+from streams.core.aggregate import columns_of
 from streams.core.batch import Batch
 from streams.core.revisions import Applied
 
@@ -151,12 +152,6 @@ CURRENT = Table(
 
 class Fenced(Exception):
     """This writer no longer holds the partition's lease: another worker owns it now."""
-
-
-def columns_of(rows: Sequence[tuple], width: int, *extra: object) -> list[list]:
-    """Rows (tuples of `width` values) as column lists, each `extra` a column of one value."""
-    columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
-    return columns + [[value] * len(rows) for value in extra]
 
 
 def joined(parts: Sequence[list[list]]) -> list[list]:
@@ -359,10 +354,8 @@ class ClickHouseSink:
                     )
                 # Still ours: this was the retry of an insert that had landed, dropped by its token.
         self.written["batches"] += 1
-        self.written["current"] += sum(len(b.current) for b in batches)
-        self.written["totals"] += written[TOTALS.name]
-        self.written["decisions"] += sum(len(b.decisions) for b in batches)
-        self.written["rejections"] += sum(len(b.rejections) for b in batches)
+        for key, table in (("current", CURRENT), ("totals", TOTALS), ("decisions", DECISIONS), ("rejections", REJECTIONS)):
+            self.written[key] += written[table.name]
 
     def _insert(self, table: Table, columns: list[list], token: str, fence: str) -> int:
         body = json_columns(columns)

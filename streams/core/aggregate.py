@@ -20,6 +20,7 @@ the roll-up were measured in issue 18 and were slower: the rows leave as Python 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from operator import itemgetter, sub
 from typing import Any
@@ -192,9 +193,9 @@ class TotalsDelta:
         deltas = {key: delta for key, delta in self._vote_deltas().items() if delta}
         changes = [change.row() for change in self.changes]
         width = len(NO_CHANGE) + 9
-        heads = _transpose(summaries, 9)
-        keys = _transpose(deltas, 4)
-        changed = _transpose(changes, width)
+        heads = columns_of(summaries, 9)
+        keys = columns_of(deltas, 4)
+        changed = columns_of(changes, width)
         vote_rows = [*keys, list(deltas.values()), *([0] * len(deltas) for _ in range(4))]
         n = len(summaries) + len(deltas) + len(changes)
         columns = [heads[i] + vote_rows[i] + changed[i] for i in range(9)]
@@ -206,6 +207,8 @@ class TotalsDelta:
         return list(zip(*self.as_columns(*extra), strict=True))
 
 
-def _transpose(rows: Any, width: int) -> list[list]:
-    """Rows (tuples of `width` values) as `width` column lists, also when there are none."""
-    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+def columns_of(rows: Collection[tuple], width: int, *extra: Any) -> list[list]:
+    """Rows (tuples of `width` values) as column lists, also when there are none; each `extra` a
+    column of one value. The sink writes every table's rows so."""
+    columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+    return columns + [[value] * len(rows) for value in extra]
