@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams.core import contract
 from streams.core.contract import decode_object, decode_tally, forms_of
 from streams.core.pipeline import Message, Processor
 from streams.core.registry import Registry
@@ -94,6 +95,23 @@ BODY = orjson.dumps(tally_dict())[1:-1]
 )
 def test_edge_bytes_get_the_same_answer_on_both_paths(payload):
     same(payload)
+
+
+@pytest.mark.parametrize("bound", [100_000, 0])
+def test_choice_codes_seen_before_do_not_let_a_bad_one_through(monkeypatch, bound):
+    """The fast path remembers codes that matched (up to a bound): an event of known codes and one bad
+    one, or one bad one alone, gets the reference's answer, remembered or not."""
+    monkeypatch.setattr(contract, "_MATCHED", set())
+    monkeypatch.setattr(contract, "_MATCHED_LIMIT", bound)
+    good = {"01": 1, "P02-1": 2, "A.b_c": 3}
+    remembered = set(good) if bound else set()
+    same(orjson.dumps(tally_dict(votes=good)))
+    assert remembered == contract._MATCHED
+    for bad in ("0 1", "", "x" * 33, "01\x00", "\u00e9"):
+        same(orjson.dumps(tally_dict(votes={**good, bad: 4})))
+        assert decode_tally(orjson.dumps(tally_dict(votes={**good, bad: 4}))).tally is None
+        same(orjson.dumps(tally_dict(votes={bad: 4})))
+    assert remembered == contract._MATCHED
 
 
 def test_a_signed_event_verifies_from_the_fast_paths_bytes():

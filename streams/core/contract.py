@@ -101,6 +101,22 @@ class _Shape(msgspec.Struct, forbid_unknown_fields=True):
 
 
 _CHOICES = re.compile(rf"{_CHOICE.pattern}(?:\x00{_CHOICE.pattern})*")  # every choice code, joined by NUL
+# Choice codes already matched by `_CHOICES`: a set lookup of an event's codes (1.7 us a five-ballot
+# event) instead of the regex over them all (7.2 us). A code matches or not whatever codes it is
+# joined with, so a code seen once need not be matched again. Bounded (a country has a few thousand
+# codes; junk must not grow a worker): past the bound, unseen codes go through the regex as before.
+_MATCHED: set[str] = set()
+_MATCHED_LIMIT = 100_000
+
+
+def _choices_conform(votes: dict[str, int]) -> bool:
+    if _MATCHED.issuperset(votes):
+        return True
+    if _CHOICES.fullmatch("\x00".join(votes)) is None:
+        return False
+    if len(_MATCHED) < _MATCHED_LIMIT:
+        _MATCHED.update(votes)
+    return True
 
 
 def conforms(obj: dict) -> bool:
@@ -211,7 +227,7 @@ def decode_tally(payload: bytes) -> Decoded:
         shape = _DECODER.decode(payload)
     except (msgspec.MsgspecError, UnicodeDecodeError):
         return decode_object(payload)
-    if _CHOICES.fullmatch("\x00".join(shape.votes)) is None:
+    if not _choices_conform(shape.votes):
         return decode_object(payload)
     voters = shape.voters
     tally = Tally(

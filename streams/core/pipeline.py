@@ -16,7 +16,7 @@ from streams.core.contract import MAX_EVENT_BYTES, Decoded, decode_tally
 from streams.core.reasons import Decision, Finding, Flag, Reason, reason_codes
 from streams.core.registry import Registry
 from streams.core.revisions import Applied, decide
-from streams.core.signatures import Signed, prepare_signature
+from streams.core.signatures import DeviceKey, KeyRing, Signed, prepare_signature
 from streams.core.state import AppliedState
 from streams.core.validate import cross_ballot_flag, validate_tally
 
@@ -84,7 +84,7 @@ class Processor:
             # Deciding without the partition's state would count a TPS again: a bug, never input.
             raise RuntimeError(f"partition {partition} was not preloaded; its state is unknown")
         registry = self.registry()
-        keys = registry.keys if registry else {}
+        keys: KeyRing | dict[str, DeviceKey] = registry.keys if registry else {}
         # What does not depend on the state is checked for the whole batch first: the signature rules,
         # then (while other threads do the Ed25519 arithmetic) the C1 equations and the registry.
         checks: list[Finding | Signed | None] = []
@@ -107,6 +107,7 @@ class Processor:
                 found = Finding(Reason.KEY_MISMATCH, "$.tps", f"message key {message.key[:32]!r} is not the tps {tally.tps}")
                 self._reject(batch, message, (found,), result)
                 continue
+            assert verdict is not None  # made for every decoded tally above
             if forged is not None or not verdict.accepted:  # every code that applies, authenticity first
                 self._reject(batch, message, ((forged,) if forged else ()) + verdict.findings, result)
                 continue

@@ -79,7 +79,7 @@ class KeyRing:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, KeyRing) and self.as_dict() == other.as_dict()
 
-    def as_dict(self) -> dict[str, DeviceKey]:
+    def as_dict(self) -> dict[str, DeviceKey | None]:
         return {key_id: self.get(key_id) for key_id in self._records}
 
 
