@@ -60,3 +60,25 @@ def test_bench_reports_every_figure_and_verifies(pipeline, tmp_path):
     assert report["log"] is True and report["log_leaves"] > 0
     assert 0 <= report["latency_p50_ms"] <= report["latency_p99_ms"]
     assert len(report["worker_peak_rss_mib"]) == 1 and report["worker_peak_rss_mib"][0] > 10
+
+
+def test_the_worker_profile_charges_a_sample_to_the_deepest_stage_that_names_one():
+    from benchmarks.worker_profile import shares
+
+    loop = "Fetcher._fetcher (faust/transport/consumer.py:177);handle_records (streams/kafka/worker.py:304)"
+    lines = [
+        f"{loop};Processor.process (streams/core/pipeline.py:82);decode_tally (streams/core/contract.py:211) 7",
+        f"{loop};Processor.process (streams/core/pipeline.py:96);TotalsDelta.apply (streams/core/aggregate.py:142) 2",
+        "Thread.run (threading.py:975);verify (streams/kafka/verify_threads.py:30);verify (nacl/bindings/crypto_sign.py:1) 5",
+        f"{loop} 1",
+        "select (selectors.py:468) 1",
+    ]
+    counted, total = shares(lines)
+    assert total == 16
+    assert counted == {
+        "decode and canonical forms": 7,
+        "verify (Ed25519, on the verify threads)": 5,
+        "aggregation (vectors, roll-up, totals columns)": 2,
+        "faust, mode, the worker's loop": 1,
+        "asyncio and selectors": 1,
+    }
