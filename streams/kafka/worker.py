@@ -378,13 +378,15 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faus
                 ),
             )
         log.info(
-            "batch: %d events of %d partitions in %.0f ms (decide %.0f, write %.0f after %.0f queued); decisions so far %s",
+            "batch: %d events of %d partitions in %.0f ms (decide %.0f, write %.0f after %.0f queued; inserts %s); "
+            "decisions so far %s",
             decided.events,
             partitions,
             (time.perf_counter() - decided.started) * 1000,
             (decided.decided - decided.started) * 1000,
             (written - queued) * 1000,
             (queued - decided.decided) * 1000,
+            " ".join(f"{table} {1000 * seconds:.0f}" for table, seconds in sink.insert_seconds.items()),
             processor.counts,
         )
         return True
