@@ -149,3 +149,20 @@ def test_vote_rows_are_the_per_choice_sums_of_what_each_revision_moved(steps):
     assert rows == expected
     written = [row for row in totals.as_rows() if row[3] and row[1] != "tps"]
     assert len(written) == len(expected) and {row[:4]: list(row[4:9]) for row in written} == expected
+
+
+def test_vectors_of_different_lengths_are_refused_not_cut_short():
+    """`map` and `compress` stop at the shorter input without a word: the roll-up checks the lengths."""
+    import pytest
+
+    from streams.core.aggregate import _add
+
+    vectors = {("PPWP", "3171", 1): [1, 2, 3]}
+    with pytest.raises(ValueError, match="differ in length"):
+        _add(vectors, ("PPWP", "3171", 1), (1, 2))
+    totals = TotalsDelta()
+    totals.apply(None, Applied.from_tally(t()))
+    (key,) = totals.regency_votes
+    totals.regency_votes[key] = totals.regency_votes[key][:2]
+    with pytest.raises(ValueError, match="counts for 3 choices"):
+        totals.as_columns()

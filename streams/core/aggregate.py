@@ -92,9 +92,11 @@ def _zero_row() -> Row:
 
 
 def _add(vectors: dict[VectorKey, list[int]], key: VectorKey, counts: tuple[int, ...] | list[int], sign: int = 1) -> None:
-    """Add (or subtract) a vector in C (`map` with operator functions): the key holds the choice
-    tuple's id, so the vectors have the same length."""
+    """Add (or subtract) a vector in C (`map` with operator functions). `map` would stop at the shorter
+    vector without a word, so the lengths are checked (the key holds the choice tuple's id: they match)."""
     found = vectors.get(key)
+    if found is not None and len(found) != len(counts):
+        raise ValueError(f"vectors of {key} differ in length: {len(found)} and {len(counts)}")
     if found is None:
         vectors[key] = list(counts) if sign == 1 else list(map(neg, counts))
     else:
@@ -188,11 +190,14 @@ class TotalsDelta:
                     for choice, delta in zip(self.choices_by_id[choices], counts, strict=True):
                         by_choice[(ballot, region, choice)] = by_choice.get((ballot, region, choice), 0) + delta
                     continue
+                order = self.choices_by_id[choices]
+                if len(order) != len(counts):  # `compress` would pair them silently
+                    raise ValueError(f"{len(counts)} counts for {len(order)} choices in {ballot} {region}")
                 moved = list(compress(counts, counts))
                 ballots.extend(repeat(ballot, len(moved)))
                 levels.extend(repeat(level, len(moved)))
                 regions.extend(repeat(region, len(moved)))
-                names.extend(compress(self.choices_by_id[choices], counts))
+                names.extend(compress(order, counts))
                 votes.extend(moved)
             for (ballot, region, choice), delta in by_choice.items():
                 if delta:
@@ -200,17 +205,13 @@ class TotalsDelta:
                         column.append(value)
         return columns
 
-    def _vote_deltas(self) -> dict[tuple[str, str, str, str], int]:
-        """(ballot, level, region, choice) -> summed vote delta, for the written levels (not 0)."""
-        *keys, votes = self._vote_columns()
-        return dict(zip(zip(*keys, strict=True), votes, strict=True))
-
     @property
     def rows(self) -> dict[tuple[str, str, str, str], Row]:
         """Every row: summaries (choice ""), vote deltas (never "") and changes (level tps), keyed apart."""
         rows = {key: list(values) for key, values in self.summaries.items()}
         rows.update((change.row()[:4], list(change.row()[4:9])) for change in self.changes)
-        rows.update((key, [delta, 0, 0, 0, 0]) for key, delta in self._vote_deltas().items())
+        *keys, votes = self._vote_columns()
+        rows.update((key, [delta, 0, 0, 0, 0]) for key, delta in zip(zip(*keys, strict=True), votes, strict=True))
         return rows
 
     def as_columns(self, *extra: Any) -> list[list]:
