@@ -102,27 +102,33 @@ def test_results_name_the_pairs(api):
 
 
 def test_a_costly_view_is_kept_ten_times_what_it_took_to_build():
-    """The cache's refresh policy, on its own: no broker or ClickHouse involved, only timing."""
+    """The cache's refresh policy, on its own: no broker or ClickHouse, and a clock the test moves,
+    so that a slow machine cannot stretch a sleep and fail it (a real 0.1 s sleep once took 0.115 s)."""
     import asyncio
-    import time
 
     from streams.read.api import ResponseCache
 
-    async def scenario() -> tuple[float, float]:
-        cache = ResponseCache(ttl=0.05, cost_factor=10)
-        builds = []
+    now = [1000.0]
 
-        def build(seconds: float) -> dict:
-            time.sleep(seconds)
-            builds.append(seconds)
-            return {"n": len(builds)}
+    def build(seconds: float) -> dict:
+        now[0] += seconds  # the build "takes" exactly this long on the cache's clock
+        return {"took": seconds}
 
+    async def scenario() -> ResponseCache:
+        cache = ResponseCache(ttl=0.05, cost_factor=10, clock=lambda: now[0])
         await cache.get("cheap", lambda: build(0.0))
         await cache.get("costly", lambda: build(0.1))
-        cheap_expiry, costly_expiry = cache.entries["cheap"][0], cache.entries["costly"][0]
-        now = time.monotonic()
-        return cheap_expiry - now, costly_expiry - now
+        before = dict(cache.entries)
+        now[0] += 0.9  # within the costly view's time: served from the cache, nothing rebuilt
+        assert await cache.get("costly", lambda: build(5.0)) == {"took": 0.1}
+        assert not cache.refreshing
+        now[0] += 0.2  # past it: the old answer is served while one refresh runs
+        assert await cache.get("costly", lambda: build(0.3)) == {"took": 0.1}
+        await cache.refreshing["costly"]
+        assert cache.entries["costly"][1] == {"took": 0.3}
+        return before, cache
 
-    cheap, costly = asyncio.run(scenario())
-    assert cheap <= 0.05  # the minimum ttl
-    assert 0.9 <= costly <= 1.1  # 10 x 0.1 s
+    before, cache = asyncio.run(scenario())
+    assert before["cheap"][0] == pytest.approx(1000.0 + 0.05)  # the minimum ttl
+    assert before["costly"][0] == pytest.approx(1000.0 + 0.1 + 10 * 0.1)  # finished + 10 x what it took
+    assert cache.entries["costly"][0] == pytest.approx(now[0] + 10 * 0.3)

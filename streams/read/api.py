@@ -233,16 +233,17 @@ class ResponseCache:
     readers do (the seats of 2,325 DPRD kab/kota dapils take ~4 s at national scale, and ClickHouse
     is shared with the workers' inserts)."""
 
-    def __init__(self, ttl: float, cost_factor: float = 10.0) -> None:
+    def __init__(self, ttl: float, cost_factor: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
         self.cost_factor = cost_factor
+        self.clock = clock  # a parameter so that the policy can be tested without a sleeping thread
         self.entries: dict[str, tuple[float, dict]] = {}
         self.refreshing: dict[str, asyncio.Task] = {}
 
     async def get(self, key: str, build: Callable[[], dict]) -> dict:
         hit = self.entries.get(key)
         if hit is not None:
-            if hit[0] <= time.monotonic() and key not in self.refreshing:
+            if hit[0] <= self.clock() and key not in self.refreshing:
                 self.refreshing[key] = asyncio.create_task(self._refresh(key, build))
             return hit[1]
         task = self.refreshing.get(key) or self.refreshing.setdefault(key, asyncio.create_task(self._refresh(key, build)))
@@ -251,12 +252,12 @@ class ResponseCache:
 
     async def _refresh(self, key: str, build: Callable[[], dict]) -> None:
         try:
-            started = time.monotonic()
+            started = self.clock()
             body = await asyncio.to_thread(build)
-            took = time.monotonic() - started
+            finished = self.clock()
             if len(self.entries) > 10_000:
                 self.entries.clear()
-            self.entries[key] = (time.monotonic() + max(self.ttl, self.cost_factor * took), body)
+            self.entries[key] = (finished + max(self.ttl, self.cost_factor * (finished - started)), body)
         finally:
             self.refreshing.pop(key, None)
 
