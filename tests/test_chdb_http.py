@@ -116,9 +116,9 @@ def test_statements_run_side_by_side_but_a_moment_read_never_beside_an_insert(st
     insert = _timed(lambda: client.command(slow_insert), spans, "insert")
     insert.start()
     time.sleep(0.3)
-    plain_started = time.monotonic()
-    assert other.command("SELECT count() FROM t") == 0  # a plain read does not wait: the rows are not in yet
-    assert time.monotonic() - plain_started < 0.5
+    # A plain read does not wait: it sees none of the rows, so it ran before the insert ended (a bound
+    # on its time would say the same and fail on a slow hour).
+    assert other.command("SELECT count() FROM t") == 0
     moment = other.command("SELECT count() FROM t", settings={"query_id": "moment-test"})
     answered = time.monotonic()
     insert.join()
