@@ -9,7 +9,7 @@ from itertools import islice
 
 from clickhouse_connect.driver.client import Client
 
-from streams.core.registry import Contest, Registry, key_from_record
+from streams.core.registry import Contest, DptTable, Registry, key_from_record
 from streams.core.signatures import DeviceKey, KeyRing
 
 CHUNK = 200_000
@@ -108,7 +108,7 @@ def registry_version(client: Client) -> int:
 def read_registry(client: Client) -> Registry:
     registry = Registry()
     with client.query_rows_stream("SELECT tps, dpt FROM registry_tps FINAL") as stream:
-        registry.dpt = {tps: dpt for tps, dpt in stream}
+        registry.dpt = DptTable(stream)
     for ballot, dapil, name, regions, choices, names, seats in client.query(
         "SELECT ballot, dapil, name, regions, choices, choice_names, seats FROM registry_contests FINAL"
     ).result_rows:

@@ -14,6 +14,7 @@ event (the Kafka timestamp): a thief holding a revoked key can backdate `submitt
 from __future__ import annotations
 
 import binascii
+from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,7 @@ from nacl.bindings import crypto_sign_BYTES, crypto_sign_open
 from nacl.exceptions import BadSignatureError
 
 from streams.core.contract import Tally
+from streams.core.packed import IntIndex
 from streams.core.reasons import Finding, Reason
 
 
@@ -41,12 +43,20 @@ Window = tuple[float | None, float | None, float | None]  # valid_from, valid_un
 
 
 class KeyRing:
-    """The registry's device keys, compactly: every worker holds all of them (820k in 2024), and a
-    DeviceKey object each cost ~350 B; here a key is one bytes record (public key, an index into the
-    few distinct validity windows, the TPS code), ~180 B with its id, unpacked on lookup."""
+    """The registry's device keys, compactly: every worker holds all of them (820k in 2024).
+
+    A key named as devices are, `<TPS code>.<n>`, is a row of columns under one int (an `IntIndex`):
+    the public key, an index into the few distinct validity windows, the TPS as an int; ~56 B a key,
+    where a dict of packed bytes records cost ~180 B and a DeviceKey object ~350 B. A key named any
+    other way, or of a TPS that is not 13 digits, is such a bytes record in a dict. Unpacked on lookup."""
 
     def __init__(self, keys: Iterable[tuple[str, DeviceKey]] = ()) -> None:
-        self._records: dict[str, bytes] = {}
+        self._index = IntIndex()
+        self._public = bytearray()  # 32 bytes a row
+        self._window = array("I")
+        self._tps = array("q")
+        self._odd_tps: list[str] = []
+        self._others: dict[str, bytes] = {}
         self._windows: list[Window] = []
         self._window_index: dict[Window, int] = {}
         for key_id, key in keys:
@@ -58,29 +68,67 @@ class KeyRing:
         if index is None:
             index = self._window_index[window] = len(self._windows)
             self._windows.append(window)
-        self._records[key_id] = key.public_key + index.to_bytes(4, "little") + key.tps.encode()
+        number = _key_number(key_id)
+        if number is not None:
+            self._index.add(number, len(self._window))
+            self._public += key.public_key
+            self._window.append(index)
+            if len(key.tps) == 13 and key.tps.isascii() and key.tps.isdigit():
+                self._tps.append(int(key.tps))
+            else:  # not a valid TPS code (its events are rejected WRONG_TPS_KEY), kept as it is
+                self._tps.append(-1 - len(self._odd_tps))
+                self._odd_tps.append(key.tps)
+        else:
+            self._others[key_id] = key.public_key + index.to_bytes(4, "little") + key.tps.encode()
 
     def get(self, key_id: str) -> DeviceKey | None:
-        record = self._records.get(key_id)
-        if record is None:
-            return None
-        return DeviceKey(record[36:].decode(), record[:32], *self._windows[int.from_bytes(record[32:36], "little")])
+        found = self.lookup(key_id)
+        return None if found is None else DeviceKey(found[0], found[1], *found[2])
 
     def lookup(self, key_id: str) -> tuple[str, bytes, Window] | None:
         """(tps, public key, window) of a key, without building a DeviceKey: the worker asks once an event."""
-        record = self._records.get(key_id)
+        number = _key_number(key_id)
+        if number is not None:
+            row = self._index.find(number)
+            if row < 0:
+                return None
+            code = self._tps[row]
+            tps = f"{code:013d}" if code >= 0 else self._odd_tps[-1 - code]
+            return tps, bytes(self._public[32 * row : 32 * row + 32]), self._windows[self._window[row]]
+        record = self._others.get(key_id)
         if record is None:
             return None
         return record[36:].decode(), record[:32], self._windows[int.from_bytes(record[32:36], "little")]
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self._index) + len(self._others)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, KeyRing) and self.as_dict() == other.as_dict()
 
     def as_dict(self) -> dict[str, DeviceKey | None]:
-        return {key_id: self.get(key_id) for key_id in self._records}
+        numbered = (f"{number >> _N_BITS:013d}.{number & _N_MASK}" for number, _ in self._index.items())
+        return {key_id: self.get(key_id) for key_id in (*numbered, *self._others)}
+
+
+_N_BITS = 10  # a TPS code is < 10**13 < 2**44: 44 + 10 bits fit an int64
+_N_MASK = (1 << _N_BITS) - 1
+
+
+def _key_number(key_id: str) -> int | None:
+    """`<13 digits>.<n>` (n < 1024, written without leading zeros) as one int; None for any other id,
+    so that two ids never share a number (the number spells its id back exactly)."""
+    tps, dot, n = key_id.partition(".")
+    if (
+        len(tps) != 13
+        or not dot
+        or not (tps.isascii() and tps.isdigit() and n.isascii() and n.isdigit())
+        or (n[0] == "0" and n != "0")
+        or len(n) > 4
+    ):
+        return None
+    number = int(n)
+    return int(tps) << _N_BITS | number if number <= _N_MASK else None
 
 
 def canonical(raw: dict) -> bytes:

@@ -1,0 +1,55 @@
+"""An index from int keys to row numbers in two sorted arrays: what every worker holds of the registry.
+
+A worker holds the whole registry: 823k TPS with their DPT and 823k device keys in 2024. As dicts
+under str keys they cost ~380 B a TPS, ~310 MB a worker; here a key costs 12 B (an int64 key and a
+uint32 row) plus its row's columns, and a lookup is one binary search in C (`bisect` on an array).
+Rows are added in any order and sorted once, when first looked up; a key added twice keeps its last
+row, as a dict would.
+"""
+
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_left
+
+
+class IntIndex:
+    def __init__(self) -> None:
+        self._keys = array("q")
+        self._rows = array("I")
+        self._pending_keys = array("q")
+        self._pending_rows = array("I")
+
+    def add(self, key: int, row: int) -> None:
+        self._pending_keys.append(key)
+        self._pending_rows.append(row)
+
+    def find(self, key: int) -> int:
+        """The row of `key`, or -1."""
+        if self._pending_keys:
+            self._seal()
+        keys = self._keys
+        i = bisect_left(keys, key)
+        return self._rows[i] if i < len(keys) and keys[i] == key else -1
+
+    def items(self) -> list[tuple[int, int]]:
+        """(key, row) pairs in key order."""
+        if self._pending_keys:
+            self._seal()
+        return list(zip(self._keys, self._rows, strict=True))
+
+    def __len__(self) -> int:
+        if self._pending_keys:
+            self._seal()
+        return len(self._keys)
+
+    def _seal(self) -> None:
+        keys = self._keys + self._pending_keys
+        rows = self._rows + self._pending_rows
+        # A stable sort keeps a key's rows in the order they were added, so the last of a run wins.
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        last = [i for i, j in zip(order, order[1:], strict=False) if keys[i] != keys[j]] + order[-1:]
+        self._keys = array("q", (keys[i] for i in last))
+        self._rows = array("I", (rows[i] for i in last))
+        self._pending_keys = array("q")
+        self._pending_rows = array("I")
