@@ -72,3 +72,18 @@ def test_a_registry_read_from_records_holds_its_tables_compactly():
     assert isinstance(registry.dpt, DptTable) and len(registry.dpt) == 50
     assert registry.dpt.get("3510112006000") == 7 and registry.dpt.get("3510112006049") == 249
     assert registry.dpt.get("3510112006050") is None
+
+
+def test_a_registry_comes_sealed_from_records_and_from_clickhouse(ch):
+    """Sorted when loaded, not at the first lookup: otherwise the first event after every load pays
+    for sorting 823k keys (and the bench's `verify_us` once counted 0.5 s of it as lookups)."""
+    from streams.clickhouse.registry_store import load_registry, read_registry
+    from streams.gateways.shape import build_shape, registry_records
+
+    records = list(registry_records(build_shape(300, 1)))
+    for registry in (Registry.from_records(records), (load_registry(ch, records), read_registry(ch))[1]):
+        assert registry.dpt.sealed and registry.keys.sealed
+        assert len(registry.dpt) == len(registry.keys) == 300
+    ring = KeyRing()
+    ring.add("3510112006026.1", DeviceKey("3510112006026", bytes(32)))
+    assert not ring.sealed and ring.get("3510112006026.1") is not None and ring.sealed  # a lookup seals it

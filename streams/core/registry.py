@@ -50,6 +50,15 @@ class DptTable(Mapping[str, int]):
         self._others: dict[str, int] = {}
         for code, dpt in pairs:
             self[code] = dpt
+        self.seal()
+
+    def seal(self) -> None:
+        """Sort the codes added so far (see `IntIndex.seal`)."""
+        self._index.seal()
+
+    @property
+    def sealed(self) -> bool:
+        return self._index.sealed
 
     def __setitem__(self, code: str, dpt: int) -> None:
         if len(code) == 13 and code.isascii() and code.isdigit():
@@ -110,6 +119,8 @@ class Registry:
                 registry.add_contest(contest_from_record(record))
             elif kind == "key":
                 registry.keys.add(record["key_id"], key_from_record(record))
+        dpt.seal()
+        registry.keys.seal()
         return registry
 
 

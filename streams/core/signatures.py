@@ -61,6 +61,15 @@ class KeyRing:
         self._window_index: dict[Window, int] = {}
         for key_id, key in keys:
             self.add(key_id, key)
+        self.seal()
+
+    def seal(self) -> None:
+        """Sort the keys added so far (see `IntIndex.seal`)."""
+        self._index.seal()
+
+    @property
+    def sealed(self) -> bool:
+        return self._index.sealed
 
     def add(self, key_id: str, key: DeviceKey) -> None:
         window = (key.valid_from, key.valid_until, key.revoked_at)
