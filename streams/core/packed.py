@@ -64,3 +64,22 @@ class IntIndex:
         self._rows = array("I", (rows[i] for i in last))
         self._pending_keys = array("q")
         self._pending_rows = array("I")
+
+
+class Indexed:
+    """A table kept over an `IntIndex` (`_index`): sealed when loaded."""
+
+    _index: IntIndex
+
+    def seal(self) -> None:
+        """Sort the rows added so far (see `IntIndex.seal`)."""
+        self._index.seal()
+
+    @property
+    def sealed(self) -> bool:
+        return self._index.sealed
+
+
+def tps_number(code: str) -> int | None:
+    """A TPS code (13 ASCII digits) as an int, else None: `str.isdigit` alone takes other scripts' digits."""
+    return int(code) if len(code) == 13 and code.isascii() and code.isdigit() else None

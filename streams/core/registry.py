@@ -19,7 +19,7 @@ from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from streams.core.packed import IntIndex
+from streams.core.packed import Indexed, IntIndex, tps_number
 from streams.core.signatures import DeviceKey, KeyRing, epoch
 
 
@@ -39,7 +39,7 @@ class Contest:
         object.__setattr__(self, "choice_set", frozenset(self.choices))
 
 
-class DptTable(Mapping[str, int]):
+class DptTable(Indexed, Mapping[str, int]):
     """DPT per TPS code, compactly: an `IntIndex` and the DPT column, ~16 B a TPS where a dict of str
     to int costs ~100 B (every worker holds all 823k TPS). A code that is not 13 digits (none in a
     valid registry) is kept in a dict."""
@@ -52,24 +52,18 @@ class DptTable(Mapping[str, int]):
             self[code] = dpt
         self.seal()
 
-    def seal(self) -> None:
-        """Sort the codes added so far (see `IntIndex.seal`)."""
-        self._index.seal()
-
-    @property
-    def sealed(self) -> bool:
-        return self._index.sealed
-
     def __setitem__(self, code: str, dpt: int) -> None:
-        if len(code) == 13 and code.isascii() and code.isdigit():
-            self._index.add(int(code), len(self._dpt))
+        number = tps_number(code)
+        if number is not None:
+            self._index.add(number, len(self._dpt))
             self._dpt.append(dpt)
         else:
             self._others[code] = dpt
 
     def get(self, code: str, default: int | None = None) -> int | None:  # type: ignore[override]
-        if len(code) == 13 and code.isascii() and code.isdigit():
-            row = self._index.find(int(code))
+        number = tps_number(code)
+        if number is not None:
+            row = self._index.find(number)
             return self._dpt[row] if row >= 0 else default
         return self._others.get(code, default)
 

@@ -24,7 +24,7 @@ from nacl.bindings import crypto_sign_BYTES, crypto_sign_open
 from nacl.exceptions import BadSignatureError
 
 from streams.core.contract import Tally
-from streams.core.packed import IntIndex
+from streams.core.packed import Indexed, IntIndex, tps_number
 from streams.core.reasons import Finding, Reason
 
 
@@ -42,7 +42,7 @@ class DeviceKey:
 Window = tuple[float | None, float | None, float | None]  # valid_from, valid_until, revoked_at
 
 
-class KeyRing:
+class KeyRing(Indexed):
     """The registry's device keys, compactly: every worker holds all of them (820k in 2024).
 
     A key named as devices are, `<TPS code>.<n>`, is a row of columns under one int (an `IntIndex`):
@@ -63,14 +63,6 @@ class KeyRing:
             self.add(key_id, key)
         self.seal()
 
-    def seal(self) -> None:
-        """Sort the keys added so far (see `IntIndex.seal`)."""
-        self._index.seal()
-
-    @property
-    def sealed(self) -> bool:
-        return self._index.sealed
-
     def add(self, key_id: str, key: DeviceKey) -> None:
         window = (key.valid_from, key.valid_until, key.revoked_at)
         index = self._window_index.get(window)
@@ -82,8 +74,9 @@ class KeyRing:
             self._index.add(number, len(self._window))
             self._public += key.public_key
             self._window.append(index)
-            if len(key.tps) == 13 and key.tps.isascii() and key.tps.isdigit():
-                self._tps.append(int(key.tps))
+            code = tps_number(key.tps)
+            if code is not None:
+                self._tps.append(code)
             else:  # not a valid TPS code (its events are rejected WRONG_TPS_KEY), kept as it is
                 self._tps.append(-1 - len(self._odd_tps))
                 self._odd_tps.append(key.tps)
@@ -128,16 +121,11 @@ def _key_number(key_id: str) -> int | None:
     """`<13 digits>.<n>` (n < 1024, written without leading zeros) as one int; None for any other id,
     so that two ids never share a number (the number spells its id back exactly)."""
     tps, dot, n = key_id.partition(".")
-    if (
-        len(tps) != 13
-        or not dot
-        or not (tps.isascii() and tps.isdigit() and n.isascii() and n.isdigit())
-        or (n[0] == "0" and n != "0")
-        or len(n) > 4
-    ):
+    code = tps_number(tps)
+    if code is None or not dot or not (n.isascii() and n.isdigit()) or (n[0] == "0" and n != "0") or len(n) > 4:
         return None
     number = int(n)
-    return int(tps) << _N_BITS | number if number <= _N_MASK else None
+    return code << _N_BITS | number if number <= _N_MASK else None
 
 
 def canonical(raw: dict) -> bytes:
