@@ -1,7 +1,7 @@
 """An index from int keys to row numbers in two sorted arrays: what every worker holds of the registry.
 
 A worker holds the whole registry: 823k TPS with their DPT and 823k device keys in 2024. As dicts
-under str keys they cost ~380 B a TPS, ~310 MB a worker; here a key costs 12 B (an int64 key and a
+under str keys they cost 283 B a TPS, 222 MiB a worker (benchmarks/registry_memory.py); here a key costs 12 B (an int64 key and a
 uint32 row) plus its row's columns, and a lookup is one binary search in C (`bisect` on an array).
 Rows are added in any order and sorted once, by `seal` or else at the first lookup; a key added twice
 keeps its last row, as a dict would.
@@ -45,13 +45,11 @@ class IntIndex:
 
     def items(self) -> list[tuple[int, int]]:
         """(key, row) pairs in key order."""
-        if self._pending_keys:
-            self._seal()
+        self.seal()
         return list(zip(self._keys, self._rows, strict=True))
 
     def __len__(self) -> int:
-        if self._pending_keys:
-            self._seal()
+        self.seal()
         return len(self._keys)
 
     def _seal(self) -> None:

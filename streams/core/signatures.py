@@ -47,8 +47,9 @@ class KeyRing(Indexed):
 
     A key named as devices are, `<TPS code>.<n>`, is a row of columns under one int (an `IntIndex`):
     the public key, an index into the few distinct validity windows, the TPS as an int; ~56 B a key,
-    where a dict of packed bytes records cost ~180 B and a DeviceKey object ~350 B. A key named any
-    other way, or of a TPS that is not 13 digits, is such a bytes record in a dict. Unpacked on lookup."""
+    where a dict of packed bytes records cost ~180 B and a DeviceKey object ~350 B (a TPS that is not
+    13 digits is kept as text beside). A key named any other way is such a bytes record in a dict.
+    Unpacked on lookup."""
 
     def __init__(self, keys: Iterable[tuple[str, DeviceKey]] = ()) -> None:
         self._index = IntIndex()
