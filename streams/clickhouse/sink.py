@@ -18,7 +18,7 @@ per table, and every insert is
     that hands a partition on cleanly releases its lease (`release_leases`), so the next owner need
     not wait. README, "Exactly once".
 Order: region_totals (deltas plus each TPS's revision marker, one atomic part), tally_decisions,
-tally_rejections, then tally_current. A crash between the first and the last leaves totals ahead of
+tally_rejections, tally_forwards, then tally_current. A crash between the first and the last leaves totals ahead of
 tally_current; the markers let the replay apply those revisions without moving totals twice.
 clickhouse-connect is synchronous: the worker calls `write` in a thread, never on the event loop.
 """
@@ -109,6 +109,8 @@ DECISIONS = Table(
         ("src_partition", "UInt16"),
         ("src_offset", "UInt64"),
         ("received_at", "DateTime64(3)"),
+        ("kafka_key", "String"),
+        ("forwarded_from", "String"),
         ("src_epoch", "UInt32"),
     ),
 )
@@ -125,6 +127,18 @@ REJECTIONS = Table(
         ("src_partition", "UInt16"),
         ("src_offset", "UInt64"),
         ("received_at", "DateTime64(3)"),
+        ("kafka_key", "String"),
+        ("src_epoch", "UInt32"),
+    ),
+)
+FORWARDS = Table(
+    "tally_forwards",
+    (
+        ("kafka_key", "String"),
+        ("src_partition", "UInt16"),
+        ("src_offset", "UInt64"),
+        ("received_at", "DateTime64(3)"),
+        ("home_partition", "UInt16"),
         ("src_epoch", "UInt32"),
     ),
 )
@@ -202,7 +216,7 @@ class ClickHouseSink:
         self.unsure_until = 0.0
         self.retry_max_s = retry_max_s
         self.sleep = sleep
-        self.written = {"batches": 0, "current": 0, "totals": 0, "decisions": 0, "rejections": 0, "fenced": 0}
+        self.written = {"batches": 0, "current": 0, "totals": 0, "decisions": 0, "rejections": 0, "forwards": 0, "fenced": 0}
         # One HTTP session, used from the batch thread and the rebalance callbacks: one call at a time.
         self._lock = threading.Lock()
         self.up = True  # ClickHouse took the last statement
@@ -342,6 +356,7 @@ class ClickHouseSink:
             (TOTALS, joined([b.totals.as_columns(b.partition) for b in batches])),
             (DECISIONS, joined([columns_of(b.decisions, len(DECISIONS.columns) - 1, epoch) for b in batches])),
             (REJECTIONS, joined([columns_of(b.rejections, len(REJECTIONS.columns) - 1, epoch) for b in batches])),
+            (FORWARDS, joined([columns_of(b.forwards, len(FORWARDS.columns) - 1, epoch) for b in batches])),
             (CURRENT, joined([columns_of(b.current, len(CURRENT.columns)) for b in batches])),
         ):
             rows = written[table.name] = len(columns[0])
@@ -354,7 +369,8 @@ class ClickHouseSink:
                     )
                 # Still ours: this was the retry of an insert that had landed, dropped by its token.
         self.written["batches"] += 1
-        for key, table in (("current", CURRENT), ("totals", TOTALS), ("decisions", DECISIONS), ("rejections", REJECTIONS)):
+        tables = {"current": CURRENT, "totals": TOTALS, "decisions": DECISIONS, "rejections": REJECTIONS, "forwards": FORWARDS}
+        for key, table in tables.items():
             self.written[key] += written[table.name]
 
     def _insert(self, table: Table, columns: list[list], token: str, fence: str) -> int:
@@ -416,6 +432,39 @@ class ClickHouseSink:
                 what,
                 reason,
             )
+
+    # -- the topic's layout, partitions that wait ---------------------------------------------------------
+    def record_layout(self, topic: str, partitions: int) -> int:
+        """The partition count the topic's homes were first computed with (recorded now if none was)."""
+
+        def recorded(c: Client) -> int | None:
+            rows = c.query(
+                "SELECT argMin(partitions, recorded_at), count() FROM topic_layout FINAL WHERE topic = {t:String}",
+                parameters={"t": topic},
+                settings=self.reads,
+            ).result_rows
+            return int(rows[0][0]) if rows and rows[0][1] else None
+
+        first = self.call("topic layout", recorded)
+        if first is not None:
+            return first
+        self.call(
+            "topic layout",
+            lambda c: c.insert("topic_layout", [(topic, partitions)], column_names=["topic", "partitions"], settings=self.writes),
+        )
+        return self.call("topic layout", recorded) or partitions
+
+    def note_stalls(self, rows: Sequence[tuple[str, int, int, str, str]]) -> None:
+        """(topic, partition, offset it waits at or -1 once it reads again, reason, worker) rows."""
+        self.call(
+            "partition stalls",
+            lambda c: c.insert(
+                "partition_stalls",
+                list(rows),
+                column_names=["topic", "partition", "offset", "reason", "worker"],
+                settings=self.writes,
+            ),
+        )
 
     # -- state ----------------------------------------------------------------------------------------
     def load_partition(self, partition: int) -> tuple[Iterator[tuple[Key, Applied]], dict[Key, int]]:

@@ -7,6 +7,7 @@ needs the edge that writes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from streams.core.aggregate import TotalsDelta
 
@@ -23,3 +24,7 @@ class Batch:
     current: list[tuple] = field(default_factory=list)
     decisions: list[tuple] = field(default_factory=list)
     rejections: list[tuple] = field(default_factory=list)
+    # Records whose home is another partition: (home partition, the message), to be sent there before
+    # this batch's offsets are acked, and their rows for tally_forwards.
+    forward: list[tuple[int, Any]] = field(default_factory=list)
+    forwards: list[tuple] = field(default_factory=list)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from streams.core.batch import Batch
 from streams.core.contract import MAX_EVENT_BYTES, Decoded, decode_tally
+from streams.core.placement import home_partition, is_home
 from streams.core.reasons import Decision, Finding, Flag, Reason, reason_codes
 from streams.core.registry import Registry
 from streams.core.revisions import Applied, decide
@@ -21,6 +22,7 @@ from streams.core.state import AppliedState
 from streams.core.validate import cross_ballot_flag, validate_tally
 
 Key = tuple[str, str]  # (ballot, tps)
+KEY_CHARS = 256  # of a Kafka key kept in the audit trail (a TPS code has 13)
 # Starts the Ed25519 checks of a batch and returns how to wait for their findings, in order. The
 # worker runs them on threads (libsodium releases the GIL) while this thread validates the batch.
 Verifier = Callable[[Sequence[Signed]], Callable[[], list[Finding | None]]]
@@ -38,6 +40,12 @@ class Message:
     value: bytes
     timestamp: float = 0.0  # Kafka message timestamp, epoch seconds
     key: bytes | None = None  # Kafka message key: must be the event's tps; None where the source has no key
+    via: str = ""  # for a forwarded copy, the position it was first received at ("<partition>:<offset>")
+
+    @property
+    def key_text(self) -> str:
+        """The key as the audit trail keeps it: text, cut at KEY_CHARS."""
+        return (self.key or b"")[:KEY_CHARS].decode("utf-8", "replace")
 
 
 class Processor:
@@ -77,12 +85,18 @@ class Processor:
         self.in_totals.update(in_totals)
         self.complete.add(partition)
 
-    def process(self, topic: str, partition: int, messages: Sequence[Message]) -> Batch:
+    def process(self, topic: str, partition: int, messages: Sequence[Message], partitions: int | None = None) -> Batch:
+        """Decide a run of consecutive offsets of one partition. With `partitions` (the topic's count),
+        a record whose key has its home elsewhere is not decided here but put in `batch.forward`."""
         batch = Batch(topic, partition, messages[0].offset, messages[-1].offset)
-        decoded = [self.decoder(m.value) for m in messages]
+        if partitions is not None:
+            messages = self._keep_home(batch, messages, partitions)
         if partition not in self.complete:
             # Deciding without the partition's state would count a TPS again: a bug, never input.
             raise RuntimeError(f"partition {partition} was not preloaded; its state is unknown")
+        if not messages:
+            return batch
+        decoded = [self.decoder(m.value) for m in messages]
         registry = self.registry()
         keys: KeyRing | dict[str, DeviceKey] = registry.keys if registry else {}
         # What does not depend on the state is checked for the whole batch first: the signature rules,
@@ -165,9 +179,24 @@ class Processor:
                     partition,
                     message.offset,
                     message.timestamp,
+                    message.key_text,
+                    message.via,
                 )
             )
         return batch
+
+    @staticmethod
+    def _keep_home(batch: Batch, messages: Sequence[Message], partitions: int) -> list[Message]:
+        """The messages decided in this partition; the others go home (placement.home_partition)."""
+        here = []
+        for message in messages:
+            if is_home(message.key, batch.partition, partitions):
+                here.append(message)
+                continue
+            home = home_partition(message.key or b"", partitions)
+            batch.forward.append((home, message))
+            batch.forwards.append((message.key_text, batch.partition, message.offset, message.timestamp, home))
+        return here
 
     def _reject(self, batch: Batch, message: Message, findings: Sequence, seen: object) -> None:
         reasons = reason_codes(findings)
@@ -185,6 +214,7 @@ class Processor:
                 batch.partition,
                 message.offset,
                 message.timestamp,
+                message.key_text,
             )
         )
         batch.decisions.append(
@@ -202,5 +232,7 @@ class Processor:
                 batch.partition,
                 message.offset,
                 message.timestamp,
+                message.key_text,
+                message.via,
             )
         )

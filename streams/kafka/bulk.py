@@ -16,14 +16,20 @@ once its own write has returned True).
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import faust
+from aiokafka.consumer.fetcher import FetchResult
+from aiokafka.errors import ConsumerStoppedError
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
+
+from streams.kafka.stalls import Stalls
 
 # (records by partition, consumer generation at fetch) -> None if the records are not this worker's
 # to handle (never ack them), else an awaitable of the write: True when written and safe to ack.
@@ -35,11 +41,103 @@ RecordsHandler = Callable[[Mapping[TP, Sequence[Any]], int], Awaitable[Awaitable
 FETCH_MAX_WAIT_MS = 100
 
 
+def read_fetched(result: FetchResult, max_records: int | None) -> tuple[list[Any], BaseException | None, int]:
+    """aiokafka's `FetchResult.getall`, except that a batch it cannot unpack ends the read instead of
+    raising through every partition: (records read before it, the error, the offset it stopped at).
+    The position moves past the records returned, never past the batch that failed."""
+    tp = result._topic_partition
+    if not result.check_assignment(tp) or not result.has_more():
+        return [], None, -1
+    unpacked = result._partition_records
+    records: list[Any] = []
+    try:
+        for record in unpacked:
+            records.append(record)
+            if max_records is not None and len(records) >= max_records:
+                result._update_position()
+                return records, None, -1
+    except Exception as exc:  # noqa: BLE001 - any batch a producer wrote may be unreadable here: it waits, never crashes
+        result._update_position()
+        result._partition_records = None
+        return records, exc, unpacked.next_fetch_offset
+    result._update_position()
+    result._partition_records = None
+    return records, None, -1
+
+
 class BulkConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when the consumer starts its fetcher
+        self._stalled_paused: set[Any] = set()  # partitions this thread paused because they wait
         return consumer
+
+    async def _fetch_records(
+        self, consumer: Any, active_partitions: Any, timeout: float | None = None, max_records: int | None = None
+    ) -> dict[Any, list[Any]]:
+        """faust's fetch from aiokafka's buffers (`Fetcher.fetched_records`), one partition at a time, so
+        that a record batch that cannot be unpacked stops its own partition only (`streams.kafka.stalls`)."""
+        if not self.consumer.flow_active:
+            return {}
+        fetcher = consumer._fetcher
+        if consumer._closed or fetcher._closed:
+            raise ConsumerStoppedError()
+        stalls: Stalls = self.consumer.app.stalls  # type: ignore[attr-defined]
+        with fetcher._subscriptions.fetch_context():
+            while True:
+                if fetcher._subscriptions.reassignment_in_progress:
+                    await fetcher._subscriptions.wait_for_assignment()
+                started = time.monotonic()
+                drained = self._drain(consumer, fetcher, active_partitions, max_records, stalls)
+                if drained or not timeout:
+                    return drained
+                waiter = fetcher._create_fetch_waiter()
+                done, pending = await asyncio.wait([waiter], timeout=timeout)
+                if not done or fetcher._closed:
+                    for future in pending:
+                        future.cancel()
+                    return {}
+                waiter.result()  # raises what the fetcher found (an authorization error)
+                timeout = max(0.0, timeout - (time.monotonic() - started))
+
+    def _drain(self, consumer: Any, fetcher: Any, active: Any, max_records: int | None, stalls: Stalls) -> dict[Any, list[Any]]:
+        waiting = stalls.waiting()
+        for tp in [tp for tp in self._stalled_paused if tp.partition not in waiting]:
+            self._stalled_paused.discard(tp)  # due for another try
+            if fetcher._subscriptions.is_assigned(tp):
+                consumer.resume(tp)
+        drained: dict[Any, list[Any]] = {}
+        for tp in list(fetcher._records):
+            if active and tp not in active:
+                if not fetcher._subscriptions.is_assigned(tp):
+                    del fetcher._records[tp]
+                continue
+            if tp.partition in waiting:
+                continue
+            result = fetcher._records[tp]
+            if type(result) is not FetchResult:
+                if drained:
+                    return drained  # the error is raised at the next call, as aiokafka does
+                del fetcher._records[tp]
+                fetcher._notify(fetcher._wait_consume_future)
+                result.check_raise()
+            records, error, stopped_at = read_fetched(result, max_records)
+            if error is not None or not result.has_more():
+                del fetcher._records[tp]
+                fetcher._notify(fetcher._wait_consume_future)
+            if error is not None:
+                stalls.failed(tp.partition, stopped_at, error)
+                consumer.pause(tp)
+                self._stalled_paused.add(tp)
+            elif records:
+                stalls.read(tp.partition)
+            if records:
+                drained[tp] = records
+                if max_records is not None:
+                    max_records -= len(records)
+                    if max_records <= 0:
+                        break
+        return drained
 
 
 class BulkConsumer(aiokafka_driver.Consumer):
@@ -129,6 +227,7 @@ class BulkApp(faust.App):
     """A faust app whose consumer hands fetched records to `records_handler` in bulk."""
 
     records_handler: RecordsHandler
+    stalls: Stalls  # partitions whose records cannot be read: they wait, the others go on
 
     def _new_transport(self) -> BulkTransport:
         return BulkTransport(self.conf.broker_consumer, self)

@@ -49,6 +49,22 @@ class WorkerMetrics:
             "tally_broker_epoch", "Incarnation of the submissions topic: rises when the broker restarted empty", registry=registry
         )
         self.clickhouse_up = Gauge("tally_clickhouse_up", "1 if ClickHouse took the last statement, else 0", registry=registry)
+        self.forwarded_records = Counter(
+            "tally_forwarded",
+            "Records found off their TPS's home partition and forwarded there, by the partition they arrived on",
+            ["partition"],
+            registry=registry,
+        )
+        self.stalled_offset = Gauge(
+            "tally_partition_stalled_offset",
+            "Offset a partition waits at because its records cannot be read (a missing codec, a corrupt batch); "
+            "-1 once it reads again",
+            ["partition"],
+            registry=registry,
+        )
+        self.stalled_partitions = Gauge(
+            "tally_partitions_stalled", "Partitions of this worker that wait on a batch they cannot read", registry=registry
+        )
 
     def serve(self, port: int, address: str = "0.0.0.0") -> None:
         """Serve /metrics on a thread of its own (prometheus_client's server)."""
@@ -65,3 +81,16 @@ class WorkerMetrics:
     def lags(self, offsets: Mapping[int, tuple[int, int]]) -> None:
         for partition, (end, committed) in offsets.items():
             self.lag.labels(str(partition)).set(max(0, end - committed))
+
+    def forwarded(self, partition: int, records: int) -> None:
+        if records:
+            self.forwarded_records.labels(str(partition)).inc(records)
+
+    def stalled(self, stalls: Mapping[int, tuple[int, str, float]]) -> None:
+        """The partitions that wait now, and -1 for those that waited before and read again."""
+        for partition, (offset, _, _) in stalls.items():
+            self.stalled_offset.labels(str(partition)).set(offset)
+        for labels in list(self.stalled_offset._metrics):  # noqa: SLF001 - the partitions seen so far
+            if int(labels[0]) not in stalls:
+                self.stalled_offset.labels(*labels).set(-1)
+        self.stalled_partitions.set(len(stalls))

@@ -1,8 +1,10 @@
-"""The gateway's edge: publish tally events to Kafka with aiokafka, keyed by TPS."""
+"""The gateway's edge: publish tally events to Kafka with aiokafka, keyed by TPS, each on its TPS's
+home partition (`core.placement`), where the workers decide it without forwarding it first."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -11,6 +13,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from streams.core.placement import home_partition
 from streams.kafka.auth import kafka_options
 from streams.settings import REJECTED, SUBMISSIONS, Settings
 
@@ -78,6 +81,7 @@ async def publish(
     """Send every value in order, as `Pacer(rate, pace)` allows. Returns how many were sent."""
     producer = make_producer(bootstrap, auth)
     await producer.start()
+    partitions = len(await producer.partitions_for(topic))
     pacer = Pacer(rate, pace)
     sent = 0
     started = time.monotonic()
@@ -89,7 +93,9 @@ async def publish(
                 ahead = pacer.due(elapsed, value) - elapsed
                 if ahead > 0:
                     await asyncio.sleep(ahead)
-            pending.append(await producer.send(topic, value=value, key=key_of(value)))
+            key = key_of(value)
+            home = home_partition(key, partitions) if key else None  # no key: it is rejected wherever it lands
+            pending.append(await producer.send(topic, value=value, key=key, partition=home))
             sent += 1
             if len(pending) >= 10_000:
                 await asyncio.gather(*pending)
@@ -117,6 +123,24 @@ async def create_topics(settings: Settings, bootstrap: str) -> list[str]:
         return [t.name for t in new]
     finally:
         await admin.close()
+
+
+async def partition_count(bootstrap: str, topic: str, auth: Mapping[str, Any] | None = None) -> int:
+    """How many partitions `topic` has, as the broker's metadata says."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **(auth or {}))
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            raise LookupError(f"the broker knows no topic {topic}")
+        return len(partitions)
+    finally:
+        await consumer.stop()
 
 
 async def end_offsets(bootstrap: str, topic: str, auth: Mapping[str, Any] | None = None) -> dict[int, int]:
@@ -148,7 +172,14 @@ async def true_ends(consumer: Any, listed: Mapping[Any, int]) -> dict[Any, int]:
     consumer.assign(list(listed))  # the caller's own assignment, if it made one, stays as it was
     for tp in asked:
         consumer.seek(tp, listed[tp] - 1)
-    fetched = await consumer.getmany(*asked, timeout_ms=2000)
+    try:
+        fetched = await consumer.getmany(*asked, timeout_ms=2000)
+    except Exception:  # noqa: BLE001 - a batch this client cannot unpack: read each partition on its own
+        fetched = {}
+        for tp in asked:
+            consumer.seek(tp, listed[tp] - 1)
+            with contextlib.suppress(Exception):  # that partition's end stays as listed
+                fetched.update(await consumer.getmany(tp, timeout_ms=2000))
     for tp, records in fetched.items():
         if records:
             ends[tp] = max(ends[tp], records[-1].offset + 1)

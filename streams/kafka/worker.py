@@ -31,14 +31,17 @@ from streams.clickhouse.registry_store import read_registry, registry_version
 from streams.clickhouse.sink import ClickHouseSink, Fenced
 from streams.core.batch import Batch
 from streams.core.pipeline import Message, Processor
+from streams.core.placement import forwarded_from
 from streams.core.registry import Registry
 from streams.embedded.servers import kafka_bootstrap
 from streams.kafka.auth import faust_options, kafka_options
 from streams.kafka.bulk import BulkApp
 from streams.kafka.epochs import changed_partitions, current_epoch, last_decided, next_epoch
+from streams.kafka.forward import Forwarder
 from streams.kafka.logs import REMIND_S, logging_config
 from streams.kafka.metrics import WorkerMetrics
-from streams.kafka.produce import partition_lag
+from streams.kafka.produce import partition_count, partition_lag
+from streams.kafka.stalls import Stalls
 from streams.kafka.verify_threads import ThreadVerifier
 from streams.settings import REJECTED, SUBMISSIONS, Settings
 
@@ -93,6 +96,7 @@ class Decided:
     events: int
     started: float
     decided: float
+    forwarded: list[asyncio.Future]  # the copies sent home: acked only once the broker has them all
 
 
 class RegistryCache:
@@ -121,6 +125,7 @@ class RegistryCache:
 
 
 LAG_POLL_S = 10.0  # how often a worker reads the group's lag (and so whether the broker answers)
+STALLS_REPORT_S = 2.0  # how often a worker tells ClickHouse which of its partitions wait (`tally status`)
 
 
 def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faust.App:
@@ -159,6 +164,9 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faus
     submissions, rejected = raw_topic(SUBMISSIONS), raw_topic(REJECTED)
 
     metrics = metrics or WorkerMetrics()
+    app.stalls = stalls = Stalls()
+    forwarder = Forwarder(kafka_bootstrap(settings), kafka_options(settings))
+    layout: list[int] = []  # the topic's partition count, as recorded in ClickHouse (topic_layout)
     sink = ClickHouseSink(
         connect(settings),
         deadline_s=settings.insert_deadline_s,
@@ -193,6 +201,7 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faus
             await asyncio.wait_for(asyncio.to_thread(sink.release_leases, topic, handed), 5)
         for partition in handed:
             leases.pop(partition, None)
+        stalls.forget(set(handed))
         processor.forget()  # another worker may move these keys on; re-read them at the next assignment
 
     @app.on_partitions_assigned.connect
@@ -236,9 +245,26 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faus
             broker_down_since.clear()
             log.warning("the broker answers again after %.0f s and %d failed polls", away, polls)
 
+    reported: dict[int, tuple[int, str, float]] = {}  # the stalls ClickHouse was last told of
+
+    @app.timer(STALLS_REPORT_S, on_leader=False)
+    async def report_stalls() -> None:
+        """Partitions that wait on a batch they cannot read, for `tally status` and the metrics."""
+        now = stalls.snapshot()
+        metrics.stalled(now)
+        changed = {p: now.get(p, (-1, "", 0.0)) for p in set(now) | set(reported) if now.get(p) != reported.get(p)}
+        if changed:
+            topic = submissions.get_topic_name()
+            rows = [(topic, p, offset, reason, worker_id) for p, (offset, reason, _) in sorted(changed.items())]
+            with contextlib.suppress(Exception):  # ClickHouse away: told at the next report
+                await asyncio.wait_for(asyncio.to_thread(sink.note_stalls, rows), 10)
+                reported.clear()
+                reported.update(now)
+
     async def take_leases(assigned: set, token: str) -> None:
         processor.forget()
         topic = submissions.get_topic_name()
+        await check_layout(topic)
         mine = sorted(tp.partition for tp in assigned if tp.topic == topic)
         unreleased: dict[int, str] = {}
         for partition in mine:
@@ -263,6 +289,26 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faus
             # In a thread, read page by page into the packed state: never the whole partition at once.
             await asyncio.to_thread(lambda p=partition: processor.preload(p, *sink.load_partition(p)))
         await check_epoch(topic)
+
+    async def check_layout(topic: str) -> None:
+        """Homes are computed with the topic's partition count: counting on with another count than the
+        one the night began with would give TPS new homes without their state, and count them again."""
+        count = app.consumer.topic_partitions(topic) or await partition_count(
+            kafka_bootstrap(settings), topic, kafka_options(settings)
+        )
+        recorded = await asyncio.to_thread(sink.record_layout, topic, count)
+        if recorded != count:
+            log.critical(
+                "%s has %d partitions, but its tallies were placed and decided on %d: a TPS's home partition depends on "
+                "the count, so counting on would decide TPS without their state. Restore the topic's %d partitions (or "
+                "count this night into a new database). Exiting without commit.",
+                topic,
+                count,
+                recorded,
+                recorded,
+            )
+            os._exit(78)
+        layout[:] = [count]
 
     async def check_epoch(topic: str) -> None:
         """Is the broker's log still the one ClickHouse decided on? (`streams.kafka.epochs`)"""
@@ -341,11 +387,18 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faus
                     r.value or b"",
                     r.timestamp / 1000.0 if r.timestamp is not None else now,
                     r.key if r.key is not None else b"",
+                    forwarded_from(r.headers) if r.headers else "",
                 )
                 for r in fetched
             ]
-            batches.append(processor.process(tp.topic, tp.partition, messages))
-        decided = Decided(batches, sum(map(len, records.values())), started, time.perf_counter())
+            batches.append(processor.process(tp.topic, tp.partition, messages, layout[0]))
+        # Records off their home partition go there now; their offsets are acked with the batch's, once
+        # the broker has every copy (`write`).
+        forwarded = []
+        for batch in batches:
+            forwarded += await forwarder.send(batch.topic, batch.partition, batch.forward)
+            metrics.forwarded(batch.partition, len(batch.forward))
+        decided = Decided(batches, sum(map(len, records.values())), started, time.perf_counter(), forwarded)
         metrics.batch_events.observe(decided.events)
         metrics.decide_seconds.observe(decided.decided - started)
         return decided
@@ -354,6 +407,7 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faus
         await asyncio.gather(*before)  # one write at a time, in the order decided
         queued = time.perf_counter()
         await asyncio.to_thread(sink.write_all, decided.batches, owners)
+        await asyncio.gather(*decided.forwarded)  # raises if the broker refused a copy: nothing is acked
         written = time.perf_counter()
         metrics.written((row for batch in decided.batches for row in batch.decisions), sink.insert_seconds, time.time())
         rejections = [row for batch in decided.batches for row in batch.rejections]
@@ -362,7 +416,7 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faus
         release_memory()
         for row in rejections:
             await rejected.send(
-                key=(row[1] or "").encode(),
+                key=(row[1] or row[10] or "").encode(),
                 value=orjson.dumps(
                     {
                         "event_id": row[0],
@@ -374,12 +428,14 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faus
                         "payload": row[6],
                         "partition": row[7],
                         "offset": row[8],
+                        "received_at": row[9],
+                        "kafka_key": row[10],
                     }
                 ),
             )
         log.info(
             "batch: %d events of %d partitions in %.0f ms (decide %.0f, write %.0f after %.0f queued; inserts %s); "
-            "decisions so far %s",
+            "decisions so far %s; forwarded home so far %d",
             decided.events,
             partitions,
             (time.perf_counter() - decided.started) * 1000,
@@ -388,6 +444,7 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faus
             (queued - decided.decided) * 1000,
             " ".join(f"{table} {1000 * seconds:.0f}" for table, seconds in sink.insert_seconds.items()),
             processor.counts,
+            sum(forwarder.sent.values()),
         )
         return True
 
