@@ -127,20 +127,12 @@ async def create_topics(settings: Settings, bootstrap: str) -> list[str]:
 
 async def partition_count(bootstrap: str, topic: str, auth: Mapping[str, Any] | None = None) -> int:
     """How many partitions `topic` has, as the broker's metadata says."""
-    from aiokafka import AIOKafkaConsumer
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **(auth or {}))
-    await consumer.start()
+    producer = make_producer(bootstrap, auth)
+    await producer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            raise LookupError(f"the broker knows no topic {topic}")
-        return len(partitions)
+        return len(await producer.partitions_for(topic))
     finally:
-        await consumer.stop()
+        await producer.stop()
 
 
 async def end_offsets(bootstrap: str, topic: str, auth: Mapping[str, Any] | None = None) -> dict[int, int]:

@@ -1,5 +1,6 @@
 """`tally status`: one screen for the operator. Is the broker reachable, is ClickHouse; which worker
-holds which partition (the leases every write is fenced by), how far behind each partition is, how
+holds which partition (the leases every write is fenced by), how far behind each partition is, which
+partition waits on a batch it cannot read, how many records arrived off their home and were sent there, how
 fast events are decided, what was decided so far, which registry is loaded, the log's last
 checkpoint. Every part says what it could not read instead of failing the whole screen."""
 
@@ -48,6 +49,19 @@ def status(settings: Settings) -> dict:
             ).result_rows
         }
         decided = dict(client.query("SELECT decision, count() FROM tally_decisions FINAL GROUP BY decision").result_rows)
+        forwarded = {
+            str(p): n
+            for p, n in client.query("SELECT src_partition, count() FROM tally_forwards FINAL GROUP BY src_partition").result_rows
+        }
+        # A partition waits if the worker that holds its lease said so last (a new owner finds out anew).
+        stalls = {
+            str(p): {"offset": offset, "reason": reason, "worker": worker, "noted_at": str(at)}
+            for p, offset, reason, worker, at in client.query(
+                "SELECT partition, offset, reason, worker, noted_at FROM partition_stalls FINAL WHERE topic = {t:String}",
+                parameters={"t": topic},
+            ).result_rows
+            if offset >= 0 and leases.get(str(p), "").startswith(f"{worker}#")
+        }
         last_minute = client.command("SELECT count() FROM tally_decisions WHERE decided_at > now64(3) - INTERVAL 60 SECOND")
         loads, loaded_at, tps = client.query(
             "SELECT count(), max(loaded_at), argMax(tps, loaded_at) FROM registry_loads"
@@ -64,6 +78,8 @@ def status(settings: Settings) -> dict:
             "leases": leases,
             "workers": sorted(set(leases.values()) - {""}),  # "": a lease released by a worker that stopped cleanly
             "decisions": decided,
+            "forwarded": forwarded,  # partition -> records that arrived there off their home and were sent home
+            "stalled": stalls,
             "events_per_s_last_minute": round(last_minute / 60, 1),
             "registry": {"loads": loads, "loaded_at": str(loaded_at) if loads else None, "tps": tps},
             "broker_restarts": [{"epoch": e, "reason": r, "detected_at": str(at)} for e, r, at in epochs],
@@ -96,14 +112,25 @@ def print_status(data: dict, console: Console | None = None) -> None:
             f"[bold red]the broker restarted empty[/] (found {restart['detected_at']}; epoch {restart['epoch']}): "
             f"{restart['reason']}. Resend from the gateways' logs (`tally produce`); counted events are not counted again."
         )
+    for p, stall in sorted(ch["stalled"].items(), key=lambda item: int(item[0])):
+        console.print(
+            f"[bold red]partition {p} waits[/] at offset {stall['offset']:,} since {stall['noted_at']}: its records cannot be "
+            f"read ({stall['reason']}); nothing after it is counted or skipped, the other partitions go on"
+        )
     table = Table(title="partitions")
-    for column in ("partition", "worker (lease)", "end offset", "committed", "lag"):
-        table.add_column(column, justify="right" if column in ("end offset", "committed", "lag") else "left")
+    numbers = ("end offset", "committed", "lag", "forwarded home")
+    for column in ("partition", "worker (lease)", *numbers, "reads"):
+        table.add_column(column, justify="right" if column in numbers else "left")
     partitions = {} if "error" in broker else broker["partitions"]
     for p in sorted(set(partitions) | set(ch["leases"]), key=int):
         offsets = partitions.get(p, {})
+        stall = ch["stalled"].get(p)
         table.add_row(
-            p, ch["leases"].get(p) or "-", *(f"{offsets[k]:,}" if k in offsets else "?" for k in ("end", "committed", "lag"))
+            p,
+            ch["leases"].get(p) or "-",
+            *(f"{offsets[k]:,}" if k in offsets else "?" for k in ("end", "committed", "lag")),
+            f"{ch['forwarded'].get(p, 0):,}",
+            f"[red]waits at {stall['offset']:,}[/]" if stall else "yes",
         )
     console.print(table)
     registry = ch["registry"]
