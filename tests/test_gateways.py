@@ -115,7 +115,9 @@ def test_a_librdkafka_night_in_every_codec_resent_by_tally_produce_counts_once_w
     quarter = -(-len(events) // len(CODECS))
     placed: dict[bytes, list[int]] = {}
     for i, codec in enumerate(CODECS):  # librdkafka's defaults: the CRC32 partitioner (consistent_random)
-        for key, partitions in librdkafka(pipeline, events[i * quarter : (i + 1) * quarter], **{"compression.type": codec}).items():
+        for key, partitions in librdkafka(
+            pipeline, events[i * quarter : (i + 1) * quarter], **{"compression.type": codec}
+        ).items():
             placed.setdefault(key, []).extend(partitions)
     # README's recovery step: the whole night again, by tally's own producer.
     assert b"produced %d events" % len(events) in tally(pipeline, "produce", str(out / "events.jsonl")).stdout

@@ -49,7 +49,9 @@ def test_home_is_where_librdkafka_puts_a_key_with_its_murmur2_partitioner(pipeli
         producer = Producer({"bootstrap.servers": pipeline.kafka, "partitioner": partitioner})
         where: dict[bytes, int] = {}
         for key in keys:
-            producer.produce(topic, value=b"{}", key=key, on_delivery=lambda err, msg, w=where: w.__setitem__(msg.key(), msg.partition()))
+            producer.produce(
+                topic, value=b"{}", key=key, on_delivery=lambda err, msg, w=where: w.__setitem__(msg.key(), msg.partition())
+            )
         assert producer.flush(15) == 0
         placed[partitioner] = where
     assert placed["murmur2_random"] == {key: home_partition(key, n) for key in keys}
@@ -93,4 +95,3 @@ def test_a_forwarded_copy_names_its_origin_for_the_audit_only():
     [row] = batch.decisions
     assert row[-1] == "2:41" and row[-2] == code
     assert forwarded_from([("other", b"x")]) == "" and forwarded_from(None) == ""
-
