@@ -104,3 +104,34 @@ def test_a_tally_keyed_by_something_else_than_its_tps_is_rejected(pipeline, work
     wait_caught_up(pipeline, 1, timeout_s=120)
     assert ch.query("SELECT reasons FROM tally_rejections FINAL").result_rows == [(["KEY_MISMATCH"],)]
     assert ch.command("SELECT count() FROM tally_current") == 0
+
+
+def test_a_rejected_record_keeps_its_key_and_position_and_the_audit_finds_it_by_the_key(pipeline, workers, tmp_path, ch):
+    """A tombstone and an oversized value name no TPS: the key they came under does, and so does the
+    audit trail (from a gateway tally did not write, on a partition of its choosing)."""
+    from confluent_kafka import Producer
+
+    workers.start()
+    registry = tmp_path / "registry.jsonl"
+    registry.write_bytes(b"\n".join(orjson.dumps(r) for r in REGISTRY))
+    tally(pipeline, "registry", "load", str(registry))
+    producer = Producer({"bootstrap.servers": pipeline.kafka, "message.max.bytes": 2_000_000})
+    topic = pipeline.topic("tally.submissions")
+    producer.produce(topic, value=None, key=TPS.encode(), partition=1, timestamp=1707900000000)  # a tombstone
+    producer.produce(topic, value=b"{" + b" " * 200_000 + b"}", key=TPS.encode(), partition=2, timestamp=1707900001000)
+    assert producer.flush(30) == 0
+    wait_caught_up(pipeline, 2, timeout_s=120)
+    rows = ch.query(
+        "SELECT tps, kafka_key, reasons, toUnixTimestamp64Milli(received_at), length(payload) FROM tally_rejections FINAL "
+        "ORDER BY received_at"
+    ).result_rows
+    assert rows == [(None, TPS, ["MALFORMED"], 1707900000000, 0), (None, TPS, ["MALFORMED"], 1707900001000, 64 * 1024)]
+    audit = orjson.loads(b"[" + b",".join(tally(pipeline, "audit", "--tps", TPS, "--json").stdout.splitlines()) + b"]")
+    # Each was received off its home (partitions 1 and 2 cannot both be it), forwarded, then rejected at home.
+    assert [e["decision"] for e in audit].count("rejected") == 2
+    assert {e["kafka_key"] for e in audit} == {TPS}
+    rejected = [e for e in audit if e["decision"] == "rejected"]
+    assert all(e["findings"] and e["findings"][0].startswith("MALFORMED") for e in rejected)
+    forwarded = [e for e in audit if e["decision"] == "forwarded"]
+    assert {e["partition"] for e in forwarded} <= {1, 2} and len(forwarded) >= 1
+    assert {e["forwarded_from"] for e in rejected} - {""} == {f"{e['partition']}:{e['offset']}" for e in forwarded}

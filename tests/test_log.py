@@ -191,3 +191,43 @@ def test_the_log_proves_every_counted_tally_and_catches_tampering(night, tmp_pat
     ch.insert("log_leaves", [row], column_names=["idx", "ballot", "tps", "revision", "decided_at", "leaf", "leaf_hash"])
     refused = tally(settings, "log", "audit", check=False)
     assert refused.returncode == 1 and "root" in refused.stdout.decode()
+
+
+@pytest.mark.parametrize("settled_only", [True, False], ids=["watermark", "without-watermark"])
+def test_a_change_that_lands_late_is_never_missed_or_repeated_by_the_log(pipeline, settled_only):
+    """As on a ClickHouse server (no moment gate): a change stamped at its insert's start lands 2 s
+    later, while a later change lands at once and the appender reads between them. With the watermark
+    the log waits for the late one and holds all three in stamp order; without it, it misses it."""
+    import threading
+    import time
+
+    seed = bytes(range(32))
+    ch, held, other = connect(pipeline), connect(pipeline), connect(pipeline)
+    appender = LogAppender(ch, ORIGIN, seed, read_settings=dict, settled_only=settled_only)
+
+    def insert(client, tps: str, votes: int, hold_s: float = 0.0) -> None:
+        """A first count's change row, as a worker's insert writes it; now64(6) is taken when the statement
+        starts, and the row lands when it ends, `hold_s` later."""
+        client.command(
+            "INSERT INTO region_totals (ballot, level, region, choice, revision, tps_reported, invalid, voters, votes, "
+            "deltas, event, source, event_id, gateway, decided_at) "
+            f"SELECT 'PPWP', 'tps', '{tps}', '0000000001', 1, 1, 0, {votes}, 0, map('01', {votes}), '{{\"tps\":\"{tps}\"}}', "
+            f"'0:0', 'e-{tps}', 'gw', now64(6) FROM numbers(4) WHERE sleepEachRow({hold_s / 4}) = 0 LIMIT 1"
+        )
+
+    insert(other, "3171010001001", 100)
+    late = threading.Thread(target=insert, args=(held, "3171010001002", 200, 2.0))
+    late.start()
+    time.sleep(0.5)
+    insert(other, "3171010001003", 300)  # stamped after the late one, visible before it
+    assert ch.command("SELECT count() FROM region_totals WHERE level = 'tps'") == 2
+    appended, _ = appender.step()  # the late insert is still running
+    late.join()
+    append_all(appender)
+    logged = [tps for (tps,) in ch.query("SELECT tps FROM log_leaves FINAL ORDER BY idx").result_rows]
+    if settled_only:
+        assert appended == 1  # only the change stamped before the late insert began
+        assert logged == ["3171010001001", "3171010001002", "3171010001003"]
+        assert appender.state.totals["PPWP"].voters == 600
+    else:
+        assert logged == ["3171010001001", "3171010001003"]  # the late change is lost to the log

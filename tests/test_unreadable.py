@@ -21,7 +21,7 @@ from streams.settings import SUBMISSIONS
 from tests.conftest import REPO, env_of, tally
 
 # Imported by the worker's interpreter at start (it is first on PYTHONPATH).
-SITECUSTOMIZE = '''
+SITECUSTOMIZE = """
 import os, sys
 if os.environ.get("TALLY_TEST_NO_CRAMJAM"):
     sys.modules["cramjam"] = None  # as if the library were not installed: aiokafka lacks snappy, lz4, zstd
@@ -34,7 +34,7 @@ if flag:
             raise cramjam.DecompressionError("snappy held by the test")
         return unpack(data, *args, **kwargs)
     cramjam.snappy.decompress_raw = held
-'''
+"""
 
 
 def free_port() -> int:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from clickhouse_connect.driver.client import Client
 
@@ -36,6 +36,9 @@ AFTER = (
 )
 ORDER = " ORDER BY decided_at, ballot, region, choice"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# On a cluster the watermark is another replica's clock than the stamps of inserts on the others: it
+# stays this far behind, the replicas' clocks are assumed closer than that (NTP keeps them to ms).
+CLUSTER_SKEW_S = 1.0
 
 
 def _utc(moment: datetime) -> datetime:
@@ -57,11 +60,25 @@ class LogState:
 class LogAppender:
     """The one appender of a night's log: `step` appends what became visible since, `checkpoint` signs."""
 
-    def __init__(self, client: Client, origin: str, seed: bytes, page: int = 20_000) -> None:
+    def __init__(
+        self,
+        client: Client,
+        origin: str,
+        seed: bytes,
+        page: int = 20_000,
+        cluster: str | None = None,
+        read_settings: Callable[[], dict] = moment_read,
+        settled_only: bool = True,
+    ) -> None:
         self.client = client
         self.origin = origin
         self.seed = seed
         self.page = page
+        # Where running inserts are listed, and how far the replicas' clocks may be apart (their stamps).
+        self.processes = f"clusterAllReplicas('{cluster}', system.processes)" if cluster else "system.processes"
+        self.skew_s = CLUSTER_SKEW_S if cluster else 0.0
+        self.read_settings = read_settings  # a server has no moment gate: tests pass `dict` to read as on one
+        self.settled_only = settled_only  # off only in the test that shows what the watermark is for
         self.state = self.recover()
 
     def recover(self) -> LogState:
@@ -95,14 +112,34 @@ class LogAppender:
     def _cursor_params(cursor: tuple[datetime, str, str, str]) -> dict:
         return {"t": sql_moment(cursor[0]), "b": cursor[1], "r": cursor[2], "c": cursor[3]}
 
+    def watermark(self) -> datetime:
+        """A moment before which every change that will ever exist has landed: the server's clock, or the
+        start of the oldest insert into region_totals still running, if earlier. A change is stamped when
+        its insert starts, and a server lists an insert among its processes before it stamps anything:
+        an insert stamped before this moment is not listed, so it has ended (landed, or failed for good
+        and retried later, stamped anew)."""
+        moment = self.client.query(
+            # A running insert started `elapsed` seconds before it was listed, so at most that long before now.
+            "SELECT least(now64(6), ifNull(minOrNull(now64(6) - toIntervalMicrosecond(toUInt64(elapsed * 1e6) + 1000)), "
+            "now64(6))) "
+            f"FROM {self.processes} WHERE query_kind = 'Insert' AND current_database = currentDatabase() "
+            "AND positionCaseInsensitive(query, 'region_totals') > 0"
+        ).result_rows[0][0]
+        return _utc(moment) - timedelta(seconds=self.skew_s)
+
     def step(self) -> tuple[int, bool]:
         """Append the next page of changes: (leaves appended, whether that was all there was)."""
-        # A moment read: no change stamped before the page's last may land after it (the embedded
-        # server never runs it beside an insert; on a server see README, "The transparency log").
+        # Only changes stamped before the watermark, read in a statement that starts after it was taken:
+        # none stamped before the page's last can land later. On the embedded default the read is a
+        # moment read besides, which never runs beside an insert (README, "The transparency log").
+        settled = " AND decided_at < {w:DateTime64(6, 'UTC')}" if self.settled_only else ""
+        params = {**self._cursor_params(self.state.cursor), "n": self.page}
+        if self.settled_only:
+            params["w"] = sql_moment(self.watermark())
         rows = self.client.query(
-            CHANGES + AFTER + ORDER + " LIMIT {n:UInt32}",
-            parameters={**self._cursor_params(self.state.cursor), "n": self.page},
-            settings=moment_read(),
+            CHANGES + AFTER + settled + ORDER + " LIMIT {n:UInt32}",
+            parameters=params,
+            settings=self.read_settings(),
         ).result_rows
         if not rows:
             return 0, True

@@ -62,9 +62,7 @@ class Applied:
     @classmethod
     def from_tally(cls, t: Tally, previous: Applied | None = None) -> Applied:
         earlier = previous.event_ids if previous is not None else ()
-        return cls.of(
-            t.tps, t.ballot, t.revision, t.event_id, t.digest, t.votes, t.invalid, t.voters, earlier + (t.event_id,)
-        )
+        return cls.of(t.tps, t.ballot, t.revision, t.event_id, t.digest, t.votes, t.invalid, t.voters, earlier + (t.event_id,))
 
 
 def decide(current: Applied | None, t: Tally) -> Decision:

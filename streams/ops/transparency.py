@@ -94,7 +94,7 @@ def logger(
     stopping = []
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.append(True))
-    appender = LogAppender(connect(settings), name, seed)
+    appender = LogAppender(connect(settings), name, seed, cluster=settings.cluster)
     typer.echo(f"log {name}: {appender.state.size} leaves, appending", err=True)
     appender.run(interval, lambda: bool(stopping), time.sleep)
 
