@@ -170,3 +170,12 @@ def test_records_on_wrong_or_random_partitions_count_once_with_three_workers_and
     # A copy forwarded again after the kill is a duplicate of itself at home, never counted again.
     assert decisions["duplicate"] >= len(events)
     log_adds_up(logger, ch, decisions["applied"])
+
+
+def test_a_worker_refuses_to_count_on_another_partition_count_than_the_night_began_with(pipeline, workers, ch):
+    """Homes depend on the partition count: partitions added mid-night would move TPS away from their state."""
+    ch.insert("topic_layout", [(pipeline.topic(SUBMISSIONS), 8)], column_names=["topic", "partitions"])
+    worker = workers.start()
+    assert worker.wait(timeout=90) == 78
+    assert "has 4 partitions, but its tallies were placed and decided on 8" in workers.logs(None)
+    assert ch.command("SELECT count() FROM tally_decisions") == 0
