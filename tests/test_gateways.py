@@ -105,7 +105,7 @@ def logger(pipeline: Settings, tmp_path: Path):
     proc.wait(timeout=20)
 
 
-def test_a_librdkafka_night_in_every_codec_resent_by_tally_produce_counts_once_with_two_workers(
+def test_a_librdkafka_night_in_every_codec_and_placement_resent_by_tally_produce_counts_once_with_two_workers(
     pipeline, workers, tmp_path, ch, logger
 ):
     workers.start()
@@ -113,11 +113,20 @@ def test_a_librdkafka_night_in_every_codec_resent_by_tally_produce_counts_once_w
     out = tmp_path / "night"
     events = night(pipeline, out, tps=1200, seed=28)
     quarter = -(-len(events) // len(CODECS))
+    cycle = iter(range(10**9))
+    # A quarter in each codec, each placed another way: librdkafka's default (CRC32), FNV-1a (Go's sarama),
+    # random, and round-robin over the partitions.
+    placements = (
+        {"partitioner": "consistent_random"},
+        {"partitioner": "fnv1a_random"},
+        {"partitioner": "random"},
+        {"partition_of": lambda key: next(cycle) % pipeline.partitions},
+    )
     placed: dict[bytes, list[int]] = {}
-    for i, codec in enumerate(CODECS):  # librdkafka's defaults: the CRC32 partitioner (consistent_random)
-        for key, partitions in librdkafka(
-            pipeline, events[i * quarter : (i + 1) * quarter], **{"compression.type": codec}
-        ).items():
+    for i, (codec, placement) in enumerate(zip(CODECS, placements, strict=True)):
+        quarter_events = events[i * quarter : (i + 1) * quarter]
+        landed = librdkafka(pipeline, quarter_events, **placement, **{"compression.type": codec})
+        for key, partitions in landed.items():
             placed.setdefault(key, []).extend(partitions)
     # README's recovery step: the whole night again, by tally's own producer.
     assert b"produced %d events" % len(events) in tally(pipeline, "produce", str(out / "events.jsonl")).stdout

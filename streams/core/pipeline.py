@@ -1,4 +1,5 @@
-"""One batch of one partition through the stages: decode -> authenticate -> validate -> decide -> aggregate -> rows.
+"""One batch of one partition through the stages: home? -> decode -> authenticate -> validate -> decide ->
+aggregate -> rows. A record whose TPS's home is another partition is set aside to be forwarded there.
 
 No Kafka and no ClickHouse here: the applied state of a partition is handed in once, by `preload`
 when the partition is assigned (from `tally_current`, plus the revisions region_totals already

@@ -9,6 +9,11 @@ commit of acked offsets, the producer. Only the hop from fetched records to the 
 read offsets) but calls one handler per fetch and acks its records only when the handler says they
 were written.
 
+Records come out of aiokafka's fetch buffers one partition at a time (`BulkConsumerThread._fetch_records`,
+which mirrors aiokafka's `Fetcher.fetched_records`): aiokafka unpacks a record batch while the records
+are taken, and a batch it cannot unpack raised through every partition and stopped the worker. Here it
+ends only its own partition's read, which waits at that batch (`streams.kafka.stalls`).
+
 The handler decides a fetch and hands back its write, still running: while the write of one fetch is
 in ClickHouse, the next is fetched and decided (one write in flight at a time; a fetch is acked only
 once its own write has returned True).
