@@ -20,8 +20,9 @@ class Reason(StrEnum):
     SCHEMA = "SCHEMA"
     """Data error: a field is missing, unknown, of the wrong type, or out of range (tally.v1)."""
     KEY_MISMATCH = "KEY_MISMATCH"
-    """Data error: the Kafka message key is not the event's `tps`. Events of one TPS must share one
-    partition (and so one worker, in order); a tally keyed otherwise could be counted twice."""
+    """Data error: the Kafka message key is not the event's `tps`. The key names the partition where
+    an event is decided, its TPS's home (`core.placement`); a tally keyed otherwise would be decided
+    beside another TPS's state, not its own, and could be counted twice."""
     UNSIGNED = "UNSIGNED"
     """Authenticity: no `sig` and `key_id` while the deployment requires signatures (TALLY_REQUIRE_SIGNATURES),
     or only one of the two."""
