@@ -76,9 +76,46 @@ def test_the_server_refuses_them_over_http_and_the_table_is_not_made(stack):
         client.query("SELECT * FROM file('/etc/passwd', 'LineAsString')")
     with pytest.raises(DatabaseError, match="Multi-statements"):
         client.command("SELECT 1; CREATE TABLE refused_x (a UInt8) ENGINE = Memory")
-    url = f"{base}/?query=" + urllib.parse.quote("CREATE TABLE refused_y (a UInt8) ENGINE = Memory")
+    import base64
+
+    credentials, plain = base.split("://", 1)[1].split("@", 1)
+    url = f"http://{plain}/?query=" + urllib.parse.quote("CREATE TABLE refused_y (a UInt8) ENGINE = Memory")
+    get = urllib.request.Request(url, headers={"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()})
     with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(url, timeout=30)
+        urllib.request.urlopen(get, timeout=30)  # the writer's own credentials: a GET still only reads
     assert refused.value.code == 403 and b"READONLY" in refused.value.read()
     assert client.command("SELECT count() FROM system.tables WHERE name IN ('refused_x', 'refused_y')") == 0
     assert client.command("SELECT 1") == 1
+
+
+def test_a_local_process_without_credentials_is_refused_and_the_reader_cannot_write(stack):
+    """As any process on this machine would try it: no password, a wrong one, the reader's trying to
+    write, a forged device key inserted into the registry. The users file is its owner's alone."""
+    import os
+    import stat
+
+    from streams.embedded import servers
+
+    users_file = stack.embedded_dir / servers.USERS
+    assert stat.S_IMODE(os.stat(users_file).st_mode) == 0o600
+    users = servers.clickhouse_users(stack)
+    plain = "http://" + stack.clickhouse.split("@", 1)[1]
+    for dsn in (plain, servers.credited(plain, servers.WRITER, "guess"), servers.credited(plain, "default", "")):
+        with pytest.raises(DatabaseError, match="AUTHENTICATION_FAILED"):
+            clickhouse_connect.get_client(dsn=f"{dsn}/default").command("SELECT 1")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{plain}/?query=SELECT%201", timeout=30)
+    assert refused.value.code == 401
+    reader = clickhouse_connect.get_client(dsn=f"{servers.credited(plain, servers.READER, users[servers.READER])}/default")
+    assert reader.command("SELECT 1") == 1
+    for statement in (
+        "CREATE TABLE forged_keys (key_id String) ENGINE = Memory",
+        "INSERT INTO system.one SELECT 1",
+        "DROP DATABASE IF EXISTS default",
+    ):
+        with pytest.raises(DatabaseError, match="READONLY"):
+            reader.command(statement)
+    assert servers.read_only(stack, f"{stack.clickhouse}/x") == f"{servers.credited(plain, servers.READER, users[servers.READER])}/x"
+    assert servers.read_only(stack, "http://someone:else@db.example:8123/x") == "http://someone:else@db.example:8123/x"
+    writer = clickhouse_connect.get_client(dsn=f"{stack.clickhouse}/default")
+    assert writer.command("SELECT 1") == 1

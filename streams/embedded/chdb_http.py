@@ -27,7 +27,9 @@ minutes. Exports read a fixed moment, so running beside the writes changes nothi
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hmac
 import queue
 import re
 import tempfile
@@ -326,7 +328,25 @@ async def _stream(
     return response
 
 
-def make_app(engine: ChdbEngine) -> web.Application:
+def user_of(request: web.Request, users: Mapping[str, str]) -> str | None:
+    """Who the request authenticates as (HTTP basic auth, ClickHouse's X-ClickHouse-User/Key headers
+    or its user/password parameters), if the password is that user's."""
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Basic "):
+        try:
+            user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+    else:
+        user = request.headers.get("X-ClickHouse-User") or request.query.get("user", "")
+        password = request.headers.get("X-ClickHouse-Key") or request.query.get("password", "")
+    known = users.get(user)
+    return user if known is not None and hmac.compare_digest(known.encode(), password.encode()) else None
+
+
+def make_app(engine: ChdbEngine, users: Mapping[str, str], readers: frozenset[str] | set[str] = frozenset()) -> web.Application:
+    """The HTTP interface for `users` (name -> password); `readers` among them only read."""
+
     async def ping(_: web.Request) -> web.Response:
         return web.Response(text="Ok.\n")
 
@@ -334,6 +354,14 @@ def make_app(engine: ChdbEngine) -> web.Application:
         params = request.query
         query_id = params.get("query_id") or str(uuid.uuid4())
         started = time.perf_counter()
+        user = user_of(request, users)
+        if user is None:
+            return web.Response(
+                status=401,
+                text="Code: 516. DB::Exception: Authentication failed: password is incorrect, or there is no user with "
+                "such name (the embedded ClickHouse's users are in <data dir>/clickhouse-users.json). (AUTHENTICATION_FAILED)\n",
+                headers={"X-ClickHouse-Exception-Code": "516", "X-ClickHouse-Query-Id": query_id},
+            )
         try:
             body = _decode_body(await request.read(), request.headers.get("Content-Encoding", ""))
             sql = params.get("query", "").encode()
@@ -351,7 +379,7 @@ def make_app(engine: ChdbEngine) -> web.Application:
                     sql = sql[: match.end()]
             if not sql.strip():
                 return web.Response(text="Ok.\n")
-            check_statement(sql.decode("utf-8", "replace"), request.method)
+            check_statement(sql.decode("utf-8", "replace"), "GET" if user in readers else request.method)
             settings = {k: v for k, v in params.items() if k not in RESERVED_PARAMS}
             if query_id.startswith("stream-") and data is None and not _INSERT.match(sql):
                 return await _stream(request, engine, sql, params, settings, query_id)

@@ -68,7 +68,8 @@ def check_statement(sql: str, method: str) -> None:
         raise Refused(f"Code: 497. DB::Exception: {first.upper()} statements are not allowed here. (ACCESS_DENIED)")
     if method == "GET" and first not in READS:
         raise Refused(
-            "Code: 164. DB::Exception: Cannot execute query in readonly mode: a GET request only reads. (READONLY)"
+            "Code: 164. DB::Exception: Cannot execute query in readonly mode: a GET request and a read-only user only read. "
+            "(READONLY)"
         )
     for i, token in enumerate(tokens):
         following = tokens[i + 1] if i + 1 < len(tokens) else ""

@@ -113,7 +113,9 @@ def proof(
     from streams.read.log_view import inclusion
 
     try:
-        data = inclusion(connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)), tps, ballot, checkpoint)
+        data = inclusion(
+            connect(settings_from(clickhouse=clickhouse, data_dir=data_dir), read_only=True), tps, ballot, checkpoint
+        )
     except DapilError as exc:
         fail(str(exc))
     if json:
@@ -131,7 +133,7 @@ def checkpoints(json: JsonOpt = False, clickhouse: ClickHouseOpt = None, data_di
     from streams.clickhouse.client import connect
     from streams.read.log_view import checkpoints as read_checkpoints
 
-    data = read_checkpoints(connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)))
+    data = read_checkpoints(connect(settings_from(clickhouse=clickhouse, data_dir=data_dir), read_only=True))
     if json:
         typer.echo(orjson.dumps(data).decode())
         return
@@ -224,7 +226,9 @@ def consistency(
 
     try:
         typer.echo(
-            orjson.dumps(read_consistency(connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)), old, new)).decode()
+            orjson.dumps(
+                read_consistency(connect(settings_from(clickhouse=clickhouse, data_dir=data_dir), read_only=True), old, new)
+            ).decode()
         )
     except DapilError as exc:
         fail(str(exc))

@@ -26,7 +26,7 @@ from streams.core.contract import BALLOTS
 from streams.core.moments import MomentError, moment_text, parse_moment, sql_moment
 from streams.core.regions import LEVELS, digits
 from streams.core.seats import LEGISLATIVE
-from streams.embedded.servers import clickhouse_dsn
+from streams.embedded.servers import clickhouse_dsn, read_only
 from streams.read.changes import DEFAULT_LIMIT, Cursor, changes
 from streams.read.dapils import DapilError, ballot_view, dapil_list, dapil_of, seats_of
 from streams.read.export import FILE_NAMES as EXPORT_FILE_NAMES
@@ -303,7 +303,7 @@ def results_key(ballot: str, level: str | None, region: str | None, as_of: datet
 
 def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
     # No HTTP session: requests of many readers run side by side on one client.
-    client = clickhouse_connect.get_client(dsn=clickhouse_dsn(settings), autogenerate_session_id=False)
+    client = clickhouse_connect.get_client(dsn=read_only(settings, clickhouse_dsn(settings)), autogenerate_session_id=False)
 
     cache = ResponseCache(cache_ttl)
     # Exports stream for as long as their readers read: a few at a time, on threads of their own, and
