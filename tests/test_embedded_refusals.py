@@ -115,7 +115,9 @@ def test_a_local_process_without_credentials_is_refused_and_the_reader_cannot_wr
     ):
         with pytest.raises(DatabaseError, match="READONLY"):
             reader.command(statement)
-    assert servers.read_only(stack, f"{stack.clickhouse}/x") == f"{servers.credited(plain, servers.READER, users[servers.READER])}/x"
+    assert (
+        servers.read_only(stack, f"{stack.clickhouse}/x") == f"{servers.credited(plain, servers.READER, users[servers.READER])}/x"
+    )
     assert servers.read_only(stack, "http://someone:else@db.example:8123/x") == "http://someone:else@db.example:8123/x"
     writer = clickhouse_connect.get_client(dsn=f"{stack.clickhouse}/default")
     assert writer.command("SELECT 1") == 1
