@@ -21,6 +21,7 @@ import clickhouse_connect
 import orjson
 
 from benchmarks.crash import env_of
+from streams.embedded import servers
 from streams.settings import Settings
 
 BALLOTS = "PPWP,DPR,DPD,DPRD_PROV,DPRD_KAB"
@@ -30,7 +31,10 @@ def bench_database(data_dir: Path) -> tuple[str, str] | None:
     """(ClickHouse address, the bench's database) once the bench has loaded its registry; the data dir
     must be fresh, so that the only bench database in it is this run's."""
     try:
-        address = orjson.loads((data_dir / "clickhouse.json").read_bytes())["address"]
+        users = orjson.loads((data_dir / servers.USERS).read_bytes())
+        address = servers.credited(
+            orjson.loads((data_dir / "clickhouse.json").read_bytes())["address"], servers.WRITER, users[servers.WRITER]
+        )
         admin = clickhouse_connect.get_client(dsn=f"{address}/default")
         rows = admin.query(
             "SELECT database FROM system.tables WHERE name = 'registry_loads' AND startsWith(database, 'bench')"

@@ -59,7 +59,12 @@ def valid_tallies(draw: st.DrawFn) -> dict:
     voted_dptb = draw(st.integers(0, min(used, 5)))
     voted_dpk = draw(st.integers(0, min(used - voted_dptb, 5)))
     voted_dpt = used - voted_dptb - voted_dpk
-    dpt = draw(st.integers(voted_dpt, voted_dpt + 200))
+    returned, spare = draw(st.integers(0, 5)), draw(st.integers(0, 20))
+    # A TPS receives at most its DPT plus 2% (OVER_ALLOCATION): the smallest DPT that allows these ballots.
+    least = max(voted_dpt, (used + returned + spare) * 100 // 102 - 1)
+    while least + (least * 2 + 99) // 100 < used + returned + spare:
+        least += 1
+    dpt = draw(st.integers(least, least + 200))
     return tally_dict(
         votes,
         invalid,
@@ -68,8 +73,8 @@ def valid_tallies(draw: st.DrawFn) -> dict:
         dpk=voted_dpk,
         voted_dptb=voted_dptb,
         voted_dpk=voted_dpk,
-        returned=draw(st.integers(0, 5)),
-        spare=draw(st.integers(0, 20)),
+        returned=returned,
+        spare=spare,
         revision=draw(st.integers(1, 9)),
     )
 

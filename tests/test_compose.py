@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import urlparse
@@ -13,6 +14,11 @@ from streams.settings import Settings
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
+
+
+def url(text: str):
+    """A DSN of the compose file as compose would pass it, its ${VAR:?message} secrets set."""
+    return urlparse(re.sub(r"\$\{[^}]*\}", "secret", text))
 
 
 def test_services_are_kafka_clickhouse_init_and_a_scalable_worker():
@@ -33,7 +39,7 @@ def test_workers_and_init_reach_kafka_and_clickhouse_by_service_name():
         env = SERVICES[name]["environment"]
         host, port = env["TALLY_KAFKA"].split(":")
         assert host == "kafka" and port in SERVICES["kafka"]["environment"]["KAFKA_LISTENERS"]
-        dsn = urlparse(env["TALLY_CLICKHOUSE"])
+        dsn = url(env["TALLY_CLICKHOUSE"])
         assert dsn.hostname == "clickhouse" and dsn.port == 8123 and dsn.path == "/tally"
         assert dsn.username == "tally_writer"
 
@@ -67,7 +73,7 @@ def test_grafana_reads_clickhouse_as_the_read_only_user_with_the_dashboard_provi
     provider = yaml.safe_load((REPO / "deploy/grafana/provisioning/dashboards/tally.yaml").read_text())["providers"][0]
     mounted = {v.split(":")[1]: v.split(":")[0] for v in grafana["volumes"]}
     assert (REPO / mounted[provider["options"]["path"]] / "tally.json").exists()
-    api_dsn = urlparse(SERVICES["api"]["environment"]["TALLY_CLICKHOUSE"])
+    api_dsn = url(SERVICES["api"]["environment"]["TALLY_CLICKHOUSE"])
     assert api_dsn.username == "dashboard" and api_dsn.hostname == "clickhouse"  # the API reads only
 
 
@@ -128,7 +134,7 @@ def test_one_logger_appends_the_log_with_the_operator_key_read_only():
     env = logger["environment"]
     assert env["TALLY_OPERATOR_KEY"] == "/keys/operator.key" and "./deploy/keys:/keys:ro" in logger["volumes"]
     assert "TALLY_KAFKA" not in env  # it reads ClickHouse's change rows only
-    assert urlparse(env["TALLY_CLICKHOUSE"]).username == "tally_writer"
+    assert url(env["TALLY_CLICKHOUSE"]).username == "tally_writer"
     assert logger["depends_on"] == {"init": {"condition": "service_completed_successfully"}}
 
 
@@ -155,3 +161,40 @@ def test_the_server_ends_a_stalled_insert_body_as_the_workers_assume():
     worker_env = SERVICES["worker"].get("environment", {})
     told = float(worker_env.get("TALLY_RECEIVE_TIMEOUT_S", Settings().receive_timeout_s))
     assert timeout is not None and float(timeout.text) == told
+
+
+def test_no_secret_has_a_fallback_a_missing_one_stops_compose_up_with_a_message():
+    """`${VAR:-default}` would start production with a password anyone can read here; `${VAR:?message}`
+    makes `docker compose up` stop and print the message instead."""
+    text = (REPO / "docker-compose.yml").read_text()
+    secrets = set(re.findall(r"\$\{(\w*PASSWORD\w*)", text))
+    assert secrets == {
+        "TALLY_KAFKA_WORKER_PASSWORD", "TALLY_KAFKA_GATEWAY_PASSWORD", "TALLY_WRITER_PASSWORD", "TALLY_DASHBOARD_PASSWORD",
+        "TALLY_GRAFANA_ADMIN_PASSWORD",
+    }  # fmt: skip
+    for use in re.findall(r"\$\{(\w*PASSWORD\w*)([^}]*)\}", text):
+        assert use[1].startswith(":?set "), use
+    assert "change-me" not in text and ":-dashboard" not in text
+
+
+def test_clickhouse_is_reached_on_the_compose_network_only():
+    assert "ports" not in SERVICES["clickhouse"]  # published only by an operator's override, on loopback
+
+
+def test_grafana_requires_an_admin_password_and_lets_no_one_in_anonymously():
+    env = SERVICES["grafana"]["environment"]
+    assert env["GF_SECURITY_ADMIN_PASSWORD"].startswith("${TALLY_GRAFANA_ADMIN_PASSWORD:?")
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false" and env["GF_USERS_ALLOW_SIGN_UP"] == "false"
+
+
+def test_the_read_only_user_is_bounded_by_a_quota_and_per_query_limits():
+    mount = next(v for v in SERVICES["clickhouse"]["volumes"] if "users.d" in v)
+    config = ET.parse(REPO / mount.split(":")[0]).getroot()
+    dashboard = config.find("users/dashboard")
+    quota = config.find(f"quotas/{dashboard.findtext('quota')}")
+    assert quota is not None and quota.find("keyed_by_ip") is not None
+    limits = {child.tag: int(child.text) for child in quota.find("interval")}
+    assert limits["duration"] == 60 and all(limits[k] > 0 for k in ("queries", "errors", "read_rows", "execution_time"))
+    profile = config.find(f"profiles/{dashboard.findtext('profile')}")
+    assert profile.findtext("readonly") == "1"
+    assert 0 < int(profile.findtext("max_execution_time")) <= 60 and int(profile.findtext("max_concurrent_queries_for_user")) > 0

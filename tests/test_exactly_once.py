@@ -96,10 +96,14 @@ def test_clickhouse_away_for_a_while_loses_nothing(stack, tmp_path):
     data_dir, port = tmp_path / "own", servers.free_port()
     command = [sys.executable, "-m", "streams", "clickhouse", "--data-dir", str(data_dir), "--port", str(port)]
     server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    settings = stack.override(clickhouse=f"http://127.0.0.1:{port}/away", namespace="away.", partitions=2)
+    address = servers.credited(f"http://127.0.0.1:{port}", servers.WRITER, "?")
+    settings = stack.override(clickhouse=f"{address}/away", namespace="away.", partitions=2)
     pool = Workers(settings, tmp_path)
     try:
         wait_port(port)
+        users = servers.clickhouse_users(stack.override(data_dir=data_dir))  # made by the server at its start
+        settings = settings.override(clickhouse=f"{servers.credited(address, servers.WRITER, users[servers.WRITER])}/away")
+        pool.settings = settings
         tally(settings, "init")
         out = tmp_path / "d"
         tally(settings, "simulate", "--tps", "3000", "--seed", "4", "--out", str(out), "--dry-run")

@@ -112,7 +112,7 @@ def test_the_log_proves_every_counted_tally_and_catches_tampering(night, tmp_pat
         assert [c["tree_size"] for c in listed] == [last.size, 37] and listed[0]["verifier_key"] == key
         # The page checks a TPS in the browser: WebCrypto SHA-256 for the proof, Ed25519 where it has it.
         dom = screen(port, f"#/{ballot}/log/{tps}", tmp_path)
-        assert re.search(r'id="log-check" data-result="ok" data-signature="true"', dom), dom[-3000:]
+        assert re.search(r'id="log-check" data-result="ok" data-asked="true" data-signature="true"', dom), dom[-3000:]
         assert f'data-size="{last.size}"' in dom
         dom = screen(port, f"#/{ballot}/log/9999999999999", tmp_path)
         assert 'data-result="missing"' in dom
@@ -231,3 +231,82 @@ def test_a_change_that_lands_late_is_never_missed_or_repeated_by_the_log(pipelin
         assert appender.state.totals["PPWP"].voters == 600
     else:
         assert logged == ["3171010001001", "3171010001003"]  # the late change is lost to the log
+
+
+def test_log_verify_refuses_a_true_proof_of_another_tps_and_says_when_a_checkpoint_is_old(night, tmp_path):
+    """A server that lies: asked for TPS X, it answers with TPS Y's genuine proof. And an old, genuine
+    checkpoint: it verifies, but the verifier says a newer one exists and checks it consistent."""
+    import http.server
+    import threading
+    import urllib.parse
+    import urllib.request
+
+    settings, key, seed = night
+    ch = connect(settings)
+    appender = LogAppender(ch, ORIGIN, seed, page=37)
+    appender.step()
+    appender.checkpoint()
+    append_all(appender)
+    last = appender.checkpoint()
+    with api_server(settings) as port:
+        asked, other = [e["tps"] for e in (orjson.loads(x)["event"] for x in leaves(ch)) if e["ballot"] == "PPWP"][:2]
+        _, proof_of_other = get(port, f"/api/log/proof?tps={other}&ballot=PPWP")
+        body = orjson.dumps(proof_of_other)
+
+        class Liar(http.server.BaseHTTPRequestHandler):
+            """tally's own server, except that every proof it answers is TPS `other`'s."""
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                if self.path.startswith("/api/log/proof"):
+                    answer, kind = body, "application/json"
+                else:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}{self.path}", timeout=30) as real:
+                        answer, kind = real.read(), real.headers["Content-Type"]
+                self.send_response(200)
+                self.send_header("Content-Type", kind)
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        liar = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Liar)
+        threading.Thread(target=liar.serve_forever, daemon=True).start()
+        lied = f"http://127.0.0.1:{liar.server_port}/api/log/proof?tps={asked}&ballot=PPWP"
+        refused = tally(settings, "log", "verify", lied, "--key", key, check=False)
+        assert (
+            refused.returncode == 1
+            and f"not of PPWP at TPS {asked} as asked" in refused.stderr.decode() + refused.stdout.decode()
+        )
+        # The page asked for TPS X and shown Y's genuine proof: no tick, and it says so.
+        dom = screen(liar.server_port, f"#/PPWP/log/{asked}", tmp_path)
+        assert re.search(r'id="log-check" data-result="failed" data-asked="false"', dom), dom[-3000:]
+        assert f"BUKAN untuk TPS {asked}" in dom
+        liar.shutdown()
+        # The key the visitor brought from the operator's announcement, not the server's: checked by it.
+        dom = screen(port, f"?key={urllib.parse.quote(key)}#/PPWP/log/{asked}", tmp_path)
+        assert re.search(r'data-result="ok" data-asked="true" data-signature="true" data-key="visitor"', dom), dom[-3000:]
+        impostor = verifier_key(ORIGIN, public_key_of(bytes(32)))  # another key under the operator's name
+        dom = screen(port, f"?key={urllib.parse.quote(impostor)}#/PPWP/log/{asked}", tmp_path)
+        assert re.search(r'data-result="failed" data-asked="true" data-signature="false" data-key="visitor"', dom), dom[-3000:]
+        (tmp_path / "other.json").write_bytes(body)
+        assert (
+            tally(settings, "log", "verify", str(tmp_path / "other.json"), "--key", key, "--tps", asked, check=False).returncode
+            == 1
+        )
+        assert tally(settings, "log", "verify", str(tmp_path / "other.json"), "--key", key).returncode == 0  # asked nothing
+        ran = subprocess.run(
+            [sys.executable, str(SCRIPT), str(tmp_path / "other.json"), "--key", key, "--tps", asked],
+            capture_output=True,
+            timeout=60,
+        )
+        assert ran.returncode == 1 and b"not the one asked" in ran.stdout
+
+        # An old checkpoint: genuine, so it verifies, and the verifier says it is not the newest.
+        early = orjson.loads(leaves(ch)[0])["event"]
+        old = f"http://127.0.0.1:{port}/api/log/proof?tps={early['tps']}&ballot={early['ballot']}&checkpoint=37"
+        said = tally(settings, "log", "verify", old, "--key", key).stdout.decode()
+        assert "checkpoint of 37 leaves, signed at" in said
+        assert f"NOT the newest: the server signed a checkpoint of {last.size:,} leaves since" in said
+        newest = tally(settings, "log", "verify", old.replace("&checkpoint=37", ""), "--key", key).stdout.decode()
+        assert "it is the server's newest checkpoint" in newest

@@ -62,3 +62,45 @@ def test_forged_replayed_and_revoked_never_count_and_the_audit_shows_why(pipelin
 
 def decisions(ch) -> dict[str, int]:
     return dict(ch.query("SELECT decision, count() FROM tally_decisions FINAL GROUP BY decision").result_rows)
+
+
+def test_a_stolen_key_cannot_count_more_than_the_ballots_nor_backdate_past_its_revocation(pipeline, workers, tmp_path, ch):
+    """A stolen key's reach is bounded by the TPS's allocation of ballots; and the producer sets a
+    record's Kafka timestamp (CreateTime): a correction sent with a timestamp an hour before the
+    revocation is still judged by when a worker read it."""
+    from confluent_kafka import Producer
+
+    from streams.gateways.shape import key_id_of
+    from tests.factories import signed, tally_dict
+    from tests.test_decisions_end_to_end import TPS, produce
+
+    workers.start()
+    first = signed(tally_dict(event_id="gw:1"))
+    # Before the theft is noticed, the key signs a C1-consistent 'correction' of 900,000 DPK voters: the
+    # TPS could not have had the ballots (DPT 281 + 2% = 287), so it never counts.
+    inflated = tally_dict(event_id="stolen:0", revision=2, votes={"01": 120, "02": 900_080, "03": 30}, dpk=900_000)
+    inflated.update(ballots={"received": 900_235, "returned": 0, "unused": 0, "used": 900_235})
+    inflated["voters"]["voted"]["dpk"] = 900_000
+    produce(pipeline, tmp_path, [orjson.dumps(first), orjson.dumps(signed(inflated))])
+    assert ch.query("SELECT decision, reasons FROM tally_decisions FINAL ORDER BY src_offset").result_rows == [
+        ("applied", []),
+        ("rejected", ["OVER_ALLOCATION"]),
+    ]
+    tally(pipeline, "registry", "revoke", key_id_of(TPS))
+    revoked_at = time.time()
+    time.sleep(3)  # workers re-read the registry every 2 s
+    stolen = signed(tally_dict(event_id="stolen:1", revision=2, votes={"01": 10, "02": 200, "03": 20}))
+    producer = Producer({"bootstrap.servers": pipeline.kafka})
+    producer.produce(
+        pipeline.topic("tally.submissions"), orjson.dumps(stolen), key=TPS.encode(), timestamp=int((revoked_at - 3600) * 1000)
+    )
+    assert producer.flush(30) == 0
+    wait_caught_up(pipeline, 3, timeout_s=60)
+    row = ch.query(
+        "SELECT decision, reasons, toUnixTimestamp64Milli(received_at), toUnixTimestamp64Milli(judged_at) "
+        "FROM tally_decisions FINAL WHERE event_id = 'stolen:1'"
+    ).result_rows
+    [(decision, reasons, received_ms, judged_ms)] = row
+    assert (decision, reasons) == ("rejected", ["REVOKED_KEY"])
+    assert received_ms == int((revoked_at - 3600) * 1000) and judged_ms >= revoked_at * 1000 - 1000
+    assert ch.query("SELECT revision FROM tally_current FINAL").result_rows == [(1,)]

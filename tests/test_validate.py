@@ -133,3 +133,26 @@ def test_breaking_one_equation_is_rejected_with_that_equations_code(event, code,
     assume(code != "VOTED_EXCEEDS_REGISTERED" or event["ballots"]["used"] > 0)
     break_equation(event, code, amount)
     assert validate_tally(as_tally(event)).reasons == [code]
+
+
+def test_over_allocation_a_tps_cannot_receive_more_ballots_than_its_dpt_plus_two_percent():
+    """UU 7/2017 Pasal 350(3): a TPS gets its DPT plus 2% of it in ballots (281 -> 287)."""
+    assert codes(tally_dict(), small_registry()) == []  # 287 received: the allocation exactly
+    event = tally_dict(spare=52)  # 288 received
+    assert codes(event, small_registry()) == [("OVER_ALLOCATION", "$.ballots.received")]
+    [finding] = validate_tally(as_tally(event), small_registry()).findings
+    assert finding.detail == "received 288 > 287 (DPT 281 + 2%)"
+
+
+def test_over_allocation_a_stolen_key_cannot_add_900000_votes():
+    """A C1-consistent 'correction' claiming 900,000 DPK voters, as a stolen device key could sign it."""
+    event = tally_dict(votes={"01": 120, "02": 900_080, "03": 30}, dpk=900_000, voted_dpk=900_000, spare=0, returned=0)
+    assert codes(event) == []  # every C1 equation holds: only the registry can say it is impossible
+    assert ("OVER_ALLOCATION", "$.ballots.received") in codes(event, small_registry())
+
+
+def test_over_allocation_the_registry_may_record_a_larger_allocation():
+    registry = small_registry()
+    registry.allocations["3171010001001"] = 300
+    assert codes(tally_dict(spare=60), registry) == []  # 296 received of 300 allocated
+    assert codes(tally_dict(spare=65), registry) == [("OVER_ALLOCATION", "$.ballots.received")]

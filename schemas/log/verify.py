@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Check a tally log proof yourself: no tally needed, only Python 3.9+ and PyNaCl (pip install pynacl).
 
-    python3 verify.py PROOF.json|URL --key 'tally/pemilu+1a2b3c4d+AX...'
+    python3 verify.py PROOF.json|URL --key 'tally/pemilu+1a2b3c4d+AX...' [--tps CODE] [--ballot B]
 
 PROOF is what `GET /api/log/proof?tps=..&ballot=..` or `GET /api/log/consistency?from=..&to=..`
 answers (or `tally log proof --json`). KEY is the operator's published verifier key: get it from the
 operator by another channel than the proof. Exit 0 if the proof holds and its checkpoints carry the
-operator's signature; 1 with the reason otherwise.
+operator's signature; 1 with the reason otherwise. An inclusion proof must be of the TPS and ballot
+asked (--tps, --ballot; from a URL, its tps= and ballot= by default): a server could answer with a
+true proof of another TPS.
 
 The checks follow RFC 9162 (2.1.3.2 inclusion, 2.1.4.2 consistency; SHA-256, leaf hash
 SHA-256(0x00 || leaf), node hash SHA-256(0x01 || left || right)) and C2SP's signed-note and
@@ -17,6 +19,7 @@ import base64
 import hashlib
 import json
 import sys
+import urllib.parse
 import urllib.request
 
 from nacl.exceptions import BadSignatureError
@@ -95,10 +98,13 @@ def checkpoint(signed, key):
 
 
 def main(argv):
-    if len(argv) != 4 or argv[2] != "--key":
+    options = dict(zip(argv[2::2], argv[3::2]))
+    if len(argv) % 2 or "--key" not in options or set(options) - {"--key", "--tps", "--ballot"}:
         print(__doc__)
         return 2
-    source, key = argv[1], argv[3]
+    source, key = argv[1], options["--key"]
+    asked = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(source).query)) if "://" in source else {}
+    tps, ballot = options.get("--tps", asked.get("tps")), options.get("--ballot", asked.get("ballot"))
     if source.startswith(("http://", "https://")):
         document = json.load(urllib.request.urlopen(source, timeout=60))
     else:
@@ -119,6 +125,8 @@ def main(argv):
             if document["tree_size"] != size or not inclusion_holds(leaf, document["leaf_index"], size, path, root):
                 raise ValueError("the leaf is not in the signed tree")
             event = json.loads(leaf)["event"]
+            if (tps and event["tps"] != tps) or (ballot and event["ballot"] != ballot):
+                raise ValueError(f"the proof is of {event['ballot']} at TPS {event['tps']}, not the one asked")
             print(f"OK: {event['ballot']} of TPS {event['tps']}, revision {event['revision']}, votes {event['votes']},")
             print(f"    is leaf {document['leaf_index']} of the signed log of {size} leaves")
     except (ValueError, KeyError) as problem:

@@ -10,6 +10,7 @@ from clickhouse_connect.driver.client import Client
 
 from streams.clickhouse.schema import create_database, schema
 from streams.embedded.servers import clickhouse_dsn
+from streams.embedded.servers import read_only as read_only_dsn
 from streams.settings import Settings
 
 
@@ -28,9 +29,11 @@ def _with_database(dsn: str, database: str) -> str:
     return urlunparse(urlparse(dsn)._replace(path=f"/{database}"))
 
 
-def connect(settings: Settings, **kwargs: object) -> Client:
-    """A client for the configured ClickHouse (starting the embedded one if none is configured)."""
-    return clickhouse_connect.get_client(dsn=clickhouse_dsn(settings), **kwargs)
+def connect(settings: Settings, read_only: bool = False, **kwargs: object) -> Client:
+    """A client for the configured ClickHouse (starting the embedded one if none is configured); with
+    `read_only`, as the embedded ClickHouse's read-only user (a configured server's DSN is as given)."""
+    dsn = clickhouse_dsn(settings)
+    return clickhouse_connect.get_client(dsn=read_only_dsn(settings, dsn) if read_only else dsn, **kwargs)
 
 
 def apply_schema(settings: Settings) -> list[str]:

@@ -46,7 +46,7 @@ def load_registry(client: Client, records: Iterable[dict]) -> dict[str, int]:
         if regions:
             client.insert("regions", regions, column_names=["code", "name", "level", "parent"])
         if tps:
-            client.insert("registry_tps", tps, column_names=["tps", "dpt"])
+            client.insert("registry_tps", tps, column_names=["tps", "dpt", "ballots"])
         if contests:
             client.insert(
                 "registry_contests",
@@ -64,7 +64,7 @@ def load_registry(client: Client, records: Iterable[dict]) -> dict[str, int]:
             if kind == "region":
                 regions.append((record["code"], record["name"], record["level"], record.get("parent", "")))
             elif kind == "tps":
-                tps.append((record["code"], int(record["dpt"])))
+                tps.append((record["code"], int(record["dpt"]), int(record.get("ballots") or 0)))
             elif kind == "contest":
                 contests.append(
                     (
@@ -109,6 +109,7 @@ def read_registry(client: Client) -> Registry:
     registry = Registry()
     with client.query_rows_stream("SELECT tps, dpt FROM registry_tps FINAL") as stream:
         registry.dpt = DptTable(stream)
+    registry.allocations = dict(client.query("SELECT tps, ballots FROM registry_tps FINAL WHERE ballots > 0").result_rows)
     for ballot, dapil, name, regions, choices, names, seats in client.query(
         "SELECT ballot, dapil, name, regions, choices, choice_names, seats FROM registry_contests FINAL"
     ).result_rows:

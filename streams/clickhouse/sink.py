@@ -111,6 +111,7 @@ DECISIONS = Table(
         ("received_at", "DateTime64(3)"),
         ("kafka_key", "String"),
         ("forwarded_from", "String"),
+        ("judged_at", "DateTime64(3)"),
         ("src_epoch", "UInt32"),
     ),
 )

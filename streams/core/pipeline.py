@@ -42,6 +42,15 @@ class Message:
     timestamp: float = 0.0  # Kafka message timestamp, epoch seconds
     key: bytes | None = None  # Kafka message key: must be the event's tps; None where the source has no key
     via: str = ""  # for a forwarded copy, the position it was first received at ("<partition>:<offset>")
+    seen_at: float = 0.0  # when a worker read it, epoch seconds, on the worker's clock
+
+    @property
+    def judged_at(self) -> float:
+        """The moment a key's revocation is judged by: when a worker read the record, or its Kafka
+        timestamp if that is later. The producer sets the timestamp (CreateTime): it may make a record
+        later, never earlier than the worker saw it, so a record backdated before a revocation is
+        refused all the same."""
+        return max(self.timestamp, self.seen_at)
 
     @property
     def key_text(self) -> str:
@@ -108,7 +117,7 @@ class Processor:
             if tally is None or (message.key is not None and message.key != tally.tps.encode()):
                 checks.append(None)  # rejected below, before its signature counts
             else:
-                checks.append(prepare_signature(tally, keys, self.require_signatures, message.timestamp))
+                checks.append(prepare_signature(tally, keys, self.require_signatures, message.judged_at))
         verified = self.verifier([c for c in checks if isinstance(c, Signed)])
         verdicts = [validate_tally(r.tally, registry) if r.tally is not None else None for r in decoded]
         findings = iter(verified())
@@ -182,6 +191,7 @@ class Processor:
                     message.timestamp,
                     message.key_text,
                     message.via,
+                    message.judged_at,
                 )
             )
         return batch
@@ -235,5 +245,6 @@ class Processor:
                 message.timestamp,
                 message.key_text,
                 message.via,
+                message.judged_at,
             )
         )

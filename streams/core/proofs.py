@@ -40,8 +40,9 @@ def signed_checkpoint(signed: dict, key: str) -> Checkpoint:
     return checkpoint
 
 
-def check_proof(document: dict, key: str) -> str:
-    """A line saying what was proven, or a ProofError."""
+def check_proof(document: dict, key: str, tps: str | None = None, ballot: str | None = None) -> str:
+    """A line saying what was proven, or a ProofError. With `tps` or `ballot`, an inclusion proof must be
+    of that TPS's (and ballot's) tally: a server may answer a question with a genuine proof of another."""
     if "consistency_path" in document:
         old, new = (signed_checkpoint(document[side], key) for side in ("from", "to"))
         path = [bytes.fromhex(h) for h in document["consistency_path"]]
@@ -56,4 +57,10 @@ def check_proof(document: dict, key: str) -> str:
     if not merkle.verify_inclusion(leaf, index, size, [bytes.fromhex(h) for h in document["audit_path"]], checkpoint.root):
         raise ProofError(f"leaf {index} is not in the signed tree of {size} leaves")
     event = orjson.loads(leaf)["event"]
+    asked = (tps or event["tps"], ballot or event["ballot"])
+    if (event["tps"], event["ballot"]) != asked:
+        raise ProofError(
+            f"the proof is of {event['ballot']} at TPS {event['tps']}, not of {asked[1]} at TPS {asked[0]} as asked: "
+            "a true proof of something else"
+        )
     return f"included: {event['ballot']} {event['tps']} revision {event['revision']} is leaf {index} of the signed tree of {size}"

@@ -45,6 +45,11 @@ class Reason(StrEnum):
     """Registry: a key of `votes` is not a choice of the TPS's contest."""
     MISSING_CHOICE = "MISSING_CHOICE"
     """Registry: a choice of the TPS's contest is absent from `votes`."""
+    OVER_ALLOCATION = "OVER_ALLOCATION"
+    """Registry: ballots.received exceeds the ballots the TPS was allocated: its DPT plus 2%, rounded up
+    (UU 7/2017 Pasal 350(3)), or the registry's `ballots` where KPU allocated more. No TPS can count
+    more voters than it had ballots, whoever signed the form: this bounds what one stolen device key can
+    add to the totals."""
     REGISTERED_MISMATCH = "REGISTERED_MISMATCH"
     """Registry: voters.registered.dpt != the registry's DPT for this TPS."""
     VOTED_EXCEEDS_REGISTERED = "VOTED_EXCEEDS_REGISTERED"

@@ -25,3 +25,9 @@ def level_of(code: str) -> str:
 
 def child_level(level: str) -> str:
     return LEVELS[LEVELS.index(level) + 1]
+
+
+def digits(text: str, most: int = 18) -> bool:
+    """Whether `text` is 1 to `most` ASCII digits. str.isdigit() also takes '²', '٣' and '３', which
+    int() then reads as other numbers or refuses; 18 digits always fit a ClickHouse UInt64."""
+    return 0 < len(text) <= most and text.isascii() and text.isdigit()

@@ -89,6 +89,14 @@ class Registry:
     # (ballot, region code) -> contest; a TPS finds its contest through its own region prefixes.
     contest_by_region: dict[tuple[str, str], Contest] = field(default_factory=dict)
     keys: KeyRing = field(default_factory=KeyRing)  # key_id -> device key
+    # TPS allocated more ballots than the law's DPT + 2% (the registry's `ballots`, a documented exception).
+    allocations: dict[str, int] = field(default_factory=dict)
+
+    def allocation(self, tps: str, dpt: int) -> int:
+        """Ballots the TPS received at most: its DPT plus 2% of it, rounded up (UU 7/2017 Pasal 350(3):
+        the DPT, with 2% of it as a reserve, from which DPTb and DPK voters vote too), unless the
+        registry records that KPU allocated it more."""
+        return self.allocations.get(tps) or dpt + (dpt * 2 + 99) // 100
 
     def add_contest(self, contest: Contest) -> None:
         for region in contest.regions:
@@ -109,6 +117,8 @@ class Registry:
             kind = record.get("type")
             if kind == "tps":
                 dpt[record["code"]] = int(record["dpt"])
+                if record.get("ballots"):
+                    registry.allocations[record["code"]] = int(record["ballots"])
             elif kind == "contest":
                 registry.add_contest(contest_from_record(record))
             elif kind == "key":

@@ -82,6 +82,12 @@ def check_registry(t: Tally, registry: Registry) -> list[Finding]:
         for choice in contest.choices:
             if choice not in t.votes:
                 findings.append(Finding(Reason.MISSING_CHOICE, f"$.votes.{choice}", f"choice of {contest.dapil} is missing"))
+    allocated = registry.allocation(t.tps, dpt)
+    if t.ballots["received"] > allocated:
+        basis = "the registry's allocation" if t.tps in registry.allocations else f"DPT {dpt} + 2%"
+        findings.append(
+            Finding(Reason.OVER_ALLOCATION, "$.ballots.received", f"received {t.ballots['received']} > {allocated} ({basis})")
+        )
     if t.registered["dpt"] != dpt:
         findings.append(
             Finding(Reason.REGISTERED_MISMATCH, "$.voters.registered.dpt", f"{t.registered['dpt']} != registry DPT {dpt}")

@@ -27,14 +27,16 @@ minutes. Exports read a fixed moment, so running beside the writes changes nothi
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
-import gzip
+import hmac
 import queue
 import re
 import tempfile
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,8 @@ import chdb
 import lz4.frame
 import orjson
 from aiohttp import web
+
+from streams.embedded.statements import Refused, check_statement
 
 # URL parameters that are part of the HTTP protocol, not ClickHouse settings.
 RESERVED_PARAMS = frozenset(
@@ -74,6 +78,7 @@ _OUTPUT_FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
 _ERROR_CODE = re.compile(r"Code:\s*(\d+)")
 
 
+MAX_BODY = 1 << 30  # bytes of a request body, as sent and as decompressed
 DEFAULT_HANDLES = 4  # statements at once: a few readers beside the workers' inserts, on a few cores
 MOMENT_QUERY = "moment-"  # query_id prefix of a read that answers with its moment
 
@@ -241,21 +246,38 @@ def _quote_value(value: str, name: str = "") -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _decode_body(body: bytes, encoding: str) -> bytes:
+def _too_large() -> ValueError:
+    return ValueError(
+        f"Code: 241. DB::Exception: the request body decompresses to more than {MAX_BODY >> 20} MiB. (MEMORY_LIMIT_EXCEEDED)"
+    )
+
+
+def _decode_body(body: bytes, encoding: str, limit: int | None = None) -> bytes:
+    """The body as sent, decompressed; never more than `limit` bytes (MAX_BODY), however small the
+    compressed body that claims more (a gzip bomb is refused, not inflated)."""
+    limit = MAX_BODY if limit is None else limit
     encoding = encoding.lower().strip()
     if not body or encoding in ("", "identity"):
         return body
     if encoding == "gzip":
-        return gzip.decompress(body)
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        out = inflater.decompress(body, limit + 1)
+        if len(out) > limit or inflater.unconsumed_tail:
+            raise _too_large()
+        return out
     if encoding == "lz4":
         # clickhouse-connect sends one lz4 frame per block: decompress every frame, not only the first.
-        out: list[bytes] = []
-        rest = body
+        frames: list[bytes] = []
+        rest, size = body, 0
         while rest:
             decompressor = lz4.frame.LZ4FrameDecompressor()
-            out.append(decompressor.decompress(rest))
+            frame = decompressor.decompress(rest, max_length=limit + 1 - size)
+            size += len(frame)
+            if size > limit or (not decompressor.eof and not decompressor.unused_data):
+                raise _too_large()
+            frames.append(frame)
             rest = decompressor.unused_data
-        return b"".join(out)
+        return b"".join(frames)
     raise ValueError(f"Code: 1. DB::Exception: unsupported Content-Encoding {encoding}. (NOT_IMPLEMENTED)")
 
 
@@ -306,7 +328,25 @@ async def _stream(
     return response
 
 
-def make_app(engine: ChdbEngine) -> web.Application:
+def user_of(request: web.Request, users: Mapping[str, str]) -> str | None:
+    """Who the request authenticates as (HTTP basic auth, ClickHouse's X-ClickHouse-User/Key headers
+    or its user/password parameters), if the password is that user's."""
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Basic "):
+        try:
+            user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+    else:
+        user = request.headers.get("X-ClickHouse-User") or request.query.get("user", "")
+        password = request.headers.get("X-ClickHouse-Key") or request.query.get("password", "")
+    known = users.get(user)
+    return user if known is not None and hmac.compare_digest(known.encode(), password.encode()) else None
+
+
+def make_app(engine: ChdbEngine, users: Mapping[str, str], readers: frozenset[str] | set[str] = frozenset()) -> web.Application:
+    """The HTTP interface for `users` (name -> password); `readers` among them only read."""
+
     async def ping(_: web.Request) -> web.Response:
         return web.Response(text="Ok.\n")
 
@@ -314,6 +354,14 @@ def make_app(engine: ChdbEngine) -> web.Application:
         params = request.query
         query_id = params.get("query_id") or str(uuid.uuid4())
         started = time.perf_counter()
+        user = user_of(request, users)
+        if user is None:
+            return web.Response(
+                status=401,
+                text="Code: 516. DB::Exception: Authentication failed: password is incorrect, or there is no user with "
+                "such name (the embedded ClickHouse's users are in <data dir>/clickhouse-users.json). (AUTHENTICATION_FAILED)\n",
+                headers={"X-ClickHouse-Exception-Code": "516", "X-ClickHouse-Query-Id": query_id},
+            )
         try:
             body = _decode_body(await request.read(), request.headers.get("Content-Encoding", ""))
             sql = params.get("query", "").encode()
@@ -331,6 +379,7 @@ def make_app(engine: ChdbEngine) -> web.Application:
                     sql = sql[: match.end()]
             if not sql.strip():
                 return web.Response(text="Ok.\n")
+            check_statement(sql.decode("utf-8", "replace"), "GET" if user in readers else request.method)
             settings = {k: v for k, v in params.items() if k not in RESERVED_PARAMS}
             if query_id.startswith("stream-") and data is None and not _INSERT.match(sql):
                 return await _stream(request, engine, sql, params, settings, query_id)
@@ -342,6 +391,12 @@ def make_app(engine: ChdbEngine) -> web.Application:
                 settings,
                 params.get("default_format", "TabSeparated"),
                 query_id,
+            )
+        except Refused as exc:
+            return web.Response(
+                status=403 if "ACCESS_DENIED" in str(exc) or "READONLY" in str(exc) else 400,
+                text=f"{exc}\n",
+                headers={"X-ClickHouse-Exception-Code": _ERROR_CODE.search(str(exc)).group(1), "X-ClickHouse-Query-Id": query_id},
             )
         except Exception as exc:  # every engine error goes back to the client, as ClickHouse does
             message = str(exc)
@@ -365,7 +420,7 @@ def make_app(engine: ChdbEngine) -> web.Application:
             },
         )
 
-    app = web.Application(client_max_size=1 << 30)
+    app = web.Application(client_max_size=MAX_BODY)
     app.router.add_get("/ping", ping)
     app.router.add_route("*", "/", handle)
     return app

@@ -66,7 +66,7 @@ def run_clickhouse(settings: Settings, port: int | None) -> int:
     port = port or servers.free_port()
     servers.check_port_free(port)
     engine = ChdbEngine(settings.embedded_dir / "clickhouse", settings.clickhouse_handles)
-    app = make_app(engine)
+    app = make_app(engine, servers.clickhouse_users(settings), readers={servers.READER})
     me = os.getpid()
 
     async def serve() -> None:

@@ -3,12 +3,18 @@
 `<data dir>/broker.json` and `<data dir>/clickhouse.json` hold {"pid": .., "address": ..}. A command
 that needs a server reads the file; if the process is gone it starts one in the background
 (`tally broker` / `tally clickhouse` as a detached child) and waits until it answers.
+
+The embedded ClickHouse has two users, made at its first start with random passwords in
+`<data dir>/clickhouse-users.json` (readable by its owner only): `tally_writer` for what writes (the
+workers, the log's appender, `init`, registry loads) and `tally_reader`, read-only, for what only reads
+(`tally serve`, results, exports, status, the log's proofs). A process without them is refused.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -23,6 +29,8 @@ from streams.settings import Settings
 
 BROKER = "broker"
 CLICKHOUSE = "clickhouse"
+USERS = "clickhouse-users.json"
+WRITER, READER = "tally_writer", "tally_reader"
 
 
 class EmbeddedError(RuntimeError):
@@ -106,11 +114,42 @@ def _host_port(name: str, address: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def clickhouse_users(settings: Settings) -> dict[str, str]:
+    """The embedded ClickHouse's users and their passwords, made (mode 0600) if there are none yet."""
+    path = settings.embedded_dir / USERS
+    settings.embedded_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):  # the first to start makes them; the others read them
+        made = orjson.dumps({WRITER: secrets.token_urlsafe(24), READER: secrets.token_urlsafe(24)})
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(made)
+    return orjson.loads(path.read_bytes())
+
+
+def credited(address: str, user: str, password: str) -> str:
+    """`http://host:port` as `http://user:password@host:port`."""
+    scheme, _, rest = address.partition("://")
+    return f"{scheme}://{user}:{password}@{rest.rsplit('@', 1)[-1]}"
+
+
+def read_only(settings: Settings, dsn: str) -> str:
+    """The DSN as the embedded ClickHouse's read-only user: for a process that only reads. A DSN of
+    another server (production: its own users, deploy/clickhouse/users.d) is returned as it is."""
+    if not (settings.embedded_dir / USERS).exists():
+        return dsn
+    users = clickhouse_users(settings)
+    scheme, _, rest = dsn.partition("://")
+    if not rest.startswith(f"{WRITER}:{users[WRITER]}@"):  # not this data dir's embedded server
+        return dsn
+    return credited(f"{scheme}://{rest.split('@', 1)[1]}", READER, users[READER])
+
+
 def ensure(settings: Settings, name: str, timeout_s: float = 60.0) -> str:
-    """The address of the embedded server `name`, starting it in the background if none runs."""
+    """The address of the embedded server `name`, starting it in the background if none runs (for
+    ClickHouse, with the writer's credentials in it)."""
     found = read_record(settings, name)
     if found is not None and port_open(*_host_port(name, found.address)):
-        return found.address
+        return _for_clients(settings, name, found.address)
     settings.embedded_dir.mkdir(parents=True, exist_ok=True)
     log = (settings.embedded_dir / f"{name}.log").open("ab")
     cmd = [sys.executable, "-m", "streams", name, "--data-dir", str(settings.embedded_dir)]
@@ -122,10 +161,16 @@ def ensure(settings: Settings, name: str, timeout_s: float = 60.0) -> str:
             raise EmbeddedError(f"embedded {name} exited with {proc.returncode}:\n{tail}")
         found = read_record(settings, name)
         if found is not None and found.pid == proc.pid and port_open(*_host_port(name, found.address)):
-            return found.address
+            return _for_clients(settings, name, found.address)
         time.sleep(0.05)
     proc.terminate()
     raise EmbeddedError(f"embedded {name} did not answer within {timeout_s:.0f}s; see {log.name}")
+
+
+def _for_clients(settings: Settings, name: str, address: str) -> str:
+    if name != CLICKHOUSE:
+        return address
+    return credited(address, WRITER, clickhouse_users(settings)[WRITER])
 
 
 def stop(settings: Settings, name: str, timeout_s: float = 20.0) -> bool:

@@ -61,14 +61,18 @@ def make_tally(
     """A tally consistent with every C1 equation; legislative votes split by the contest's `model`."""
     dptb, dpk = rng.randint(0, 4), rng.randint(0, 3)
     turnout = turnout if turnout is not None else rng.uniform(0.65, 0.92)
+    # The TPS receives its DPT plus 2% (the law's allocation); DPTb and DPK voters vote from what the
+    # DPT left unused and that reserve.
+    received = dpt + (dpt * 2 + 99) // 100
     voted = {"dpt": int(dpt * turnout), "dptb": rng.randint(0, dptb), "dpk": rng.randint(0, dpk)}
+    voted["dptb"] = min(voted["dptb"], received - voted["dpt"])
+    voted["dpk"] = min(voted["dpk"], received - voted["dpt"] - voted["dptb"])
     used = sum(voted.values())
     invalid = min(used, int(used * rng.uniform(0.0, 0.04)))
     if model is None:
         votes = dict(zip(choices, shares(rng, used - invalid, [rng.random() ** 2 + 0.01 for _ in choices]), strict=True))
     else:
         votes = dict(zip(choices, model.votes(rng, used - invalid), strict=True))
-    received = dpt + dptb + dpk + (dpt * 2 + 99) // 100
     returned = rng.randint(0, min(2, received - used))
     return {
         "schema": SCHEMA_V1,

@@ -388,6 +388,7 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faus
                     r.timestamp / 1000.0 if r.timestamp is not None else now,
                     r.key if r.key is not None else b"",
                     forwarded_from(r.headers) if r.headers else "",
+                    now,
                 )
                 for r in fetched
             ]

@@ -367,9 +367,9 @@ def audit(
     from streams.clickhouse.audit import history
     from streams.clickhouse.client import connect
 
-    if not (len(tps) == 13 and tps.isdigit()):
+    if not (len(tps) == 13 and tps.isascii() and tps.isdigit()):
         fail("--tps is 13 digits")
-    events = history(connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)), tps, ballot)
+    events = history(connect(settings_from(clickhouse=clickhouse, data_dir=data_dir), read_only=True), tps, ballot)
     if not events:
         fail(f"no event was ever received for TPS {tps}" + (f" and ballot {ballot}" if ballot else ""), 1)
     if json:

@@ -57,9 +57,9 @@ def results(
     settings = settings_from(clickhouse=clickhouse, data_dir=data_dir)
     try:
         if dapil:
-            data = dapil_results(connect(settings), ballot, dapil, settings.dpr_threshold, when)
+            data = dapil_results(connect(settings, read_only=True), ballot, dapil, settings.dpr_threshold, when)
         else:
-            data = read_results(connect(settings), ballot, level, region, when)
+            data = read_results(connect(settings, read_only=True), ballot, level, region, when)
     except (ValueError, DapilError) as exc:
         fail(str(exc))
     if json:
@@ -89,7 +89,7 @@ def seats(
     when = moment(as_of)
     settings = settings_from(clickhouse=clickhouse, data_dir=data_dir)
     try:
-        data = read_seats(connect(settings), ballot, settings.dpr_threshold, dapil, when)
+        data = read_seats(connect(settings, read_only=True), ballot, settings.dpr_threshold, dapil, when)
     except DapilError as exc:
         fail(str(exc))
     if json:
@@ -126,7 +126,7 @@ def changes(
     except MomentError as exc:
         fail(f"--since: {exc}")
     last = moment(until, "--until")
-    client = connect(settings_from(clickhouse=clickhouse, data_dir=data_dir))
+    client = connect(settings_from(clickhouse=clickhouse, data_dir=data_dir), read_only=True)
     try:
         regions, within = change_regions(client, ballot, region, dapil)
         data = read_changes(client, ballot, regions, cursor, last, limit, newest_first, within)
@@ -157,7 +157,7 @@ def export(
     from streams.read.export import ExportError, write_export
 
     when = moment(as_of)
-    client = connect(settings_from(clickhouse=clickhouse, data_dir=data_dir))
+    client = connect(settings_from(clickhouse=clickhouse, data_dir=data_dir), read_only=True)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), DownloadColumn(), TimeElapsedColumn()) as progress:
         task = progress.add_task("export", total=None)
         try:

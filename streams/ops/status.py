@@ -39,7 +39,7 @@ def status(settings: Settings) -> dict:
         return {"topic": topic, "partitions": partitions, "lag": sum(p["lag"] for p in partitions.values())}
 
     def clickhouse() -> dict:
-        client = connect(settings)
+        client = connect(settings, read_only=True)
         leases = {
             str(p): owner
             for p, owner in client.query(

@@ -113,7 +113,9 @@ def proof(
     from streams.read.log_view import inclusion
 
     try:
-        data = inclusion(connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)), tps, ballot, checkpoint)
+        data = inclusion(
+            connect(settings_from(clickhouse=clickhouse, data_dir=data_dir), read_only=True), tps, ballot, checkpoint
+        )
     except DapilError as exc:
         fail(str(exc))
     if json:
@@ -131,7 +133,7 @@ def checkpoints(json: JsonOpt = False, clickhouse: ClickHouseOpt = None, data_di
     from streams.clickhouse.client import connect
     from streams.read.log_view import checkpoints as read_checkpoints
 
-    data = read_checkpoints(connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)))
+    data = read_checkpoints(connect(settings_from(clickhouse=clickhouse, data_dir=data_dir), read_only=True))
     if json:
         typer.echo(orjson.dumps(data).decode())
         return
@@ -142,24 +144,73 @@ def checkpoints(json: JsonOpt = False, clickhouse: ClickHouseOpt = None, data_di
 def verify(
     source: Annotated[str, typer.Argument(help="a proof (JSON of `log proof --json` or /api/log/proof) file or URL")],
     key: Annotated[str | None, typer.Option(help="the operator's verifier key (name+id+key); default: the key file's")] = None,
+    tps: Annotated[str | None, typer.Option(help="the TPS the proof must be of (default: a URL's tps=)")] = None,
+    ballot: Annotated[str | None, typer.Option(help="the ballot the proof must be of (default: a URL's ballot=)")] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Check an inclusion or consistency proof and the signature of its checkpoints: exit 0 if it holds."""
+    """Check an inclusion or consistency proof and the signature of its checkpoints: exit 0 if it holds.
+    An inclusion proof must be of the TPS and ballot asked. From a URL, it also says how old the
+    checkpoint is and whether the server has a newer one, checked consistent with it."""
+    from urllib.parse import parse_qs, urlparse
+
     from streams.core.proofs import ProofError, check_proof
 
     settings = settings_from(data_dir=data_dir)
     key = key or published_key(settings)
-    if source.startswith(("http://", "https://")):
-        import urllib.request
-
-        with urllib.request.urlopen(source, timeout=60) as response:
-            document = orjson.loads(response.read())
-    else:
-        document = orjson.loads(Path(source).read_bytes())
+    is_url = source.startswith(("http://", "https://"))
+    if is_url:
+        asked = parse_qs(urlparse(source).query)
+        tps = tps or next(iter(asked.get("tps", [])), None)
+        ballot = ballot or next(iter(asked.get("ballot", [])), None)
+    document = _fetch_json(source) if is_url else orjson.loads(Path(source).read_bytes())
     try:
-        typer.echo(check_proof(document, key))
+        typer.echo(check_proof(document, key, tps, ballot))
+        if is_url and "checkpoint" in document:
+            for line in _freshness(source, document["checkpoint"], key):
+                typer.echo(line)
     except ProofError as exc:
         fail(str(exc), 1)
+
+
+def _fetch_json(url: str) -> dict:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=60) as response:
+        return orjson.loads(response.read())
+
+
+def _freshness(source: str, signed: dict, key: str) -> list[str]:
+    """How old the proof's checkpoint is, and whether the same server signed a newer one (then proven
+    consistent with it, so the older one is a true prefix; the TPS may have been corrected since)."""
+    from datetime import UTC, datetime
+    from urllib.parse import urlparse
+
+    from streams.core.moments import parse_moment
+    from streams.core.proofs import ProofError, check_proof
+
+    base = urlparse(source)._replace(path="", query="", fragment="").geturl()
+    size = int(signed["tree_size"])
+    lines = []
+    if signed.get("signed_at"):
+        minutes = (datetime.now(UTC) - parse_moment(signed["signed_at"])).total_seconds() / 60
+        lines.append(
+            f"checkpoint of {size:,} leaves, signed at {signed['signed_at']} ({minutes:.0f} min ago, as the server says: "
+            "the time is not signed)"
+        )
+    newest = _fetch_json(f"{base}/api/log/checkpoints")["checkpoints"][0]
+    if int(newest["tree_size"]) <= size:
+        lines.append("it is the server's newest checkpoint")
+        return lines
+    consistency = _fetch_json(f"{base}/api/log/consistency?from={size}&to={newest['tree_size']}")
+    try:
+        check_proof(consistency, key)
+    except ProofError as exc:
+        raise ProofError(f"a newer checkpoint of {newest['tree_size']} leaves does not extend this one: {exc}") from None
+    lines.append(
+        f"NOT the newest: the server signed a checkpoint of {int(newest['tree_size']):,} leaves since (consistent with this "
+        "one); the TPS's tally may have been corrected in it: ask for the proof in the newest checkpoint"
+    )
+    return lines
 
 
 def consistency(
@@ -175,7 +226,9 @@ def consistency(
 
     try:
         typer.echo(
-            orjson.dumps(read_consistency(connect(settings_from(clickhouse=clickhouse, data_dir=data_dir)), old, new)).decode()
+            orjson.dumps(
+                read_consistency(connect(settings_from(clickhouse=clickhouse, data_dir=data_dir), read_only=True), old, new)
+            ).decode()
         )
     except DapilError as exc:
         fail(str(exc))

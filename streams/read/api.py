@@ -11,7 +11,8 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -23,9 +24,9 @@ from clickhouse_connect.driver.client import Client
 from streams.clickhouse import audit
 from streams.core.contract import BALLOTS
 from streams.core.moments import MomentError, moment_text, parse_moment, sql_moment
-from streams.core.regions import LEVELS
+from streams.core.regions import LEVELS, digits
 from streams.core.seats import LEGISLATIVE
-from streams.embedded.servers import clickhouse_dsn
+from streams.embedded.servers import clickhouse_dsn, read_only
 from streams.read.changes import DEFAULT_LIMIT, Cursor, changes
 from streams.read.dapils import DapilError, ballot_view, dapil_list, dapil_of, seats_of
 from streams.read.export import FILE_NAMES as EXPORT_FILE_NAMES
@@ -118,8 +119,8 @@ def violation(value: str, schema: dict) -> str | None:
     if "enum" in schema and value not in schema["enum"]:
         return f"must be one of {', '.join(map(str, schema['enum']))}"
     if schema.get("type") == "integer":
-        if not value.isdigit():
-            return "must be a whole number"
+        if not digits(value):
+            return "must be a whole number (ASCII digits, at most 18)"
         if not schema.get("minimum", 0) <= int(value) <= schema.get("maximum", int(value)):
             return f"must be between {schema.get('minimum', 0)} and {schema.get('maximum')}"
     if "pattern" in schema and not re.fullmatch(schema["pattern"].strip("^$"), value):
@@ -154,7 +155,7 @@ def choice_names(client: Client, ballot: str) -> dict[str, str]:
 
 
 def tps_detail(client: Client, code: str, ballot: str | None = None) -> dict:
-    if not (len(code) == 13 and code.isdigit()):
+    if not (len(code) == 13 and digits(code, 13)):
         raise ApiError(400, "a TPS code is 13 digits")
     if ballot and ballot not in BALLOTS:
         raise ApiError(400, f"ballot must be one of {', '.join(BALLOTS)}")
@@ -221,6 +222,11 @@ def anomalies(client: Client, level: str | None, region: str | None, as_of: date
     }
 
 
+EXPORTS_AT_ONCE = 4  # exports streamed at once by one API process
+EXPORT_RETRY_S = 5  # what a 503 tells the reader to wait (Retry-After)
+CACHE_BYTES = 256 << 20  # of answers the API keeps; an answer larger than this is kept alone
+
+
 class ResponseCache:
     """Answers kept `ttl` seconds; after that the old answer is served while one refresh runs.
 
@@ -233,12 +239,25 @@ class ResponseCache:
     readers do (the seats of 2,325 DPRD kab/kota dapils take ~4 s at national scale, and ClickHouse
     is shared with the workers' inserts)."""
 
-    def __init__(self, ttl: float, cost_factor: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ttl: float,
+        cost_factor: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_bytes: int = CACHE_BYTES,
+        size_of: Callable[[dict], int] = lambda body: len(orjson.dumps(body)),
+    ) -> None:
         self.ttl = ttl
         self.cost_factor = cost_factor
         self.clock = clock  # a parameter so that the policy can be tested without a sleeping thread
         self.entries: dict[str, tuple[float, dict]] = {}
         self.refreshing: dict[str, asyncio.Task] = {}
+        # Bounded in bytes, the oldest answers going first: readers choose the keys, so their number and
+        # size are theirs to grow, not the server's memory.
+        self.max_bytes = max_bytes
+        self.size_of = size_of
+        self.sizes: dict[str, int] = {}
+        self.bytes = 0
 
     async def get(self, key: str, build: Callable[[], dict]) -> dict:
         hit = self.entries.get(key)
@@ -255,11 +274,26 @@ class ResponseCache:
             started = self.clock()
             body = await asyncio.to_thread(build)
             finished = self.clock()
-            if len(self.entries) > 10_000:
-                self.entries.clear()
+            size = self.size_of(body)
+            self._forget(key)
+            while self.entries and self.bytes + size > self.max_bytes:
+                self._forget(next(iter(self.entries)))
             self.entries[key] = (finished + max(self.ttl, self.cost_factor * (finished - started)), body)
+            self.sizes[key] = size
+            self.bytes += size
         finally:
             self.refreshing.pop(key, None)
+
+    def _forget(self, key: str) -> None:
+        self.entries.pop(key, None)
+        self.bytes -= self.sizes.pop(key, 0)
+
+
+def cache_key(path: str, query: Mapping[str, str]) -> str:
+    """One entry per question, however it is spelled: parameters in order, whole numbers as numbers
+    (`start=0007` is `start=7`)."""
+    normal = sorted((name, str(int(value)) if digits(value, 100) else value) for name, value in query.items())
+    return path + "?" + "&".join(f"{name}={value}" for name, value in normal)
 
 
 def results_key(ballot: str, level: str | None, region: str | None, as_of: datetime | None = None) -> str:
@@ -269,9 +303,13 @@ def results_key(ballot: str, level: str | None, region: str | None, as_of: datet
 
 def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
     # No HTTP session: requests of many readers run side by side on one client.
-    client = clickhouse_connect.get_client(dsn=clickhouse_dsn(settings), autogenerate_session_id=False)
+    client = clickhouse_connect.get_client(dsn=read_only(settings, clickhouse_dsn(settings)), autogenerate_session_id=False)
 
     cache = ResponseCache(cache_ttl)
+    # Exports stream for as long as their readers read: a few at a time, on threads of their own, and
+    # past that a 503 at once, so that a flood of them never holds what every other answer needs.
+    exports = asyncio.Semaphore(EXPORTS_AT_ONCE)
+    export_threads = ThreadPoolExecutor(EXPORTS_AT_ONCE, thread_name_prefix="export")
     threshold = settings.dpr_threshold
 
     def respond(answer: Callable[[web.Request], Awaitable[dict]]) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -288,7 +326,7 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
         return handler
 
     def endpoint(
-        build: Callable[[web.Request], dict], key: Callable[[web.Request], str] = lambda r: r.path_qs
+        build: Callable[[web.Request], dict], key: Callable[[web.Request], str] = lambda r: cache_key(r.path, r.query)
     ) -> Callable[[web.Request], Awaitable[web.Response]]:
         return respond(lambda r: cache.get(key(r), lambda: build(r)))
 
@@ -375,7 +413,7 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
         except MomentError as exc:
             raise ApiError(400, f"since: {exc}") from None
         limit = r.query.get("limit", str(DEFAULT_LIMIT))
-        if not limit.isdigit():
+        if not digits(limit):
             raise ApiError(400, "limit must be a whole number")
         try:
             regions, within = change_regions(client, ballot, r.query.get("region"), r.query.get("dapil"))
@@ -399,11 +437,23 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
             if name not in EXPORT_FILES:
                 raise ApiError(404, f"no file {file}: the files are {', '.join(EXPORT_FILE_NAMES)}")
             check_export(ballot, scope, fmt)
+            if exports.locked():
+                raise ApiError(503, f"{EXPORTS_AT_ONCE} exports are being streamed: try again in {EXPORT_RETRY_S} s")
             moment = await asyncio.to_thread(pin, client, as_of)
         except ApiError as exc:
-            return json_response({"error": str(exc)}, exc.status)
+            response = json_response({"error": str(exc)}, exc.status)
+            if exc.status == 503:
+                response.headers["Retry-After"] = str(EXPORT_RETRY_S)
+            return response
         except ExportError as exc:
             return json_response({"error": str(exc)}, exc.status)
+        async with exports:
+            return await stream_export(r, ballot, scope, name, fmt, moment)
+
+    async def stream_export(r: web.Request, ballot: str, scope: str, name: str, fmt: str, moment: datetime) -> web.StreamResponse:
+        """The file, chunk by chunk as ClickHouse sends it, read on the exports' own threads: a reader
+        that reads slowly holds one of them, never a thread the other answers need."""
+        loop = asyncio.get_running_loop()
         response = web.StreamResponse(
             headers={
                 "Content-Type": MEDIA[fmt],
@@ -414,10 +464,10 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
         await response.prepare(r)
         chunks = stream(client, ballot, scope, name, fmt, moment)
         try:
-            while chunk := await asyncio.to_thread(next, chunks, b""):
+            while chunk := await loop.run_in_executor(export_threads, next, chunks, b""):
                 await response.write(chunk)
         finally:
-            await asyncio.to_thread(chunks.close)
+            await loop.run_in_executor(export_threads, chunks.close)
         await response.write_eof()
         return response
 

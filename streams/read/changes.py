@@ -19,6 +19,7 @@ from clickhouse_connect.driver.client import Client
 from streams.clickhouse.client import moment_read
 from streams.core.aggregate import TPS_LEVEL, revision_key
 from streams.core.moments import MomentError, moment_text, parse_moment, sql_moment
+from streams.core.regions import digits
 from streams.core.seats import PARTY_BALLOTS, party_totals
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -41,7 +42,7 @@ class Cursor:
         if len(parts) == 1:
             return cls(parse_moment(text))
         micros, tps, revision = parts if len(parts) == 3 else ("", "", "")
-        if not (micros.isdigit() and len(micros) <= 17 and len(tps) == 13 and tps.isdigit() and revision.isdigit()):
+        if not (digits(micros, 17) and len(tps) == 13 and digits(tps, 13) and digits(revision, 10)):
             raise MomentError(f"{text!r} is not a cursor: use a page's `next`, or a moment")
         return cls(EPOCH + timedelta(microseconds=int(micros)), tps, int(revision))
 

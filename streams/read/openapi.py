@@ -170,6 +170,7 @@ OPENAPI = {
                     },
                     "400": _error("a malformed parameter"),
                     "404": _error("no such export: dapils of a ballot without dapils (PPWP)"),
+                    "503": _error("as many exports as the server streams at once are running: try again after Retry-After"),
                 },
             }
         },

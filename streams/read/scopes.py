@@ -6,7 +6,7 @@ from __future__ import annotations
 from clickhouse_connect.driver.client import Client
 
 from streams.core.contract import BALLOTS
-from streams.core.regions import NATIONAL, level_of
+from streams.core.regions import NATIONAL, digits, level_of
 from streams.read.dapils import DapilError, check_dapil
 
 
@@ -28,7 +28,7 @@ def check_region(client: Client, region: str | None) -> str:
         level_of(region)
     except ValueError as exc:
         raise ScopeError(str(exc), 400) from None
-    if not region.isdigit():
+    if not digits(region, 13):
         raise ScopeError(f"{region!r} is not a region code (digits only, or {NATIONAL})", 400)
     known = client.command("SELECT count() FROM regions WHERE code = {c:String}", parameters={"c": region}) or (
         len(region) == 13 and client.command("SELECT count() FROM registry_tps WHERE tps = {c:String}", parameters={"c": region})

@@ -1,0 +1,123 @@
+"""The embedded ClickHouse, tried as a local attacker would: what it refuses whoever asks (files, URLs,
+hosts and programs reached from SQL; writes over GET; several statements in one; bodies that inflate
+without end), and that tally's own statements still run."""
+
+from __future__ import annotations
+
+import gzip
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import clickhouse_connect
+import pytest
+from clickhouse_connect.driver.exceptions import DatabaseError
+
+from streams.embedded.chdb_http import _decode_body
+from streams.embedded.statements import Refused, check_statement
+
+REFUSED = [
+    "SELECT * FROM file('/etc/passwd', 'LineAsString')",
+    "SELECT * FROM `file`('/etc/passwd', 'LineAsString')",
+    "select * from FiLe('/etc/passwd')",
+    "INSERT INTO FUNCTION file('/tmp/x.csv', 'CSV') SELECT 1",
+    "SELECT * FROM url('http://127.0.0.1:8080/api/results', 'JSONEachRow')",
+    "SELECT * FROM executable('sh', 'TSV', 'x String', (SELECT 'id'))",
+    "SELECT * FROM remote('127.0.0.1:9000', system.one)",
+    "SELECT * FROM s3('http://x/y', 'CSV')",
+    "CREATE TABLE t (a String) ENGINE = File(CSV)",
+    "CREATE TABLE t (a String) ENGINE=URL('http://x', CSV)",
+    "SELECT 1 INTO OUTFILE '/tmp/x'",
+    "INSERT INTO t FROM INFILE '/etc/passwd' FORMAT LineAsString",
+    "SELECT 1; DROP TABLE t",
+    "SYSTEM SHUTDOWN",
+    "ATTACH TABLE t FROM '/var/lib/x' (a String) ENGINE = Memory",
+]
+ALLOWED = [
+    "SELECT 'file(' AS looks_like, url_column FROM t",  # names inside strings and other names are not calls
+    "SELECT count() FROM numbers(10) -- file('/etc/passwd')",
+    "INSERT INTO region_totals (a) SELECT a FROM input('a String') WHERE 1",
+    "SELECT 1;",
+]
+
+
+@pytest.mark.parametrize("sql", REFUSED)
+def test_statements_reaching_files_urls_hosts_or_programs_are_refused(sql):
+    with pytest.raises(Refused):
+        check_statement(sql, "POST")
+
+
+@pytest.mark.parametrize("sql", ALLOWED)
+def test_tallys_own_kinds_of_statement_run(sql):
+    check_statement(sql, "POST")
+
+
+def test_a_get_only_reads():
+    check_statement("SELECT 1", "GET")
+    check_statement("WITH 1 AS x SELECT x", "GET")
+    for sql in ("CREATE TABLE x (a UInt8) ENGINE = Memory", "DROP TABLE x", "INSERT INTO x VALUES (1)", "SET a = 1"):
+        with pytest.raises(Refused, match="READONLY"):
+            check_statement(sql, "GET")
+
+
+def test_a_body_that_inflates_past_the_bound_is_refused_not_inflated():
+    bomb = gzip.compress(b"\0" * (4 << 20))  # 4 MiB of zeros in ~4 KiB
+    assert len(bomb) < 10_000
+    with pytest.raises(ValueError, match="MEMORY_LIMIT_EXCEEDED"):
+        _decode_body(bomb, "gzip", limit=1 << 20)
+    assert _decode_body(gzip.compress(b"abc"), "gzip", limit=3) == b"abc"
+
+
+def test_the_server_refuses_them_over_http_and_the_table_is_not_made(stack):
+    """The same through the embedded server, as any local process (or a web page's GET) would send them."""
+    base = stack.clickhouse
+    client = clickhouse_connect.get_client(dsn=f"{base}/default")
+    with pytest.raises(DatabaseError, match="ACCESS_DENIED"):
+        client.query("SELECT * FROM file('/etc/passwd', 'LineAsString')")
+    with pytest.raises(DatabaseError, match="Multi-statements"):
+        client.command("SELECT 1; CREATE TABLE refused_x (a UInt8) ENGINE = Memory")
+    import base64
+
+    credentials, plain = base.split("://", 1)[1].split("@", 1)
+    url = f"http://{plain}/?query=" + urllib.parse.quote("CREATE TABLE refused_y (a UInt8) ENGINE = Memory")
+    get = urllib.request.Request(url, headers={"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(get, timeout=30)  # the writer's own credentials: a GET still only reads
+    assert refused.value.code == 403 and b"READONLY" in refused.value.read()
+    assert client.command("SELECT count() FROM system.tables WHERE name IN ('refused_x', 'refused_y')") == 0
+    assert client.command("SELECT 1") == 1
+
+
+def test_a_local_process_without_credentials_is_refused_and_the_reader_cannot_write(stack):
+    """As any process on this machine would try it: no password, a wrong one, the reader's trying to
+    write, a forged device key inserted into the registry. The users file is its owner's alone."""
+    import os
+    import stat
+
+    from streams.embedded import servers
+
+    users_file = stack.embedded_dir / servers.USERS
+    assert stat.S_IMODE(os.stat(users_file).st_mode) == 0o600
+    users = servers.clickhouse_users(stack)
+    plain = "http://" + stack.clickhouse.split("@", 1)[1]
+    for dsn in (plain, servers.credited(plain, servers.WRITER, "guess"), servers.credited(plain, "default", "")):
+        with pytest.raises(DatabaseError, match="AUTHENTICATION_FAILED"):
+            clickhouse_connect.get_client(dsn=f"{dsn}/default").command("SELECT 1")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{plain}/?query=SELECT%201", timeout=30)
+    assert refused.value.code == 401
+    reader = clickhouse_connect.get_client(dsn=f"{servers.credited(plain, servers.READER, users[servers.READER])}/default")
+    assert reader.command("SELECT 1") == 1
+    for statement in (
+        "CREATE TABLE forged_keys (key_id String) ENGINE = Memory",
+        "INSERT INTO system.one SELECT 1",
+        "DROP DATABASE IF EXISTS default",
+    ):
+        with pytest.raises(DatabaseError, match="READONLY"):
+            reader.command(statement)
+    assert (
+        servers.read_only(stack, f"{stack.clickhouse}/x") == f"{servers.credited(plain, servers.READER, users[servers.READER])}/x"
+    )
+    assert servers.read_only(stack, "http://someone:else@db.example:8123/x") == "http://someone:else@db.example:8123/x"
+    writer = clickhouse_connect.get_client(dsn=f"{stack.clickhouse}/default")
+    assert writer.command("SELECT 1") == 1
