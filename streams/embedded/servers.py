@@ -196,9 +196,20 @@ def kafka_bootstrap(settings: Settings) -> str:
 
 
 def clickhouse_dsn(settings: Settings) -> str:
+    """The configured DSN, or the embedded ClickHouse's as its writer. A configured DSN without a user
+    that names the embedded server of this data dir gets the writer's credentials too."""
     if settings.clickhouse:
+        found = read_record(settings, CLICKHOUSE)
+        if found is not None and "@" not in settings.clickhouse and settings.clickhouse.startswith(found.address + "/"):
+            return _for_clients(settings, CLICKHOUSE, found.address) + settings.clickhouse[len(found.address) :]
         return settings.clickhouse
     return ensure(settings, CLICKHOUSE) + "/default"
+
+
+def without_credentials(dsn: str) -> str:
+    """A DSN fit to print: user and password left out (the embedded server's are in its users file)."""
+    scheme, _, rest = dsn.partition("://")
+    return f"{scheme}://{rest.rsplit('@', 1)[-1]}"
 
 
 def fresh_pipeline(base: Settings, run: str) -> Settings:

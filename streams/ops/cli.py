@@ -52,7 +52,8 @@ def up(data_dir: DataDirOpt = None) -> None:
     settings = settings_from(data_dir=data_dir)
     try:
         typer.echo(f"kafka      {servers.ensure(settings, servers.BROKER)}")
-        typer.echo(f"clickhouse {servers.ensure(settings, servers.CLICKHOUSE)}")
+        address = servers.without_credentials(servers.ensure(settings, servers.CLICKHOUSE))
+        typer.echo(f"clickhouse {address} (users and passwords: {settings.embedded_dir / servers.USERS})")
     except servers.EmbeddedError as exc:
         fail(str(exc))
 

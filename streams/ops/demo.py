@@ -108,7 +108,10 @@ def run_demo(base: Settings, n_tps: int, seed: int, serve_port: int | None = 808
     kafka = servers.kafka_bootstrap(base)
     ch_url = servers.ensure(base, servers.CLICKHOUSE)
     settings = base.override(kafka=kafka, clickhouse=f"{ch_url}/{DEMO_DATABASE}", namespace=f"demo{int(time.time())}.")
-    console.print(f"[bold]tally demo[/]: broker {kafka}, ClickHouse {ch_url} (chDB data in {base.embedded_dir / 'clickhouse'})")
+    console.print(
+        f"[bold]tally demo[/]: broker {kafka}, ClickHouse {servers.without_credentials(ch_url)} "
+        f"(chDB data in {base.embedded_dir / 'clickhouse'}; users in {base.embedded_dir / servers.USERS})"
+    )
     admin = connect(base.override(clickhouse=f"{ch_url}/default"))
     admin.command(f"DROP DATABASE IF EXISTS {DEMO_DATABASE}")  # the demo's own database, fresh each run
     from streams.clickhouse.client import apply_schema
@@ -146,11 +149,13 @@ def run_demo(base: Settings, n_tps: int, seed: int, serve_port: int | None = 808
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+    plain = servers.without_credentials(ch_url)  # `tally` commands of this data dir add the credentials
+    reader = servers.clickhouse_users(base)[servers.READER]
     console.print(
         f"\nThe servers keep running (stop them with [bold]tally down[/]). Files of this run: {out}\n"
-        f"Query it:  TALLY_CLICKHOUSE={ch_url}/{DEMO_DATABASE} tally results --level regency --region 32\n"
-        f"           TALLY_CLICKHOUSE={ch_url}/{DEMO_DATABASE} tally seats --ballot DPRD_PROV\n"
-        f"      or:  curl '{ch_url}/?database={DEMO_DATABASE}' --data-binary "
+        f"Query it:  TALLY_CLICKHOUSE={plain}/{DEMO_DATABASE} tally results --level regency --region 32\n"
+        f"           TALLY_CLICKHOUSE={plain}/{DEMO_DATABASE} tally seats --ballot DPRD_PROV\n"
+        f"      or:  curl -u tally_reader:{reader} '{plain}/?database={DEMO_DATABASE}' --data-binary "
         "\"SELECT region, choice, sum(votes) FROM region_totals WHERE level='province' GROUP BY ALL ORDER BY ALL\""
     )
     if serve_port is not None:

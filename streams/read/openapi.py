@@ -26,6 +26,10 @@ ERROR = {
 OBJECT = {"type": "object"}
 
 
+# The largest whole number a parameter takes: 18 digits, so that it always fits ClickHouse's UInt64.
+MAX_INTEGER = 10**18 - 1
+
+
 def _json(description: str, schema: dict = OBJECT) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
@@ -184,8 +188,13 @@ OPENAPI = {
         "/api/log/leaves": _get(
             "Leaves [start, end) of the transparency log, for a full recount (`tally log audit --api`)",
             [
-                _query("start", {"type": "integer", "minimum": 0}, required=True),
-                _query("end", {"type": "integer", "minimum": 0}, "a page holds 10,000 leaves at most", required=True),
+                _query("start", {"type": "integer", "minimum": 0, "maximum": MAX_INTEGER}, required=True),
+                _query(
+                    "end",
+                    {"type": "integer", "minimum": 0, "maximum": MAX_INTEGER},
+                    "a page holds 10,000 leaves at most",
+                    required=True,
+                ),
             ],
             _json("start, end (where this page ends: ask again from there) and leaves: index and leaf (base64)"),
             {"400": "a malformed parameter"},
@@ -195,7 +204,11 @@ OPENAPI = {
             [
                 _query("tps", {"type": "string", "pattern": TPS}, required=True),
                 _query("ballot", {"type": "string", "enum": list(BALLOTS)}, required=True),
-                _query("checkpoint", {"type": "integer", "minimum": 1}, "the checkpoint's tree size (default: the latest)"),
+                _query(
+                    "checkpoint",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_INTEGER},
+                    "the checkpoint's tree size (default: the latest)",
+                ),
             ],
             _json("leaf (base64), leaf_index, tree_size, audit_path (hex), root_hash (hex), checkpoint"),
             {"400": "a malformed parameter", "404": "no such checkpoint, or no tally of that TPS and ballot in it"},
@@ -203,8 +216,18 @@ OPENAPI = {
         "/api/log/consistency": _get(
             "The consistency proof (RFC 9162) between two checkpoints: the older log is a prefix of the newer",
             [
-                _query("from", {"type": "integer", "minimum": 1}, "the older checkpoint's tree size", required=True),
-                _query("to", {"type": "integer", "minimum": 1}, "the newer checkpoint's tree size", required=True),
+                _query(
+                    "from",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_INTEGER},
+                    "the older checkpoint's tree size",
+                    required=True,
+                ),
+                _query(
+                    "to",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_INTEGER},
+                    "the newer checkpoint's tree size",
+                    required=True,
+                ),
             ],
             _json("from, to (the two checkpoints) and consistency_path (hex)"),
             {"400": "a malformed parameter", "404": "no checkpoint of that size, or from after to"},
