@@ -57,7 +57,7 @@ def test_stale_conflict_duplicate_and_correction_decisions(pipeline, workers, tm
 def test_more_voters_on_a_legislative_ballot_than_on_ppwp_is_flagged(pipeline, workers, tmp_path, ch):
     workers.start()
     ppwp = signed(tally_dict(event_id="gw:1"))  # 235 voters
-    dpr = signed(tally_dict(event_id="gw:2", ballot="DPR", votes={"P01": 200, "P02": 40}, invalid=5))  # 245 voters
+    dpr = signed(tally_dict(event_id="gw:2", ballot="DPR", votes={"P01": 200, "P02": 40}, invalid=5, spare=41))  # 245 voters
     produce(pipeline, tmp_path, [orjson.dumps(ppwp), orjson.dumps(dpr)])
     flags = dict(ch.query("SELECT ballot, flags FROM tally_current FINAL").result_rows)
     assert flags == {"PPWP": [], "DPR": ["MORE_THAN_PPWP"]}
