@@ -78,9 +78,15 @@ def test_a_stolen_key_cannot_count_more_than_the_ballots_nor_backdate_past_its_r
     first = signed(tally_dict(event_id="gw:1"))
     # Before the theft is noticed, the key signs a C1-consistent 'correction' of 900,000 DPK voters: the
     # TPS could not have had the ballots (DPT 281 + 2% = 287), so it never counts.
-    inflated = tally_dict(event_id="stolen:0", revision=2, votes={"01": 120, "02": 900_080, "03": 30}, dpk=900_000)
-    inflated.update(ballots={"received": 900_235, "returned": 0, "unused": 0, "used": 900_235})
-    inflated["voters"]["voted"]["dpk"] = 900_000
+    inflated = tally_dict(
+        event_id="stolen:0",
+        revision=2,
+        votes={"01": 120, "02": 900_080, "03": 30},
+        dpk=900_000,
+        voted_dpk=900_000,
+        spare=0,
+        returned=0,
+    )
     produce(pipeline, tmp_path, [orjson.dumps(first), orjson.dumps(signed(inflated))])
     assert ch.query("SELECT decision, reasons FROM tally_decisions FINAL ORDER BY src_offset").result_rows == [
         ("applied", []),
