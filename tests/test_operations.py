@@ -219,10 +219,12 @@ def test_sigterm_with_clickhouse_gone_stops_within_10_s_and_loses_nothing(stack,
     command = [sys.executable, "-m", "streams", "clickhouse", "--data-dir", str(data_dir), "--port", str(port)]
     server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     ns = f"chstop{os.getpid()}"
-    settings = stack.override(clickhouse=f"http://127.0.0.1:{port}/{ns}", namespace=f"{ns}.", partitions=2)
     out = tmp_path / "night"
     try:
         wait_for(lambda: servers.port_open("127.0.0.1", port), timeout=60, what="ClickHouse")
+        writer = servers.clickhouse_users(stack.override(data_dir=data_dir))[servers.WRITER]  # made at its start
+        address = servers.credited(f"http://127.0.0.1:{port}", servers.WRITER, writer)
+        settings = stack.override(clickhouse=f"{address}/{ns}", namespace=f"{ns}.", partitions=2)
         tally(settings, "init")
         tally(settings, "simulate", "--tps", "1500", "--seed", "10", "--out", str(out), "--dry-run")
         tally(settings, "registry", "load", str(out / "registry.jsonl"))
