@@ -26,7 +26,9 @@ REGISTRY = [
 
 def dpr(tps: str, event_id: str, revision: int = 1, **votes: int) -> bytes:
     counts = dict.fromkeys(CHOICES, 0) | {k.replace("_", "."): v for k, v in votes.items()}
-    return orjson.dumps(signed(tally_dict(counts, tps=tps, ballot="DPR", event_id=event_id, revision=revision)))
+    spare = 286 - sum(counts.values()) - 5  # the TPS received its DPT 281 + 2% = 287 ballots (OVER_ALLOCATION)
+    event = tally_dict(counts, tps=tps, ballot="DPR", event_id=event_id, revision=revision, spare=spare)
+    return orjson.dumps(signed(event))
 
 
 def seats_now(pipeline) -> dict:
