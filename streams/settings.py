@@ -52,6 +52,8 @@ class Settings:
     receive_timeout_s: the server's http_receive_timeout (deploy/clickhouse/users.d/tally.xml): how long
         it waits for the next bytes of an insert's body before it ends the insert.
     clickhouse_handles: chDB handles the embedded ClickHouse runs statements on, side by side.
+    stream_stall_s: the embedded ClickHouse gives up a streaming reader (an export) that takes nothing
+        for this long, so that one that stopped reading holds no stream for ever.
     cluster: the ClickHouse cluster (one shard, replicas) the tables live on: `init` creates them ON
         CLUSTER as Replicated tables, and workers insert with a quorum (clickhouse.schema, .sink).
     """
@@ -79,6 +81,7 @@ class Settings:
     receive_timeout_s: float = 10.0
     clickhouse_handles: int = 4
     cluster: str | None = None
+    stream_stall_s: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -104,6 +107,7 @@ class Settings:
             receive_timeout_s=float(env.get("TALLY_RECEIVE_TIMEOUT_S") or 10.0),
             clickhouse_handles=max(1, int(env.get("TALLY_CLICKHOUSE_HANDLES") or 4)),
             cluster=env.get("TALLY_CLUSTER") or None,
+            stream_stall_s=float(env.get("TALLY_STREAM_STALL_S") or 30.0),
         )
 
     def as_env(self) -> dict[str, str]:
@@ -129,6 +133,7 @@ class Settings:
             "TALLY_RECEIVE_TIMEOUT_S": str(self.receive_timeout_s),
             "TALLY_CLICKHOUSE_HANDLES": str(self.clickhouse_handles),
             "TALLY_CLUSTER": self.cluster or "",
+            "TALLY_STREAM_STALL_S": str(self.stream_stall_s),
         }
 
     def override(self, **flags: object) -> Settings:

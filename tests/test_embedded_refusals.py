@@ -121,3 +121,58 @@ def test_a_local_process_without_credentials_is_refused_and_the_reader_cannot_wr
     assert servers.read_only(stack, "http://someone:else@db.example:8123/x") == "http://someone:else@db.example:8123/x"
     writer = clickhouse_connect.get_client(dsn=f"{stack.clickhouse}/default")
     assert writer.command("SELECT 1") == 1
+
+
+def test_a_reader_that_stops_reading_holds_no_stream_and_stops_no_stop(tmp_path):
+    """An export's reader that reads one piece and stalls: the next stream is answered once the stalled
+    one is given up (TALLY_STREAM_STALL_S), and SIGTERM stops the server within 10 s all the same."""
+    import base64
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from streams.embedded import servers
+    from streams.settings import Settings
+    from tests.conftest import REPO
+
+    data_dir, port = tmp_path / "own", servers.free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streams", "clickhouse", "--data-dir", str(data_dir), "--port", str(port)],
+        cwd=REPO,
+        env={**os.environ, "TALLY_STREAM_STALL_S": "2"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not servers.port_open("127.0.0.1", port):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        writer = servers.clickhouse_users(Settings(data_dir=data_dir))[servers.WRITER]
+        auth = "Basic " + base64.b64encode(f"{servers.WRITER}:{writer}".encode()).decode()
+        sql = b"SELECT number, toString(number) FROM numbers(3000000) FORMAT CSV"
+        stalled = socket.create_connection(("127.0.0.1", port))
+        stalled.sendall(
+            b"POST /?query_id=stream-stalled HTTP/1.1\r\nHost: x\r\nAuthorization: " + auth.encode()
+            + b"\r\nContent-Length: " + str(len(sql)).encode() + b"\r\n\r\n" + sql
+        )  # fmt: skip
+        assert stalled.recv(1000)  # the stream has begun; then nothing more is read
+        started = time.monotonic()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/?query_id=stream-next", data=b"SELECT count() FROM numbers(10) FORMAT CSV"
+        )
+        request.add_header("Authorization", auth)
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            assert answer.read().strip() == b"10"
+        assert time.monotonic() - started < 30  # not for ever: the stalled reader was given up
+        server.send_signal(signal.SIGTERM)
+        stopping = time.monotonic()
+        server.wait(timeout=30)
+        assert time.monotonic() - stopping <= 10
+        stalled.close()
+    finally:
+        if server.poll() is None:
+            server.kill()

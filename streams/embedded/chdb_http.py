@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import contextlib
 import hmac
 import queue
@@ -78,6 +79,8 @@ _OUTPUT_FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
 _ERROR_CODE = re.compile(r"Code:\s*(\d+)")
 
 
+STREAMING = web.AppKey("streaming", set)  # transports of the streams being answered: aborted at a stop
+READER_STALL_S = 30.0  # a streaming reader that takes no chunk for this long is given up
 MAX_BODY = 1 << 30  # bytes of a request body, as sent and as decompressed
 DEFAULT_HANDLES = 4  # statements at once: a few readers beside the workers' inserts, on a few cores
 MOMENT_QUERY = "moment-"  # query_id prefix of a read that answers with its moment
@@ -282,7 +285,13 @@ def _decode_body(body: bytes, encoding: str, limit: int | None = None) -> bytes:
 
 
 async def _stream(
-    request: web.Request, engine: ChdbEngine, sql: bytes, params: Mapping[str, str], settings: dict[str, str], query_id: str
+    request: web.Request,
+    engine: ChdbEngine,
+    sql: bytes,
+    params: Mapping[str, str],
+    settings: dict[str, str],
+    query_id: str,
+    stall_s: float = READER_STALL_S,
 ) -> web.StreamResponse:
     """Answer a `stream-` query chunk by chunk (chunked transfer). An error before the first chunk is a
     500 as usual; after it, the error text ends the body, as ClickHouse's own HTTP interface does."""
@@ -291,9 +300,21 @@ async def _stream(
     gone = threading.Event()  # the reader hung up: stop the query instead of filling the void
 
     def put(item: bytes | BaseException | None) -> None:
-        if gone.is_set():
-            raise ConnectionResetError("the reader hung up")
-        asyncio.run_coroutine_threadsafe(chunks.put(item), loop).result()
+        """Hand a chunk to the reader; a reader that takes none for READER_STALL_S is given up, so that
+        the stream's handle and lock are not held for ever by one that stopped reading (and a stop of
+        the server never waits on it)."""
+        future = asyncio.run_coroutine_threadsafe(chunks.put(item), loop)
+        deadline = time.monotonic() + stall_s
+        while True:
+            if gone.is_set() or time.monotonic() > deadline:
+                gone.set()
+                future.cancel()
+                raise ConnectionResetError("the reader hung up or stopped reading")
+            try:
+                future.result(timeout=0.25)
+                return
+            except concurrent.futures.TimeoutError:
+                continue
 
     def run() -> None:
         try:
@@ -309,6 +330,8 @@ async def _stream(
         message = str(first) if str(first).startswith("Code:") else f"Code: 1000. DB::Exception: {first}"
         return web.Response(status=500, text=message + "\n", headers={"X-ClickHouse-Query-Id": query_id})
     response = web.StreamResponse(headers={"X-ClickHouse-Query-Id": query_id, "X-ClickHouse-Timezone": "UTC"})
+    streaming = request.app[STREAMING]
+    streaming.add(request.transport)
     try:
         await response.prepare(request)
         item = first
@@ -320,6 +343,7 @@ async def _stream(
             item = await chunks.get()
         await response.write_eof()
     finally:
+        streaming.discard(request.transport)
         gone.set()
         while not worker.done():  # let the thread's last put return, then it stops
             with contextlib.suppress(asyncio.QueueEmpty):
@@ -344,8 +368,14 @@ def user_of(request: web.Request, users: Mapping[str, str]) -> str | None:
     return user if known is not None and hmac.compare_digest(known.encode(), password.encode()) else None
 
 
-def make_app(engine: ChdbEngine, users: Mapping[str, str], readers: frozenset[str] | set[str] = frozenset()) -> web.Application:
-    """The HTTP interface for `users` (name -> password); `readers` among them only read."""
+def make_app(
+    engine: ChdbEngine,
+    users: Mapping[str, str],
+    readers: frozenset[str] | set[str] = frozenset(),
+    stall_s: float = READER_STALL_S,
+) -> web.Application:
+    """The HTTP interface for `users` (name -> password); `readers` among them only read; a streaming
+    reader that takes nothing for `stall_s` is given up."""
 
     async def ping(_: web.Request) -> web.Response:
         return web.Response(text="Ok.\n")
@@ -382,7 +412,7 @@ def make_app(engine: ChdbEngine, users: Mapping[str, str], readers: frozenset[st
             check_statement(sql.decode("utf-8", "replace"), "GET" if user in readers else request.method)
             settings = {k: v for k, v in params.items() if k not in RESERVED_PARAMS}
             if query_id.startswith("stream-") and data is None and not _INSERT.match(sql):
-                return await _stream(request, engine, sql, params, settings, query_id)
+                return await _stream(request, engine, sql, params, settings, query_id, stall_s)
             payload, fmt, summary = await asyncio.to_thread(
                 engine.execute,
                 sql,
@@ -421,6 +451,7 @@ def make_app(engine: ChdbEngine, users: Mapping[str, str], readers: frozenset[st
         )
 
     app = web.Application(client_max_size=MAX_BODY)
+    app[STREAMING] = set()
     app.router.add_get("/ping", ping)
     app.router.add_route("*", "/", handle)
     return app

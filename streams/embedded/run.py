@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 
 from streams.embedded import servers
-from streams.embedded.chdb_http import ChdbEngine, make_app
+from streams.embedded.chdb_http import STREAMING, ChdbEngine, make_app
 from streams.settings import Settings
 
 TANSU_VERSION = "0.6.0"
@@ -66,7 +66,7 @@ def run_clickhouse(settings: Settings, port: int | None) -> int:
     port = port or servers.free_port()
     servers.check_port_free(port)
     engine = ChdbEngine(settings.embedded_dir / "clickhouse", settings.clickhouse_handles)
-    app = make_app(engine, servers.clickhouse_users(settings), readers={servers.READER})
+    app = make_app(engine, servers.clickhouse_users(settings), readers={servers.READER}, stall_s=settings.stream_stall_s)
     me = os.getpid()
 
     async def serve() -> None:
@@ -85,6 +85,9 @@ def run_clickhouse(settings: Settings, port: int | None) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
+        for transport in list(app[STREAMING]):  # a stream to a reader that stopped reading ends now
+            if transport is not None:
+                transport.abort()
         await runner.cleanup()
 
     try:
