@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from streams.core.batch import Batch
 from streams.core.contract import MAX_EVENT_BYTES, Decoded, decode_tally
-from streams.core.placement import home_partition, is_home
+from streams.core.placement import home_of
 from streams.core.reasons import Decision, Finding, Flag, Reason, reason_codes
 from streams.core.registry import Registry
 from streams.core.revisions import Applied, decide
@@ -198,13 +198,13 @@ class Processor:
 
     @staticmethod
     def _keep_home(batch: Batch, messages: Sequence[Message], partitions: int) -> list[Message]:
-        """The messages decided in this partition; the others go home (placement.home_partition)."""
+        """The messages decided in this partition; the others go home (placement.home_of)."""
         here = []
         for message in messages:
-            if is_home(message.key, batch.partition, partitions):
+            home = home_of(message.key, batch.partition, partitions)  # one hash a record
+            if home == batch.partition:
                 here.append(message)
                 continue
-            home = home_partition(message.key or b"", partitions)
             batch.forward.append((home, message))
             batch.forwards.append((message.key_text, batch.partition, message.offset, message.timestamp, home))
         return here

@@ -47,10 +47,15 @@ def home_partition(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+def home_of(key: bytes | None, partition: int, partitions: int) -> int:
+    """Where a record keyed `key` found at `partition` is decided. A record without a key has no home:
+    it cannot name a TPS it would be counted for, so it is decided (rejected) where it lands."""
+    return home_partition(key, partitions) if key else partition
+
+
 def is_home(key: bytes | None, partition: int, partitions: int) -> bool:
-    """Whether a record keyed `key` found at `partition` is decided there. A record without a key has
-    no home: it cannot name a TPS it would be counted for (it is rejected where it lands)."""
-    return not key or home_partition(key, partitions) == partition
+    """Whether a record keyed `key` found at `partition` is decided there."""
+    return home_of(key, partition, partitions) == partition
 
 
 def forwarded_from(headers: object) -> str:

@@ -89,10 +89,6 @@ class Stalls:
         with self._lock:
             return {p for p, s in self._stalls.items() if s.retry_at > now}
 
-    def stalled(self) -> set[int]:
-        with self._lock:
-            return set(self._stalls)
-
     def forget(self, partitions: set[int]) -> None:
         """Partitions this worker no longer holds: their next owner finds out for itself."""
         with self._lock:
