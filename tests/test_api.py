@@ -206,3 +206,41 @@ def test_a_flood_of_exports_gets_503_with_retry_after_and_never_freezes_the_othe
     assert all(after == "5" for s, after in outcomes if s == 503)
     assert answered_s < 30  # it did not wait for the flood (measured in benchmarks, not held to a time here)
     assert get(port, f"/api/tps/{next(codes)}", timeout=10)[0] == 200  # and the API is whole afterwards
+
+
+@pytest.mark.parametrize("block", [True, False], ids=["error-block", "connection-ends"])
+def test_an_export_that_clickhouse_fails_midway_ends_cut_and_its_manifest_cannot_match(api, pipeline, block, tmp_path):
+    """ClickHouse fails once an export's body has begun (tests.faults: the real server's bytes, then its
+    error block or only the end of the connection): the API's answer ends without its terminating
+    chunk, so the reader's client reports it cut; none of the error's text is in the bytes; the
+    manifest asked through the failing server is a 503, and the true manifest does not match the cut file."""
+    import hashlib
+    import http.client
+    import urllib.request
+    from urllib.parse import urlparse
+
+    from streams.embedded import servers
+    from tests.faults import cutting_proxy
+
+    port, _, _ = api
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/export/PPWP/village/votes.csv", timeout=60) as answer:
+        full, moment = answer.read(), answer.headers["X-Tally-As-Of"]
+    upstream = urlparse(pipeline.clickhouse)
+    reader = servers.clickhouse_users(pipeline)[servers.READER]
+    with cutting_proxy(f"http://{upstream.hostname}:{upstream.port}", after=len(full) // 2, block=block) as proxy:
+        lying = pipeline.override(clickhouse=f"http://{servers.READER}:{reader}@127.0.0.1:{proxy}{upstream.path}")
+        with api_server(lying) as cut_port:
+            votes = f"http://127.0.0.1:{cut_port}/api/export/PPWP/village/votes.csv?as_of={moment}"
+            with pytest.raises(http.client.IncompleteRead) as cut, urllib.request.urlopen(votes) as a:
+                a.read()
+            status, body = get(cut_port, f"/api/export/PPWP/village/MANIFEST.json?as_of={moment}")
+        out = tmp_path / "cut-export"
+        cli = tally(lying, "export", "--out", str(out), "--level", "village", "--as-of", moment, check=False)
+    assert cli.returncode == 1 and b"failed midway" in cli.stderr and not list(out.glob("*")), cli.stderr
+    partial = cut.value.partial
+    assert len(partial) < len(full) and full.startswith(partial)
+    assert b"Exception" not in partial and b"__exception__" not in partial
+    assert status == 503 and "failed" in body["error"]
+    manifest = get(port, f"/api/export/PPWP/village/MANIFEST.json?as_of={moment}")[1]
+    entry = next(f for f in manifest["files"] if f["name"] == "votes.csv")
+    assert entry["sha256"] == hashlib.sha256(full).hexdigest() != hashlib.sha256(partial).hexdigest()

@@ -90,6 +90,28 @@ def test_a_long_stream_is_one_file_in_any_format(client, tmp_path):
         assert counted == "3000000,2999999", fmt
 
 
+@pytest.mark.parametrize("piece", [1, 7, 64, 1 << 20])
+def test_an_error_block_after_the_first_chunk_raises_and_none_of_it_is_data(piece):
+    """ClickHouse 25.11+'s tagged error block, as the embedded server writes it, read in pieces of any
+    size (a marker split between two pieces included): the reader raises with the server's message and
+    yields only the bytes before the block."""
+    import io
+
+    from streams.embedded.chdb_http import exception_block
+    from streams.read.export import ExportFailed, whole
+
+    data = b"".join(b"%d,row\n" % i for i in range(5000))
+    body = io.BytesIO(data + exception_block(ValueError("Code: 241. DB::Exception: memory. (MEMORY_LIMIT_EXCEEDED)"), "t4g"))
+    taken: list[bytes] = []
+    with pytest.raises(ExportFailed, match="MEMORY_LIMIT_EXCEEDED") as failed:
+        for chunk in whole(lambda n: body.read(min(n, piece)), "t4g"):
+            taken.append(chunk)
+    assert data.startswith(b"".join(taken)) and b"Exception" not in b"".join(taken)
+    assert "__exception__" not in str(failed.value) and "t4g" not in str(failed.value)
+    whole_body = io.BytesIO(data)
+    assert b"".join(whole(lambda n: whole_body.read(min(n, piece)), "t4g")) == data  # a whole body is all data
+
+
 def _timed(run, spans: dict, name: str):
     def go() -> None:
         started = time.monotonic()

@@ -125,7 +125,8 @@ def test_a_local_process_without_credentials_is_refused_and_the_reader_cannot_wr
 
 def test_a_reader_that_stops_reading_holds_no_stream_and_stops_no_stop(tmp_path):
     """An export's reader that reads one piece and stalls: the next stream is answered once the stalled
-    one is given up (TALLY_STREAM_STALL_S), and SIGTERM stops the server within 10 s all the same."""
+    one is given up (TALLY_STREAM_STALL_S), the given-up one is cut (no terminating chunk), and SIGTERM
+    stops the server within 10 s all the same."""
     import base64
     import os
     import signal
@@ -168,6 +169,14 @@ def test_a_reader_that_stops_reading_holds_no_stream_and_stops_no_stop(tmp_path)
         with urllib.request.urlopen(request, timeout=60) as answer:
             assert answer.read().strip() == b"10"
         assert time.monotonic() - started < 30  # not for ever: the stalled reader was given up
+        stalled.settimeout(30)
+        rest = b""
+        try:
+            while piece := stalled.recv(1 << 20):
+                rest += piece
+        except ConnectionResetError:
+            pass
+        assert not rest.endswith(b"0\r\n\r\n")  # cut, never ended as if the file were whole
         server.send_signal(signal.SIGTERM)
         stopping = time.monotonic()
         server.wait(timeout=30)

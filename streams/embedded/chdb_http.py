@@ -33,6 +33,7 @@ import contextlib
 import hmac
 import queue
 import re
+import secrets
 import tempfile
 import threading
 import time
@@ -294,7 +295,9 @@ async def _stream(
     stall_s: float = READER_STALL_S,
 ) -> web.StreamResponse:
     """Answer a `stream-` query chunk by chunk (chunked transfer). An error before the first chunk is a
-    500 as usual; after it, the error text ends the body, as ClickHouse's own HTTP interface does."""
+    500 as usual; after it, the body ends as ClickHouse's own HTTP interface ends it (25.11 and later):
+    the error in a block marked by the response's X-ClickHouse-Exception-Tag, then the connection
+    closed without the terminating chunk, so that no reader can take the file for a whole one."""
     loop = asyncio.get_running_loop()
     chunks: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=4)
     gone = threading.Event()  # the reader hung up: stop the query instead of filling the void
@@ -307,6 +310,8 @@ async def _stream(
         deadline = time.monotonic() + stall_s
         while True:
             if gone.is_set() or time.monotonic() > deadline:
+                if not gone.is_set() and request.transport is not None:  # given up: cut, not left open
+                    loop.call_soon_threadsafe(request.transport.abort)
                 gone.set()
                 future.cancel()
                 raise ConnectionResetError("the reader hung up or stopped reading")
@@ -329,7 +334,10 @@ async def _stream(
         await worker
         message = str(first) if str(first).startswith("Code:") else f"Code: 1000. DB::Exception: {first}"
         return web.Response(status=500, text=message + "\n", headers={"X-ClickHouse-Query-Id": query_id})
-    response = web.StreamResponse(headers={"X-ClickHouse-Query-Id": query_id, "X-ClickHouse-Timezone": "UTC"})
+    tag = secrets.token_hex(8)
+    response = web.StreamResponse(
+        headers={"X-ClickHouse-Query-Id": query_id, "X-ClickHouse-Timezone": "UTC", "X-ClickHouse-Exception-Tag": tag}
+    )
     streaming = request.app[STREAMING]
     streaming.add(request.transport)
     try:
@@ -337,8 +345,9 @@ async def _stream(
         item = first
         while item is not None:
             if isinstance(item, BaseException):
-                await response.write(f"\nCode: 1000. DB::Exception: {item}\n".encode())
-                break
+                await response.write(exception_block(item, tag))
+                request.transport.close()  # no terminating chunk: the body is visibly cut
+                return response
             await response.write(item)
             item = await chunks.get()
         await response.write_eof()
@@ -350,6 +359,14 @@ async def _stream(
                 chunks.get_nowait()
             await asyncio.sleep(0.01)
     return response
+
+
+def exception_block(error: BaseException, tag: str) -> bytes:
+    """An error after the first chunk, as ClickHouse 25.11+ writes it into a body already begun."""
+    message = str(error) if str(error).startswith("Code:") else f"Code: 1000. DB::Exception: {error}"
+    text = message.encode()
+    footer = f"{len(text)} {tag}".encode()
+    return b"\r\n__exception__\r\n" + tag.encode() + b"\r\n" + text + b"\n" + footer + b"\r\n__exception__\r\n"
 
 
 def user_of(request: web.Request, users: Mapping[str, str]) -> str | None:

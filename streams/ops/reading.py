@@ -154,7 +154,7 @@ def export(
     from rich.progress import DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from streams.clickhouse.client import connect
-    from streams.read.export import ExportError, write_export
+    from streams.read.export import ExportError, ExportFailed, write_export
 
     when = moment(as_of)
     client = connect(settings_from(clickhouse=clickhouse, data_dir=data_dir), read_only=True)
@@ -172,6 +172,8 @@ def export(
             )
         except ExportError as exc:
             fail(str(exc))
+        except ExportFailed as exc:
+            fail(f"{exc}; the file it was writing is removed and no MANIFEST.json is written", 1)
     for file in manifest["files"]:
         typer.echo(f"{out / file['name']}: {file['rows']:,} rows, sha256 {file['sha256']}")
     typer.echo(f"{out / 'MANIFEST.json'}: as of {manifest['as_of']}")

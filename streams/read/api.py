@@ -31,7 +31,7 @@ from streams.read.changes import DEFAULT_LIMIT, Cursor, changes
 from streams.read.dapils import DapilError, ballot_view, dapil_list, dapil_of, seats_of
 from streams.read.export import FILE_NAMES as EXPORT_FILE_NAMES
 from streams.read.export import FILES as EXPORT_FILES
-from streams.read.export import MEDIA, ExportError, manifest_only, pin, stream
+from streams.read.export import MEDIA, ExportError, ExportFailed, manifest_only, pin, stream
 from streams.read.export import check as check_export
 from streams.read.log_view import checkpoints as log_checkpoints
 from streams.read.log_view import consistency as log_consistency
@@ -224,6 +224,7 @@ def anomalies(client: Client, level: str | None, region: str | None, as_of: date
 
 EXPORTS_AT_ONCE = 4  # exports streamed at once by one API process
 EXPORT_RETRY_S = 5  # what a 503 tells the reader to wait (Retry-After)
+WRITE_STALL_S = 30.0  # a reader that takes no piece of an export for this long is given up
 CACHE_BYTES = 256 << 20  # of answers the API keeps; an answer larger than this is kept alone
 
 
@@ -440,6 +441,12 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
             if exports.locked():
                 raise ApiError(503, f"{EXPORTS_AT_ONCE} exports are being streamed: try again in {EXPORT_RETRY_S} s")
             moment = await asyncio.to_thread(pin, client, as_of)
+        except ExportFailed as exc:
+            log.warning("manifest of %s failed: %s", r.path_qs, exc)
+            exc = ApiError(503, f"ClickHouse failed while the files were read: try again in {EXPORT_RETRY_S} s")
+            response = json_response({"error": str(exc)}, exc.status)
+            response.headers["Retry-After"] = str(EXPORT_RETRY_S)
+            return response
         except ApiError as exc:
             response = json_response({"error": str(exc)}, exc.status)
             if exc.status == 503:
@@ -452,7 +459,10 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
 
     async def stream_export(r: web.Request, ballot: str, scope: str, name: str, fmt: str, moment: datetime) -> web.StreamResponse:
         """The file, chunk by chunk as ClickHouse sends it, read on the exports' own threads: a reader
-        that reads slowly holds one of them, never a thread the other answers need."""
+        that reads slowly holds one of them, never a thread the other answers need, and one that takes
+        nothing for WRITE_STALL_S is given up. If ClickHouse fails once the file has begun, the
+        connection is cut before the terminating chunk: the reader's client reports a body that ended
+        early, and no byte of the error is in the file (so neither it nor its manifest passes as whole)."""
         loop = asyncio.get_running_loop()
         response = web.StreamResponse(
             headers={
@@ -465,7 +475,12 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
         chunks = stream(client, ballot, scope, name, fmt, moment)
         try:
             while chunk := await loop.run_in_executor(export_threads, next, chunks, b""):
-                await response.write(chunk)
+                await asyncio.wait_for(response.write(chunk), WRITE_STALL_S)
+        except (ExportFailed, TimeoutError, ConnectionError) as exc:
+            log.warning("export %s cut: %s", r.path_qs, exc or type(exc).__name__)
+            if r.transport is not None:
+                r.transport.abort()
+            return response
         finally:
             await loop.run_in_executor(export_threads, chunks.close)
         await response.write_eof()

@@ -16,12 +16,15 @@ with `results --as-of` at it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import http.client
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
+import urllib3
 from clickhouse_connect.driver.client import Client
 
 from streams.clickhouse.client import moment_read
@@ -174,16 +177,60 @@ def statement(client: Client, ballot: str, scope: str, file: str, as_of: datetim
 
 
 def stream(client: Client, ballot: str, scope: str, file: str, fmt: str, as_of: datetime) -> Iterator[bytes]:
-    """One file's bytes as ClickHouse writes them (a `stream-` query: see embedded.chdb_http)."""
+    """One file's bytes as ClickHouse writes them (a `stream-` query: see embedded.chdb_http); raises
+    ExportFailed, never yields an error's text, if ClickHouse fails once the file has begun."""
     sql, params, settings = statement(client, ballot, scope, file, as_of)
     source = client.raw_stream(
         sql, parameters=params, settings={**settings, "query_id": f"stream-{uuid.uuid4()}"}, fmt=FORMATS[fmt]
     )
     try:
-        while chunk := source.read(CHUNK):
-            yield chunk
+        yield from whole(source.read, source.headers.get("X-ClickHouse-Exception-Tag"))
     finally:
         source.close()
+
+
+class ExportFailed(RuntimeError):
+    """ClickHouse failed after the file had begun: the bytes so far are not the file."""
+
+
+def whole(read: Callable[[int], bytes], tag: str | None) -> Iterator[bytes]:
+    """The body's chunks as `read` gives them, but raising ExportFailed where ClickHouse (25.11+) marks
+    an error with the response's exception tag or the body ends cut (no terminating chunk). The last
+    bytes of each chunk are held back until the next, so a marker split between two is still seen
+    (and the line break that opens the block is never passed on as data)."""
+    marker = b"__exception__\r\n" + tag.encode() if tag else b""
+    held = b""
+    try:
+        while chunk := read(CHUNK):
+            data = held + chunk
+            at = data.find(marker) if marker else -1
+            if at >= 0:
+                raise ExportFailed(_error_text(_rest(data[at + len(marker) :], read), tag))
+            cut = max(len(data) - len(marker) - 2, 0) if marker else len(data)  # and the CRLF before it
+            ready, held = data[:cut], data[cut:]
+            if ready:
+                yield ready
+    except (OSError, http.client.HTTPException, urllib3.exceptions.HTTPError) as exc:
+        raise ExportFailed(f"ClickHouse failed midway: the file ended before its end ({type(exc).__name__})") from None
+    if held:
+        yield held
+
+
+def _rest(block: bytes, read: Callable[[int], bytes]) -> bytes:
+    """An error block read to its closing marker (at most 64 KiB; the cut after it is expected)."""
+    with contextlib.suppress(OSError, http.client.HTTPException, urllib3.exceptions.HTTPError):
+        while b"__exception__" not in block and len(block) < 1 << 16 and (more := read(CHUNK)):
+            block += more
+    return block
+
+
+def _error_text(block: bytes, tag: str | None) -> str:
+    """The message of an exception block: `\r\n<message>\n<length> <tag>\r\n__exception__`."""
+    text = block.lstrip(b"\r\n")
+    end = text.rfind(f" {tag}".encode())
+    if end > 0:
+        text = text[: text.rfind(b"\n", 0, end)]
+    return "ClickHouse failed midway: " + text.decode("utf-8", "replace").strip()[:500]
 
 
 def registry_version(client: Client) -> dict:
@@ -210,15 +257,20 @@ def write_export(
     progress: Callable[[str, int], object] | None = None,
 ) -> dict:
     """Write the three files and MANIFEST.json into `out`; return the manifest. `progress` hears each
-    file's name and how many bytes of it are written so far."""
+    file's name and how many bytes of it are written so far. A file ClickHouse fails midway is removed,
+    and ExportFailed raised before any manifest is written."""
     check(ballot, scope, fmt)
     moment = pin(client, as_of)
     out.mkdir(parents=True, exist_ok=True)
     files = []
     for name in FILES:
         path = out / f"{name}.{fmt}"
-        with path.open("wb") as sink:
-            entry, lines = _summed(path.name, stream(client, ballot, scope, name, fmt, moment), sink.write, progress)
+        try:
+            with path.open("wb") as sink:
+                entry, lines = _summed(path.name, stream(client, ballot, scope, name, fmt, moment), sink.write, progress)
+        except ExportFailed:
+            path.unlink()  # a cut file is no file: never left to pass for one
+            raise
         rows = _parquet_rows(path) if fmt == "parquet" else _rows(client, ballot, scope, name, fmt, moment, lines)
         files.append({**entry, "rows": rows})
     manifest = _manifest(client, ballot, scope, fmt, moment, files)
