@@ -54,6 +54,8 @@ class Settings:
     clickhouse_handles: chDB handles the embedded ClickHouse runs statements on, side by side.
     stream_stall_s: the embedded ClickHouse gives up a streaming reader (an export) that takes nothing
         for this long, so that one that stopped reading holds no stream for ever.
+    header_timeout_s: `tally serve` closes a connection whose request's headers are not in this long
+        after it opened or after its previous answer (read.slow_clients).
     cluster: the ClickHouse cluster (one shard, replicas) the tables live on: `init` creates them ON
         CLUSTER as Replicated tables, and workers insert with a quorum (clickhouse.schema, .sink).
     """
@@ -82,6 +84,7 @@ class Settings:
     clickhouse_handles: int = 4
     cluster: str | None = None
     stream_stall_s: float = 30.0
+    header_timeout_s: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -108,6 +111,7 @@ class Settings:
             clickhouse_handles=max(1, int(env.get("TALLY_CLICKHOUSE_HANDLES") or 4)),
             cluster=env.get("TALLY_CLUSTER") or None,
             stream_stall_s=float(env.get("TALLY_STREAM_STALL_S") or 30.0),
+            header_timeout_s=float(env.get("TALLY_HEADER_TIMEOUT_S") or 10.0),
         )
 
     def as_env(self) -> dict[str, str]:
@@ -134,6 +138,7 @@ class Settings:
             "TALLY_CLICKHOUSE_HANDLES": str(self.clickhouse_handles),
             "TALLY_CLUSTER": self.cluster or "",
             "TALLY_STREAM_STALL_S": str(self.stream_stall_s),
+            "TALLY_HEADER_TIMEOUT_S": str(self.header_timeout_s),
         }
 
     def override(self, **flags: object) -> Settings:

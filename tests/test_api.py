@@ -244,3 +244,35 @@ def test_an_export_that_clickhouse_fails_midway_ends_cut_and_its_manifest_cannot
     manifest = get(port, f"/api/export/PPWP/village/MANIFEST.json?as_of={moment}")[1]
     entry = next(f for f in manifest["files"] if f["name"] == "votes.csv")
     assert entry["sha256"] == hashlib.sha256(full).hexdigest() != hashlib.sha256(partial).hexdigest()
+
+
+def test_slow_clients_are_closed_and_never_hold_the_others(api, pipeline):
+    """200 connections that send half a request's headers and then nothing, one that sends nothing at
+    all, and one that dribbles a body no handler reads: the others are answered meanwhile, and every
+    one of them is closed within the header timeout (here 2 s) plus the lingering bound."""
+    import socket
+    import time
+    from dataclasses import replace
+
+    with api_server(replace(pipeline, header_timeout_s=2.0)) as port:
+        slow = [socket.create_connection(("127.0.0.1", port)) for _ in range(200)]
+        for s in slow:
+            s.sendall(b"GET /api/results?ballot=PPWP HTTP/1.1\r\nHost: x\r\n")
+        silent = socket.create_connection(("127.0.0.1", port))
+        dribble = socket.create_connection(("127.0.0.1", port))
+        dribble.sendall(b"GET /api/openapi.json HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nx")
+        opened = time.monotonic()
+        assert get(port, "/api/results?ballot=PPWP&level=province", timeout=30)[0] == 200
+        closed = 0
+        for s in [*slow, silent, dribble]:
+            s.settimeout(30)
+            try:
+                while s.recv(1 << 16):
+                    if s is dribble:
+                        s.send(b"x")  # a byte now and then: still closed
+            except ConnectionResetError:
+                pass
+            closed += 1
+            s.close()
+        assert closed == 202 and time.monotonic() - opened < 25
+        assert get(port, "/api/results?ballot=PPWP&level=province", timeout=30)[0] == 200

@@ -27,6 +27,7 @@ from streams.core.moments import MomentError, moment_text, parse_moment, sql_mom
 from streams.core.regions import LEVELS, digits
 from streams.core.seats import LEGISLATIVE
 from streams.embedded.servers import clickhouse_dsn, read_only
+from streams.read import slow_clients
 from streams.read.changes import DEFAULT_LIMIT, Cursor, changes
 from streams.read.dapils import DapilError, ballot_view, dapil_list, dapil_of, seats_of
 from streams.read.export import FILE_NAMES as EXPORT_FILE_NAMES
@@ -547,4 +548,6 @@ def json_response(body: object, status: int = 200) -> web.Response:
 
 
 def serve(settings: Settings, host: str, port: int) -> None:
-    web.run_app(make_app(settings), host=host, port=port, print=lambda line: print(line, flush=True))
+    app = make_app(settings)
+    slow_clients.guard(app, settings.header_timeout_s)
+    asyncio.run(slow_clients.serve(app, host, port, lambda line: print(line, flush=True)))

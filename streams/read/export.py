@@ -40,8 +40,13 @@ FILES = ("regions", "votes", "parties")
 SCOPES = (*LEVELS, "dapil")
 FILE_NAMES = tuple(f"{name}.{ext}" for name in FILES for ext in FORMATS) + ("MANIFEST.json",)
 CHUNK = 1 << 20
-# Aggregation past this spills to disk instead of growing (a national TPS level of DPR is 120M votes).
-SETTINGS = {"max_bytes_before_external_group_by": 1 << 30, "optimize_aggregation_in_order": 1}
+# Aggregation past this spills to disk instead of growing (a national TPS level of DPR is 120M votes);
+# an error midway breaks the body, never becomes a row of JSONEachRow (ClickHouse 24.11+).
+SETTINGS = {
+    "max_bytes_before_external_group_by": 1 << 30,
+    "optimize_aggregation_in_order": 1,
+    "http_write_exception_in_output_format": 0,
+}
 
 
 class ExportError(ValueError):
