@@ -113,3 +113,39 @@ def test_demo_counts_five_ballots_verifies_and_prints_the_dpr_seats(tmp_path):
     assert "verify: totals are exact at every level" in out
     assert "DPR seats:" in out and "threshold 4%" in out
     assert "log: included:" in out and "schemas/log/verify.py" in out  # the night's log, one TPS's proof checked
+
+
+REFUSED = [
+    (["results", "--ballot", "XYZ"], "/api/results?ballot=XYZ"),
+    (["results", "--ballot", "dpr"], "/api/results?ballot=dpr"),
+    (["results", "--region", "77"], "/api/results?region=77"),
+    (["results", "--level", "provinsi"], "/api/results?level=provinsi"),
+    (["results", "--as-of", "9999999999"], "/api/results?as_of=9999999999"),
+    (["results", "--ballot", "DPR", "--dapil", "9999-99"], "/api/results?ballot=DPR&dapil=9999-99"),
+    (["seats", "--ballot", "PPWP"], "/api/seats?ballot=PPWP"),
+    (["changes", "--region", "77"], "/api/changes?region=77"),
+    (["export", "--out", "/tmp/never", "--format", "xlsx"], "/api/export/PPWP/province/MANIFEST.json?format=xlsx"),
+]
+
+
+def test_the_cli_refuses_what_the_api_refuses_in_the_same_words_with_exit_2(pipeline):
+    """Each bad input of the issue, given to the command line and to the API: exit 2 and the API's
+    message (a 4xx there), never an empty table, a traceback or a spinner."""
+    import re
+
+    from tests.conftest import api_server, get
+
+    with api_server(pipeline) as port:
+        for args, path in REFUSED:
+            status, body = get(port, path)
+            result = tally(pipeline, *args, check=False)
+            err = result.stderr.decode()
+            said = re.sub(r"^(as_of|--as-of): | \(now is [^)]*\)", "", body["error"])
+            assert 400 <= status < 500 and result.returncode == 2, (args, status, result.returncode, err)
+            assert said in re.sub(r" \(now is [^)]*\)", "", err) and "Traceback" not in err, (args, body, err)
+            assert not result.stdout.strip(), (args, result.stdout)
+
+
+def test_version():
+    result = subprocess.run([sys.executable, "-m", "streams", "--version"], capture_output=True, cwd=REPO, timeout=60)
+    assert result.returncode == 0 and result.stdout.decode().startswith("tally ")

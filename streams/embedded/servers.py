@@ -30,6 +30,7 @@ from streams.settings import Settings
 BROKER = "broker"
 CLICKHOUSE = "clickhouse"
 USERS = "clickhouse-users.json"
+NIGHT = "night.json"  # the night a data dir's commands read when none is configured (`tally demo` writes it)
 WRITER, READER = "tally_writer", "tally_reader"
 
 
@@ -195,15 +196,34 @@ def kafka_bootstrap(settings: Settings) -> str:
     return settings.kafka or ensure(settings, BROKER)
 
 
+def remember_night(settings: Settings, database: str, namespace: str) -> Path:
+    """Make this night (a ClickHouse database of the embedded server, a namespace of topics) the one
+    this data dir's commands read when neither TALLY_CLICKHOUSE nor TALLY_NAMESPACE is set."""
+    path = settings.embedded_dir / NIGHT
+    path.write_bytes(orjson.dumps({"database": database, "namespace": namespace}))
+    return path
+
+
+def remembered_night(settings: Settings) -> dict[str, str] | None:
+    """The night `remember_night` recorded in this data dir, if any."""
+    try:
+        night = orjson.loads((settings.embedded_dir / NIGHT).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return night if isinstance(night, dict) and {"database", "namespace"} <= night.keys() else None
+
+
 def clickhouse_dsn(settings: Settings) -> str:
-    """The configured DSN, or the embedded ClickHouse's as its writer. A configured DSN without a user
-    that names the embedded server of this data dir gets the writer's credentials too."""
+    """The configured DSN, or the embedded ClickHouse's as its writer (its database the remembered
+    night's, else `default`). A configured DSN without a user that names the embedded server of this
+    data dir gets the writer's credentials too."""
     if settings.clickhouse:
         found = read_record(settings, CLICKHOUSE)
         if found is not None and "@" not in settings.clickhouse and settings.clickhouse.startswith(found.address + "/"):
             return _for_clients(settings, CLICKHOUSE, found.address) + settings.clickhouse[len(found.address) :]
         return settings.clickhouse
-    return ensure(settings, CLICKHOUSE) + "/default"
+    night = remembered_night(settings)
+    return ensure(settings, CLICKHOUSE) + "/" + (night["database"] if night else "default")
 
 
 def without_credentials(dsn: str) -> str:

@@ -16,6 +16,23 @@ app = typer.Typer(
 )
 
 
+def _version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        typer.echo(f"tally {version('tally')}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print tally's version and exit")
+    ] = False,
+) -> None:
+    """tally: counts an election night, from gateways through Kafka to ClickHouse."""
+
+
 @app.command()
 def broker(
     data_dir: DataDirOpt = None, port: Annotated[int | None, typer.Option(help="port; default a free one")] = None

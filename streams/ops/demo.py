@@ -135,7 +135,7 @@ def run_demo(base: Settings, n_tps: int, seed: int, serve_port: int | None = 808
         print_results(results(client, "PPWP", "province"), console)
         print_seats(seats(client, "DPR", settings.dpr_threshold), console)
         decided = dict(client.query("SELECT decision, count() FROM tally_decisions FINAL GROUP BY decision").result_rows)
-        console.print(f"decisions: {decided}")
+        console.print("decisions: " + ", ".join(f"{name} {count:,}" for name, count in sorted(decided.items())))
         if differences:
             console.print("[red]verify: ClickHouse differs from the truth[/]\n" + "\n".join(differences))
             return 1
@@ -151,14 +151,20 @@ def run_demo(base: Settings, n_tps: int, seed: int, serve_port: int | None = 808
                 proc.kill()
     plain = servers.without_credentials(ch_url)  # `tally` commands of this data dir add the credentials
     reader = servers.clickhouse_users(base)[servers.READER]
+    servers.remember_night(base, DEMO_DATABASE, settings.namespace)
     console.print(
-        f"\nThe servers keep running (stop them with [bold]tally down[/]). Files of this run: {out}\n"
-        f"Query it:  TALLY_CLICKHOUSE={plain}/{DEMO_DATABASE} tally results --level regency --region 32\n"
-        f"           TALLY_CLICKHOUSE={plain}/{DEMO_DATABASE} tally seats --ballot DPRD_PROV\n"
-        f"      or:  curl -u tally_reader:{reader} '{plain}/?database={DEMO_DATABASE}' --data-binary "
+        f"\nThe servers keep running (stop them with [bold].venv/bin/tally down[/]). Files of this run: {out}\n"
+        "This night is now the one every tally command on this data dir reads (.venv/bin/tally):\n"
+        "  tally results --level regency --region 32    tally seats --ballot DPRD_PROV\n"
+        "  tally changes --region 32                    tally status    tally serve\n"
+        f"or ClickHouse itself: curl -u tally_reader:{reader} '{plain}/?database={DEMO_DATABASE}' --data-binary "
         "\"SELECT region, choice, sum(votes) FROM region_totals WHERE level='province' GROUP BY ALL ORDER BY ALL\""
     )
     if serve_port is not None:
         console.print(f"\n[bold]The results page: http://127.0.0.1:{serve_port}/[/]  (Ctrl-C stops it)")
         serve(settings, "127.0.0.1", serve_port)
+        console.print(
+            "\nThe page is stopped. Still running: the embedded broker and ClickHouse, with this night in them "
+            "(stop them with [bold].venv/bin/tally down[/])."
+        )
     return 0

@@ -30,7 +30,13 @@ def settings_from(
     namespace: str | None = None,
     **more: object,
 ) -> Settings:
-    return Settings.from_env().override(kafka=kafka, clickhouse=clickhouse, data_dir=data_dir, namespace=namespace, **more)
+    """The settings of the environment with the flags given; on a data dir whose night is remembered
+    (`tally demo`), that night's topics when neither a ClickHouse nor a namespace is configured."""
+    from streams.embedded.servers import remembered_night
+
+    settings = Settings.from_env().override(kafka=kafka, clickhouse=clickhouse, data_dir=data_dir, namespace=namespace, **more)
+    night = None if settings.clickhouse or settings.namespace else remembered_night(settings)
+    return settings.override(namespace=night["namespace"]) if night else settings
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -22,12 +22,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 
 def moment(text: str | None, option: str = "--as-of") -> datetime | None:
     """A moment from the command line, or exit 2 saying what is accepted."""
-    from streams.core.moments import MomentError, parse_moment
+    from streams.core.moments import MomentError, not_future, parse_moment
 
     if text is None:
         return None
     try:
-        return parse_moment(text)
+        return not_future(parse_moment(text), datetime.now(UTC))
     except MomentError as exc:
         fail(f"{option}: {exc}")
     raise AssertionError  # fail() exits
@@ -52,14 +52,19 @@ def results(
     from streams.read.dapils import DapilError, dapil_results
     from streams.read.report import print_dapil, print_results
     from streams.read.results import results as read_results
+    from streams.read.scopes import check_ballot, check_level, check_region
 
     when = moment(as_of)
     settings = settings_from(clickhouse=clickhouse, data_dir=data_dir)
+    client = connect(settings, read_only=True)
     try:
+        check_ballot(ballot)
         if dapil:
-            data = dapil_results(connect(settings, read_only=True), ballot, dapil, settings.dpr_threshold, when)
+            data = dapil_results(client, ballot, dapil, settings.dpr_threshold, when)
         else:
-            data = read_results(connect(settings, read_only=True), ballot, level, region, when)
+            check_level(level)
+            check_region(client, region)
+            data = read_results(client, ballot, level, region, when)
     except (ValueError, DapilError) as exc:
         fail(str(exc))
     if json:
@@ -84,8 +89,11 @@ def seats(
     from streams.clickhouse.client import connect
     from streams.read.dapils import DapilError
     from streams.read.dapils import seats as read_seats
+    from streams.core.seats import LEGISLATIVE
     from streams.read.report import print_seats
 
+    if ballot not in LEGISLATIVE:  # the API's words (its contract's enum)
+        fail(f"ballot: must be one of {', '.join(LEGISLATIVE)}")
     when = moment(as_of)
     settings = settings_from(clickhouse=clickhouse, data_dir=data_dir)
     try:
@@ -155,8 +163,13 @@ def export(
 
     from streams.clickhouse.client import connect
     from streams.read.export import ExportError, ExportFailed, write_export
+    from streams.read.export import check as check_export
 
     when = moment(as_of)
+    try:
+        check_export(ballot, "dapil" if dapil else level, format)
+    except ExportError as exc:
+        fail(str(exc))
     client = connect(settings_from(clickhouse=clickhouse, data_dir=data_dir), read_only=True)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), DownloadColumn(), TimeElapsedColumn()) as progress:
         task = progress.add_task("export", total=None)

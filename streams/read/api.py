@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import clickhouse_connect
@@ -23,7 +23,7 @@ from clickhouse_connect.driver.client import Client
 
 from streams.clickhouse import audit
 from streams.core.contract import BALLOTS
-from streams.core.moments import MomentError, moment_text, parse_moment, sql_moment
+from streams.core.moments import MomentError, moment_text, not_future, parse_moment, sql_moment
 from streams.core.regions import LEVELS, digits
 from streams.core.seats import LEGISLATIVE
 from streams.embedded.servers import clickhouse_dsn, read_only
@@ -41,7 +41,7 @@ from streams.read.log_view import leaves as log_leaves
 from streams.read.metrics import ApiMetrics
 from streams.read.openapi import OPENAPI
 from streams.read.results import results
-from streams.read.scopes import change_regions, check_ballot, check_region
+from streams.read.scopes import change_regions, check_ballot, check_level, check_region
 from streams.settings import Settings
 
 log = logging.getLogger("tally.api")
@@ -65,9 +65,8 @@ def enrich(data: dict) -> dict:
 
 
 def region_results(client: Client, ballot: str, level: str | None, region: str | None, as_of: datetime | None = None) -> dict:
-    if level is not None and level not in LEVELS:
-        raise ApiError(400, f"level must be one of {', '.join(LEVELS)}")
     try:
+        check_level(level)
         check_ballot(ballot)
         check_region(client, region)
         data = enrich(results(client, ballot, level, region, as_of))
@@ -85,7 +84,7 @@ def moment_param(request: web.Request, name: str = "as_of") -> datetime | None:
     if text is None:
         return None
     try:
-        return parse_moment(text)
+        return not_future(parse_moment(text), datetime.now(UTC))
     except MomentError as exc:
         raise ApiError(400, f"{name}: {exc}") from None
 
@@ -159,7 +158,7 @@ def tps_detail(client: Client, code: str, ballot: str | None = None) -> dict:
     if not (len(code) == 13 and digits(code, 13)):
         raise ApiError(400, "a TPS code is 13 digits")
     if ballot and ballot not in BALLOTS:
-        raise ApiError(400, f"ballot must be one of {', '.join(BALLOTS)}")
+        raise ApiError(400, f"ballot: must be one of {', '.join(BALLOTS)}")
     applied = list(
         client.query(
             "SELECT ballot, revision, event_id, gateway, submitted_at, votes, invalid, voters, registered, flags "
@@ -191,7 +190,7 @@ def anomalies(client: Client, level: str | None, region: str | None, as_of: date
     """Flagged and rejected events per region: every decision made by `as_of` (all, if None)."""
     level = level or "province"
     if level not in LEVELS[:-1]:
-        raise ApiError(400, f"level must be one of {', '.join(LEVELS[:-1])}")
+        raise ApiError(400, f"level: must be one of {', '.join(LEVELS[:-1])}")
     try:
         prefix = check_region(client, region)
     except DapilError as exc:

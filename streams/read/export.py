@@ -59,13 +59,13 @@ class ExportError(ValueError):
 
 def check(ballot: str, scope: str, fmt: str) -> None:
     if ballot not in BALLOTS:
-        raise ExportError(f"ballot must be one of {', '.join(BALLOTS)}")
+        raise ExportError(f"ballot: must be one of {', '.join(BALLOTS)}")
     if scope not in SCOPES:
-        raise ExportError(f"level must be one of {', '.join(SCOPES)}")
+        raise ExportError(f"level: must be one of {', '.join(SCOPES)}")
     if scope == "dapil" and ballot not in LEGISLATIVE:
         raise ExportError(f"dapils are contests of {', '.join(LEGISLATIVE)}, not {ballot}", 404)
     if fmt not in FORMATS:
-        raise ExportError(f"format must be one of {', '.join(FORMATS)}")
+        raise ExportError(f"format: must be one of {', '.join(FORMATS)}")
 
 
 def _members() -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from clickhouse_connect.driver.client import Client
 
 from streams.core.contract import BALLOTS
-from streams.core.regions import NATIONAL, digits, level_of
+from streams.core.regions import LEVELS, NATIONAL, digits, level_of
 from streams.read.dapils import DapilError, check_dapil
 
 
@@ -16,8 +16,14 @@ class ScopeError(DapilError):
 
 def check_ballot(ballot: str) -> str:
     if ballot not in BALLOTS:
-        raise ScopeError(f"ballot must be one of {', '.join(BALLOTS)}", 400)
+        raise ScopeError(f"ballot: must be one of {', '.join(BALLOTS)}", 400)
     return ballot
+
+
+def check_level(level: str | None) -> str | None:
+    if level is not None and level not in LEVELS:
+        raise ScopeError(f"level: must be one of {', '.join(LEVELS)}", 400)
+    return level
 
 
 def check_region(client: Client, region: str | None) -> str:
