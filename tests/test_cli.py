@@ -98,14 +98,27 @@ def test_settings_come_from_env_then_flags():
 
 def test_demo_counts_five_ballots_verifies_and_prints_the_dpr_seats(tmp_path):
     """`make demo`'s job, small and without the page: its own embedded servers in a fresh data dir."""
+    import os
+
     data_dir = tmp_path / "demo"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
+    after: dict[str, subprocess.CompletedProcess] = {}
     try:
         result = subprocess.run(
             [sys.executable, "-m", "streams", "demo", "--tps", "400", "--no-serve", "--data-dir", str(data_dir)],
             capture_output=True,
             timeout=300,
             cwd=REPO,
+            env=env,
         )
+        for command in (["results", "--json"], ["seats", "--ballot", "DPR", "--json"], ["changes", "--json"], ["status"]):
+            after[command[0]] = subprocess.run(
+                [sys.executable, "-m", "streams", *command, "--data-dir", str(data_dir)],
+                capture_output=True,
+                timeout=120,
+                cwd=REPO,
+                env=env,
+            )
     finally:
         subprocess.run([sys.executable, "-m", "streams", "down", "--data-dir", str(data_dir)], capture_output=True, timeout=60)
     out = result.stdout.decode()
@@ -113,6 +126,14 @@ def test_demo_counts_five_ballots_verifies_and_prints_the_dpr_seats(tmp_path):
     assert "verify: totals are exact at every level" in out
     assert "DPR seats:" in out and "threshold 4%" in out
     assert "log: included:" in out and "schemas/log/verify.py" in out  # the night's log, one TPS's proof checked
+    # The demo leaves a working setup: the same data dir's commands read its night with no setting.
+    for name, done in after.items():
+        assert done.returncode == 0, (name, done.stdout.decode()[-2000:], done.stderr.decode()[-2000:])
+    national = orjson.loads(after["results"].stdout)["regions"][0]
+    assert national["tps_total"] == 400 and national["tps_reported"] > 350 and sum(national["votes"].values()) > 0
+    assert orjson.loads(after["seats"].stdout)["dapils"] and orjson.loads(after["changes"].stdout)["changes"]
+    status = after["status"].stdout.decode()
+    assert "unreachable" not in status and "partition" in status.lower(), status
 
 
 REFUSED = [
