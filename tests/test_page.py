@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
+from tests.browser import render
 from tests.conftest import get, tally
 from tests.test_api import api  # noqa: F401 - the fixture: a pipeline with data and `tally serve`
 from tests.test_seats_end_to_end import five_ballots  # noqa: F401 - five ballots through the pipeline, and `tally serve`
@@ -17,8 +18,9 @@ from tests.test_seats_end_to_end import five_ballots  # noqa: F401 - five ballot
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def screen(port: int, route: str, tmp_path) -> str:
-    """The page's DOM after its scripts ran, as Chromium renders it (dumped, then parsed)."""
+def screen(port: int, route: str, tmp_path, width: int = 1400) -> str:
+    """The page's DOM after its scripts ran, as Chromium renders it in a window `width` px wide (dumped,
+    then parsed)."""
     if CHROMIUM is None:
         pytest.fail("Debian's chromium is missing: `make browser` installs it")
     command = [
@@ -32,6 +34,7 @@ def screen(port: int, route: str, tmp_path) -> str:
         "--disable-component-update",
         "--disable-sync",
         f"--user-data-dir={tmp_path / 'chromium'}",
+        f"--window-size={width},900",
         "--virtual-time-budget=6000",
         "--dump-dom",
         f"http://127.0.0.1:{port}/{route}",
@@ -60,7 +63,7 @@ def test_drill_down_from_the_nation_to_one_tps_matches_the_cli(api, pipeline, tm
     code = ""
     dom = national
     while len(code) < 10:
-        code = re.search(r'<tr data-code="(\d+)"><td><a href="#/PPWP/(\d+)">', dom)[2]
+        code = re.search(r'<tr data-code="(\d+)"><td[^>]*><a href="#/PPWP/(\d+)">', dom)[2]
         dom = screen(port, f"#/PPWP/{code}", tmp_path)
     children = orjson.loads(tally(pipeline, "results", "--region", code, "--json").stdout)
     tps = children["regions"][0]
@@ -85,10 +88,11 @@ def test_legislative_pages_show_party_totals_seats_and_a_dapil_that_match_the_ap
     national = orjson.loads(tally(pipeline, "results", "--ballot", "DPR", "--json").stdout)["regions"][0]
     dom = screen(port, "#/DPR", tmp_path)
     shares = {c: int(n) for c, n in re.findall(r'class="share[^"]*" data-choice="([^"]+)" data-votes="(\d+)"', dom)}
-    assert shares == {c: n for c, n in sorted(national["votes"].items(), key=lambda kv: -kv[1])[:12]}  # party totals
-    assert all("." not in c for c in shares)
+    assert shares == national["votes"] and all("." not in c for c in shares)  # every party, none dropped
+    shown = re.findall(r'class="share(?: below)?" data-choice="([^"]+)"', dom)  # the rest fold into "others"
+    assert shown == [c for c, _ in sorted(national["votes"].items(), key=lambda kv: (-kv[1], kv[0]))][:12]
     assert 'data-threshold="0.04"' in dom  # the threshold line on the party bars
-    below = set(re.findall(r'class="share below" data-choice="([^"]+)"', dom))
+    below = set(re.findall(r'class="share below(?: other)?" data-choice="([^"]+)"', dom))
     assert below == {p["party"] for p in seats["national"] if not p["passes"]} & set(shares)
     # The hemicycle: one dot a seat, each party's dots as many as its seats.
     dots = re.findall(r'<circle [^>]*data-party="([^"]+)"', re.search(r'<svg id="hemicycle".*?</svg>', dom, re.S)[0])
@@ -144,3 +148,65 @@ def test_the_slider_replays_the_night_and_each_region_says_what_changed(five_bal
     newest = get(port, "/api/changes?ballot=PPWP&order=desc&limit=100")[1]["changes"]
     assert rows == [(c["kind"], c["tps"], str(c["revision"]["old"]), str(c["revision"]["new"])) for c in newest]
     assert any(c["kind"] == "correction" and c["revision"]["old"] >= 1 for c in feed)
+
+
+def test_a_province_page_leads_with_the_province_not_the_nation(api, pipeline, tmp_path):  # noqa: F811
+    """A journalist on #/PPWP/<province> quotes the headline: it is the province's own name, progress
+    and votes (as `tally results` gives them), and the breadcrumb names it."""
+    port, _, _ = api
+    provinces = orjson.loads(tally(pipeline, "results", "--level", "province", "--json").stdout)["regions"]
+    province = max(provinces, key=lambda r: r["tps_reported"])
+    dom = screen(port, f"#/PPWP/{province['code']}", tmp_path)
+    assert re.search(rf'<h2 id="scope-name" data-code="{province["code"]}">{re.escape(province["name"])}</h2>', dom)
+    shown = re.search(r'id="progress-text" data-reported="(\d+)" data-total="(\d+)"', dom)
+    assert (int(shown[1]), int(shown[2])) == (province["tps_reported"], province["tps_total"])
+    head = re.search(r'<section id="scope">.*?</section>', dom, re.S)[0]
+    assert {c: int(n) for c, n in re.findall(r'data-choice="([^"]+)" data-votes="(\d+)"', head)} == province["votes"]
+    assert f"<b>{province['name']}</b>" in re.search(r'<nav id="crumbs">.*?</nav>', dom, re.S)[0]
+    assert re.search(r"\d,\d\d%", head) and not re.search(r"\d\.\d\d%", head)  # 33,93%: one Indonesian locale
+
+
+def test_a_phone_reads_every_view_without_sideways_scroll(five_ballots, pipeline, tmp_path):  # noqa: F811
+    """At 390 px (a phone, emulated over DevTools: tests.browser), Chromium lays out the national, a
+    province, a dapil, a TPS and a changes page: the document is as wide as the viewport and every
+    control lies on screen."""
+    port, _ = five_ballots
+    province = orjson.loads(tally(pipeline, "results", "--level", "province", "--json").stdout)["regions"][0]["code"]
+    tps = orjson.loads(tally(pipeline, "results", "--region", province, "--level", "tps", "--json").stdout)["regions"][0]
+    dapil = orjson.loads(tally(pipeline, "seats", "--ballot", "DPR", "--json").stdout)["dapils"][0]["dapil"]
+    for route in ("#/PPWP", f"#/DPR/{province}", f"#/DPR/dapil/{dapil}", f"#/DPR/{tps['code']}", "#/DPR/changes/ID"):
+        body = re.search(r"<body([^>]*)>", render(f"http://127.0.0.1:{port}/{route}", 390, 844).dom)[1]
+        viewport, width = re.search(r'data-viewport="(\d+)"', body)[1], re.search(r'data-document-width="(\d+)"', body)[1]
+        assert viewport == width == "390", (route, body)
+        assert 'data-offscreen=""' in body, (route, body)
+
+
+def test_a_tps_page_puts_the_ballot_asked_first_in_names_and_words(five_ballots, pipeline, tmp_path):  # noqa: F811
+    """A witness on #/DPR/<tps>: the DPR count first with party names, the other ballots folded, a
+    history with the ballot, decisions in words and times in the TPS's own zone."""
+    port, _ = five_ballots
+    province = orjson.loads(tally(pipeline, "results", "--level", "province", "--json").stdout)["regions"][0]["code"]
+    code = orjson.loads(tally(pipeline, "results", "--region", province, "--level", "tps", "--json").stdout)["regions"][0]["code"]
+    dom = screen(port, f"#/DPR/{code}", tmp_path)
+    first = re.search(r'<section class="route-ballot">.*?</section>', dom, re.S)[0]
+    assert 'data-ballot="DPR"' in first
+    assert '<details class="ballot"><summary>PPWP' in dom  # the others, folded
+    parties = dict(re.findall(r'<td class="text">([^<]+) <span class="muted">(P\d\d)</span>', first))
+    assert parties and all(name.strip() != code for name, code in parties.items())
+    history = re.search(r'<table id="history".*?</table>', dom, re.S)[0]
+    assert re.search(r'data-decision="applied" data-ballot="DPR"', history) and "diterapkan" in history
+    assert re.search(r"\d\d\.\d\d\.\d\d (WIB|WITA|WIT)<", history)
+
+
+def test_every_decision_flag_and_reason_has_words_in_both_languages():
+    """The page's dictionary names every code the pipeline can show (streams/core/reasons.py)."""
+    from streams.core.reasons import Decision, Flag, Reason
+    from streams.read.api import PAGE
+
+    page = PAGE.read_text()
+    terms = re.search(r"const TERMS = \{(.*?)\n\};", page, re.S)[1]
+    codes = {str(c) for c in (*Decision, *Flag, *Reason)}
+    for language in ("id", "en"):
+        block = re.search(rf"\n  {language}: \{{(.*?)\n  \}},", terms, re.S)[1]
+        named = set(re.findall(r"\b([A-Za-z_]+): \"", block))
+        assert codes <= named, (language, codes - named)
