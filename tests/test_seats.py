@@ -18,10 +18,10 @@ from streams.core.seats import (
     sainte_lague,
 )
 
-SHARES_2024 = {  # percent of national valid DPR votes (reference file), parties P01..P18
+SHARES_2024 = {  # percent of national valid DPR votes (reference file), parties by number (P24: Ummat)
     "P01": 10.62, "P02": 13.22, "P03": 16.72, "P04": 15.29, "P05": 9.66, "P06": 0.64, "P07": 0.84, "P08": 8.42,
     "P09": 0.22, "P10": 0.72, "P11": 0.27, "P12": 7.24, "P13": 0.32, "P14": 7.43, "P15": 2.81, "P16": 1.29,
-    "P17": 3.87, "P18": 0.42,
+    "P17": 3.87, "P24": 0.42,
 }  # fmt: skip
 
 

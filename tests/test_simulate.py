@@ -41,7 +41,11 @@ def test_registry_shape_and_file_format():
         REGISTRY_SCHEMA.validate(record)
     assert not any(c["ballot"] == "DPRD_KAB" and c["regions"][0].startswith("31") for c in shape.contests)
     aceh_dprd = next(c for c in shape.contests if c["ballot"] == "DPRD_PROV" and c["regions"][0].startswith("11"))
-    assert any(ch["code"].startswith("P24") for ch in aceh_dprd["choices"])  # 18 national + 6 local parties
+    parties = {ch["code"]: ch["name"] for ch in aceh_dprd["choices"] if "." not in ch["code"]}
+    assert len(parties) == 24 and parties["P21"] == "Partai Aceh" and parties["P24"] == "Partai Ummat"  # + 6 local
+    elsewhere = next(c for c in shape.contests if c["ballot"] == "DPR" and not c["regions"][0].startswith("11"))
+    numbers = sorted(ch["code"] for ch in elsewhere["choices"] if "." not in ch["code"])
+    assert numbers == [f"P{n:02d}" for n in (*range(1, 18), 24)]  # the 2024 numbers: 1-17 and 24
 
 
 def test_a_national_night_has_exactly_the_2024_registry():
@@ -228,3 +232,22 @@ def test_tps_abroad_hold_ppwp_and_dpr_only_and_count_in_the_national_total():
     assert holder["dapil"].startswith("DPR-31-")  # DKI Jakarta II, or DKI's only dapil on a small night
     at_home = sum(1 for t in shape.tps if any(t.startswith(r) for r in holder["regions"] if r != "99"))
     assert dapils[holder["dapil"]]["tps_total"] == at_home + len(abroad)
+
+
+def test_a_tps_has_one_set_of_voters_and_no_legislative_ballot_outnumbers_ppwp():
+    """MORE_THAN_PPWP is for the rare broken count: on the simulated night every ballot of a TPS has the
+    same registered voters, and a legislative ballot never more voters than PPWP (DPTb voters from
+    another dapil get the presidential ballot only)."""
+    from collections import defaultdict
+
+    from streams.core.contract import BALLOTS
+    from streams.gateways.simulate import Plan, generate
+
+    _, events, _ = generate(Plan(1500, 5, BALLOTS, corrections=0.05))
+    seen: dict[str, list[dict]] = defaultdict(list)
+    for raw in events:
+        seen[orjson.loads(raw)["tps"]].append(orjson.loads(raw))
+    for tallies in seen.values():
+        assert len({orjson.dumps(t["voters"]["registered"]) for t in tallies}) == 1
+        ppwp = max(sum(t["voters"]["voted"].values()) for t in tallies if t["ballot"] == "PPWP")
+        assert all(sum(t["voters"]["voted"].values()) <= ppwp for t in tallies)

@@ -67,8 +67,20 @@ PAIRS = [
     ("02", "Prabowo Subianto - Gibran Rakabuming Raka"),
     ("03", "Ganjar Pranowo - Mahfud MD"),
 ]
-NATIONAL_PARTIES = 18
-ACEH_LOCAL_PARTIES = 6
+# The 2024 parties by their ballot numbers (KPU): 18 national ones, and Aceh's six local ones (18-23),
+# which stand for the DPRD there only.
+NATIONAL_PARTIES = (
+    (1, "Partai Kebangkitan Bangsa"), (2, "Partai Gerakan Indonesia Raya"), (3, "PDI Perjuangan"),
+    (4, "Partai Golongan Karya"), (5, "Partai NasDem"), (6, "Partai Buruh"),
+    (7, "Partai Gelombang Rakyat Indonesia"), (8, "Partai Keadilan Sejahtera"), (9, "Partai Kebangkitan Nusantara"),
+    (10, "Partai Hati Nurani Rakyat"), (11, "Partai Garda Republik Indonesia"), (12, "Partai Amanat Nasional"),
+    (13, "Partai Bulan Bintang"), (14, "Partai Demokrat"), (15, "Partai Solidaritas Indonesia"),
+    (16, "Partai Perindo"), (17, "Partai Persatuan Pembangunan"), (24, "Partai Ummat"),
+)  # fmt: skip
+ACEH_LOCAL_PARTIES = (
+    (18, "Partai Nanggroe Aceh"), (19, "Partai Generasi Atjeh Beusaboh Thaat dan Taqwa"), (20, "Partai Darul Aceh"),
+    (21, "Partai Aceh"), (22, "Partai Adil Sejahtera Aceh"), (23, "Partai Soliditas Independen Rakyat Aceh"),
+)  # fmt: skip
 DKI = "31"
 
 # Device keys are issued for the count: from election day to the end of the national recap (20 March).
@@ -315,13 +327,13 @@ def _ppwp_contest() -> dict:
     }
 
 
-def _party_choices(rng: random.Random, parties: int, seats: int) -> list[dict]:
-    """Each party's own column and its list: most parties field a full list (as many candidates as
-    the dapil has seats, the most the law allows), some a shorter one."""
+def _party_choices(rng: random.Random, parties: tuple[tuple[int, str], ...], seats: int) -> list[dict]:
+    """Each party's own column (its ballot number, its name) and its list: most parties field a full
+    list (as many candidates as the dapil has seats, the most the law allows), some a shorter one."""
     choices = []
-    for p in range(1, parties + 1):
+    for p, name in sorted(parties):
         listed = seats if rng.random() < 0.85 else rng.randint(1, seats)
-        choices.append({"code": f"P{p:02d}", "name": f"Partai {p:02d}"})
+        choices.append({"code": f"P{p:02d}", "name": name})
         choices += [{"code": f"P{p:02d}.{c:02d}", "name": f"Calon {p:02d}.{c:02d}"} for c in range(1, listed + 1)]
     return choices
 
@@ -359,7 +371,7 @@ def _seat_contests(rng: random.Random, shape: Shape) -> None:
             for contest, seats in zip(contests, seat_counts(total, weights, low, high), strict=True):
                 contest["seats"] = seats
     for contest in shape.contests:
-        parties = contest.pop("parties", 0)
+        parties = contest.pop("parties", ())
         if contest["ballot"] == "DPD":
             contest["seats"] = DPD_SEATS
             candidates = rng.randint(10, 25)
@@ -387,7 +399,7 @@ def _contests(
     without it (real regions, `build_shape_on`) the counts follow 2024's ratios to regencies and districts."""
     dapils = dapils or {}
     contests: list[dict] = []
-    local = ACEH_LOCAL_PARTIES if pcode == ACEH else 0
+    local = ACEH_LOCAL_PARTIES if pcode == ACEH else ()
     if "DPR" in ballots:
         for i, regions in enumerate(_dapils(regencies, dapils.get(f"DPR-{pcode}", len(regencies) // 6)), 1):
             contests.append(

@@ -15,7 +15,17 @@ import orjson
 
 from streams.core.regions import NATIONAL
 from streams.gateways.shape import Shape, abroad_tps, build_shape, key_id_of, tps_totals
-from streams.gateways.tallies import POLLS_CLOSE, VoteModel, arrival_hours, break_tally, forge, make_tally, sign, vote_model
+from streams.gateways.tallies import (
+    POLLS_CLOSE,
+    VoteModel,
+    arrival_hours,
+    break_tally,
+    forge,
+    make_tally,
+    sign,
+    tps_sheet,
+    vote_model,
+)
 from streams.gateways.truth import Truth
 
 
@@ -79,8 +89,9 @@ def generate(plan: Plan, shape: Shape | None = None) -> tuple[Shape, Iterator[by
             gateway = f"gw-{tps[:2]}-{int(tps[2:4]) % 4 + 1:02d}"
             arrived = POLLS_CLOSE + timedelta(hours=arrival_hours(position / max(1, len(order))))
             clock = arrived.isoformat(timespec="seconds")
+            sheet = tps_sheet(plan.seed, i, shape.dpt[i])  # every ballot of the TPS: the same voters
             tally = make_tally(
-                rng, tps, ballot, shape.dpt[i], at.choices, 1, f"{gateway}:{seq:08d}", gateway, clock, model=at.model
+                rng, tps, ballot, shape.dpt[i], at.choices, 1, f"{gateway}:{seq:08d}", gateway, clock, model=at.model, sheet=sheet
             )
             if plan.signed:
                 sign(tally, shape.secret_key(i), key_id_of(tps))
@@ -102,7 +113,17 @@ def generate(plan: Plan, shape: Shape | None = None) -> tuple[Shape, Iterator[by
             if plan.corrections and rng.random() < plan.corrections:
                 seq += 1
                 fixed = make_tally(
-                    rng, tps, ballot, shape.dpt[i], at.choices, 2, f"{gateway}:{seq:08d}", gateway, clock, model=at.model
+                    rng,
+                    tps,
+                    ballot,
+                    shape.dpt[i],
+                    at.choices,
+                    2,
+                    f"{gateway}:{seq:08d}",
+                    gateway,
+                    clock,
+                    model=at.model,
+                    sheet=sheet,
                 )
                 if plan.signed:
                     sign(fixed, shape.secret_key(i), key_id_of(tps))

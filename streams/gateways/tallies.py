@@ -45,6 +45,41 @@ def sign(tally: dict, secret_key: bytes, key_id: str) -> dict:
     return tally
 
 
+VoterSheet = tuple[dict[str, int], dict[str, int]]  # registered and voted: dpt, dptb, dpk
+
+
+def allocation(dpt: int) -> int:
+    """The ballots a TPS receives: its DPT plus 2%, rounded up (the law's allocation)."""
+    return dpt + (dpt * 2 + 99) // 100
+
+
+def voter_sheet(rng: random.Random, dpt: int, turnout: float | None = None) -> VoterSheet:
+    """Who is registered at a TPS and who came: DPTb and DPK voters vote from what the DPT left unused
+    of the allocation."""
+    dptb, dpk = rng.randint(0, 4), rng.randint(0, 3)
+    turnout = turnout if turnout is not None else rng.uniform(0.65, 0.92)
+    received = allocation(dpt)
+    voted = {"dpt": int(dpt * turnout), "dptb": rng.randint(0, dptb), "dpk": rng.randint(0, dpk)}
+    voted["dptb"] = min(voted["dptb"], received - voted["dpt"])
+    voted["dpk"] = min(voted["dpk"], received - voted["dpt"] - voted["dptb"])
+    return {"dpt": dpt, "dptb": dptb, "dpk": dpk}, voted
+
+
+def tps_sheet(seed: int, index: int, dpt: int) -> VoterSheet:
+    """The voter sheet of TPS `index` on the night `seed`: the same for each of its ballots and each
+    revision, drawn from a hash of the two (splitmix64), not from a Random kept per TPS (820k of them)."""
+    x = (seed * 0x9E3779B97F4A7C15 + index + 1) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    x ^= x >> 31
+    dptb, dpk = x % 5, (x >> 3) % 4
+    received = allocation(dpt)
+    voted = {"dpt": int(dpt * (0.65 + 0.27 * ((x >> 8) & 0xFFFF) / 0xFFFF)), "dptb": (x >> 24) % (dptb + 1)}
+    voted["dptb"] = min(voted["dptb"], received - voted["dpt"])
+    voted["dpk"] = min((x >> 28) % (dpk + 1), received - voted["dpt"] - voted["dptb"])
+    return {"dpt": dpt, "dptb": dptb, "dpk": dpk}, voted
+
+
 def make_tally(
     rng: random.Random,
     tps: str,
@@ -57,16 +92,18 @@ def make_tally(
     clock: str,
     turnout: float | None = None,
     model: VoteModel | None = None,
+    sheet: VoterSheet | None = None,
 ) -> dict:
-    """A tally consistent with every C1 equation; legislative votes split by the contest's `model`."""
-    dptb, dpk = rng.randint(0, 4), rng.randint(0, 3)
-    turnout = turnout if turnout is not None else rng.uniform(0.65, 0.92)
-    # The TPS receives its DPT plus 2% (the law's allocation); DPTb and DPK voters vote from what the
-    # DPT left unused and that reserve.
-    received = dpt + (dpt * 2 + 99) // 100
-    voted = {"dpt": int(dpt * turnout), "dptb": rng.randint(0, dptb), "dpk": rng.randint(0, dpk)}
-    voted["dptb"] = min(voted["dptb"], received - voted["dpt"])
-    voted["dpk"] = min(voted["dpk"], received - voted["dpt"] - voted["dptb"])
+    """A tally consistent with every C1 equation; legislative votes split by the contest's `model`.
+    With the TPS's `sheet` (who is registered and who came), every ballot of the TPS has the same
+    registered voters, and a legislative ballot no more voters than PPWP: voters moved in (DPTb) from
+    another dapil get the presidential ballot only (some of them, here)."""
+    sheet = sheet or voter_sheet(rng, dpt, turnout)
+    registered, voted = sheet
+    if ballot != "PPWP":
+        voted = {**voted, "dptb": rng.randint(0, voted["dptb"])}
+    dptb, dpk = registered["dptb"], registered["dpk"]
+    received = allocation(dpt)
     used = sum(voted.values())
     invalid = min(used, int(used * rng.uniform(0.0, 0.04)))
     if model is None:
@@ -82,7 +119,7 @@ def make_tally(
         "revision": revision,
         "submitted_at": clock,
         "gateway": gateway,
-        "voters": {"registered": {"dpt": dpt, "dptb": dptb, "dpk": dpk}, "voted": voted},
+        "voters": {"registered": {"dpt": dpt, "dptb": dptb, "dpk": dpk}, "voted": dict(voted)},
         "ballots": {"received": received, "returned": returned, "unused": received - used - returned, "used": used},
         "votes": votes,
         "invalid": invalid,
@@ -139,12 +176,13 @@ def break_tally(rng: random.Random, tally: dict, secret_key: bytes | None = None
     return orjson.dumps(broken)
 
 
-# The 2024 DPR national result (reference file), party numbers 1-17 and 24 as P01..P18, in percent:
-# eight parties above 4%, PPP (P17) just under it, so the threshold matters.
-PARTY_SHARES_2024 = (
-    10.62, 13.22, 16.72, 15.29, 9.66, 0.64, 0.84, 8.42, 0.22, 0.72, 0.27, 7.24, 0.32, 7.43, 2.81, 1.29, 3.87, 0.42
-)  # fmt: skip
-LOCAL_PARTY_SHARE = 1.5  # each of Aceh's six local parties (P19..P24), where they stand
+# The 2024 DPR national result (reference file) by party number, in percent: eight parties above 4%,
+# PPP (17) just under it, so the threshold matters.
+PARTY_SHARES_2024 = {
+    1: 10.62, 2: 13.22, 3: 16.72, 4: 15.29, 5: 9.66, 6: 0.64, 7: 0.84, 8: 8.42, 9: 0.22, 10: 0.72, 11: 0.27,
+    12: 7.24, 13: 0.32, 14: 7.43, 15: 2.81, 16: 1.29, 17: 3.87, 24: 0.42,
+}  # fmt: skip
+LOCAL_PARTY_SHARE = 1.5  # each of Aceh's six local parties (P18..P23), where they stand
 PARTY_ONLY = 0.3  # the part of a party's votes cast for the party alone, not one of its candidates
 
 
@@ -195,7 +233,7 @@ def vote_model(contest: dict, seed: int, province: str) -> VoteModel | None:
     for end in range(1, len(codes) + 1):
         if end == len(codes) or "." not in codes[end]:  # the next party's own column starts a new party
             number = int(codes[first][1:3])
-            share = PARTY_SHARES_2024[number - 1] if number <= len(PARTY_SHARES_2024) else LOCAL_PARTY_SHARE
+            share = PARTY_SHARES_2024.get(number, LOCAL_PARTY_SHARE)
             parties.append((first, end, share * factors[number - 1]))
             candidates = _skewed(skew, end - first - 1)
             within_party += [PARTY_ONLY if candidates else 1.0] + [(1 - PARTY_ONLY) * c for c in candidates]

@@ -87,9 +87,9 @@ def seats(
     import orjson
 
     from streams.clickhouse.client import connect
+    from streams.core.seats import LEGISLATIVE
     from streams.read.dapils import DapilError
     from streams.read.dapils import seats as read_seats
-    from streams.core.seats import LEGISLATIVE
     from streams.read.report import print_seats
 
     if ballot not in LEGISLATIVE:  # the API's words (its contract's enum)
