@@ -1,10 +1,12 @@
 # The README's two commands: `make demo` and `make test`. Both install first.
-PYTHON ?= python3.11
-VENV   := .venv
+# The newest Python tally runs on (3.13, 3.12, 3.11), on PATH or under pyenv; `make PYTHON=...` picks one.
+PYTHON ?= $(shell for v in 3.13 3.12 3.11; do for p in python$$v $$HOME/.pyenv/versions/$$v*/bin/python$$v; do \
+	  $$p -c 'import sys' >/dev/null 2>&1 && { echo $$p; exit 0; }; done; done; echo python3.11)
+VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install browser demo test lint clean
+.PHONY: install browser demo smoke test lint clean
 
 install: $(STAMP)
 
@@ -21,6 +23,11 @@ browser:
 
 demo: install
 	$(BIN)/tally demo
+
+# The demo's job, small and without the page, in a data dir of its own (CI runs it on a second Python).
+smoke: install
+	$(BIN)/tally demo --no-serve --tps 1000 --data-dir $(VENV)/smoke; status=$$?; \
+	  $(BIN)/tally down --data-dir $(VENV)/smoke >/dev/null; exit $$status
 
 test: install browser
 	$(BIN)/ruff check streams tests benchmarks
