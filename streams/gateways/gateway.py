@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 import orjson
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from streams.clickhouse.client import connect
 from streams.clickhouse.registry_store import load_registry
@@ -64,7 +64,10 @@ def run_simulation(
         out.mkdir(parents=True, exist_ok=True)
         write_records(out / "registry.jsonl", registry_records(shape))
     expected = 0
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as progress:
+    # How many events a night makes is known only at its end (resends, corrections): a count, no bar.
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,.0f}"), TimeElapsedColumn()
+    ) as progress:
         if not dry_run:
             task = progress.add_task("loading registry into ClickHouse", total=None)
             load_registry(connect(settings), registry_records(shape))
@@ -91,6 +94,7 @@ def run_simulation(
     if out is not None:
         truth.write_files(out)
     print(
-        f"{'wrote' if dry_run else 'produced'} {expected} events for {len(shape.tps)} TPS" + (f"; files in {out}" if out else "")
+        f"{'wrote' if dry_run else 'produced'} {expected:,} events for {len(shape.tps):,} TPS"
+        + (f"; files in {out}" if out else "")
     )
     return expected

@@ -7,6 +7,7 @@ their seats and its candidates, and the seats per party.
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -23,22 +24,26 @@ def print_results(data: dict, console: Console | None = None) -> None:
         _print_legislative(data, console)
         return
     choices = sorted({c for r in data["regions"] for c in r["votes"]})
-    table = Table(title=f"{data['ballot']} by {data['level']}")
-    for column in ("code", "name", "TPS"):
-        table.add_column(column)
-    for choice in choices:
-        table.add_column(choice, justify="right")
-    table.add_column("invalid", justify="right")
-    for region in data["regions"]:
+    regions = data["regions"]
+    national = data["level"] == "national" and regions
+    title = f"{data['ballot']}: {regions[0]['name']}" if national else f"{data['ballot']} per {data['level']}"
+    # One line a region, within 80 columns for the three pairs: every number whole, the names cut.
+    rows = []
+    for region in regions:
         valid = sum(region["votes"].values()) or 1
-        cells = [f"{region['votes'].get(c, 0):,} ({100 * region['votes'].get(c, 0) / valid:.1f}%)" for c in choices]
-        table.add_row(
-            region["code"],
-            region["name"],
-            f"{region['tps_reported']:,}/{region['tps_total']:,}",
-            *cells,
-            f"{region['invalid']:,}",
-        )
+        votes = region["votes"]
+        cells = [f"{votes.get(c, 0):,} {100 * votes.get(c, 0) / valid:.1f}%" for c in choices]
+        tps = f"{region['tps_reported']:,}/{region['tps_total']:,}"
+        rows.append([region["name"] or region["code"], tps, *cells, f"{region['invalid']:,}"])
+    heads = ["region", "TPS", *choices, "invalid"]
+    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False)
+    for i, head in enumerate(heads):
+        if i == 0:
+            table.add_column(head, no_wrap=True, overflow="ellipsis", max_width=18)
+        else:
+            table.add_column(head, justify="right", no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
 
 
