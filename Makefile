@@ -30,14 +30,14 @@ smoke: install
 	  $(BIN)/tally down --data-dir $(VENV)/smoke >/dev/null; exit $$status
 
 test: install browser
-	$(BIN)/ruff check streams tests benchmarks
+	$(BIN)/ruff check streams tests benchmarks scripts
 	$(BIN)/lint-imports --no-logo
 	$(BIN)/pytest -q
 
 lint: install
-	$(BIN)/ruff check streams tests benchmarks
+	$(BIN)/ruff check streams tests benchmarks scripts
 	$(BIN)/lint-imports --no-logo
-	$(BIN)/ruff format --check streams tests benchmarks
+	$(BIN)/ruff format --check streams tests benchmarks scripts
 
 clean:
 	-$(BIN)/tally down

@@ -34,7 +34,7 @@ def _free_port() -> int:
 
 async def _render(url: str, width: int, height: int, mobile: bool, screenshot: bool, timeout_s: float) -> Rendered:
     port = _free_port()
-    with tempfile.TemporaryDirectory(prefix="tally-chromium-") as profile:
+    with tempfile.TemporaryDirectory(prefix="tally-chromium-", ignore_cleanup_errors=True) as profile:
         browser = subprocess.Popen(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
              "--disable-background-networking", "--disable-component-update", "--hide-scrollbars",

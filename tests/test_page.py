@@ -160,7 +160,7 @@ def test_a_province_page_leads_with_the_province_not_the_nation(api, pipeline, t
     assert re.search(rf'<h2 id="scope-name" data-code="{province["code"]}">{re.escape(province["name"])}</h2>', dom)
     shown = re.search(r'id="progress-text" data-reported="(\d+)" data-total="(\d+)"', dom)
     assert (int(shown[1]), int(shown[2])) == (province["tps_reported"], province["tps_total"])
-    head = re.search(r'<section id="scope">.*?</section>', dom, re.S)[0]
+    head = re.search(r'<section id="shares-box">.*?</section>', dom, re.S)[0]
     assert {c: int(n) for c, n in re.findall(r'data-choice="([^"]+)" data-votes="(\d+)"', head)} == province["votes"]
     assert f"<b>{province['name']}</b>" in re.search(r'<nav id="crumbs">.*?</nav>', dom, re.S)[0]
     assert re.search(r"\d,\d\d%", head) and not re.search(r"\d\.\d\d%", head)  # 33,93%: one Indonesian locale
