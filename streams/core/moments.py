@@ -40,9 +40,7 @@ def not_future(moment: datetime, now: datetime) -> datetime:
     """`moment`, if it is not after `now`: a later one's answer could still change, and an answer as of
     a moment never does (README, "Time travel")."""
     if moment > now:
-        raise MomentError(
-            f"{moment_text(moment)} is in the future (now is {moment_text(now)}): leave it out for the totals now"
-        )
+        raise MomentError(f"{moment_text(moment)} is in the future (now is {moment_text(now)}): leave it out for the totals now")
     return moment
 
 

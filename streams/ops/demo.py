@@ -22,7 +22,7 @@ from streams.kafka.produce import consumer_lag
 from streams.read.api import serve
 from streams.read.dapils import seats
 from streams.read.report import print_results, print_seats
-from streams.read.results import read_truth, results, verify
+from streams.read.results import choice_names, read_truth, results, verify
 from streams.settings import SUBMISSIONS, Settings
 
 DEMO_DATABASE = "demo"
@@ -131,8 +131,9 @@ def run_demo(base: Settings, n_tps: int, seed: int, serve_port: int | None = 808
             wait_caught_up(settings, produced, progress=progress, workers=[worker])
         client = connect(settings)
         differences = verify(client, read_truth(out / TRUTH), tps_file=out / TRUTH_TPS)
+        names = choice_names(client, "PPWP")
         print_results(results(client, "PPWP", "national"), console)
-        print_results(results(client, "PPWP", "province"), console)
+        print_results({**results(client, "PPWP", "province"), "names": names}, console)
         print_seats(seats(client, "DPR", settings.dpr_threshold), console)
         decided = dict(client.query("SELECT decision, count() FROM tally_decisions FINAL GROUP BY decision").result_rows)
         console.print("decisions: " + ", ".join(f"{name} {count:,}" for name, count in sorted(decided.items())))

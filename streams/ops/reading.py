@@ -51,6 +51,7 @@ def results(
     from streams.clickhouse.client import connect
     from streams.read.dapils import DapilError, dapil_results
     from streams.read.report import print_dapil, print_results
+    from streams.read.results import choice_names
     from streams.read.results import results as read_results
     from streams.read.scopes import check_ballot, check_level, check_region
 
@@ -64,7 +65,7 @@ def results(
         else:
             check_level(level)
             check_region(client, region)
-            data = read_results(client, ballot, level, region, when)
+            data = {**read_results(client, ballot, level, region, when), "names": choice_names(client, ballot)}
     except (ValueError, DapilError) as exc:
         fail(str(exc))
     if json:

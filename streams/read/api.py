@@ -40,7 +40,7 @@ from streams.read.log_view import inclusion as log_inclusion
 from streams.read.log_view import leaves as log_leaves
 from streams.read.metrics import ApiMetrics
 from streams.read.openapi import OPENAPI
-from streams.read.results import results
+from streams.read.results import choice_names, results
 from streams.read.scopes import change_regions, check_ballot, check_level, check_region
 from streams.settings import Settings
 
@@ -141,17 +141,6 @@ def dapil_view(build: Callable[[], dict]) -> dict:
         raise ApiError(exc.status, str(exc)) from None
     except ValueError as exc:
         raise ApiError(400, str(exc)) from None
-
-
-def choice_names(client: Client, ballot: str) -> dict[str, str]:
-    """Names of the ballot's choices that mean the same in every contest (pairs, parties); a
-    candidate number names different people in different dapil, so it stays a code."""
-    rows = client.query(
-        "SELECT pair.1 AS code, groupUniqArray(pair.2) AS names FROM registry_contests FINAL "
-        "ARRAY JOIN arrayZip(choices, choice_names) AS pair WHERE ballot = {b:String} GROUP BY code",
-        parameters={"b": ballot},
-    ).result_rows
-    return {code: names[0] for code, names in rows if len(names) == 1}
 
 
 def tps_detail(client: Client, code: str, ballot: str | None = None) -> dict:

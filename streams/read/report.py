@@ -45,6 +45,10 @@ def print_results(data: dict, console: Console | None = None) -> None:
     for row in rows:
         table.add_row(*row)
     console.print(table)
+    names = data.get("names") or {}
+    for choice in choices:  # who the columns are
+        if choice in names:
+            console.print(f"  {choice} {names[choice]}", highlight=False)
 
 
 def _print_legislative(data: dict, console: Console) -> None:

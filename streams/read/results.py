@@ -108,6 +108,17 @@ def results(
     return {"ballot": ballot, "level": level, "as_of": moment_text(moment), "regions": ordered}
 
 
+def choice_names(client: Client, ballot: str) -> dict[str, str]:
+    """Names of the ballot's choices that mean the same in every contest (pairs, parties); a
+    candidate number names different people in different dapil, so it stays a code."""
+    rows = client.query(
+        "SELECT pair.1 AS code, groupUniqArray(pair.2) AS names FROM registry_contests FINAL "
+        "ARRAY JOIN arrayZip(choices, choice_names) AS pair WHERE ballot = {b:String} GROUP BY code",
+        parameters={"b": ballot},
+    ).result_rows
+    return {code: names[0] for code, names in rows if len(names) == 1}
+
+
 def _nonzero(value: object) -> object:
     """A choice with no votes may be listed with 0 or not at all: compare without zeros."""
     return {k: v for k, v in value.items() if v} if isinstance(value, dict) else value
