@@ -276,3 +276,21 @@ def test_slow_clients_are_closed_and_never_hold_the_others(api, pipeline):
             s.close()
         assert closed == 202 and time.monotonic() - opened < 25
         assert get(port, "/api/results?ballot=PPWP&level=province", timeout=30)[0] == 200
+
+
+def test_turnout_is_over_the_tps_that_reported_now_and_as_of_any_moment(api):
+    """A third of the night in, turnout divides the voters by the DPT of the TPS that reported, not of
+    all: the province's registered_reported is its reporting TPS's DPT (read at the TPS level from the
+    registry), now and as of that moment, and the nation's is below its whole DPT then."""
+    port, _, _ = api
+    feed = get(port, "/api/changes?ballot=PPWP&limit=10000")[1]["changes"]
+    third = feed[len(feed) // 3]["decided_at"]
+    for as_of in ("", f"&as_of={third}"):
+        provinces = get(port, f"/api/results?level=province{as_of}")[1]["regions"]
+        province = max(provinces, key=lambda r: r["tps_reported"])
+        tps = get(port, f"/api/results?region={province['code']}&level=tps{as_of}")[1]["regions"]
+        assert province["registered_reported"] == sum(r["registered"] for r in tps if r["tps_reported"]) > 0
+        assert province["turnout"] == round(100 * province["voters"] / province["registered_reported"], 2)
+    then = get(port, f"/api/results?level=national&as_of={third}")[1]["regions"][0]
+    assert then["tps_reported"] < then["tps_total"] and then["registered_reported"] < then["registered"]
+    assert 50 < then["turnout"] < 100  # over all TPS it would read about a third of that

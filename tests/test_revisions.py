@@ -46,25 +46,25 @@ def test_higher_revision_is_applied():
 def test_correction_retracts_previous_revision():
     totals = TotalsDelta()
     first = Applied.from_tally(t())
-    totals.apply(None, first)
+    totals.apply(None, first, dpt=250)
     second = Applied.from_tally(t(event_id="gw:2", revision=2, votes={"01": 100, "02": 90, "03": 30}, invalid=3), first)
-    totals.apply(first, second)
+    totals.apply(first, second, dpt=250)
     rows = {(level, region, choice): values for (_, level, region, choice), values in totals.rows.items()}
     assert rows[("national", "ID", "01")][0] == 100
     assert rows[("regency", "3171", "02")][0] == 90
     # districts and villages are read from tally_current
     assert not any(level in ("district", "village") for _, level, _, _ in totals.rows)
-    assert rows[("province", "31", "")] == [0, 1, 3, second.voters, 0]  # the TPS counted once
+    assert rows[("province", "31", "")] == [0, 1, 3, second.voters, 0, 250]  # the TPS (and its DPT) counted once
     # One change row per revision: their sums say which revision the totals now include.
     changes = [values for (level, _, _), values in rows.items() if level == "tps"]
-    assert [sum(column) for column in zip(*changes, strict=True)] == [0, 1, 3, second.voters, 2]
+    assert [sum(column) for column in zip(*changes, strict=True)] == [0, 1, 3, second.voters, 2, 250]
     first_row, second_row = totals.changes
     assert (first_row.old_revision, first_row.revision, second_row.old_revision, second_row.revision) == (0, 1, 1, 2)
     # Only what moved: a choice whose count stayed is not in the change (every reader sums deltas).
     assert second_row.deltas == {c: n - first.votes[c] for c, n in second.votes.items() if n != first.votes[c]}
     assert second_row.deltas == {"01": -20, "02": 10}
     assert first_row.deltas == {c: n for c, n in first.votes.items() if n}
-    assert rows[("tps", "3171010001001", "0000000002")] == [0, 0, 3 - first.invalid, second.voters - first.voters, 1]
+    assert rows[("tps", "3171010001001", "0000000002")] == [0, 0, 3 - first.invalid, second.voters - first.voters, 1, 0]
 
 
 @settings(max_examples=100, deadline=None)
@@ -103,7 +103,7 @@ def test_rows_to_write_are_the_nonzero_rows_with_their_partition(first_votes, se
     totals.apply(first, second)
     expected = {(*key, *values, 7) for key, values in totals.rows.items() if any(values) or key[1] == "tps"}
     written = totals.as_rows(7)
-    plain = [(*row[:9], row[-1]) for row in written]  # without the change's deltas, event and gateway
+    plain = [(*row[:9], row[14], row[-1]) for row in written]  # without the change's deltas, event and gateway
     assert len(plain) == len(set(plain)) and set(plain) == expected
     changes = [row for row in written if row[1] == "tps"]
     assert [(row[9], row[10]) for row in changes] == [(c.deltas, c.event_id) for c in totals.changes]
@@ -144,11 +144,11 @@ def test_vote_rows_are_the_per_choice_sums_of_what_each_revision_moved(steps):
             for choice, count in votes.items():
                 key = (ballot, level, region_of(tps, level), choice)
                 reference[key] = reference.get(key, 0) + count - (old.votes[choice] if old else 0)
-    expected = {key: [delta, 0, 0, 0, 0] for key, delta in reference.items() if delta}
+    expected = {key: [delta, 0, 0, 0, 0, 0] for key, delta in reference.items() if delta}
     rows = {key: values for key, values in totals.rows.items() if key[3] and key[1] != "tps"}
     assert rows == expected
     written = [row for row in totals.as_rows() if row[3] and row[1] != "tps"]
-    assert len(written) == len(expected) and {row[:4]: list(row[4:9]) for row in written} == expected
+    assert len(written) == len(expected) and {row[:4]: [*row[4:9], row[14]] for row in written} == expected
 
 
 def test_vectors_of_different_lengths_are_refused_not_cut_short():

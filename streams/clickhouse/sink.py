@@ -91,6 +91,7 @@ TOTALS = Table(
         ("gateway", "String"),
         ("event", "String"),
         ("source", "String"),
+        ("registered", "Int64"),
     ),
 )
 DECISIONS = Table(

@@ -29,7 +29,7 @@ from typing import Any
 from streams.core.regions import NATIONAL, PREFIX_LENGTH, region_of
 from streams.core.revisions import Applied
 
-SUMMARY = ""  # the choice key of a region's summary row: tps_reported, invalid, voters, revision
+SUMMARY = ""  # the choice key of a region's summary row: tps_reported, invalid, voters, revision, registered
 TPS_LEVEL = "tps"
 # Levels written to region_totals. Districts (~110 TPS) and villages (~10 TPS) are summed from
 # tally_current when read: a batch's TPS are spread over the whole country, so at ~150 choices a
@@ -38,7 +38,7 @@ TPS_LEVEL = "tps"
 WRITTEN_LEVELS = ("national", "province", "regency")
 REGENCY = PREFIX_LENGTH["regency"]
 
-Row = list[int]  # votes, tps_reported, invalid, voters, revision
+Row = list[int]  # votes, tps_reported, invalid, voters, revision, registered (the DPT of the TPS that reported)
 _count_of = itemgetter(1)  # of a (choice, count) pair: filter() keeps the pairs whose count is not 0
 NO_CHANGE: tuple = ({}, "", "", "", "")  # deltas, event_id, gateway, event, source of a row that is not a change
 
@@ -64,6 +64,7 @@ class Change:
     gateway: str
     event: str = ""  # the event exactly as its device signed it (canonical JSON with sig): the log's leaf
     source: str = ""  # "partition:offset" of that event in the submissions topic
+    registered: int = 0  # the TPS's DPT on its first count, else 0: turnout's basis over the TPS that reported
 
     def row(self) -> tuple:
         return (
@@ -81,6 +82,7 @@ class Change:
             self.gateway,
             self.event,
             self.source,
+            self.registered,
         )
 
 
@@ -88,7 +90,7 @@ VectorKey = tuple[str, str, int]  # ballot, region, id() of the shared choice tu
 
 
 def _zero_row() -> Row:
-    return [0, 0, 0, 0, 0]
+    return [0, 0, 0, 0, 0, 0]
 
 
 def _add(vectors: dict[VectorKey, list[int]], key: VectorKey, counts: tuple[int, ...] | list[int], sign: int = 1) -> None:
@@ -106,7 +108,7 @@ def _add(vectors: dict[VectorKey, list[int]], key: VectorKey, counts: tuple[int,
 @dataclass
 class TotalsDelta:
     """Summed signed deltas of one batch: rows (ballot, level, region, choice) -> [votes, tps_reported,
-    invalid, voters, revision]."""
+    invalid, voters, revision, registered]."""
 
     # (ballot, regency, id(choices)) -> vote deltas in the order of `choices_by_id`
     regency_votes: dict[VectorKey, list[int]] = field(default_factory=dict)
@@ -116,7 +118,10 @@ class TotalsDelta:
     # each applied revision, in the order applied: the TPS level's rows
     changes: list[Change] = field(default_factory=list)
 
-    def apply(self, old: Applied | None, new: Applied, gateway: str = "", event: str = "", source: str = "") -> None:
+    def apply(
+        self, old: Applied | None, new: Applied, gateway: str = "", event: str = "", source: str = "", dpt: int = 0
+    ) -> None:
+        """Add one applied revision; `dpt` is the TPS's registered voters (counted once, on its first count)."""
         ballot = new.ballot
         self.choices_by_id[id(new.choices)] = new.choices
         key = (ballot, new.tps[:REGENCY], id(new.choices))
@@ -128,6 +133,7 @@ class TotalsDelta:
                 by_choice = dict(zip(old.choices, old.counts, strict=True))
                 _add(self.regency_votes, key, [by_choice.get(c, 0) for c in new.choices], -1)
         reported = 0 if old is not None else 1
+        registered = dpt if old is None else 0
         invalid = new.invalid - (old.invalid if old is not None else 0)
         voters = new.voters - (old.voters if old is not None else 0)
         for level in WRITTEN_LEVELS:
@@ -135,6 +141,7 @@ class TotalsDelta:
             summary[1] += reported
             summary[2] += invalid
             summary[3] += voters
+            summary[5] += registered
         # The TPS's change row, written in the same insert: the sum of revision over a TPS's rows says
         # which revision these totals include, even if the crash came before tally_current was written.
         # Built by zip, map and filter, not choice by choice in Python: a legislative tally has ~150
@@ -163,6 +170,7 @@ class TotalsDelta:
                 gateway,
                 event,
                 source,
+                registered,
             )
         )
 
@@ -209,26 +217,27 @@ class TotalsDelta:
     def rows(self) -> dict[tuple[str, str, str, str], Row]:
         """Every row: summaries (choice ""), vote deltas (never "") and changes (level tps), keyed apart."""
         rows = {key: list(values) for key, values in self.summaries.items()}
-        rows.update((change.row()[:4], list(change.row()[4:9])) for change in self.changes)
+        rows.update((change.row()[:4], [*change.row()[4:9], change.registered]) for change in self.changes)
         *keys, votes = self._vote_columns()
-        rows.update((key, [delta, 0, 0, 0, 0]) for key, delta in zip(zip(*keys, strict=True), votes, strict=True))
+        rows.update((key, [delta, 0, 0, 0, 0, 0]) for key, delta in zip(zip(*keys, strict=True), votes, strict=True))
         return rows
 
     def as_columns(self, *extra: Any) -> list[list]:
-        """The rows to write as columns (region_totals' order, then `extra`, the same in every row):
-        summaries, vote deltas, changes. Made by transposing keys and filling constants in C, not as
+        """The rows to write as columns (region_totals' order, sink.TOTALS, then `extra`, the same in every
+        row): summaries, vote deltas, changes. Made by transposing keys and filling constants in C, not as
         a tuple a row: a legislative batch has ~30,000 rows, ~27,000 of them vote deltas."""
         summaries = [(*key, *values) for key, values in self.summaries.items() if any(values)]
         votes = self._vote_columns()
         moved = len(votes[4])
         changes = [change.row() for change in self.changes]
-        width = len(NO_CHANGE) + 9
-        heads = columns_of(summaries, 9)
-        changed = columns_of(changes, width)
+        width = len(NO_CHANGE) + 10
+        heads = columns_of(summaries, 10)  # keys, then votes .. revision, registered
+        changed = columns_of(changes, width)  # keys, votes .. revision, NO_CHANGE's columns, registered
         vote_rows = [*votes, *([0] * moved for _ in range(4))]
         n = len(summaries) + moved + len(changes)
         columns = [heads[i] + vote_rows[i] + changed[i] for i in range(9)]
         columns += [[constant] * (n - len(changes)) + changed[i] for i, constant in enumerate(NO_CHANGE, 9)]
+        columns.append(heads[9] + [0] * moved + changed[width - 1])
         return columns + [[value] * n for value in extra]
 
     def as_rows(self, *extra: Any) -> list[tuple]:

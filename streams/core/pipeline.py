@@ -150,6 +150,7 @@ class Processor:
                         tally.gateway,
                         tally.forms.event.decode() if self.log_events else "",
                         f"{partition}:{message.offset}",
+                        tally.registered["dpt"],
                     )
                 elif tally.revision == self.in_totals[key]:
                     del self.in_totals[key]  # the state has caught up with the totals

@@ -55,12 +55,15 @@ class ApiError(Exception):
 
 
 def enrich(data: dict) -> dict:
-    """Add the derived figures a reader wants: percent reported, valid votes, turnout."""
+    """Add the derived figures a reader wants: percent reported, valid votes, turnout (voters over the
+    DPT of the TPS that reported)."""
     for region in data["regions"]:
         valid = sum(region["votes"].values())
         region["valid"] = valid
         region["percent_reported"] = round(100 * region["tps_reported"] / region["tps_total"], 2) if region["tps_total"] else 0.0
-        region["turnout"] = round(100 * region["voters"] / region["registered"], 2) if region["registered"] else None
+        # Over the TPS that reported, never over all of them: a third reported is not a third's turnout.
+        basis = region.get("registered_reported", 0)
+        region["turnout"] = round(100 * region["voters"] / basis, 2) if basis else None
     return data
 
 

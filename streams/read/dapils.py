@@ -59,7 +59,7 @@ def dapil_totals(
     """dapil -> {votes (per choice), tps_reported, invalid, voters, tps_total, registered}, now or at
     `as_of`, and the moment they are of (read.totals.dapil_sums)."""
     totals, moment = dapil_sums(client, ballot, dapil, as_of)
-    empty = {"votes": {}, "tps_reported": 0, "invalid": 0, "voters": 0}
+    empty = {"votes": {}, "tps_reported": 0, "invalid": 0, "voters": 0, "registered_reported": 0}
     for code, tps_total, registered in client.query(
         "SELECT m.dapil, sum(t.tps_total), sum(t.dpt_total) FROM region_tps_total AS t FINAL "
         "INNER JOIN (SELECT dapil, arrayJoin(regions) AS region FROM registry_contests FINAL "
@@ -156,7 +156,7 @@ def dapil_results(client: Client, ballot: str, dapil: str, threshold: Fraction |
         raise DapilError(f"dapils are contests of {', '.join(LEGISLATIVE)}, not {ballot}", 400)
     contest = check_dapil(client, ballot, dapil)
     held, moment = dapil_totals(client, ballot, dapil, as_of)
-    totals = held.get(dapil) or {"votes": {}, "tps_reported": 0, "invalid": 0, "voters": 0}
+    totals = held.get(dapil) or {"votes": {}, "tps_reported": 0, "invalid": 0, "voters": 0, "registered_reported": 0}
     if ballot == "DPD":
         seated = dpd_seats(dapil, contest["seats"], contest["choices"], totals["votes"])
     else:
@@ -167,7 +167,7 @@ def dapil_results(client: Client, ballot: str, dapil: str, threshold: Fraction |
 
 def _dapil_answer(ballot: str, contest: dict, totals: dict | None, mine: dict) -> dict:
     """The JSON of one dapil: its contest, its totals and its seats entry."""
-    totals = totals or {"votes": {}, "tps_reported": 0, "invalid": 0, "voters": 0}
+    totals = totals or {"votes": {}, "tps_reported": 0, "invalid": 0, "voters": 0, "registered_reported": 0}
     names = dict(zip(contest["choices"], contest["choice_names"], strict=True))
     votes = totals["votes"]
     won = {row["party"]: row["seats"] for row in mine["parties"]}
@@ -180,6 +180,7 @@ def _dapil_answer(ballot: str, contest: dict, totals: dict | None, mine: dict) -
         "tps_reported": totals["tps_reported"],
         "tps_total": totals.get("tps_total", 0),
         "registered": totals.get("registered", 0),
+        "registered_reported": totals.get("registered_reported", 0),
         "voters": totals["voters"],
         "invalid": totals["invalid"],
         "valid": sum(votes.values()),

@@ -92,7 +92,9 @@ OPENAPI = {
             _json(
                 "as_of (the moment these totals are of: asking for it again gives them back) and regions with "
                 "tps_reported, tps_total, percent_reported, votes (party totals on DPR and DPRD ballots), valid, "
-                "invalid, voters, registered, turnout; with dapil: its name, seats, parties, candidates"
+                "invalid, voters, registered (the DPT of every TPS), registered_reported (the DPT of the TPS that "
+                "reported), turnout (voters over registered_reported, in percent); with dapil: its name, seats, "
+                "parties, candidates"
             ),
             REGION_ERRORS,
         ),

@@ -58,6 +58,7 @@ def results(
                 "invalid": 0,
                 "voters": 0,
                 "registered": 0,
+                "registered_reported": 0,
             },
         )
 

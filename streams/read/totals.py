@@ -24,10 +24,10 @@ from streams.core.aggregate import TPS_LEVEL, WRITTEN_LEVELS
 from streams.core.moments import sql_moment
 from streams.core.regions import NATIONAL, PREFIX_LENGTH
 
-Sums = dict[str, dict]  # code -> {votes, tps_reported, invalid, voters}
+Sums = dict[str, dict]  # code -> {votes, tps_reported, invalid, voters, registered_reported}
 EMPTY_MAP = "CAST(map(), 'Map(String, Int64)')"
 # The stamp row closing every totals read: code '' (no region or dapil has it) and the read's moment.
-STAMP = f"UNION ALL SELECT '', {EMPTY_MAP}, 0, 0, 0, now64(6, 'UTC')"
+STAMP = f"UNION ALL SELECT '', {EMPTY_MAP}, 0, 0, 0, 0, now64(6, 'UTC')"
 
 
 def _when(as_of: datetime | None) -> str:
@@ -39,19 +39,26 @@ def _params(params: dict, as_of: datetime | None) -> dict:
 
 
 def _collect(client: Client, sql: str, params: dict, as_of: datetime | None) -> tuple[Sums, datetime]:
-    """Run a totals statement (rows: code, votes map, tps_reported, invalid, voters, read moment) and
+    """Run a totals statement (rows: code, votes map, tps_reported, invalid, voters, the DPT of the TPS
+    that reported, read moment) and
     sum its rows per code; the moment answered is the one asked or, if later, the read's own."""
     sums: Sums = {}
     merged: set[str] = set()  # codes summed from more than one row: their votes need sorting again
     read_at = datetime.now(UTC)
     rows = client.query(f"{sql} {STAMP}", parameters=params, settings=moment_read()).result_rows
-    for code, votes, reported, invalid, voters, at in rows:
+    for code, votes, reported, invalid, voters, registered, at in rows:
         read_at = at.replace(tzinfo=UTC) if at.tzinfo is None else at
         if code == "":
             continue
         e = sums.get(code)
         if e is None:  # most codes come in one row (a sumMap, keys sorted): take its map as it is
-            sums[code] = {"votes": votes, "tps_reported": reported, "invalid": invalid, "voters": voters}
+            sums[code] = {
+                "votes": votes,
+                "tps_reported": reported,
+                "invalid": invalid,
+                "voters": voters,
+                "registered_reported": registered,
+            }
             continue
         merged.add(code)
         into = e["votes"]
@@ -60,6 +67,7 @@ def _collect(client: Client, sql: str, params: dict, as_of: datetime | None) -> 
         e["tps_reported"] += reported
         e["invalid"] += invalid
         e["voters"] += voters
+        e["registered_reported"] += registered
     for code, e in sums.items():
         votes = sorted(e["votes"].items()) if code in merged else e["votes"].items()
         e["votes"] = {c: n for c, n in votes if n and c}
@@ -72,7 +80,8 @@ def region_sums(client: Client, ballot: str, level: str, prefix: str, as_of: dat
     params = {"ballot": ballot, "level": level, "prefix": prefix}
     if as_of is None and level in WRITTEN_LEVELS:
         sql = (
-            "SELECT region, map(choice, sum(votes)), sum(tps_reported), sum(invalid), sum(voters), now64(6, 'UTC') "
+            "SELECT region, map(choice, sum(votes)), sum(tps_reported), sum(invalid), sum(voters), sum(registered), "
+            "now64(6, 'UTC') "
             "FROM region_totals WHERE ballot = {ballot:String} AND level = {level:String} "
             "AND startsWith(region, {prefix:String}) GROUP BY region, choice"
         )
@@ -84,12 +93,12 @@ def region_sums(client: Client, ballot: str, level: str, prefix: str, as_of: dat
 def change_sums(level: str, as_of: datetime | None, code: str | None = None) -> str:
     """The statement summing a ballot's change rows per region at `level` (up to `as_of`), to be closed
     by the caller's further conditions and `GROUP BY code`; columns code, votes, tps_reported,
-    invalid, voters, read_at. `code` replaces the expression of the region's code."""
+    invalid, voters, registered, read_at. `code` replaces the expression of the region's code."""
     if code is None:
         code = f"'{NATIONAL}'" if level == "national" else f"substring(region, 1, {PREFIX_LENGTH[level]})"
     return (
         f"SELECT {code} AS code, sumMap(deltas) AS votes, sum(tps_reported) AS tps_reported, sum(invalid) AS invalid, "
-        f"sum(voters) AS voters, now64(6, 'UTC') AS read_at FROM region_totals "
+        f"sum(voters) AS voters, sum(registered) AS registered, now64(6, 'UTC') AS read_at FROM region_totals "
         f"WHERE ballot = {{ballot:String}} AND level = '{TPS_LEVEL}'{_when(as_of)}"
     )
 
@@ -103,7 +112,8 @@ def dapil_sums(client: Client, ballot: str, dapil: str | None = None, as_of: dat
 
 
 def dapil_statement(client: Client, ballot: str, dapil: str | None, as_of: datetime | None) -> tuple[str, dict]:
-    """The statement of `dapil_sums` (columns code, votes, tps_reported, invalid, voters, read_at) and
+    """The statement of `dapil_sums` (columns code, votes, tps_reported, invalid, voters, registered,
+    read_at) and
     its parameters."""
     params = {"b": ballot, "d": dapil or ""}
     members = (
@@ -121,15 +131,15 @@ def dapil_statement(client: Client, ballot: str, dapil: str | None, as_of: datet
     branches = []
     summed = (
         "SELECT m.dapil AS code, sumMap(t.deltas) AS votes, sum(t.tps_reported) AS tps_reported, sum(t.invalid) AS invalid, "
-        "sum(t.voters) AS voters, now64(6, 'UTC') AS read_at "
-        f"FROM (SELECT region, deltas, tps_reported, invalid, voters FROM region_totals "
+        "sum(t.voters) AS voters, sum(t.registered) AS registered, now64(6, 'UTC') AS read_at "
+        f"FROM (SELECT region, deltas, tps_reported, invalid, voters, registered FROM region_totals "
         f"WHERE ballot = {{b:String}} AND level = '{TPS_LEVEL}'{_when(as_of)}) AS t INNER JOIN ({members}) AS m "
     )
     if as_of is None:
         written = tuple(PREFIX_LENGTH.get(level, 2) for level in WRITTEN_LEVELS if level != "national")
         branches.append(
             "SELECT m.dapil AS code, map(t.choice, sum(t.votes)) AS votes, sum(t.tps_reported) AS tps_reported, "
-            "sum(t.invalid) AS invalid, sum(t.voters) AS voters, now64(6, 'UTC') AS read_at "
+            "sum(t.invalid) AS invalid, sum(t.voters) AS voters, sum(t.registered) AS registered, now64(6, 'UTC') AS read_at "
             f"FROM region_totals AS t INNER JOIN ({members}) AS m ON t.region = m.region "
             f"WHERE t.ballot = {{b:String}} AND t.level IN {tuple(WRITTEN_LEVELS)} GROUP BY m.dapil, t.choice"
         )
@@ -138,5 +148,5 @@ def dapil_statement(client: Client, ballot: str, dapil: str | None, as_of: datet
         on = f"ON substring(t.region, 1, {width}) = m.region WHERE length(m.region) = {width}"
         branches.append(f"{summed} {on} GROUP BY m.dapil")
     if not branches:
-        branches.append(f"SELECT '' AS code, {EMPTY_MAP} AS votes, 0, 0, 0, now64(6, 'UTC') AS read_at")
+        branches.append(f"SELECT '' AS code, {EMPTY_MAP} AS votes, 0, 0, 0, 0, now64(6, 'UTC') AS read_at")
     return " UNION ALL ".join(branches), _params(params, as_of)
