@@ -19,7 +19,7 @@ def test_clean_run_verifies_exactly(pipeline, workers, tmp_path):
     workers.start()
     out = tmp_path / "d"
     produced = tally(pipeline, "simulate", "--tps", "2000", "--seed", "7", "--out", str(out))
-    assert b"produced 2000 events" in produced.stdout
+    assert b"produced 2,000 events" in produced.stdout
     wait_caught_up(pipeline, 2000, timeout_s=120)
     assert tally(pipeline, "verify", "--truth", str(out / "truth.jsonl")).returncode == 0
 

@@ -36,14 +36,6 @@ def parse_moment(text: str) -> datetime:
     return moment.astimezone(UTC)
 
 
-def not_future(moment: datetime, now: datetime) -> datetime:
-    """`moment`, if it is not after `now`: a later one's answer could still change, and an answer as of
-    a moment never does (README, "Time travel")."""
-    if moment > now:
-        raise MomentError(f"{moment_text(moment)} is in the future (now is {moment_text(now)}): leave it out for the totals now")
-    return moment
-
-
 def moment_text(moment: datetime) -> str:
     """A UTC moment as tally writes it: ISO 8601, microseconds, `Z`."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -22,15 +22,18 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 
 def moment(text: str | None, option: str = "--as-of") -> datetime | None:
     """A moment from the command line, or exit 2 saying what is accepted."""
-    from streams.core.moments import MomentError, not_future, parse_moment
+    from streams.core.moments import MomentError, moment_text, parse_moment
 
     if text is None:
         return None
     try:
-        return not_future(parse_moment(text), datetime.now(UTC))
+        asked = parse_moment(text)
     except MomentError as exc:
         fail(f"{option}: {exc}")
-    raise AssertionError  # fail() exits
+        raise AssertionError from None  # fail() exits
+    if asked > datetime.now(UTC):  # answered as the API answers it: the totals now, their moment said
+        typer.secho(f"note: {option} {moment_text(asked)} is in the future: these are the totals now", err=True)
+    return asked
 
 
 def results(

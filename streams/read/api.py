@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import clickhouse_connect
@@ -23,7 +23,7 @@ from clickhouse_connect.driver.client import Client
 
 from streams.clickhouse import audit
 from streams.core.contract import BALLOTS
-from streams.core.moments import MomentError, moment_text, not_future, parse_moment, sql_moment
+from streams.core.moments import MomentError, moment_text, parse_moment, sql_moment
 from streams.core.regions import LEVELS, digits
 from streams.core.seats import LEGISLATIVE
 from streams.embedded.servers import clickhouse_dsn, read_only
@@ -87,7 +87,7 @@ def moment_param(request: web.Request, name: str = "as_of") -> datetime | None:
     if text is None:
         return None
     try:
-        return not_future(parse_moment(text), datetime.now(UTC))
+        return parse_moment(text)
     except MomentError as exc:
         raise ApiError(400, f"{name}: {exc}") from None
 
