@@ -166,7 +166,7 @@ def test_the_cli_refuses_what_the_api_refuses_in_the_same_words_with_exit_2(pipe
 
 def test_a_moment_in_the_future_says_so_and_answers_the_totals_now(pipeline):
     result = tally(pipeline, "results", "--as-of", "9999999999", "--json")
-    assert b"in the future: these are the totals now" in result.stderr and orjson.loads(result.stdout)["regions"]
+    assert b"in the future: these are the totals now" in result.stderr and "regions" in orjson.loads(result.stdout)
 
 
 def test_version():
