@@ -48,7 +48,7 @@ class Settings:
         (libsodium releases the GIL); 1 checks them on the deciding thread.
     insert_deadline_s: the server ends any fenced insert that runs longer (max_execution_time), and a
         worker that takes a partition over from an owner that did not release it waits this long, plus
-        the server's HTTP receive timeout and a margin, before reading its state (README, "Exactly once").
+        the server's HTTP receive timeout and a margin, before reading its state (docs/exactly-once.md).
     receive_timeout_s: the server's http_receive_timeout (deploy/clickhouse/users.d/tally.xml): how long
         it waits for the next bytes of an insert's body before it ends the insert.
     clickhouse_handles: chDB handles the embedded ClickHouse runs statements on, side by side.

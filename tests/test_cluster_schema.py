@@ -1,4 +1,4 @@
-"""`tally init --cluster NAME`: the cluster DDL is the schema files' own, rewritten as the README says.
+"""`tally init --cluster NAME`: the cluster DDL is the schema files' own, rewritten as docs/production.md says.
 No Keeper or replica runs here, so what is checked is the text (every rule, on every statement) and
 that ClickHouse parses every statement."""
 
@@ -57,7 +57,7 @@ def test_a_cluster_name_cannot_inject_sql():
 
 
 def test_the_readme_promises_what_the_ddl_does():
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "production.md").read_text()
     assert "tally init --cluster NAME" in readme
     assert f"{DEDUP_BLOCKS:,} blocks" in readme and f"{DEDUP_SECONDS:,} s" in readme
     assert "/clickhouse/tables/{shard}/{database}/<table>" in readme
@@ -69,4 +69,4 @@ def test_the_example_cluster_config_has_one_shard_replicas_keeper_and_the_macros
     assert len(cluster.findall("shard")) == 1 and len(cluster.findall("shard/replica")) >= 2
     assert cluster.findtext("shard/internal_replication") == "true"  # replicas copy parts themselves
     assert config.findall("zookeeper/node") and config.findtext("macros/shard") and config.findtext("macros/replica")
-    assert "deploy/clickhouse/cluster/cluster.example.xml" in (REPO / "README.md").read_text()
+    assert "deploy/clickhouse/cluster/cluster.example.xml" in (REPO / "docs" / "production.md").read_text()

@@ -129,7 +129,7 @@ def test_a_librdkafka_night_in_every_codec_and_placement_resent_by_tally_produce
         landed = librdkafka(pipeline, quarter_events, **placement, **{"compression.type": codec})
         for key, partitions in landed.items():
             placed.setdefault(key, []).extend(partitions)
-    # README's recovery step: the whole night again, by tally's own producer.
+    # docs/operations.md's recovery after a broker restart: the night resent, by tally's own producer.
     assert b"produced %d events" % len(events) in tally(pipeline, "produce", str(out / "events.jsonl")).stdout
     decisions = counted_once(pipeline, ch, out, events, 2 * len(events))
     assert sum(decisions.values()) == 2 * len(events)  # every arrival decided once, at home

@@ -9,7 +9,7 @@ token matches S's). Two models of S's fenced insert:
   * server: the check is evaluated when the insert starts, and the rows land when it ends, with N's
     statements free to run in between. This is a ClickHouse server, which runs statements side by side.
 The atomic model is exact in every order. The server model double-counts in exactly the orders the
-README's exactly-once section names: S checked before N took the lease, and S's rows landed after N
+docs/exactly-once.md names: S checked before N took the lease, and S's rows landed after N
 read the state. That was the hole of issue 19.
 
 The fix (clickhouse.sink): the server ends every fenced insert at a deadline, and N, taking over a
@@ -76,7 +76,7 @@ class SlowInsert(ClickHouseSink):
 
     The server checks an insert's time each time it reads a block of its input, so the rows are read
     in blocks of 8 here (the insert still lands as one part): a batch read as one block would be
-    checked once, before its rows sleep, and then written whatever the time (README: the margin)."""
+    checked once, before its rows sleep, and then written whatever the time (docs/exactly-once.md: the margin)."""
 
     stall_s = 2.0
     verdict: str | None = None

@@ -62,7 +62,7 @@ def test_settings_that_do_not_fit_together_are_refused_clearly(env, message):
 def test_the_embedded_broker_cannot_authenticate_so_sasl_is_refused_there(stack):
     """Tansu 0.6.0 (memory storage) answers SaslHandshake with UnsupportedSaslMechanism unless started
     with --authentication, and then refuses `tansu user create` itself: SCRAM cannot be tested end to
-    end here (README, "Trust"). This pins that: the day it changes, test authentication for real."""
+    end here (docs/trust.md). This pins that: the day it changes, test authentication for real."""
     options = kafka_options(Settings.from_env({**SCRAM, "TALLY_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}))
 
     async def connect() -> None:

@@ -25,7 +25,7 @@ ORDER BY (ballot, tps);
 -- Running totals per (ballot, level, region, choice) as signed deltas; always read with sum().
 -- choice = '' is the region's summary row: tps_reported, invalid and voters live there.
 -- level = 'tps' holds only summary rows, whose sum(revision) is the revision of that TPS and ballot
--- these totals already include: the marker that makes a replay after a crash exact (README).
+-- these totals already include: the marker that makes a replay after a crash exact (docs/exactly-once.md).
 -- Inserts carry a token derived from the source batch, so a retried batch is dropped.
 CREATE TABLE IF NOT EXISTS region_totals
 (

@@ -3,7 +3,7 @@ signed checkpoints, and the reads that build proofs.
 
 Order and exactly-once: leaf i is the i-th change row of region_totals (level tps) in (decided_at,
 ballot, tps, revision) order, every ballot and partition together. Change rows are written once, in
-the same insert as the totals they move, and never rewritten (README, "Time travel"), so that order
+the same insert as the totals they move, and never rewritten (docs/time-travel.md), so that order
 is a fact of the data: an appender that restarts resumes after its last leaf and makes the same
 leaves; one that dies between two inserts writes the same rows again, dropped by their token or
 merged as the same row. Nodes are written before the leaves they come from, so whatever the log
@@ -131,7 +131,7 @@ class LogAppender:
         """Append the next page of changes: (leaves appended, whether that was all there was)."""
         # Only changes stamped before the watermark, read in a statement that starts after it was taken:
         # none stamped before the page's last can land later. On the embedded default the read is a
-        # moment read besides, which never runs beside an insert (README, "The transparency log").
+        # moment read besides, which never runs beside an insert (docs/trust.md, the transparency log).
         settled = " AND decided_at < {w:DateTime64(6, 'UTC')}" if self.settled_only else ""
         params = {**self._cursor_params(self.state.cursor), "n": self.page}
         if self.settled_only:

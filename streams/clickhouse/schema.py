@@ -12,7 +12,7 @@ Each statement is the same file's, rewritten:
 
 One shard: a national night is ~4.3M TPS rows and ~5M decisions, which one server holds easily; more
 replicas are for staying up. A shard per something would split a TPS's change rows from the totals
-they move (one insert, one part, README "Exactly once"), so sharding is not offered. Reads work on any
+they move (one insert, one part, docs/exactly-once.md), so sharding is not offered. Reads work on any
 replica unchanged. The sink, in cluster mode (`TALLY_CLUSTER`), makes every insert wait for a quorum
 of replicas and every read it decides by (leases, state) see all quorum writes (clickhouse.sink).
 """

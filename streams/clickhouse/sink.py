@@ -16,7 +16,7 @@ per table, and every insert is
     whatever the stalled owner had in flight has landed by then, and is in that state, or was ended by
     the server and never lands. A worker
     that hands a partition on cleanly releases its lease (`release_leases`), so the next owner need
-    not wait. README, "Exactly once".
+    not wait. docs/exactly-once.md.
 Order: region_totals (deltas plus each TPS's revision marker, one atomic part), tally_decisions,
 tally_rejections, tally_forwards, then tally_current. A crash between the first and the last leaves totals ahead of
 tally_current; the markers let the replay apply those revisions without moving totals twice.

@@ -7,7 +7,7 @@ Deltas of a whole batch are summed here, so one row per (ballot, level, region, 
 Each applied revision is also one row of its own at the TPS level: the change (new - old per choice
 in `deltas`, with the event and gateway), keyed by the revision it moved to. Written in the same
 insert as the totals it moved, it is the history that results as of any moment and the change feed
-are read from (README, "Time travel"), and the sum of a TPS's change rows is the marker that says which
+are read from (docs/time-travel.md), and the sum of a TPS's change rows is the marker that says which
 revision the totals include, so a replay after a crash never moves them twice.
 
 Counts are summed as vectors over a contest's choices (the shared choice tuple of `Applied`), per

@@ -1,6 +1,6 @@
 """Stage 1, decode: the wire contract `tally.v1` and its structural checks.
 
-One Kafka message = one UTF-8 JSON object; see schemas/tally.v1.schema.json and the README.
+One Kafka message = one UTF-8 JSON object; see schemas/tally.v1.schema.json and docs/wire-format.md.
 `decode_tally` turns bytes into a `Tally` or a list of findings with the MALFORMED or SCHEMA code,
 each naming the field path. Two paths, which tests hold to the published JSON Schema and to each other:
   * the fast one: `_Shape`, the contract as msgspec types, decoded and checked from the bytes in one

@@ -78,7 +78,7 @@ class Flag(StrEnum):
 
 
 class Decision(StrEnum):
-    """What happened to one event, per (TPS, ballot); see the state diagram in the README."""
+    """What happened to one event, per (TPS, ballot); see the state diagram in docs/wire-format.md."""
 
     APPLIED = "applied"
     """A first count, or a higher revision: totals move by (new - old)."""

@@ -1,7 +1,7 @@
 """Stage 3, dedupe and correct: what one event does to the applied tally of its (TPS, ballot).
 
 Pure: `decide` takes the currently applied state (or None) and a valid tally, and says
-applied / duplicate / stale / conflict. See the state diagram in the README.
+applied / duplicate / stale / conflict. See the state diagram in docs/wire-format.md.
 """
 
 from __future__ import annotations

@@ -10,14 +10,14 @@ Statements run side by side, as on a ClickHouse server: each on one of a pool of
 the same data path (since chDB 4.0 one process may hold several, and queries on different handles
 run in parallel; one handle runs one statement at a time). Reads overlap each other and the workers'
 inserts, and two workers' inserts overlap, so nothing in tally may count on statements running one
-at a time: the write fence does not (README, "Exactly once").
+at a time: the write fence does not (docs/exactly-once.md).
 
 One exception keeps time travel exact here: a read that answers with its moment (query_id starting
 `moment-`: read.totals) never overlaps an insert (`MomentGate`). An insert stamps its rows when it
 starts and shows them when it ends; a moment read beside it would say "as of T" without rows stamped
 before T that land later. Such a read waits for the inserts that came before it, and inserts that
-come after it wait for it, so it sees exactly the inserts stamped before its moment (README, "Time
-travel"; on a server that is not so).
+come after it wait for it, so it sees exactly the inserts stamped before its moment
+(docs/time-travel.md; on a server that is not so).
 
 A SELECT whose query_id starts with `stream-` (exports: `read.export`) is answered chunk by chunk
 from a handle of its own: tens of GB must neither sit in memory nor take a handle of the pool for

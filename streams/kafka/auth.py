@@ -3,7 +3,7 @@
 
 Production (docker-compose.yml): SASL/SCRAM over TLS, each kind of client its own user, ACLs on the
 broker (gateways may only write `tally.submissions`). The embedded Tansu 0.6.0 cannot be run with
-authentication here (see README, "Trust"), so the embedded default is PLAINTEXT on loopback.
+authentication here (see docs/trust.md), so the embedded default is PLAINTEXT on loopback.
 """
 
 from __future__ import annotations

@@ -275,7 +275,7 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faus
         if unreleased:
             # Their owners stopped without handing them on (a crash, or a stall past the session
             # timeout): an insert of theirs that passed its lease check before ours may still land.
-            # Wait until none of theirs runs on the server; it ends any insert at its deadline (README).
+            # Wait until none of theirs runs on the server; it ends any insert at its deadline (docs/exactly-once.md).
             waited = await asyncio.to_thread(sink.wait_out, set(unreleased.values()))
             log.warning(
                 "partitions %s taken over from %s without a release: waited %.1f s (at most %.0f) for their inserts "
@@ -460,7 +460,7 @@ class TallyWorker(faust.Worker):
     stop waits on its consumer thread (and aiokafka's fetcher) or on a write that retries; measured: a
     worker still running 45 s after SIGTERM. Past the grace it exits at once. That is safe by design:
     offsets are committed only after their batch was written, so what was not written is read again by
-    the partition's next owner, as after a crash (README, "Exactly-once totals")."""
+    the partition's next owner, as after a crash (docs/exactly-once.md)."""
 
     def _schedule_shutdown(self, signal: Any) -> None:
         first = not self._signal_stop_time

@@ -1,7 +1,7 @@
 """Open data: the results of a ballot at one level (or per dapil) as of one moment, as files anyone can
 load, with a MANIFEST.json of their SHA-256 and row counts.
 
-Three files, the same columns whatever the ballot or level (README, "Open data"):
+Three files, the same columns whatever the ballot or level (docs/time-travel.md, "Open data"):
   regions.<ext>  ballot, level, code, name, dapil, tps_reported, tps_total, registered, voters, invalid, valid
   votes.<ext>    ballot, level, code, dapil, choice, choice_name, party, votes
   parties.<ext>  ballot, level, code, dapil, party, party_name, votes   (DPR and DPRD; empty otherwise)

@@ -10,7 +10,7 @@ One statement per answer makes it a snapshot. Its query_id marks it a moment rea
 embedded server runs it beside other reads but never beside an insert, so a read at moment M sees
 exactly the writes stamped at or before M, and asking later for M gives it back. On a server, a write
 is stamped when it starts and seen when it ends, so a moment less than one insert's time ago may still
-gain rows (README, "Time travel").
+gain rows (docs/time-travel.md).
 """
 
 from __future__ import annotations
