@@ -26,6 +26,7 @@ import orjson
 from benchmarks.crash import env_of
 from streams.clickhouse.client import connect
 from streams.embedded import servers
+from streams.ops.provenance import provenance
 from streams.read.results import results
 from streams.settings import Settings
 
@@ -36,6 +37,7 @@ def quantile(values: list[float], q: float) -> float:
 
 
 def main() -> None:
+    print(f"provenance: {provenance()}", flush=True)  # the commit, the machine, the command
     parser = argparse.ArgumentParser()
     parser.add_argument("--database", required=True)
     parser.add_argument("--ballot", default="PPWP")

@@ -24,6 +24,7 @@ import orjson
 from streams.clickhouse.client import connect
 from streams.embedded import servers
 from streams.ops.demo import wait_caught_up
+from streams.ops.provenance import provenance
 from streams.settings import Settings
 
 
@@ -179,6 +180,7 @@ def run_crash(
 
 
 def main() -> None:
+    print(f"provenance: {provenance()}", flush=True)  # the commit, the machine, the command
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tps", type=int, default=20000)
     parser.add_argument("--kills", type=int, default=5)

@@ -19,6 +19,7 @@ import orjson
 
 from benchmarks.crash import env_of
 from streams.embedded import servers
+from streams.ops.provenance import provenance
 from streams.settings import Settings
 
 
@@ -28,6 +29,7 @@ def rss_mib(pid: int) -> float:
 
 
 def main() -> None:
+    print(f"provenance: {provenance()}", flush=True)  # the commit, the machine, the command
     parser = argparse.ArgumentParser()
     parser.add_argument("--database", required=True)
     parser.add_argument("--ballot", default="PPWP")

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import signal
 import subprocess
 import sys
@@ -27,6 +25,7 @@ from benchmarks.crash import cli, env_of
 from benchmarks.read import quantile
 from streams.embedded import servers
 from streams.ops.demo import start_worker, wait_caught_up
+from streams.ops.provenance import provenance
 from streams.settings import Settings
 
 
@@ -62,12 +61,6 @@ async def flood(port: int, codes: list[str], exports: int, level: str) -> dict:
         flood_s = time.perf_counter() - started
         after = await ordinary(session, codes, 50)
     return {"alone": alone, "during": during, "after": after, "statuses": statuses, "flood_s": flood_s}
-
-
-def commit() -> dict:
-    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True).stdout.strip())
-    return {"commit": head, "dirty": dirty}
 
 
 def main() -> None:
@@ -108,9 +101,7 @@ def main() -> None:
         for proc in (api, worker):
             proc.wait(timeout=30)
     summary = {
-        "command": " ".join(sys.argv),
-        **commit(),
-        "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}",
+        "provenance": provenance(),
         "tps": args.tps,
         "exports": args.exports,
         "level": args.level,

@@ -19,6 +19,7 @@ from streams.core.pipeline import Message, Processor
 from streams.core.registry import Registry
 from streams.gateways.shape import registry_records
 from streams.gateways.simulate import Plan, generate
+from streams.ops.provenance import provenance
 
 
 def bodies(batch) -> None:
@@ -32,6 +33,7 @@ def bodies(batch) -> None:
 
 
 def main() -> None:
+    print(f"provenance: {provenance()}", flush=True)  # the commit, the machine, the command
     parser = argparse.ArgumentParser()
     parser.add_argument("--tps", type=int, default=4000)
     parser.add_argument("--ballots", default="PPWP,DPR,DPD,DPRD_PROV,DPRD_KAB")

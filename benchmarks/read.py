@@ -23,6 +23,7 @@ import orjson
 from benchmarks.crash import cli, env_of
 from streams.embedded import servers
 from streams.ops.demo import start_worker
+from streams.ops.provenance import provenance
 from streams.settings import Settings
 
 
@@ -51,6 +52,7 @@ def quantile(values: list[float], q: float) -> float:
 
 
 def main() -> None:
+    print(f"provenance: {provenance()}", flush=True)  # the commit, the machine, the command
     parser = argparse.ArgumentParser()
     parser.add_argument("--tps", type=int, default=20000)
     parser.add_argument("--readers", type=int, default=50)

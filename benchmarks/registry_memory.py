@@ -19,6 +19,7 @@ import tracemalloc
 
 from streams.core.registry import DptTable
 from streams.core.signatures import DeviceKey, KeyRing
+from streams.ops.provenance import provenance
 
 WINDOW = (1_707_843_600.0, None, None)
 
@@ -61,6 +62,7 @@ def lookup_us(dpt, keys, probes: list[str], ring: bool) -> float:
 
 
 def main() -> None:
+    print(f"provenance: {provenance()}", flush=True)  # the commit, the machine, the command
     parser = argparse.ArgumentParser()
     parser.add_argument("--tps", type=int, default=823_220)
     parser.add_argument("--probes", type=int, default=200_000)

@@ -22,6 +22,7 @@ import orjson
 
 from benchmarks.crash import env_of
 from streams.embedded import servers
+from streams.ops.provenance import provenance
 from streams.settings import Settings
 
 BALLOTS = "PPWP,DPR,DPD,DPRD_PROV,DPRD_KAB"
@@ -73,6 +74,7 @@ async def read_views(port: int, readers: int, stop: threading.Event, counts: dic
 
 
 def main() -> None:
+    print(f"provenance: {provenance()}", flush=True)  # the commit, the machine, the command
     parser = argparse.ArgumentParser()
     parser.add_argument("--tps", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=2)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from streams.gateways.simulate import Plan, generate
+from streams.ops.provenance import provenance
 
 
 def rss_mib() -> int:
@@ -25,6 +26,7 @@ class Discard(io.RawIOBase):
 
 
 def main() -> None:
+    print(f"provenance: {provenance()}", flush=True)  # the commit, the machine, the command
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tps", type=int, default=100_000)
     parser.add_argument("--ballots", default="PPWP,DPR,DPD,DPRD_PROV,DPRD_KAB")

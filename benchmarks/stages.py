@@ -30,6 +30,7 @@ from streams.core.signatures import check_signature, epoch
 from streams.gateways.shape import registry_records
 from streams.gateways.simulate import Plan, generate
 from streams.kafka.worker import collector_paused
+from streams.ops.provenance import provenance
 
 TOPIC = "tally.submissions"
 
@@ -43,6 +44,7 @@ def timed(fn: Callable[[], object]) -> float:
 
 
 def main() -> None:
+    print(f"provenance: {provenance()}", flush=True)  # the commit, the machine, the command
     parser = argparse.ArgumentParser()
     parser.add_argument("--tps", type=int, default=20_000)
     parser.add_argument("--ballots", default="PPWP,DPR,DPD,DPRD_PROV,DPRD_KAB")

@@ -23,6 +23,7 @@ from streams.core.signatures import Signed, check_signature, epoch, prepare_sign
 from streams.core.validate import validate_tally
 from streams.gateways.shape import registry_records
 from streams.gateways.simulate import Plan, generate
+from streams.ops.provenance import provenance
 
 
 def best_rate(fn, events: list[bytes], repeat: int) -> float:
@@ -102,6 +103,7 @@ def verifiers(events: list[bytes], registry: Registry, repeat: int) -> dict[str,
 
 
 def main() -> None:
+    print(f"provenance: {provenance()}", flush=True)  # the commit, the machine, the command
     parser = argparse.ArgumentParser()
     parser.add_argument("--tps", type=int, default=20000)
     parser.add_argument("--ballots", default="PPWP")

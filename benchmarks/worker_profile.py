@@ -18,6 +18,8 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from streams.ops.provenance import provenance
+
 # First match wins, tested on each frame from the deepest up: a frame of ours that calls into a
 # library is charged to our stage, a library frame with none of ours below it to the library.
 STAGES = (
@@ -54,6 +56,7 @@ def shares(lines: list[str]) -> tuple[Counter[str], int]:
 
 
 def main() -> None:
+    print(f"provenance: {provenance()}", flush=True)  # the commit, the machine, the command
     parser = argparse.ArgumentParser()
     parser.add_argument("raw", type=Path, help="py-spy record -f raw output")
     parser.add_argument("--us-per-event", type=float, help="the run's worker_cpu_us_per_event")

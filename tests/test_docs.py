@@ -52,3 +52,9 @@ def test_the_readme_is_a_front_door():
     assert len(text.splitlines()) <= 200
     for must in ("make demo", "make test", ".venv/bin/tally", "docs/img/page-", "docs/cli.md", "CHANGELOG.md"):
         assert must in text, must
+
+
+def test_the_results_hold_what_the_latest_reports_say():
+    from benchmarks.results_table import current, written
+
+    assert written() == current(), "benchmarks/RESULTS.md is stale: .venv/bin/python -m benchmarks.results_table --write"

@@ -36,6 +36,7 @@ from streams.gateways.simulate import Plan
 from streams.gateways.truth import TRUTH, TRUTH_TPS
 from streams.kafka.produce import create_topics, publish
 from streams.ops.demo import start_worker, wait_caught_up
+from streams.ops.provenance import provenance
 from streams.read.dapils import seats
 from streams.read.results import read_truth, verify
 from streams.settings import SUBMISSIONS, Settings
@@ -403,9 +404,10 @@ def run_bench(
         )
     report.verify_s = round(time.perf_counter() - verify_started, 1)
     report.exact = not report.differences
-    console.print_json(orjson.dumps(asdict(report)).decode())
+    written = {**asdict(report), "provenance": provenance(report.command)}
+    console.print_json(orjson.dumps(written).decode())
     if json_path is not None:
-        json_path.write_bytes(orjson.dumps(asdict(report), option=orjson.OPT_INDENT_2))
+        json_path.write_bytes(orjson.dumps(written, option=orjson.OPT_INDENT_2))
     console.print("[green]verify: exact at every level[/]" if report.exact else "[red]verify: NOT exact[/]")
     return 0 if report.exact else 1
 
