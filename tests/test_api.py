@@ -1,4 +1,4 @@
-"""The read API over HTTP against the real embedded stack (issue 7, JSON part)."""
+"""The read API over HTTP against the real embedded stack."""
 
 from __future__ import annotations
 

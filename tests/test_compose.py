@@ -139,7 +139,7 @@ def test_one_logger_appends_the_log_with_the_operator_key_read_only():
 
 
 def test_prometheus_scrapes_every_worker_and_the_api():
-    """Issue 20: workers serve metrics on the port Prometheus finds them at, by service name."""
+    """Workers serve metrics on the port Prometheus finds them at, by service name."""
     config = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     worker = SERVICES["worker"]

@@ -1,4 +1,4 @@
-"""Issue 18: the fast decoding path (msgspec from bytes, canonical forms from typed values) decides
+"""The fast decoding path (msgspec from bytes, canonical forms from typed values) decides
 exactly what the reference path (orjson's dicts, each form dumped whole) decides: the same tally,
 the same findings, the same bytes signed, logged and digested, and so the same batches."""
 

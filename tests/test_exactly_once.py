@@ -230,7 +230,7 @@ def test_a_retried_insert_dropped_by_its_token_is_not_taken_for_a_fence(ch):
 
 
 def test_a_worker_holds_the_state_of_its_own_partitions_only(ch):
-    """Issue 18: nothing in a worker grows with the partitions it does not own. Events of four
+    """Nothing in a worker grows with the partitions it does not own. Events of four
     partitions are written; a worker that owns partitions 1 and 3 holds exactly their keys."""
     sink = ClickHouseSink(ch)
     messages, _ = events_with_corrections(ch)
@@ -255,7 +255,7 @@ def test_a_worker_holds_the_state_of_its_own_partitions_only(ch):
 
 
 def test_offsets_of_a_new_broker_epoch_are_not_taken_for_retries(ch):
-    """Issue 20: after the embedded broker restarts empty, offsets 0.. name other events. Written under
+    """After the embedded broker restarts empty, offsets 0.. name other events. Written under
     the old epoch, their batch would carry the token of an earlier insert and ClickHouse would drop it
     as a retry (shown first); under the next epoch it lands, and the totals count both nights' events."""
     sink = ClickHouseSink(ch)

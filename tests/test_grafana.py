@@ -29,7 +29,7 @@ def test_every_dashboard_query_runs_and_returns_rows(five_ballots, ch, pipeline)
 
 
 def test_every_pipeline_health_metric_is_one_tally_serves():
-    """The Prometheus panels (issue 20) plot only series a worker or the API exposes."""
+    """The Prometheus panels plot only series a worker or the API exposes."""
     import re
 
     from prometheus_client import generate_latest

@@ -1,4 +1,4 @@
-"""Issue 19's proof by interleaving, on the real engine: a stalled worker S and the partition's new
+"""Proof by interleaving, on the real engine: a stalled worker S and the partition's new
 owner N, their statements run against chDB in every order a server could run them.
 
 S took the lease, decided a batch, and stalled before writing it. N takes the lease, reads the
@@ -10,7 +10,7 @@ token matches S's). Two models of S's fenced insert:
     statements free to run in between. This is a ClickHouse server, which runs statements side by side.
 The atomic model is exact in every order. The server model double-counts in exactly the orders the
 docs/exactly-once.md names: S checked before N took the lease, and S's rows landed after N
-read the state. That was the hole of issue 19.
+read the state: the hole the insert bound closes.
 
 The fix (clickhouse.sink): the server ends every fenced insert at a deadline, and N, taking over a
 lease S never released, waits that bound out before it reads. So an insert of S's that passed its

@@ -1,4 +1,4 @@
-"""Kafka authentication settings: one translation for aiokafka and one for faust (issue 8)."""
+"""Kafka authentication settings: one translation for aiokafka and one for faust."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The worker's logs (issue 20): a dependency that is down is said once and then at most every 30 s,
+"""The worker's logs: a dependency that is down is said once and then at most every 30 s,
 with how much was held back; JSON records are one line each, a traceback inside its record."""
 
 from __future__ import annotations

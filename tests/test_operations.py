@@ -1,4 +1,4 @@
-"""Issue 20: operators see and steer the night. A live worker is scraped (Prometheus metrics that add
+"""Operators see and steer the night. A live worker is scraped (Prometheus metrics that add
 up to what ClickHouse holds), logs one JSON object a line, and stops within 10 s of SIGTERM with the
 broker gone, losing nothing: restarted with a new broker, the night is exact. The API serves its own
 metrics."""

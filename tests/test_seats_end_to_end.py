@@ -1,4 +1,4 @@
-"""Dapil results and provisional seats through the real worker, ClickHouse, CLI and API (issue 15)."""
+"""Dapil results and provisional seats through the real worker, ClickHouse, CLI and API."""
 
 from __future__ import annotations
 

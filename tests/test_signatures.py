@@ -1,4 +1,4 @@
-"""Signed submissions (issue 8): every rejection code, tampering that keeps a valid structure, and
+"""Signed submissions: every rejection code, tampering that keeps a valid structure, and
 the canonical form. Pure: no Kafka, no ClickHouse (the end-to-end test is test_trust_end_to_end)."""
 
 from __future__ import annotations

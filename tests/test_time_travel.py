@@ -1,4 +1,4 @@
-"""Results as of any moment, the change feed and open data (issue 16), on a real night: a real broker,
+"""Results as of any moment, the change feed and open data, on a real night: a real broker,
 real workers (one SIGKILLed and replaced mid-night), real chDB, the real API and CLI."""
 
 from __future__ import annotations

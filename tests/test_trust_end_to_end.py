@@ -1,4 +1,4 @@
-"""Signed submissions through the real worker (issue 8): forged events never count, a replayed old
+"""Signed submissions through the real worker: forged events never count, a replayed old
 signed tally is a duplicate or stale, a revoked device key is refused, and the audit trail shows it all."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Signatures checked on threads decide exactly what the serial path decides (issue 18): the same
+"""Signatures checked on threads decide exactly what the serial path decides: the same
 decisions, reasons, flags, state and rows, over a night with duplicates, corrections, broken events,
 forgeries under another TPS's key, and events altered after signing that only the Ed25519 arithmetic
 catches. Pure: no Kafka, no ClickHouse."""

@@ -1,4 +1,4 @@
--- Signed submissions (issue 8): device keys in the registry, and the key of every decided event.
+-- Signed submissions: device keys in the registry, and the key of every decided event.
 
 -- Public keys of the TPS devices that sign tallies. `tally registry revoke` adds a newer row for a key:
 -- the row with the latest `updated_at` is the key's state.

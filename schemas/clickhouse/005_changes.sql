@@ -1,4 +1,4 @@
--- Every change of the totals, kept (issue 16): at level 'tps', region_totals holds one row per applied
+-- Every change of the totals, kept: at level 'tps', region_totals holds one row per applied
 -- revision of a (ballot, TPS), keyed by the revision it moved to (`choice`, zero-padded), never merged
 -- with another. Its summary columns are the change's deltas (tps_reported 1 on a first count, invalid,
 -- voters, and revision new - old, so a TPS's rows sum to the revision the totals include); `deltas`

@@ -1,4 +1,4 @@
--- The transparency log (issue 17). Each change row also keeps the event exactly as its device signed
+-- The transparency log. Each change row also keeps the event exactly as its device signed
 -- it, and where it came from: the log's leaves are made of them (streams/core/checkpoint.py).
 ALTER TABLE region_totals ADD COLUMN IF NOT EXISTS event String CODEC(ZSTD(1));
 -- source: 'partition:offset' of the event in the submissions topic.

@@ -1,4 +1,4 @@
--- The broker's incarnations of a topic (issue 20). The embedded broker (Tansu) keeps everything in
+-- The broker's incarnations of a topic. The embedded broker (Tansu) keeps everything in
 -- memory: when it restarts, its topics start again at offset 0, so offsets name other events than
 -- before. A worker that finds, at assignment, that the broker no longer holds the event ClickHouse
 -- decided last at a partition's highest offset writes the next epoch here; from then on the epoch

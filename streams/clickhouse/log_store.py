@@ -1,4 +1,4 @@
-"""The transparency log in ClickHouse (issue 17): the appender that turns change rows into leaves and
+"""The transparency log in ClickHouse: the appender that turns change rows into leaves and
 signed checkpoints, and the reads that build proofs.
 
 Order and exactly-once: leaf i is the i-th change row of region_totals (level tps) in (decided_at,

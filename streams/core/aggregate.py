@@ -13,8 +13,8 @@ revision the totals include, so a replay after a crash never moves them twice.
 Counts are summed as vectors over a contest's choices (the shared choice tuple of `Applied`), per
 regency for each event (the finest level written, see WRITTEN_LEVELS), and rolled up once per batch
 to provinces and the nation. A DPR tally has ~150 choices: adding each to five levels one by one
-per event was once most of a worker's time on legislative ballots. (NumPy matrices per contest for
-the roll-up were measured in issue 18 and were slower: the rows leave as Python values either way.)
+per event would be most of a worker's time on legislative ballots. (NumPy matrices per contest are
+slower here: the rows leave as Python values either way.)
 """
 
 from __future__ import annotations

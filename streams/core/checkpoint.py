@@ -1,4 +1,4 @@
-"""The transparency log's leaves and checkpoints (issue 17). Pure: bytes in, bytes out.
+"""The transparency log's leaves and checkpoints. Pure: bytes in, bytes out.
 
 A leaf is one applied tally, as canonical JSON (keys sorted, no whitespace: what devices sign, see
 `signatures`): {"decision": {"applied_at", "offset", "partition", "previous_revision", "revision"},

@@ -1,7 +1,7 @@
 """The registry's shape for a simulated night: regions, TPS with their DPT, contests (dapils and
 their choices) and the device keys, deterministic from a seed.
 
-The shape follows Pemilu 2024 (../shared/reference/pemilu-2024.md): at 820,161 TPS exactly 2024's 38
+The shape follows Pemilu 2024 (KPU's published figures): at 820,161 TPS exactly 2024's 38
 provinces, 514 regencies, 7,277 districts, 83,731 villages and its dapils; a smaller night is scaled
 down. DPT <= 300, 3 presidential pairs, 18 national parties (+6 local ones in Aceh on DPRD ballots),
 no DPRD_KAB in DKI Jakarta. Everything derives from `random.Random(seed)`: the same arguments give

@@ -1,4 +1,4 @@
-"""Did the broker restart empty? Checked when a worker is assigned partitions (issue 20).
+"""Did the broker restart empty? Checked when a worker is assigned partitions.
 
 The embedded broker (Tansu 0.6.0) keeps its topics in memory. After a restart they begin again at
 offset 0, and the consumer group's committed offsets are gone, so the worker reads from the start

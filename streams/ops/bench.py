@@ -77,7 +77,7 @@ class BenchReport:
     log_behind_s: float = 0.0  # after the workers caught up, until the last checkpoint covered every leaf
     logger_cpu_s: float = 0.0
     logger_peak_rss_mib: float = 0.0
-    # Issue 18's fair limit: the necessary baseline (consume, decode, verify every signature with the
+    # The fair limit: the necessary baseline (consume, decode, verify every signature with the
     # worker's verifier, insert raw rows; as many processes as workers), the verifier's own cost per
     # event, and the workers' CPU per event, all in this run.
     necessary_events_per_s: float = 0.0

@@ -1,4 +1,4 @@
-"""The necessary baseline of `tally bench` (issue 18): the work no tally worker can skip, and nothing
+"""The necessary baseline of `tally bench`: the work no tally worker can skip, and nothing
 else. Consume the submissions, decode each event, verify its device signature with the worker's own
 verifier (`core.signatures.check_signature`, the registry's keys), insert the raw rows, commit. No
 validation beyond that, no dedupe, no totals. The bench runs as many of these as it runs workers, as
