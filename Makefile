@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install browser demo smoke test lint clean
+.PHONY: install browser demo smoke test test-unit lint clean
 
 install: $(STAMP)
 
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Debian's chromium for the page test (tests/test_page.py), installed where missing.
+# Debian's chromium for the page test (tests/e2e/test_page.py), installed where missing.
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
@@ -28,6 +28,11 @@ demo: install
 smoke: install
 	$(BIN)/tally demo --no-serve --tps 1000 --data-dir $(VENV)/smoke; status=$$?; \
 	  $(BIN)/tally down --data-dir $(VENV)/smoke >/dev/null; exit $$status
+
+# The fast suite while coding: no broker, no ClickHouse, no browser (seconds). `make test` runs it and
+# tests/e2e/ (real Tansu, chDB and Chromium).
+test-unit: install
+	$(BIN)/pytest -q tests/unit
 
 test: install browser
 	$(BIN)/ruff check streams tests benchmarks scripts

@@ -1,5 +1,5 @@
 """The command line reference (docs/cli.md), generated from the typer app itself, so that it cannot
-drift from the code: `tests/test_docs.py` fails when the file is not what this prints.
+drift from the code: `tests/unit/test_docs.py` fails when the file is not what this prints.
 
 Usage: .venv/bin/python -m scripts.cli_reference [--write]
 """
@@ -41,7 +41,7 @@ def reference() -> str:
         "# Command line reference",
         "",
         "Every `tally` command (`.venv/bin/tally` after `make install`), generated from the typer app by",
-        "`.venv/bin/python -m scripts.cli_reference --write`; `tests/test_docs.py` checks it is current.",
+        "`.venv/bin/python -m scripts.cli_reference --write`; `tests/unit/test_docs.py` checks it is current.",
         "Settings given by flags here can also come from the environment ([configuration](configuration.md)).",
         "",
     ]

@@ -1,5 +1,5 @@
 """The read API's contract (OpenAPI 3.1), served at /api/openapi.json and held by schemathesis in
-`make test` (tests/test_contract_api.py): every parameter's enum or pattern, every status an endpoint
+`make test` (tests/e2e/test_api_contract.py): every parameter's enum or pattern, every status an endpoint
 answers, and the JSON error shape."""
 
 from __future__ import annotations

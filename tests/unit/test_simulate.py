@@ -20,7 +20,7 @@ from streams.gateways.truth import merge_truth
 from tests.factories import tally_dict
 
 REGISTRY_SCHEMA = jsonschema.Draft202012Validator(
-    json.loads((Path(__file__).parent.parent / "schemas" / "registry.v1.schema.json").read_text())
+    json.loads((Path(__file__).resolve().parents[2] / "schemas" / "registry.v1.schema.json").read_text())
 )
 ALL = ("PPWP", "DPR", "DPD", "DPRD_PROV", "DPRD_KAB")
 

@@ -12,8 +12,8 @@ import pytest
 
 from tests.browser import render
 from tests.conftest import get, tally
-from tests.test_api import api  # noqa: F401 - the fixture: a pipeline with data and `tally serve`
-from tests.test_seats_end_to_end import five_ballots  # noqa: F401 - five ballots through the pipeline, and `tally serve`
+from tests.e2e.test_api import api  # noqa: F401 - the fixture: a pipeline with data and `tally serve`
+from tests.e2e.test_seats_end_to_end import five_ballots  # noqa: F401 - five ballots through the pipeline, and `tally serve`
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import orjson
 
 from tests.conftest import tally
-from tests.test_seats_end_to_end import five_ballots  # noqa: F401 - five ballots through the pipeline
+from tests.e2e.test_seats_end_to_end import five_ballots  # noqa: F401 - five ballots through the pipeline
 
-DASHBOARD = json.loads((Path(__file__).resolve().parent.parent / "deploy/grafana/dashboards/tally.json").read_text())
+DASHBOARD = json.loads((Path(__file__).resolve().parents[2] / "deploy/grafana/dashboards/tally.json").read_text())
 
 
 def test_every_dashboard_query_runs_and_returns_rows(five_ballots, ch, pipeline):  # noqa: F811

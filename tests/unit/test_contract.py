@@ -15,7 +15,7 @@ from streams.core.contract import check_structure, conforms, decode_tally
 from streams.core.reasons import Reason
 from tests.factories import tally_dict, valid_tallies
 
-SCHEMA = json.loads((Path(__file__).parent.parent / "schemas" / "tally.v1.schema.json").read_text())
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "tally.v1.schema.json").read_text())
 # tally.v1 counts are JSON integers written as such: 1.0 is refused, though JSON Schema's "integer"
 # admits a float with no fraction. The schema's own description says so; the test validator agrees.
 _STRICT_INTEGERS = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(

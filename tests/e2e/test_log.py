@@ -21,8 +21,8 @@ from streams.core.checkpoint import BallotTotals, Checkpoint, public_key_of, sig
 from streams.core.proofs import ProofError, check_proof
 from streams.ops.demo import wait_caught_up
 from tests.conftest import REPO, api_server, get, tally
-from tests.test_merkle import mth
-from tests.test_page import screen
+from tests.e2e.test_page import screen
+from tests.unit.test_merkle import mth
 
 ORIGIN = "tally/test"
 SCRIPT = REPO / "schemas" / "log" / "verify.py"

@@ -71,8 +71,8 @@ def test_a_stolen_key_cannot_count_more_than_the_ballots_nor_backdate_past_its_r
     from confluent_kafka import Producer
 
     from streams.gateways.shape import key_id_of
+    from tests.e2e.test_decisions_end_to_end import TPS, produce
     from tests.factories import signed, tally_dict
-    from tests.test_decisions_end_to_end import TPS, produce
 
     workers.start()
     first = signed(tally_dict(event_id="gw:1"))

@@ -19,7 +19,7 @@ from streams.core.signatures import canonical
 from streams.gateways.shape import registry_records
 from streams.gateways.simulate import Plan, generate
 from tests.factories import signed, tally_dict, valid_tallies
-from tests.test_contract import JSON_VALUES, NESTED
+from tests.unit.test_contract import JSON_VALUES, NESTED
 
 # Every code point a free string may hold, control characters, quotes, backslashes and astral ones included.
 ANY_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)

@@ -13,7 +13,7 @@ from streams.gateways.shape import registry_records
 from streams.gateways.simulate import Plan, generate
 from streams.gateways.truth import TRUTH, TRUTH_TPS
 from streams.read.results import read_truth, verify
-from tests.test_exactly_once import TOPIC, preloaded
+from tests.e2e.test_exactly_once import TOPIC, preloaded
 
 BALLOTS = ("PPWP", "DPR", "DPD", "DPRD_PROV", "DPRD_KAB")
 
