@@ -151,3 +151,29 @@ def test_the_threshold_setting_is_an_exact_fraction_or_a_clear_error():
     for bad in ("four", "1.5", "-1%"):
         with pytest.raises(ValueError, match="TALLY_DPR_THRESHOLD must be"):
             threshold_of(bad)
+
+
+@given(st.integers(min_value=1, max_value=30), votes_strategy)
+def test_adding_a_seat_never_takes_one_from_a_party(seats, votes):
+    """House monotonicity (Balinski and Young): a divisor method gives every party at least as many
+    seats in a larger house as in a smaller one, Sainte-Lague included."""
+    smaller = Counter(s.party for s in sainte_lague(seats, votes))
+    larger = Counter(s.party for s in sainte_lague(seats + 1, votes))
+    assert all(larger[p] >= n for p, n in smaller.items())
+    assert sum(larger.values()) <= sum(smaller.values()) + 1
+
+
+@given(st.integers(min_value=1, max_value=30), votes_strategy, st.randoms(use_true_random=False))
+def test_relabelling_the_parties_changes_nothing_but_marked_ties(seats, votes, rng):
+    """Anonymity: the seats follow the votes, not the names. Parties renamed at random win the same
+    seats under their new names, except where a step was a marked tie (rule 1 then looks at the
+    party number)."""
+    names = list(votes)
+    shuffled = names[:]
+    rng.shuffle(shuffled)
+    rename = dict(zip(names, shuffled, strict=True))
+    steps = sainte_lague(seats, votes)
+    renamed = sainte_lague(seats, {rename[p]: n for p, n in votes.items()})
+    if any(s.tie for s in steps) or any(s.tie for s in renamed):
+        return
+    assert Counter(rename[s.party] for s in steps) == Counter(s.party for s in renamed)
