@@ -39,6 +39,8 @@ from clickhouse_connect.driver.client import Client
 from streams.core.aggregate import columns_of
 from streams.core.batch import Batch
 from streams.core.revisions import Applied
+from streams.core.rows import CurrentRow, DecisionRow, ForwardRow, RejectionRow, TotalsRow
+from streams.core.rows import columns as record_columns
 
 log = logging.getLogger("tally.sink")
 REMIND_S = 30.0  # while ClickHouse is away, a reminder at most this often
@@ -60,6 +62,12 @@ class Table:
     name: str
     columns: tuple[tuple[str, str], ...]
 
+    @classmethod
+    def of(cls, name: str, row: type, *constants: tuple[str, str]) -> Table:
+        """The table of the core's record `row` (`streams.core.rows`), then `constants`: columns of one
+        value an insert."""
+        return cls(name, record_columns(row) + constants)
+
     @property
     def names(self) -> str:
         return ", ".join(name for name, _ in self.columns)
@@ -74,96 +82,12 @@ class Table:
         return ", ".join(f"{name} {kind}" for name, kind in self.columns)
 
 
-TOTALS = Table(
-    "region_totals",
-    (
-        ("ballot", "String"),
-        ("level", "String"),
-        ("region", "String"),
-        ("choice", "String"),
-        ("votes", "Int64"),
-        ("tps_reported", "Int64"),
-        ("invalid", "Int64"),
-        ("voters", "Int64"),
-        ("revision", "Int64"),
-        ("deltas", "Map(String, Int64)"),
-        ("event_id", "String"),
-        ("gateway", "String"),
-        ("event", "String"),
-        ("source", "String"),
-        ("registered", "Int64"),
-    ),
-)
-DECISIONS = Table(
-    "tally_decisions",
-    (
-        ("event_id", "String"),
-        ("tps", "String"),
-        ("ballot", "String"),
-        ("revision", "UInt32"),
-        ("decision", "String"),
-        ("reasons", "Array(String)"),
-        ("flags", "Array(String)"),
-        ("gateway", "String"),
-        ("key_id", "String"),
-        ("submitted_at", "String"),
-        ("src_partition", "UInt16"),
-        ("src_offset", "UInt64"),
-        ("received_at", "DateTime64(3)"),
-        ("kafka_key", "String"),
-        ("forwarded_from", "String"),
-        ("judged_at", "DateTime64(3)"),
-        ("src_epoch", "UInt32"),
-    ),
-)
-REJECTIONS = Table(
-    "tally_rejections",
-    (
-        ("event_id", "Nullable(String)"),
-        ("tps", "Nullable(String)"),
-        ("ballot", "Nullable(String)"),
-        ("gateway", "Nullable(String)"),
-        ("reasons", "Array(String)"),
-        ("findings", "Array(String)"),
-        ("payload", "String"),
-        ("src_partition", "UInt16"),
-        ("src_offset", "UInt64"),
-        ("received_at", "DateTime64(3)"),
-        ("kafka_key", "String"),
-        ("src_epoch", "UInt32"),
-    ),
-)
-FORWARDS = Table(
-    "tally_forwards",
-    (
-        ("kafka_key", "String"),
-        ("src_partition", "UInt16"),
-        ("src_offset", "UInt64"),
-        ("received_at", "DateTime64(3)"),
-        ("home_partition", "UInt16"),
-        ("src_epoch", "UInt32"),
-    ),
-)
-CURRENT = Table(
-    "tally_current",
-    (
-        ("ballot", "String"),
-        ("tps", "String"),
-        ("revision", "UInt32"),
-        ("event_id", "String"),
-        ("event_ids", "Array(String)"),
-        ("digest", "String"),
-        ("gateway", "String"),
-        ("submitted_at", "String"),
-        ("votes", "Map(String, UInt32)"),
-        ("invalid", "UInt32"),
-        ("voters", "UInt32"),
-        ("registered", "UInt32"),
-        ("flags", "Array(String)"),
-        ("src_partition", "UInt16"),
-        ("src_offset", "UInt64"),
-    ),
-)
+EPOCH = ("src_epoch", "UInt32")  # the broker's incarnation: the same for a whole insert, added by the sink
+TOTALS = Table.of("region_totals", TotalsRow)
+DECISIONS = Table.of("tally_decisions", DecisionRow, EPOCH)
+REJECTIONS = Table.of("tally_rejections", RejectionRow, EPOCH)
+FORWARDS = Table.of("tally_forwards", ForwardRow, EPOCH)
+CURRENT = Table.of("tally_current", CurrentRow)
 
 
 class Fenced(Exception):
@@ -356,10 +280,10 @@ class ClickHouseSink:
         written: dict[str, int] = {}
         for table, columns in (
             (TOTALS, joined([b.totals.as_columns(b.partition) for b in batches])),
-            (DECISIONS, joined([columns_of(b.decisions, len(DECISIONS.columns) - 1, epoch) for b in batches])),
-            (REJECTIONS, joined([columns_of(b.rejections, len(REJECTIONS.columns) - 1, epoch) for b in batches])),
-            (FORWARDS, joined([columns_of(b.forwards, len(FORWARDS.columns) - 1, epoch) for b in batches])),
-            (CURRENT, joined([columns_of(b.current, len(CURRENT.columns)) for b in batches])),
+            (DECISIONS, joined([columns_of(b.decisions, len(DecisionRow._fields), epoch) for b in batches])),
+            (REJECTIONS, joined([columns_of(b.rejections, len(RejectionRow._fields), epoch) for b in batches])),
+            (FORWARDS, joined([columns_of(b.forwards, len(ForwardRow._fields), epoch) for b in batches])),
+            (CURRENT, joined([columns_of(b.current, len(CurrentRow._fields)) for b in batches])),
         ):
             rows = written[table.name] = len(columns[0])
             if rows and self._insert(table, columns, f"{table.name}:{topic}:{token}", fence) < rows:

@@ -28,6 +28,7 @@ from typing import Any
 
 from streams.core.regions import NATIONAL, PREFIX_LENGTH, region_of
 from streams.core.revisions import Applied
+from streams.core.rows import TotalsRow
 
 SUMMARY = ""  # the choice key of a region's summary row: tps_reported, invalid, voters, revision, registered
 TPS_LEVEL = "tps"
@@ -66,8 +67,8 @@ class Change:
     source: str = ""  # "partition:offset" of that event in the submissions topic
     registered: int = 0  # the TPS's DPT on its first count, else 0: turnout's basis over the TPS that reported
 
-    def row(self) -> tuple:
-        return (
+    def row(self) -> TotalsRow:
+        return TotalsRow(
             self.ballot,
             TPS_LEVEL,
             self.tps,
@@ -223,7 +224,7 @@ class TotalsDelta:
         return rows
 
     def as_columns(self, *extra: Any) -> list[list]:
-        """The rows to write as columns (region_totals' order, sink.TOTALS, then `extra`, the same in every
+        """The rows to write as columns (the order of `rows.TotalsRow`, then `extra`, the same in every
         row): summaries, vote deltas, changes. Made by transposing keys and filling constants in C, not as
         a tuple a row: a legislative batch has ~30,000 rows, ~27,000 of them vote deltas."""
         summaries = [(*key, *values) for key, values in self.summaries.items() if any(values)]

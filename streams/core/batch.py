@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.core.aggregate import TotalsDelta
+from streams.core.rows import CurrentRow, DecisionRow, ForwardRow, RejectionRow
 
 
 @dataclass
@@ -21,10 +22,10 @@ class Batch:
     first_offset: int
     last_offset: int
     totals: TotalsDelta = field(default_factory=TotalsDelta)
-    current: list[tuple] = field(default_factory=list)
-    decisions: list[tuple] = field(default_factory=list)
-    rejections: list[tuple] = field(default_factory=list)
+    current: list[CurrentRow] = field(default_factory=list)
+    decisions: list[DecisionRow] = field(default_factory=list)
+    rejections: list[RejectionRow] = field(default_factory=list)
     # Records whose home is another partition: (home partition, the message), to be sent there before
     # this batch's offsets are acked, and their rows for tally_forwards.
     forward: list[tuple[int, Any]] = field(default_factory=list)
-    forwards: list[tuple] = field(default_factory=list)
+    forwards: list[ForwardRow] = field(default_factory=list)

@@ -18,6 +18,7 @@ from streams.core.placement import home_of
 from streams.core.reasons import Decision, Finding, Flag, Reason, reason_codes
 from streams.core.registry import Registry
 from streams.core.revisions import Applied, decide
+from streams.core.rows import CurrentRow, DecisionRow, ForwardRow, RejectionRow
 from streams.core.signatures import DeviceKey, KeyRing, Signed, prepare_signature
 from streams.core.state import AppliedState
 from streams.core.validate import cross_ballot_flag, validate_tally
@@ -156,7 +157,7 @@ class Processor:
                     del self.in_totals[key]  # the state has caught up with the totals
                 self.state[key] = new
                 batch.current.append(
-                    (
+                    CurrentRow(
                         tally.ballot,
                         tally.tps,
                         tally.revision,
@@ -176,7 +177,7 @@ class Processor:
                 )
             self.counts[decision.value] += 1
             batch.decisions.append(
-                (
+                DecisionRow(
                     tally.event_id,
                     tally.tps,
                     tally.ballot,
@@ -207,7 +208,7 @@ class Processor:
                 here.append(message)
                 continue
             batch.forward.append((home, message))
-            batch.forwards.append((message.key_text, batch.partition, message.offset, message.timestamp, home))
+            batch.forwards.append(ForwardRow(message.key_text, batch.partition, message.offset, message.timestamp, home))
         return here
 
     def _reject(self, batch: Batch, message: Message, findings: Sequence, seen: object) -> None:
@@ -215,7 +216,7 @@ class Processor:
         self.counts[Decision.REJECTED.value] += 1
         event_id, tps, ballot, gateway, key_id = (getattr(seen, k) for k in ("event_id", "tps", "ballot", "gateway", "key_id"))
         batch.rejections.append(
-            (
+            RejectionRow(
                 event_id,
                 tps,
                 ballot,
@@ -230,7 +231,7 @@ class Processor:
             )
         )
         batch.decisions.append(
-            (
+            DecisionRow(
                 event_id or "",
                 tps or "",
                 ballot or "",

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, start_http_server
 
+from streams.core.rows import DecisionRow
+
 WRITE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 10, 100, 500, 1000, 2000, 5000, 10000, 20000)
 
@@ -70,9 +72,9 @@ class WorkerMetrics:
         """Serve /metrics on a thread of its own (prometheus_client's server)."""
         start_http_server(port, address, registry=self.registry)
 
-    def written(self, decisions: Iterable[tuple], inserts: Mapping[str, float], at: float) -> None:
-        """Count a written batch: its decision rows (decision at [4], reason codes at [5]) and insert times."""
-        for (decision, reason), n in Tally((row[4], row[5][0] if row[5] else "") for row in decisions).items():
+    def written(self, decisions: Iterable[DecisionRow], inserts: Mapping[str, float], at: float) -> None:
+        """Count a written batch: its decision rows (by decision and first reason code) and insert times."""
+        for (decision, reason), n in Tally((row.decision, row.reasons[0] if row.reasons else "") for row in decisions).items():
             self.events.labels(decision, reason).inc(n)
         for table, seconds in inserts.items():
             self.write_seconds.labels(table).observe(seconds)

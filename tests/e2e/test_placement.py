@@ -71,18 +71,18 @@ def test_a_partition_decides_only_the_records_whose_home_it_is(codes):
     messages = [Message(i, orjson.dumps(tally_dict(tps=code)), 0.0, code.encode()) for i, code in enumerate(codes)]
     for partition in range(4):
         batch = p.process("t", partition, messages, partitions=4)
-        decided = [row[11] for row in batch.decisions]
+        decided = [row.src_offset for row in batch.decisions]
         forwarded = [m.offset for _, m in batch.forward]
         assert sorted(decided + forwarded) == list(range(len(codes)))
         assert all(home_partition(codes[o].encode(), 4) == partition for o in decided)
         assert all(home == home_partition(m.key, 4) != partition for home, m in batch.forward)
-        assert [row[2] for row in batch.forwards] == forwarded  # one arrival row per record sent home
+        assert [row.src_offset for row in batch.forwards] == forwarded  # one arrival row per record sent home
 
 
 def test_a_record_without_a_key_is_decided_where_it_lands():
     assert is_home(None, 3, 8) and is_home(b"", 0, 8)
     batch = processor().process("t", 1, [Message(0, b"{}", 0.0, b"")], partitions=4)
-    assert not batch.forward and [row[4] for row in batch.decisions] == ["rejected"]
+    assert not batch.forward and [row.decision for row in batch.decisions] == ["rejected"]
 
 
 def test_a_forwarded_copy_names_its_origin_for_the_audit_only():
@@ -93,5 +93,5 @@ def test_a_forwarded_copy_names_its_origin_for_the_audit_only():
     via = forwarded_from([(FORWARDED_FROM, b"2:41")])
     batch = p.process("t", home, [Message(7, event, 0.0, code.encode(), via)], partitions=4)
     [row] = batch.decisions
-    assert (row[13], row[14]) == (code, "2:41")  # kafka_key, forwarded_from
+    assert (row.kafka_key, row.forwarded_from) == (code, "2:41")
     assert forwarded_from([("other", b"x")]) == "" and forwarded_from(None) == ""

@@ -150,10 +150,10 @@ def test_forged_events_of_the_simulator_are_each_rejected_and_the_real_ones_acce
     processor.preload(0, {}, {})
     messages = [Message(i, raw, RECEIVED, orjson.loads(raw)["tps"].encode()) for i, raw in enumerate(stream)]
     batch = processor.process("t", 0, messages)
-    reasons = [tuple(row[4]) for row in batch.rejections]
+    reasons = [tuple(row.reasons) for row in batch.rejections]
     assert set(reasons) == {("UNSIGNED",), ("BAD_SIGNATURE",), ("WRONG_TPS_KEY",)}
     assert len(reasons) > 60  # about 30% of 400
-    applied = {(row[0], row[1]): row[3] for row in batch.current}  # (ballot, tps) -> event_id, last wins
+    applied = {(row.ballot, row.tps): row.event_id for row in batch.current}  # (ballot, tps) -> event_id, last wins
     assert {k: e for k, e in applied.items()} == {k: v.event_id for k, v in truth.current.items()}
 
 
@@ -195,4 +195,4 @@ def test_an_unsigned_night_counts_only_where_signatures_are_not_required():
         processor.preload(0, {}, {})
         batch = processor.process("t", 0, [Message(i, e, RECEIVED) for i, e in enumerate(events)])
         assert len(batch.current) == applied
-        assert {tuple(r[4]) for r in batch.rejections} == ({("UNSIGNED",)} if required else set())
+        assert {tuple(r.reasons) for r in batch.rejections} == ({("UNSIGNED",)} if required else set())

@@ -53,7 +53,7 @@ def test_threads_decide_what_the_serial_path_decides(night, threads):
     finally:
         verifier.close()
     assert shared == serial
-    reasons = [reason for batch in serial[0] for row in batch[1] for reason in row[4]]
+    reasons = [reason for batch in serial[0] for row in batch[1] for reason in row.reasons]
     # The night has forgeries of every kind this test is about, so the comparison can fail.
     assert reasons.count("BAD_SIGNATURE") >= 10 and "WRONG_TPS_KEY" in reasons
     assert serial[2]["applied"] > 500 and MIN_SHARED <= 300  # a batch goes to the threads
