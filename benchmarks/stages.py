@@ -29,7 +29,7 @@ from streams.core.registry import Registry
 from streams.core.signatures import check_signature, epoch
 from streams.gateways.shape import registry_records
 from streams.gateways.simulate import Plan, generate
-from streams.kafka.worker import collector_paused
+from streams.kafka.batches import collector_paused
 from streams.ops.provenance import provenance
 
 TOPIC = "tally.submissions"

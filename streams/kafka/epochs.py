@@ -14,6 +14,7 @@ ones (their event ids), so nothing is counted twice.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -108,3 +109,29 @@ def next_epoch(sink: ClickHouseSink, topic: str, epoch: int, reason: str) -> int
         ),
     )
     return epoch + 1
+
+
+async def check_epoch(
+    sink: ClickHouseSink, bootstrap: str, topic: str, partitions: Iterable[int], auth: Mapping[str, Any]
+) -> int:
+    """The epoch to count on for `topic`: the recorded one, or the next if the broker's log is no longer
+    the one ClickHouse decided these partitions on (it restarted empty)."""
+    epoch = current_epoch(sink, topic)
+    decided = last_decided(sink, partitions, epoch)
+    try:
+        changed = await asyncio.wait_for(changed_partitions(bootstrap, topic, decided, auth), 30)
+    except Exception as exc:  # noqa: BLE001 - the group just assigned us, so the broker answers; if not, say so
+        what = f"{type(exc).__name__}: {exc}"
+        log.error("could not check whether the broker restarted empty (%s); counting on as epoch %d", what, epoch)
+        return epoch
+    if not changed:
+        return epoch
+    reason = "; ".join(f"partition {p}: {why}" for p, why in sorted(changed.items()))
+    log.critical(
+        "THE BROKER RESTARTED EMPTY (%s). Events it held and had not delivered are gone: resend them from the "
+        "gateways' logs (`tally produce`; events already counted are recognised by their ids and not counted "
+        "again). The totals in ClickHouse stand. Counting on as epoch %d.",
+        reason,
+        epoch + 1,
+    )
+    return next_epoch(sink, topic, epoch, reason)

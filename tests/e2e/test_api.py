@@ -121,7 +121,7 @@ def test_a_costly_view_is_kept_ten_times_what_it_took_to_build():
     so that a slow machine cannot stretch a sleep and fail it (a real 0.1 s sleep once took 0.115 s)."""
     import asyncio
 
-    from streams.read.api import ResponseCache
+    from streams.read.cache import ResponseCache
 
     now = [1000.0]
 
@@ -154,7 +154,8 @@ def test_the_cache_is_keyed_by_the_question_not_its_spelling_and_bounded_in_byte
     questions readers ask, the answers kept stay under the cache's bytes (the oldest go first)."""
     import asyncio
 
-    from streams.read.api import ResponseCache, cache_key
+    from streams.read.cache import ResponseCache
+    from streams.read.requests import cache_key
 
     spellings = {cache_key("/api/log/leaves", {"start": "0" * n, "end": "10000"}) for n in range(1, 81)}
     assert spellings == {"/api/log/leaves?end=10000&start=0"}

@@ -10,7 +10,7 @@ import orjson
 from streams.gateways.shape import device_secret_key, key_id_of
 from streams.gateways.tallies import sign
 from streams.ops.demo import wait_caught_up
-from streams.read.api import tps_detail
+from streams.read.answers import tps_detail
 from streams.read.results import read_truth, verify
 from tests.conftest import tally
 

@@ -1,0 +1,123 @@
+"""The answers built from ClickHouse that are not a module's of their own: a region's results with
+the figures a reader derives, a TPS's detail, the anomalies per region. Each raises `ApiError`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from clickhouse_connect.driver.client import Client
+
+from streams.clickhouse import audit
+from streams.core.contract import BALLOTS
+from streams.core.moments import moment_text, sql_moment
+from streams.core.regions import LEVELS, digits
+from streams.read.dapils import DapilError
+from streams.read.requests import ApiError
+from streams.read.results import choice_names, results
+from streams.read.scopes import check_ballot, check_level, check_region
+
+
+def enrich(data: dict) -> dict:
+    """Add the derived figures a reader wants: percent reported, valid votes, turnout (voters over the
+    DPT of the TPS that reported)."""
+    for region in data["regions"]:
+        valid = sum(region["votes"].values())
+        region["valid"] = valid
+        region["percent_reported"] = round(100 * region["tps_reported"] / region["tps_total"], 2) if region["tps_total"] else 0.0
+        # Over the TPS that reported, never over all of them: a third reported is not a third's turnout.
+        basis = region.get("registered_reported", 0)
+        region["turnout"] = round(100 * region["voters"] / basis, 2) if basis else None
+    return data
+
+
+def region_results(client: Client, ballot: str, level: str | None, region: str | None, as_of: datetime | None = None) -> dict:
+    try:
+        check_level(level)
+        check_ballot(ballot)
+        check_region(client, region)
+        data = enrich(results(client, ballot, level, region, as_of))
+    except DapilError as exc:
+        raise ApiError(exc.status, str(exc)) from None
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+    data["names"] = choice_names(client, ballot)
+    return data
+
+
+def dapil_view(build: Callable[[], dict]) -> dict:
+    """A dapil or seats answer, its errors as API errors."""
+    try:
+        return build()
+    except DapilError as exc:
+        raise ApiError(exc.status, str(exc)) from None
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+
+
+def tps_detail(client: Client, code: str, ballot: str | None = None) -> dict:
+    if not (len(code) == 13 and digits(code, 13)):
+        raise ApiError(400, "a TPS code is 13 digits")
+    if ballot and ballot not in BALLOTS:
+        raise ApiError(400, f"ballot: must be one of {', '.join(BALLOTS)}")
+    applied = list(
+        client.query(
+            "SELECT ballot, revision, event_id, gateway, submitted_at, votes, invalid, voters, registered, flags "
+            "FROM tally_current FINAL WHERE tps = {c:String} ORDER BY ballot",
+            parameters={"c": code},
+        ).named_results()
+    )
+    events = audit.history(client, code, ballot)
+    dpt = client.query("SELECT dpt FROM registry_tps WHERE tps = {c:String}", parameters={"c": code}).result_rows
+    if not applied and not events and not dpt:
+        raise ApiError(404, f"nothing is known of TPS {code}")
+    # A candidate's number names a person only within a dapil: each tally says which one it is.
+    dapils = dict(
+        client.query(
+            "SELECT ballot, dapil FROM registry_contests FINAL "
+            "WHERE arrayExists(r -> r = 'ID' OR startsWith({c:String}, r), regions)",
+            parameters={"c": code},
+        ).result_rows
+    )
+    return {
+        "tps": code,
+        "dpt": dpt[0][0] if dpt else None,
+        "tallies": [{**row, "dapil": dapils.get(row["ballot"]), "votes": dict(sorted(row["votes"].items()))} for row in applied],
+        "history": events,
+    }
+
+
+def anomalies(client: Client, level: str | None, region: str | None, as_of: datetime | None = None) -> dict:
+    """Flagged and rejected events per region: every decision made by `as_of` (all, if None)."""
+    level = level or "province"
+    if level not in LEVELS[:-1]:
+        raise ApiError(400, f"level: must be one of {', '.join(LEVELS[:-1])}")
+    try:
+        prefix = check_region(client, region)
+    except DapilError as exc:
+        raise ApiError(exc.status, str(exc)) from None
+    width = {"national": 0, "province": 2, "regency": 4, "district": 6, "village": 10}[level]
+    region_expr = "'ID'" if width == 0 else f"substring(tps, 1, {width})"
+    when = "" if as_of is None else " AND decided_at <= {t:DateTime64(6, 'UTC')}"
+    rows = client.query(
+        f"SELECT {region_expr} AS region, countIf(decision = 'rejected') AS rejected, countIf(notEmpty(flags)) AS flagged, "
+        "sumMap(reasons, arrayMap(r -> toUInt64(1), reasons)) AS by_reason, "
+        "sumMap(flags, arrayMap(f -> toUInt64(1), flags)) AS by_flag "
+        "FROM (SELECT tps, decision, reasons, flags FROM tally_decisions FINAL "
+        f"WHERE startsWith(tps, {{p:String}}) AND tps != ''{when}) GROUP BY region ORDER BY region",
+        parameters={"p": prefix, **({} if as_of is None else {"t": sql_moment(as_of)})},
+    ).result_rows
+    return {
+        "level": level,
+        "as_of": None if as_of is None else moment_text(as_of),
+        "regions": [
+            {
+                "code": code,
+                "rejected": rejected,
+                "flagged": flagged,
+                "reasons": dict(zip(*by_reason, strict=True)) if by_reason else {},
+                "flags": dict(zip(*by_flag, strict=True)) if by_flag else {},
+            }
+            for code, rejected, flagged, by_reason, by_flag in rows
+        ],
+    }
