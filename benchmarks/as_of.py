@@ -1,13 +1,13 @@
 """As-of benchmark: how fast results as of a past moment answer, beside the same results now.
 
 Reads a night already counted (e.g. the database a `tally bench` left: `bench<time>`), and times, in
-one run and alternating so that both see the same machine: a province's results as of a random moment
-of the night (uniform between its first and last change), and the same province's results now; both
-straight through `streams.read.results` (no cache) and the as-of ones also through `tally serve`
-(every moment a new one, so no answer comes from its cache).
+one run and alternating so that both see the same machine: a province's results as of a random
+moment of the night (uniform between its first and last change), and the same province's results
+now; both straight through `streams.read.results` (no cache) and the as-of ones also through `tally
+serve` (every moment a new one, so no answer comes from its cache).
 
-Usage: .venv/bin/python -m benchmarks.as_of --database bench1795998000 [--ballot PPWP] [--queries 300]
-"""
+Usage: .venv/bin/python -m benchmarks.as_of --database bench1795998000 [--ballot PPWP] [--queries
+300]"""
 
 from __future__ import annotations
 
@@ -46,22 +46,39 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     base = Settings.from_env().override(data_dir=args.data_dir)
-    server = base.clickhouse.rsplit("/", 1)[0] if base.clickhouse else servers.ensure(base, servers.CLICKHOUSE)
+    server = (
+        base.clickhouse.rsplit("/", 1)[0]
+        if base.clickhouse
+        else servers.ensure(base, servers.CLICKHOUSE)
+    )
     settings = base.override(clickhouse=f"{server}/{args.database}")
     client = connect(settings)
     first, last, changes = client.query(
-        "SELECT min(decided_at), max(decided_at), count() FROM region_totals WHERE ballot = {b:String} AND level = 'tps'",
+        "SELECT min(decided_at), max(decided_at), count() FROM region_totals WHERE ballot = "
+        "{b:String} AND level = 'tps'",
         parameters={"b": args.ballot},
     ).result_rows[0]
-    provinces = [c for (c,) in client.query("SELECT code FROM regions WHERE level = 'province' ORDER BY code").result_rows]
+    provinces = [
+        c
+        for (c,) in client.query(
+            "SELECT code FROM regions WHERE level = 'province' ORDER BY code"
+        ).result_rows
+    ]
     rng = random.Random(args.seed)
     span = (last - first).total_seconds()
-    print(f"{args.database}: {changes:,} changes of {args.ballot} over {span:.0f}s, {len(provinces)} provinces")
+    print(
+        f"{args.database}: {changes:,} changes of {args.ballot} over {span:.0f}s, {len(provinces)} "
+        "provinces"
+    )
 
     def moment() -> datetime:
         return (first + timedelta(seconds=rng.uniform(0, span))).replace(tzinfo=UTC)
 
-    timings: dict[str, list[float]] = {"as of (function)": [], "now (function)": [], "as of (HTTP API)": []}
+    timings: dict[str, list[float]] = {
+        "as of (function)": [],
+        "now (function)": [],
+        "as of (HTTP API)": [],
+    }
     for _ in range(args.queries):
         province = rng.choice(provinces)
         for name, when in (("as of (function)", moment()), ("now (function)", None)):
@@ -82,7 +99,9 @@ def main() -> None:
         deadline = time.monotonic() + 60
         while True:
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/openapi.json", timeout=2).read()
+                urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/api/openapi.json", timeout=2
+                ).read()
                 break
             except OSError:
                 if time.monotonic() > deadline:
@@ -102,7 +121,10 @@ def main() -> None:
     now_p99 = quantile(timings["now (function)"], 0.99)
     for name, values in timings.items():
         p50, p99 = quantile(values, 0.5), quantile(values, 0.99)
-        print(f"  {name:20s} n={len(values):5d}  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  p99 / now p99 {p99 / now_p99:5.2f}")
+        print(
+            f"  {name:20s} n={len(values):5d}  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  p99 / now p99 "
+            f"{p99 / now_p99:5.2f}"
+        )
 
 
 if __name__ == "__main__":

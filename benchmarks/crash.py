@@ -4,8 +4,8 @@ Simulates N TPS (5% duplicates, 2% corrections), runs two workers in one consume
 at a bounded rate, and SIGKILLs a random worker K times at random moments (restarting it each
 time). Then waits until every event is committed and runs `tally verify`.
 
-Usage (embedded default): .venv/bin/python -m benchmarks.crash [--tps 20000] [--kills 5] [--rate 800] [--seed 1]
-"""
+Usage (embedded default): .venv/bin/python -m benchmarks.crash [--tps 20000] [--kills 5] [--rate
+800] [--seed 1]"""
 
 from __future__ import annotations
 
@@ -36,7 +36,11 @@ def env_of(settings: Settings) -> dict[str, str]:
 
 def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "streams", *args], env=env_of(settings), capture_output=True, check=True, timeout=600
+        [sys.executable, "-m", "streams", *args],
+        env=env_of(settings),
+        capture_output=True,
+        check=True,
+        timeout=600,
     )
 
 
@@ -46,7 +50,9 @@ class CrashReport:
     kills: list[float] = field(default_factory=list)  # seconds after producing started
     catch_up_s: float = 0.0
     processed: int = 0  # events the workers handled, replays after kills included (from their logs)
-    decisions: dict[str, int] = field(default_factory=dict)  # the audit trail, one decision per offset
+    decisions: dict[str, int] = field(
+        default_factory=dict
+    )  # the audit trail, one decision per offset
     expected_duplicates: int = 0  # resends of an event_id in the simulated stream
     differences: list[str] = field(default_factory=list)
     log_leaves: int = 0  # leaves of the transparency log at the end
@@ -67,7 +73,13 @@ class CrashReport:
 
 
 def run_crash(
-    settings: Settings, work_dir: Path, tps: int = 20000, kills: int = 5, rate: float = 800, seed: int = 1, log=print
+    settings: Settings,
+    work_dir: Path,
+    tps: int = 20000,
+    kills: int = 5,
+    rate: float = 800,
+    seed: int = 1,
+    log=print,
 ) -> CrashReport:
     rng = random.Random(seed)
     out = work_dir / "sim"
@@ -93,12 +105,15 @@ def run_crash(
 
     def start(i: int) -> subprocess.Popen:
         return subprocess.Popen(
-            [sys.executable, "-m", "streams", "worker"], env=env_of(settings), stdout=logs[i], stderr=subprocess.STDOUT
+            [sys.executable, "-m", "streams", "worker"],
+            env=env_of(settings),
+            stdout=logs[i],
+            stderr=subprocess.STDOUT,
         )
 
     workers = [start(0), start(1)]
-    # The transparency log's appender runs through the kills: the log must come out with every applied
-    # tally once, whatever the workers replayed.
+    # The transparency log's appender runs through the kills: the log must come out with every
+    # applied tally once, whatever the workers replayed.
     settings = settings.override(operator_key=str(work_dir / "operator.key"))
     logger = subprocess.Popen(
         [sys.executable, "-m", "streams", "logger", "--create-key", "--interval", "0.5"],
@@ -107,13 +122,24 @@ def run_crash(
         stderr=subprocess.STDOUT,
     )
     log_paths = [work_dir / f"worker-{i}.log" for i in range(2)]
-    since = [0, 0]  # log size when each worker (re)started: a batch logged after it means "processing now"
+    since = [
+        0,
+        0,
+    ]  # log size when each worker (re)started: a batch logged after it means "processing now"
 
     def processing(i: int) -> bool:
         return b"batch: " in log_paths[i].read_bytes()[since[i] :]
 
     producer = subprocess.Popen(
-        [sys.executable, "-m", "streams", "produce", str(out / "events.jsonl"), "--rate", str(rate)],
+        [
+            sys.executable,
+            "-m",
+            "streams",
+            "produce",
+            str(out / "events.jsonl"),
+            "--rate",
+            str(rate),
+        ],
         env=env_of(settings),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
@@ -122,7 +148,8 @@ def run_crash(
     produce_s = events / rate
     try:
         while len(report.kills) < kills and time.monotonic() - started < produce_s * 3 + 300:
-            # Kill only a worker that is handling events right now, at a random moment within its work.
+            # Kill only a worker that is handling events right now, at a random moment within its
+            # work.
             active = [i for i in range(2) if processing(i)]
             if not active:
                 time.sleep(0.05)
@@ -142,10 +169,16 @@ def run_crash(
         report.processed = sum(
             int(n)
             for i in range(2)
-            for n in re.findall(r"batch: (\d+) events", (work_dir / f"worker-{i}.log").read_text(errors="replace"))
+            for n in re.findall(
+                r"batch: (\d+) events", (work_dir / f"worker-{i}.log").read_text(errors="replace")
+            )
         )
         client = connect(settings)
-        report.decisions = dict(client.query("SELECT decision, count() FROM tally_decisions FINAL GROUP BY decision").result_rows)
+        report.decisions = dict(
+            client.query(
+                "SELECT decision, count() FROM tally_decisions FINAL GROUP BY decision"
+            ).result_rows
+        )
         ids = [orjson.loads(line)["event_id"] for line in (out / "events.jsonl").open("rb")]
         report.expected_duplicates = len(ids) - len(set(ids))
         verify = subprocess.run(
@@ -155,16 +188,27 @@ def run_crash(
             text=True,
             timeout=600,
         )
-        report.differences = [line for line in verify.stdout.splitlines() if line.strip()] if verify.returncode else []
+        report.differences = (
+            [line for line in verify.stdout.splitlines() if line.strip()]
+            if verify.returncode
+            else []
+        )
         applied = report.decisions.get("applied", 0)
         deadline = time.monotonic() + 120
-        while client.command("SELECT max(size) FROM log_checkpoints") != applied and time.monotonic() < deadline:
+        while (
+            client.command("SELECT max(size) FROM log_checkpoints") != applied
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.5)  # the appender's last checkpoint covers every applied tally
         report.log_leaves, report.log_unique = client.query(
             "SELECT count(), uniqExact(ballot, tps, revision) FROM log_leaves FINAL"
         ).result_rows[0]
         audit = subprocess.run(
-            [sys.executable, "-m", "streams", "log", "audit"], env=env_of(settings), capture_output=True, text=True, timeout=600
+            [sys.executable, "-m", "streams", "log", "audit"],
+            env=env_of(settings),
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         report.log_audit = audit.stdout.strip().splitlines()[-1] if audit.returncode == 0 else ""
     finally:
@@ -181,7 +225,9 @@ def run_crash(
 
 def main() -> None:
     print(f"provenance: {provenance()}", flush=True)  # the commit, the machine, the command
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tps", type=int, default=20000)
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--rate", type=float, default=800)
@@ -196,10 +242,16 @@ def main() -> None:
     work_dir.mkdir(parents=True, exist_ok=True)
     report = run_crash(settings, work_dir, args.tps, args.kills, args.rate, args.seed)
     print(
-        f"events {report.events}, kills at {report.kills}, catch-up after producing {report.catch_up_s:.1f}s, "
-        f"events processed {report.processed} ({report.processed / report.events:.2f} per event, replays included)"
+        f"events {report.events}, kills at {report.kills}, catch-up after producing "
+        f"{report.catch_up_s:.1f}s, "
+        f"events processed {report.processed} ({report.processed / report.events:.2f} per event, "
+        "replays included)"
     )
-    print("verify: exact at every level" if report.exact else "verify FAILED:\n" + "\n".join(report.differences[:20]))
+    print(
+        "verify: exact at every level"
+        if report.exact
+        else "verify FAILED:\n" + "\n".join(report.differences[:20])
+    )
     sys.exit(0 if report.exact else 1)
 
 

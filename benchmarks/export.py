@@ -1,8 +1,9 @@
-"""Export benchmark: `tally export` of a counted night, its time, its size, and the memory it takes on
-both sides (the CLI's peak RSS, and how far the embedded ClickHouse server's RSS rose while it ran).
+"""Export benchmark: `tally export` of a counted night, its time, its size, and the memory it takes
+on both sides (the CLI's peak RSS, and how far the embedded ClickHouse server's RSS rose while it
+ran).
 
-Usage: .venv/bin/python -m benchmarks.export --database bench1795998000 [--ballot PPWP] [--level tps]
-       [--format csv] [--out DIR]
+Usage: .venv/bin/python -m benchmarks.export --database bench1795998000 [--ballot PPWP]
+       [--level tps] [--format csv] [--out DIR]
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from streams.settings import Settings
 
 
 def rss_mib(pid: int) -> float:
-    line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("VmRSS"))
+    line = next(
+        x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("VmRSS")
+    )
     return int(line.split()[1]) / 1024
 
 
@@ -39,7 +42,11 @@ def main() -> None:
     parser.add_argument("--data-dir", default=".tally")
     args = parser.parse_args()
     base = Settings.from_env().override(data_dir=args.data_dir)
-    server = base.clickhouse.rsplit("/", 1)[0] if base.clickhouse else servers.ensure(base, servers.CLICKHOUSE)
+    server = (
+        base.clickhouse.rsplit("/", 1)[0]
+        if base.clickhouse
+        else servers.ensure(base, servers.CLICKHOUSE)
+    )
     settings = base.override(clickhouse=f"{server}/{args.database}")
     record = Path(base.data_dir) / "clickhouse.json"  # the embedded server's pid (servers.py)
     pid = int(orjson.loads(record.read_bytes())["pid"]) if record.exists() else None
@@ -57,7 +64,19 @@ def main() -> None:
     started = time.perf_counter()
     scope = ["--dapil"] if args.level == "dapil" else ["--level", args.level]
     subprocess.run(
-        [sys.executable, "-m", "streams", "export", "--ballot", args.ballot, *scope, "--format", args.format, "--out", args.out],
+        [
+            sys.executable,
+            "-m",
+            "streams",
+            "export",
+            "--ballot",
+            args.ballot,
+            *scope,
+            "--format",
+            args.format,
+            "--out",
+            args.out,
+        ],
         env=env_of(settings),
         check=True,
         stdout=subprocess.DEVNULL,
@@ -70,8 +89,10 @@ def main() -> None:
     rows = {f["name"]: f["rows"] for f in manifest["files"]}
     cli_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(
-        f"export {args.ballot} {args.level} {args.format}: {took:.1f}s, {size / 2**20:.1f} MiB written, rows {rows}; "
-        f"CLI peak RSS {cli_peak:.0f} MiB; server RSS {before:.0f} MiB before, peak {max(samples, default=before):.0f} MiB"
+        f"export {args.ballot} {args.level} {args.format}: {took:.1f}s, {size / 2**20:.1f} MiB "
+        f"written, rows {rows}; "
+        f"CLI peak RSS {cli_peak:.0f} MiB; server RSS {before:.0f} MiB before, peak "
+        f"{max(samples, default=before):.0f} MiB"
     )
 
 

@@ -1,8 +1,8 @@
-"""Export flood benchmark: how long an ordinary, uncached API request takes alone, while N exports are
-asked at once, and after them, on one counted night (the embedded default, one worker, log on).
+"""Export flood benchmark: how long an ordinary, uncached API request takes alone, while N exports
+are asked at once, and after them, on one counted night (the embedded default, one worker, log on).
 
-Each ordinary request is a TPS never asked before (`/api/tps/{code}`: not cached). The yardstick is the
-same kind of request measured alone in the same run, before the flood.
+Each ordinary request is a TPS never asked before (`/api/tps/{code}`: not cached). The yardstick is
+the same kind of request measured alone in the same run, before the flood.
 
 Usage: .venv/bin/python -m benchmarks.export_flood [--tps 5000] [--exports 200] [--level tps]
        [--data-dir .tally] [--json FILE]
@@ -29,7 +29,9 @@ from streams.ops.provenance import provenance
 from streams.settings import Settings
 
 
-async def ordinary(session: aiohttp.ClientSession, codes: list[str], n: int, gap_s: float = 0.0) -> list[float]:
+async def ordinary(
+    session: aiohttp.ClientSession, codes: list[str], n: int, gap_s: float = 0.0
+) -> list[float]:
     """`n` uncached TPS views one after another: each one's time in ms."""
     times = []
     for _ in range(n):
@@ -60,7 +62,13 @@ async def flood(port: int, codes: list[str], exports: int, level: str) -> dict:
         await asyncio.gather(*asking)
         flood_s = time.perf_counter() - started
         after = await ordinary(session, codes, 50)
-    return {"alone": alone, "during": during, "after": after, "statuses": statuses, "flood_s": flood_s}
+    return {
+        "alone": alone,
+        "during": during,
+        "after": after,
+        "statuses": statuses,
+        "flood_s": flood_s,
+    }
 
 
 def main() -> None:
@@ -76,7 +84,9 @@ def main() -> None:
     settings = servers.fresh_pipeline(base, run)
     work = Path(base.data_dir) / run
     cli(settings, "init")
-    cli(settings, "simulate", "--tps", str(args.tps), "--seed", "3", "--out", str(work), "--dry-run")
+    cli(
+        settings, "simulate", "--tps", str(args.tps), "--seed", "3", "--out", str(work), "--dry-run"
+    )
     cli(settings, "registry", "load", str(work / "registry.jsonl"))
     events = work / "events.jsonl"
     codes = list(dict.fromkeys(orjson.loads(line)["tps"] for line in events.open("rb")))
@@ -111,9 +121,14 @@ def main() -> None:
     }
     for phase in ("alone", "during", "after"):
         values = report[phase]
-        summary[phase] = {"p50_ms": round(quantile(values, 0.5), 1), "p99_ms": round(quantile(values, 0.99), 1),
-                          "max_ms": round(max(values), 1)}  # fmt: skip
-    summary["during_p99_over_alone_p99"] = round(summary["during"]["p99_ms"] / summary["alone"]["p99_ms"], 2)
+        summary[phase] = {
+            "p50_ms": round(quantile(values, 0.5), 1),
+            "p99_ms": round(quantile(values, 0.99), 1),
+            "max_ms": round(max(values), 1),
+        }
+    summary["during_p99_over_alone_p99"] = round(
+        summary["during"]["p99_ms"] / summary["alone"]["p99_ms"], 2
+    )
     print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
     if args.json:
         args.json.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))

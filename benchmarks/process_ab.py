@@ -39,10 +39,15 @@ def main() -> None:
     parser.add_argument("--ballots", default="PPWP,DPR,DPD,DPRD_PROV,DPRD_KAB")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    shape, stream, _ = generate(Plan(args.tps, 1, tuple(args.ballots.split(",")), duplicates=0.02, corrections=0.02))
+    shape, stream, _ = generate(
+        Plan(args.tps, 1, tuple(args.ballots.split(",")), duplicates=0.02, corrections=0.02)
+    )
     events = list(stream)
     registry = Registry.from_records(registry_records(shape))
-    batches = [[Message(o, raw, 0.0) for o, raw in enumerate(events[s : s + 5000], s)] for s in range(0, len(events), 5000)]
+    batches = [
+        [Message(o, raw, 0.0) for o, raw in enumerate(events[s : s + 5000], s)]
+        for s in range(0, len(events), 5000)
+    ]
     best = {"process": float("inf"), "bodies": float("inf")}
     for _ in range(args.repeat):
         processor = Processor(lambda: registry, verifier=lambda jobs: lambda: [None] * len(jobs))
@@ -58,7 +63,12 @@ def main() -> None:
         gc.enable()
         best["process"] = min(best["process"], (decided - started) / len(events) * 1e6)
         best["bodies"] = min(best["bodies"], (done - decided) / len(events) * 1e6)
-    print(streams.__file__, {stage: round(us, 1) for stage, us in best.items()}, "us an event, best of", args.repeat)
+    print(
+        streams.__file__,
+        {stage: round(us, 1) for stage, us in best.items()},
+        "us an event, best of",
+        args.repeat,
+    )
 
 
 if __name__ == "__main__":

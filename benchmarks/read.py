@@ -27,7 +27,9 @@ from streams.ops.provenance import provenance
 from streams.settings import Settings
 
 
-async def readers(port: int, paths: dict[str, list[str]], n: int, seconds: float) -> dict[str, list[float]]:
+async def readers(
+    port: int, paths: dict[str, list[str]], n: int, seconds: float
+) -> dict[str, list[float]]:
     latencies: dict[str, list[float]] = {name: [] for name in paths}
     rng = random.Random(1)
     deadline = time.monotonic() + seconds
@@ -60,14 +62,28 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--ballots", default="PPWP")
     parser.add_argument("--data-dir", default=".tally")
-    parser.add_argument("--as-of", action="store_true", help="also read province results as of moments of the night")
+    parser.add_argument(
+        "--as-of", action="store_true", help="also read province results as of moments of the night"
+    )
     args = parser.parse_args()
     base = Settings.from_env().override(data_dir=args.data_dir)
     run = f"read{int(time.time())}"
     settings = servers.fresh_pipeline(base, run)
     work = Path(base.data_dir) / run
     cli(settings, "init")
-    cli(settings, "simulate", "--tps", str(args.tps), "--seed", "1", "--ballots", args.ballots, "--out", str(work), "--dry-run")
+    cli(
+        settings,
+        "simulate",
+        "--tps",
+        str(args.tps),
+        "--seed",
+        "1",
+        "--ballots",
+        args.ballots,
+        "--out",
+        str(work),
+        "--dry-run",
+    )
     cli(settings, "registry", "load", str(work / "registry.jsonl"))
     events = work / "events.jsonl"
     codes = [orjson.loads(line)["tps"] for line in events.open("rb")][:2000]
@@ -93,19 +109,29 @@ def main() -> None:
         paths = {
             "results national": ["/api/results?level=national"],
             "results province": ["/api/results?level=province"],
-            "results one region's children": [f"/api/results?region={p}" for p in ("11", "32", "35", "73")],
+            "results one region's children": [
+                f"/api/results?region={p}" for p in ("11", "32", "35", "73")
+            ],
             "results a regency's districts": [f"/api/results?region={r}" for r in regencies],
             "tps detail": [f"/api/tps/{c}" for c in codes],
         }
         if args.as_of:  # moments over the night so far and the read window: each a view of its own
             moments = [producing + i * (8 + args.seconds) / 400 for i in range(400)]
-            paths["results province as of a moment"] = [f"/api/results?level=province&as_of={m:.6f}" for m in moments]
-        contests = [orjson.loads(line) for line in (work / "registry.jsonl").open("rb") if b'"contest"' in line[:20]]
+            paths["results province as of a moment"] = [
+                f"/api/results?level=province&as_of={m:.6f}" for m in moments
+            ]
+        contests = [
+            orjson.loads(line)
+            for line in (work / "registry.jsonl").open("rb")
+            if b'"contest"' in line[:20]
+        ]
         for ballot in ("DPR", "DPRD_KAB"):
             dapils = [c["dapil"] for c in contests if c["ballot"] == ballot][:20]
             if dapils:
                 paths[f"seats {ballot}"] = [f"/api/seats?ballot={ballot}"]
-                paths[f"dapil results {ballot}"] = [f"/api/results?ballot={ballot}&dapil={d}" for d in dapils]
+                paths[f"dapil results {ballot}"] = [
+                    f"/api/results?ballot={ballot}&dapil={d}" for d in dapils
+                ]
         latencies = asyncio.run(readers(port, paths, args.readers, args.seconds))
         ingesting = producer.poll() is None
     finally:
@@ -115,11 +141,15 @@ def main() -> None:
             proc.wait(timeout=30)
     total = sum(len(v) for v in latencies.values())
     print(
-        f"{args.readers} readers for {args.seconds:.0f}s while producing at {args.rate:.0f} events/s "
+        f"{args.readers} readers for {args.seconds:.0f}s while producing at {args.rate:.0f} "
+        "events/s "
         f"(still ingesting at the end: {ingesting}); {total} requests, {total / args.seconds:.0f}/s"
     )
     for name, values in latencies.items():
-        print(f"  {name:32s} n={len(values):6d}  p50 {quantile(values, 0.5):7.1f} ms  p99 {quantile(values, 0.99):7.1f} ms")
+        print(
+            f"  {name:32s} n={len(values):6d}  p50 {quantile(values, 0.5):7.1f} ms  p99 "
+            f"{quantile(values, 0.99):7.1f} ms"
+        )
 
 
 if __name__ == "__main__":

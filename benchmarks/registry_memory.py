@@ -32,13 +32,18 @@ def rows(n: int, seed: int = 1) -> list[tuple[int, int, bytes]]:
 
 def as_dicts(data: list[tuple[int, int, bytes]]) -> tuple[dict, dict]:
     dpt = {f"{code:013d}": n for code, n, _ in data}
-    keys = {f"{code:013d}.1": pk + (0).to_bytes(4, "little") + f"{code:013d}".encode() for code, _, pk in data}
+    keys = {
+        f"{code:013d}.1": pk + (0).to_bytes(4, "little") + f"{code:013d}".encode()
+        for code, _, pk in data
+    }
     return dpt, keys
 
 
 def as_tables(data: list[tuple[int, int, bytes]]) -> tuple[DptTable, KeyRing]:
     dpt = DptTable((f"{code:013d}", n) for code, n, _ in data)
-    keys = KeyRing((f"{code:013d}.1", DeviceKey(f"{code:013d}", pk, *WINDOW)) for code, _, pk in data)
+    keys = KeyRing(
+        (f"{code:013d}.1", DeviceKey(f"{code:013d}", pk, *WINDOW)) for code, _, pk in data
+    )
     len(dpt), len(keys)  # sealed, as a worker's first lookup would
     return dpt, keys
 
@@ -72,9 +77,14 @@ def main() -> None:
     dict_bytes, (dpt_d, keys_d) = measure(as_dicts, data)
     table_bytes, (dpt_t, keys_t) = measure(as_tables, data)
     print(f"dicts  {dict_bytes:6.0f} B a TPS ({dict_bytes * len(data) / 2**20:5.0f} MiB)")
-    print(f"tables {table_bytes:6.0f} B a TPS ({table_bytes * len(data) / 2**20:5.0f} MiB), {table_bytes / dict_bytes:.2f}x")
+    print(
+        f"tables {table_bytes:6.0f} B a TPS ({table_bytes * len(data) / 2**20:5.0f} MiB), "
+        f"{table_bytes / dict_bytes:.2f}x"
+    )
     probes = [f"{code:013d}" for code, _, _ in random.Random(2).choices(data, k=args.probes)]
-    probes[::10] = [f"{code + 1:013d}" for code, _, _ in random.Random(3).choices(data, k=len(probes[::10]))]  # some miss
+    probes[::10] = [
+        f"{code + 1:013d}" for code, _, _ in random.Random(3).choices(data, k=len(probes[::10]))
+    ]  # some miss
     gc.disable()
     for _ in range(2):  # alternated, the second round reported
         d = lookup_us(dpt_d, keys_d, probes, ring=False)

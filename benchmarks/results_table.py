@@ -26,7 +26,9 @@ def _latest(reports: list[tuple[str, dict]], scenario) -> dict[str, tuple[str, d
     latest: dict[str, tuple[str, dict]] = {}
     for name, report in reports:
         key = scenario(report)
-        if key and (key not in latest or report["provenance"]["at"] > latest[key][1]["provenance"]["at"]):
+        if key and (
+            key not in latest or report["provenance"]["at"] > latest[key][1]["provenance"]["at"]
+        ):
             latest[key] = (name, report)
     return dict(sorted(latest.items()))
 
@@ -40,30 +42,44 @@ def _bench_scenario(report: dict) -> str | None:
     if "events_per_s" not in report:
         return None
     workers = f"{report['workers']} worker{'s' if report['workers'] > 1 else ''}"
-    return f"{report['ballots']}, {report['tps']:,} TPS, {workers}, log {'on' if report['log'] else 'off'}"
+    return (
+        f"{report['ballots']}, {report['tps']:,} TPS, {workers}, log "
+        f"{'on' if report['log'] else 'off'}"
+    )
 
 
 def _bench(reports: list[tuple[str, dict]]) -> list[str]:
     rows = [
         "### `tally bench`: a night from backlog to exact totals",
         "",
-        "| scenario | events/s | of the necessary baseline | worker CPU an event / one verification | "
+        "| scenario | events/s | of the necessary baseline | worker CPU an event / one "
+        "verification | "
         "p99 at the offered rate | worker peak RSS | exact | run |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for scenario, (name, r) in _latest(reports, _bench_scenario).items():
-        per_verify = f"{r['worker_cpu_us_per_event']:.0f} / {r['verify_us']:.0f} us" if r["verify_us"] else "-"
+        per_verify = (
+            f"{r['worker_cpu_us_per_event']:.0f} / {r['verify_us']:.0f} us"
+            if r["verify_us"]
+            else "-"
+        )
         rss = ", ".join(f"{m:,.0f}" for m in r["worker_peak_rss_mib"])
         rows.append(
-            f"| {scenario} | {r['events_per_s']:,.0f} | {r['ratio_to_necessary']:.2f} | {per_verify} | "
-            f"{r['latency_p99_ms']:,.0f} ms at {r['offered_rate']:,.0f}/s | {rss} MiB | {'yes' if r['exact'] else '**no**'} | "
+            f"| {scenario} | {r['events_per_s']:,.0f} | {r['ratio_to_necessary']:.2f} | "
+            f"{per_verify} | "
+            f"{r['latency_p99_ms']:,.0f} ms at {r['offered_rate']:,.0f}/s | {rss} MiB | "
+            f"{'yes' if r['exact'] else '**no**'} | "
             f"[{name}](runs/{name}) {_commit(r)} |"
         )
     return rows
 
 
 def _flood_scenario(report: dict) -> str | None:
-    return f"{report['exports']} exports, {report['tps']:,} TPS, {report['level']} level" if "exports" in report else None
+    return (
+        f"{report['exports']} exports, {report['tps']:,} TPS, {report['level']} level"
+        if "exports" in report
+        else None
+    )
 
 
 def _flood(reports: list[tuple[str, dict]]) -> list[str]:
@@ -76,7 +92,8 @@ def _flood(reports: list[tuple[str, dict]]) -> list[str]:
     for scenario, (name, r) in _latest(reports, _flood_scenario).items():
         rows.append(
             f"| {scenario} | {r['alone']['p99_ms']:,.1f} ms | {r['during']['p99_ms']:,.1f} ms | "
-            f"{r['during_p99_over_alone_p99']:.2f} | {r['streamed']} / {r['refused_503']} | [{name}](runs/{name}) {_commit(r)} |"
+            f"{r['during_p99_over_alone_p99']:.2f} | {r['streamed']} / {r['refused_503']} | "
+            f"[{name}](runs/{name}) {_commit(r)} |"
         )
     return rows
 
@@ -84,7 +101,17 @@ def _flood(reports: list[tuple[str, dict]]) -> list[str]:
 def current() -> str:
     reports = _load()
     machines = sorted({r["provenance"]["machine"] for _, r in reports})
-    lines = [BEGIN, "", f"Machines of these runs: {'; '.join(machines)}.", "", *_bench(reports), "", *_flood(reports), "", END]
+    lines = [
+        BEGIN,
+        "",
+        f"Machines of these runs: {'; '.join(machines)}.",
+        "",
+        *_bench(reports),
+        "",
+        *_flood(reports),
+        "",
+        END,
+    ]
     return "\n".join(lines)
 
 

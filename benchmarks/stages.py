@@ -1,6 +1,6 @@
-"""Where a worker's time goes, stage by stage, on one core and without Kafka or ClickHouse (issue 18):
-what deciding a batch costs beyond its Ed25519 checks, and so how much any rewrite of the stages
-(the columnar path) could save at most.
+"""Where a worker's time goes, stage by stage, on one core and without Kafka or ClickHouse: what
+deciding a batch costs beyond its Ed25519 checks, and so how much any rewrite of the stages (the
+columnar path) could save at most.
 
 Stages, each timed over the same batches of a simulated night, in the worker's order:
   decode      bytes -> Tally (`decode_tally`)
@@ -10,7 +10,8 @@ Stages, each timed over the same batches of a simulated night, in the worker's o
   rows        the batch's insert columns (`as_columns` for totals; decisions, rejections and current
               transposed, as the sink does)
   bodies      the insert bodies (`json_columns`: JSONCompactColumns, one orjson call a table)
-Usage: .venv/bin/python benchmarks/stages.py [--tps 20000] [--ballots PPWP,DPR,DPD,DPRD_PROV,DPRD_KAB] [--batch 5000]
+Usage: .venv/bin/python benchmarks/stages.py [--tps 20000]
+       [--ballots PPWP,DPR,DPD,DPRD_PROV,DPRD_KAB] [--batch 5000]
 """
 
 from __future__ import annotations
@@ -50,11 +51,16 @@ def main() -> None:
     parser.add_argument("--ballots", default="PPWP,DPR,DPD,DPRD_PROV,DPRD_KAB")
     parser.add_argument("--batch", type=int, default=5000)
     args = parser.parse_args()
-    shape, stream, _ = generate(Plan(args.tps, 1, tuple(args.ballots.split(",")), duplicates=0.02, corrections=0.02))
+    shape, stream, _ = generate(
+        Plan(args.tps, 1, tuple(args.ballots.split(",")), duplicates=0.02, corrections=0.02)
+    )
     events = list(stream)
     registry = Registry.from_records(registry_records(shape))
     batches = [
-        [Message(offset, raw, 0.0) for offset, raw in enumerate(events[start : start + args.batch], start)]
+        [
+            Message(offset, raw, 0.0)
+            for offset, raw in enumerate(events[start : start + args.batch], start)
+        ]
         for start in range(0, len(events), args.batch)
     ]
     n = len(events)
@@ -62,11 +68,15 @@ def main() -> None:
     spent["decode"] = timed(lambda: [decode_tally(raw) for raw in events])
     decoded = [decode_tally(raw).tally for raw in events]
     now = epoch("2024-02-28T00:00:00+07:00")
-    spent["verify"] = timed(lambda: [check_signature(t, registry.keys, True, now) for t in decoded if t is not None])
+    spent["verify"] = timed(
+        lambda: [check_signature(t, registry.keys, True, now) for t in decoded if t is not None]
+    )
     processor = Processor(lambda: registry)
     processor.preload(0, [], {})
     out = []
-    spent["process"] = timed(lambda: out.extend(processor.process(TOPIC, 0, batch) for batch in batches))
+    spent["process"] = timed(
+        lambda: out.extend(processor.process(TOPIC, 0, batch) for batch in batches)
+    )
     tables: list[list[list]] = []
 
     def build_columns() -> None:
@@ -80,12 +90,18 @@ def main() -> None:
     spent["bodies"] = timed(lambda: [json_columns(t) for t in tables if t[0]])
     per_event = {stage: round(s / n * 1e6, 1) for stage, s in spent.items()}
     own = per_event["process"] - per_event["verify"] + per_event["rows"] + per_event["bodies"]
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"{platform.processor() or platform.platform()}"
+    )
     print(f"night: {args.tps:,} TPS, {args.ballots}, {n:,} events in batches of {args.batch:,}")
     for stage, us in per_event.items():
         print(f"  {stage:8s} {us:8.1f} us/event")
     times = own / per_event["verify"]
-    print(f"  ours     {own:8.1f} us/event beyond verify (process - verify + rows + bodies): {times:.2f}x verify")
+    print(
+        f"  ours     {own:8.1f} us/event beyond verify (process - verify + rows + bodies): "
+        f"{times:.2f}x verify"
+    )
 
 
 if __name__ == "__main__":

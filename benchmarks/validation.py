@@ -1,7 +1,7 @@
 """Validation throughput on one core: decode (tally.v1) + every rule with the registry, in events/s,
 and the same with the Ed25519 signature check in front (issue 8). Then the Ed25519 verifiers alone
-(issue 18): libsodium through PyNaCl, as the worker uses it, and ed25519-zebra's bindings, each on one
-thread and on two (libsodium releases the GIL; zebra's bindings do not).
+(issue 18): libsodium through PyNaCl, as the worker uses it, and ed25519-zebra's bindings, each on
+one thread and on two (libsodium releases the GIL; zebra's bindings do not).
 
 Baseline in the same run: orjson.loads alone over the same bytes (the floor cost of reading events).
 Usage: .venv/bin/python benchmarks/validation.py [--tps 20000] [--ballots PPWP,DPR] [--repeat 3]
@@ -66,7 +66,8 @@ def load_all(events: list[bytes]) -> None:
 
 def verifiers(events: list[bytes], registry: Registry, repeat: int) -> dict[str, float]:
     """Microseconds of wall time a verification takes, per verifier and number of threads, over the
-    night's signed events (their canonical form built beforehand: only the curve arithmetic is timed)."""
+    night's signed events (their canonical form built beforehand: only the curve arithmetic is
+    timed)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from nacl.bindings import crypto_sign_open
@@ -77,7 +78,13 @@ def verifiers(events: list[bytes], registry: Registry, repeat: int) -> dict[str,
         if tally is not None and tally.sig is not None:
             prepared = prepare_signature(tally, registry.keys, True, 0.0)
             if isinstance(prepared, Signed):
-                jobs.append((prepared.signed_message[:64], prepared.signed_message[64:], prepared.public_key))
+                jobs.append(
+                    (
+                        prepared.signed_message[:64],
+                        prepared.signed_message[64:],
+                        prepared.public_key,
+                    )
+                )
     candidates = {"pynacl": lambda sig, msg, key: crypto_sign_open(sig + msg, key)}
     with contextlib.suppress(ImportError):
         import ed25519_zebra
@@ -117,11 +124,20 @@ def main() -> None:
     baseline = best_rate(load_all, events, args.repeat)
     rate = best_rate(validate_all(registry), events, args.repeat)
     signed = best_rate(verify_and_validate_all(registry), events, args.repeat)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"events: {len(events)} ({args.ballots}), mean {sum(map(len, events)) / len(events):.0f} bytes")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}"
+    )
+    print(
+        f"events: {len(events)} ({args.ballots}), mean {sum(map(len, events)) / len(events):.0f} "
+        "bytes"
+    )
     print(f"baseline orjson.loads: {baseline:,.0f} events/s")
     print(f"decode + validate:     {rate:,.0f} events/s  (ratio {rate / baseline:.2f})")
-    print(f"decode + verify signature + validate: {signed:,.0f} events/s  (ratio {signed / baseline:.2f})")
+    print(
+        f"decode + verify signature + validate: {signed:,.0f} events/s  (ratio "
+        f"{signed / baseline:.2f})"
+    )
     os.sched_setaffinity(0, cores)  # the verifiers on one thread and on two
     for name, us in verifiers(events, registry, args.repeat).items():
         print(f"verify ({name}): {us:.1f} us a signature, wall time")

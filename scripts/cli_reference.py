@@ -40,9 +40,12 @@ def reference() -> str:
     lines = [
         "# Command line reference",
         "",
-        "Every `tally` command (`.venv/bin/tally` after `make install`), generated from the typer app by",
-        "`.venv/bin/python -m scripts.cli_reference --write`; `tests/unit/test_docs.py` checks it is current.",
-        "Settings given by flags here can also come from the environment ([configuration](configuration.md)).",
+        "Every `tally` command (`.venv/bin/tally` after `make install`), generated from the typer "
+        "app by",
+        "`.venv/bin/python -m scripts.cli_reference --write`; `tests/unit/test_docs.py` checks it "
+        "is current.",
+        "Settings given by flags here can also come from the environment "
+        "([configuration](configuration.md)).",
         "",
     ]
 
@@ -51,7 +54,9 @@ def reference() -> str:
             for name in sorted(command.commands):
                 walk(command.commands[name], [*path, name])
             return
-        lines.extend([f"## `tally {' '.join(path)}`", "", " ".join((command.help or "").split()), ""])
+        lines.extend(
+            [f"## `tally {' '.join(path)}`", "", " ".join((command.help or "").split()), ""]
+        )
         table = _params(command)
         if table:
             lines.extend([*table, ""])

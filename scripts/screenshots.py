@@ -1,6 +1,6 @@
 """The README's screenshots of the results page, made again: the national view, a province, a dapil,
-a TPS and a province on a phone (390 px), from a running `tally serve` or one started here on the data
-dir's night (after `make demo`: the demo's).
+a TPS and a province on a phone (390 px), from a running `tally serve` or one started here on the
+data dir's night (after `make demo`: the demo's).
 
 Usage: .venv/bin/python -m scripts.screenshots [--url http://127.0.0.1:8080] [--data-dir .tally]
        [--province 32] [--out docs/img]
@@ -40,7 +40,9 @@ def served(url: str | None, data_dir: str):
     try:
         while not servers.port_open("127.0.0.1", port):
             if server.poll() is not None:
-                raise SystemExit("tally serve did not start: is there a night on this data dir (make demo)?")
+                raise SystemExit(
+                    "tally serve did not start: is there a night on this data dir (make demo)?"
+                )
             time.sleep(0.2)
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -51,7 +53,10 @@ def served(url: str | None, data_dir: str):
 def routes(base: str, province: str) -> dict[str, tuple[str, int, int]]:
     """Each view's route and window (width, height)."""
     dapil = get(base, f"/api/dapils?ballot=DPR&region={province}")["dapils"][0]["dapil"]
-    tps = next(r["code"] for r in get(base, f"/api/results?ballot=PPWP&region={province}&level=tps")["regions"])
+    tps = next(
+        r["code"]
+        for r in get(base, f"/api/results?ballot=PPWP&region={province}&level=tps")["regions"]
+    )
     return {
         "national": ("#/PPWP", 1400, 1000),
         "province": (f"#/PPWP/{province}", 1400, 1000),

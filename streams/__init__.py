@@ -1,6 +1,7 @@
 """tally: C1 tallies from polling stations (TPS) to ClickHouse region totals, through Kafka.
 
-The package is grouped by role, and imports flow one way (checked by import-linter: the contracts in `pyproject.toml`):
+The package is grouped by role, and imports flow one way (checked by import-linter: the contracts in
+`pyproject.toml`):
 
     ops ──> gateways, kafka, read ──> clickhouse ──> core
                                  └──> embedded ──> settings

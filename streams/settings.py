@@ -19,7 +19,9 @@ def threshold_of(text: str) -> Fraction:
     try:
         value = Fraction(text[:-1]) / 100 if text.endswith("%") else Fraction(text)
     except (ValueError, ZeroDivisionError):
-        raise ValueError(f"TALLY_DPR_THRESHOLD must be a fraction like 0.04 or 4%, not {text!r}") from None
+        raise ValueError(
+            f"TALLY_DPR_THRESHOLD must be a fraction like 0.04 or 4%, not {text!r}"
+        ) from None
     if not 0 <= value < 1:
         raise ValueError(f"TALLY_DPR_THRESHOLD must be at least 0 and below 1, not {text!r}")
     return value
@@ -36,28 +38,32 @@ class Settings:
         independent pipelines (tests, benchmarks) can share one broker.
     require_signatures: reject tallies without a device signature (UNSIGNED). Signed ones are
         always checked.
-    dpr_threshold: the parliamentary threshold of national valid DPR votes a party needs to take part
-        in DPR seats ("0.04" in 2024; the Constitutional Court ordered it revised), an exact decimal.
+    dpr_threshold: the parliamentary threshold of national valid DPR votes a party needs to take
+        part in DPR seats ("0.04" in 2024; the Constitutional Court ordered it revised), an exact
+        decimal.
     kafka_*: how clients authenticate to Kafka (see `kafka_options`): PLAINTEXT by default;
         SASL_PLAINTEXT / SASL_SSL with SCRAM-SHA-256/512 or PLAIN, and SSL with a CA file.
     operator_key: the file of the operator's Ed25519 key that signs the log's checkpoints (`tally
         keygen` makes one); None: `<data_dir>/operator.key`.
     log_origin: the log's name, first line of every checkpoint and the name of its signing key.
-    log: workers keep each applied event as signed, for the transparency log (off: no log can be made).
+    log: workers keep each applied event as signed, for the transparency log (off: no log can be
+        made).
     verify_threads: threads a worker checks Ed25519 signatures on, beside the one that decides
         (libsodium releases the GIL); 1 checks them on the deciding thread.
-    insert_deadline_s: the server ends any fenced insert that runs longer (max_execution_time), and a
-        worker that takes a partition over from an owner that did not release it waits this long, plus
-        the server's HTTP receive timeout and a margin, before reading its state (docs/exactly-once.md).
-    receive_timeout_s: the server's http_receive_timeout (deploy/clickhouse/users.d/tally.xml): how long
-        it waits for the next bytes of an insert's body before it ends the insert.
+    insert_deadline_s: the server ends any fenced insert that runs longer (max_execution_time), and
+        a worker that takes a partition over from an owner that did not release it waits this long,
+        plus the server's HTTP receive timeout and a margin, before reading its state
+        (docs/exactly-once.md).
+    receive_timeout_s: the server's http_receive_timeout (deploy/clickhouse/users.d/tally.xml): how
+        long it waits for the next bytes of an insert's body before it ends the insert.
     clickhouse_handles: chDB handles the embedded ClickHouse runs statements on, side by side.
-    stream_stall_s: the embedded ClickHouse gives up a streaming reader (an export) that takes nothing
-        for this long, so that one that stopped reading holds no stream for ever.
+    stream_stall_s: the embedded ClickHouse gives up a streaming reader (an export) that takes
+        nothing for this long, so that one that stopped reading holds no stream for ever.
     header_timeout_s: `tally serve` closes a connection whose request's headers are not in this long
         after it opened or after its previous answer (read.slow_clients).
-    cluster: the ClickHouse cluster (one shard, replicas) the tables live on: `init` creates them ON
-        CLUSTER as Replicated tables, and workers insert with a quorum (clickhouse.schema, .sink).
+    cluster: the ClickHouse cluster (one shard, replicas) the tables live on: `init` creates them
+        ON CLUSTER as Replicated tables, and workers insert with a quorum (clickhouse.schema,
+        .sink).
     """
 
     kafka: str | None = None
@@ -95,8 +101,11 @@ class Settings:
             data_dir=Path(env.get("TALLY_DATA_DIR") or ".tally"),
             partitions=int(env.get("TALLY_PARTITIONS") or 8),
             namespace=env.get("TALLY_NAMESPACE") or "",
-            require_signatures=(env.get("TALLY_REQUIRE_SIGNATURES") or "1").lower() not in ("0", "false", "no"),
-            dpr_threshold=threshold_of(env["TALLY_DPR_THRESHOLD"]) if env.get("TALLY_DPR_THRESHOLD") else DPR_THRESHOLD,
+            require_signatures=(env.get("TALLY_REQUIRE_SIGNATURES") or "1").lower()
+            not in ("0", "false", "no"),
+            dpr_threshold=threshold_of(env["TALLY_DPR_THRESHOLD"])
+            if env.get("TALLY_DPR_THRESHOLD")
+            else DPR_THRESHOLD,
             kafka_security_protocol=env.get("TALLY_KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT",
             kafka_sasl_mechanism=env.get("TALLY_KAFKA_SASL_MECHANISM") or "SCRAM-SHA-512",
             kafka_username=env.get("TALLY_KAFKA_USERNAME") or None,
@@ -115,7 +124,8 @@ class Settings:
         )
 
     def as_env(self) -> dict[str, str]:
-        """The environment that gives a child `tally` process these settings (the inverse of from_env)."""
+        """The environment that gives a child `tally` process these settings (the inverse of
+        from_env)."""
         return {
             "TALLY_KAFKA": self.kafka or "",
             "TALLY_CLICKHOUSE": self.clickhouse or "",

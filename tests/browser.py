@@ -32,11 +32,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-async def _render(url: str, width: int, height: int, mobile: bool, screenshot: bool, timeout_s: float) -> Rendered:
+async def _render(
+    url: str, width: int, height: int, mobile: bool, screenshot: bool, timeout_s: float
+) -> Rendered:
     port = _free_port()
-    with tempfile.TemporaryDirectory(prefix="tally-chromium-", ignore_cleanup_errors=True) as profile:
+    with tempfile.TemporaryDirectory(
+        prefix="tally-chromium-", ignore_cleanup_errors=True
+    ) as profile:
         browser = subprocess.Popen(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-sync",
              "--disable-background-networking", "--disable-component-update", "--hide-scrollbars",
              f"--user-data-dir={profile}", f"--remote-debugging-port={port}", "about:blank"],
             stdout=subprocess.DEVNULL,
@@ -54,7 +59,9 @@ async def _render(url: str, width: int, height: int, mobile: bool, screenshot: b
                         if time.monotonic() > deadline:
                             raise
                         await asyncio.sleep(0.2)
-                async with http.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=1 << 28) as ws:
+                async with http.ws_connect(
+                    target["webSocketDebuggerUrl"], max_msg_size=1 << 28
+                ) as ws:
                     ids = itertools.count(1)
 
                     async def call(method: str, **params: object) -> dict:
@@ -72,17 +79,24 @@ async def _render(url: str, width: int, height: int, mobile: bool, screenshot: b
                     await call("Page.navigate", url=url)
                     deadline = time.monotonic() + timeout_s
                     while True:
-                        ready = await call("Runtime.evaluate", expression="document.body && document.body.dataset.ready")
+                        ready = await call(
+                            "Runtime.evaluate",
+                            expression="document.body && document.body.dataset.ready",
+                        )
                         if ready["result"].get("value") == "1":
                             break
                         if time.monotonic() > deadline:
                             raise TimeoutError(f"{url} never said it was ready")
                         await asyncio.sleep(0.2)
                     await asyncio.sleep(0.3)  # a last layout after the data-ready render
-                    dom = await call("Runtime.evaluate", expression="document.documentElement.outerHTML")
+                    dom = await call(
+                        "Runtime.evaluate", expression="document.documentElement.outerHTML"
+                    )
                     png = None
                     if screenshot:
-                        png = base64.b64decode((await call("Page.captureScreenshot", format="png"))["data"])
+                        png = base64.b64decode(
+                            (await call("Page.captureScreenshot", format="png"))["data"]
+                        )
                     return Rendered(dom["result"]["value"], png)
         finally:
             browser.terminate()
@@ -92,7 +106,9 @@ async def _render(url: str, width: int, height: int, mobile: bool, screenshot: b
                 browser.kill()
 
 
-def render(url: str, width: int = 1400, height: int = 900, screenshot: bool = False, timeout_s: float = 60) -> Rendered:
+def render(
+    url: str, width: int = 1400, height: int = 900, screenshot: bool = False, timeout_s: float = 60
+) -> Rendered:
     """The page at `url` laid out `width` x `height` px (a phone's, touch and all, under 600 px)."""
     if CHROMIUM is None:
         raise RuntimeError("Debian's chromium is missing: `make browser` installs it")

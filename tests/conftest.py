@@ -34,8 +34,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     base = Settings(data_dir=data_dir)
     kafka = servers.ensure(base, servers.BROKER)
     ch = servers.ensure(base, servers.CLICKHOUSE)
-    # A takeover without a release waits deadline + receive timeout + 5 s (clickhouse.sink): short here,
-    # where inserts are small, so that the tests that kill workers do not wait 30 s at each takeover.
+    # A takeover without a release waits deadline + receive timeout + 5 s (clickhouse.sink): short
+    # here, where inserts are small, so that the tests that kill workers do not wait 30 s at each
+    # takeover.
     yield base.override(kafka=kafka, clickhouse=ch, insert_deadline_s=5.0, receive_timeout_s=1.0)
     for name in (servers.BROKER, servers.CLICKHOUSE):
         servers.stop(base, name)
@@ -44,8 +45,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 @pytest.fixture
 def pipeline(stack: Settings, request: pytest.FixtureRequest) -> Settings:
     """Settings of a fresh, isolated pipeline: its own topics, consumer group and database."""
-    name = f"t_{request.node.name[:40]}_{uuid.uuid4().hex[:6]}".replace("[", "_").replace("]", "_").replace("-", "_")
-    settings = stack.override(namespace=f"{name}.", clickhouse=f"{stack.clickhouse}/{name}", partitions=4)
+    name = (
+        f"t_{request.node.name[:40]}_{uuid.uuid4().hex[:6]}".replace("[", "_")
+        .replace("]", "_")
+        .replace("-", "_")
+    )
+    settings = stack.override(
+        namespace=f"{name}.", clickhouse=f"{stack.clickhouse}/{name}", partitions=4
+    )
     asyncio.run(create_topics(settings, settings.kafka))
     apply_schema(settings)
     return settings
@@ -61,7 +68,11 @@ def env_of(settings: Settings) -> dict[str, str]:
 
 
 def tally(
-    settings: Settings, *args: str, stdin: bytes | None = None, check: bool = True, timeout: float = 300
+    settings: Settings,
+    *args: str,
+    stdin: bytes | None = None,
+    check: bool = True,
+    timeout: float = 300,
 ) -> subprocess.CompletedProcess:
     """Run the real `tally` command line against this pipeline."""
     result = subprocess.run(
@@ -74,13 +85,15 @@ def tally(
     )
     if check and result.returncode != 0:
         raise AssertionError(
-            f"tally {' '.join(args)} exited {result.returncode}:\n{result.stdout.decode()}\n{result.stderr.decode()}"
+            f"tally {' '.join(args)} exited "
+            f"{result.returncode}:\n{result.stdout.decode()}\n{result.stderr.decode()}"
         )
     return result
 
 
 class Workers:
-    """Real `tally worker` processes for one pipeline; stopped (SIGTERM, then SIGKILL) at teardown."""
+    """Real `tally worker` processes for one pipeline; stopped (SIGTERM, then SIGKILL) at
+    teardown."""
 
     def __init__(self, settings: Settings, log_dir: Path) -> None:
         self.settings = settings
@@ -111,7 +124,10 @@ class Workers:
 
     def logs(self, tail: int | None = 3000) -> str:
         """The workers' logs, the last `tail` characters of each (None: all of them)."""
-        return "\n".join(p.read_text(errors="replace")[-tail if tail else 0 :] for p in sorted(self.log_dir.glob("worker-*.log")))
+        return "\n".join(
+            p.read_text(errors="replace")[-tail if tail else 0 :]
+            for p in sorted(self.log_dir.glob("worker-*.log"))
+        )
 
 
 @pytest.fixture

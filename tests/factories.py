@@ -34,7 +34,12 @@ def tally_dict(
             "registered": {"dpt": dpt, "dptb": dptb, "dpk": dpk},
             "voted": {"dpt": voted_dpt, "dptb": voted_dptb, "dpk": voted_dpk},
         },
-        "ballots": {"received": used + returned + spare, "returned": returned, "unused": spare, "used": used},
+        "ballots": {
+            "received": used + returned + spare,
+            "returned": returned,
+            "unused": spare,
+            "used": used,
+        },
         "votes": votes,
         "invalid": invalid,
     }
@@ -46,7 +51,9 @@ def small_registry(dpt: int = 281) -> Registry:
     registry = Registry(dpt={"3171010001001": dpt, "1101010001001": 250})
     registry.add_contest(Contest("PPWP", "PPWP", "Presiden", ("ID",), ("01", "02", "03")))
     registry.add_contest(Contest("DPR", "DPR-31-01", "DKI I", ("3171",), ("P01", "P01.01", "P02")))
-    registry.add_contest(Contest("DPRD_KAB", "DPRDK-1101", "Aceh Selatan", ("1101",), ("P01", "P19")))
+    registry.add_contest(
+        Contest("DPRD_KAB", "DPRDK-1101", "Aceh Selatan", ("1101",), ("P01", "P19"))
+    )
     return registry
 
 
@@ -60,7 +67,8 @@ def valid_tallies(draw: st.DrawFn) -> dict:
     voted_dpk = draw(st.integers(0, min(used - voted_dptb, 5)))
     voted_dpt = used - voted_dptb - voted_dpk
     returned, spare = draw(st.integers(0, 5)), draw(st.integers(0, 20))
-    # A TPS receives at most its DPT plus 2% (OVER_ALLOCATION): the smallest DPT that allows these ballots.
+    # A TPS receives at most its DPT plus 2% (OVER_ALLOCATION): the smallest DPT that allows these
+    # ballots.
     least = max(voted_dpt, (used + returned + spare) * 100 // 102 - 1)
     while least + (least * 2 + 99) // 100 < used + returned + spare:
         least += 1
@@ -110,4 +118,8 @@ def signed(tally: dict, by: str | None = None) -> dict:
     from streams.gateways.tallies import sign
 
     signer = by or tally["tps"]
-    return sign({k: v for k, v in tally.items() if k not in ("sig", "key_id")}, device_key(signer), key_id_of(signer))
+    return sign(
+        {k: v for k, v in tally.items() if k not in ("sig", "key_id")},
+        device_key(signer),
+        key_id_of(signer),
+    )

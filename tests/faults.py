@@ -1,6 +1,6 @@
-"""A ClickHouse that fails midway: a proxy in front of the real (embedded) ClickHouse that passes every
-statement through, but cuts each streamed answer (query_id `stream-`) after its first bytes, as a
-server does whose query dies once the body has begun (a memory limit, a timeout, a crash). With
+"""A ClickHouse that fails midway: a proxy in front of the real (embedded) ClickHouse that passes
+every statement through, but cuts each streamed answer (query_id `stream-`) after its first bytes,
+as a server does whose query dies once the body has begun (a memory limit, a timeout, a crash). With
 `block`, the cut follows ClickHouse 25.11+'s tagged error block; without, the connection just ends.
 The bytes before the cut are the real server's."""
 
@@ -26,7 +26,9 @@ def _app(upstream: str, after: int, block: bool) -> web.Application:
         session: aiohttp.ClientSession = request.app[SESSION]
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP}
         body = await request.read()
-        async with session.request(request.method, upstream + request.path_qs, data=body, headers=headers) as up:
+        async with session.request(
+            request.method, upstream + request.path_qs, data=body, headers=headers
+        ) as up:
             out = {k: v for k, v in up.headers.items() if k.lower() not in HOP}
             if not request.query.get("query_id", "").startswith("stream-") or up.status != 200:
                 return web.Response(status=up.status, body=await up.read(), headers=out)
@@ -39,8 +41,12 @@ def _app(upstream: str, after: int, block: bool) -> web.Application:
                     break
             await response.write(sent)
             if block:
-                error = ValueError("Code: 241. DB::Exception: Memory limit exceeded. (MEMORY_LIMIT_EXCEEDED)")
-                await response.write(exception_block(error, up.headers["X-ClickHouse-Exception-Tag"]))
+                error = ValueError(
+                    "Code: 241. DB::Exception: Memory limit exceeded. (MEMORY_LIMIT_EXCEEDED)"
+                )
+                await response.write(
+                    exception_block(error, up.headers["X-ClickHouse-Exception-Tag"])
+                )
             request.transport.close()  # flushed, then closed: never the terminating chunk
             return response
 

@@ -1,4 +1,5 @@
-"""The ClickHouse edge: connect with clickhouse-connect's HTTP client, and apply schemas/clickhouse/*.sql."""
+"""The ClickHouse edge: connect with clickhouse-connect's HTTP client, and apply
+schemas/clickhouse/*.sql."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from streams.settings import Settings
 
 
 def moment_read() -> dict[str, str]:
-    """The settings of a statement that must see every insert stamped before its moment (a totals read
-    that answers with its moment, a page of the change feed, the log's next leaves): a query_id the
-    embedded server knows (embedded.chdb_http.MomentGate), unique as a query_id must be."""
+    """The settings of a statement that must see every insert stamped before its moment (a totals
+    read that answers with its moment, a page of the change feed, the log's next leaves): a query_id
+    the embedded server knows (embedded.chdb_http.MomentGate), unique as a query_id must be."""
     return {"query_id": f"moment-{uuid.uuid4()}"}
 
 
@@ -30,10 +31,13 @@ def _with_database(dsn: str, database: str) -> str:
 
 
 def connect(settings: Settings, read_only: bool = False, **kwargs: object) -> Client:
-    """A client for the configured ClickHouse (starting the embedded one if none is configured); with
-    `read_only`, as the embedded ClickHouse's read-only user (a configured server's DSN is as given)."""
+    """A client for the configured ClickHouse (starting the embedded one if none is configured);
+    with `read_only`, as the embedded ClickHouse's read-only user (a configured server's DSN is as
+    given)."""
     dsn = clickhouse_dsn(settings)
-    return clickhouse_connect.get_client(dsn=read_only_dsn(settings, dsn) if read_only else dsn, **kwargs)
+    return clickhouse_connect.get_client(
+        dsn=read_only_dsn(settings, dsn) if read_only else dsn, **kwargs
+    )
 
 
 def apply_schema(settings: Settings) -> list[str]:

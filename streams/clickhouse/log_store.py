@@ -21,18 +21,29 @@ from clickhouse_connect.driver.client import Client
 
 from streams.clickhouse.client import moment_read
 from streams.core import merkle
-from streams.core.checkpoint import BallotTotals, Checkpoint, leaf_bytes, public_key_of, sign_note, verifier_key
+from streams.core.checkpoint import (
+    BallotTotals,
+    Checkpoint,
+    leaf_bytes,
+    public_key_of,
+    sign_note,
+    verifier_key,
+)
 from streams.core.moments import moment_text, sql_moment
 
 log = logging.getLogger("tally.log")
 CHANGES = (
-    "SELECT decided_at, ballot, region, choice, revision, event, source, deltas, tps_reported, invalid, voters "
+    "SELECT decided_at, ballot, region, choice, revision, event, source, deltas, tps_reported, "
+    "invalid, voters "
     "FROM region_totals WHERE level = 'tps'"
 )
-# After the cursor (decided_at, ballot, tps, revision key), spelt out (chDB 26.9 compares such tuples wrongly).
+# After the cursor (decided_at, ballot, tps, revision key), spelt out (chDB 26.9 compares such
+# tuples wrongly).
 AFTER = (
-    " AND (decided_at > {t:DateTime64(6, 'UTC')} OR decided_at = {t:DateTime64(6, 'UTC')} AND (ballot > {b:String} "
-    "OR ballot = {b:String} AND (region > {r:String} OR region = {r:String} AND choice > {c:String})))"
+    " AND (decided_at > {t:DateTime64(6, 'UTC')} OR decided_at = {t:DateTime64(6, 'UTC')} AND "
+    "(ballot > {b:String} "
+    "OR ballot = {b:String} AND (region > {r:String} OR region = {r:String} AND choice > "
+    "{c:String})))"
 )
 ORDER = " ORDER BY decided_at, ballot, region, choice"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -58,7 +69,8 @@ class LogState:
 
 
 class LogAppender:
-    """The one appender of a night's log: `step` appends what became visible since, `checkpoint` signs."""
+    """The one appender of a night's log: `step` appends what became visible since, `checkpoint`
+    signs."""
 
     def __init__(
         self,
@@ -74,19 +86,27 @@ class LogAppender:
         self.origin = origin
         self.seed = seed
         self.page = page
-        # Where running inserts are listed, and how far the replicas' clocks may be apart (their stamps).
-        self.processes = f"clusterAllReplicas('{cluster}', system.processes)" if cluster else "system.processes"
+        # Where running inserts are listed, and how far the replicas' clocks may be apart (their
+        # stamps).
+        self.processes = (
+            f"clusterAllReplicas('{cluster}', system.processes)" if cluster else "system.processes"
+        )
         self.skew_s = CLUSTER_SKEW_S if cluster else 0.0
-        self.read_settings = read_settings  # a server has no moment gate: tests pass `dict` to read as on one
-        self.settled_only = settled_only  # off only in the test that shows what the watermark is for
+        self.read_settings = (
+            read_settings  # a server has no moment gate: tests pass `dict` to read as on one
+        )
+        self.settled_only = (
+            settled_only  # off only in the test that shows what the watermark is for
+        )
         self.state = self.recover()
 
     def recover(self) -> LogState:
-        """The log as ClickHouse holds it: its size and last leaf, the frontier of perfect subtrees, the
-        totals of its leaves, the last checkpoint."""
+        """The log as ClickHouse holds it: its size and last leaf, the frontier of perfect subtrees,
+        the totals of its leaves, the last checkpoint."""
         state = LogState()
         last = self.client.query(
-            "SELECT idx, decided_at, ballot, tps, revision FROM log_leaves FINAL ORDER BY idx DESC LIMIT 1"
+            "SELECT idx, decided_at, ballot, tps, revision FROM log_leaves FINAL ORDER BY idx DESC "
+            "LIMIT 1"
         ).result_rows
         if last:
             idx, decided_at, ballot, tps, revision = last[0]
@@ -100,11 +120,14 @@ class LogAppender:
             found = subtree_reader(self.client)(wanted)
             state.frontier = [(lv, found[(lv, i)]) for lv, i in wanted]
             for ballot, votes, reported, invalid, voters in self.client.query(
-                "SELECT ballot, sumMap(deltas), sum(tps_reported), sum(invalid), sum(voters) FROM region_totals "
+                "SELECT ballot, sumMap(deltas), sum(tps_reported), sum(invalid), sum(voters) FROM "
+                "region_totals "
                 "WHERE level = 'tps' AND NOT (1" + AFTER + ") GROUP BY ballot",
                 parameters=self._cursor_params(state.cursor),
             ).result_rows:
-                state.totals.setdefault(ballot, BallotTotals()).add(reported, invalid, voters, votes)
+                state.totals.setdefault(ballot, BallotTotals()).add(
+                    reported, invalid, voters, votes
+                )
         state.checkpointed = int(self.client.command("SELECT max(size) FROM log_checkpoints") or 0)
         return state
 
@@ -113,25 +136,29 @@ class LogAppender:
         return {"t": sql_moment(cursor[0]), "b": cursor[1], "r": cursor[2], "c": cursor[3]}
 
     def watermark(self) -> datetime:
-        """A moment before which every change that will ever exist has landed: the server's clock, or the
-        start of the oldest insert into region_totals still running, if earlier. A change is stamped when
-        its insert starts, and a server lists an insert among its processes before it stamps anything:
-        an insert stamped before this moment is not listed, so it has ended (landed, or failed for good
-        and retried later, stamped anew)."""
+        """A moment before which every change that will ever exist has landed: the server's clock,
+        or the start of the oldest insert into region_totals still running, if earlier. A change is
+        stamped when its insert starts, and a server lists an insert among its processes before it
+        stamps anything: an insert stamped before this moment is not listed, so it has ended
+        (landed, or failed for good and retried later, stamped anew)."""
         moment = self.client.query(
-            # A running insert started `elapsed` seconds before it was listed, so at most that long before now.
-            "SELECT least(now64(6), ifNull(minOrNull(now64(6) - toIntervalMicrosecond(toUInt64(elapsed * 1e6) + 1000)), "
+            # A running insert started `elapsed` seconds before it was listed, so at most that long
+            # before now.
+            "SELECT least(now64(6), ifNull(minOrNull(now64(6) - "
+            "toIntervalMicrosecond(toUInt64(elapsed * 1e6) + 1000)), "
             "now64(6))) "
-            f"FROM {self.processes} WHERE query_kind = 'Insert' AND current_database = currentDatabase() "
+            f"FROM {self.processes} WHERE query_kind = 'Insert' AND current_database = "
+            "currentDatabase() "
             "AND positionCaseInsensitive(query, 'region_totals') > 0"
         ).result_rows[0][0]
         return _utc(moment) - timedelta(seconds=self.skew_s)
 
     def step(self) -> tuple[int, bool]:
         """Append the next page of changes: (leaves appended, whether that was all there was)."""
-        # Only changes stamped before the watermark, read in a statement that starts after it was taken:
-        # none stamped before the page's last can land later. On the embedded default the read is a
-        # moment read besides, which never runs beside an insert (docs/trust.md, the transparency log).
+        # Only changes stamped before the watermark, read in a statement that starts after it was
+        # taken: none stamped before the page's last can land later. On the embedded default the
+        # read is a moment read besides, which never runs beside an insert (docs/trust.md, the
+        # transparency log).
         settled = " AND decided_at < {w:DateTime64(6, 'UTC')}" if self.settled_only else ""
         params = {**self._cursor_params(self.state.cursor), "n": self.page}
         if self.settled_only:
@@ -147,21 +174,49 @@ class LogAppender:
         first = state.size
         frontier = list(state.frontier)
         nodes, leaves = [], []
-        totals = {b: BallotTotals(t.tps, t.invalid, t.voters, dict(t.votes)) for b, t in state.totals.items()}
-        for decided_at, ballot, tps, key, step, event, source, deltas, reported, invalid, voters in rows:
+        totals = {
+            b: BallotTotals(t.tps, t.invalid, t.voters, dict(t.votes))
+            for b, t in state.totals.items()
+        }
+        for (
+            decided_at,
+            ballot,
+            tps,
+            key,
+            step,
+            event,
+            source,
+            deltas,
+            reported,
+            invalid,
+            voters,
+        ) in rows:
             revision = int(key)
             partition, _, offset = source.partition(":")
             applied_at = moment_text(_utc(decided_at))
-            leaf = leaf_bytes(event.encode(), revision, revision - step, applied_at, int(partition or 0), int(offset or 0))
+            leaf = leaf_bytes(
+                event.encode(),
+                revision,
+                revision - step,
+                applied_at,
+                int(partition or 0),
+                int(offset or 0),
+            )
             h = merkle.leaf_hash(leaf)
             index = first + len(leaves)
             leaves.append((index, ballot, tps, revision, _utc(decided_at), leaf, h))
             # A subtree of level L completed by leaf `index` covers the 2^L leaves ending there.
-            nodes += [(level, ((index + 1) >> level) - 1, node) for level, node in merkle.push(frontier, h)]
+            nodes += [
+                (level, ((index + 1) >> level) - 1, node)
+                for level, node in merkle.push(frontier, h)
+            ]
             totals.setdefault(ballot, BallotTotals()).add(reported, invalid, voters, deltas)
         token = f"log:{first}-{first + len(leaves) - 1}"
         self.client.insert(
-            "log_nodes", nodes, column_names=["level", "idx", "hash"], settings={"insert_deduplication_token": token}
+            "log_nodes",
+            nodes,
+            column_names=["level", "idx", "hash"],
+            settings={"insert_deduplication_token": token},
         )
         self.client.insert(
             "log_leaves",
@@ -175,9 +230,9 @@ class LogAppender:
         return len(leaves), len(rows) < self.page
 
     def checkpoint(self) -> Checkpoint | None:
-        """Sign the log as it stands, if it grew since the last checkpoint (call it only when a `step`
-        took everything visible: a checkpoint then covers whole inserts, and its totals are the results as
-        of its last leaf's moment)."""
+        """Sign the log as it stands, if it grew since the last checkpoint (call it only when a
+        `step` took everything visible: a checkpoint then covers whole inserts, and its totals are
+        the results as of its last leaf's moment)."""
         state = self.state
         if state.size == 0 or state.size == state.checkpointed:
             return None
@@ -185,13 +240,23 @@ class LogAppender:
         note = sign_note(checkpoint.text(), self.origin, self.seed)
         self.client.insert(
             "log_checkpoints",
-            [(state.size, checkpoint.root, state.cursor[0], note, verifier_key(self.origin, public_key_of(self.seed)))],
+            [
+                (
+                    state.size,
+                    checkpoint.root,
+                    state.cursor[0],
+                    note,
+                    verifier_key(self.origin, public_key_of(self.seed)),
+                )
+            ],
             column_names=["size", "root", "decided_at", "note", "verifier_key"],
         )
         state.checkpointed = state.size
         return checkpoint
 
-    def run(self, interval: float, stop: Callable[[], bool], sleep: Callable[[float], None]) -> None:
+    def run(
+        self, interval: float, stop: Callable[[], bool], sleep: Callable[[float], None]
+    ) -> None:
         """Append and checkpoint every `interval` seconds until `stop()`."""
         while not stop():
             try:
@@ -201,16 +266,20 @@ class LogAppender:
                     if made is not None:
                         log.info("checkpoint %d %s", made.size, made.root.hex())
             except Exception as exc:  # noqa: BLE001 - ClickHouse away: retry the same rows, same token
-                # The state moves only after both inserts landed, so a retry writes the same rows again:
-                # dropped by their token, or merged as the same row.
-                log.warning("log append failed (%s: %s); retrying", type(exc).__name__, str(exc)[:200])
+                # The state moves only after both inserts landed, so a retry writes the same rows
+                # again: dropped by their token, or merged as the same row.
+                log.warning(
+                    "log append failed (%s: %s); retrying", type(exc).__name__, str(exc)[:200]
+                )
                 sleep(interval)
                 continue
             if caught_up:
                 sleep(interval)
 
 
-def subtree_reader(client: Client) -> Callable[[list[tuple[int, int]]], dict[tuple[int, int], bytes]]:
+def subtree_reader(
+    client: Client,
+) -> Callable[[list[tuple[int, int]]], dict[tuple[int, int], bytes]]:
     """Fetch perfect subtree hashes (level, idx) from log_nodes in one query."""
 
     def fetch(wanted: list[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
@@ -219,7 +288,8 @@ def subtree_reader(client: Client) -> Callable[[list[tuple[int, int]]], dict[tup
         return {
             (lv, i): bytes(h)
             for lv, i, h in client.query(
-                "SELECT level, idx, hash FROM log_nodes FINAL WHERE (level, idx) IN {w:Array(Tuple(UInt8, UInt64))}",
+                "SELECT level, idx, hash FROM log_nodes FINAL WHERE (level, idx) IN "
+                "{w:Array(Tuple(UInt8, UInt64))}",
                 parameters={"w": wanted},
             ).result_rows
         }
@@ -228,8 +298,8 @@ def subtree_reader(client: Client) -> Callable[[list[tuple[int, int]]], dict[tup
 
 
 def proof_nodes(build: Callable[[merkle.SubtreeHash], list[bytes]], fetch) -> list[bytes]:
-    """Run a proof builder twice: once to learn which perfect subtrees it needs, then with them fetched
-    in one query. A range that is not a perfect subtree is split as RFC 9162 splits it."""
+    """Run a proof builder twice: once to learn which perfect subtrees it needs, then with them
+    fetched in one query. A range that is not a perfect subtree is split as RFC 9162 splits it."""
 
     def perfect(start: int, end: int) -> list[tuple[int, int]]:
         size = end - start

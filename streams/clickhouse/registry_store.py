@@ -1,4 +1,5 @@
-"""The registry in ClickHouse: load a registry file into it; read it back for the workers; revoke a key."""
+"""The registry in ClickHouse: load a registry file into it; read it back for the workers; revoke a
+key."""
 
 from __future__ import annotations
 
@@ -14,19 +15,30 @@ from streams.core.signatures import DeviceKey, KeyRing
 
 CHUNK = 200_000
 KEY_COLUMNS = ("key_id", "tps", "public_key", "valid_from", "valid_until", "revoked_at")
-REGISTRY_TABLES = ("regions", "registry_tps", "registry_contests", "registry_keys", "region_tps_total")
+REGISTRY_TABLES = (
+    "regions",
+    "registry_tps",
+    "registry_contests",
+    "registry_keys",
+    "region_tps_total",
+)
 
-# Which TPS hold which ballot: a TPS is covered by a contest whose regions include one of its prefixes.
+# Which TPS hold which ballot: a TPS is covered by a contest whose regions include one of its
+# prefixes.
 TPS_TOTALS_SQL = """
 INSERT INTO region_tps_total (ballot, level, region, tps_total, dpt_total)
-SELECT ballot, level_region.1 AS level, level_region.2 AS region, count() AS tps_total, sum(dpt) AS dpt_total
+SELECT ballot, level_region.1 AS level, level_region.2 AS region, count() AS tps_total,
+    sum(dpt) AS dpt_total
 FROM (
     SELECT DISTINCT c.ballot AS ballot, p.tps AS tps, p.dpt AS dpt
-    FROM (SELECT tps, dpt, arrayJoin(['ID', substring(tps, 1, 2), substring(tps, 1, 4), substring(tps, 1, 6),
+    FROM (SELECT tps, dpt, arrayJoin(['ID', substring(tps, 1, 2), substring(tps, 1, 4),
+        substring(tps, 1, 6),
                                       substring(tps, 1, 10), tps]) AS region FROM registry_tps) AS p
-    INNER JOIN (SELECT ballot, arrayJoin(regions) AS region FROM registry_contests) AS c USING (region)
+    INNER JOIN (SELECT ballot, arrayJoin(regions) AS region FROM registry_contests) AS c
+        USING (region)
 )
-ARRAY JOIN [('national', 'ID'), ('province', substring(tps, 1, 2)), ('regency', substring(tps, 1, 4)),
+ARRAY JOIN [('national', 'ID'), ('province', substring(tps, 1, 2)), ('regency', substring(tps, 1,
+    4)),
             ('district', substring(tps, 1, 6)), ('village', substring(tps, 1, 10))] AS level_region
 GROUP BY ballot, level, region
 """
@@ -51,7 +63,15 @@ def load_registry(client: Client, records: Iterable[dict]) -> dict[str, int]:
             client.insert(
                 "registry_contests",
                 contests,
-                column_names=["ballot", "dapil", "name", "regions", "choices", "choice_names", "seats"],
+                column_names=[
+                    "ballot",
+                    "dapil",
+                    "name",
+                    "regions",
+                    "choices",
+                    "choice_names",
+                    "seats",
+                ],
             )
         if keys:
             client.insert("registry_keys", keys, column_names=list(KEY_COLUMNS))
@@ -62,7 +82,9 @@ def load_registry(client: Client, records: Iterable[dict]) -> dict[str, int]:
         for record in chunk:
             kind = record.get("type")
             if kind == "region":
-                regions.append((record["code"], record["name"], record["level"], record.get("parent", "")))
+                regions.append(
+                    (record["code"], record["name"], record["level"], record.get("parent", ""))
+                )
             elif kind == "tps":
                 tps.append((record["code"], int(record["dpt"]), int(record.get("ballots") or 0)))
             elif kind == "contest":
@@ -109,17 +131,24 @@ def read_registry(client: Client) -> Registry:
     registry = Registry()
     with client.query_rows_stream("SELECT tps, dpt FROM registry_tps FINAL") as stream:
         registry.dpt = DptTable(stream)
-    registry.allocations = dict(client.query("SELECT tps, ballots FROM registry_tps FINAL WHERE ballots > 0").result_rows)
+    registry.allocations = dict(
+        client.query("SELECT tps, ballots FROM registry_tps FINAL WHERE ballots > 0").result_rows
+    )
     for ballot, dapil, name, regions, choices, names, seats in client.query(
-        "SELECT ballot, dapil, name, regions, choices, choice_names, seats FROM registry_contests FINAL"
+        "SELECT ballot, dapil, name, regions, choices, choice_names, seats FROM registry_contests "
+        "FINAL"
     ).result_rows:
-        registry.add_contest(Contest(ballot, dapil, name, tuple(regions), tuple(choices), tuple(names), seats))
+        registry.add_contest(
+            Contest(ballot, dapil, name, tuple(regions), tuple(choices), tuple(names), seats)
+        )
     with client.query_rows_stream(
-        "SELECT key_id, tps, public_key, toFloat64(valid_from), toFloat64(valid_until), toFloat64(revoked_at) "
+        "SELECT key_id, tps, public_key, toFloat64(valid_from), toFloat64(valid_until), "
+        "toFloat64(revoked_at) "
         "FROM registry_keys FINAL"
     ) as stream:
         registry.keys = KeyRing(
-            (key_id, DeviceKey(tps, base64.b64decode(pk), start, end, revoked)) for key_id, tps, pk, start, end, revoked in stream
+            (key_id, DeviceKey(tps, base64.b64decode(pk), start, end, revoked))
+            for key_id, tps, pk, start, end, revoked in stream
         )
     return registry
 
@@ -128,16 +157,22 @@ def revoke_key(client: Client, key_id: str, at: float) -> bool:
     """Mark a device key revoked from `at` (epoch seconds) on; workers pick it up within seconds.
     False if there is no such key."""
     found = client.query(
-        "SELECT tps, public_key, valid_from, valid_until FROM registry_keys FINAL WHERE key_id = {k:String}",
+        "SELECT tps, public_key, valid_from, valid_until FROM registry_keys FINAL WHERE key_id = "
+        "{k:String}",
         parameters={"k": key_id},
     ).result_rows
     if not found:
         return False
     tps, public_key, valid_from, valid_until = found[0]
-    client.insert("registry_keys", [(key_id, tps, public_key, valid_from, valid_until, _utc(at))], column_names=list(KEY_COLUMNS))
+    client.insert(
+        "registry_keys",
+        [(key_id, tps, public_key, valid_from, valid_until, _utc(at))],
+        column_names=list(KEY_COLUMNS),
+    )
     # A new registry version: workers reload and see the revocation.
     client.command(
-        "INSERT INTO registry_loads (tps, contests) SELECT tps, contests FROM registry_loads ORDER BY loaded_at DESC LIMIT 1"
+        "INSERT INTO registry_loads (tps, contests) SELECT tps, contests FROM registry_loads ORDER "
+        "BY loaded_at DESC LIMIT 1"
     )
     return True
 

@@ -1,21 +1,21 @@
-"""The statements of schemas/clickhouse/, as they are for one server, or made for a ClickHouse cluster
-of one shard and several replicas (Keeper coordinates them) by `tally init --cluster NAME`.
+"""The statements of schemas/clickhouse/, as they are for one server, or made for a ClickHouse
+cluster of one shard and several replicas (Keeper coordinates them) by `tally init --cluster NAME`.
 
 Each statement is the same file's, rewritten:
   * `CREATE DATABASE`, `CREATE TABLE` and `ALTER TABLE` run `ON CLUSTER`, so every replica has them;
   * every MergeTree engine becomes its Replicated twin, its data at
-    /clickhouse/tables/{shard}/{database}/<table> in Keeper, `{replica}` from each server's macros, its
-    own arguments kept (ReplacingMergeTree(revision) -> ReplicatedReplacingMergeTree(path, replica,
-    revision));
+    /clickhouse/tables/{shard}/{database}/<table> in Keeper, `{replica}` from each server's macros,
+    its own arguments kept (ReplacingMergeTree(revision) -> ReplicatedReplacingMergeTree(path,
+    replica, revision));
   * a table that drops repeated inserts (`non_replicated_deduplication_window`) keeps that window in
     Keeper instead, sized for a night: DEDUP_BLOCKS blocks and at least DEDUP_SECONDS.
 
 One shard: a national night is ~4.3M TPS rows and ~5M decisions, which one server holds easily; more
 replicas are for staying up. A shard per something would split a TPS's change rows from the totals
-they move (one insert, one part, docs/exactly-once.md), so sharding is not offered. Reads work on any
-replica unchanged. The sink, in cluster mode (`TALLY_CLUSTER`), makes every insert wait for a quorum
-of replicas and every read it decides by (leases, state) see all quorum writes (clickhouse.sink).
-"""
+they move (one insert, one part, docs/exactly-once.md), so sharding is not offered. Reads work on
+any replica unchanged. The sink, in cluster mode (`TALLY_CLUSTER`), makes every insert wait for a
+quorum of replicas and every read it decides by (leases, state) see all quorum writes
+(clickhouse.sink)."""
 
 from __future__ import annotations
 
@@ -40,12 +40,19 @@ def sql_statements(path: Path) -> list[str]:
     return [
         s.strip()
         for s in _STATEMENT_END.split(text)
-        if s and s.strip() and not all(line.strip().startswith("--") or not line.strip() for line in s.strip().splitlines())
+        if s
+        and s.strip()
+        and not all(
+            line.strip().startswith("--") or not line.strip() for line in s.strip().splitlines()
+        )
     ]
 
 
-def schema(cluster: str | None = None, schema_dir: Path = SCHEMA_DIR) -> list[tuple[str, list[str]]]:
-    """(file name, its statements, for `cluster` if given) for every schema file, in the order they apply."""
+def schema(
+    cluster: str | None = None, schema_dir: Path = SCHEMA_DIR
+) -> list[tuple[str, list[str]]]:
+    """(file name, its statements, for `cluster` if given) for every schema file, in the order they
+    apply."""
     return [
         (p.name, [cluster_statement(s, cluster) if cluster else s for s in sql_statements(p)])
         for p in sorted(schema_dir.glob("*.sql"))
@@ -72,10 +79,15 @@ def cluster_statement(statement: str, cluster: str) -> str:
             return f"ENGINE = Replicated{kind}MergeTree({path}{', ' + args if args else ''})"
 
         statement = _ENGINE.sub(replicated, statement)
-        window = f"replicated_deduplication_window = {DEDUP_BLOCKS}, replicated_deduplication_window_seconds = {DEDUP_SECONDS}"
+        window = (
+            f"replicated_deduplication_window = {DEDUP_BLOCKS}, "
+            f"replicated_deduplication_window_seconds = {DEDUP_SECONDS}"
+        )
         return _NON_REPLICATED.sub(window, statement)
     return _ALTER_TABLE.sub(lambda m: f"{m.group(1)}{m.group(2)}{on}", statement, count=1)
 
 
 def create_database(database: str, cluster: str | None) -> str:
-    return f"CREATE DATABASE IF NOT EXISTS `{database}`" + (f" ON CLUSTER {_quoted(cluster)}" if cluster else "")
+    return f"CREATE DATABASE IF NOT EXISTS `{database}`" + (
+        f" ON CLUSTER {_quoted(cluster)}" if cluster else ""
+    )

@@ -1,25 +1,28 @@
-"""Stage 5, the ClickHouse sink: one batch in, its rows written (or refused by the fence), or retried.
+"""Stage 5, the ClickHouse sink: one batch in, its rows written (or refused by the fence), or
+retried.
 
 The contract (after Quix Streams and the ClickHouse Kafka Connect sink): the caller commits Kafka
 offsets only after `write_all` returned. One fetch's batches (several partitions) go in one insert
 per table, and every insert is
-  * fenced row by row: `INSERT INTO t SELECT .. FROM input(..) WHERE (src_partition, <its owner>) IN
-    <current lease holders>`, one statement, so rows of a partition that moved on are not written (the
-    writer learns so from the row count);
-  * idempotent on retry: it carries the token `<table>:<topic>:<partition>:<first>-<last>,..`, and
-    every target has non_replicated_deduplication_window, so the retry of a timed-out insert is dropped.
+  * fenced row by row: `INSERT INTO t SELECT .. FROM input(..) WHERE (src_partition, <its owner>)
+    IN <current lease holders>`, one statement, so rows of a partition that moved on are not
+    written (the writer learns so from the row count);
+  * idempotent on retry: it carries the token `<table>:<topic>:<partition>:<first>-<last>,..`,
+    and every target has non_replicated_deduplication_window, so the retry of a timed-out insert
+    is dropped.
   * bounded in time by the server: `max_execution_time` = the deadline, so that the lease check,
-    evaluated when a server starts the insert, and the rows, which land when it ends, are never more
-    than the deadline (plus the server's HTTP receive timeout, while the body arrives) apart. A worker
-    that takes over a lease its owner did not release waits, before it reads the partition's state,
-    while an insert of the old owner still runs, that bound at most (`acquire_lease`, `wait_out`):
-    whatever the stalled owner had in flight has landed by then, and is in that state, or was ended by
-    the server and never lands. A worker
-    that hands a partition on cleanly releases its lease (`release_leases`), so the next owner need
-    not wait. docs/exactly-once.md.
+    evaluated when a server starts the insert, and the rows, which land when it ends, are never
+    more than the deadline (plus the server's HTTP receive timeout, while the body arrives) apart.
+    A worker that takes over a lease its owner did not release waits, before it reads the
+    partition's state, while an insert of the old owner still runs, that bound at most
+    (`acquire_lease`, `wait_out`): whatever the stalled owner had in flight has landed by then,
+    and is in that state, or was ended by the server and never lands. A worker that hands a
+    partition on cleanly releases its lease (`release_leases`), so the next owner need not wait.
+    docs/exactly-once.md.
 Order: region_totals (deltas plus each TPS's revision marker, one atomic part), tally_decisions,
-tally_rejections, tally_forwards, then tally_current. A crash between the first and the last leaves totals ahead of
-tally_current; the markers let the replay apply those revisions without moving totals twice.
+tally_rejections, tally_forwards, then tally_current. A crash between the first and the last
+leaves totals ahead of tally_current; the markers let the replay apply those revisions without
+moving totals twice.
 clickhouse-connect is synchronous: the worker calls `write` in a thread, never on the event loop.
 """
 
@@ -44,9 +47,9 @@ from streams.core.rows import columns as record_columns
 
 log = logging.getLogger("tally.sink")
 REMIND_S = 30.0  # while ClickHouse is away, a reminder at most this often
-# The server's limit on the wait for each piece of a request body (ClickHouse's http_receive_timeout,
-# set for tally's users in deploy/clickhouse/users.d/tally.xml): an insert whose client stalls while
-# sending is ended by the server after at most this long without bytes.
+# The server's limit on the wait for each piece of a request body (ClickHouse's
+# http_receive_timeout, set for tally's users in deploy/clickhouse/users.d/tally.xml): an insert
+# whose client stalls while sending is ended by the server after at most this long without bytes.
 RECEIVE_TIMEOUT_S = 10.0
 TAKEOVER_MARGIN_S = 5.0  # for the end of an insert after its last time check: the part's commit
 RELEASED = ""  # the owner of a released lease: no writer is ever called that
@@ -64,8 +67,8 @@ class Table:
 
     @classmethod
     def of(cls, name: str, row: type, *constants: tuple[str, str]) -> Table:
-        """The table of the core's record `row` (`streams.core.rows`), then `constants`: columns of one
-        value an insert."""
+        """The table of the core's record `row` (`streams.core.rows`), then `constants`: columns of
+        one value an insert."""
         return cls(name, record_columns(row) + constants)
 
     @property
@@ -82,7 +85,10 @@ class Table:
         return ", ".join(f"{name} {kind}" for name, kind in self.columns)
 
 
-EPOCH = ("src_epoch", "UInt32")  # the broker's incarnation: the same for a whole insert, added by the sink
+EPOCH = (
+    "src_epoch",
+    "UInt32",
+)  # the broker's incarnation: the same for a whole insert, added by the sink
 TOTALS = Table.of("region_totals", TotalsRow)
 DECISIONS = Table.of("tally_decisions", DecisionRow, EPOCH)
 REJECTIONS = Table.of("tally_rejections", RejectionRow, EPOCH)
@@ -96,19 +102,26 @@ class Fenced(Exception):
 
 def joined(parts: Sequence[list[list]]) -> list[list]:
     """The columns of several batches as one insert's."""
-    return parts[0] if len(parts) == 1 else [list(chain.from_iterable(column)) for column in zip(*parts, strict=True)]
+    return (
+        parts[0]
+        if len(parts) == 1
+        else [list(chain.from_iterable(column)) for column in zip(*parts, strict=True)]
+    )
 
 
 def json_columns(columns: list[list]) -> bytes:
-    """An insert body in JSONCompactColumns: one orjson call for the whole batch, and ClickHouse parses
-    it in ~70% of the time of the same rows as JSONCompactEachRow."""
+    """An insert body in JSONCompactColumns: one orjson call for the whole batch, and ClickHouse
+    parses it in ~70% of the time of the same rows as JSONCompactEachRow."""
     return orjson.dumps(columns)
 
 
 def _holders(topic: str) -> str:
     """(partition, owner) of every partition of `topic`: the latest lease wins. The fence and `held`
     must agree on it, so both use this one query."""
-    return f"SELECT partition, argMax(owner, generation) FROM partition_leases WHERE topic = {_literal(topic)} GROUP BY partition"
+    return (
+        "SELECT partition, argMax(owner, generation) FROM partition_leases WHERE topic = "
+        f"{_literal(topic)} GROUP BY partition"
+    )
 
 
 def _literal(value: str) -> str:
@@ -132,37 +145,55 @@ class ClickHouseSink:
         self.writes: dict[str, object] = {"insert_quorum": "auto"} if cluster else {}
         self.reads: dict[str, object] = {"select_sequential_consistency": 1} if cluster else {}
         # Where the statements running now are listed: every replica's, on a cluster.
-        self.processes = f"clusterAllReplicas({_literal(cluster)}, system.processes)" if cluster else "system.processes"
+        self.processes = (
+            f"clusterAllReplicas({_literal(cluster)}, system.processes)"
+            if cluster
+            else "system.processes"
+        )
         self.deadline_s = deadline_s
-        # How long an insert that passed its lease check may still land: the server's deadline, the wait
-        # for a stalled body, and the commit.
+        # How long an insert that passed its lease check may still land: the server's deadline, the
+        # wait for a stalled body, and the commit.
         self.takeover_wait_s = deadline_s + receive_timeout_s + TAKEOVER_MARGIN_S
         # Until then an insert that failed here may still be running on the server (its client timed
-        # out, not the statement): this writer must not release its leases before (`release_leases`).
+        # out, not the statement): this writer must not release its leases before
+        # (`release_leases`).
         self.unsure_until = 0.0
         self.retry_max_s = retry_max_s
         self.sleep = sleep
-        self.written = {"batches": 0, "current": 0, "totals": 0, "decisions": 0, "rejections": 0, "forwards": 0, "fenced": 0}
-        # One HTTP session, used from the batch thread and the rebalance callbacks: one call at a time.
+        self.written = {
+            "batches": 0,
+            "current": 0,
+            "totals": 0,
+            "decisions": 0,
+            "rejections": 0,
+            "forwards": 0,
+            "fenced": 0,
+        }
+        # One HTTP session, used from the batch thread and the rebalance callbacks: one call at a
+        # time.
         self._lock = threading.Lock()
         self.up = True  # ClickHouse took the last statement
         self.down_since: float | None = None  # monotonic time of the first failure of an outage
         self.reminded = 0.0
         self.retries = 0
         self.seconds = 0.0  # duration of the last statement that ClickHouse took
-        self.insert_seconds: dict[str, float] = {}  # table -> duration of its insert in the last write_all
+        self.insert_seconds: dict[
+            str, float
+        ] = {}  # table -> duration of its insert in the last write_all
         self.epoch = 0  # the broker's incarnation of the topic (schemas/clickhouse/007_epochs.sql)
 
     def call(self, what: str, read: Callable[[Client], T]) -> T:
-        """Run a read against ClickHouse under the sink's lock, retrying while ClickHouse is away."""
+        """Run a read against ClickHouse under the sink's lock, retrying while ClickHouse is
+        away."""
         return self._retry(what, lambda: read(self.client))
 
-    # -- leases ---------------------------------------------------------------------------------------
+    # -- leases
+    # ---------------------------------------------------------------------------------------
     def acquire_lease(self, topic: str, partition: int, owner: str) -> str:
-        """Take the partition's lease: one statement, so the generation is one higher than any before.
-        Returns the owner before this one: RELEASED if it handed the partition on (or there was none),
-        else a writer that may still have an insert in flight, to be waited out (`wait_out`) before
-        the partition's state is read."""
+        """Take the partition's lease: one statement, so the generation is one higher than any
+        before. Returns the owner before this one: RELEASED if it handed the partition on (or there
+        was none), else a writer that may still have an insert in flight, to be waited out
+        (`wait_out`) before the partition's state is read."""
         params = {"topic": topic, "partition": partition, "owner": owner}
         self._retry(
             "partition_leases",
@@ -180,9 +211,12 @@ class ClickHouseSink:
             "partition_leases",
             lambda c: (
                 c.query(
-                    "SELECT argMax(owner, generation) FROM partition_leases WHERE topic = {topic:String} "
-                    "AND partition = {partition:UInt16} AND generation < (SELECT max(generation) FROM partition_leases "
-                    "WHERE topic = {topic:String} AND partition = {partition:UInt16} AND owner = {owner:String})",
+                    "SELECT argMax(owner, generation) FROM partition_leases WHERE topic = "
+                    "{topic:String} "
+                    "AND partition = {partition:UInt16} AND generation < (SELECT max(generation) "
+                    "FROM partition_leases "
+                    "WHERE topic = {topic:String} AND partition = {partition:UInt16} AND owner = "
+                    "{owner:String})",
                     parameters=params,
                     settings=self.reads,
                 ).result_rows
@@ -192,17 +226,19 @@ class ClickHouseSink:
 
     @staticmethod
     def unreleased(before: str, owner: str) -> bool:
-        """Whether a lease taken from `before` was not handed on, so its inserts must be waited out."""
+        """Whether a lease taken from `before` was not handed on, so its inserts must be waited
+        out."""
         return before not in (RELEASED, owner)
 
     def wait_out(self, owners: Collection[str], poll_s: float = 0.2) -> float:
-        """After taking leases from `owners` (unreleased), wait until none of their inserts runs on the
-        server, or `takeover_wait_s` at most; returns the seconds waited.
+        """After taking leases from `owners` (unreleased), wait until none of their inserts runs on
+        the server, or `takeover_wait_s` at most; returns the seconds waited.
 
-        Why it may end early: a fenced insert names its writer in its text (the fence's owner literal),
-        and a server lists a statement in system.processes from before it evaluates anything in it. So
-        an insert of theirs not listed now has either ended (landed or not, before the state is read)
-        or has not started, and will meet our lease at its start. A poll that fails waits the bound."""
+        Why it may end early: a fenced insert names its writer in its text (the fence's owner
+        literal), and a server lists a statement in system.processes from before it evaluates
+        anything in it. So an insert of theirs not listed now has either ended (landed or not,
+        before the state is read) or has not started, and will meet our lease at its start. A poll
+        that fails waits the bound."""
         started = time.monotonic()
         if not owners:
             return 0.0
@@ -221,9 +257,9 @@ class ClickHouseSink:
 
     def release_leases(self, topic: str, owners: Mapping[int, str]) -> set[int]:
         """Hand partitions on: a release row above each lease still held by its owner here, in one
-        statement, so the next owner reads their state without waiting. Only once every write of this
-        writer has returned, and none that failed may still run on the server (else: nothing released,
-        the next owner waits)."""
+        statement, so the next owner reads their state without waiting. Only once every write of
+        this writer has returned, and none that failed may still run on the server (else: nothing
+        released, the next owner waits)."""
         if not owners or time.monotonic() < self.unsure_until:
             return set()
         held = self.held(topic, owners)
@@ -235,9 +271,12 @@ class ClickHouseSink:
             "partition_leases",
             lambda: self.client.command(
                 "INSERT INTO partition_leases (topic, partition, generation, owner) "
-                f"SELECT {_literal(topic)}, partition, max(generation) + 1, {_literal(RELEASED)} FROM partition_leases "
-                f"WHERE topic = {_literal(topic)} AND partition IN ({partitions}) GROUP BY partition "
-                f"HAVING argMax(owner, generation) = transform(partition, [{partitions}], [{names}], '')",
+                f"SELECT {_literal(topic)}, partition, max(generation) + 1, {_literal(RELEASED)} "
+                "FROM partition_leases "
+                f"WHERE topic = {_literal(topic)} AND partition IN ({partitions}) GROUP BY "
+                "partition "
+                f"HAVING argMax(owner, generation) = transform(partition, [{partitions}], "
+                f"[{names}], '')",
                 settings={**self.writes, **self.reads},
             ),
         )
@@ -247,7 +286,10 @@ class ClickHouseSink:
         """A row's `src_partition` must still be leased to the writer that decided it."""
         partitions = ", ".join(str(int(p)) for p in owners)
         names = ", ".join(_literal(o) for o in owners.values())
-        return f"(src_partition, transform(src_partition, [{partitions}], [{names}], '')) IN ({_holders(topic)})"
+        return (
+            f"(src_partition, transform(src_partition, [{partitions}], [{names}], '')) IN "
+            f"({_holders(topic)})"
+        )
 
     def held(self, topic: str, owners: Mapping[int, str]) -> set[int]:
         """The partitions among `owners` still leased to their owner."""
@@ -257,16 +299,18 @@ class ClickHouseSink:
         )
         return {int(p) for p, owner in rows if owners.get(int(p)) == owner}
 
-    # -- writes ---------------------------------------------------------------------------------------
+    # -- writes
+    # ---------------------------------------------------------------------------------------
     def write(self, batch: Batch, owner: str) -> None:
         """Write one partition's batch (see `write_all`)."""
         self.write_all([batch], {batch.partition: owner})
 
     def write_all(self, batches: Sequence[Batch], owners: Mapping[int, str]) -> None:
-        """Write the batches of several partitions of one topic with one insert per table (each insert
-        has a fixed cost, about 11 ms on the embedded server), every row fenced by its own partition's
-        lease. Raise Fenced if this writer lost any of them: the caller must not ack, and the rows of the
-        partitions it still held are replayed exactly, like after a crash between two inserts."""
+        """Write the batches of several partitions of one topic with one insert per table (each
+        insert has a fixed cost, about 11 ms on the embedded server), every row fenced by its own
+        partition's lease. Raise Fenced if this writer lost any of them: the caller must not ack,
+        and the rows of the partitions it still held are replayed exactly, like after a crash
+        between two inserts."""
         if not batches:
             return
         topic = batches[0].topic
@@ -280,9 +324,20 @@ class ClickHouseSink:
         written: dict[str, int] = {}
         for table, columns in (
             (TOTALS, joined([b.totals.as_columns(b.partition) for b in batches])),
-            (DECISIONS, joined([columns_of(b.decisions, len(DecisionRow._fields), epoch) for b in batches])),
-            (REJECTIONS, joined([columns_of(b.rejections, len(RejectionRow._fields), epoch) for b in batches])),
-            (FORWARDS, joined([columns_of(b.forwards, len(ForwardRow._fields), epoch) for b in batches])),
+            (
+                DECISIONS,
+                joined([columns_of(b.decisions, len(DecisionRow._fields), epoch) for b in batches]),
+            ),
+            (
+                REJECTIONS,
+                joined(
+                    [columns_of(b.rejections, len(RejectionRow._fields), epoch) for b in batches]
+                ),
+            ),
+            (
+                FORWARDS,
+                joined([columns_of(b.forwards, len(ForwardRow._fields), epoch) for b in batches]),
+            ),
             (CURRENT, joined([columns_of(b.current, len(CurrentRow._fields)) for b in batches])),
         ):
             rows = written[table.name] = len(columns[0])
@@ -291,24 +346,43 @@ class ClickHouseSink:
                 if lost:
                     self.written["fenced"] += 1
                     raise Fenced(
-                        f"partitions {sorted(lost)} of {topic} are leased to another worker; offsets {token} left to their owners"
+                        f"partitions {sorted(lost)} of {topic} are leased to another worker; "
+                        f"offsets {token} left to their owners"
                     )
                 # Still ours: this was the retry of an insert that had landed, dropped by its token.
         self.written["batches"] += 1
-        tables = {"current": CURRENT, "totals": TOTALS, "decisions": DECISIONS, "rejections": REJECTIONS, "forwards": FORWARDS}
+        tables = {
+            "current": CURRENT,
+            "totals": TOTALS,
+            "decisions": DECISIONS,
+            "rejections": REJECTIONS,
+            "forwards": FORWARDS,
+        }
         for key, table in tables.items():
             self.written[key] += written[table.name]
 
     def _insert(self, table: Table, columns: list[list], token: str, fence: str) -> int:
         body = json_columns(columns)
-        structure = table.structure if table.has_partition else f"{table.structure}, src_partition UInt16"
-        statement = f"{table.name} ({table.names}) SELECT {table.names} FROM input({_literal(structure)}) WHERE {fence}"
-        settings = {"insert_deduplication_token": token, "max_execution_time": self.deadline_s, **self.writes, **self.reads}
+        structure = (
+            table.structure if table.has_partition else f"{table.structure}, src_partition UInt16"
+        )
+        statement = (
+            f"{table.name} ({table.names}) SELECT {table.names} FROM input({_literal(structure)}) "
+            f"WHERE {fence}"
+        )
+        settings = {
+            "insert_deduplication_token": token,
+            "max_execution_time": self.deadline_s,
+            **self.writes,
+            **self.reads,
+        }
 
         def attempt() -> object:
             started = time.monotonic()
             try:
-                return self.client.raw_insert(statement, None, body, settings=settings, fmt="JSONCompactColumns")
+                return self.client.raw_insert(
+                    statement, None, body, settings=settings, fmt="JSONCompactColumns"
+                )
             except Exception:
                 self.unsure_until = max(self.unsure_until, started + self.takeover_wait_s)
                 raise
@@ -319,7 +393,8 @@ class ClickHouseSink:
 
     def _retry(self, what: str, operation: Callable[[], T]) -> T:
         """Run `operation` until ClickHouse takes it. While it is away: one warning when it goes, a
-        reminder at most every REMIND_S, and one line when it answers again (how long, how many retries)."""
+        reminder at most every REMIND_S, and one line when it answers again (how long, how many
+        retries)."""
         delay = 0.1
         while True:
             try:
@@ -327,14 +402,20 @@ class ClickHouseSink:
                     started = time.monotonic()
                     result = operation()
                     self.seconds = time.monotonic() - started
-            except Exception as exc:  # ClickHouse away or refusing: retry the same statement, same token
+            except (
+                Exception
+            ) as exc:  # ClickHouse away or refusing: retry the same statement, same token
                 self._failed(what, exc, delay)
                 self.sleep(delay)
                 delay = min(delay * 2, self.retry_max_s)
                 continue
             if self.down_since is not None:
                 away = time.monotonic() - self.down_since
-                log.warning("ClickHouse answers again after %.1f s and %d retries; writing on", away, self.retries)
+                log.warning(
+                    "ClickHouse answers again after %.1f s and %d retries; writing on",
+                    away,
+                    self.retries,
+                )
                 self.down_since, self.retries = None, 0
             self.up = True
             return result
@@ -347,25 +428,33 @@ class ClickHouseSink:
         if self.down_since is None:
             self.down_since = self.reminded = now
             log.warning(
-                "write to %s failed (%s); retrying in %.1fs and on; no offset is committed meanwhile", what, reason, delay
+                "write to %s failed (%s); retrying in %.1fs and on; no offset is committed "
+                "meanwhile",
+                what,
+                reason,
+                delay,
             )
         elif now - self.reminded >= REMIND_S:
             self.reminded = now
             log.warning(
-                "ClickHouse still refuses after %.0f s and %d retries (%s: %s); no offset is committed meanwhile",
+                "ClickHouse still refuses after %.0f s and %d retries (%s: %s); no offset is "
+                "committed meanwhile",
                 now - self.down_since,
                 self.retries,
                 what,
                 reason,
             )
 
-    # -- the topic's layout, partitions that wait ---------------------------------------------------------
+    # -- the topic's layout, partitions that wait
+    # ---------------------------------------------------------
     def record_layout(self, topic: str, partitions: int) -> int:
-        """The partition count the topic's homes were first computed with (recorded now if none was)."""
+        """The partition count the topic's homes were first computed with (recorded now if none
+        was)."""
 
         def recorded(c: Client) -> int | None:
             rows = c.query(
-                "SELECT argMin(partitions, recorded_at), count() FROM topic_layout FINAL WHERE topic = {t:String}",
+                "SELECT argMin(partitions, recorded_at), count() FROM topic_layout FINAL WHERE "
+                "topic = {t:String}",
                 parameters={"t": topic},
                 settings=self.reads,
             ).result_rows
@@ -376,7 +465,12 @@ class ClickHouseSink:
             return first
         self.call(
             "topic layout",
-            lambda c: c.insert("topic_layout", [(topic, partitions)], column_names=["topic", "partitions"], settings=self.writes),
+            lambda c: c.insert(
+                "topic_layout",
+                [(topic, partitions)],
+                column_names=["topic", "partitions"],
+                settings=self.writes,
+            ),
         )
         return self.call("topic layout", recorded) or partitions
 
@@ -392,8 +486,11 @@ class ClickHouseSink:
             ),
         )
 
-    # -- state ----------------------------------------------------------------------------------------
-    def load_partition(self, partition: int) -> tuple[Iterator[tuple[Key, Applied]], dict[Key, int]]:
+    # -- state
+    # ----------------------------------------------------------------------------------------
+    def load_partition(
+        self, partition: int
+    ) -> tuple[Iterator[tuple[Key, Applied]], dict[Key, int]]:
         """The whole applied state of one partition (its TPS keys hash there; tally_current records
         src_partition), and every key whose totals are ahead of tally_current (a crash between the
         two writes): read once when the partition is assigned, so batches need no state queries.
@@ -406,7 +503,8 @@ class ClickHouseSink:
                     "SELECT m.ballot, m.tps, m.revision FROM ("
                     "  SELECT ballot, region AS tps, sum(revision) AS revision FROM region_totals "
                     "  WHERE level = 'tps' GROUP BY ballot, region) AS m "
-                    "LEFT JOIN (SELECT ballot, tps, max(revision) AS revision FROM tally_current GROUP BY ballot, tps) AS c "
+                    "LEFT JOIN (SELECT ballot, tps, max(revision) AS revision FROM tally_current "
+                    "GROUP BY ballot, tps) AS c "
                     "USING (ballot, tps) WHERE m.revision > c.revision",
                     settings={"join_use_nulls": 0, **self.reads},
                 ).result_rows
@@ -421,8 +519,10 @@ class ClickHouseSink:
                 "load partition",
                 lambda c, after=after: (
                     c.query(
-                        "SELECT ballot, tps, revision, event_id, event_ids, digest, votes, invalid, voters "
-                        "FROM tally_current FINAL WHERE src_partition = {p:UInt16} AND (ballot, tps) > ({b:String}, {t:String}) "
+                        "SELECT ballot, tps, revision, event_id, event_ids, digest, votes, "
+                        "invalid, voters "
+                        "FROM tally_current FINAL WHERE src_partition = {p:UInt16} AND (ballot, "
+                        "tps) > ({b:String}, {t:String}) "
                         "ORDER BY ballot, tps LIMIT {n:UInt32}",
                         parameters={"p": partition, "b": after[0], "t": after[1], "n": page},
                         settings=self.reads,

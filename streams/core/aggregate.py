@@ -7,8 +7,8 @@ Deltas of a whole batch are summed here, so one row per (ballot, level, region, 
 Each applied revision is also one row of its own at the TPS level: the change (new - old per choice
 in `deltas`, with the event and gateway), keyed by the revision it moved to. Written in the same
 insert as the totals it moved, it is the history that results as of any moment and the change feed
-are read from (docs/time-travel.md), and the sum of a TPS's change rows is the marker that says which
-revision the totals include, so a replay after a crash never moves them twice.
+are read from (docs/time-travel.md), and the sum of a TPS's change rows is the marker that says
+which revision the totals include, so a replay after a crash never moves them twice.
 
 Counts are summed as vectors over a contest's choices (the shared choice tuple of `Applied`), per
 regency for each event (the finest level written, see WRITTEN_LEVELS), and rolled up once per batch
@@ -30,7 +30,8 @@ from streams.core.regions import NATIONAL, PREFIX_LENGTH, region_of
 from streams.core.revisions import Applied
 from streams.core.rows import TotalsRow
 
-SUMMARY = ""  # the choice key of a region's summary row: tps_reported, invalid, voters, revision, registered
+# the choice key of a region's summary row: tps_reported, invalid, voters, revision, registered
+SUMMARY = ""
 TPS_LEVEL = "tps"
 # Levels written to region_totals. Districts (~110 TPS) and villages (~10 TPS) are summed from
 # tally_current when read: a batch's TPS are spread over the whole country, so at ~150 choices a
@@ -39,13 +40,24 @@ TPS_LEVEL = "tps"
 WRITTEN_LEVELS = ("national", "province", "regency")
 REGENCY = PREFIX_LENGTH["regency"]
 
-Row = list[int]  # votes, tps_reported, invalid, voters, revision, registered (the DPT of the TPS that reported)
-_count_of = itemgetter(1)  # of a (choice, count) pair: filter() keeps the pairs whose count is not 0
-NO_CHANGE: tuple = ({}, "", "", "", "")  # deltas, event_id, gateway, event, source of a row that is not a change
+Row = list[
+    int
+]  # votes, tps_reported, invalid, voters, revision, registered (the DPT of the TPS that reported)
+_count_of = itemgetter(
+    1
+)  # of a (choice, count) pair: filter() keeps the pairs whose count is not 0
+NO_CHANGE: tuple = (
+    {},
+    "",
+    "",
+    "",
+    "",
+)  # deltas, event_id, gateway, event, source of a row that is not a change
 
 
 def revision_key(revision: int) -> str:
-    """The `choice` of a change row: the revision it moved to, zero-padded so a TPS's changes sort in order."""
+    """The `choice` of a change row: the revision it moved to, zero-padded so a TPS's changes sort
+    in order."""
     return f"{revision:010d}"
 
 
@@ -63,9 +75,13 @@ class Change:
     voters: int
     event_id: str
     gateway: str
-    event: str = ""  # the event exactly as its device signed it (canonical JSON with sig): the log's leaf
+    event: str = (
+        ""  # the event exactly as its device signed it (canonical JSON with sig): the log's leaf
+    )
     source: str = ""  # "partition:offset" of that event in the submissions topic
-    registered: int = 0  # the TPS's DPT on its first count, else 0: turnout's basis over the TPS that reported
+    registered: int = (
+        0  # the TPS's DPT on its first count, else 0: turnout's basis over the TPS that reported
+    )
 
     def row(self) -> TotalsRow:
         return TotalsRow(
@@ -94,9 +110,15 @@ def _zero_row() -> Row:
     return [0, 0, 0, 0, 0, 0]
 
 
-def _add(vectors: dict[VectorKey, list[int]], key: VectorKey, counts: tuple[int, ...] | list[int], sign: int = 1) -> None:
-    """Add (or subtract) a vector in C (`map` with operator functions). `map` would stop at the shorter
-    vector without a word, so the lengths are checked (the key holds the choice tuple's id: they match)."""
+def _add(
+    vectors: dict[VectorKey, list[int]],
+    key: VectorKey,
+    counts: tuple[int, ...] | list[int],
+    sign: int = 1,
+) -> None:
+    """Add (or subtract) a vector in C (`map` with operator functions). `map` would stop at the
+    shorter vector without a word, so the lengths are checked (the key holds the choice tuple's id:
+    they match)."""
     found = vectors.get(key)
     if found is not None and len(found) != len(counts):
         raise ValueError(f"vectors of {key} differ in length: {len(found)} and {len(counts)}")
@@ -108,21 +130,30 @@ def _add(vectors: dict[VectorKey, list[int]], key: VectorKey, counts: tuple[int,
 
 @dataclass
 class TotalsDelta:
-    """Summed signed deltas of one batch: rows (ballot, level, region, choice) -> [votes, tps_reported,
-    invalid, voters, revision, registered]."""
+    """Summed signed deltas of one batch: rows (ballot, level, region, choice) -> [votes,
+    tps_reported, invalid, voters, revision, registered]."""
 
     # (ballot, regency, id(choices)) -> vote deltas in the order of `choices_by_id`
     regency_votes: dict[VectorKey, list[int]] = field(default_factory=dict)
     choices_by_id: dict[int, tuple[str, ...]] = field(default_factory=dict)
     # (ballot, level, region, SUMMARY) -> row: every written level's summary
-    summaries: dict[tuple[str, str, str, str], Row] = field(default_factory=lambda: defaultdict(_zero_row))
+    summaries: dict[tuple[str, str, str, str], Row] = field(
+        default_factory=lambda: defaultdict(_zero_row)
+    )
     # each applied revision, in the order applied: the TPS level's rows
     changes: list[Change] = field(default_factory=list)
 
     def apply(
-        self, old: Applied | None, new: Applied, gateway: str = "", event: str = "", source: str = "", dpt: int = 0
+        self,
+        old: Applied | None,
+        new: Applied,
+        gateway: str = "",
+        event: str = "",
+        source: str = "",
+        dpt: int = 0,
     ) -> None:
-        """Add one applied revision; `dpt` is the TPS's registered voters (counted once, on its first count)."""
+        """Add one applied revision; `dpt` is the TPS's registered voters (counted once, on its
+        first count)."""
         ballot = new.ballot
         self.choices_by_id[id(new.choices)] = new.choices
         key = (ballot, new.tps[:REGENCY], id(new.choices))
@@ -143,16 +174,18 @@ class TotalsDelta:
             summary[2] += invalid
             summary[3] += voters
             summary[5] += registered
-        # The TPS's change row, written in the same insert: the sum of revision over a TPS's rows says
-        # which revision these totals include, even if the crash came before tally_current was written.
-        # Built by zip, map and filter, not choice by choice in Python: a legislative tally has ~150
-        # choices, and a per-choice loop here cost 12% of a worker's time. Zero deltas are left out
-        # (every reader sums them): most candidates' columns are 0 at a TPS (59% of the entries on
-        # the simulated five-ballot night), and ClickHouse parsed each of them.
+        # The TPS's change row, written in the same insert: the sum of revision over a TPS's rows
+        # says which revision these totals include, even if the crash came before tally_current was
+        # written. Built by zip, map and filter, not choice by choice in Python: a legislative tally
+        # has ~150 choices, and a per-choice loop here cost 12% of a worker's time. Zero deltas are
+        # left out (every reader sums them): most candidates' columns are 0 at a TPS (59% of the
+        # entries on the simulated five-ballot night), and ClickHouse parsed each of them.
         if old is None:
             deltas = dict(filter(_count_of, zip(new.choices, new.counts, strict=True)))
         elif old.choices is new.choices:
-            deltas = dict(filter(_count_of, zip(new.choices, map(sub, new.counts, old.counts), strict=True)))
+            deltas = dict(
+                filter(_count_of, zip(new.choices, map(sub, new.counts, old.counts), strict=True))
+            )
         else:  # the same choices in another order (read back from ClickHouse)
             before, after = old.votes, new.votes
             deltas = {c: n - before.get(c, 0) for c, n in after.items() if n != before.get(c, 0)}
@@ -179,8 +212,8 @@ class TotalsDelta:
         """The vote deltas that are not 0 at the written levels, as columns: ballot, level, region,
         choice, votes. Each vector is rolled up and filtered in C (`map`, `compress`, `repeat`), one
         Python step a vector (~0.5 an event), not one a choice (~5 an event on five ballots: this
-        loop was a third of the aggregation's time in a worker's profile). A region whose vectors have
-        two choice orders (a tally read back from ClickHouse) is summed by choice instead."""
+        loop was a third of the aggregation's time in a worker's profile). A region whose vectors
+        have two choice orders (a tally read back from ClickHouse) is summed by choice instead."""
         by_level: dict[str, dict[VectorKey, list[int]]] = {"regency": self.regency_votes}
         for level, below in (("province", "regency"), ("national", "province")):
             summed: dict[VectorKey, list[int]] = {}
@@ -193,15 +226,21 @@ class TotalsDelta:
         for level in WRITTEN_LEVELS:
             vectors = by_level[level]
             orders = Counter((ballot, region) for ballot, region, _ in vectors)
-            by_choice: dict[tuple[str, str, str], int] = {}  # regions with vectors of two choice orders
+            by_choice: dict[
+                tuple[str, str, str], int
+            ] = {}  # regions with vectors of two choice orders
             for (ballot, region, choices), counts in vectors.items():
                 if orders[(ballot, region)] > 1:
                     for choice, delta in zip(self.choices_by_id[choices], counts, strict=True):
-                        by_choice[(ballot, region, choice)] = by_choice.get((ballot, region, choice), 0) + delta
+                        by_choice[(ballot, region, choice)] = (
+                            by_choice.get((ballot, region, choice), 0) + delta
+                        )
                     continue
                 order = self.choices_by_id[choices]
                 if len(order) != len(counts):  # `compress` would pair them silently
-                    raise ValueError(f"{len(counts)} counts for {len(order)} choices in {ballot} {region}")
+                    raise ValueError(
+                        f"{len(counts)} counts for {len(order)} choices in {ballot} {region}"
+                    )
                 moved = list(compress(counts, counts))
                 ballots.extend(repeat(ballot, len(moved)))
                 levels.extend(repeat(level, len(moved)))
@@ -210,34 +249,47 @@ class TotalsDelta:
                 votes.extend(moved)
             for (ballot, region, choice), delta in by_choice.items():
                 if delta:
-                    for column, value in zip(columns, (ballot, level, region, choice, delta), strict=True):
+                    for column, value in zip(
+                        columns, (ballot, level, region, choice, delta), strict=True
+                    ):
                         column.append(value)
         return columns
 
     @property
     def rows(self) -> dict[tuple[str, str, str, str], Row]:
-        """Every row: summaries (choice ""), vote deltas (never "") and changes (level tps), keyed apart."""
+        """Every row: summaries (choice ""), vote deltas (never "") and changes (level tps), keyed
+        apart."""
         rows = {key: list(values) for key, values in self.summaries.items()}
-        rows.update((change.row()[:4], [*change.row()[4:9], change.registered]) for change in self.changes)
+        rows.update(
+            (change.row()[:4], [*change.row()[4:9], change.registered]) for change in self.changes
+        )
         *keys, votes = self._vote_columns()
-        rows.update((key, [delta, 0, 0, 0, 0, 0]) for key, delta in zip(zip(*keys, strict=True), votes, strict=True))
+        rows.update(
+            (key, [delta, 0, 0, 0, 0, 0])
+            for key, delta in zip(zip(*keys, strict=True), votes, strict=True)
+        )
         return rows
 
     def as_columns(self, *extra: Any) -> list[list]:
-        """The rows to write as columns (the order of `rows.TotalsRow`, then `extra`, the same in every
-        row): summaries, vote deltas, changes. Made by transposing keys and filling constants in C, not as
-        a tuple a row: a legislative batch has ~30,000 rows, ~27,000 of them vote deltas."""
+        """The rows to write as columns (the order of `rows.TotalsRow`, then `extra`, the same in
+        every row): summaries, vote deltas, changes. Made by transposing keys and filling constants
+        in C, not as a tuple a row: a legislative batch has ~30,000 rows, ~27,000 of them vote
+        deltas."""
         summaries = [(*key, *values) for key, values in self.summaries.items() if any(values)]
         votes = self._vote_columns()
         moved = len(votes[4])
         changes = [change.row() for change in self.changes]
         width = len(NO_CHANGE) + 10
         heads = columns_of(summaries, 10)  # keys, then votes .. revision, registered
-        changed = columns_of(changes, width)  # keys, votes .. revision, NO_CHANGE's columns, registered
+        changed = columns_of(
+            changes, width
+        )  # keys, votes .. revision, NO_CHANGE's columns, registered
         vote_rows = [*votes, *([0] * moved for _ in range(4))]
         n = len(summaries) + moved + len(changes)
         columns = [heads[i] + vote_rows[i] + changed[i] for i in range(9)]
-        columns += [[constant] * (n - len(changes)) + changed[i] for i, constant in enumerate(NO_CHANGE, 9)]
+        columns += [
+            [constant] * (n - len(changes)) + changed[i] for i, constant in enumerate(NO_CHANGE, 9)
+        ]
         columns.append(heads[9] + [0] * moved + changed[width - 1])
         return columns + [[value] * n for value in extra]
 
@@ -249,5 +301,7 @@ class TotalsDelta:
 def columns_of(rows: Collection[tuple], width: int, *extra: Any) -> list[list]:
     """Rows (tuples of `width` values) as column lists, also when there are none; each `extra` a
     column of one value. The sink writes every table's rows so."""
-    columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+    columns = (
+        [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+    )
     return columns + [[value] * len(rows) for value in extra]

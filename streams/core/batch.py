@@ -25,7 +25,7 @@ class Batch:
     current: list[CurrentRow] = field(default_factory=list)
     decisions: list[DecisionRow] = field(default_factory=list)
     rejections: list[RejectionRow] = field(default_factory=list)
-    # Records whose home is another partition: (home partition, the message), to be sent there before
-    # this batch's offsets are acked, and their rows for tally_forwards.
+    # Records whose home is another partition: (home partition, the message), to be sent there
+    # before this batch's offsets are acked, and their rows for tally_forwards.
     forward: list[tuple[int, Any]] = field(default_factory=list)
     forwards: list[ForwardRow] = field(default_factory=list)

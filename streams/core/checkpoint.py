@@ -31,8 +31,11 @@ from nacl.exceptions import BadSignatureError
 ED25519 = b"\x01"  # the signed-note signature type of Ed25519
 
 
-def leaf_bytes(event: bytes, revision: int, previous: int, applied_at: str, partition: int, offset: int) -> bytes:
-    """A leaf: the signed event (canonical JSON bytes, with sig) and the decision that applied it."""
+def leaf_bytes(
+    event: bytes, revision: int, previous: int, applied_at: str, partition: int, offset: int
+) -> bytes:
+    """A leaf: the signed event (canonical JSON bytes, with sig) and the decision that applied
+    it."""
     decision = {
         "applied_at": applied_at,
         "offset": offset,
@@ -40,12 +43,19 @@ def leaf_bytes(event: bytes, revision: int, previous: int, applied_at: str, part
         "previous_revision": previous,
         "revision": revision,
     }
-    return b'{"decision":' + orjson.dumps(decision, option=orjson.OPT_SORT_KEYS) + b',"event":' + event + b"}"
+    return (
+        b'{"decision":'
+        + orjson.dumps(decision, option=orjson.OPT_SORT_KEYS)
+        + b',"event":'
+        + event
+        + b"}"
+    )
 
 
 @dataclass
 class BallotTotals:
-    """What a ballot's leaves add up to nationally: TPS counted, invalid, voters and votes per choice."""
+    """What a ballot's leaves add up to nationally: TPS counted, invalid, voters and votes per
+    choice."""
 
     tps: int = 0
     invalid: int = 0
@@ -61,7 +71,10 @@ class BallotTotals:
 
     def line(self, ballot: str) -> str:
         votes = " ".join(f"{c}={n}" for c, n in sorted(self.votes.items()) if n)
-        return f"{ballot} tps={self.tps} invalid={self.invalid} voters={self.voters}{' ' + votes if votes else ''}"
+        return (
+            f"{ballot} tps={self.tps} invalid={self.invalid} "
+            f"voters={self.voters}{' ' + votes if votes else ''}"
+        )
 
     @classmethod
     def parse(cls, line: str) -> tuple[str, BallotTotals]:
@@ -97,7 +110,9 @@ def key_id(name: str, public_key: bytes) -> bytes:
 
 def verifier_key(name: str, public_key: bytes) -> str:
     """The signed-note verifier key text: <name>+<hex key id>+<base64(0x01 || public key)>."""
-    return f"{name}+{key_id(name, public_key).hex()}+{base64.b64encode(ED25519 + public_key).decode()}"
+    return (
+        f"{name}+{key_id(name, public_key).hex()}+{base64.b64encode(ED25519 + public_key).decode()}"
+    )
 
 
 def public_key_of(seed: bytes) -> bytes:

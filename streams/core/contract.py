@@ -2,7 +2,8 @@
 
 One Kafka message = one UTF-8 JSON object; see schemas/tally.v1.schema.json and docs/wire-format.md.
 `decode_tally` turns bytes into a `Tally` or a list of findings with the MALFORMED or SCHEMA code,
-each naming the field path. Two paths, which tests hold to the published JSON Schema and to each other:
+each naming the field path. Two paths, which tests hold to the published JSON Schema and to each
+other:
   * the fast one: `_Shape`, the contract as msgspec types, decoded and checked from the bytes in one
     pass in C; nearly every event conforms, and this path costs about half of parsing into dicts and
     checking those;
@@ -100,7 +101,9 @@ class _Shape(msgspec.Struct, forbid_unknown_fields=True):
     key_id: str | msgspec.UnsetType = msgspec.UNSET
 
 
-_CHOICES = re.compile(rf"{_CHOICE.pattern}(?:\x00{_CHOICE.pattern})*")  # every choice code, joined by NUL
+_CHOICES = re.compile(
+    rf"{_CHOICE.pattern}(?:\x00{_CHOICE.pattern})*"
+)  # every choice code, joined by NUL
 # Choice codes already matched by `_CHOICES`: a set lookup of an event's codes (1.7 us a five-ballot
 # event) instead of the regex over them all (7.2 us). A code matches or not whatever codes it is
 # joined with, so a code seen once need not be matched again. Bounded (a country has a few thousand
@@ -130,13 +133,16 @@ def conforms(obj: dict) -> bool:
 
 # The top-level fields that are not the counts themselves: who sent them, when, and the signature.
 _IDENTITY = ("event_id", "submitted_at", "gateway", "sig", "key_id")
-_SORTED = msgspec.json.Encoder(order="sorted")  # RFC 8785 for tally.v1's values, as orjson's OPT_SORT_KEYS
+_SORTED = msgspec.json.Encoder(
+    order="sorted"
+)  # RFC 8785 for tally.v1's values, as orjson's OPT_SORT_KEYS
 _DECODER = msgspec.json.Decoder(_Shape)
 
 
 @dataclass(frozen=True, slots=True)
 class Forms:
-    """A tally's canonical bytes (core.signatures): made once at decoding, used by every later stage."""
+    """A tally's canonical bytes (core.signatures): made once at decoding, used by every later
+    stage."""
 
     signed: bytes  # the event without `sig`, keys sorted, compact: what the device signed
     event: bytes  # the same with `sig`: the transparency log's leaf
@@ -163,7 +169,15 @@ def _forms_of_shape(shape: _Shape) -> Forms:
     head = b'{"ballot":' + encode(shape.ballot) + b',"ballots":' + encode(shape.ballots)
     invalid = b',"invalid":%d' % shape.invalid
     revision = b',"revision":%d,"schema":' % shape.revision + encode(shape.schema)
-    tail = b',"tps":' + encode(shape.tps) + b',"voters":' + encode(shape.voters) + b',"votes":' + encode(shape.votes) + b"}"
+    tail = (
+        b',"tps":'
+        + encode(shape.tps)
+        + b',"voters":'
+        + encode(shape.voters)
+        + b',"votes":'
+        + encode(shape.votes)
+        + b"}"
+    )
     sender = b',"event_id":' + encode(shape.event_id) + b',"gateway":' + encode(shape.gateway)
     key_id = b"" if shape.key_id is msgspec.UNSET else b',"key_id":' + encode(shape.key_id)
     submitted_at = b',"submitted_at":' + encode(shape.submitted_at)
@@ -172,7 +186,9 @@ def _forms_of_shape(shape: _Shape) -> Forms:
     if shape.sig is msgspec.UNSET:
         return Forms(signed, signed, digest)
     sig = b',"sig":' + encode(shape.sig)
-    return Forms(signed, b"".join((head, sender, invalid, key_id, revision, sig, submitted_at, tail)), digest)
+    return Forms(
+        signed, b"".join((head, sender, invalid, key_id, revision, sig, submitted_at, tail)), digest
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +206,9 @@ class Tally:
     ballots: dict[str, int]
     votes: dict[str, int]
     invalid: int
-    forms: Forms = field(repr=False, compare=False)  # no default: an empty digest would match another
+    forms: Forms = field(
+        repr=False, compare=False
+    )  # no default: an empty digest would match another
     sig: str | None = None
     key_id: str | None = None
 
@@ -222,7 +240,9 @@ class Decoded:
 
 def decode_tally(payload: bytes) -> Decoded:
     if len(payload) > MAX_EVENT_BYTES:
-        return Decoded(None, (Finding(Reason.MALFORMED, "$", f"{len(payload)} bytes > {MAX_EVENT_BYTES}"),))
+        return Decoded(
+            None, (Finding(Reason.MALFORMED, "$", f"{len(payload)} bytes > {MAX_EVENT_BYTES}"),)
+        )
     try:
         shape = _DECODER.decode(payload)
     except (msgspec.MsgspecError, UnicodeDecodeError):
@@ -252,13 +272,17 @@ def decode_tally(payload: bytes) -> Decoded:
 def decode_object(payload: bytes) -> Decoded:
     """The reference path: orjson's dicts, checked by msgspec and, where it refuses, by hand."""
     if len(payload) > MAX_EVENT_BYTES:
-        return Decoded(None, (Finding(Reason.MALFORMED, "$", f"{len(payload)} bytes > {MAX_EVENT_BYTES}"),))
+        return Decoded(
+            None, (Finding(Reason.MALFORMED, "$", f"{len(payload)} bytes > {MAX_EVENT_BYTES}"),)
+        )
     try:
         obj = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         return Decoded(None, (Finding(Reason.MALFORMED, "$", f"not UTF-8 JSON: {exc}"),))
     if not isinstance(obj, dict):
-        return Decoded(None, (Finding(Reason.MALFORMED, "$", f"a JSON {type(obj).__name__}, not an object"),))
+        return Decoded(
+            None, (Finding(Reason.MALFORMED, "$", f"a JSON {type(obj).__name__}, not an object"),)
+        )
     if conforms(obj):
         return _conforming(obj)
     return check_structure(obj)
@@ -299,15 +323,21 @@ def _counts(obj: object, path: str, keys: tuple[str, ...], findings: list[Findin
         if key not in obj:
             findings.append(Finding(Reason.SCHEMA, f"{path}.{key}", "missing"))
         elif not _is_count(obj[key]):
-            findings.append(Finding(Reason.SCHEMA, f"{path}.{key}", f"must be an integer 0..{MAX_COUNT}, got {obj[key]!r}"))
+            findings.append(
+                Finding(
+                    Reason.SCHEMA,
+                    f"{path}.{key}",
+                    f"must be an integer 0..{MAX_COUNT}, got {obj[key]!r}",
+                )
+            )
     for key in obj:
         if key not in keys:
             findings.append(Finding(Reason.SCHEMA, f"{path}.{key}", "unknown field"))
 
 
 def check_structure(obj: dict) -> Decoded:
-    """Every SCHEMA finding of a decoded JSON object (all of them, not only the first). The slow path:
-    `decode_tally` calls it only for objects that do not conform."""
+    """Every SCHEMA finding of a decoded JSON object (all of them, not only the first). The slow
+    path: `decode_tally` calls it only for objects that do not conform."""
     findings: list[Finding] = []
     for key in _REQUIRED:
         if key not in obj:
@@ -316,7 +346,9 @@ def check_structure(obj: dict) -> Decoded:
         if key not in _REQUIRED and key not in _OPTIONAL:
             findings.append(Finding(Reason.SCHEMA, f"$.{key}", "unknown field"))
 
-    def text(key: str, pattern: re.Pattern[str] | None = None, choices: tuple[str, ...] = ()) -> str | None:
+    def text(
+        key: str, pattern: re.Pattern[str] | None = None, choices: tuple[str, ...] = ()
+    ) -> str | None:
         value = obj.get(key)
         if key not in obj:
             return None
@@ -324,10 +356,14 @@ def check_structure(obj: dict) -> Decoded:
             findings.append(Finding(Reason.SCHEMA, f"$.{key}", f"must be a string, got {value!r}"))
             return None
         if pattern is not None and not pattern.fullmatch(value):
-            findings.append(Finding(Reason.SCHEMA, f"$.{key}", f"{value!r} does not match {pattern.pattern}"))
+            findings.append(
+                Finding(Reason.SCHEMA, f"$.{key}", f"{value!r} does not match {pattern.pattern}")
+            )
             return None
         if choices and value not in choices:
-            findings.append(Finding(Reason.SCHEMA, f"$.{key}", f"{value!r} is not one of {', '.join(choices)}"))
+            findings.append(
+                Finding(Reason.SCHEMA, f"$.{key}", f"{value!r} is not one of {', '.join(choices)}")
+            )
             return None
         return value
 
@@ -344,10 +380,16 @@ def check_structure(obj: dict) -> Decoded:
             findings.append(Finding(Reason.SCHEMA, f"$.{key}", "must be a string"))
     revision = obj.get("revision")
     if "revision" in obj and not (type(revision) is int and 1 <= revision <= 2**31 - 1):
-        findings.append(Finding(Reason.SCHEMA, "$.revision", f"must be an integer >= 1, got {revision!r}"))
+        findings.append(
+            Finding(Reason.SCHEMA, "$.revision", f"must be an integer >= 1, got {revision!r}")
+        )
     invalid = obj.get("invalid")
     if "invalid" in obj and not _is_count(invalid):
-        findings.append(Finding(Reason.SCHEMA, "$.invalid", f"must be an integer 0..{MAX_COUNT}, got {invalid!r}"))
+        findings.append(
+            Finding(
+                Reason.SCHEMA, "$.invalid", f"must be an integer 0..{MAX_COUNT}, got {invalid!r}"
+            )
+        )
 
     voters = obj.get("voters")
     if "voters" in obj:
@@ -367,14 +409,26 @@ def check_structure(obj: dict) -> Decoded:
     votes = obj.get("votes")
     if "votes" in obj:
         if not isinstance(votes, dict) or not votes:
-            findings.append(Finding(Reason.SCHEMA, "$.votes", "must be a non-empty object of choice -> count"))
+            findings.append(
+                Finding(Reason.SCHEMA, "$.votes", "must be a non-empty object of choice -> count")
+            )
         else:
             for choice, count in votes.items():
                 if not _CHOICE.fullmatch(choice):
-                    findings.append(Finding(Reason.SCHEMA, f"$.votes.{choice}", "choice code must match [A-Za-z0-9_.-]{1,32}"))
+                    findings.append(
+                        Finding(
+                            Reason.SCHEMA,
+                            f"$.votes.{choice}",
+                            "choice code must match [A-Za-z0-9_.-]{1,32}",
+                        )
+                    )
                 elif not _is_count(count):
                     findings.append(
-                        Finding(Reason.SCHEMA, f"$.votes.{choice}", f"must be an integer 0..{MAX_COUNT}, got {count!r}")
+                        Finding(
+                            Reason.SCHEMA,
+                            f"$.votes.{choice}",
+                            f"must be an integer 0..{MAX_COUNT}, got {count!r}",
+                        )
                     )
 
     key_id = obj.get("key_id")

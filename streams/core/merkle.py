@@ -1,5 +1,6 @@
 """RFC 9162's Merkle tree (section 2.1): tree hashes, inclusion and consistency proofs, and their
-verification. Pure; SHA-256; leaf hash = SHA-256(0x00 || leaf), node hash = SHA-256(0x01 || left || right).
+verification. Pure; SHA-256; leaf hash = SHA-256(0x00 || leaf), node hash = SHA-256(0x01 || left ||
+right).
 
 Proofs are built from a `SubtreeHash` callable: the hash of leaves [start, end) of the tree, for the
 ranges an RFC 9162 proof needs (a perfect subtree, or the right edge of the tree). The log keeps the
@@ -28,7 +29,9 @@ def split(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
 
 
-Frontier = list[tuple[int, bytes]]  # (level, hash) of the perfect subtrees covering [0, n), levels decreasing
+Frontier = list[
+    tuple[int, bytes]
+]  # (level, hash) of the perfect subtrees covering [0, n), levels decreasing
 
 
 def push(frontier: Frontier, leaf: bytes) -> list[tuple[int, bytes]]:
@@ -54,7 +57,8 @@ def frontier_root(frontier: Frontier) -> bytes:
 
 
 def root_of(hashes: Sequence[bytes]) -> bytes:
-    """MTH of leaves given by their leaf hashes, bottom-up in one pass (a compact range, left to right)."""
+    """MTH of leaves given by their leaf hashes, bottom-up in one pass (a compact range, left to
+    right)."""
     frontier: Frontier = []
     for h in hashes:
         push(frontier, h)
@@ -96,8 +100,11 @@ def consistency_path(old: int, new: int, subtree: SubtreeHash) -> list[bytes]:
     return proof[::-1]
 
 
-def verify_inclusion(leaf: bytes, index: int, size: int, path: Sequence[bytes], root: bytes) -> bool:
-    """RFC 9162 2.1.3.2: does `path` prove that `leaf` is leaf `index` of the tree of `size` with `root`?"""
+def verify_inclusion(
+    leaf: bytes, index: int, size: int, path: Sequence[bytes], root: bytes
+) -> bool:
+    """RFC 9162 2.1.3.2: does `path` prove that `leaf` is leaf `index` of the tree of `size` with
+    `root`?"""
     if not 0 <= index < size:
         return False
     fn, sn, r = index, size - 1, leaf_hash(leaf)
@@ -115,8 +122,11 @@ def verify_inclusion(leaf: bytes, index: int, size: int, path: Sequence[bytes], 
     return sn == 0 and r == root
 
 
-def verify_consistency(old: int, new: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> bool:
-    """RFC 9162 2.1.4.2: does `proof` show that the tree of `old` leaves is a prefix of the one of `new`?"""
+def verify_consistency(
+    old: int, new: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
+) -> bool:
+    """RFC 9162 2.1.4.2: does `proof` show that the tree of `old` leaves is a prefix of the one of
+    `new`?"""
     if old == new:
         return not proof and old_root == new_root
     if not 0 < old < new or not proof:

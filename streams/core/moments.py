@@ -1,4 +1,5 @@
-"""Moments a reader names: "results as of TIME" and the change feed's cursors. Pure: text in, UTC out.
+"""Moments a reader names: "results as of TIME" and the change feed's cursors. Pure: text in, UTC
+out.
 
 A moment is ISO 8601 with an offset (`2024-02-14T21:00:00+07:00`, `...Z`) or epoch seconds
 (`1707919200`, `1707919200.5`). A local time without an offset is refused: on election night WIB,
@@ -29,10 +30,13 @@ def parse_moment(text: str) -> datetime:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise MomentError(
-            f"{text!r} is not a moment: use ISO 8601 with an offset (2024-02-14T21:00:00+07:00) or epoch seconds"
+            f"{text!r} is not a moment: use ISO 8601 with an offset (2024-02-14T21:00:00+07:00) or "
+            "epoch seconds"
         ) from None
     if moment.tzinfo is None:
-        raise MomentError(f"{text!r} has no offset: add one (+07:00 for WIB, +08:00 WITA, +09:00 WIT, Z for UTC)")
+        raise MomentError(
+            f"{text!r} has no offset: add one (+07:00 for WIB, +08:00 WITA, +09:00 WIT, Z for UTC)"
+        )
     return moment.astimezone(UTC)
 
 

@@ -1,11 +1,11 @@
-"""An index from int keys to row numbers in two sorted arrays: what every worker holds of the registry.
+"""An index from int keys to row numbers in two sorted arrays: what every worker holds of the
+registry.
 
 A worker holds the whole registry: 823k TPS with their DPT and 823k device keys in 2024. As dicts
-under str keys they cost 283 B a TPS, 222 MiB a worker (benchmarks/registry_memory.py); here a key costs 12 B (an int64 key and a
-uint32 row) plus its row's columns, and a lookup is one binary search in C (`bisect` on an array).
-Rows are added in any order and sorted once, by `seal` or else at the first lookup; a key added twice
-keeps its last row, as a dict would.
-"""
+under str keys they cost 283 B a TPS, 222 MiB a worker (benchmarks/registry_memory.py); here a key
+costs 12 B (an int64 key and a uint32 row) plus its row's columns, and a lookup is one binary search
+in C (`bisect` on an array). Rows are added in any order and sorted once, by `seal` or else at the
+first lookup; a key added twice keeps its last row, as a dict would."""
 
 from __future__ import annotations
 
@@ -57,7 +57,9 @@ class IntIndex:
         rows = self._rows + self._pending_rows
         # A stable sort keeps a key's rows in the order they were added, so the last of a run wins.
         order = sorted(range(len(keys)), key=keys.__getitem__)
-        last = [i for i, j in zip(order, order[1:], strict=False) if keys[i] != keys[j]] + order[-1:]
+        last = [i for i, j in zip(order, order[1:], strict=False) if keys[i] != keys[j]] + order[
+            -1:
+        ]
         self._keys = array("q", (keys[i] for i in last))
         self._rows = array("I", (rows[i] for i in last))
         self._pending_keys = array("q")
@@ -79,5 +81,6 @@ class Indexed:
 
 
 def tps_number(code: str) -> int | None:
-    """A TPS code (13 ASCII digits) as an int, else None: `str.isdigit` alone takes other scripts' digits."""
+    """A TPS code (13 ASCII digits) as an int, else None: `str.isdigit` alone takes other scripts'
+    digits."""
     return int(code) if len(code) == 13 and code.isascii() and code.isdigit() else None

@@ -1,5 +1,6 @@
-"""One batch of one partition through the stages: home? -> decode -> authenticate -> validate -> decide ->
-aggregate -> rows. A record whose TPS's home is another partition is set aside to be forwarded there.
+"""One batch of one partition through the stages: home? -> decode -> authenticate -> validate ->
+decide -> aggregate -> rows. A record whose TPS's home is another partition is set aside to be
+forwarded there.
 
 No Kafka and no ClickHouse here: the applied state of a partition is handed in once, by `preload`
 when the partition is assigned (from `tally_current`, plus the revisions region_totals already
@@ -41,16 +42,20 @@ class Message:
     offset: int
     value: bytes
     timestamp: float = 0.0  # Kafka message timestamp, epoch seconds
-    key: bytes | None = None  # Kafka message key: must be the event's tps; None where the source has no key
-    via: str = ""  # for a forwarded copy, the position it was first received at ("<partition>:<offset>")
+    key: bytes | None = (
+        None  # Kafka message key: must be the event's tps; None where the source has no key
+    )
+    via: str = (
+        ""  # for a forwarded copy, the position it was first received at ("<partition>:<offset>")
+    )
     seen_at: float = 0.0  # when a worker read it, epoch seconds, on the worker's clock
 
     @property
     def judged_at(self) -> float:
         """The moment a key's revocation is judged by: when a worker read the record, or its Kafka
-        timestamp if that is later. The producer sets the timestamp (CreateTime): it may make a record
-        later, never earlier than the worker saw it, so a record backdated before a revocation is
-        refused all the same."""
+        timestamp if that is later. The producer sets the timestamp (CreateTime): it may make a
+        record later, never earlier than the worker saw it, so a record backdated before a
+        revocation is refused all the same."""
         return max(self.timestamp, self.seen_at)
 
     @property
@@ -60,7 +65,8 @@ class Message:
 
 
 class Processor:
-    """Decides each event against the applied state; keeps a cache of that state for its partitions."""
+    """Decides each event against the applied state; keeps a cache of that state for its
+    partitions."""
 
     def __init__(
         self,
@@ -71,7 +77,9 @@ class Processor:
         decoder: Callable[[bytes], Decoded] = decode_tally,
     ) -> None:
         self.registry = registry
-        self.decoder = decoder  # tests hand in the reference path (contract.decode_object) to compare
+        self.decoder = (
+            decoder  # tests hand in the reference path (contract.decode_object) to compare
+        )
         self.verifier = verifier
         self.require_signatures = require_signatures
         # Keep each applied event, as signed, in its change row: the transparency log's leaves.
@@ -90,15 +98,21 @@ class Processor:
         self.in_totals.clear()
         self.complete.clear()
 
-    def preload(self, partition: int, applied: Iterable[tuple[Key, Applied]], in_totals: dict[Key, int]) -> None:
-        """Take the whole state of a newly assigned partition ((key, applied) pairs, read as they come)."""
+    def preload(
+        self, partition: int, applied: Iterable[tuple[Key, Applied]], in_totals: dict[Key, int]
+    ) -> None:
+        """Take the whole state of a newly assigned partition ((key, applied) pairs, read as they
+        come)."""
         self.state.update(applied)
         self.in_totals.update(in_totals)
         self.complete.add(partition)
 
-    def process(self, topic: str, partition: int, messages: Sequence[Message], partitions: int | None = None) -> Batch:
-        """Decide a run of consecutive offsets of one partition. With `partitions` (the topic's count),
-        a record whose key has its home elsewhere is not decided here but put in `batch.forward`."""
+    def process(
+        self, topic: str, partition: int, messages: Sequence[Message], partitions: int | None = None
+    ) -> Batch:
+        """Decide a run of consecutive offsets of one partition. With `partitions` (the topic's
+        count), a record whose key has its home elsewhere is not decided here but put in
+        `batch.forward`."""
         batch = Batch(topic, partition, messages[0].offset, messages[-1].offset)
         if partitions is not None:
             messages = self._keep_home(batch, messages, partitions)
@@ -110,37 +124,54 @@ class Processor:
         decoded = [self.decoder(m.value) for m in messages]
         registry = self.registry()
         keys: KeyRing | dict[str, DeviceKey] = registry.keys if registry else {}
-        # What does not depend on the state is checked for the whole batch first: the signature rules,
-        # then (while other threads do the Ed25519 arithmetic) the C1 equations and the registry.
+        # What does not depend on the state is checked for the whole batch first: the signature
+        # rules, then (while other threads do the Ed25519 arithmetic) the C1 equations and the
+        # registry.
         checks: list[Finding | Signed | None] = []
         for message, result in zip(messages, decoded, strict=True):
             tally = result.tally
             if tally is None or (message.key is not None and message.key != tally.tps.encode()):
                 checks.append(None)  # rejected below, before its signature counts
             else:
-                checks.append(prepare_signature(tally, keys, self.require_signatures, message.judged_at))
+                checks.append(
+                    prepare_signature(tally, keys, self.require_signatures, message.judged_at)
+                )
         verified = self.verifier([c for c in checks if isinstance(c, Signed)])
-        verdicts = [validate_tally(r.tally, registry) if r.tally is not None else None for r in decoded]
+        verdicts = [
+            validate_tally(r.tally, registry) if r.tally is not None else None for r in decoded
+        ]
         findings = iter(verified())
         forgeries = [next(findings) if isinstance(c, Signed) else c for c in checks]
-        for message, result, forged, verdict in zip(messages, decoded, forgeries, verdicts, strict=True):
+        for message, result, forged, verdict in zip(
+            messages, decoded, forgeries, verdicts, strict=True
+        ):
             tally = result.tally
             if tally is None:
                 self._reject(batch, message, result.findings, result)
                 continue
             if message.key is not None and message.key != tally.tps.encode():
-                found = Finding(Reason.KEY_MISMATCH, "$.tps", f"message key {message.key[:32]!r} is not the tps {tally.tps}")
+                found = Finding(
+                    Reason.KEY_MISMATCH,
+                    "$.tps",
+                    f"message key {message.key[:32]!r} is not the tps {tally.tps}",
+                )
                 self._reject(batch, message, (found,), result)
                 continue
             assert verdict is not None  # made for every decoded tally above
-            if forged is not None or not verdict.accepted:  # every code that applies, authenticity first
-                self._reject(batch, message, ((forged,) if forged else ()) + verdict.findings, result)
+            if (
+                forged is not None or not verdict.accepted
+            ):  # every code that applies, authenticity first
+                self._reject(
+                    batch, message, ((forged,) if forged else ()) + verdict.findings, result
+                )
                 continue
             key = (tally.ballot, tally.tps)
             current = self.state.get(key)
             decision = decide(current, tally)
             flags = [f.value for f in verdict.flags]
-            if cross_ballot_flag(tally.ballot, tally.voters, self.state.voters(("PPWP", tally.tps))):
+            if cross_ballot_flag(
+                tally.ballot, tally.voters, self.state.voters(("PPWP", tally.tps))
+            ):
                 flags.append(Flag.MORE_THAN_PPWP.value)
             if decision is Decision.APPLIED:
                 new = Applied.from_tally(tally, current)
@@ -208,13 +239,19 @@ class Processor:
                 here.append(message)
                 continue
             batch.forward.append((home, message))
-            batch.forwards.append(ForwardRow(message.key_text, batch.partition, message.offset, message.timestamp, home))
+            batch.forwards.append(
+                ForwardRow(
+                    message.key_text, batch.partition, message.offset, message.timestamp, home
+                )
+            )
         return here
 
     def _reject(self, batch: Batch, message: Message, findings: Sequence, seen: object) -> None:
         reasons = reason_codes(findings)
         self.counts[Decision.REJECTED.value] += 1
-        event_id, tps, ballot, gateway, key_id = (getattr(seen, k) for k in ("event_id", "tps", "ballot", "gateway", "key_id"))
+        event_id, tps, ballot, gateway, key_id = (
+            getattr(seen, k) for k in ("event_id", "tps", "ballot", "gateway", "key_id")
+        )
         batch.rejections.append(
             RejectionRow(
                 event_id,

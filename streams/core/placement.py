@@ -2,9 +2,9 @@
 
 A worker decides a (ballot, TPS) only from the state of the partitions it owns, so every event of a
 TPS must be decided in one partition, whichever partition the gateway's client put it on. tally
-defines that partition itself: `home_partition(tps code, partitions)`, Kafka's own default
-placement of a keyed record (the Java client's murmur2, made positive, modulo the partition count),
-which Java clients, kafkajs and aiokafka use unchanged. A record found elsewhere (librdkafka's CRC32,
+defines that partition itself: `home_partition(tps code, partitions)`, Kafka's own default placement
+of a keyed record (the Java client's murmur2, made positive, modulo the partition count), which Java
+clients, kafkajs and aiokafka use unchanged. A record found elsewhere (librdkafka's CRC32,
 round-robin, random or an explicit partition) is forwarded home before anything about it is decided.
 """
 
@@ -13,7 +13,9 @@ from __future__ import annotations
 SEED = 0x9747B28C
 M = 0x5BD1E995
 MASK = 0xFFFFFFFF
-FORWARDED_FROM = "tally-forwarded-from"  # the header a forwarded copy carries: "<partition>:<offset>"
+FORWARDED_FROM = (
+    "tally-forwarded-from"  # the header a forwarded copy carries: "<partition>:<offset>"
+)
 
 
 def murmur2(data: bytes) -> int:
@@ -42,14 +44,15 @@ def murmur2(data: bytes) -> int:
 
 
 def home_partition(key: bytes, partitions: int) -> int:
-    """The partition whose owner decides records keyed `key`: `toPositive(murmur2(key)) % partitions`,
-    the placement of Kafka's default partitioner for a keyed record."""
+    """The partition whose owner decides records keyed `key`: `toPositive(murmur2(key)) %
+    partitions`, the placement of Kafka's default partitioner for a keyed record."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def home_of(key: bytes | None, partition: int, partitions: int) -> int:
-    """Where a record keyed `key` found at `partition` is decided. A record without a key has no home:
-    it cannot name a TPS it would be counted for, so it is decided (rejected) where it lands."""
+    """Where a record keyed `key` found at `partition` is decided. A record without a key has no
+    home: it cannot name a TPS it would be counted for, so it is decided (rejected) where it
+    lands."""
     return home_partition(key, partitions) if key else partition
 
 

@@ -24,16 +24,19 @@ class Reason(StrEnum):
     an event is decided, its TPS's home (`core.placement`); a tally keyed otherwise would be decided
     beside another TPS's state, not its own, and could be counted twice."""
     UNSIGNED = "UNSIGNED"
-    """Authenticity: no `sig` and `key_id` while the deployment requires signatures (TALLY_REQUIRE_SIGNATURES),
-    or only one of the two."""
+    """Authenticity: no `sig` and `key_id` while the deployment requires signatures
+    (TALLY_REQUIRE_SIGNATURES), or only one of the two."""
     UNKNOWN_KEY = "UNKNOWN_KEY"
     """Authenticity: `key_id` is not a device key of the registry."""
     WRONG_TPS_KEY = "WRONG_TPS_KEY"
-    """Authenticity: `key_id` is the key of another TPS: one device may only speak for its own TPS."""
+    """Authenticity: `key_id` is the key of another TPS: one device may only speak for its own
+    TPS."""
     REVOKED_KEY = "REVOKED_KEY"
-    """Authenticity: the key was revoked (registry `revoked_at`) before the gateway received the event."""
+    """Authenticity: the key was revoked (registry `revoked_at`) before the gateway received the
+    event."""
     EXPIRED_KEY = "EXPIRED_KEY"
-    """Authenticity: the signed `submitted_at` lies outside the key's validity (`valid_from`, `valid_until`)."""
+    """Authenticity: the signed `submitted_at` lies outside the key's validity (`valid_from`,
+    `valid_until`)."""
     BAD_SIGNATURE = "BAD_SIGNATURE"
     """Authenticity: `sig` does not verify over the canonical form of the event under its key: the
     event was altered after signing (or signed wrongly)."""
@@ -46,10 +49,10 @@ class Reason(StrEnum):
     MISSING_CHOICE = "MISSING_CHOICE"
     """Registry: a choice of the TPS's contest is absent from `votes`."""
     OVER_ALLOCATION = "OVER_ALLOCATION"
-    """Registry: ballots.received exceeds the ballots the TPS was allocated: its DPT plus 2%, rounded up
-    (UU 7/2017 Pasal 350(3)), or the registry's `ballots` where KPU allocated more. No TPS can count
-    more voters than it had ballots, whoever signed the form: this bounds what one stolen device key can
-    add to the totals."""
+    """Registry: ballots.received exceeds the ballots the TPS was allocated: its DPT plus 2%,
+    rounded up (UU 7/2017 Pasal 350(3)), or the registry's `ballots` where KPU allocated more. No
+    TPS can count more voters than it had ballots, whoever signed the form: this bounds what one
+    stolen device key can add to the totals."""
     REGISTERED_MISMATCH = "REGISTERED_MISMATCH"
     """Registry: voters.registered.dpt != the registry's DPT for this TPS."""
     VOTED_EXCEEDS_REGISTERED = "VOTED_EXCEEDS_REGISTERED"
@@ -78,7 +81,8 @@ class Flag(StrEnum):
 
 
 class Decision(StrEnum):
-    """What happened to one event, per (TPS, ballot); see the state diagram in docs/wire-format.md."""
+    """What happened to one event, per (TPS, ballot); see the state diagram in
+    docs/wire-format.md."""
 
     APPLIED = "applied"
     """A first count, or a higher revision: totals move by (new - old)."""
@@ -87,7 +91,8 @@ class Decision(StrEnum):
     STALE = "stale"
     """A revision lower than the applied one: dropped, stored for audit."""
     CONFLICT = "conflict"
-    """The same revision as the applied one with different counts: rejected; totals keep the first."""
+    """The same revision as the applied one with different counts: rejected; totals keep the
+    first."""
     REJECTED = "rejected"
     """A reason code applies: never counted; stored with the raw payload."""
 

@@ -20,7 +20,9 @@ def level_of(code: str) -> str:
     try:
         return LEVEL_OF_LENGTH[len(code)]
     except KeyError:
-        raise ValueError(f"{code!r} is not a region code (2, 4, 6, 10 or 13 digits, or {NATIONAL})") from None
+        raise ValueError(
+            f"{code!r} is not a region code (2, 4, 6, 10 or 13 digits, or {NATIONAL})"
+        ) from None
 
 
 def child_level(level: str) -> str:

@@ -4,10 +4,11 @@ public keys of the TPS devices that sign tallies.
 File format (schemas/registry.v1.schema.json): JSON Lines, one record a line, each with a `type`:
   {"type": "region", "code": "35", "name": "Jawa Timur", "level": "province", "parent": "ID"}
   {"type": "tps", "code": "3510112006026", "dpt": 281}
-  {"type": "contest", "ballot": "DPR", "dapil": "DPR-3501", "name": "..", "regions": ["3501", ..], "seats": 8,
-   "choices": [{"code": "P01", "name": ".."}, ..]}  (seats: required for legislative ballots)
-  {"type": "key", "key_id": "3510112006026.1", "tps": "3510112006026", "public_key": "<base64, 32 bytes>",
-   "valid_from": "2024-02-14T00:00:00+07:00", "valid_until": "..", "revoked_at": ".."}  (last three optional)
+  {"type": "contest", "ballot": "DPR", "dapil": "DPR-3501", "name": "..", "regions": ["3501", ..],
+   "seats": 8, "choices": [{"code": "P01", "name": ".."}, ..]}  (seats: for legislative ballots)
+  {"type": "key", "key_id": "3510112006026.1", "tps": "3510112006026",
+   "public_key": "<base64, 32 bytes>", "valid_from": "2024-02-14T00:00:00+07:00",
+   "valid_until": "..", "revoked_at": ".."}  (the last three optional)
 Records stream (the file is read and written by `streams.gateways.registry_file`), so a national
 registry (820k TPS) is read and written in bounded memory.
 """
@@ -40,9 +41,9 @@ class Contest:
 
 
 class DptTable(Indexed, Mapping[str, int]):
-    """DPT per TPS code, compactly: an `IntIndex` and the DPT column, ~16 B a TPS where a dict of str
-    to int costs ~100 B (every worker holds all 823k TPS). A code that is not 13 digits (none in a
-    valid registry) is kept in a dict."""
+    """DPT per TPS code, compactly: an `IntIndex` and the DPT column, ~16 B a TPS where a dict of
+    str to int costs ~100 B (every worker holds all 823k TPS). A code that is not 13 digits (none in
+    a valid registry) is kept in a dict."""
 
     def __init__(self, pairs: Iterable[tuple[str, int]] = ()) -> None:
         self._index = IntIndex()
@@ -83,19 +84,21 @@ class DptTable(Indexed, Mapping[str, int]):
 
 @dataclass
 class Registry:
-    """What validation needs to know, in memory: DPT per TPS and the contest per (ballot, region)."""
+    """What validation needs to know, in memory: DPT per TPS and the contest per (ballot,
+    region)."""
 
     dpt: Mapping[str, int] = field(default_factory=DptTable)
     # (ballot, region code) -> contest; a TPS finds its contest through its own region prefixes.
     contest_by_region: dict[tuple[str, str], Contest] = field(default_factory=dict)
     keys: KeyRing = field(default_factory=KeyRing)  # key_id -> device key
-    # TPS allocated more ballots than the law's DPT + 2% (the registry's `ballots`, a documented exception).
+    # TPS allocated more ballots than the law's DPT + 2% (the registry's `ballots`, a documented
+    # exception).
     allocations: dict[str, int] = field(default_factory=dict)
 
     def allocation(self, tps: str, dpt: int) -> int:
-        """Ballots the TPS received at most: its DPT plus 2% of it, rounded up (UU 7/2017 Pasal 350(3):
-        the DPT, with 2% of it as a reserve, from which DPTb and DPK voters vote too), unless the
-        registry records that KPU allocated it more."""
+        """Ballots the TPS received at most: its DPT plus 2% of it, rounded up (UU 7/2017 Pasal
+        350(3): the DPT, with 2% of it as a reserve, from which DPTb and DPK voters vote too),
+        unless the registry records that KPU allocated it more."""
         return self.allocations.get(tps) or dpt + (dpt * 2 + 99) // 100
 
     def add_contest(self, contest: Contest) -> None:

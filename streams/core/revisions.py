@@ -57,12 +57,33 @@ class Applied:
         event_ids: tuple[str, ...] = (),
     ) -> Applied:
         choices = shared_choices(tuple(votes))
-        return cls(tps, ballot, revision, event_id, digest, choices, tuple(votes.values()), invalid, voters, event_ids)
+        return cls(
+            tps,
+            ballot,
+            revision,
+            event_id,
+            digest,
+            choices,
+            tuple(votes.values()),
+            invalid,
+            voters,
+            event_ids,
+        )
 
     @classmethod
     def from_tally(cls, t: Tally, previous: Applied | None = None) -> Applied:
         earlier = previous.event_ids if previous is not None else ()
-        return cls.of(t.tps, t.ballot, t.revision, t.event_id, t.digest, t.votes, t.invalid, t.voters, earlier + (t.event_id,))
+        return cls.of(
+            t.tps,
+            t.ballot,
+            t.revision,
+            t.event_id,
+            t.digest,
+            t.votes,
+            t.invalid,
+            t.voters,
+            earlier + (t.event_id,),
+        )
 
 
 def decide(current: Applied | None, t: Tally) -> Decision:

@@ -63,7 +63,8 @@ class DecisionRow(NamedTuple):
 
 
 class RejectionRow(NamedTuple):
-    """tally_rejections: a refused record as it came, with its reason codes (also sent to the topic)."""
+    """tally_rejections: a refused record as it came, with its reason codes (also sent to the
+    topic)."""
 
     event_id: OptionalString
     tps: OptionalString
@@ -89,8 +90,9 @@ class ForwardRow(NamedTuple):
 
 
 class TotalsRow(NamedTuple):
-    """region_totals: a region's summary, a vote delta, or a TPS's change (see `streams.core.aggregate`,
-    which builds these as columns, in this order, for a batch's tens of thousands of rows)."""
+    """region_totals: a region's summary, a vote delta, or a TPS's change (see
+    `streams.core.aggregate`, which builds these as columns, in this order, for a batch's tens of
+    thousands of rows)."""
 
     ballot: String
     level: String

@@ -47,9 +47,9 @@ class KeyRing(Indexed):
 
     A key named as devices are, `<TPS code>.<n>`, is a row of columns under one int (an `IntIndex`):
     the public key, an index into the few distinct validity windows, the TPS as an int; ~56 B a key,
-    where a dict of packed bytes records cost ~180 B and a DeviceKey object ~350 B (a TPS that is not
-    13 digits is kept as text beside). A key named any other way is such a bytes record in a dict.
-    Unpacked on lookup."""
+    where a dict of packed bytes records cost ~180 B and a DeviceKey object ~350 B (a TPS that is
+    not 13 digits is kept as text beside). A key named any other way is such a bytes record in a
+    dict. Unpacked on lookup."""
 
     def __init__(self, keys: Iterable[tuple[str, DeviceKey]] = ()) -> None:
         self._index = IntIndex()
@@ -89,7 +89,8 @@ class KeyRing(Indexed):
         return None if found is None else DeviceKey(found[0], found[1], *found[2])
 
     def lookup(self, key_id: str) -> tuple[str, bytes, Window] | None:
-        """(tps, public key, window) of a key, without building a DeviceKey: the worker asks once an event."""
+        """(tps, public key, window) of a key, without building a DeviceKey: the worker asks once an
+        event."""
         number = _key_number(key_id)
         if number is not None:
             row = self._index.find(number)
@@ -97,11 +98,19 @@ class KeyRing(Indexed):
                 return None
             code = self._tps[row]
             tps = f"{code:013d}" if code >= 0 else self._odd_tps[-1 - code]
-            return tps, bytes(self._public[32 * row : 32 * row + 32]), self._windows[self._window[row]]
+            return (
+                tps,
+                bytes(self._public[32 * row : 32 * row + 32]),
+                self._windows[self._window[row]],
+            )
         record = self._others.get(key_id)
         if record is None:
             return None
-        return record[36:].decode(), record[:32], self._windows[int.from_bytes(record[32:36], "little")]
+        return (
+            record[36:].decode(),
+            record[:32],
+            self._windows[int.from_bytes(record[32:36], "little")],
+        )
 
     def __len__(self) -> int:
         return len(self._index) + len(self._others)
@@ -110,7 +119,9 @@ class KeyRing(Indexed):
         return isinstance(other, KeyRing) and self.as_dict() == other.as_dict()
 
     def as_dict(self) -> dict[str, DeviceKey | None]:
-        numbered = (f"{number >> _N_BITS:013d}.{number & _N_MASK}" for number, _ in self._index.items())
+        numbered = (
+            f"{number >> _N_BITS:013d}.{number & _N_MASK}" for number, _ in self._index.items()
+        )
         return {key_id: self.get(key_id) for key_id in (*numbered, *self._others)}
 
 
@@ -119,11 +130,17 @@ _N_MASK = (1 << _N_BITS) - 1
 
 
 def _key_number(key_id: str) -> int | None:
-    """`<13 digits>.<n>` (n < 1024, written without leading zeros) as one int; None for any other id,
-    so that two ids never share a number (the number spells its id back exactly)."""
+    """`<13 digits>.<n>` (n < 1024, written without leading zeros) as one int; None for any other
+    id, so that two ids never share a number (the number spells its id back exactly)."""
     tps, dot, n = key_id.partition(".")
     code = tps_number(tps)
-    if code is None or not dot or not (n.isascii() and n.isdigit()) or (n[0] == "0" and n != "0") or len(n) > 4:
+    if (
+        code is None
+        or not dot
+        or not (n.isascii() and n.isdigit())
+        or (n[0] == "0" and n != "0")
+        or len(n) > 4
+    ):
         return None
     number = int(n)
     return code << _N_BITS | number if number <= _N_MASK else None
@@ -147,7 +164,8 @@ def epoch(text: str | None) -> float | None:
 @dataclass(frozen=True, slots=True)
 class Signed:
     """What is left of a signature check once every rule but the curve arithmetic has passed: the
-    Ed25519 verification itself (`verify`), which needs no Python objects and may run on another thread."""
+    Ed25519 verification itself (`verify`), which needs no Python objects and may run on another
+    thread."""
 
     signed_message: bytes  # signature + canonical form, as libsodium's crypto_sign_open takes them
     public_key: bytes
@@ -158,7 +176,9 @@ class Signed:
             crypto_sign_open(self.signed_message, self.public_key)
         except BadSignatureError:
             return Finding(
-                Reason.BAD_SIGNATURE, "$.sig", f"does not verify under {self.key_id!r}: the event was altered after signing"
+                Reason.BAD_SIGNATURE,
+                "$.sig",
+                f"does not verify under {self.key_id!r}: the event was altered after signing",
             )
         return None
 
@@ -166,11 +186,17 @@ class Signed:
 def prepare_signature(
     tally: Tally, keys: KeyRing | Mapping[str, DeviceKey], required: bool, received_at: float
 ) -> Finding | Signed | None:
-    """Every rule of `check_signature` but the Ed25519 arithmetic: None if the tally may count unsigned,
-    the finding that stops it, or the `Signed` check still to run."""
+    """Every rule of `check_signature` but the Ed25519 arithmetic: None if the tally may count
+    unsigned, the finding that stops it, or the `Signed` check still to run."""
     sig, key_id = tally.sig, tally.key_id
     if sig is None and key_id is None:
-        return Finding(Reason.UNSIGNED, "$.sig", "no signature; this deployment requires signed tallies") if required else None
+        return (
+            Finding(
+                Reason.UNSIGNED, "$.sig", "no signature; this deployment requires signed tallies"
+            )
+            if required
+            else None
+        )
     if sig is None or key_id is None:
         missing = "$.sig" if sig is None else "$.key_id"
         return Finding(Reason.UNSIGNED, missing, "`sig` and `key_id` come together")
@@ -178,33 +204,55 @@ def prepare_signature(
         found = keys.lookup(key_id)
     else:
         key = keys.get(key_id)
-        found = None if key is None else (key.tps, key.public_key, (key.valid_from, key.valid_until, key.revoked_at))
+        found = (
+            None
+            if key is None
+            else (key.tps, key.public_key, (key.valid_from, key.valid_until, key.revoked_at))
+        )
     if found is None:
         return Finding(Reason.UNKNOWN_KEY, "$.key_id", f"{key_id!r} is not a key of the registry")
     tps, public_key, (valid_from, valid_until, revoked_at) = found
     if tps != tally.tps:
-        return Finding(Reason.WRONG_TPS_KEY, "$.key_id", f"{key_id!r} belongs to TPS {tps}, not {tally.tps}")
+        return Finding(
+            Reason.WRONG_TPS_KEY, "$.key_id", f"{key_id!r} belongs to TPS {tps}, not {tally.tps}"
+        )
     if revoked_at is not None and received_at >= revoked_at:
-        return Finding(Reason.REVOKED_KEY, "$.key_id", f"{key_id!r} was revoked before this event was received")
+        return Finding(
+            Reason.REVOKED_KEY, "$.key_id", f"{key_id!r} was revoked before this event was received"
+        )
     if valid_from is not None or valid_until is not None:
         try:
             signed_at = epoch(tally.submitted_at)
         except ValueError:
             signed_at = None
         if signed_at is None:
-            return Finding(Reason.EXPIRED_KEY, "$.submitted_at", f"{tally.submitted_at!r} is not a time with an offset")
-        if (valid_from is not None and signed_at < valid_from) or (valid_until is not None and signed_at >= valid_until):
-            return Finding(Reason.EXPIRED_KEY, "$.submitted_at", f"{tally.submitted_at} is outside the validity of {key_id!r}")
+            return Finding(
+                Reason.EXPIRED_KEY,
+                "$.submitted_at",
+                f"{tally.submitted_at!r} is not a time with an offset",
+            )
+        if (valid_from is not None and signed_at < valid_from) or (
+            valid_until is not None and signed_at >= valid_until
+        ):
+            return Finding(
+                Reason.EXPIRED_KEY,
+                "$.submitted_at",
+                f"{tally.submitted_at} is outside the validity of {key_id!r}",
+            )
     try:
         signature = binascii.a2b_base64(sig, strict_mode=True)
     except (binascii.Error, ValueError):
         return Finding(Reason.BAD_SIGNATURE, "$.sig", "not base64")
     if len(signature) != crypto_sign_BYTES:
-        return Finding(Reason.BAD_SIGNATURE, "$.sig", f"{len(signature)} bytes, not {crypto_sign_BYTES}")
+        return Finding(
+            Reason.BAD_SIGNATURE, "$.sig", f"{len(signature)} bytes, not {crypto_sign_BYTES}"
+        )
     return Signed(signature + tally.forms.signed, public_key, key_id)
 
 
-def check_signature(tally: Tally, keys: KeyRing | Mapping[str, DeviceKey], required: bool, received_at: float) -> Finding | None:
+def check_signature(
+    tally: Tally, keys: KeyRing | Mapping[str, DeviceKey], required: bool, received_at: float
+) -> Finding | None:
     """None if the tally may count; otherwise the one finding that stops it."""
     prepared = prepare_signature(tally, keys, required, received_at)
     return prepared.verify() if isinstance(prepared, Signed) else prepared

@@ -17,7 +17,8 @@ from streams.core.revisions import Applied, shared_choices
 
 Key = tuple[str, str]  # (ballot, tps)
 
-# revision, voters, invalid, index of the choice tuple, bytes per count, flags, digest (16 raw bytes)
+# revision, voters, invalid, index of the choice tuple, bytes per count, flags, digest (16 raw
+# bytes)
 _HEADER = struct.Struct("<IIIIBB16s")
 _TYPECODE = {1: "B", 2: "H", 4: "I"}
 _LAST_IS_CURRENT = 1  # flag: event_ids ends with event_id, which is then not stored twice
@@ -69,8 +70,12 @@ def unpack(ballot: str, tps: str, record: bytes) -> Applied:
     end = _HEADER.size + len(choices) * width
     counts = tuple(array(_TYPECODE[width], record[_HEADER.size : end]))
     ids = record[end:].decode().split(_SEPARATOR)
-    event_id, event_ids = (ids[-1], tuple(ids)) if flags & _LAST_IS_CURRENT else (ids[0], tuple(ids[1:]))
-    return Applied(tps, ballot, revision, event_id, digest.hex(), choices, counts, invalid, voters, event_ids)
+    event_id, event_ids = (
+        (ids[-1], tuple(ids)) if flags & _LAST_IS_CURRENT else (ids[0], tuple(ids[1:]))
+    )
+    return Applied(
+        tps, ballot, revision, event_id, digest.hex(), choices, counts, invalid, voters, event_ids
+    )
 
 
 def _key(key: Key) -> int:

@@ -34,7 +34,9 @@ def check_equations(t: Tally) -> list[Finding]:
         if t.voted[x] > t.registered[x]:
             findings.append(
                 Finding(
-                    Reason.VOTED_EXCEEDS_REGISTERED, f"$.voters.voted.{x}", f"voted {t.voted[x]} > registered {t.registered[x]}"
+                    Reason.VOTED_EXCEEDS_REGISTERED,
+                    f"$.voters.voted.{x}",
+                    f"voted {t.voted[x]} > registered {t.registered[x]}",
                 )
             )
     b = t.ballots
@@ -52,7 +54,8 @@ def check_equations(t: Tally) -> list[Finding]:
             Finding(
                 Reason.VOTES_MISMATCH,
                 "$.votes",
-                f"sum(votes) {t.valid} + invalid {t.invalid} = {t.valid + t.invalid} != ballots.used {b['used']}",
+                f"sum(votes) {t.valid} + invalid {t.invalid} = {t.valid + t.invalid} != "
+                f"ballots.used {b['used']}",
             )
         )
     if t.voters != b["used"]:
@@ -60,7 +63,8 @@ def check_equations(t: Tally) -> list[Finding]:
             Finding(
                 Reason.TURNOUT_MISMATCH,
                 "$.voters.voted",
-                f"dpt {t.voted['dpt']} + dptb {t.voted['dptb']} + dpk {t.voted['dpk']} = {t.voters} != ballots.used {b['used']}",
+                f"dpt {t.voted['dpt']} + dptb {t.voted['dptb']} + dpk {t.voted['dpk']} = "
+                f"{t.voters} != ballots.used {b['used']}",
             )
         )
     return findings
@@ -73,24 +77,46 @@ def check_registry(t: Tally, registry: Registry) -> list[Finding]:
     findings: list[Finding] = []
     contest = registry.contest_for(t.ballot, t.tps)
     if contest is None:
-        findings.append(Finding(Reason.BALLOT_NOT_HELD, "$.ballot", f"no {t.ballot} contest covers TPS {t.tps}"))
+        findings.append(
+            Finding(Reason.BALLOT_NOT_HELD, "$.ballot", f"no {t.ballot} contest covers TPS {t.tps}")
+        )
     elif t.votes.keys() != contest.choice_set:  # name each choice only when they differ
         expected = contest.choice_set
         for choice in t.votes:
             if choice not in expected:
-                findings.append(Finding(Reason.UNKNOWN_CHOICE, f"$.votes.{choice}", f"not a choice of {contest.dapil}"))
+                findings.append(
+                    Finding(
+                        Reason.UNKNOWN_CHOICE,
+                        f"$.votes.{choice}",
+                        f"not a choice of {contest.dapil}",
+                    )
+                )
         for choice in contest.choices:
             if choice not in t.votes:
-                findings.append(Finding(Reason.MISSING_CHOICE, f"$.votes.{choice}", f"choice of {contest.dapil} is missing"))
+                findings.append(
+                    Finding(
+                        Reason.MISSING_CHOICE,
+                        f"$.votes.{choice}",
+                        f"choice of {contest.dapil} is missing",
+                    )
+                )
     allocated = registry.allocation(t.tps, dpt)
     if t.ballots["received"] > allocated:
         basis = "the registry's allocation" if t.tps in registry.allocations else f"DPT {dpt} + 2%"
         findings.append(
-            Finding(Reason.OVER_ALLOCATION, "$.ballots.received", f"received {t.ballots['received']} > {allocated} ({basis})")
+            Finding(
+                Reason.OVER_ALLOCATION,
+                "$.ballots.received",
+                f"received {t.ballots['received']} > {allocated} ({basis})",
+            )
         )
     if t.registered["dpt"] != dpt:
         findings.append(
-            Finding(Reason.REGISTERED_MISMATCH, "$.voters.registered.dpt", f"{t.registered['dpt']} != registry DPT {dpt}")
+            Finding(
+                Reason.REGISTERED_MISMATCH,
+                "$.voters.registered.dpt",
+                f"{t.registered['dpt']} != registry DPT {dpt}",
+            )
         )
     return findings
 

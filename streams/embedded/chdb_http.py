@@ -74,13 +74,17 @@ RESERVED_PARAMS = frozenset(
     }
 )
 _INSERT = re.compile(rb"^\s*INSERT\b", re.IGNORECASE)
-_INSERT_FORMAT = re.compile(rb"^(?P<stmt>.*?)\bFORMAT\s+(?P<fmt>\w+)[ \t]*(\r?\n)?", re.IGNORECASE | re.DOTALL)
+_INSERT_FORMAT = re.compile(
+    rb"^(?P<stmt>.*?)\bFORMAT\s+(?P<fmt>\w+)[ \t]*(\r?\n)?", re.IGNORECASE | re.DOTALL
+)
 _INPUT_FUNCTION = re.compile(r"\binput\s*\(\s*('(?:[^'\\]|\\.)*')\s*\)", re.IGNORECASE)
 _OUTPUT_FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
 _ERROR_CODE = re.compile(r"Code:\s*(\d+)")
 
 
-STREAMING = web.AppKey("streaming", set)  # transports of the streams being answered: aborted at a stop
+STREAMING = web.AppKey(
+    "streaming", set
+)  # transports of the streams being answered: aborted at a stop
 READER_STALL_S = 30.0  # a streaming reader that takes no chunk for this long is given up
 MAX_BODY = 1 << 30  # bytes of a request body, as sent and as decompressed
 DEFAULT_HANDLES = 4  # statements at once: a few readers beside the workers' inserts, on a few cores
@@ -88,14 +92,16 @@ MOMENT_QUERY = "moment-"  # query_id prefix of a read that answers with its mome
 
 
 class MomentGate:
-    """Inserts and moment reads, let in by order of arrival: each waits for every earlier statement of
-    the other kind to end, so inserts overlap inserts and reads overlap reads, never the two, and
+    """Inserts and moment reads, let in by order of arrival: each waits for every earlier statement
+    of the other kind to end, so inserts overlap inserts and reads overlap reads, never the two, and
     neither kind can starve the other."""
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
         self._arrived = 0
-        self._open: dict[int, bool] = {}  # arrival -> is an insert, for every statement not yet ended
+        self._open: dict[
+            int, bool
+        ] = {}  # arrival -> is an insert, for every statement not yet ended
 
     @contextlib.contextmanager
     def enter(self, insert: bool) -> Iterator[None]:
@@ -103,7 +109,9 @@ class MomentGate:
             self._arrived += 1
             me = self._arrived
             self._open[me] = insert
-            self._changed.wait_for(lambda: all(kind == insert for n, kind in self._open.items() if n < me))
+            self._changed.wait_for(
+                lambda: all(kind == insert for n, kind in self._open.items() if n < me)
+            )
         try:
             yield
         finally:
@@ -134,15 +142,21 @@ class ChdbEngine:
         self._gate = MomentGate()
 
     def stream(
-        self, sql: bytes, database: str, settings: dict[str, str], default_format: str, put: Callable[[bytes], None]
+        self,
+        sql: bytes,
+        database: str,
+        settings: dict[str, str],
+        default_format: str,
+        put: Callable[[bytes], None],
     ) -> None:
-        """Run one SELECT on a handle of its own, beside the pool, handing its output to `put` a chunk at a time (`put` may
-        block: that is the reader's back-pressure). One stream at a time.
+        """Run one SELECT on a handle of its own, beside the pool, handing its output to `put` a
+        chunk at a time (`put` may block: that is the reader's back-pressure). One stream at a time.
 
-        ClickHouse writes the output into a temporary file with its own format writer (file()), which
-        then goes out a chunk at a time: chDB's streaming results format each chunk on its own, so a
-        CSVWithNames stream repeated its header and a Parquet stream was several files end to end (a
-        reader saw the last one only). The file holds the output once, on disk, never in memory."""
+        ClickHouse writes the output into a temporary file with its own format writer (file()),
+        which then goes out a chunk at a time: chDB's streaming results format each chunk on its
+        own, so a CSVWithNames stream repeated its header and a Parquet stream was several files end
+        to end (a reader saw the last one only). The file holds the output once, on disk, never in
+        memory."""
         text = sql.decode()
         found = _OUTPUT_FORMAT.search(text)
         fmt = found.group(1) if found else default_format
@@ -180,7 +194,12 @@ class ChdbEngine:
         return self._execute(sql, data, database, settings, default_format)
 
     def _execute(
-        self, sql: bytes, data: bytes | None, database: str, settings: dict[str, str], default_format: str
+        self,
+        sql: bytes,
+        data: bytes | None,
+        database: str,
+        settings: dict[str, str],
+        default_format: str,
     ) -> tuple[bytes, str, dict[str, int]]:
         handle = self._free.get()  # waits while every handle runs a statement
         try:
@@ -199,13 +218,20 @@ class ChdbEngine:
         finally:
             self._free.put(handle)
 
-    def _run(self, conn: Any, sql: bytes, data: bytes | None, default_format: str) -> tuple[bytes, str, dict[str, int]]:
+    def _run(
+        self, conn: Any, sql: bytes, data: bytes | None, default_format: str
+    ) -> tuple[bytes, str, dict[str, int]]:
         if data is not None:
             match = _INSERT_FORMAT.match(sql)
             if match is None:
-                raise ValueError("Code: 62. DB::Exception: INSERT with data needs a FORMAT clause. (SYNTAX_ERROR)")
+                raise ValueError(
+                    "Code: 62. DB::Exception: INSERT with data needs a FORMAT clause. "
+                    "(SYNTAX_ERROR)"
+                )
             if _INPUT_FUNCTION.search(match["stmt"].decode()):
-                return self._insert_select_input(conn, match["stmt"].decode(), match["fmt"].decode(), data, default_format)
+                return self._insert_select_input(
+                    conn, match["stmt"].decode(), match["fmt"].decode(), data, default_format
+                )
             with conn.send_insert(match["stmt"].decode(), match["fmt"].decode()) as inserter:
                 inserter.append(data)
                 result = inserter.finish()
@@ -220,13 +246,16 @@ class ChdbEngine:
     def _insert_select_input(
         self, conn: Any, statement: str, fmt: str, data: bytes, default_format: str
     ) -> tuple[bytes, str, dict[str, int]]:
-        """`INSERT INTO t SELECT .. FROM input('structure') WHERE ..`: chDB's streaming insert refuses
-        INSERT SELECT, so the data goes through a temporary file read with file() in one statement."""
+        """`INSERT INTO t SELECT .. FROM input('structure') WHERE ..`: chDB's streaming insert
+        refuses INSERT SELECT, so the data goes through a temporary file read with file() in one
+        statement."""
         with tempfile.NamedTemporaryFile(suffix=f".{fmt.lower()}") as tmp:
             tmp.write(data)
             tmp.flush()
             path = tmp.name.replace("'", "")
-            rewritten = _INPUT_FUNCTION.sub(lambda m: f"file('{path}', '{fmt}', {m.group(1)})", statement)
+            rewritten = _INPUT_FUNCTION.sub(
+                lambda m: f"file('{path}', '{fmt}', {m.group(1)})", statement
+            )
             result = conn.query(rewritten, default_format)
         return b"", default_format, {"written_rows": _count(result, "rows_written")}
 
@@ -243,8 +272,9 @@ def _quote_ident(name: str) -> str:
 
 
 def _quote_value(value: str, name: str = "") -> str:
-    """A setting's value for SET. A query parameter (`param_*`) is always text, parsed by its declared
-    type: unquoted, '0000000002' would become the number 2 and compare as the string '2'."""
+    """A setting's value for SET. A query parameter (`param_*`) is always text, parsed by its
+    declared type: unquoted, '0000000002' would become the number 2 and compare as the string
+    '2'."""
     if not name.startswith("param_") and re.fullmatch(r"-?\d+(\.\d+)?", value):
         return value
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
@@ -252,7 +282,8 @@ def _quote_value(value: str, name: str = "") -> str:
 
 def _too_large() -> ValueError:
     return ValueError(
-        f"Code: 241. DB::Exception: the request body decompresses to more than {MAX_BODY >> 20} MiB. (MEMORY_LIMIT_EXCEEDED)"
+        f"Code: 241. DB::Exception: the request body decompresses to more than {MAX_BODY >> 20} "
+        "MiB. (MEMORY_LIMIT_EXCEEDED)"
     )
 
 
@@ -270,7 +301,8 @@ def _decode_body(body: bytes, encoding: str, limit: int | None = None) -> bytes:
             raise _too_large()
         return out
     if encoding == "lz4":
-        # clickhouse-connect sends one lz4 frame per block: decompress every frame, not only the first.
+        # clickhouse-connect sends one lz4 frame per block: decompress every frame, not only the
+        # first.
         frames: list[bytes] = []
         rest, size = body, 0
         while rest:
@@ -282,7 +314,9 @@ def _decode_body(body: bytes, encoding: str, limit: int | None = None) -> bytes:
             frames.append(frame)
             rest = decompressor.unused_data
         return b"".join(frames)
-    raise ValueError(f"Code: 1. DB::Exception: unsupported Content-Encoding {encoding}. (NOT_IMPLEMENTED)")
+    raise ValueError(
+        f"Code: 1. DB::Exception: unsupported Content-Encoding {encoding}. (NOT_IMPLEMENTED)"
+    )
 
 
 async def _stream(
@@ -294,23 +328,26 @@ async def _stream(
     query_id: str,
     stall_s: float = READER_STALL_S,
 ) -> web.StreamResponse:
-    """Answer a `stream-` query chunk by chunk (chunked transfer). An error before the first chunk is a
-    500 as usual; after it, the body ends as ClickHouse's own HTTP interface ends it (25.11 and later):
-    the error in a block marked by the response's X-ClickHouse-Exception-Tag, then the connection
-    closed without the terminating chunk, so that no reader can take the file for a whole one."""
+    """Answer a `stream-` query chunk by chunk (chunked transfer). An error before the first chunk
+    is a 500 as usual; after it, the body ends as ClickHouse's own HTTP interface ends it (25.11 and
+    later): the error in a block marked by the response's X-ClickHouse-Exception-Tag, then the
+    connection closed without the terminating chunk, so that no reader can take the file for a whole
+    one."""
     loop = asyncio.get_running_loop()
     chunks: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=4)
     gone = threading.Event()  # the reader hung up: stop the query instead of filling the void
 
     def put(item: bytes | BaseException | None) -> None:
-        """Hand a chunk to the reader; a reader that takes none for READER_STALL_S is given up, so that
-        the stream's handle and lock are not held for ever by one that stopped reading (and a stop of
-        the server never waits on it)."""
+        """Hand a chunk to the reader; a reader that takes none for READER_STALL_S is given up, so
+        that the stream's handle and lock are not held for ever by one that stopped reading (and a
+        stop of the server never waits on it)."""
         future = asyncio.run_coroutine_threadsafe(chunks.put(item), loop)
         deadline = time.monotonic() + stall_s
         while True:
             if gone.is_set() or time.monotonic() > deadline:
-                if not gone.is_set() and request.transport is not None:  # given up: cut, not left open
+                if (
+                    not gone.is_set() and request.transport is not None
+                ):  # given up: cut, not left open
                     loop.call_soon_threadsafe(request.transport.abort)
                 gone.set()
                 future.cancel()
@@ -323,7 +360,13 @@ async def _stream(
 
     def run() -> None:
         try:
-            engine.stream(sql, params.get("database", "default"), settings, params.get("default_format", "TabSeparated"), put)
+            engine.stream(
+                sql,
+                params.get("database", "default"),
+                settings,
+                params.get("default_format", "TabSeparated"),
+                put,
+            )
             put(None)
         except BaseException as exc:  # noqa: BLE001 - handed to the reader, never lost in the thread
             put(exc)
@@ -332,11 +375,19 @@ async def _stream(
     first = await chunks.get()
     if isinstance(first, BaseException):
         await worker
-        message = str(first) if str(first).startswith("Code:") else f"Code: 1000. DB::Exception: {first}"
-        return web.Response(status=500, text=message + "\n", headers={"X-ClickHouse-Query-Id": query_id})
+        message = (
+            str(first) if str(first).startswith("Code:") else f"Code: 1000. DB::Exception: {first}"
+        )
+        return web.Response(
+            status=500, text=message + "\n", headers={"X-ClickHouse-Query-Id": query_id}
+        )
     tag = secrets.token_hex(8)
     response = web.StreamResponse(
-        headers={"X-ClickHouse-Query-Id": query_id, "X-ClickHouse-Timezone": "UTC", "X-ClickHouse-Exception-Tag": tag}
+        headers={
+            "X-ClickHouse-Query-Id": query_id,
+            "X-ClickHouse-Timezone": "UTC",
+            "X-ClickHouse-Exception-Tag": tag,
+        }
     )
     streaming = request.app[STREAMING]
     streaming.add(request.transport)
@@ -363,10 +414,20 @@ async def _stream(
 
 def exception_block(error: BaseException, tag: str) -> bytes:
     """An error after the first chunk, as ClickHouse 25.11+ writes it into a body already begun."""
-    message = str(error) if str(error).startswith("Code:") else f"Code: 1000. DB::Exception: {error}"
+    message = (
+        str(error) if str(error).startswith("Code:") else f"Code: 1000. DB::Exception: {error}"
+    )
     text = message.encode()
     footer = f"{len(text)} {tag}".encode()
-    return b"\r\n__exception__\r\n" + tag.encode() + b"\r\n" + text + b"\n" + footer + b"\r\n__exception__\r\n"
+    return (
+        b"\r\n__exception__\r\n"
+        + tag.encode()
+        + b"\r\n"
+        + text
+        + b"\n"
+        + footer
+        + b"\r\n__exception__\r\n"
+    )
 
 
 def user_of(request: web.Request, users: Mapping[str, str]) -> str | None:
@@ -382,7 +443,11 @@ def user_of(request: web.Request, users: Mapping[str, str]) -> str | None:
         user = request.headers.get("X-ClickHouse-User") or request.query.get("user", "")
         password = request.headers.get("X-ClickHouse-Key") or request.query.get("password", "")
     known = users.get(user)
-    return user if known is not None and hmac.compare_digest(known.encode(), password.encode()) else None
+    return (
+        user
+        if known is not None and hmac.compare_digest(known.encode(), password.encode())
+        else None
+    )
 
 
 def make_app(
@@ -391,8 +456,8 @@ def make_app(
     readers: frozenset[str] | set[str] = frozenset(),
     stall_s: float = READER_STALL_S,
 ) -> web.Application:
-    """The HTTP interface for `users` (name -> password); `readers` among them only read; a streaming
-    reader that takes nothing for `stall_s` is given up."""
+    """The HTTP interface for `users` (name -> password); `readers` among them only read; a
+    streaming reader that takes nothing for `stall_s` is given up."""
 
     async def ping(_: web.Request) -> web.Response:
         return web.Response(text="Ok.\n")
@@ -405,8 +470,9 @@ def make_app(
         if user is None:
             return web.Response(
                 status=401,
-                text="Code: 516. DB::Exception: Authentication failed: password is incorrect, or there is no user with "
-                "such name (the embedded ClickHouse's users are in <data dir>/clickhouse-users.json). (AUTHENTICATION_FAILED)\n",
+                text="Code: 516. DB::Exception: Authentication failed: password is incorrect, "
+                "or there is no user with such name (the embedded ClickHouse's users are in <data "
+                "dir>/clickhouse-users.json). (AUTHENTICATION_FAILED)\n",
                 headers={"X-ClickHouse-Exception-Code": "516", "X-ClickHouse-Query-Id": query_id},
             )
         try:
@@ -426,7 +492,9 @@ def make_app(
                     sql = sql[: match.end()]
             if not sql.strip():
                 return web.Response(text="Ok.\n")
-            check_statement(sql.decode("utf-8", "replace"), "GET" if user in readers else request.method)
+            check_statement(
+                sql.decode("utf-8", "replace"), "GET" if user in readers else request.method
+            )
             settings = {k: v for k, v in params.items() if k not in RESERVED_PARAMS}
             if query_id.startswith("stream-") and data is None and not _INSERT.match(sql):
                 return await _stream(request, engine, sql, params, settings, query_id, stall_s)
@@ -443,7 +511,10 @@ def make_app(
             return web.Response(
                 status=403 if "ACCESS_DENIED" in str(exc) or "READONLY" in str(exc) else 400,
                 text=f"{exc}\n",
-                headers={"X-ClickHouse-Exception-Code": _ERROR_CODE.search(str(exc)).group(1), "X-ClickHouse-Query-Id": query_id},
+                headers={
+                    "X-ClickHouse-Exception-Code": _ERROR_CODE.search(str(exc)).group(1),
+                    "X-ClickHouse-Query-Id": query_id,
+                },
             )
         except Exception as exc:  # every engine error goes back to the client, as ClickHouse does
             message = str(exc)
@@ -453,7 +524,10 @@ def make_app(
             return web.Response(
                 status=500,
                 text=message + "\n",
-                headers={"X-ClickHouse-Exception-Code": code.group(1) if code else "1000", "X-ClickHouse-Query-Id": query_id},
+                headers={
+                    "X-ClickHouse-Exception-Code": code.group(1) if code else "1000",
+                    "X-ClickHouse-Query-Id": query_id,
+                },
             )
         summary["elapsed_ns"] = int((time.perf_counter() - started) * 1e9)
         return web.Response(
@@ -463,7 +537,9 @@ def make_app(
                 "X-ClickHouse-Query-Id": query_id,
                 "X-ClickHouse-Timezone": "UTC",
                 "X-ClickHouse-Server-Display-Name": "tally-embedded-chdb",
-                "X-ClickHouse-Summary": orjson.dumps({k: str(v) for k, v in summary.items()}).decode(),
+                "X-ClickHouse-Summary": orjson.dumps(
+                    {k: str(v) for k, v in summary.items()}
+                ).decode(),
             },
         )
 

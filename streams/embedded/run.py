@@ -30,7 +30,9 @@ def broker_binary() -> str:
     except OSError as exc:
         raise servers.EmbeddedError(f"the Tansu binary {path} cannot run here: {exc}") from exc
     if out.returncode != 0:
-        raise servers.EmbeddedError(f"the Tansu binary {path} cannot run here: {out.stderr.strip()}")
+        raise servers.EmbeddedError(
+            f"the Tansu binary {path} cannot run here: {out.stderr.strip()}"
+        )
     return path
 
 
@@ -40,7 +42,16 @@ def run_broker(settings: Settings, port: int | None) -> int:
     servers.check_port_free(port)
     url = f"tcp://127.0.0.1:{port}"
     child = subprocess.Popen(
-        [binary, "broker", "--listener-url", url, "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+        [
+            binary,
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
     )
     me = os.getpid()
     servers.write_record(settings, servers.BROKER, servers.Running(me, f"127.0.0.1:{port}"))
@@ -66,20 +77,30 @@ def run_clickhouse(settings: Settings, port: int | None) -> int:
     port = port or servers.free_port()
     servers.check_port_free(port)
     engine = ChdbEngine(settings.embedded_dir / "clickhouse", settings.clickhouse_handles)
-    app = make_app(engine, servers.clickhouse_users(settings), readers={servers.READER}, stall_s=settings.stream_stall_s)
+    app = make_app(
+        engine,
+        servers.clickhouse_users(settings),
+        readers={servers.READER},
+        stall_s=settings.stream_stall_s,
+    )
     me = os.getpid()
 
     async def serve() -> None:
         # Requests wait for a handle, or at the moment gate, on threads: enough of them that waiting
         # ones never leave none for the statements they wait for.
-        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=max(16, 4 * settings.clickhouse_handles)))
-        # On SIGTERM, requests still queued for the engine get 5 s, not aiohttp's 60: a client retries
-        # (inserts carry their token), and a stop must not outlast a supervisor's grace period.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=max(16, 4 * settings.clickhouse_handles))
+        )
+        # On SIGTERM, requests still queued for the engine get 5 s, not aiohttp's 60: a client
+        # retries (inserts carry their token), and a stop must not outlast a supervisor's grace
+        # period.
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", port)
         await site.start()
-        servers.write_record(settings, servers.CLICKHOUSE, servers.Running(me, f"http://127.0.0.1:{port}"))
+        servers.write_record(
+            settings, servers.CLICKHOUSE, servers.Running(me, f"http://127.0.0.1:{port}")
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

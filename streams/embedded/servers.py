@@ -4,11 +4,11 @@
 that needs a server reads the file; if the process is gone it starts one in the background
 (`tally broker` / `tally clickhouse` as a detached child) and waits until it answers.
 
-The embedded ClickHouse has two users, made at its first start with random passwords in
-`<data dir>/clickhouse-users.json` (readable by its owner only): `tally_writer` for what writes (the
-workers, the log's appender, `init`, registry loads) and `tally_reader`, read-only, for what only reads
-(`tally serve`, results, exports, status, the log's proofs). A process without them is refused.
-"""
+The embedded ClickHouse has two users, made at its first start with random passwords in `<data
+dir>/clickhouse-users.json` (readable by its owner only): `tally_writer` for what writes (the
+workers, the log's appender, `init`, registry loads) and `tally_reader`, read-only, for what only
+reads (`tally serve`, results, exports, status, the log's proofs). A process without them is
+refused."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ from streams.settings import Settings
 BROKER = "broker"
 CLICKHOUSE = "clickhouse"
 USERS = "clickhouse-users.json"
-NIGHT = "night.json"  # the night a data dir's commands read when none is configured (`tally demo` writes it)
+# the night a data dir's commands read when none is configured (`tally demo` writes it)
+NIGHT = "night.json"
 WRITER, READER = "tally_writer", "tally_reader"
 
 
@@ -56,7 +57,9 @@ def check_port_free(port: int) -> None:
         try:
             sock.bind(("127.0.0.1", port))
         except OSError as exc:
-            raise EmbeddedError(f"port 127.0.0.1:{port} is taken ({exc.strerror}); pick another with --port") from exc
+            raise EmbeddedError(
+                f"port 127.0.0.1:{port} is taken ({exc.strerror}); pick another with --port"
+            ) from exc
 
 
 def port_open(host: str, port: int) -> bool:
@@ -116,10 +119,13 @@ def _host_port(name: str, address: str) -> tuple[str, int]:
 
 
 def clickhouse_users(settings: Settings) -> dict[str, str]:
-    """The embedded ClickHouse's users and their passwords, made (mode 0600) if there are none yet."""
+    """The embedded ClickHouse's users and their passwords, made (mode 0600) if there are none
+    yet."""
     path = settings.embedded_dir / USERS
     settings.embedded_dir.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):  # the first to start makes them; the others read them
+    with contextlib.suppress(
+        FileExistsError
+    ):  # the first to start makes them; the others read them
         made = orjson.dumps({WRITER: secrets.token_urlsafe(24), READER: secrets.token_urlsafe(24)})
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "wb") as file:
@@ -154,14 +160,20 @@ def ensure(settings: Settings, name: str, timeout_s: float = 60.0) -> str:
     settings.embedded_dir.mkdir(parents=True, exist_ok=True)
     log = (settings.embedded_dir / f"{name}.log").open("ab")
     cmd = [sys.executable, "-m", "streams", name, "--data-dir", str(settings.embedded_dir)]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = (settings.embedded_dir / f"{name}.log").read_text(errors="replace")[-2000:]
             raise EmbeddedError(f"embedded {name} exited with {proc.returncode}:\n{tail}")
         found = read_record(settings, name)
-        if found is not None and found.pid == proc.pid and port_open(*_host_port(name, found.address)):
+        if (
+            found is not None
+            and found.pid == proc.pid
+            and port_open(*_host_port(name, found.address))
+        ):
             return _for_clients(settings, name, found.address)
         time.sleep(0.05)
     proc.terminate()
@@ -219,22 +231,30 @@ def clickhouse_dsn(settings: Settings) -> str:
     data dir gets the writer's credentials too."""
     if settings.clickhouse:
         found = read_record(settings, CLICKHOUSE)
-        if found is not None and "@" not in settings.clickhouse and settings.clickhouse.startswith(found.address + "/"):
-            return _for_clients(settings, CLICKHOUSE, found.address) + settings.clickhouse[len(found.address) :]
+        if (
+            found is not None
+            and "@" not in settings.clickhouse
+            and settings.clickhouse.startswith(found.address + "/")
+        ):
+            return (
+                _for_clients(settings, CLICKHOUSE, found.address)
+                + settings.clickhouse[len(found.address) :]
+            )
         return settings.clickhouse
     night = remembered_night(settings)
     return ensure(settings, CLICKHOUSE) + "/" + (night["database"] if night else "default")
 
 
 def without_credentials(dsn: str) -> str:
-    """A DSN fit to print: user and password left out (the embedded server's are in its users file)."""
+    """A DSN fit to print: user and password left out (the embedded server's are in its users
+    file)."""
     scheme, _, rest = dsn.partition("://")
     return f"{scheme}://{rest.rsplit('@', 1)[-1]}"
 
 
 def fresh_pipeline(base: Settings, run: str) -> Settings:
-    """Settings of a new, isolated pipeline named `run` on the configured or embedded servers: its own
-    topics and consumer group (namespace) and its own ClickHouse database."""
+    """Settings of a new, isolated pipeline named `run` on the configured or embedded servers: its
+    own topics and consumer group (namespace) and its own ClickHouse database."""
     kafka = kafka_bootstrap(base)
     server = base.clickhouse.rsplit("/", 1)[0] if base.clickhouse else ensure(base, CLICKHOUSE)
     return base.override(kafka=kafka, clickhouse=f"{server}/{run}", namespace=f"{run}.")

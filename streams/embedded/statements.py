@@ -2,10 +2,10 @@
 
 chDB has no users or grants: whatever reaches `tally clickhouse` runs with the engine's full power,
 which includes reading and writing any file the process may (`file()`, `INTO OUTFILE`, `FROM
-INFILE`, the File engine), fetching URLs and other hosts (`url()`, `s3()`, `remote()`, `mysql()` ..),
-and running programs (`executable()`). tally needs none of that, so none of it runs. A ClickHouse
-server governs the same with grants on sources (`FILE`, `URL`, `REMOTE` ..), which tally's users
-lack (deploy/clickhouse/users.d/tally.xml).
+INFILE`, the File engine), fetching URLs and other hosts (`url()`, `s3()`, `remote()`, `mysql()`
+..), and running programs (`executable()`). tally needs none of that, so none of it runs. A
+ClickHouse server governs the same with grants on sources (`FILE`, `URL`, `REMOTE` ..), which
+tally's users lack (deploy/clickhouse/users.d/tally.xml).
 
 Also as on a server: one statement a request (chDB alone would run `SELECT 1; DROP TABLE t`), and a
 GET runs only what reads (a web page in a browser on this machine can send a GET, not a POST with
@@ -18,14 +18,21 @@ from __future__ import annotations
 import re
 
 READS = frozenset({"select", "with", "show", "describe", "desc", "exists", "explain"})
-REFUSED_STATEMENTS = frozenset({"system", "attach", "detach", "backup", "restore", "kill", "grant", "revoke"})
-# Table functions, table engines and dictionary sources that reach files, URLs, other hosts or programs.
+REFUSED_STATEMENTS = frozenset(
+    {"system", "attach", "detach", "backup", "restore", "kill", "grant", "revoke"}
+)
+# Table functions, table engines and dictionary sources that reach files, URLs, other hosts or
+# programs.
 REFUSED_SOURCES = frozenset(
     {
-        "file", "filecluster", "url", "urlcluster", "s3", "s3cluster", "gcs", "oss", "cosn", "hdfs", "hdfscluster",
-        "azureblobstorage", "azureblobstoragecluster", "remote", "remotesecure", "cluster", "clusterallreplicas",
-        "mysql", "postgresql", "mongodb", "redis", "sqlite", "jdbc", "odbc", "executable", "executablepool",
-        "kafka", "rabbitmq", "nats", "distributed", "http", "arrowflight", "ytsaurus", "prometheusquery",
+        "file", "filecluster", "url", "urlcluster", "s3", "s3cluster", "gcs", "oss", "cosn", "hdfs",
+        "hdfscluster",
+        "azureblobstorage", "azureblobstoragecluster", "remote", "remotesecure", "cluster",
+        "clusterallreplicas",
+        "mysql", "postgresql", "mongodb", "redis", "sqlite", "jdbc", "odbc", "executable",
+        "executablepool",
+        "kafka", "rabbitmq", "nats", "distributed", "http", "arrowflight", "ytsaurus",
+        "prometheusquery",
     }
 )  # fmt: skip
 REFUSED_PREFIXES = ("iceberg", "deltalake", "hudi", "paimon", "datalake")
@@ -41,8 +48,8 @@ class Refused(ValueError):
 
 
 def words(sql: str) -> list[str]:
-    """The statement's names and symbols outside literals and comments, names lowercased (a quoted name
-    unquoted), symbols as they are."""
+    """The statement's names and symbols outside literals and comments, names lowercased (a quoted
+    name unquoted), symbols as they are."""
     out = []
     for match in _TOKEN.finditer(sql):
         kind = match.lastgroup
@@ -65,19 +72,27 @@ def check_statement(sql: str, method: str) -> None:
         raise Refused("Code: 62. DB::Exception: Multi-statements are not allowed. (SYNTAX_ERROR)")
     first = next((t for t in tokens if t != "("), "")
     if first in REFUSED_STATEMENTS:
-        raise Refused(f"Code: 497. DB::Exception: {first.upper()} statements are not allowed here. (ACCESS_DENIED)")
+        raise Refused(
+            f"Code: 497. DB::Exception: {first.upper()} statements are not allowed here. "
+            "(ACCESS_DENIED)"
+        )
     if method == "GET" and first not in READS:
         raise Refused(
-            "Code: 164. DB::Exception: Cannot execute query in readonly mode: a GET request and a read-only user only read. "
+            "Code: 164. DB::Exception: Cannot execute query in readonly mode: a GET request and a "
+            "read-only user only read. "
             "(READONLY)"
         )
     for i, token in enumerate(tokens):
         following = tokens[i + 1] if i + 1 < len(tokens) else ""
         if token in ("outfile", "infile") and i and tokens[i - 1] in ("into", "from"):
             clause = f"{tokens[i - 1].upper()} {token.upper()}"
-            raise Refused(f"Code: 497. DB::Exception: {clause} is not allowed here. (ACCESS_DENIED)")
+            raise Refused(
+                f"Code: 497. DB::Exception: {clause} is not allowed here. (ACCESS_DENIED)"
+            )
         refused = token in REFUSED_SOURCES or token.startswith(REFUSED_PREFIXES)
-        if refused and (following == "(" or (i and tokens[i - 1] == "=" and i > 1 and tokens[i - 2] == "engine")):
+        if refused and (
+            following == "(" or (i and tokens[i - 1] == "=" and i > 1 and tokens[i - 2] == "engine")
+        ):
             raise Refused(
                 f"Code: 497. DB::Exception: {token} reaches files, URLs, other hosts or programs: "
                 "not allowed for tally's users. (ACCESS_DENIED)"

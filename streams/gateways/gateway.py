@@ -34,7 +34,8 @@ def _tee(events: Iterator[bytes], path: Path | None) -> Iterator[bytes]:
 
 
 def night_pace(speedup: float) -> Callable[[bytes], float]:
-    """Seconds after the start at which an event is due: its simulated submitted_at, `speedup` times faster."""
+    """Seconds after the start at which an event is due: its simulated submitted_at, `speedup` times
+    faster."""
 
     def pace(event: bytes) -> float:
         try:
@@ -56,24 +57,34 @@ def run_simulation(
     speedup: float | None = None,
 ) -> int:
     shape = None
-    if regions is not None:  # TPS and contests synthesized onto the real villages of a Kemendagri list
+    if (
+        regions is not None
+    ):  # TPS and contests synthesized onto the real villages of a Kemendagri list
         with regions.open(newline="", encoding="utf-8-sig") as fh:
-            shape = build_shape_on(list(parse_regions(fh, str(regions))), plan.n_tps, plan.seed, plan.ballots)
+            shape = build_shape_on(
+                list(parse_regions(fh, str(regions))), plan.n_tps, plan.seed, plan.ballots
+            )
     shape, events, truth = generate(plan, shape)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         write_records(out / "registry.jsonl", registry_records(shape))
     expected = 0
-    # How many events a night makes is known only at its end (resends, corrections): a count, no bar.
+    # How many events a night makes is known only at its end (resends, corrections): a count, no
+    # bar.
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,.0f}"), TimeElapsedColumn()
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed:,.0f}"),
+        TimeElapsedColumn(),
     ) as progress:
         if not dry_run:
             task = progress.add_task("loading registry into ClickHouse", total=None)
             load_registry(connect(settings), registry_records(shape))
             progress.update(task, completed=1, total=1)
         stream = _tee(events, out / "events.jsonl" if out else None)
-        task = progress.add_task("producing tallies" if not dry_run else "writing events", total=None)
+        task = progress.add_task(
+            "producing tallies" if not dry_run else "writing events", total=None
+        )
         if dry_run:
             for expected, _ in enumerate(stream, 1):
                 if expected % 10_000 == 0:

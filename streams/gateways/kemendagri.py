@@ -5,8 +5,8 @@
   11.01.01,Bakongan
   11.01.01.2001,Keude Bakongan
 
-becomes registry region records (code without dots: 2, 4, 6, 10 digits; level from the number of parts).
-"""
+becomes registry region records (code without dots: 2, 4, 6, 10 digits; level from the number of
+parts)."""
 
 from __future__ import annotations
 
@@ -26,8 +26,15 @@ class KemendagriError(ValueError):
 
 
 def parse_regions(lines: Iterable[str], source: str = "<input>") -> Iterator[dict]:
-    """Registry region records (national first), parents before children, in file order otherwise."""
-    yield {"type": "region", "code": NATIONAL, "name": "Indonesia", "level": "national", "parent": ""}
+    """Registry region records (national first), parents before children, in file order
+    otherwise."""
+    yield {
+        "type": "region",
+        "code": NATIONAL,
+        "name": "Indonesia",
+        "level": "national",
+        "parent": "",
+    }
     seen: set[str] = set()
     for number, row in enumerate(csv.reader(lines), 1):
         if not row or not "".join(row).strip() or row[0].strip().lower() in ("code", "kode"):
@@ -37,14 +44,23 @@ def parse_regions(lines: Iterable[str], source: str = "<input>") -> Iterator[dic
         dotted, name = row[0].strip(), ",".join(row[1:]).strip()
         if not _DOTTED.fullmatch(dotted):
             raise KemendagriError(
-                f"{source}:{number}: {dotted!r} is not a dotted region code (11, 11.01, 11.01.01, 11.01.01.2001)"
+                f"{source}:{number}: {dotted!r} is not a dotted region code (11, 11.01, 11.01.01, "
+                "11.01.01.2001)"
             )
         parts = dotted.split(".")
         code = "".join(parts)
         parent = "".join(parts[:-1]) or NATIONAL
         if parent != NATIONAL and parent not in seen:
-            raise KemendagriError(f"{source}:{number}: {dotted} comes before its parent {'.'.join(parts[:-1])}")
+            raise KemendagriError(
+                f"{source}:{number}: {dotted} comes before its parent {'.'.join(parts[:-1])}"
+            )
         if code in seen:
             raise KemendagriError(f"{source}:{number}: {dotted} appears twice")
         seen.add(code)
-        yield {"type": "region", "code": code, "name": name, "level": LEVEL_BY_PARTS[len(parts)], "parent": parent}
+        yield {
+            "type": "region",
+            "code": code,
+            "name": name,
+            "level": LEVEL_BY_PARTS[len(parts)],
+            "parent": parent,
+        }

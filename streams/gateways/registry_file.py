@@ -44,7 +44,9 @@ def contest_errors(records: Iterable[dict], most: int = 20) -> list[str]:
             if record.get("ballot") not in (None, "PPWP") and "seats" not in record:
                 errors.append(f"contest {name}: seats is required for a {record['ballot']} contest")
             else:
-                errors.append(f"contest {name}: not a registry.v1 contest ({_first_error(validator, record)})")
+                errors.append(
+                    f"contest {name}: not a registry.v1 contest ({_first_error(validator, record)})"
+                )
             if len(errors) >= most:
                 break
     return errors

@@ -47,18 +47,25 @@ class Plan:
     invalid: float = 0.0
     forged: float = 0.0  # share of (TPS, ballot) that also get a forged event (never counted)
     signed: bool = True  # devices sign their tallies
-    abroad: bool | None = None  # TPS abroad too (2024's 3,059 at this scale); None: only on a national night
+    abroad: bool | None = (
+        None  # TPS abroad too (2024's 3,059 at this scale); None: only on a national night
+    )
 
 
 def generate(plan: Plan, shape: Shape | None = None) -> tuple[Shape, Iterator[bytes], Truth]:
-    """The registry, the event stream (JSON bytes, in arrival order), and the truth (complete once the stream is drained)."""
-    shape = shape or build_shape(plan.n_tps, plan.seed, plan.ballots, abroad_tps(plan.n_tps, plan.abroad))
+    """The registry, the event stream (JSON bytes, in arrival order), and the truth (complete once
+    the stream is drained)."""
+    shape = shape or build_shape(
+        plan.n_tps, plan.seed, plan.ballots, abroad_tps(plan.n_tps, plan.abroad)
+    )
     truth = Truth(tps_total=tps_totals(shape, plan.ballots), contests=shape.contests)
 
     def events() -> Iterator[bytes]:
         rng = random.Random(plan.seed * 7919 + 1)
         found: dict[tuple[str, str], ContestAt | None] = {}
-        choices_of = {c["dapil"]: tuple(x["code"] for x in c["choices"]) for c in shape.contests}  # shared by its TPS
+        choices_of = {
+            c["dapil"]: tuple(x["code"] for x in c["choices"]) for c in shape.contests
+        }  # shared by its TPS
         by_region = {(c["ballot"], r): c for c in shape.contests for r in c["regions"]}
         models_of: dict[tuple[str, str], VoteModel | None] = {}  # (dapil, province) -> model
 
@@ -72,13 +79,22 @@ def generate(plan: Plan, shape: Shape | None = None) -> tuple[Shape, Iterator[by
                         dapil = contest["dapil"]
                         if (dapil, tps[:2]) not in models_of:
                             models_of[(dapil, tps[:2])] = vote_model(contest, plan.seed, tps[:2])
-                        found[key] = ContestAt(choices_of[dapil], dapil, models_of[(dapil, tps[:2])])
+                        found[key] = ContestAt(
+                            choices_of[dapil], dapil, models_of[(dapil, tps[:2])]
+                        )
                         break
             return found[key]
 
-        order = [(i, b) for i in range(len(shape.tps)) for b in plan.ballots if contest_at(b, shape.tps[i]) is not None]
+        order = [
+            (i, b)
+            for i in range(len(shape.tps))
+            for b in plan.ballots
+            if contest_at(b, shape.tps[i]) is not None
+        ]
         rng.shuffle(order)
-        later: list[tuple[int, int, bytes]] = []  # heap of (release position, seq, event): late resends and corrections
+        later: list[
+            tuple[int, int, bytes]
+        ] = []  # heap of (release position, seq, event): late resends and corrections
         seq = 0
         for position, (i, ballot) in enumerate(order):
             while later and later[0][0] <= position:
@@ -89,19 +105,43 @@ def generate(plan: Plan, shape: Shape | None = None) -> tuple[Shape, Iterator[by
             gateway = f"gw-{tps[:2]}-{int(tps[2:4]) % 4 + 1:02d}"
             arrived = POLLS_CLOSE + timedelta(hours=arrival_hours(position / max(1, len(order))))
             clock = arrived.isoformat(timespec="seconds")
-            sheet = tps_sheet(plan.seed, i, shape.dpt[i])  # every ballot of the TPS: the same voters
+            sheet = tps_sheet(
+                plan.seed, i, shape.dpt[i]
+            )  # every ballot of the TPS: the same voters
             tally = make_tally(
-                rng, tps, ballot, shape.dpt[i], at.choices, 1, f"{gateway}:{seq:08d}", gateway, clock, model=at.model, sheet=sheet
+                rng,
+                tps,
+                ballot,
+                shape.dpt[i],
+                at.choices,
+                1,
+                f"{gateway}:{seq:08d}",
+                gateway,
+                clock,
+                model=at.model,
+                sheet=sheet,
             )
             if plan.signed:
                 sign(tally, shape.secret_key(i), key_id_of(tps))
             if plan.invalid and rng.random() < plan.invalid:
-                yield break_tally(rng, tally, shape.secret_key(i) if plan.signed else None)  # never counted
+                yield break_tally(
+                    rng, tally, shape.secret_key(i) if plan.signed else None
+                )  # never counted
                 continue
             if plan.forged and rng.random() < plan.forged:
                 seq += 1
-                other = (i + 1 + rng.randrange(len(shape.tps) - 1)) % len(shape.tps) if len(shape.tps) > 1 else i
-                forgery = forge(rng, tally, f"{gateway}:{seq:08d}", shape.secret_key(other), key_id_of(shape.tps[other]))
+                other = (
+                    (i + 1 + rng.randrange(len(shape.tps) - 1)) % len(shape.tps)
+                    if len(shape.tps) > 1
+                    else i
+                )
+                forgery = forge(
+                    rng,
+                    tally,
+                    f"{gateway}:{seq:08d}",
+                    shape.secret_key(other),
+                    key_id_of(shape.tps[other]),
+                )
                 if forgery is not None:
                     # Before the real one: had it counted, the real tally would be a mere duplicate.
                     yield forgery
@@ -109,7 +149,9 @@ def generate(plan: Plan, shape: Shape | None = None) -> tuple[Shape, Iterator[by
             truth.record(tally, at.choices, at.dapil)
             yield raw
             if plan.duplicates and rng.random() < plan.duplicates:
-                heapq.heappush(later, (position + rng.choice((1, 50, len(order) // 3 + 1)), seq, raw))
+                heapq.heappush(
+                    later, (position + rng.choice((1, 50, len(order) // 3 + 1)), seq, raw)
+                )
             if plan.corrections and rng.random() < plan.corrections:
                 seq += 1
                 fixed = make_tally(

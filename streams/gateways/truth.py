@@ -15,10 +15,22 @@ from typing import IO, NamedTuple
 import orjson
 
 from streams.core.regions import region_of
-from streams.core.seats import DPR_THRESHOLD, LEGISLATIVE, Dapil, ballot_seats, body_of, party_totals, reported_votes
+from streams.core.seats import (
+    DPR_THRESHOLD,
+    LEGISLATIVE,
+    Dapil,
+    ballot_seats,
+    body_of,
+    party_totals,
+    reported_votes,
+)
 
 TRUTH, TRUTH_TPS = "truth.jsonl", "truth-tps.jsonl"  # written by `tally simulate --out`
-WHOLE_LEVELS = ("national", "province", "regency")  # a truth line each; finer levels a line per province
+WHOLE_LEVELS = (
+    "national",
+    "province",
+    "regency",
+)  # a truth line each; finer levels a line per province
 
 
 class TruthEntry(NamedTuple):
@@ -32,8 +44,8 @@ class TruthEntry(NamedTuple):
 
 
 def _reported(ballot: str, level: str, regions: dict[str, dict]) -> dict[str, dict]:
-    """Regions with their votes as results report them (`reported_votes`: party totals, not candidates
-    summed across dapils)."""
+    """Regions with their votes as results report them (`reported_votes`: party totals, not
+    candidates summed across dapils)."""
     for region in regions.values():
         region["votes"] = reported_votes(ballot, level, region["votes"])
     return regions
@@ -49,7 +61,8 @@ def _add(into: dict, votes: Iterable[tuple[str, int]], invalid: int, reported: i
 
 @dataclass
 class Truth:
-    """Exact expected results: per ballot and level, region -> votes, invalid, tps_reported, tps_total."""
+    """Exact expected results: per ballot and level, region -> votes, invalid, tps_reported,
+    tps_total."""
 
     current: dict[tuple[str, str], TruthEntry] = field(default_factory=dict)
     tps_total: dict[tuple[str, str, str], int] = field(default_factory=dict)
@@ -59,43 +72,57 @@ class Truth:
     def record(self, tally: dict, choices: tuple[str, ...], dapil: str) -> None:
         votes = tally["votes"]
         self.current[(tally["ballot"], tally["tps"])] = TruthEntry(
-            tally["event_id"], choices, array("H", [votes[c] for c in choices]), tally["invalid"], dapil
+            tally["event_id"],
+            choices,
+            array("H", [votes[c] for c in choices]),
+            tally["invalid"],
+            dapil,
         )
 
     def write_files(self, out: Path) -> None:
         """The truth of a simulated night as `verify` reads it: `truth.jsonl`, the lines of
-        `write_lines` without the TPS level and the votes of districts and villages, and `truth-tps.jsonl`
-        (`write_tps`), which verify loads into ClickHouse and compares there (read.verify_tps): held in
-        Python, five ballots' TPS level was 4.1M dicts, and verify took 7.5 minutes."""
+        `write_lines` without the TPS level and the votes of districts and villages, and
+        `truth-tps.jsonl` (`write_tps`), which verify loads into ClickHouse and compares there
+        (read.verify_tps): held in Python, five ballots' TPS level was 4.1M dicts, and verify took
+        7.5 minutes."""
         with (out / TRUTH).open("wb") as fh:
             self.write_lines(fh, fine=False)
         with (out / TRUTH_TPS).open("wb") as fh:
             self.write_tps(fh)
 
     def write_tps(self, fh: IO[bytes]) -> None:
-        """One line per counted (ballot, TPS): {"ballot", "tps", "event_id", "dapil", "counts", "invalid"},
-        the counts in the order of its dapil's choices (the "choices" line of `write_lines`): a third of
-        the bytes of a votes object, for ClickHouse's JSONEachRow."""
+        """One line per counted (ballot, TPS): {"ballot", "tps", "event_id", "dapil", "counts",
+        "invalid"}, the counts in the order of its dapil's choices (the "choices" line of
+        `write_lines`): a third of the bytes of a votes object, for ClickHouse's JSONEachRow."""
         for (ballot, tps), entry in sorted(self.current.items()):
             line = {"ballot": ballot, "tps": tps, "event_id": entry.event_id, "dapil": entry.dapil}
-            fh.write(orjson.dumps({**line, "counts": entry.counts.tolist(), "invalid": entry.invalid}) + b"\n")
+            fh.write(
+                orjson.dumps({**line, "counts": entry.counts.tolist(), "invalid": entry.invalid})
+                + b"\n"
+            )
 
     def write_lines(self, fh: IO[bytes], fine: bool = True) -> None:
-        """The truth as JSON lines, one group of regions a line: {"ballot", "level", "scope", "regions":
-        {code: {votes, invalid, tps_reported[, tps_total]}}}. National, province and regency come whole
-        (scope ""); district, village and TPS one province at a time (scope = its code), so that
-        `verify` never holds more than a province of TPS (five ballots are 4.1M of them).
+        """The truth as JSON lines, one group of regions a line: {"ballot", "level", "scope",
+        "regions": {code: {votes, invalid, tps_reported[, tps_total]}}}. National, province and
+        regency come whole (scope ""); district, village and TPS one province at a time (scope = its
+        code), so that `verify` never holds more than a province of TPS (five ballots are 4.1M of
+        them).
 
-        Without `fine`, a province's districts and villages are only {"tps_total": {code: n}} and its
-        TPS are left to `write_tps`; each ballot gets a line {"level": "choices", "choices": {dapil:
-        [code, ...]}} to read `write_tps`'s counts by.
+        Without `fine`, a province's districts and villages are only {"tps_total": {code: n}} and
+        its TPS are left to `write_tps`; each ballot gets a line {"level": "choices", "choices":
+        {dapil: [code, ...]}} to read `write_tps`'s counts by.
 
-        Summed a province at a time too (`_province`), and its districts into the whole levels, which
-        are all that outlives a province (~550 regions)."""
+        Summed a province at a time too (`_province`), and its districts into the whole levels,
+        which are all that outlives a province (~550 regions)."""
         for ballot in sorted({ballot for ballot, _ in self.current}):
             if not fine:
                 choices = {e.dapil: e.choices for (b, _), e in self.current.items() if b == ballot}
-                fh.write(orjson.dumps({"ballot": ballot, "level": "choices", "scope": "", "choices": choices}) + b"\n")
+                fh.write(
+                    orjson.dumps(
+                        {"ballot": ballot, "level": "choices", "scope": "", "choices": choices}
+                    )
+                    + b"\n"
+                )
             whole: dict[str, dict[str, dict]] = {level: {} for level in WHOLE_LEVELS}
             codes = sorted(tps for b, tps in self.current if b == ballot)
             for province, in_province in itertools.groupby(codes, key=lambda tps: tps[:2]):
@@ -103,26 +130,68 @@ class Truth:
                 for code, district in fine_regions["district"].items():
                     for level in WHOLE_LEVELS:
                         into = self._region(whole[level], ballot, level, region_of(code, level))
-                        _add(into, district["votes"].items(), district["invalid"], district["tps_reported"])
+                        _add(
+                            into,
+                            district["votes"].items(),
+                            district["invalid"],
+                            district["tps_reported"],
+                        )
                 for level in ("district", "village"):
                     if not fine:
-                        totals = {code: r["tps_total"] for code, r in sorted(fine_regions[level].items())}
-                        fh.write(orjson.dumps({"ballot": ballot, "level": level, "scope": province, "tps_total": totals}) + b"\n")
+                        totals = {
+                            code: r["tps_total"] for code, r in sorted(fine_regions[level].items())
+                        }
+                        fh.write(
+                            orjson.dumps(
+                                {
+                                    "ballot": ballot,
+                                    "level": level,
+                                    "scope": province,
+                                    "tps_total": totals,
+                                }
+                            )
+                            + b"\n"
+                        )
                         continue
                     regions = _reported(ballot, level, dict(sorted(fine_regions[level].items())))
-                    fh.write(orjson.dumps({"ballot": ballot, "level": level, "scope": province, "regions": regions}) + b"\n")
+                    fh.write(
+                        orjson.dumps(
+                            {
+                                "ballot": ballot,
+                                "level": level,
+                                "scope": province,
+                                "regions": regions,
+                            }
+                        )
+                        + b"\n"
+                    )
                 if fine:
-                    fh.write(orjson.dumps({"ballot": ballot, "level": "tps", "scope": province, "regions": tps_regions}) + b"\n")
+                    fh.write(
+                        orjson.dumps(
+                            {
+                                "ballot": ballot,
+                                "level": "tps",
+                                "scope": province,
+                                "regions": tps_regions,
+                            }
+                        )
+                        + b"\n"
+                    )
             for level in WHOLE_LEVELS:
                 regions = _reported(ballot, level, dict(sorted(whole[level].items())))
-                fh.write(orjson.dumps({"ballot": ballot, "level": level, "scope": "", "regions": regions}) + b"\n")
+                fh.write(
+                    orjson.dumps(
+                        {"ballot": ballot, "level": level, "scope": "", "regions": regions}
+                    )
+                    + b"\n"
+                )
             if ballot in LEGISLATIVE:
                 for line in self._dapil_lines(ballot):
                     fh.write(orjson.dumps(line) + b"\n")
 
     def _dapil_lines(self, ballot: str) -> list[dict]:
-        """A legislative ballot's dapils (votes per choice, party totals, TPS) and the seats they elect,
-        summed here from the tallies, apart from the read side's queries."""
+        """A legislative ballot's dapils (votes per choice, party totals, TPS) and the seats they
+        elect, summed here from the tallies, apart from the read side's queries."""
         summed: dict[str, list] = {}  # dapil -> [counts by choice, invalid, reported]
         choices_of: dict[str, tuple[str, ...]] = {}
         for (b, _), entry in self.current.items():
@@ -150,10 +219,17 @@ class Truth:
                 "tps_total": self.tps_total.get((ballot, "dapil", code), 0),
             }
             choices = tuple(c["code"] for c in contest["choices"])
-            seated.append(Dapil(code, contest["seats"], choices, votes, body_of(ballot, contest["regions"])))
+            seated.append(
+                Dapil(code, contest["seats"], choices, votes, body_of(ballot, contest["regions"]))
+            )
         seats = ballot_seats(ballot, seated, self.threshold)
         return [
-            {"ballot": ballot, "level": "dapil", "scope": "", "regions": dict(sorted(dapils.items()))},
+            {
+                "ballot": ballot,
+                "level": "dapil",
+                "scope": "",
+                "regions": dict(sorted(dapils.items())),
+            },
             {"ballot": ballot, "level": "seats", "scope": "", "seats": seats},
         ]
 
@@ -164,11 +240,15 @@ class Truth:
             regions[code] = {"votes": {}, "invalid": 0, "tps_reported": 0, "tps_total": total}
         return regions[code]
 
-    def _province(self, ballot: str, codes: Iterable[str]) -> tuple[dict[str, dict], dict[str, dict[str, dict]]]:
+    def _province(
+        self, ballot: str, codes: Iterable[str]
+    ) -> tuple[dict[str, dict], dict[str, dict[str, dict]]]:
         """One province's TPS, villages and districts of a ballot. TPS are summed into villages as
         count vectors (a village lies in one dapil, so its TPS share one choice tuple)."""
         tps_regions: dict[str, dict] = {}
-        villages: dict[tuple[str, tuple[str, ...]], list] = {}  # (village, choices) -> [counts, invalid, reported]
+        villages: dict[
+            tuple[str, tuple[str, ...]], list
+        ] = {}  # (village, choices) -> [counts, invalid, reported]
         for tps in codes:
             entry = self.current[(ballot, tps)]
             votes = dict(zip(entry.choices, entry.counts, strict=True))
@@ -198,12 +278,15 @@ class Truth:
 
 
 def merge_truth(groups: Iterable[dict]) -> dict:
-    """{"ballots": {ballot: {level: {region: ...}}}}: truth groups merged (for tests and small runs)."""
+    """{"ballots": {ballot: {level: {region: ...}}}}: truth groups merged (for tests and small
+    runs)."""
     merged: dict = {"ballots": {}}
     for group in groups:
         levels = merged["ballots"].setdefault(group["ballot"], {})
         if group["level"] == "seats":
             levels["seats"] = group["seats"]
-        elif "regions" in group:  # not the choices, nor a fine level's TPS totals (write_lines without fine)
+        elif (
+            "regions" in group
+        ):  # not the choices, nor a fine level's TPS totals (write_lines without fine)
             levels.setdefault(group["level"], {}).update(group["regions"])
     return merged

@@ -31,11 +31,14 @@ def _ssl_context(settings: Settings) -> ssl.SSLContext:
 def _check(settings: Settings) -> str:
     protocol = settings.kafka_security_protocol.upper()
     if protocol not in PROTOCOLS:
-        raise KafkaAuthError(f"TALLY_KAFKA_SECURITY_PROTOCOL={protocol!r}: expected one of {', '.join(PROTOCOLS)}")
+        raise KafkaAuthError(
+            f"TALLY_KAFKA_SECURITY_PROTOCOL={protocol!r}: expected one of {', '.join(PROTOCOLS)}"
+        )
     if protocol.startswith("SASL"):
         if settings.kafka_sasl_mechanism not in MECHANISMS:
             raise KafkaAuthError(
-                f"TALLY_KAFKA_SASL_MECHANISM={settings.kafka_sasl_mechanism!r}: expected one of {', '.join(MECHANISMS)}"
+                f"TALLY_KAFKA_SASL_MECHANISM={settings.kafka_sasl_mechanism!r}: expected one of "
+                f"{', '.join(MECHANISMS)}"
             )
         if not settings.kafka_username or not settings.kafka_password:
             raise KafkaAuthError(f"{protocol} needs TALLY_KAFKA_USERNAME and TALLY_KAFKA_PASSWORD")

@@ -53,10 +53,11 @@ release_memory = _malloc_trim()
 @contextlib.contextmanager
 def collector_paused() -> Iterator[None]:
     """CPython's cyclic collector runs after every 700 new containers, and, as a batch's objects
-    live until it is written, over ever older generations: a five-ballot batch of 5,000 events builds
-    ~5,000 vote dicts and ~110,000 row lists, and collecting cost more than the work (offline, per
-    event: decide 146 -> 112 us, totals rows 140 -> 22 us; RESULTS). What a batch builds has no
-    cycles (reference counting frees it), so the collector waits until the batch is written."""
+    live until it is written, over ever older generations: a five-ballot batch of 5,000 events
+    builds ~5,000 vote dicts and ~110,000 row lists, and collecting cost more than the work
+    (offline, per event: decide 146 -> 112 us, totals rows 140 -> 22 us; RESULTS). What a batch
+    builds has no cycles (reference counting frees it), so the collector waits until the batch is
+    written."""
     gc.disable()
     try:
         yield
@@ -65,8 +66,8 @@ def collector_paused() -> Iterator[None]:
 
 
 def freeze_long_lived() -> None:
-    """Move what lives now (the registry: 820k TPS and their keys) out of the collector's sight, so a
-    full collection does not walk it again and again; done after each registry load."""
+    """Move what lives now (the registry: 820k TPS and their keys) out of the collector's sight, so
+    a full collection does not walk it again and again; done after each registry load."""
     gc.unfreeze()
     gc.collect()
     gc.freeze()
@@ -109,7 +110,8 @@ class RegistryCache:
 
 
 class Batches:
-    """Decide a fetch (`decide`), then write it (`write`), for the partitions whose leases are held."""
+    """Decide a fetch (`decide`), then write it (`write`), for the partitions whose leases are
+    held."""
 
     def __init__(
         self,
@@ -128,32 +130,44 @@ class Batches:
         self.metrics = metrics
         self.partitions = 0  # the topic's partition count, as recorded in ClickHouse (topic_layout)
 
-    async def decide(self, records: Mapping[TP, Sequence[Any]], leases: Mapping[int, str]) -> Decided:
+    async def decide(
+        self, records: Mapping[TP, Sequence[Any]], leases: Mapping[int, str]
+    ) -> Decided:
         now = time.time()
         started = time.perf_counter()
         await asyncio.to_thread(self.registry.refresh)
         batches = []
         for tp, fetched in records.items():
-            if tp.partition not in leases:  # leases are taken for every assigned partition: a bug, so do not ack
+            if (
+                tp.partition not in leases
+            ):  # leases are taken for every assigned partition: a bug, so do not ack
                 raise RuntimeError(f"events of partition {tp.partition} arrived without a lease")
             messages = [message_of(r, now) for r in fetched]
-            batches.append(self.processor.process(tp.topic, tp.partition, messages, self.partitions))
-        # Records off their home partition go there now; their offsets are acked with the batch's, once
-        # the broker has every copy (`write`).
+            batches.append(
+                self.processor.process(tp.topic, tp.partition, messages, self.partitions)
+            )
+        # Records off their home partition go there now; their offsets are acked with the batch's,
+        # once the broker has every copy (`write`).
         forwarded = []
         for batch in batches:
             forwarded += await self.forwarder.send(batch.topic, batch.partition, batch.forward)
             self.metrics.forwarded(batch.partition, len(batch.forward))
-        decided = Decided(batches, sum(map(len, records.values())), started, time.perf_counter(), forwarded)
+        decided = Decided(
+            batches, sum(map(len, records.values())), started, time.perf_counter(), forwarded
+        )
         self.metrics.batch_events.observe(decided.events)
         self.metrics.decide_seconds.observe(decided.decided - started)
         return decided
 
-    async def write(self, decided: Decided, owners: dict[int, str], before: list[asyncio.Task]) -> bool:
+    async def write(
+        self, decided: Decided, owners: dict[int, str], before: list[asyncio.Task]
+    ) -> bool:
         await asyncio.gather(*before)  # one write at a time, in the order decided
         queued = time.perf_counter()
         await asyncio.to_thread(self.sink.write_all, decided.batches, owners)
-        await asyncio.gather(*decided.forwarded)  # raises if the broker refused a copy: nothing is acked
+        await asyncio.gather(
+            *decided.forwarded
+        )  # raises if the broker refused a copy: nothing is acked
         written = time.perf_counter()
         decisions = (row for batch in decided.batches for row in batch.decisions)
         self.metrics.written(decisions, self.sink.insert_seconds, time.time())
@@ -163,10 +177,16 @@ class Batches:
         release_memory()
         for row in rejections:
             fields = row._asdict()
-            fields["partition"], fields["offset"] = fields.pop("src_partition"), fields.pop("src_offset")
-            await self.rejected.send(key=(row.tps or row.kafka_key or "").encode(), value=orjson.dumps(fields))
+            fields["partition"], fields["offset"] = (
+                fields.pop("src_partition"),
+                fields.pop("src_offset"),
+            )
+            await self.rejected.send(
+                key=(row.tps or row.kafka_key or "").encode(), value=orjson.dumps(fields)
+            )
         log.info(
-            "batch: %d events of %d partitions in %.0f ms (decide %.0f, write %.0f after %.0f queued; inserts %s); "
+            "batch: %d events of %d partitions in %.0f ms (decide %.0f, write %.0f after %.0f "
+            "queued; inserts %s); "
             "decisions so far %s; forwarded home so far %d",
             decided.events,
             partitions,
@@ -174,7 +194,10 @@ class Batches:
             (decided.decided - decided.started) * 1000,
             (written - queued) * 1000,
             (queued - decided.decided) * 1000,
-            " ".join(f"{table} {1000 * seconds:.0f}" for table, seconds in self.sink.insert_seconds.items()),
+            " ".join(
+                f"{table} {1000 * seconds:.0f}"
+                for table, seconds in self.sink.insert_seconds.items()
+            ),
             self.processor.counts,
             sum(self.forwarder.sent.values()),
         )

@@ -1,18 +1,20 @@
-"""Bulk consumption for faust: each fetched set of records goes to one coroutine, not message by message.
+"""Bulk consumption for faust: each fetched set of records goes to one coroutine, not message by
+message.
 
-Why: faust's stream path (record -> Message -> Event -> channel queue -> stream -> take buffer -> ack,
-with a task per message in `wait_first`) cost about 136 us of worker CPU an event here, almost three
-times the whole tally pipeline (about 50 us). The worker keeps everything else faust gives it: the
-consumer group and its rebalances, the partitions assigned/revoked signals, the fetcher thread, the
-commit of acked offsets, the producer. Only the hop from fetched records to the agent is replaced, by
-`BulkConsumer._drain_messages`, which mirrors faust's own loop (flow control, generation check, gaps,
-read offsets) but calls one handler per fetch and acks its records only when the handler says they
-were written.
+Why: faust's stream path (record -> Message -> Event -> channel queue -> stream -> take buffer ->
+ack, with a task per message in `wait_first`) cost about 136 us of worker CPU an event here, almost
+three times the whole tally pipeline (about 50 us). The worker keeps everything else faust gives it:
+the consumer group and its rebalances, the partitions assigned/revoked signals, the fetcher thread,
+the commit of acked offsets, the producer. Only the hop from fetched records to the agent is
+replaced, by `BulkConsumer._drain_messages`, which mirrors faust's own loop (flow control,
+generation check, gaps, read offsets) but calls one handler per fetch and acks its records only when
+the handler says they were written.
 
-Records come out of aiokafka's fetch buffers one partition at a time (`BulkConsumerThread._fetch_records`,
-which mirrors aiokafka's `Fetcher.fetched_records`): aiokafka unpacks a record batch while the records
-are taken, and a batch it cannot unpack raised through every partition and stopped the worker. Here it
-ends only its own partition's read, which waits at that batch (`streams.kafka.stalls`).
+Records come out of aiokafka's fetch buffers one partition at a time
+(`BulkConsumerThread._fetch_records`, which mirrors aiokafka's `Fetcher.fetched_records`): aiokafka
+unpacks a record batch while the records are taken, and a batch it cannot unpack raised through
+every partition and stopped the worker. Here it ends only its own partition's read, which waits at
+that batch (`streams.kafka.stalls`).
 
 The handler decides a fetch and hands back its write, still running: while the write of one fetch is
 in ClickHouse, the next is fetched and decided (one write in flight at a time; a fetch is acked only
@@ -46,10 +48,12 @@ RecordsHandler = Callable[[Mapping[TP, Sequence[Any]], int], Awaitable[Awaitable
 FETCH_MAX_WAIT_MS = 100
 
 
-def read_fetched(result: FetchResult, max_records: int | None) -> tuple[list[Any], BaseException | None, int]:
-    """aiokafka's `FetchResult.getall`, except that a batch it cannot unpack ends the read instead of
-    raising through every partition: (records read before it, the error, the offset it stopped at).
-    The position moves past the records returned, never past the batch that failed."""
+def read_fetched(
+    result: FetchResult, max_records: int | None
+) -> tuple[list[Any], BaseException | None, int]:
+    """aiokafka's `FetchResult.getall`, except that a batch it cannot unpack ends the read instead
+    of raising through every partition: (records read before it, the error, the offset it stopped
+    at). The position moves past the records returned, never past the batch that failed."""
     tp = result._topic_partition
     if not result.check_assignment(tp) or not result.has_more():
         return [], None, -1
@@ -78,10 +82,15 @@ class BulkConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
         return consumer
 
     async def _fetch_records(
-        self, consumer: Any, active_partitions: Any, timeout: float | None = None, max_records: int | None = None
+        self,
+        consumer: Any,
+        active_partitions: Any,
+        timeout: float | None = None,
+        max_records: int | None = None,
     ) -> dict[Any, list[Any]]:
-        """faust's fetch from aiokafka's buffers (`Fetcher.fetched_records`), one partition at a time, so
-        that a record batch that cannot be unpacked stops its own partition only (`streams.kafka.stalls`)."""
+        """faust's fetch from aiokafka's buffers (`Fetcher.fetched_records`), one partition at a
+        time, so that a record batch that cannot be unpacked stops its own partition only
+        (`streams.kafka.stalls`)."""
         if not self.consumer.flow_active:
             return {}
         fetcher = consumer._fetcher
@@ -105,7 +114,9 @@ class BulkConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
                 waiter.result()  # raises what the fetcher found (an authorization error)
                 timeout = max(0.0, timeout - (time.monotonic() - started))
 
-    def _drain(self, consumer: Any, fetcher: Any, active: Any, max_records: int | None, stalls: Stalls) -> dict[Any, list[Any]]:
+    def _drain(
+        self, consumer: Any, fetcher: Any, active: Any, max_records: int | None, stalls: Stalls
+    ) -> dict[Any, list[Any]]:
         waiting = stalls.waiting()
         for tp in [tp for tp in self._stalled_paused if tp.partition not in waiting]:
             self._stalled_paused.discard(tp)  # due for another try
@@ -171,22 +182,27 @@ class BulkConsumer(aiokafka_driver.Consumer):
                 else:
                     generation = app.consumer_generation_id
                     for tp, batch in records.items():
-                        if active is not None and tp not in active and tp not in self._buffered_partitions:
+                        if (
+                            active is not None
+                            and tp not in active
+                            and tp not in self._buffered_partitions
+                        ):
                             continue  # paused partition: faust refetches it when it resumes
                         last = read_offset[tp]
                         kept = [r for r in batch if last is None or r.offset >= last]
                         if not kept:
                             continue
                         if acks_enabled_for(tp.topic):
-                            # Offsets with no record (compaction, transaction markers) count as acked, or
-                            # the committed offset would stop before them forever.
+                            # Offsets with no record (compaction, transaction markers) count as
+                            # acked, or the committed offset would stop before them forever.
                             for record in kept:
                                 if last and record.offset - last > 1:
                                     await self._add_gap(tp, last + 1, record.offset)
                                 last = record.offset
                         fresh[tp] = kept
                     if fresh:
-                        # None: not decided (the group moved on meanwhile): never ack; they are replayed.
+                        # None: not decided (the group moved on meanwhile): never ack; they are
+                        # replayed.
                         written = await handler(fresh, generation)
                         if written is not None:
                             for tp, kept in fresh.items():
@@ -210,7 +226,8 @@ class BulkConsumer(aiokafka_driver.Consumer):
 
     def _ack_offsets(self, tp: TP, offsets: list[int]) -> None:
         """faust's `Consumer.ack` for a fetch's offsets at once, without a faust Message per record
-        (building one and acking it cost ~5 us an event; nothing tracks these records as messages)."""
+        (building one and acking it cost ~5 us an event; nothing tracks these records as
+        messages)."""
         if not self.app.topics.acks_enabled_for(tp.topic):
             return
         with ack_lock:

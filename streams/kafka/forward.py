@@ -1,8 +1,8 @@
 """Records found off their home partition go home before anything about them is decided.
 
 A worker that reads a record whose key's home (`core.placement.home_partition`) is another partition
-sends it there as it came (key, value, Kafka timestamp), with a header naming where it was found, and
-acks the source offset only once the broker acknowledged the copy (acks=all). A crash in between
+sends it there as it came (key, value, Kafka timestamp), with a header naming where it was found,
+and acks the source offset only once the broker acknowledged the copy (acks=all). A crash in between
 sends it again: at home the copy is then only a duplicate of itself (its event id), counted once.
 """
 
@@ -28,9 +28,11 @@ class Forwarder:
         self.producer: AIOKafkaProducer | None = None
         self.sent: dict[tuple[int, int], int] = {}  # (found at, home) -> records sent
 
-    async def send(self, topic: str, partition: int, forward: Sequence[tuple[int, Message]]) -> list[asyncio.Future]:
-        """Queue the copies of the records of `partition` listed in `forward` ((home, message) pairs);
-        returns the futures that resolve when the broker has each one."""
+    async def send(
+        self, topic: str, partition: int, forward: Sequence[tuple[int, Message]]
+    ) -> list[asyncio.Future]:
+        """Queue the copies of the records of `partition` listed in `forward` ((home, message)
+        pairs); returns the futures that resolve when the broker has each one."""
         if not forward:
             return []
         if self.producer is None:

@@ -18,7 +18,9 @@ from collections.abc import Iterable
 from streams.clickhouse.sink import ClickHouseSink
 
 log = logging.getLogger("tally.worker")
-RELEASE_WAIT_S = 5.0  # a release not done in this is skipped: the next owner waits, which is only slower
+RELEASE_WAIT_S = (
+    5.0  # a release not done in this is skipped: the next owner waits, which is only slower
+)
 
 
 class LayoutChanged(Exception):
@@ -50,7 +52,8 @@ class Leases:
             return 0.0
         waited = await asyncio.to_thread(self.sink.wait_out, set(unreleased.values()))
         log.warning(
-            "partitions %s taken over from %s without a release: waited %.1f s (at most %.0f) for their "
+            "partitions %s taken over from %s without a release: waited %.1f s (at most %.0f) for "
+            "their "
             "inserts in flight to land or end before reading state",
             sorted(unreleased),
             ", ".join(sorted(set(unreleased.values()))),
@@ -60,23 +63,30 @@ class Leases:
         return waited
 
     async def release(self, topic: str, partitions: Iterable[int]) -> set[int]:
-        """Hand on the leases of `partitions` (called once every write has returned), so the next owner
-        need not wait out our inserts; return the partitions handed on."""
+        """Hand on the leases of `partitions` (called once every write has returned), so the next
+        owner need not wait out our inserts; return the partitions handed on."""
         handed = {p: self.held[p] for p in partitions if p in self.held}
-        with contextlib.suppress(Exception):  # not released: the next owner waits, which is only slower
-            await asyncio.wait_for(asyncio.to_thread(self.sink.release_leases, topic, handed), RELEASE_WAIT_S)
+        with contextlib.suppress(
+            Exception
+        ):  # not released: the next owner waits, which is only slower
+            await asyncio.wait_for(
+                asyncio.to_thread(self.sink.release_leases, topic, handed), RELEASE_WAIT_S
+            )
         for partition in handed:
             self.held.pop(partition, None)
         return set(handed)
 
     async def check_layout(self, topic: str, count: int) -> int:
-        """Homes are computed with the topic's partition count: counting on with another count than the
-        one the night began with would give TPS new homes without their state, and count them again."""
+        """Homes are computed with the topic's partition count: counting on with another count than
+        the one the night began with would give TPS new homes without their state, and count them
+        again."""
         recorded = await asyncio.to_thread(self.sink.record_layout, topic, count)
         if recorded != count:
             raise LayoutChanged(
-                f"{topic} has {count} partitions, but its tallies were placed and decided on {recorded}: a TPS's home "
-                f"partition depends on the count, so counting on would decide TPS without their state. Restore the "
+                f"{topic} has {count} partitions, but its tallies were placed and decided on "
+                f"{recorded}: a TPS's home "
+                "partition depends on the count, so counting on would decide TPS without their "
+                "state. Restore the "
                 f"topic's {recorded} partitions (or count this night into a new database)."
             )
         return count

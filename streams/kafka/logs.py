@@ -21,15 +21,19 @@ import orjson
 from streams.clickhouse.sink import REMIND_S  # one pace of reminders, the sink's and the libraries'
 
 NOISY = ("aiokafka", "kafka", "faust", "mode", "urllib3")  # the libraries that log every retry
-TEXT_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"  # faust's own, kept for readers' habits
+# faust's own, kept for readers' habits
+TEXT_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object a line: time (UTC, ISO 8601), level, logger, pid, message; a traceback in `exception`."""
+    """One JSON object a line: time (UTC, ISO 8601), level, logger, pid, message; a traceback in
+    `exception`."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "time": datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
             "pid": record.process,
@@ -54,7 +58,9 @@ class QuietDependencies(logging.Filter):
     libraries per REMIND_S; the next one let through says how many were held back. A kind quiet for
     REMIND_S starts afresh (a new outage is said at once)."""
 
-    def __init__(self, remind_s: float = REMIND_S, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, remind_s: float = REMIND_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         super().__init__()
         self.remind_s = remind_s
         self.clock = clock
@@ -73,7 +79,10 @@ class QuietDependencies(logging.Filter):
         if now - kind.said_at < self.remind_s:
             kind.held += 1
             return False
-        record.msg = f"{record.msg} (again; {kind.held} more like it held back over {now - kind.said_at:.0f} s)"
+        record.msg = (
+            f"{record.msg} (again; {kind.held} more like it held back over "
+            f"{now - kind.said_at:.0f} s)"
+        )
         kind.said_at, kind.held = now, 0
         return True
 

@@ -19,7 +19,8 @@ from streams.settings import REJECTED, SUBMISSIONS, Settings
 
 
 def key_of(value: bytes) -> bytes | None:
-    """The message key: the event's `tps` (so one TPS stays in order); none if the line is not a JSON object."""
+    """The message key: the event's `tps` (so one TPS stays in order); none if the line is not a
+    JSON object."""
     try:
         obj = orjson.loads(value)
     except orjson.JSONDecodeError:
@@ -30,7 +31,8 @@ def key_of(value: bytes) -> bytes | None:
 
 def make_producer(bootstrap: str, auth: Mapping[str, Any] | None = None) -> AIOKafkaProducer:
     """`auth`: `kafka_auth.kafka_options(settings)` (SASL/TLS), none for the embedded broker."""
-    # Tansu refuses InitProducerId: no idempotent producer; exactly-once comes from the consumer side.
+    # Tansu refuses InitProducerId: no idempotent producer; exactly-once comes from the consumer
+    # side.
     return AIOKafkaProducer(
         **(auth or {}),
         bootstrap_servers=bootstrap,
@@ -52,7 +54,12 @@ class Pacer:
     schedule then sent 20,000 events "at 2,000/s" in one burst. `pace` stays absolute: a replay of
     the night keeps to its clock."""
 
-    def __init__(self, rate: float | None, pace: Callable[[bytes], float] | None = None, burst_s: float = 0.05) -> None:
+    def __init__(
+        self,
+        rate: float | None,
+        pace: Callable[[bytes], float] | None = None,
+        burst_s: float = 0.05,
+    ) -> None:
         self.interval = 1.0 / rate if rate else 0.0
         self.pace = pace
         self.burst_s = burst_s
@@ -94,7 +101,9 @@ async def publish(
                 if ahead > 0:
                     await asyncio.sleep(ahead)
             key = key_of(value)
-            home = home_partition(key, partitions) if key else None  # no key: it is rejected wherever it lands
+            home = (
+                home_partition(key, partitions) if key else None
+            )  # no key: it is rejected wherever it lands
             pending.append(await producer.send(topic, value=value, key=key, partition=home))
             sent += 1
             if len(pending) >= 10_000:
@@ -117,7 +126,11 @@ async def create_topics(settings: Settings, bootstrap: str) -> list[str]:
     try:
         existing = set(await admin.list_topics())
         wanted = [settings.topic(SUBMISSIONS), settings.topic(REJECTED)]
-        new = [NewTopic(t, num_partitions=settings.partitions, replication_factor=1) for t in wanted if t not in existing]
+        new = [
+            NewTopic(t, num_partitions=settings.partitions, replication_factor=1)
+            for t in wanted
+            if t not in existing
+        ]
         if new:
             await admin.create_topics(new)
         return [t.name for t in new]
@@ -135,7 +148,9 @@ async def partition_count(bootstrap: str, topic: str, auth: Mapping[str, Any] | 
         await producer.stop()
 
 
-async def end_offsets(bootstrap: str, topic: str, auth: Mapping[str, Any] | None = None) -> dict[int, int]:
+async def end_offsets(
+    bootstrap: str, topic: str, auth: Mapping[str, Any] | None = None
+) -> dict[int, int]:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **(auth or {}))
@@ -153,10 +168,10 @@ async def end_offsets(bootstrap: str, topic: str, auth: Mapping[str, Any] | None
 
 
 async def true_ends(consumer: Any, listed: Mapping[Any, int]) -> dict[Any, int]:
-    """The ends behind the listed ones. Tansu 0.6.0 lists a partition's end as the base offset of its
-    last record batch + 1 (measured: 946 where 1,000 records ended in a batch from 945), so a lag read
-    from it said 0 up to a batch early. One fetch from there reads that batch; on a Kafka that lists
-    the true end, it brings the last record, and the end stays."""
+    """The ends behind the listed ones. Tansu 0.6.0 lists a partition's end as the base offset of
+    its last record batch + 1 (measured: 946 where 1,000 records ended in a batch from 945), so a
+    lag read from it said 0 up to a batch early. One fetch from there reads that batch; on a Kafka
+    that lists the true end, it brings the last record, and the end stays."""
     ends = dict(listed)
     asked = [tp for tp, end in listed.items() if end > 0]
     if not asked:
@@ -188,14 +203,25 @@ async def partition_lag(
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(auth or {}))
     await admin.start()
     try:
-        committed = await admin.list_consumer_group_offsets(group, partitions=[TopicPartition(topic, p) for p in ends])
+        committed = await admin.list_consumer_group_offsets(
+            group, partitions=[TopicPartition(topic, p) for p in ends]
+        )
     finally:
         await admin.close()
-    done = {tp.partition: meta.offset for tp, meta in committed.items() if meta is not None and meta.offset >= 0}
+    done = {
+        tp.partition: meta.offset
+        for tp, meta in committed.items()
+        if meta is not None and meta.offset >= 0
+    }
     return {p: (end, done.get(p, 0)) for p, end in sorted(ends.items())}
 
 
-async def consumer_lag(bootstrap: str, group: str, topic: str, auth: Mapping[str, Any] | None = None) -> int:
-    """Messages of `topic` not yet committed by `group`: 0 means every event is written to ClickHouse
-    (the worker commits an offset only after the batch holding it was written)."""
-    return sum(max(0, end - done) for end, done in (await partition_lag(bootstrap, group, topic, auth)).values())
+async def consumer_lag(
+    bootstrap: str, group: str, topic: str, auth: Mapping[str, Any] | None = None
+) -> int:
+    """Messages of `topic` not yet committed by `group`: 0 means every event is written to
+    ClickHouse (the worker commits an offset only after the batch holding it was written)."""
+    return sum(
+        max(0, end - done)
+        for end, done in (await partition_lag(bootstrap, group, topic, auth)).values()
+    )

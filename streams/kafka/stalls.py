@@ -2,11 +2,10 @@
 
 A record batch the consumer cannot unpack (a codec whose library is missing, a corrupt or hostile
 batch) stops only its own partition: it waits at the offset of that batch, nothing after it is read,
-nothing is skipped or acked, and the other partitions go on. It says so once, then every REMIND_S, in
-the log, the metrics and `tally status`; every RETRY_S the consumer reads the partition again, and the
-count resumes by itself once the batch can be read. Written from the consumer's thread, read from the
-worker's loop: one lock.
-"""
+nothing is skipped or acked, and the other partitions go on. It says so once, then every REMIND_S,
+in the log, the metrics and `tally status`; every RETRY_S the consumer reads the partition again,
+and the count resumes by itself once the batch can be read. Written from the consumer's thread, read
+from the worker's loop: one lock."""
 
 from __future__ import annotations
 
@@ -33,7 +32,9 @@ class Stall:
 
 
 class Stalls:
-    def __init__(self, retry_s: float = RETRY_S, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, retry_s: float = RETRY_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.retry_s = retry_s
         self.clock = clock
         self._lock = threading.Lock()
@@ -46,9 +47,12 @@ class Stalls:
         with self._lock:
             stall = self._stalls.get(partition)
             if stall is None or stall.offset != offset:
-                self._stalls[partition] = Stall(offset, reason, time.time(), now + self.retry_s, now)
+                self._stalls[partition] = Stall(
+                    offset, reason, time.time(), now + self.retry_s, now
+                )
                 log.error(
-                    "partition %d cannot be read at offset %d (%s): it waits there, nothing after it is read or skipped; "
+                    "partition %d cannot be read at offset %d (%s): it waits there, nothing after "
+                    "it is read or skipped; "
                     "the other partitions go on; trying again every %.0f s",
                     partition,
                     offset,

@@ -1,11 +1,10 @@
 """The faust worker: consume `tally.submissions`, run each partition's run of events through the
 pipeline, write the batch to ClickHouse, and only then let faust ack (and later commit) the offsets.
 
-Records come from faust's consumer in bulk (`streams.kafka.bulk`), one fetch at a time, not through an
-agent's per-message stream. All decisions live in `pipeline.Processor`; a fetch's way through the
-worker in `streams.kafka.batches`; the write queue, the leases, the broker's epoch and the watches in
-modules of their own. `create_app` wires them to faust's callbacks and timers.
-"""
+Records come from faust's consumer in bulk (`streams.kafka.bulk`), one fetch at a time, not through
+an agent's per-message stream. All decisions live in `pipeline.Processor`; a fetch's way through the
+worker in `streams.kafka.batches`; the write queue, the leases, the broker's epoch and the watches
+in modules of their own. `create_app` wires them to faust's callbacks and timers."""
 
 from __future__ import annotations
 
@@ -44,12 +43,15 @@ from streams.settings import REJECTED, SUBMISSIONS, Settings
 log = logging.getLogger("tally.worker")
 
 LAG_POLL_S = 10.0  # how often a worker reads the group's lag (and so whether the broker answers)
-STALLS_REPORT_S = 2.0  # how often a worker tells ClickHouse which of its partitions wait (`tally status`)
+STALLS_REPORT_S = (
+    2.0  # how often a worker tells ClickHouse which of its partitions wait (`tally status`)
+)
 EXIT_LAYOUT = 78  # the topic's partition count changed: counting on would count TPS again
 
 
 def faust_app(settings: Settings) -> BulkApp:
-    """The consumer group's app: at-least-once, offsets committed by faust once acked (after writes)."""
+    """The consumer group's app: at-least-once, offsets committed by faust once acked (after
+    writes)."""
     timeout = settings.rebalance_timeout_s
     datadir = settings.data_dir / "faust" / settings.group_id
     datadir.parent.mkdir(parents=True, exist_ok=True)  # faust makes the last level only
@@ -66,7 +68,8 @@ def faust_app(settings: Settings) -> BulkApp:
         broker_commit_interval=1.0,
         broker_max_poll_records=settings.batch_size,
         web_enabled=False,
-        # faust keeps its (unused, memory store) table data here; its default is the current directory.
+        # faust keeps its (unused, memory store) table data here; its default is the current
+        # directory.
         datadir=str(datadir),
         producer_linger=0.005,
         **faust_options(settings),
@@ -87,7 +90,10 @@ def raw_topic(app: faust.App, settings: Settings, name: str) -> faust.TopicT:
 
 def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faust.App:
     app = faust_app(settings)
-    submissions, rejected = raw_topic(app, settings, SUBMISSIONS), raw_topic(app, settings, REJECTED)
+    submissions, rejected = (
+        raw_topic(app, settings, SUBMISSIONS),
+        raw_topic(app, settings, REJECTED),
+    )
     topic = submissions.get_topic_name()
     bootstrap, auth = kafka_bootstrap(settings), kafka_options(settings)
     metrics = metrics or WorkerMetrics()
@@ -108,11 +114,14 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faus
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: set, **_: object) -> None:
-        async with queue.deciding:  # the batches being written finish under the leases they were decided with
+        async with (
+            queue.deciding
+        ):  # the batches being written finish under the leases they were decided with
             await queue.settled()
         handed = await leases.release(topic, {tp.partition for tp in revoked if tp.topic == topic})
         stalls.forget(handed)
-        processor.forget()  # another worker may move these keys on; re-read them at the next assignment
+        # another worker may move these keys on; re-read them at the next assignment
+        processor.forget()
 
     @app.on_partitions_assigned.connect
     async def on_assigned(app: faust.App, assigned: set, **_: object) -> None:
@@ -123,7 +132,9 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faus
         async with queue.deciding:
             await queue.settled()
             processor.forget()
-            count = app.consumer.topic_partitions(topic) or await partition_count(bootstrap, topic, auth)
+            count = app.consumer.topic_partitions(topic) or await partition_count(
+                bootstrap, topic, auth
+            )
             try:
                 batches.partitions = await leases.check_layout(topic, count)
             except LayoutChanged as exc:
@@ -131,12 +142,20 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faus
                 os._exit(EXIT_LAYOUT)
             await leases.take(topic, mine, token)
             for partition in sorted(mine):
-                # In a thread, read page by page into the packed state: never the whole partition at once.
-                await asyncio.to_thread(lambda p=partition: processor.preload(p, *sink.load_partition(p)))
+                # In a thread, read page by page into the packed state: never the whole partition at
+                # once.
+                await asyncio.to_thread(
+                    lambda p=partition: processor.preload(p, *sink.load_partition(p))
+                )
             sink.epoch = await check_epoch(sink, bootstrap, topic, leases.held, auth)
             metrics.broker_epoch.set(sink.epoch)
         keys = len(processor.state)
-        log.info("leases taken for partitions %s as %s; state of %d keys loaded", sorted(leases.held), token, keys)
+        log.info(
+            "leases taken for partitions %s as %s; state of %d keys loaded",
+            sorted(leases.held),
+            token,
+            keys,
+        )
 
     # Read when scraped: they stay true while a write waits for ClickHouse.
     metrics.clickhouse_up.set_function(lambda: float(sink.up))
@@ -147,7 +166,9 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faus
     async def poll_lag() -> None:
         """Lag per partition for /metrics, and whether the broker answers."""
         try:
-            offsets = await asyncio.wait_for(partition_lag(bootstrap, settings.group_id, topic, auth), LAG_POLL_S / 2)
+            offsets = await asyncio.wait_for(
+                partition_lag(bootstrap, settings.group_id, topic, auth), LAG_POLL_S / 2
+            )
         except Exception as exc:  # noqa: BLE001 - the broker away is what this poll is for
             metrics.broker_up.set(0)
             broker.failed(exc)
@@ -164,23 +185,32 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faus
         changed = stall_report.changes(now)
         if changed:
             with contextlib.suppress(Exception):  # ClickHouse away: told at the next report
-                await asyncio.wait_for(asyncio.to_thread(sink.note_stalls, stall_report.rows(topic, worker, changed)), 10)
+                await asyncio.wait_for(
+                    asyncio.to_thread(sink.note_stalls, stall_report.rows(topic, worker, changed)),
+                    10,
+                )
                 stall_report.taken(now)
 
     app.topics.add(submissions)  # subscribe: the records reach `handle_records`, not an agent
 
-    async def handle_records(records: Mapping[TP, Sequence[Any]], generation: int) -> asyncio.Task | None:
+    async def handle_records(
+        records: Mapping[TP, Sequence[Any]], generation: int
+    ) -> asyncio.Task | None:
         try:
             async with queue.deciding:
                 if app.consumer_generation_id != generation:
-                    return None  # fetched before a rebalance: faust seeks back; the owner reads them
+                    return (
+                        None  # fetched before a rebalance: faust seeks back; the owner reads them
+                    )
                 with collector_paused():
                     decided = await batches.decide(records, leases.held)
                 # Written after the write before it, under the leases held now.
                 owners = dict(leases.held)
                 return queue.start(lambda before: batches.write(decided, owners, before))
         except Exception:
-            log.critical("unexpected error while deciding a batch; exiting without commit", exc_info=True)
+            log.critical(
+                "unexpected error while deciding a batch; exiting without commit", exc_info=True
+            )
             os._exit(EXIT_BUG)
 
     app.records_handler = handle_records
@@ -191,11 +221,11 @@ STOP_GRACE_S = 8.0  # a SIGTERM or SIGINT ends the process within this, whatever
 
 
 class TallyWorker(faust.Worker):
-    """faust's worker runner, with a deadline on stopping. With the broker or ClickHouse away, faust's
-    stop waits on its consumer thread (and aiokafka's fetcher) or on a write that retries; measured: a
-    worker still running 45 s after SIGTERM. Past the grace it exits at once. That is safe by design:
-    offsets are committed only after their batch was written, so what was not written is read again by
-    the partition's next owner, as after a crash (docs/exactly-once.md)."""
+    """faust's worker runner, with a deadline on stopping. With the broker or ClickHouse away,
+    faust's stop waits on its consumer thread (and aiokafka's fetcher) or on a write that retries;
+    measured: a worker still running 45 s after SIGTERM. Past the grace it exits at once. That is
+    safe by design: offsets are committed only after their batch was written, so what was not
+    written is read again by the partition's next owner, as after a crash (docs/exactly-once.md)."""
 
     def _schedule_shutdown(self, signal: Any) -> None:
         first = not self._signal_stop_time
@@ -208,14 +238,20 @@ class TallyWorker(faust.Worker):
 
 def _stop_now() -> None:
     log.warning(
-        "still stopping after %.0f s (is the broker or ClickHouse away?): exiting now; nothing unwritten was committed",
+        "still stopping after %.0f s (is the broker or ClickHouse away?): exiting now; nothing "
+        "unwritten was committed",
         STOP_GRACE_S,
     )
     logging.shutdown()
     os._exit(0)
 
 
-def run_worker(settings: Settings, loglevel: str = "info", log_format: str = "text", metrics_port: int | None = None) -> None:
+def run_worker(
+    settings: Settings,
+    loglevel: str = "info",
+    log_format: str = "text",
+    metrics_port: int | None = None,
+) -> None:
     metrics = WorkerMetrics()
     if metrics_port is not None:
         metrics.serve(metrics_port)
@@ -225,7 +261,8 @@ def run_worker(settings: Settings, loglevel: str = "info", log_format: str = "te
         loglevel=loglevel,
         quiet=True,
         logging_config=logging_config(loglevel, log_format),
-        # mode would log each write to stderr as a record of its own: a traceback became one per character.
+        # mode would log each write to stderr as a record of its own: a traceback became one per
+        # character.
         redirect_stdouts=False,
     )
     worker.execute_from_commandline()

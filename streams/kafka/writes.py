@@ -29,7 +29,8 @@ class WriteQueue:
         self.stop = stop  # a parameter so that tests see the exit instead of dying of it
 
     async def settled(self) -> None:
-        """Wait for every write started so far (the caller holds `deciding`, so none starts meanwhile)."""
+        """Wait for every write started so far (the caller holds `deciding`, so none starts
+        meanwhile)."""
         while self.writes:
             await asyncio.gather(*self.writes, return_exceptions=True)
             self.writes[:] = [w for w in self.writes if not w.done()]
@@ -53,6 +54,8 @@ class WriteQueue:
         except Exception:
             # Never let anything ack events that were not written. Stop hard; a restart replays
             # from the last commit.
-            log.critical("unexpected error while writing a batch; exiting without commit", exc_info=True)
+            log.critical(
+                "unexpected error while writing a batch; exiting without commit", exc_info=True
+            )
             self.stop(EXIT_BUG)
         return False

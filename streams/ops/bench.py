@@ -1,4 +1,5 @@
-"""`tally bench`: the whole pipeline on the embedded default, against a baseline measured in the same run.
+"""`tally bench`: the whole pipeline on the embedded default, against a baseline measured in the
+same run.
 
 Phases: simulate -> produce a backlog -> baseline (plain aiokafka consumer, orjson, raw rows into
 ClickHouse: the ceiling of this stack on this box) -> tally workers catch up on the same backlog ->
@@ -74,7 +75,9 @@ class BenchReport:
     # With --log: the transparency log's appender ran beside the workers from their start.
     log: bool = False
     log_leaves: int = 0
-    log_behind_s: float = 0.0  # after the workers caught up, until the last checkpoint covered every leaf
+    log_behind_s: float = (
+        0.0  # after the workers caught up, until the last checkpoint covered every leaf
+    )
     logger_cpu_s: float = 0.0
     logger_peak_rss_mib: float = 0.0
     # The fair limit: the necessary baseline (consume, decode, verify every signature with the
@@ -84,27 +87,36 @@ class BenchReport:
     ratio_to_necessary: float = 0.0
     verify_us: float = 0.0
     worker_cpu_us_per_event: float = 0.0
-    # CPU per event of the embedded ClickHouse and broker while the workers caught up (0 where they are
-    # not local processes): on a box of few cores they share the cores with the workers.
+    # CPU per event of the embedded ClickHouse and broker while the workers caught up (0 where they
+    # are not local processes): on a box of few cores they share the cores with the workers.
     clickhouse_cpu_us_per_event: float = 0.0
     broker_cpu_us_per_event: float = 0.0
-    # The 2024 night's fastest arrival: 4.7 TPS a second overnight (pemilu-2024.md), each TPS sending
-    # one form per ballot. How many times that the workers caught up, and how long this backlog took
-    # against how long it took to arrive at that rate.
+    # The 2024 night's fastest arrival: 4.7 TPS a second overnight (pemilu-2024.md), each TPS
+    # sending one form per ballot. How many times that the workers caught up, and how long this
+    # backlog took against how long it took to arrive at that rate.
     rate_2024_events_per_s: float = 0.0
     times_2024_rate: float = 0.0
     backlog_arrival_s_at_2024_rate: float = 0.0
     exact: bool = False
-    verify_s: float = 0.0  # `verify`'s time: the truth's TPS loaded into ClickHouse, every level compared
+    verify_s: float = (
+        0.0  # `verify`'s time: the truth's TPS loaded into ClickHouse, every level compared
+    )
     differences: list[str] = field(default_factory=list)
 
 
 def progress_bar(console: Console) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
 
 
 async def baseline(settings: Settings, bootstrap: str, expected: int, progress: Progress) -> float:
-    """A plain aiokafka consumer: orjson decode, raw rows into ClickHouse, no validation or dedupe."""
+    """A plain aiokafka consumer: orjson decode, raw rows into ClickHouse, no validation or
+    dedupe."""
     client = connect(settings)
     for statement in sql_statements(BENCH_SQL):
         client.command(statement)
@@ -130,12 +142,24 @@ async def baseline(settings: Settings, bootstrap: str, expected: int, progress: 
                     done += 1
                     try:
                         e = orjson.loads(message.value)
-                        rows.append((e["event_id"], e["tps"], e["ballot"], e["revision"], e["votes"], e["invalid"]))
+                        rows.append(
+                            (
+                                e["event_id"],
+                                e["tps"],
+                                e["ballot"],
+                                e["revision"],
+                                e["votes"],
+                                e["invalid"],
+                            )
+                        )
                     except (orjson.JSONDecodeError, KeyError, TypeError):
                         continue  # the baseline drops what it cannot read; tally would reject it
             if rows:
                 await asyncio.to_thread(
-                    client.insert, "bench_raw", rows, column_names=["event_id", "tps", "ballot", "revision", "votes", "invalid"]
+                    client.insert,
+                    "bench_raw",
+                    rows,
+                    column_names=["event_id", "tps", "ballot", "revision", "votes", "invalid"],
                 )
             if batches:
                 await consumer.commit()
@@ -145,10 +169,12 @@ async def baseline(settings: Settings, bootstrap: str, expected: int, progress: 
     return done / (time.perf_counter() - started)
 
 
-def necessary(settings: Settings, run: str, members: int, expected: int, progress: Progress) -> float:
-    """Events/s of the necessary baseline (`streams.ops.necessary`), `members` processes in one group,
-    from the first fetch with events to the last commit (the workers' catch-up is timed the same way:
-    from when they hold their partitions)."""
+def necessary(
+    settings: Settings, run: str, members: int, expected: int, progress: Progress
+) -> float:
+    """Events/s of the necessary baseline (`streams.ops.necessary`), `members` processes in one
+    group, from the first fetch with events to the last commit (the workers' catch-up is timed the
+    same way: from when they hold their partitions)."""
     task = progress.add_task(f"necessary: decode, verify, insert ({members} processes)", total=None)
     procs = [
         subprocess.Popen(
@@ -194,8 +220,8 @@ TPS_FIELD = re.compile(rb'"tps":"([^"]*)"')
 
 
 def tail_of(share: float) -> Callable[[bytes], bool]:
-    """Whether an event belongs to the latency phase: every event of about `share` of the TPS, chosen
-    by a hash of the TPS code. The phase then offers what the night offers (first reports,
+    """Whether an event belongs to the latency phase: every event of about `share` of the TPS,
+    chosen by a hash of the TPS code. The phase then offers what the night offers (first reports,
     duplicates, corrections, broken events) and each TPS's events stay in order; the last lines of
     the file would be mostly late duplicates, which cost a worker less than first reports."""
     cut = round(share * 10_000)
@@ -220,25 +246,30 @@ def backlog_of(path: Path, in_tail: Callable[[bytes], bool], tail: list[bytes]) 
 
 
 def latency(client: Client, since: float) -> tuple[int, float, float, float]:
-    """(events, offered events/s, p50 ms, p99 ms) of the events received since `since`: from the Kafka
-    timestamp to visible at every level. An applied tally is visible once its `tally_current` row is
-    written (districts and villages are summed from it; the sink writes it last); any other decision
-    once it is written (`decided_at`)."""
+    """(events, offered events/s, p50 ms, p99 ms) of the events received since `since`: from the
+    Kafka timestamp to visible at every level. An applied tally is visible once its `tally_current`
+    row is written (districts and villages are summed from it; the sink writes it last); any other
+    decision once it is written (`decided_at`)."""
     count, rate, p50, p99 = client.query(
         """
-        SELECT count(), (count() - 1) / greatest(0.001, dateDiff('millisecond', min(received_at), max(received_at)) / 1000),
+        SELECT count(), (count() - 1) / greatest(0.001, dateDiff('millisecond', min(received_at),
+            max(received_at)) / 1000),
                quantileExact(0.5)(ms), quantileExact(0.99)(ms)
         FROM (
             SELECT d.received_at AS received_at,
-                   dateDiff('millisecond', d.received_at, greatest(d.decided_at, c.written_at)) AS ms
-            FROM (SELECT * FROM tally_decisions FINAL WHERE received_at >= fromUnixTimestamp64Milli({t:Int64})) AS d
+                   dateDiff('millisecond', d.received_at, greatest(d.decided_at,
+                       c.written_at)) AS ms
+            FROM (SELECT * FROM tally_decisions FINAL
+                WHERE received_at >= fromUnixTimestamp64Milli({t:Int64})) AS d
             LEFT JOIN (
                 SELECT ballot, tps, src_partition, src_offset, written_at FROM tally_current
                 WHERE (ballot, tps) IN (
-                    SELECT ballot, tps FROM tally_decisions WHERE received_at >= fromUnixTimestamp64Milli({t:Int64})
+                    SELECT ballot, tps FROM tally_decisions
+                        WHERE received_at >= fromUnixTimestamp64Milli({t:Int64})
                 )
             ) AS c
-            ON c.ballot = d.ballot AND c.tps = d.tps AND c.src_partition = d.src_partition AND c.src_offset = d.src_offset
+            ON c.ballot = d.ballot AND c.tps = d.tps AND c.src_partition = d.src_partition
+                AND c.src_offset = d.src_offset
         )
         """,
         parameters={"t": int(since * 1000)},
@@ -252,7 +283,11 @@ def proc_stats(pid: int) -> tuple[float, float]:
 
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    hwm = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmHWM"))
+    hwm = next(
+        line
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if line.startswith("VmHWM")
+    )
     return cpu, int(hwm.split()[1]) / 1024
 
 
@@ -261,7 +296,10 @@ def server_cpu(settings: Settings) -> tuple[float, float]:
     broker's record names the `tally broker` process, which runs Tansu as its child); 0 for one that
     is not ours."""
     found = (servers.read_record(settings, name) for name in ("clickhouse", "broker"))
-    return tuple(sum(proc_stats(p)[0] for p in _with_children(r.pid)) if r is not None else 0.0 for r in found)  # type: ignore[return-value]
+    return tuple(
+        sum(proc_stats(p)[0] for p in _with_children(r.pid)) if r is not None else 0.0
+        for r in found
+    )  # type: ignore[return-value]
 
 
 def _with_children(pid: int) -> list[int]:
@@ -290,18 +328,23 @@ def run_bench(
     kafka = settings.kafka
     report = BenchReport(
         command,
-        f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}",
+        f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores, Python "
+        f"{platform.python_version()}",
         tps,
         ballots,
         n_workers,
         offered_rate=rate,
         log=with_log,
     )
-    settings = settings.override(log=with_log)  # off: the workers keep no signed events, and no appender runs
+    settings = settings.override(
+        log=with_log
+    )  # off: the workers keep no signed events, and no appender runs
     asyncio.run(create_topics(settings, kafka))
     apply_schema(settings)
     out = base.embedded_dir / run
-    plan = Plan(tps, seed, tuple(ballots.split(",")), duplicates=0.05, corrections=0.01, invalid=0.005)
+    plan = Plan(
+        tps, seed, tuple(ballots.split(",")), duplicates=0.05, corrections=0.01, invalid=0.005
+    )
     report.events = run_simulation(settings, plan, out, dry_run=True, rate=None)
     load_registry(connect(settings), read_records(out / "registry.jsonl"))
     events_file = out / "events.jsonl"
@@ -330,7 +373,10 @@ def run_bench(
             report.verify_us = verify_cost(settings, events_file)
 
             started = time.perf_counter()
-            workers = [start_worker(settings, f"{run}-worker-{i}.log", loglevel="info") for i in range(n_workers)]
+            workers = [
+                start_worker(settings, f"{run}-worker-{i}.log", loglevel="info")
+                for i in range(n_workers)
+            ]
             if with_log:
                 logged = settings.override(operator_key=str(out / "operator.key"))
                 logger = subprocess.Popen(
@@ -341,7 +387,10 @@ def run_bench(
                 )
             logs = [base.embedded_dir / f"{run}-worker-{i}.log" for i in range(n_workers)]
             while not all(p.exists() and b"leases taken" in p.read_bytes() for p in logs):
-                if any(w.poll() is not None for w in workers) or time.perf_counter() - started > 120:
+                if (
+                    any(w.poll() is not None for w in workers)
+                    or time.perf_counter() - started > 120
+                ):
                     raise RuntimeError(f"a worker did not join the group; see {logs}")
                 time.sleep(0.05)
             report.join_s = time.perf_counter() - started
@@ -349,7 +398,9 @@ def run_bench(
             servers_before = server_cpu(settings)
             wait_caught_up(settings, backlog, timeout_s=3600, progress=progress, workers=workers)
             report.catch_up_s = time.perf_counter() - joined
-            clickhouse_cpu, broker_cpu = (b - a for a, b in zip(servers_before, server_cpu(settings), strict=True))
+            clickhouse_cpu, broker_cpu = (
+                b - a for a, b in zip(servers_before, server_cpu(settings), strict=True)
+            )
             report.clickhouse_cpu_us_per_event = round(1e6 * clickhouse_cpu / backlog, 1)
             report.broker_cpu_us_per_event = round(1e6 * broker_cpu / backlog, 1)
             report.events_per_s = backlog / report.catch_up_s
@@ -357,17 +408,30 @@ def run_bench(
             report.ratio_to_necessary = report.events_per_s / report.necessary_events_per_s
             report.rate_2024_events_per_s = RATE_2024_TPS_PER_S * len(plan.ballots)
             report.times_2024_rate = round(report.events_per_s / report.rate_2024_events_per_s, 1)
-            report.backlog_arrival_s_at_2024_rate = round(backlog / report.rate_2024_events_per_s, 1)
+            report.backlog_arrival_s_at_2024_rate = round(
+                backlog / report.rate_2024_events_per_s, 1
+            )
 
             if tail:
                 task = progress.add_task(f"offering {rate:.0f} events/s", total=len(tail))
                 phase = time.time()
                 asyncio.run(
-                    publish(kafka, settings.topic(SUBMISSIONS), tail, rate, progress=lambda n: progress.update(task, completed=n))
+                    publish(
+                        kafka,
+                        settings.topic(SUBMISSIONS),
+                        tail,
+                        rate,
+                        progress=lambda n: progress.update(task, completed=n),
+                    )
                 )
                 wait_caught_up(settings, report.events, timeout_s=600, workers=workers)
                 measured = latency(connect(settings), phase)
-                report.latency_events, report.offered_rate_measured, report.latency_p50_ms, report.latency_p99_ms = measured
+                (
+                    report.latency_events,
+                    report.offered_rate_measured,
+                    report.latency_p50_ms,
+                    report.latency_p99_ms,
+                ) = measured
         for ballot in (b for b in plan.ballots if b in LEGISLATIVE):
             started = time.perf_counter()
             seats(connect(settings), ballot, settings.dpr_threshold)
@@ -379,14 +443,21 @@ def run_bench(
         report.worker_cpu_us_per_event = round(1e6 * sum(report.worker_cpu_s) / report.events, 1)
         if logger is not None:
             client, caught = connect(settings), time.perf_counter()
-            applied = client.command("SELECT count() FROM tally_decisions FINAL WHERE decision = 'applied'")
+            applied = client.command(
+                "SELECT count() FROM tally_decisions FINAL WHERE decision = 'applied'"
+            )
             while (client.command("SELECT max(size) FROM log_checkpoints") or 0) < applied:
                 if logger.poll() is not None or time.perf_counter() - caught > 1800:
-                    raise RuntimeError(f"the logger fell behind or died; see {base.embedded_dir / f'{run}-logger.log'}")
+                    raise RuntimeError(
+                        "the logger fell behind or died; see "
+                        f"{base.embedded_dir / f'{run}-logger.log'}"
+                    )
                 time.sleep(0.5)
             report.log_behind_s = round(time.perf_counter() - caught, 1)
             report.log_leaves = int(applied)
-            report.logger_cpu_s, report.logger_peak_rss_mib = (round(x, 1) for x in proc_stats(logger.pid))
+            report.logger_cpu_s, report.logger_peak_rss_mib = (
+                round(x, 1) for x in proc_stats(logger.pid)
+            )
     finally:
         for proc in [*workers, *([logger] if logger else [])]:
             proc.terminate()
@@ -398,9 +469,14 @@ def run_bench(
     truth, tps_file = out / TRUTH, out / TRUTH_TPS
     verify_started = time.perf_counter()
     with progress_bar(console) as progress:
-        task = progress.add_task("verify: every level of every ballot (bytes of its TPS)", total=tps_file.stat().st_size)
+        task = progress.add_task(
+            "verify: every level of every ballot (bytes of its TPS)", total=tps_file.stat().st_size
+        )
         report.differences = verify(
-            connect(settings), read_truth(truth), tps_file=tps_file, progress=lambda n: progress.update(task, completed=n)
+            connect(settings),
+            read_truth(truth),
+            tps_file=tps_file,
+            progress=lambda n: progress.update(task, completed=n),
         )
     report.verify_s = round(time.perf_counter() - verify_started, 1)
     report.exact = not report.differences
@@ -408,7 +484,9 @@ def run_bench(
     console.print_json(orjson.dumps(written).decode())
     if json_path is not None:
         json_path.write_bytes(orjson.dumps(written, option=orjson.OPT_INDENT_2))
-    console.print("[green]verify: exact at every level[/]" if report.exact else "[red]verify: NOT exact[/]")
+    console.print(
+        "[green]verify: exact at every level[/]" if report.exact else "[red]verify: NOT exact[/]"
+    )
     return 0 if report.exact else 1
 
 

@@ -28,21 +28,41 @@ from streams.settings import SUBMISSIONS, Settings
 DEMO_DATABASE = "demo"
 
 
-def start_worker(settings: Settings, log_name: str = "worker.log", loglevel: str = "warning") -> subprocess.Popen:
+def start_worker(
+    settings: Settings, log_name: str = "worker.log", loglevel: str = "warning"
+) -> subprocess.Popen:
     settings.embedded_dir.mkdir(parents=True, exist_ok=True)
     log = (settings.embedded_dir / log_name).open("ab")
-    cmd = [sys.executable, "-m", "streams", "worker", "--data-dir", str(settings.embedded_dir), "--loglevel", loglevel]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streams",
+        "worker",
+        "--data-dir",
+        str(settings.embedded_dir),
+        "--loglevel",
+        loglevel,
+    ]
     return subprocess.Popen(
-        cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **settings.as_env()}
+        cmd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **settings.as_env()},
     )
 
 
 def start_logger(settings: Settings, log_name: str = "logger.log") -> subprocess.Popen:
-    """The transparency log's appender for these settings (making the operator key if there is none)."""
+    """The transparency log's appender for these settings (making the operator key if there is
+    none)."""
     log = (settings.embedded_dir / log_name).open("ab")
     cmd = [sys.executable, "-m", "streams", "logger", "--create-key", "--interval", "1"]
     return subprocess.Popen(
-        cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **settings.as_env()}
+        cmd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **settings.as_env()},
     )
 
 
@@ -53,7 +73,9 @@ def wait_logged(settings: Settings, timeout_s: float = 300.0) -> int:
     deadline = time.monotonic() + timeout_s
     while (client.command("SELECT max(size) FROM log_checkpoints") or 0) < applied:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"the log did not cover the {applied} applied tallies within {timeout_s:.0f}s")
+            raise TimeoutError(
+                f"the log did not cover the {applied} applied tallies within {timeout_s:.0f}s"
+            )
         time.sleep(0.25)
     return int(applied)
 
@@ -69,16 +91,23 @@ def wait_caught_up(
     RuntimeError at once if every given worker process has exited."""
     bootstrap = servers.kafka_bootstrap(settings)
     started = time.monotonic()
-    task = progress.add_task("counting (committed after written)", total=total) if progress else None
+    task = (
+        progress.add_task("counting (committed after written)", total=total) if progress else None
+    )
     while time.monotonic() - started < timeout_s:
-        lag = asyncio.run(consumer_lag(bootstrap, settings.group_id, settings.topic(SUBMISSIONS), kafka_options(settings)))
+        lag = asyncio.run(
+            consumer_lag(
+                bootstrap, settings.group_id, settings.topic(SUBMISSIONS), kafka_options(settings)
+            )
+        )
         if progress is not None and task is not None:
             progress.update(task, completed=total - lag)
         if lag == 0:
             return time.monotonic() - started
         if workers and all(w.poll() is not None for w in workers):
             raise RuntimeError(
-                f"every worker exited (codes {[w.returncode for w in workers]}); see their logs in {settings.data_dir}"
+                f"every worker exited (codes {[w.returncode for w in workers]}); see their logs in "
+                f"{settings.data_dir}"
             )
         time.sleep(0.25)
     raise TimeoutError(f"the workers did not catch up within {timeout_s:.0f}s")
@@ -88,15 +117,20 @@ BALLOTS = ("PPWP", "DPR", "DPD", "DPRD_PROV", "DPRD_KAB")
 
 
 def show_log(settings: Settings, client, console: Console) -> None:
-    """The transparency log once it covers the night: its checkpoint, and one TPS's proof checked."""
+    """The transparency log once it covers the night: its checkpoint, and one TPS's proof
+    checked."""
     from streams.core.proofs import check_proof
     from streams.read.log_view import inclusion
 
     size = wait_logged(settings)
-    tps, ballot = client.query("SELECT tps, ballot FROM log_leaves FINAL ORDER BY idx DESC LIMIT 1").result_rows[0]
+    tps, ballot = client.query(
+        "SELECT tps, ballot FROM log_leaves FINAL ORDER BY idx DESC LIMIT 1"
+    ).result_rows[0]
     proof = inclusion(client, tps, ballot)
     key = proof["checkpoint"]["verifier_key"]
-    console.print(f"log: {size:,} leaves, root {proof['root_hash'][:16]}.., signed by {key.split('+')[0]}")
+    console.print(
+        f"log: {size:,} leaves, root {proof['root_hash'][:16]}.., signed by {key.split('+')[0]}"
+    )
     console.print(f"[green]log: {check_proof(proof, key)}[/]")
     console.print(f"  check it yourself: python3 schemas/log/verify.py URL --key '{key}'")
 
@@ -107,13 +141,18 @@ def run_demo(base: Settings, n_tps: int, seed: int, serve_port: int | None = 808
     console = Console()
     kafka = servers.kafka_bootstrap(base)
     ch_url = servers.ensure(base, servers.CLICKHOUSE)
-    settings = base.override(kafka=kafka, clickhouse=f"{ch_url}/{DEMO_DATABASE}", namespace=f"demo{int(time.time())}.")
+    settings = base.override(
+        kafka=kafka, clickhouse=f"{ch_url}/{DEMO_DATABASE}", namespace=f"demo{int(time.time())}."
+    )
     console.print(
         f"[bold]tally demo[/]: broker {kafka}, ClickHouse {servers.without_credentials(ch_url)} "
-        f"(chDB data in {base.embedded_dir / 'clickhouse'}; users in {base.embedded_dir / servers.USERS})"
+        f"(chDB data in {base.embedded_dir / 'clickhouse'}; users in "
+        f"{base.embedded_dir / servers.USERS})"
     )
     admin = connect(base.override(clickhouse=f"{ch_url}/default"))
-    admin.command(f"DROP DATABASE IF EXISTS {DEMO_DATABASE}")  # the demo's own database, fresh each run
+    admin.command(
+        f"DROP DATABASE IF EXISTS {DEMO_DATABASE}"
+    )  # the demo's own database, fresh each run
     from streams.clickhouse.client import apply_schema
     from streams.kafka.produce import create_topics
 
@@ -126,7 +165,11 @@ def run_demo(base: Settings, n_tps: int, seed: int, serve_port: int | None = 808
         plan = Plan(n_tps, seed, BALLOTS, duplicates=0.05, corrections=0.02, invalid=0.005)
         produced = run_simulation(settings, plan, out, dry_run=False, rate=None)
         with Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
         ) as progress:
             wait_caught_up(settings, produced, progress=progress, workers=[worker])
         client = connect(settings)
@@ -135,10 +178,19 @@ def run_demo(base: Settings, n_tps: int, seed: int, serve_port: int | None = 808
         print_results(results(client, "PPWP", "national"), console)
         print_results({**results(client, "PPWP", "province"), "names": names}, console)
         print_seats(seats(client, "DPR", settings.dpr_threshold), console)
-        decided = dict(client.query("SELECT decision, count() FROM tally_decisions FINAL GROUP BY decision").result_rows)
-        console.print("decisions: " + ", ".join(f"{name} {count:,}" for name, count in sorted(decided.items())))
+        decided = dict(
+            client.query(
+                "SELECT decision, count() FROM tally_decisions FINAL GROUP BY decision"
+            ).result_rows
+        )
+        console.print(
+            "decisions: "
+            + ", ".join(f"{name} {count:,}" for name, count in sorted(decided.items()))
+        )
         if differences:
-            console.print("[red]verify: ClickHouse differs from the truth[/]\n" + "\n".join(differences))
+            console.print(
+                "[red]verify: ClickHouse differs from the truth[/]\n" + "\n".join(differences)
+            )
             return 1
         console.print("[green]verify: totals are exact at every level[/]")
         show_log(settings, client, console)
@@ -150,22 +202,30 @@ def run_demo(base: Settings, n_tps: int, seed: int, serve_port: int | None = 808
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    plain = servers.without_credentials(ch_url)  # `tally` commands of this data dir add the credentials
+    plain = servers.without_credentials(
+        ch_url
+    )  # `tally` commands of this data dir add the credentials
     reader = servers.clickhouse_users(base)[servers.READER]
     servers.remember_night(base, DEMO_DATABASE, settings.namespace)
     console.print(
-        f"\nThe servers keep running (stop them with [bold].venv/bin/tally down[/]). Files of this run: {out}\n"
+        "\nThe servers keep running (stop them with [bold].venv/bin/tally down[/]). Files of this "
+        f"run: {out}\n"
         "This night is now the one every tally command on this data dir reads (.venv/bin/tally):\n"
         "  tally results --level regency --region 32    tally seats --ballot DPRD_PROV\n"
         "  tally changes --region 32                    tally status    tally serve\n"
-        f"or ClickHouse itself: curl -u tally_reader:{reader} '{plain}/?database={DEMO_DATABASE}' --data-binary "
-        "\"SELECT region, choice, sum(votes) FROM region_totals WHERE level='province' GROUP BY ALL ORDER BY ALL\""
+        f"or ClickHouse itself: curl -u tally_reader:{reader} '{plain}/?database={DEMO_DATABASE}' "
+        "--data-binary "
+        "\"SELECT region, choice, sum(votes) FROM region_totals WHERE level='province' GROUP BY "
+        'ALL ORDER BY ALL"'
     )
     if serve_port is not None:
-        console.print(f"\n[bold]The results page: http://127.0.0.1:{serve_port}/[/]  (Ctrl-C stops it)")
+        console.print(
+            f"\n[bold]The results page: http://127.0.0.1:{serve_port}/[/]  (Ctrl-C stops it)"
+        )
         serve(settings, "127.0.0.1", serve_port)
         console.print(
-            "\nThe page is stopped. Still running: the embedded broker and ClickHouse, with this night in them "
+            "\nThe page is stopped. Still running: the embedded broker and ClickHouse, with this "
+            "night in them "
             "(stop them with [bold].venv/bin/tally down[/])."
         )
     return 0

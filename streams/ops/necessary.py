@@ -31,8 +31,8 @@ COLUMNS = ["event_id", "tps", "ballot", "revision", "votes", "invalid"]
 
 
 async def member(settings: Settings, group: str) -> tuple[int, float, float]:
-    """Consume as one member of `group` until the group has committed everything: the events it handled,
-    and the times (epoch seconds) of its first fetch with events and of its last commit."""
+    """Consume as one member of `group` until the group has committed everything: the events it
+    handled, and the times (epoch seconds) of its first fetch with events and of its last commit."""
     client = connect(settings)
     keys = read_registry(client).keys
     bootstrap, topic = kafka_bootstrap(settings), settings.topic(SUBMISSIONS)
@@ -61,8 +61,20 @@ async def member(settings: Settings, group: str) -> tuple[int, float, float]:
                 for message in messages:
                     handled += 1
                     tally = decode_tally(message.value).tally
-                    if tally is not None and check_signature(tally, keys, True, message.timestamp / 1000) is None:
-                        rows.append((tally.event_id, tally.tps, tally.ballot, tally.revision, tally.votes, tally.invalid))
+                    if (
+                        tally is not None
+                        and check_signature(tally, keys, True, message.timestamp / 1000) is None
+                    ):
+                        rows.append(
+                            (
+                                tally.event_id,
+                                tally.tps,
+                                tally.ballot,
+                                tally.revision,
+                                tally.votes,
+                                tally.invalid,
+                            )
+                        )
             if rows:
                 await asyncio.to_thread(client.insert, "bench_raw", rows, column_names=COLUMNS)
             await consumer.commit()

@@ -10,16 +10,26 @@ import typer
 from streams.settings import Settings
 
 KafkaOpt = Annotated[
-    str | None, typer.Option("--kafka", help="Kafka bootstrap servers [env TALLY_KAFKA]; unset: embedded broker")
+    str | None,
+    typer.Option(
+        "--kafka", help="Kafka bootstrap servers [env TALLY_KAFKA]; unset: embedded broker"
+    ),
 ]
 ClickHouseOpt = Annotated[
-    str | None, typer.Option("--clickhouse", help="clickhouse-connect DSN [env TALLY_CLICKHOUSE]; unset: embedded")
+    str | None,
+    typer.Option(
+        "--clickhouse", help="clickhouse-connect DSN [env TALLY_CLICKHOUSE]; unset: embedded"
+    ),
 ]
 DataDirOpt = Annotated[
-    Path | None, typer.Option("--data-dir", help="data dir of the embedded servers [env TALLY_DATA_DIR, default .tally]")
+    Path | None,
+    typer.Option(
+        "--data-dir", help="data dir of the embedded servers [env TALLY_DATA_DIR, default .tally]"
+    ),
 ]
 NamespaceOpt = Annotated[
-    str | None, typer.Option("--namespace", help="prefix of topics and consumer group [env TALLY_NAMESPACE]")
+    str | None,
+    typer.Option("--namespace", help="prefix of topics and consumer group [env TALLY_NAMESPACE]"),
 ]
 
 
@@ -34,7 +44,9 @@ def settings_from(
     (`tally demo`), that night's topics when neither a ClickHouse nor a namespace is configured."""
     from streams.embedded.servers import remembered_night
 
-    settings = Settings.from_env().override(kafka=kafka, clickhouse=clickhouse, data_dir=data_dir, namespace=namespace, **more)
+    settings = Settings.from_env().override(
+        kafka=kafka, clickhouse=clickhouse, data_dir=data_dir, namespace=namespace, **more
+    )
     night = None if settings.clickhouse or settings.namespace else remembered_night(settings)
     return settings.override(namespace=night["namespace"]) if night else settings
 

@@ -24,12 +24,15 @@ def _git(*args: str) -> str | None:
 
 def machine() -> str:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores, {memory:.0f} GiB, Python {platform.python_version()}"
+    return (
+        f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores, {memory:.0f} GiB, Python "
+        f"{platform.python_version()}"
+    )
 
 
 def provenance(command: str | None = None) -> dict:
-    """The commit (None outside a git checkout), dirty (changes beside it, untracked files included),
-    the machine, the command (this process's, unless given) and when."""
+    """The commit (None outside a git checkout), dirty (changes beside it, untracked files
+    included), the machine, the command (this process's, unless given) and when."""
     status = _git("status", "--porcelain")
     return {
         "commit": _git("rev-parse", "HEAD"),

@@ -1,4 +1,5 @@
-"""The reading commands of `tally`: results and seats (now or at a moment), the change feed, exports."""
+"""The reading commands of `tally`: results and seats (now or at a moment), the change feed,
+exports."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ AsOfOpt = Annotated[
     str | None,
     typer.Option(
         "--as-of",
-        help="as the totals stood at this moment: ISO 8601 with an offset (2024-02-14T21:00:00+07:00) or epoch seconds",
+        help="as the totals stood at this moment: ISO 8601 with an offset "
+        "(2024-02-14T21:00:00+07:00) or epoch seconds",
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
@@ -31,24 +33,36 @@ def moment(text: str | None, option: str = "--as-of") -> datetime | None:
     except MomentError as exc:
         fail(f"{option}: {exc}")
         raise AssertionError from None  # fail() exits
-    if asked > datetime.now(UTC):  # answered as the API answers it: the totals now, their moment said
-        typer.secho(f"note: {option} {moment_text(asked)} is in the future: these are the totals now", err=True)
+    if asked > datetime.now(
+        UTC
+    ):  # answered as the API answers it: the totals now, their moment said
+        typer.secho(
+            f"note: {option} {moment_text(asked)} is in the future: these are the totals now",
+            err=True,
+        )
     return asked
 
 
 def results(
     ballot: Annotated[str, typer.Option(help="PPWP, DPR, DPD, DPRD_PROV or DPRD_KAB")] = "PPWP",
-    level: Annotated[str | None, typer.Option(help="national|province|regency|district|village|tps")] = None,
-    region: Annotated[str | None, typer.Option(help="limit to the children of this region (or itself at its level)")] = None,
+    level: Annotated[
+        str | None, typer.Option(help="national|province|regency|district|village|tps")
+    ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(help="limit to the children of this region (or itself at its level)"),
+    ] = None,
     dapil: Annotated[
-        str | None, typer.Option(help="one dapil of a legislative ballot: its parties, seats and candidates")
+        str | None,
+        typer.Option(help="one dapil of a legislative ballot: its parties, seats and candidates"),
     ] = None,
     as_of: AsOfOpt = None,
     json: JsonOpt = False,
     clickhouse: ClickHouseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Read the results from ClickHouse: per region (legislative ballots: party totals), or per dapil."""
+    """Read the results from ClickHouse: per region (legislative ballots: party totals), or per
+    dapil."""
     import orjson
 
     from streams.clickhouse.client import connect
@@ -68,7 +82,10 @@ def results(
         else:
             check_level(level)
             check_region(client, region)
-            data = {**read_results(client, ballot, level, region, when), "names": choice_names(client, ballot)}
+            data = {
+                **read_results(client, ballot, level, region, when),
+                "names": choice_names(client, ballot),
+            }
     except (ValueError, DapilError) as exc:
         fail(str(exc))
     if json:
@@ -87,7 +104,8 @@ def seats(
     clickhouse: ClickHouseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Provisional seats from the totals (now or at a moment): Sainte-Lague per dapil, the DPR threshold, open lists."""
+    """Provisional seats from the totals (now or at a moment): Sainte-Lague per dapil, the DPR
+    threshold, open lists."""
     import orjson
 
     from streams.clickhouse.client import connect
@@ -101,7 +119,9 @@ def seats(
     when = moment(as_of)
     settings = settings_from(clickhouse=clickhouse, data_dir=data_dir)
     try:
-        data = read_seats(connect(settings, read_only=True), ballot, settings.dpr_threshold, dapil, when)
+        data = read_seats(
+            connect(settings, read_only=True), ballot, settings.dpr_threshold, dapil, when
+        )
     except DapilError as exc:
         fail(str(exc))
     if json:
@@ -113,16 +133,23 @@ def seats(
 def changes(
     ballot: Annotated[str, typer.Option(help="PPWP, DPR, DPD, DPRD_PROV or DPRD_KAB")] = "PPWP",
     region: Annotated[str | None, typer.Option(help="only changes within this region")] = None,
-    dapil: Annotated[str | None, typer.Option(help="only changes within this dapil (and --region, if given)")] = None,
-    since: Annotated[str | None, typer.Option(help="after this cursor (a page's `next`) or moment")] = None,
+    dapil: Annotated[
+        str | None, typer.Option(help="only changes within this dapil (and --region, if given)")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="after this cursor (a page's `next`) or moment")
+    ] = None,
     until: Annotated[str | None, typer.Option(help="none after this moment")] = None,
     limit: Annotated[int, typer.Option(help="at most this many (1-10000)")] = 1000,
-    newest_first: Annotated[bool, typer.Option("--newest-first", help="newest first, before --since")] = False,
+    newest_first: Annotated[
+        bool, typer.Option("--newest-first", help="newest first, before --since")
+    ] = False,
     json: JsonOpt = False,
     clickhouse: ClickHouseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """The changes that moved a region's or dapil's totals, in the order they became visible, and why."""
+    """The changes that moved a region's or dapil's totals, in the order they became visible, and
+    why."""
     import orjson
 
     from streams.clickhouse.client import connect
@@ -154,15 +181,17 @@ def changes(
 def export(
     out: Annotated[Path, typer.Option(help="directory to write the files and MANIFEST.json into")],
     ballot: Annotated[str, typer.Option(help="PPWP, DPR, DPD, DPRD_PROV or DPRD_KAB")] = "PPWP",
-    level: Annotated[str, typer.Option(help="national|province|regency|district|village|tps")] = "province",
+    level: Annotated[
+        str, typer.Option(help="national|province|regency|district|village|tps")
+    ] = "province",
     dapil: Annotated[bool, typer.Option("--dapil", help="per dapil instead of per region")] = False,
     format: Annotated[str, typer.Option("--format", help="csv, jsonl or parquet")] = "csv",
     as_of: AsOfOpt = None,
     clickhouse: ClickHouseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Open data: regions, votes and parties files of a ballot at a level (or per dapil), as of a moment
-    (default: now), with MANIFEST.json (SHA-256, rows, the moment, the registry)."""
+    """Open data: regions, votes and parties files of a ballot at a level (or per dapil), as of a
+    moment (default: now), with MANIFEST.json (SHA-256, rows, the moment, the registry)."""
     from rich.progress import DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from streams.clickhouse.client import connect
@@ -175,7 +204,9 @@ def export(
     except ExportError as exc:
         fail(str(exc))
     client = connect(settings_from(clickhouse=clickhouse, data_dir=data_dir), read_only=True)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), DownloadColumn(), TimeElapsedColumn()) as progress:
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), DownloadColumn(), TimeElapsedColumn()
+    ) as progress:
         task = progress.add_task("export", total=None)
         try:
             manifest = write_export(
@@ -185,7 +216,9 @@ def export(
                 format,
                 out,
                 when,
-                lambda name, size: progress.update(task, description=f"export {name}", completed=size),
+                lambda name, size: progress.update(
+                    task, description=f"export {name}", completed=size
+                ),
             )
         except ExportError as exc:
             fail(str(exc))

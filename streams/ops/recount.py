@@ -1,6 +1,6 @@
-"""The auditor's recount: every leaf of the log up to a tree size, read a page at a time, hashed into
-the root (a compact range: O(log n) hashes held) and summed into national totals per ballot (the
-latest tally of each TPS: memory grows with the TPS counted, never with the leaves)."""
+"""The auditor's recount: every leaf of the log up to a tree size, read a page at a time, hashed
+into the root (a compact range: O(log n) hashes held) and summed into national totals per ballot
+(the latest tally of each TPS: memory grows with the TPS counted, never with the leaves)."""
 
 from __future__ import annotations
 
@@ -21,10 +21,13 @@ Pages = Callable[[int, int], list[tuple[int, bytes]]]  # (start, end) -> [(index
 def from_clickhouse(client: Client) -> Pages:
     def page(start: int, end: int) -> list[tuple[int, bytes]]:
         rows = client.query(
-            "SELECT idx, leaf FROM log_leaves FINAL WHERE idx >= {a:UInt64} AND idx < {b:UInt64} ORDER BY idx",
+            "SELECT idx, leaf FROM log_leaves FINAL WHERE idx >= {a:UInt64} AND idx < {b:UInt64} "
+            "ORDER BY idx",
             parameters={"a": start, "b": end},
         ).result_rows
-        return [(int(i), leaf.encode() if isinstance(leaf, str) else bytes(leaf)) for i, leaf in rows]
+        return [
+            (int(i), leaf.encode() if isinstance(leaf, str) else bytes(leaf)) for i, leaf in rows
+        ]
 
     return page
 
@@ -35,7 +38,9 @@ def from_api(url: str) -> Pages:
     import urllib.request
 
     def page(start: int, end: int) -> list[tuple[int, bytes]]:
-        with urllib.request.urlopen(f"{url.rstrip('/')}/api/log/leaves?start={start}&end={end}", timeout=120) as response:
+        with urllib.request.urlopen(
+            f"{url.rstrip('/')}/api/log/leaves?start={start}&end={end}", timeout=120
+        ) as response:
             body = orjson.loads(response.read())
         return [(int(x["index"]), base64.b64decode(x["leaf"])) for x in body["leaves"]]
 
@@ -43,7 +48,10 @@ def from_api(url: str) -> Pages:
 
 
 def recount(
-    pages: Pages, size: int, progress: Callable[[int], object] = lambda n: None, page_size: int = PAGE
+    pages: Pages,
+    size: int,
+    progress: Callable[[int], object] = lambda n: None,
+    page_size: int = PAGE,
 ) -> tuple[bytes, dict[str, BallotTotals]]:
     frontier: merkle.Frontier = []
     latest: dict[tuple[str, str], tuple[int, dict, int, int]] = {}
@@ -57,7 +65,9 @@ def recount(
             event = orjson.loads(data)["event"]
             key = (event["ballot"], event["tps"])
             if event["revision"] >= latest.get(key, (0,))[0]:
-                voters = sum(event["voters"]["voted"].values())  # tally.v1: voters who used a ballot, by category
+                voters = sum(
+                    event["voters"]["voted"].values()
+                )  # tally.v1: voters who used a ballot, by category
                 latest[key] = (event["revision"], event["votes"], event["invalid"], voters)
             done += 1
         if not rows:

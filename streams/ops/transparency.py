@@ -1,5 +1,5 @@
-"""The transparency log's commands: `tally keygen`, `tally logger` (the appender), and `tally log ...`
-(checkpoints, proofs, verifying them, auditing the whole log)."""
+"""The transparency log's commands: `tally keygen`, `tally logger` (the appender), and `tally log
+...` (checkpoints, proofs, verifying them, auditing the whole log)."""
 
 from __future__ import annotations
 
@@ -16,12 +16,15 @@ import typer
 from streams.ops.options import ClickHouseOpt, DataDirOpt, fail, settings_from
 from streams.settings import Settings
 
-log_app = typer.Typer(no_args_is_help=True, help="The public, tamper-evident log of every counted tally (RFC 9162).")
+log_app = typer.Typer(
+    no_args_is_help=True, help="The public, tamper-evident log of every counted tally (RFC 9162)."
+)
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 
 
 def write_key(path: Path, name: str) -> str:
-    """A new operator key in `path` (mode 0600): its seed, public key and verifier key; returns the last."""
+    """A new operator key in `path` (mode 0600): its seed, public key and verifier key; returns the
+    last."""
     from nacl.utils import random as random_bytes
 
     from streams.core.checkpoint import public_key_of, verifier_key
@@ -51,8 +54,8 @@ def read_key(settings: Settings) -> tuple[str, bytes]:
 
 
 def published_key(settings: Settings) -> str:
-    """The verifier key of the operator's own key file (an outside checker passes the published one with
-    --key); exits 2 saying so if there is no key file."""
+    """The verifier key of the operator's own key file (an outside checker passes the published one
+    with --key); exits 2 saying so if there is no key file."""
     if not settings.operator_key_file.exists():
         fail("give --key (the operator's published verifier key)")
     return orjson.loads(settings.operator_key_file.read_bytes())["verifier_key"]
@@ -60,12 +63,18 @@ def published_key(settings: Settings) -> str:
 
 def keygen(
     out: Annotated[
-        Path | None, typer.Option(help="key file to create (default: TALLY_OPERATOR_KEY or <data dir>/operator.key)")
+        Path | None,
+        typer.Option(
+            help="key file to create (default: TALLY_OPERATOR_KEY or <data dir>/operator.key)"
+        ),
     ] = None,
-    name: Annotated[str | None, typer.Option(help="the key's name: the log's origin [env TALLY_LOG_ORIGIN]")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="the key's name: the log's origin [env TALLY_LOG_ORIGIN]")
+    ] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Make the operator's Ed25519 key that signs the log's checkpoints; print its public verifier key."""
+    """Make the operator's Ed25519 key that signs the log's checkpoints; print its public verifier
+    key."""
     settings = settings_from(data_dir=data_dir)
     path = out or settings.operator_key_file
     if path.exists():
@@ -74,13 +83,17 @@ def keygen(
 
 
 def logger(
-    interval: Annotated[float, typer.Option(help="seconds between checkpoints while tallies arrive")] = 2.0,
-    create_key: Annotated[bool, typer.Option("--create-key", help="make the operator key if there is none")] = False,
+    interval: Annotated[
+        float, typer.Option(help="seconds between checkpoints while tallies arrive")
+    ] = 2.0,
+    create_key: Annotated[
+        bool, typer.Option("--create-key", help="make the operator key if there is none")
+    ] = False,
     clickhouse: ClickHouseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Run the log's appender until SIGTERM/SIGINT: leaves from every applied tally, a signed checkpoint
-    every few seconds while they arrive. One per night."""
+    """Run the log's appender until SIGTERM/SIGINT: leaves from every applied tally, a signed
+    checkpoint every few seconds while they arrive. One per night."""
     import logging
 
     from streams.clickhouse.client import connect
@@ -89,7 +102,9 @@ def logger(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = settings_from(clickhouse=clickhouse, data_dir=data_dir)
     if create_key and not settings.operator_key_file.exists():
-        typer.echo(f"operator key created: {write_key(settings.operator_key_file, settings.log_origin)}")
+        typer.echo(
+            f"operator key created: {write_key(settings.operator_key_file, settings.log_origin)}"
+        )
     name, seed = read_key(settings)
     stopping = []
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -102,7 +117,9 @@ def logger(
 def proof(
     tps: Annotated[str, typer.Option(help="TPS code (13 digits)")],
     ballot: Annotated[str, typer.Option(help="PPWP, DPR, DPD, DPRD_PROV or DPRD_KAB")] = "PPWP",
-    checkpoint: Annotated[int | None, typer.Option(help="tree size of the checkpoint (default: the latest)")] = None,
+    checkpoint: Annotated[
+        int | None, typer.Option(help="tree size of the checkpoint (default: the latest)")
+    ] = None,
     json: JsonOpt = False,
     clickhouse: ClickHouseOpt = None,
     data_dir: DataDirOpt = None,
@@ -114,7 +131,10 @@ def proof(
 
     try:
         data = inclusion(
-            connect(settings_from(clickhouse=clickhouse, data_dir=data_dir), read_only=True), tps, ballot, checkpoint
+            connect(settings_from(clickhouse=clickhouse, data_dir=data_dir), read_only=True),
+            tps,
+            ballot,
+            checkpoint,
         )
     except DapilError as exc:
         fail(str(exc))
@@ -123,17 +143,22 @@ def proof(
     else:
         event = orjson.loads(base64.b64decode(data["leaf"]))["event"]
         typer.echo(
-            f"leaf {data['leaf_index']} of {data['tree_size']}: {event['ballot']} {event['tps']} revision {event['revision']}"
+            f"leaf {data['leaf_index']} of {data['tree_size']}: {event['ballot']} {event['tps']} "
+            f"revision {event['revision']}"
         )
         typer.echo(f"root {data['root_hash']}, {len(data['audit_path'])} hashes in the audit path")
 
 
-def checkpoints(json: JsonOpt = False, clickhouse: ClickHouseOpt = None, data_dir: DataDirOpt = None) -> None:
+def checkpoints(
+    json: JsonOpt = False, clickhouse: ClickHouseOpt = None, data_dir: DataDirOpt = None
+) -> None:
     """The signed checkpoints, newest first."""
     from streams.clickhouse.client import connect
     from streams.read.log_view import checkpoints as read_checkpoints
 
-    data = read_checkpoints(connect(settings_from(clickhouse=clickhouse, data_dir=data_dir), read_only=True))
+    data = read_checkpoints(
+        connect(settings_from(clickhouse=clickhouse, data_dir=data_dir), read_only=True)
+    )
     if json:
         typer.echo(orjson.dumps(data).decode())
         return
@@ -142,15 +167,25 @@ def checkpoints(json: JsonOpt = False, clickhouse: ClickHouseOpt = None, data_di
 
 
 def verify(
-    source: Annotated[str, typer.Argument(help="a proof (JSON of `log proof --json` or /api/log/proof) file or URL")],
-    key: Annotated[str | None, typer.Option(help="the operator's verifier key (name+id+key); default: the key file's")] = None,
-    tps: Annotated[str | None, typer.Option(help="the TPS the proof must be of (default: a URL's tps=)")] = None,
-    ballot: Annotated[str | None, typer.Option(help="the ballot the proof must be of (default: a URL's ballot=)")] = None,
+    source: Annotated[
+        str,
+        typer.Argument(help="a proof (JSON of `log proof --json` or /api/log/proof) file or URL"),
+    ],
+    key: Annotated[
+        str | None,
+        typer.Option(help="the operator's verifier key (name+id+key); default: the key file's"),
+    ] = None,
+    tps: Annotated[
+        str | None, typer.Option(help="the TPS the proof must be of (default: a URL's tps=)")
+    ] = None,
+    ballot: Annotated[
+        str | None, typer.Option(help="the ballot the proof must be of (default: a URL's ballot=)")
+    ] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Check an inclusion or consistency proof and the signature of its checkpoints: exit 0 if it holds.
-    An inclusion proof must be of the TPS and ballot asked. From a URL, it also says how old the
-    checkpoint is and whether the server has a newer one, checked consistent with it."""
+    """Check an inclusion or consistency proof and the signature of its checkpoints: exit 0 if it
+    holds. An inclusion proof must be of the TPS and ballot asked. From a URL, it also says how old
+    the checkpoint is and whether the server has a newer one, checked consistent with it."""
     from urllib.parse import parse_qs, urlparse
 
     from streams.core.proofs import ProofError, check_proof
@@ -180,8 +215,9 @@ def _fetch_json(url: str) -> dict:
 
 
 def _freshness(source: str, signed: dict, key: str) -> list[str]:
-    """How old the proof's checkpoint is, and whether the same server signed a newer one (then proven
-    consistent with it, so the older one is a true prefix; the TPS may have been corrected since)."""
+    """How old the proof's checkpoint is, and whether the same server signed a newer one (then
+    proven consistent with it, so the older one is a true prefix; the TPS may have been corrected
+    since)."""
     from datetime import UTC, datetime
     from urllib.parse import urlparse
 
@@ -194,7 +230,8 @@ def _freshness(source: str, signed: dict, key: str) -> list[str]:
     if signed.get("signed_at"):
         minutes = (datetime.now(UTC) - parse_moment(signed["signed_at"])).total_seconds() / 60
         lines.append(
-            f"checkpoint of {size:,} leaves, signed at {signed['signed_at']} ({minutes:.0f} min ago, as the server says: "
+            f"checkpoint of {size:,} leaves, signed at {signed['signed_at']} ({minutes:.0f} min "
+            "ago, as the server says: "
             "the time is not signed)"
         )
     newest = _fetch_json(f"{base}/api/log/checkpoints")["checkpoints"][0]
@@ -205,10 +242,14 @@ def _freshness(source: str, signed: dict, key: str) -> list[str]:
     try:
         check_proof(consistency, key)
     except ProofError as exc:
-        raise ProofError(f"a newer checkpoint of {newest['tree_size']} leaves does not extend this one: {exc}") from None
+        raise ProofError(
+            f"a newer checkpoint of {newest['tree_size']} leaves does not extend this one: {exc}"
+        ) from None
     lines.append(
-        f"NOT the newest: the server signed a checkpoint of {int(newest['tree_size']):,} leaves since (consistent with this "
-        "one); the TPS's tally may have been corrected in it: ask for the proof in the newest checkpoint"
+        f"NOT the newest: the server signed a checkpoint of {int(newest['tree_size']):,} leaves "
+        "since (consistent with this "
+        "one); the TPS's tally may have been corrected in it: ask for the proof in the newest "
+        "checkpoint"
     )
     return lines
 
@@ -227,7 +268,13 @@ def consistency(
     try:
         typer.echo(
             orjson.dumps(
-                read_consistency(connect(settings_from(clickhouse=clickhouse, data_dir=data_dir), read_only=True), old, new)
+                read_consistency(
+                    connect(
+                        settings_from(clickhouse=clickhouse, data_dir=data_dir), read_only=True
+                    ),
+                    old,
+                    new,
+                )
             ).decode()
         )
     except DapilError as exc:
@@ -235,10 +282,17 @@ def consistency(
 
 
 def audit(
-    checkpoint: Annotated[int | None, typer.Option(help="tree size of the checkpoint (default: the latest)")] = None,
-    key: Annotated[str | None, typer.Option(help="the operator's verifier key; default: the key file's")] = None,
+    checkpoint: Annotated[
+        int | None, typer.Option(help="tree size of the checkpoint (default: the latest)")
+    ] = None,
+    key: Annotated[
+        str | None, typer.Option(help="the operator's verifier key; default: the key file's")
+    ] = None,
     api: Annotated[
-        str | None, typer.Option(help="recount from a `tally serve` (its public endpoints) instead of ClickHouse")
+        str | None,
+        typer.Option(
+            help="recount from a `tally serve` (its public endpoints) instead of ClickHouse"
+        ),
     ] = None,
     clickhouse: ClickHouseOpt = None,
     data_dir: DataDirOpt = None,
@@ -260,13 +314,22 @@ def audit(
         expected = signed_checkpoint(signed, key)
     except (DapilError, ProofError, LookupError) as exc:
         fail(str(exc), 1)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as progress:
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+    ) as progress:
         task = progress.add_task("audit: every leaf", total=expected.size)
         pages = from_api(api) if api else from_clickhouse(source.client)
-        root, totals = recount(pages, expected.size, lambda n: progress.update(task, completed=n), 10_000 if api else 50_000)
+        root, totals = recount(
+            pages,
+            expected.size,
+            lambda n: progress.update(task, completed=n),
+            10_000 if api else 50_000,
+        )
     problems = []
     if root != expected.root:
-        problems.append(f"the leaves' root {root.hex()} is not the signed root {expected.root.hex()}")
+        problems.append(
+            f"the leaves' root {root.hex()} is not the signed root {expected.root.hex()}"
+        )
     moment = parse_moment(signed["decided_at"])
     for ballot in sorted(set(totals) | set(expected.totals)):
         mine, signed_totals = totals.get(ballot), expected.totals.get(ballot)
@@ -277,13 +340,15 @@ def audit(
         held = (national["tps_reported"], national["invalid"], national["voters"])
         if mine is not None and held != (mine.tps, mine.invalid, mine.voters):
             problems.append(
-                f"{ballot}: results as of {signed['decided_at']} say {held}, the leaves {(mine.tps, mine.invalid, mine.voters)}"
+                f"{ballot}: results as of {signed['decided_at']} say {held}, the leaves "
+                f"{(mine.tps, mine.invalid, mine.voters)}"
             )
     if problems:
         typer.echo("\n".join(problems))
         fail("audit: the log does not add up", 1)
     typer.secho(
-        f"audit: {expected.size:,} leaves add up to the signed root and totals, and to the results as of {signed['decided_at']}",
+        f"audit: {expected.size:,} leaves add up to the signed root and totals, and to the results "
+        f"as of {signed['decided_at']}",
         fg=typer.colors.GREEN,
     )
 
@@ -329,7 +394,9 @@ class ApiSource:
     def national(self, ballot: str, moment) -> dict:
         from streams.core.moments import moment_text
 
-        return self._get(f"/api/results?ballot={ballot}&level=national&as_of={moment_text(moment)}")["regions"][0]
+        return self._get(
+            f"/api/results?ballot={ballot}&level=national&as_of={moment_text(moment)}"
+        )["regions"][0]
 
 
 def register(app: typer.Typer) -> None:

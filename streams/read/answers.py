@@ -19,19 +19,30 @@ from streams.read.scopes import check_ballot, check_level, check_region
 
 
 def enrich(data: dict) -> dict:
-    """Add the derived figures a reader wants: percent reported, valid votes, turnout (voters over the
-    DPT of the TPS that reported)."""
+    """Add the derived figures a reader wants: percent reported, valid votes, turnout (voters over
+    the DPT of the TPS that reported)."""
     for region in data["regions"]:
         valid = sum(region["votes"].values())
         region["valid"] = valid
-        region["percent_reported"] = round(100 * region["tps_reported"] / region["tps_total"], 2) if region["tps_total"] else 0.0
-        # Over the TPS that reported, never over all of them: a third reported is not a third's turnout.
+        region["percent_reported"] = (
+            round(100 * region["tps_reported"] / region["tps_total"], 2)
+            if region["tps_total"]
+            else 0.0
+        )
+        # Over the TPS that reported, never over all of them: a third reported is not a third's
+        # turnout.
         basis = region.get("registered_reported", 0)
         region["turnout"] = round(100 * region["voters"] / basis, 2) if basis else None
     return data
 
 
-def region_results(client: Client, ballot: str, level: str | None, region: str | None, as_of: datetime | None = None) -> dict:
+def region_results(
+    client: Client,
+    ballot: str,
+    level: str | None,
+    region: str | None,
+    as_of: datetime | None = None,
+) -> dict:
     try:
         check_level(level)
         check_ballot(ballot)
@@ -62,13 +73,16 @@ def tps_detail(client: Client, code: str, ballot: str | None = None) -> dict:
         raise ApiError(400, f"ballot: must be one of {', '.join(BALLOTS)}")
     applied = list(
         client.query(
-            "SELECT ballot, revision, event_id, gateway, submitted_at, votes, invalid, voters, registered, flags "
+            "SELECT ballot, revision, event_id, gateway, submitted_at, votes, invalid, voters, "
+            "registered, flags "
             "FROM tally_current FINAL WHERE tps = {c:String} ORDER BY ballot",
             parameters={"c": code},
         ).named_results()
     )
     events = audit.history(client, code, ballot)
-    dpt = client.query("SELECT dpt FROM registry_tps WHERE tps = {c:String}", parameters={"c": code}).result_rows
+    dpt = client.query(
+        "SELECT dpt FROM registry_tps WHERE tps = {c:String}", parameters={"c": code}
+    ).result_rows
     if not applied and not events and not dpt:
         raise ApiError(404, f"nothing is known of TPS {code}")
     # A candidate's number names a person only within a dapil: each tally says which one it is.
@@ -82,12 +96,17 @@ def tps_detail(client: Client, code: str, ballot: str | None = None) -> dict:
     return {
         "tps": code,
         "dpt": dpt[0][0] if dpt else None,
-        "tallies": [{**row, "dapil": dapils.get(row["ballot"]), "votes": dict(sorted(row["votes"].items()))} for row in applied],
+        "tallies": [
+            {**row, "dapil": dapils.get(row["ballot"]), "votes": dict(sorted(row["votes"].items()))}
+            for row in applied
+        ],
         "history": events,
     }
 
 
-def anomalies(client: Client, level: str | None, region: str | None, as_of: datetime | None = None) -> dict:
+def anomalies(
+    client: Client, level: str | None, region: str | None, as_of: datetime | None = None
+) -> dict:
     """Flagged and rejected events per region: every decision made by `as_of` (all, if None)."""
     level = level or "province"
     if level not in LEVELS[:-1]:
@@ -100,7 +119,8 @@ def anomalies(client: Client, level: str | None, region: str | None, as_of: date
     region_expr = "'ID'" if width == 0 else f"substring(tps, 1, {width})"
     when = "" if as_of is None else " AND decided_at <= {t:DateTime64(6, 'UTC')}"
     rows = client.query(
-        f"SELECT {region_expr} AS region, countIf(decision = 'rejected') AS rejected, countIf(notEmpty(flags)) AS flagged, "
+        f"SELECT {region_expr} AS region, countIf(decision = 'rejected') AS rejected, "
+        "countIf(notEmpty(flags)) AS flagged, "
         "sumMap(reasons, arrayMap(r -> toUInt64(1), reasons)) AS by_reason, "
         "sumMap(flags, arrayMap(f -> toUInt64(1), flags)) AS by_flag "
         "FROM (SELECT tps, decision, reasons, flags FROM tally_decisions FINAL "

@@ -25,7 +25,9 @@ PAGE = Path(__file__).resolve().parent / "web" / "index.html"
 
 def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
     # No HTTP session: requests of many readers run side by side on one client.
-    client = clickhouse_connect.get_client(dsn=read_only(settings, clickhouse_dsn(settings)), autogenerate_session_id=False)
+    client = clickhouse_connect.get_client(
+        dsn=read_only(settings, clickhouse_dsn(settings)), autogenerate_session_id=False
+    )
     reader = Reader(client, ResponseCache(cache_ttl), settings.dpr_threshold)
     metrics = ApiMetrics()
     app = web.Application(middlewares=[metrics.middleware])

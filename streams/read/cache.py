@@ -36,8 +36,8 @@ class ResponseCache:
         self.clock = clock  # a parameter so that the policy can be tested without a sleeping thread
         self.entries: dict[str, tuple[float, dict]] = {}
         self.refreshing: dict[str, asyncio.Task] = {}
-        # Bounded in bytes, the oldest answers going first: readers choose the keys, so their number and
-        # size are theirs to grow, not the server's memory.
+        # Bounded in bytes, the oldest answers going first: readers choose the keys, so their number
+        # and size are theirs to grow, not the server's memory.
         self.max_bytes = max_bytes
         self.size_of = size_of
         self.sizes: dict[str, int] = {}
@@ -49,7 +49,9 @@ class ResponseCache:
             if hit[0] <= self.clock() and key not in self.refreshing:
                 self.refreshing[key] = asyncio.create_task(self._refresh(key, build))
             return hit[1]
-        task = self.refreshing.get(key) or self.refreshing.setdefault(key, asyncio.create_task(self._refresh(key, build)))
+        task = self.refreshing.get(key) or self.refreshing.setdefault(
+            key, asyncio.create_task(self._refresh(key, build))
+        )
         await task
         return self.entries[key][1]
 
@@ -62,7 +64,10 @@ class ResponseCache:
             self._forget(key)
             while self.entries and self.bytes + size > self.max_bytes:
                 self._forget(next(iter(self.entries)))
-            self.entries[key] = (finished + max(self.ttl, self.cost_factor * (finished - started)), body)
+            self.entries[key] = (
+                finished + max(self.ttl, self.cost_factor * (finished - started)),
+                body,
+            )
             self.sizes[key] = size
             self.bytes += size
         finally:

@@ -5,9 +5,9 @@ Read from the TPS level of region_totals, where each row is one applied revision
 in the same insert as the totals it moved (schemas/clickhouse/005_changes.sql). Duplicates, stale or
 conflicting resends and rejections never move totals, so they are not here: `tally audit` has them.
 
-A cursor names one change, `<decided_at in epoch microseconds>/<tps>/<revision>`; changes are ordered
-by that triple, so a page ends at a cursor and the next starts after it, whatever the page size.
-"""
+A cursor names one change, `<decided_at in epoch microseconds>/<tps>/<revision>`; changes are
+ordered by that triple, so a page ends at a cursor and the next starts after it, whatever the page
+size."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ MAX_LIMIT = 10_000
 
 @dataclass(frozen=True)
 class Cursor:
-    """A change's place in the feed: (decided_at, tps, revision); a moment alone is (moment, '', 0)."""
+    """A change's place in the feed: (decided_at, tps, revision); a moment alone is (moment, '',
+    0)."""
 
     moment: datetime
     tps: str = ""
@@ -63,9 +64,9 @@ def changes(
     within: str = "",
 ) -> dict:
     """A page of the changes of `ballot` within any of `regions` (code prefixes; None: everywhere):
-    oldest first after `since`, or newest first before it; none after `until`. `next` is the cursor of
-    the page's last change (or `since` again when there were none: poll with it). `within` narrows them
-    to one region as well."""
+    oldest first after `since`, or newest first before it; none after `until`. `next` is the cursor
+    of the page's last change (or `since` again when there were none: poll with it). `within`
+    narrows them to one region as well."""
     if not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
     params: dict = {"b": ballot, "regions": regions or [""], "n": limit, "within": within}
@@ -76,9 +77,15 @@ def changes(
         "arrayExists(r -> startsWith(region, r), {regions:Array(String)})",
     ]
     if since is not None:
-        params.update(t=sql_moment(since.moment), tps=since.tps, rev=revision_key(since.revision) if since.tps else "")
+        params.update(
+            t=sql_moment(since.moment),
+            tps=since.tps,
+            rev=revision_key(since.revision) if since.tps else "",
+        )
         side = "<" if newest_first else ">"
-        if since.tps:  # spelt out: chDB 26.9 compares (DateTime64, String, String) tuples wrongly when the first are equal
+        # spelt out: chDB 26.9 compares (DateTime64, String, String) tuples wrongly when the first
+        # are equal
+        if since.tps:
             t = "{t:DateTime64(6, 'UTC')}"
             where.append(
                 f"(decided_at {side} {t} OR decided_at = {t} AND (region {side} {{tps:String}} "
@@ -91,7 +98,8 @@ def changes(
         where.append("decided_at <= {until:DateTime64(6, 'UTC')}")
     order = "DESC" if newest_first else "ASC"
     rows = client.query(
-        "SELECT decided_at, region, choice, revision, deltas, tps_reported, invalid, voters, event_id, gateway "
+        "SELECT decided_at, region, choice, revision, deltas, tps_reported, invalid, voters, "
+        "event_id, gateway "
         f"FROM region_totals WHERE {' AND '.join(where)} "
         f"ORDER BY decided_at {order}, region {order}, choice {order} LIMIT {{n:UInt32}}",
         parameters=params,
@@ -111,14 +119,18 @@ def changes(
             "invalid": invalid,
             "voters": voters,
             "tps_reported": reported,
-            "decided_at": moment_text(decided_at.replace(tzinfo=UTC) if decided_at.tzinfo is None else decided_at),
+            "decided_at": moment_text(
+                decided_at.replace(tzinfo=UTC) if decided_at.tzinfo is None else decided_at
+            ),
         }
         if ballot in PARTY_BALLOTS:
             change["parties"] = {p: n for p, n in party_totals(change["votes"]).items() if n}
         feed.append(change)
     if feed:
         last = feed[-1]
-        next_cursor = str(Cursor(parse_moment(last["decided_at"]), last["tps"], last["revision"]["new"]))
+        next_cursor = str(
+            Cursor(parse_moment(last["decided_at"]), last["tps"], last["revision"]["new"])
+        )
     else:
         next_cursor = str(since) if since is not None else None
     return {

@@ -1,4 +1,5 @@
-"""Results per dapil (electoral district) and the seats they elect, from the totals now or at a moment.
+"""Results per dapil (electoral district) and the seats they elect, from the totals now or at a
+moment.
 
 A dapil is a set of regions (registry_contests.regions): regencies for DPR and DPRD provinsi, a
 province for DPD, districts for DPRD kab/kota. Its totals are the sums of its regions', read in one
@@ -15,7 +16,17 @@ from clickhouse_connect.driver.client import Client
 
 from streams.core.moments import moment_text
 from streams.core.regions import NATIONAL, level_of
-from streams.core.seats import LEGISLATIVE, Dapil, ballot_seats, body_of, dapil_seats, dpd_seats, party_of, party_totals, passing
+from streams.core.seats import (
+    LEGISLATIVE,
+    Dapil,
+    ballot_seats,
+    body_of,
+    dapil_seats,
+    dpd_seats,
+    party_of,
+    party_totals,
+    passing,
+)
 from streams.read.totals import dapil_sums, region_sums
 
 
@@ -27,13 +38,16 @@ class DapilError(LookupError):
         self.status = status
 
 
-def contests(client: Client, ballot: str, dapil: str | None = None, region: str | None = None) -> list[dict]:
+def contests(
+    client: Client, ballot: str, dapil: str | None = None, region: str | None = None
+) -> list[dict]:
     """The contests (dapils) of a ballot, or one of them, or those within a region (a province or
     regency: the dapils whose regions lie in it or contain it)."""
     rows = client.query(
         "SELECT dapil, name, seats, regions, choices, choice_names FROM registry_contests FINAL "
         "WHERE ballot = {b:String} AND ({d:String} = '' OR dapil = {d:String}) "
-        "AND ({r:String} = '' OR arrayExists(x -> startsWith(x, {r:String}) OR startsWith({r:String}, x), regions)) "
+        "AND ({r:String} = '' OR arrayExists(x -> startsWith(x, {r:String}) OR "
+        "startsWith({r:String}, x), regions)) "
         "ORDER BY dapil",
         parameters={"b": ballot, "d": dapil or "", "r": region or ""},
     ).named_results()
@@ -46,7 +60,8 @@ def check_dapil(client: Client, ballot: str, dapil: str) -> dict:
     if found:
         return found[0]
     other = client.query(
-        "SELECT ballot FROM registry_contests FINAL WHERE dapil = {d:String} LIMIT 1", parameters={"d": dapil}
+        "SELECT ballot FROM registry_contests FINAL WHERE dapil = {d:String} LIMIT 1",
+        parameters={"d": dapil},
     ).result_rows
     if other:
         raise DapilError(f"dapil {dapil} is a {other[0][0]} dapil, not {ballot}", 400)
@@ -56,8 +71,8 @@ def check_dapil(client: Client, ballot: str, dapil: str) -> dict:
 def dapil_totals(
     client: Client, ballot: str, dapil: str | None = None, as_of: datetime | None = None
 ) -> tuple[dict[str, dict], datetime]:
-    """dapil -> {votes (per choice), tps_reported, invalid, voters, tps_total, registered}, now or at
-    `as_of`, and the moment they are of (read.totals.dapil_sums)."""
+    """dapil -> {votes (per choice), tps_reported, invalid, voters, tps_total, registered}, now or
+    at `as_of`, and the moment they are of (read.totals.dapil_sums)."""
     totals, moment = dapil_sums(client, ballot, dapil, as_of)
     empty = {"votes": {}, "tps_reported": 0, "invalid": 0, "voters": 0, "registered_reported": 0}
     for code, tps_total, registered in client.query(
@@ -81,10 +96,10 @@ def ballot_view(
     totals: tuple[dict[str, dict], datetime] | None = None,
     as_of: datetime | None = None,
 ) -> dict:
-    """Everything a ballot's dapil pages and seats need, from one snapshot of the totals: the contests,
-    each dapil's totals (`dapil_totals`, read here unless the caller has them), and the seats
-    (core.seats.ballot_seats). The API keeps one of these a ballot and answers every dapil and seats
-    request from it."""
+    """Everything a ballot's dapil pages and seats need, from one snapshot of the totals: the
+    contests, each dapil's totals (`dapil_totals`, read here unless the caller has them), and the
+    seats (core.seats.ballot_seats). The API keeps one of these a ballot and answers every dapil and
+    seats request from it."""
     if ballot not in LEGISLATIVE:
         raise DapilError(f"seats are elected on {', '.join(LEGISLATIVE)}, not {ballot}", 400)
     found = contests(client, ballot)
@@ -117,11 +132,15 @@ def seats_of(view: dict, dapil: str | None = None) -> dict:
 
 
 def seats(
-    client: Client, ballot: str, threshold: Fraction | None, dapil: str | None = None, as_of: datetime | None = None
+    client: Client,
+    ballot: str,
+    threshold: Fraction | None,
+    dapil: str | None = None,
+    as_of: datetime | None = None,
 ) -> dict:
-    """`tally seats --json`: every dapil's seats, elected candidates and margin, and the seats per party
-    of each body (core.seats.ballot_seats), from the current totals. With `dapil`, only its entry is
-    listed (the threshold still needs every dapil's votes)."""
+    """`tally seats --json`: every dapil's seats, elected candidates and margin, and the seats per
+    party of each body (core.seats.ballot_seats), from the current totals. With `dapil`, only its
+    entry is listed (the threshold still needs every dapil's votes)."""
     if ballot not in LEGISLATIVE:
         raise DapilError(f"seats are elected on {', '.join(LEGISLATIVE)}, not {ballot}", 400)
     if dapil:
@@ -130,44 +149,71 @@ def seats(
 
 
 def dapil_of(client: Client, view: dict, dapil: str) -> dict:
-    """One dapil's results from a ballot view (the API's path: no query unless the dapil is unknown)."""
+    """One dapil's results from a ballot view (the API's path: no query unless the dapil is
+    unknown)."""
     contest = view["contests"].get(dapil)
     if contest is None:
         check_dapil(client, view["ballot"], dapil)  # raises: unknown, or of another ballot
         raise DapilError(f"unknown dapil {dapil}", 404)  # loaded after this view was taken
     mine = next(d for d in view["seats"]["dapils"] if d["dapil"] == dapil)
-    return {**_dapil_answer(view["ballot"], contest, view["totals"].get(dapil), mine), "as_of": view["as_of"]}
+    return {
+        **_dapil_answer(view["ballot"], contest, view["totals"].get(dapil), mine),
+        "as_of": view["as_of"],
+    }
 
 
-def takes_part(client: Client, ballot: str, threshold: Fraction | None, as_of: datetime | None = None) -> dict[str, bool]:
-    """Party -> whether it takes part in this ballot's seats: for DPR, by its share of the national valid
-    votes (now: the national rows of region_totals, one small query); DPRD: every party."""
+def takes_part(
+    client: Client, ballot: str, threshold: Fraction | None, as_of: datetime | None = None
+) -> dict[str, bool]:
+    """Party -> whether it takes part in this ballot's seats: for DPR, by its share of the national
+    valid votes (now: the national rows of region_totals, one small query); DPRD: every party."""
     if ballot != "DPR":
         return {}
     national, _ = region_sums(client, ballot, "national", "", as_of)
     return passing(party_totals(national.get(NATIONAL, {}).get("votes", {})), threshold)
 
 
-def dapil_results(client: Client, ballot: str, dapil: str, threshold: Fraction | None, as_of: datetime | None = None) -> dict:
-    """One dapil: name, seats, TPS, registered, voters, invalid, its parties (party totals, seats) and
-    candidates (votes, elected). Reads that dapil's rows only (and, for DPR, the national party totals
-    that say who passes the threshold)."""
+def dapil_results(
+    client: Client,
+    ballot: str,
+    dapil: str,
+    threshold: Fraction | None,
+    as_of: datetime | None = None,
+) -> dict:
+    """One dapil: name, seats, TPS, registered, voters, invalid, its parties (party totals, seats)
+    and candidates (votes, elected). Reads that dapil's rows only (and, for DPR, the national party
+    totals that say who passes the threshold)."""
     if ballot not in LEGISLATIVE:
         raise DapilError(f"dapils are contests of {', '.join(LEGISLATIVE)}, not {ballot}", 400)
     contest = check_dapil(client, ballot, dapil)
     held, moment = dapil_totals(client, ballot, dapil, as_of)
-    totals = held.get(dapil) or {"votes": {}, "tps_reported": 0, "invalid": 0, "voters": 0, "registered_reported": 0}
+    totals = held.get(dapil) or {
+        "votes": {},
+        "tps_reported": 0,
+        "invalid": 0,
+        "voters": 0,
+        "registered_reported": 0,
+    }
     if ballot == "DPD":
         seated = dpd_seats(dapil, contest["seats"], contest["choices"], totals["votes"])
     else:
         passes = takes_part(client, ballot, threshold, as_of)
         seated = dapil_seats(dapil, contest["seats"], contest["choices"], totals["votes"], passes)
-    return {**_dapil_answer(ballot, contest, totals, seated.as_json()), "as_of": moment_text(moment)}
+    return {
+        **_dapil_answer(ballot, contest, totals, seated.as_json()),
+        "as_of": moment_text(moment),
+    }
 
 
 def _dapil_answer(ballot: str, contest: dict, totals: dict | None, mine: dict) -> dict:
     """The JSON of one dapil: its contest, its totals and its seats entry."""
-    totals = totals or {"votes": {}, "tps_reported": 0, "invalid": 0, "voters": 0, "registered_reported": 0}
+    totals = totals or {
+        "votes": {},
+        "tps_reported": 0,
+        "invalid": 0,
+        "voters": 0,
+        "registered_reported": 0,
+    }
     names = dict(zip(contest["choices"], contest["choice_names"], strict=True))
     votes = totals["votes"]
     won = {row["party"]: row["seats"] for row in mine["parties"]}
@@ -200,7 +246,8 @@ def _dapil_answer(ballot: str, contest: dict, totals: dict | None, mine: dict) -
 
 
 def dapil_list(client: Client, ballot: str, region: str | None = None) -> dict:
-    """`GET /api/dapils`: the dapils of a ballot (within a province or regency): code, name, seats, regions."""
+    """`GET /api/dapils`: the dapils of a ballot (within a province or regency): code, name, seats,
+    regions."""
     if ballot not in LEGISLATIVE:
         raise DapilError(f"dapils are contests of {', '.join(LEGISLATIVE)}, not {ballot}", 400)
     if region:

@@ -1,18 +1,18 @@
-"""Open data: the results of a ballot at one level (or per dapil) as of one moment, as files anyone can
-load, with a MANIFEST.json of their SHA-256 and row counts.
+"""Open data: the results of a ballot at one level (or per dapil) as of one moment, as files anyone
+can load, with a MANIFEST.json of their SHA-256 and row counts.
 
 Three files, the same columns whatever the ballot or level (docs/time-travel.md, "Open data"):
-  regions.<ext>  ballot, level, code, name, dapil, tps_reported, tps_total, registered, voters, invalid, valid
+  regions.<ext>  ballot, level, code, name, dapil, tps_reported, tps_total, registered, voters,
+                 invalid, valid
   votes.<ext>    ballot, level, code, dapil, choice, choice_name, party, votes
-  parties.<ext>  ballot, level, code, dapil, party, party_name, votes   (DPR and DPRD; empty otherwise)
-`votes` reports what the results report (core.seats.reported_votes): party totals above a TPS on party
-ballots, candidates only within their dapil (a TPS, a dapil; DPD up to its province).
+  parties.<ext>  ballot, level, code, dapil, party, party_name, votes  (DPR, DPRD; else empty)
+`votes` reports what the results report (core.seats.reported_votes): party totals above a TPS on
+party ballots, candidates only within their dapil (a TPS, a dapil; DPD up to its province).
 
-ClickHouse writes every file (FORMAT CSVWithNames, JSONEachRow or Parquet) from the change rows up to
-the moment, and the bytes stream to the file as they come: memory stays bounded on both sides,
+ClickHouse writes every file (FORMAT CSVWithNames, JSONEachRow or Parquet) from the change rows up
+to the moment, and the bytes stream to the file as they come: memory stays bounded on both sides,
 whatever the size. Every file of an export reads the same moment, so they agree with each other and
-with `results --as-of` at it.
-"""
+with `results --as-of` at it."""
 
 from __future__ import annotations
 
@@ -35,13 +35,17 @@ from streams.core.seats import LEGISLATIVE, PARTY_BALLOTS
 from streams.read.totals import change_sums, dapil_statement
 
 FORMATS = {"csv": "CSVWithNames", "jsonl": "JSONEachRow", "parquet": "Parquet"}
-MEDIA = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}
+MEDIA = {
+    "csv": "text/csv; charset=utf-8",
+    "jsonl": "application/x-ndjson",
+    "parquet": "application/vnd.apache.parquet",
+}
 FILES = ("regions", "votes", "parties")
 SCOPES = (*LEVELS, "dapil")
 FILE_NAMES = tuple(f"{name}.{ext}" for name in FILES for ext in FORMATS) + ("MANIFEST.json",)
 CHUNK = 1 << 20
-# Aggregation past this spills to disk instead of growing (a national TPS level of DPR is 120M votes);
-# an error midway breaks the body, never becomes a row of JSONEachRow (ClickHouse 24.11+).
+# Aggregation past this spills to disk instead of growing (a national TPS level of DPR is 120M
+# votes); an error midway breaks the body, never becomes a row of JSONEachRow (ClickHouse 24.11+).
 SETTINGS = {
     "max_bytes_before_external_group_by": 1 << 30,
     "optimize_aggregation_in_order": 1,
@@ -50,7 +54,8 @@ SETTINGS = {
 
 
 class ExportError(ValueError):
-    """An export that cannot be made: the message says why; `status` 400 (malformed) or 404 (none such)."""
+    """An export that cannot be made: the message says why; `status` 400 (malformed) or 404 (none
+    such)."""
 
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
@@ -69,20 +74,29 @@ def check(ballot: str, scope: str, fmt: str) -> None:
 
 
 def _members() -> str:
-    return "SELECT dapil, arrayJoin(regions) AS region FROM registry_contests FINAL WHERE ballot = {b:String}"
+    return (
+        "SELECT dapil, arrayJoin(regions) AS region FROM registry_contests FINAL WHERE ballot = "
+        "{b:String}"
+    )
 
 
 def _dapil_of(codes: str) -> str:
-    """code -> the dapil holding it: the contest one of whose regions is a prefix of the code (or it)."""
-    prefixes = "arrayDistinct([substring(c, 1, 2), substring(c, 1, 4), substring(c, 1, 6), substring(c, 1, 10), c])"
+    """code -> the dapil holding it: the contest one of whose regions is a prefix of the code (or
+    it)."""
+    prefixes = (
+        "arrayDistinct([substring(c, 1, 2), substring(c, 1, 4), substring(c, 1, 6), substring(c, "
+        "1, 10), c])"
+    )
     return (
-        f"SELECT x.c AS code, any(m.dapil) AS dapil FROM (SELECT c, arrayJoin({prefixes}) AS p FROM ({codes})) AS x "
+        f"SELECT x.c AS code, any(m.dapil) AS dapil FROM (SELECT c, arrayJoin({prefixes}) AS p "
+        f"FROM ({codes})) AS x "
         f"INNER JOIN ({_members()}) AS m ON x.p = m.region GROUP BY x.c"
     )
 
 
 def _sums(client: Client, ballot: str, scope: str, as_of: datetime) -> tuple[str, dict]:
-    """The totals per code at the moment (columns code, votes, tps_reported, invalid, voters, read_at)."""
+    """The totals per code at the moment (columns code, votes, tps_reported, invalid, voters,
+    read_at)."""
     if scope == "dapil":
         return dapil_statement(client, ballot, None, as_of)
     params = {"b": ballot, "ballot": ballot, "as_of": sql_moment(as_of)}
@@ -97,19 +111,29 @@ def _codes(scope: str) -> str:
         return "SELECT dapil AS c FROM registry_contests FINAL WHERE ballot = {b:String}"
     if scope == "tps":
         return "SELECT tps AS c FROM registry_tps FINAL"
-    return "SELECT region AS c FROM region_tps_total FINAL WHERE ballot = {b:String} AND level = {scope:String}"
-
-
-def _names() -> tuple[str, str]:
-    """(dapil, choice) -> name, and choice -> name where it is the same in every dapil (pairs, parties)."""
-    pairs = "FROM registry_contests FINAL ARRAY JOIN arrayZip(choices, choice_names) AS pair WHERE ballot = {b:String}"
     return (
-        f"SELECT dapil, pair.1 AS choice, pair.2 AS name {pairs}",
-        f"SELECT pair.1 AS choice, any(pair.2) AS name {pairs} GROUP BY choice HAVING uniqExact(pair.2) = 1",
+        "SELECT region AS c FROM region_tps_total FINAL WHERE ballot = {b:String} AND level = "
+        "{scope:String}"
     )
 
 
-def statement(client: Client, ballot: str, scope: str, file: str, as_of: datetime) -> tuple[str, dict, dict]:
+def _names() -> tuple[str, str]:
+    """(dapil, choice) -> name, and choice -> name where it is the same in every dapil (pairs,
+    parties)."""
+    pairs = (
+        "FROM registry_contests FINAL ARRAY JOIN arrayZip(choices, choice_names) AS pair WHERE "
+        "ballot = {b:String}"
+    )
+    return (
+        f"SELECT dapil, pair.1 AS choice, pair.2 AS name {pairs}",
+        f"SELECT pair.1 AS choice, any(pair.2) AS name {pairs} GROUP BY choice HAVING "
+        "uniqExact(pair.2) = 1",
+    )
+
+
+def statement(
+    client: Client, ballot: str, scope: str, file: str, as_of: datetime
+) -> tuple[str, dict, dict]:
     """The SELECT of one file, its parameters and its settings."""
     sums, params = _sums(client, ballot, scope, as_of)
     params = {**params, "b": ballot, "scope": scope}
@@ -118,11 +142,15 @@ def statement(client: Client, ballot: str, scope: str, file: str, as_of: datetim
     if file == "regions":
         if scope == "tps":
             body = (
-                f"{head}, s.code AS code, concat('TPS ', substring(s.code, 11, 3)) AS name, d.dapil AS dapil, "
-                "s.tps_reported AS tps_reported, toUInt32(1) AS tps_total, toUInt64(r.dpt) AS registered, "
-                f"s.voters AS voters, s.invalid AS invalid, arraySum(mapValues(s.votes)) AS valid FROM ({sums}) AS s "
+                f"{head}, s.code AS code, concat('TPS ', substring(s.code, 11, 3)) AS name, "
+                "d.dapil AS dapil, "
+                "s.tps_reported AS tps_reported, toUInt32(1) AS tps_total, toUInt64(r.dpt) AS "
+                "registered, "
+                "s.voters AS voters, s.invalid AS invalid, arraySum(mapValues(s.votes)) AS valid "
+                f"FROM ({sums}) AS s "
                 "LEFT JOIN (SELECT tps, dpt FROM registry_tps FINAL) AS r ON r.tps = s.code "
-                f"LEFT JOIN ({_dapil_of('SELECT code AS c FROM (' + sums + ')')}) AS d ON d.code = s.code "
+                f"LEFT JOIN ({_dapil_of('SELECT code AS c FROM (' + sums + ')')}) AS d ON d.code = "
+                "s.code "
                 "WHERE s.tps_reported > 0"
             )
         else:
@@ -132,20 +160,27 @@ def statement(client: Client, ballot: str, scope: str, file: str, as_of: datetim
                 else "SELECT code, name FROM regions FINAL WHERE level = {scope:String}"
             )
             denominators = (
-                f"SELECT m.dapil AS code, sum(t.tps_total) AS tps_total, sum(t.dpt_total) AS registered "
-                f"FROM region_tps_total AS t FINAL INNER JOIN ({_members()}) AS m ON t.region = m.region "
+                "SELECT m.dapil AS code, sum(t.tps_total) AS tps_total, sum(t.dpt_total) AS "
+                "registered "
+                f"FROM region_tps_total AS t FINAL INNER JOIN ({_members()}) AS m ON t.region = "
+                "m.region "
                 "WHERE t.ballot = {b:String} GROUP BY m.dapil"
                 if scope == "dapil"
-                else "SELECT region AS code, tps_total, dpt_total AS registered FROM region_tps_total FINAL "
-                "WHERE ballot = {b:String} AND level = {scope:String}"
+                else "SELECT region AS code, tps_total, dpt_total AS registered "
+                "FROM region_tps_total FINAL WHERE ballot = {b:String} AND level = {scope:String}"
             )
             dapil = "k.c" if scope == "dapil" else "d.dapil"
             body = (
-                f"{head}, k.c AS code, n.name AS name, {dapil} AS dapil, s.tps_reported AS tps_reported, "
-                "toUInt32(t.tps_total) AS tps_total, toUInt64(t.registered) AS registered, s.voters AS voters, "
-                f"s.invalid AS invalid, arraySum(mapValues(s.votes)) AS valid FROM ({_codes(scope)}) AS k "
-                f"LEFT JOIN ({names}) AS n ON n.code = k.c LEFT JOIN ({denominators}) AS t ON t.code = k.c "
-                f"LEFT JOIN ({sums}) AS s ON s.code = k.c LEFT JOIN ({_dapil_of(_codes(scope))}) AS d ON d.code = k.c"
+                f"{head}, k.c AS code, n.name AS name, {dapil} AS dapil, s.tps_reported AS "
+                "tps_reported, "
+                "toUInt32(t.tps_total) AS tps_total, toUInt64(t.registered) AS registered, "
+                "s.voters AS voters, "
+                "s.invalid AS invalid, arraySum(mapValues(s.votes)) AS valid FROM "
+                f"({_codes(scope)}) AS k "
+                f"LEFT JOIN ({names}) AS n ON n.code = k.c LEFT JOIN ({denominators}) AS t ON "
+                "t.code = k.c "
+                f"LEFT JOIN ({sums}) AS s ON s.code = k.c LEFT JOIN ({_dapil_of(_codes(scope))}) "
+                "AS d ON d.code = k.c"
             )
         return body + ordered, params, SETTINGS
     per_dapil, shared = _names()
@@ -165,28 +200,40 @@ def statement(client: Client, ballot: str, scope: str, file: str, as_of: datetim
         f"SELECT v.code AS code, {dapil} AS dapil, v.choice AS choice, "
         "if(dn.name != '', dn.name, bn.name) AS choice_name, "
         "if(startsWith(v.choice, 'P'), substring(v.choice, 1, 3), '') AS party, v.votes AS votes "
-        f"FROM ({votes}) AS v LEFT JOIN ({_dapil_of('SELECT code AS c FROM (' + sums + ')')}) AS d ON d.code = v.code "
+        f"FROM ({votes}) AS v LEFT JOIN ({_dapil_of('SELECT code AS c FROM (' + sums + ')')}) AS d "
+        "ON d.code = v.code "
         f"LEFT JOIN ({per_dapil}) AS dn ON dn.dapil = {dapil} AND dn.choice = v.choice "
         f"LEFT JOIN ({shared}) AS bn ON bn.choice = v.choice"
     )
     if file == "votes":
         columns = "code, dapil, choice, choice_name, party, votes"
-        return f"{head}, {columns} FROM ({rows}){' ORDER BY code, choice' if ordered else ''}", params, SETTINGS
+        return (
+            f"{head}, {columns} FROM ({rows}){' ORDER BY code, choice' if ordered else ''}",
+            params,
+            SETTINGS,
+        )
     return (
-        f"{head}, code, dapil, p.party AS party, any(pn.name) AS party_name, sum(p.votes) AS votes FROM ({rows}) AS p "
-        f"LEFT JOIN ({shared}) AS pn ON pn.choice = p.party WHERE p.party != '' GROUP BY code, dapil, party"
-        + (" ORDER BY code, party" if ordered else ""),
+        f"{head}, code, dapil, p.party AS party, any(pn.name) AS party_name, sum(p.votes) AS votes "
+        f"FROM ({rows}) AS p "
+        f"LEFT JOIN ({shared}) AS pn ON pn.choice = p.party WHERE p.party != '' GROUP BY code, "
+        "dapil, party" + (" ORDER BY code, party" if ordered else ""),
         params,
         SETTINGS,
     )
 
 
-def stream(client: Client, ballot: str, scope: str, file: str, fmt: str, as_of: datetime) -> Iterator[bytes]:
-    """One file's bytes as ClickHouse writes them (a `stream-` query: see embedded.chdb_http); raises
-    ExportFailed, never yields an error's text, if ClickHouse fails once the file has begun."""
+def stream(
+    client: Client, ballot: str, scope: str, file: str, fmt: str, as_of: datetime
+) -> Iterator[bytes]:
+    """One file's bytes as ClickHouse writes them (a `stream-` query: see embedded.chdb_http);
+    raises ExportFailed, never yields an error's text, if ClickHouse fails once the file has
+    begun."""
     sql, params, settings = statement(client, ballot, scope, file, as_of)
     source = client.raw_stream(
-        sql, parameters=params, settings={**settings, "query_id": f"stream-{uuid.uuid4()}"}, fmt=FORMATS[fmt]
+        sql,
+        parameters=params,
+        settings={**settings, "query_id": f"stream-{uuid.uuid4()}"},
+        fmt=FORMATS[fmt],
     )
     try:
         yield from whole(source.read, source.headers.get("X-ClickHouse-Exception-Tag"))
@@ -199,10 +246,10 @@ class ExportFailed(RuntimeError):
 
 
 def whole(read: Callable[[int], bytes], tag: str | None) -> Iterator[bytes]:
-    """The body's chunks as `read` gives them, but raising ExportFailed where ClickHouse (25.11+) marks
-    an error with the response's exception tag or the body ends cut (no terminating chunk). The last
-    bytes of each chunk are held back until the next, so a marker split between two is still seen
-    (and the line break that opens the block is never passed on as data)."""
+    """The body's chunks as `read` gives them, but raising ExportFailed where ClickHouse (25.11+)
+    marks an error with the response's exception tag or the body ends cut (no terminating chunk).
+    The last bytes of each chunk are held back until the next, so a marker split between two is
+    still seen (and the line break that opens the block is never passed on as data)."""
     marker = b"__exception__\r\n" + tag.encode() if tag else b""
     held = b""
     try:
@@ -211,12 +258,16 @@ def whole(read: Callable[[int], bytes], tag: str | None) -> Iterator[bytes]:
             at = data.find(marker) if marker else -1
             if at >= 0:
                 raise ExportFailed(_error_text(_rest(data[at + len(marker) :], read), tag))
-            cut = max(len(data) - len(marker) - 2, 0) if marker else len(data)  # and the CRLF before it
+            cut = (
+                max(len(data) - len(marker) - 2, 0) if marker else len(data)
+            )  # and the CRLF before it
             ready, held = data[:cut], data[cut:]
             if ready:
                 yield ready
     except (OSError, http.client.HTTPException, urllib3.exceptions.HTTPError) as exc:
-        raise ExportFailed(f"ClickHouse failed midway: the file ended before its end ({type(exc).__name__})") from None
+        raise ExportFailed(
+            f"ClickHouse failed midway: the file ended before its end ({type(exc).__name__})"
+        ) from None
     if held:
         yield held
 
@@ -239,13 +290,15 @@ def _error_text(block: bytes, tag: str | None) -> str:
 
 
 def registry_version(client: Client) -> dict:
-    """Which registry the export names regions and choices from: how many loads, the last one's time."""
+    """Which registry the export names regions and choices from: how many loads, the last one's
+    time."""
     loads, last = client.query("SELECT count(), max(loaded_at) FROM registry_loads").result_rows[0]
     return {"loads": int(loads), "loaded_at": moment_text(last) if loads else None}
 
 
 def pin(client: Client, as_of: datetime | None) -> datetime:
-    """The export's moment: the one asked, or now (read on the server, so the files read no later write)."""
+    """The export's moment: the one asked, or now (read on the server, so the files read no later
+    write)."""
     if as_of is not None:
         return as_of
     now = client.query("SELECT now64(6, 'UTC')", settings=moment_read()).result_rows[0][0]
@@ -261,9 +314,9 @@ def write_export(
     as_of: datetime | None = None,
     progress: Callable[[str, int], object] | None = None,
 ) -> dict:
-    """Write the three files and MANIFEST.json into `out`; return the manifest. `progress` hears each
-    file's name and how many bytes of it are written so far. A file ClickHouse fails midway is removed,
-    and ExportFailed raised before any manifest is written."""
+    """Write the three files and MANIFEST.json into `out`; return the manifest. `progress` hears
+    each file's name and how many bytes of it are written so far. A file ClickHouse fails midway is
+    removed, and ExportFailed raised before any manifest is written."""
     check(ballot, scope, fmt)
     moment = pin(client, as_of)
     out.mkdir(parents=True, exist_ok=True)
@@ -272,11 +325,20 @@ def write_export(
         path = out / f"{name}.{fmt}"
         try:
             with path.open("wb") as sink:
-                entry, lines = _summed(path.name, stream(client, ballot, scope, name, fmt, moment), sink.write, progress)
+                entry, lines = _summed(
+                    path.name,
+                    stream(client, ballot, scope, name, fmt, moment),
+                    sink.write,
+                    progress,
+                )
         except ExportFailed:
             path.unlink()  # a cut file is no file: never left to pass for one
             raise
-        rows = _parquet_rows(path) if fmt == "parquet" else _rows(client, ballot, scope, name, fmt, moment, lines)
+        rows = (
+            _parquet_rows(path)
+            if fmt == "parquet"
+            else _rows(client, ballot, scope, name, fmt, moment, lines)
+        )
         files.append({**entry, "rows": rows})
     manifest = _manifest(client, ballot, scope, fmt, moment, files)
     (out / "MANIFEST.json").write_bytes(_json_bytes(manifest))
@@ -289,7 +351,8 @@ def _summed(
     write: Callable[[bytes], object] = lambda chunk: None,
     progress: Callable[[str, int], object] | None = None,
 ) -> tuple[dict, int]:
-    """A file's manifest entry (name, SHA-256, bytes) and its line count, from its chunks as they pass."""
+    """A file's manifest entry (name, SHA-256, bytes) and its line count, from its chunks as they
+    pass."""
     digest, size, lines = hashlib.sha256(), 0, 0
     for chunk in chunks:
         write(chunk)
@@ -301,24 +364,40 @@ def _summed(
     return {"name": name, "sha256": digest.hexdigest(), "bytes": size}, lines
 
 
-def _rows(client: Client, ballot: str, scope: str, name: str, fmt: str, moment: datetime, lines: int) -> int:
+def _rows(
+    client: Client, ballot: str, scope: str, name: str, fmt: str, moment: datetime, lines: int
+) -> int:
     if fmt == "csv":
-        return max(lines - 1, 0)  # the header; a value never holds a line break (codes, names, numbers)
+        return max(
+            lines - 1, 0
+        )  # the header; a value never holds a line break (codes, names, numbers)
     if fmt == "jsonl":
         return lines
     sql, params, settings = statement(client, ballot, scope, name, moment)
-    return int(client.query(f"SELECT count() FROM ({sql})", parameters=params, settings=settings).result_rows[0][0])
+    return int(
+        client.query(
+            f"SELECT count() FROM ({sql})", parameters=params, settings=settings
+        ).result_rows[0][0]
+    )
 
 
 def _parquet_rows(path: Path) -> int:
-    """Rows of a Parquet file, from its footer (chDB in this process: it reads the metadata only)."""
+    """Rows of a Parquet file, from its footer (chDB in this process: it reads the metadata
+    only)."""
     import chdb
 
     quoted = str(path).replace("\\", "\\\\").replace("'", "\\'")
-    return int(chdb.query(f"SELECT count() FROM file('{quoted}', 'Parquet')", "CSV").bytes().decode().strip())
+    return int(
+        chdb.query(f"SELECT count() FROM file('{quoted}', 'Parquet')", "CSV")
+        .bytes()
+        .decode()
+        .strip()
+    )
 
 
-def _manifest(client: Client, ballot: str, scope: str, fmt: str, moment: datetime, files: list[dict]) -> dict:
+def _manifest(
+    client: Client, ballot: str, scope: str, fmt: str, moment: datetime, files: list[dict]
+) -> dict:
     return {
         "ballot": ballot,
         "level": scope,
@@ -331,7 +410,9 @@ def _manifest(client: Client, ballot: str, scope: str, fmt: str, moment: datetim
     }
 
 
-def manifest_only(client: Client, ballot: str, scope: str, fmt: str, as_of: datetime | None) -> dict:
+def manifest_only(
+    client: Client, ballot: str, scope: str, fmt: str, as_of: datetime | None
+) -> dict:
     """The manifest of an export without writing it anywhere (the API's MANIFEST.json): each file is
     streamed through the hash."""
     check(ballot, scope, fmt)
@@ -369,5 +450,9 @@ COLUMNS = {
         "party": "the party the choice counts for ('' for pairs and DPD)",
         "votes": "votes by the moment",
     },
-    "parties": {"party": "party code", "party_name": "party name", "votes": "its own column plus its candidates'"},
+    "parties": {
+        "party": "party code",
+        "party_name": "party name",
+        "votes": "its own column plus its candidates'",
+    },
 }

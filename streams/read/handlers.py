@@ -1,4 +1,5 @@
-"""The API's routes, grouped by resource: results, seats (and dapils), TPS, changes, exports, the log.
+"""The API's routes, grouped by resource: results, seats (and dapils), TPS, changes, exports, the
+log.
 
 Each resource is a small class over one `Reader` (the read-only client, the answer cache and the
 ballot views they share) and gives its routes; `streams.read.api.make_app` only wires them.
@@ -48,8 +49,8 @@ def json_response(body: object, status: int = 200) -> web.Response:
 
 
 def respond(answer: Callable[[web.Request], Awaitable[dict]]) -> Handler:
-    """A handler from an answer: its dict as JSON, an ApiError as its status and words, anything else
-    a 500 that names the error's kind (the trace goes to the log, never to the reader)."""
+    """A handler from an answer: its dict as JSON, an ApiError as its status and words, anything
+    else a 500 that names the error's kind (the trace goes to the log, never to the reader)."""
 
     async def handler(request: web.Request) -> web.Response:
         try:
@@ -65,7 +66,8 @@ def respond(answer: Callable[[web.Request], Awaitable[dict]]) -> Handler:
 
 
 class Reader:
-    """What every resource reads through: one client, one cache, one view of each ballot's dapils."""
+    """What every resource reads through: one client, one cache, one view of each ballot's
+    dapils."""
 
     def __init__(self, client: Client, cache: ResponseCache, threshold: float) -> None:
         self.client = client
@@ -82,25 +84,34 @@ class Reader:
 
         return respond(lambda r: self.cache.get(cache_key(r.path, r.query), lambda: checked(r)))
 
-    async def ballot_view(self, ballot: str, what: str, as_of: datetime | None = None, status: int = 400) -> dict:
-        """The ballot's shared dapil view (contests, dapil totals, seats), one cache entry a ballot (and
-        moment): every dapil page and seats answer of the ballot comes from it, so none waits for its own
-        queries."""
+    async def ballot_view(
+        self, ballot: str, what: str, as_of: datetime | None = None, status: int = 400
+    ) -> dict:
+        """The ballot's shared dapil view (contests, dapil totals, seats), one cache entry a ballot
+        (and moment): every dapil page and seats answer of the ballot comes from it, so none waits
+        for its own queries."""
         if ballot not in LEGISLATIVE:
             raise ApiError(status, f"{what} {', '.join(LEGISLATIVE)}, not {ballot}")
         return await self.cache.get(
             f"ballot:{ballot}:{as_of or ''}",
-            lambda: dapil_view(lambda: ballot_view(self.client, ballot, self.threshold, as_of=as_of)),
+            lambda: dapil_view(
+                lambda: ballot_view(self.client, ballot, self.threshold, as_of=as_of)
+            ),
         )
 
     async def dapil(self, view: dict, dapil: str) -> dict:
         if dapil in view["contests"]:  # no I/O: answered on the loop
             return dapil_view(lambda: dapil_of(self.client, view, dapil))
-        return await asyncio.to_thread(dapil_view, lambda: dapil_of(self.client, view, dapil))  # says why it is unknown
+        return await asyncio.to_thread(
+            dapil_view, lambda: dapil_of(self.client, view, dapil)
+        )  # says why it is unknown
 
-    async def results(self, ballot: str, level: str | None, region: str | None, as_of: datetime | None = None) -> dict:
+    async def results(
+        self, ballot: str, level: str | None, region: str | None, as_of: datetime | None = None
+    ) -> dict:
         return await self.cache.get(
-            results_key(ballot, level, region, as_of), lambda: region_results(self.client, ballot, level, region, as_of)
+            results_key(ballot, level, region, as_of),
+            lambda: region_results(self.client, ballot, level, region, as_of),
         )
 
     async def warm(self, _: web.Application) -> None:
@@ -113,8 +124,12 @@ class Reader:
             log.warning("no views warmed: the registry could not be read", exc_info=True)
             return
         for ballot in sorted(ballots, key=lambda b: b != "PPWP"):
-            for level, region in [("national", None), ("province", None)] + [(None, code) for code in provinces]:
-                with contextlib.suppress(Exception):  # an empty ballot or region is not worth a failure
+            for level, region in [("national", None), ("province", None)] + [
+                (None, code) for code in provinces
+            ]:
+                with contextlib.suppress(
+                    Exception
+                ):  # an empty ballot or region is not worth a failure
                     await self.results(ballot, level, region)
             if ballot in LEGISLATIVE:  # the dapils and seats every legislative page opens with
                 with contextlib.suppress(Exception):
@@ -122,20 +137,34 @@ class Reader:
         log.info("warmed %d views", len(self.cache.entries))
 
     def _held(self) -> tuple[list[str], list[str]]:
-        ballots = [b for (b,) in self.client.query("SELECT DISTINCT ballot FROM region_tps_total").result_rows]
-        provinces = [c for (c,) in self.client.query("SELECT code FROM regions WHERE level = 'province'").result_rows]
+        ballots = [
+            b
+            for (b,) in self.client.query(
+                "SELECT DISTINCT ballot FROM region_tps_total"
+            ).result_rows
+        ]
+        provinces = [
+            c
+            for (c,) in self.client.query(
+                "SELECT code FROM regions WHERE level = 'province'"
+            ).result_rows
+        ]
         return ballots, provinces
 
 
 class Results:
-    """/api/results (a region's, or a dapil's) and /api/anomalies (flags and rejections per region)."""
+    """/api/results (a region's, or a dapil's) and /api/anomalies (flags and rejections per
+    region)."""
 
     def __init__(self, reader: Reader) -> None:
         self.reader = reader
 
     async def results(self, r: web.Request) -> dict:
         check_request(r, "/api/results")
-        ballot, level, region, dapil = (r.query.get("ballot", "PPWP"), *(r.query.get(k) for k in ("level", "region", "dapil")))
+        ballot, level, region, dapil = (
+            r.query.get("ballot", "PPWP"),
+            *(r.query.get(k) for k in ("level", "region", "dapil")),
+        )
         as_of = moment_param(r)
         if dapil:  # the document says so: level and region are not used then
             # No dapil of PPWP exists: not found, like an unknown dapil of a legislative ballot.
@@ -144,7 +173,9 @@ class Results:
         return await self.reader.results(ballot, level, region, as_of)
 
     def anomalies(self, r: web.Request) -> dict:
-        return anomalies(self.reader.client, r.query.get("level"), r.query.get("region"), moment_param(r))
+        return anomalies(
+            self.reader.client, r.query.get("level"), r.query.get("region"), moment_param(r)
+        )
 
     def routes(self) -> Routes:
         return [
@@ -161,17 +192,26 @@ class Seats:
 
     async def seats(self, r: web.Request) -> dict:
         check_request(r, "/api/seats")
-        view = await self.reader.ballot_view(r.query.get("ballot", ""), "seats are elected on", moment_param(r))
+        view = await self.reader.ballot_view(
+            r.query.get("ballot", ""), "seats are elected on", moment_param(r)
+        )
         dapil = r.query.get("dapil")
         if dapil:
-            await self.reader.dapil(view, dapil)  # an unknown dapil, or one of another ballot, is an error
+            await self.reader.dapil(
+                view, dapil
+            )  # an unknown dapil, or one of another ballot, is an error
         return seats_of(view, dapil)
 
     def dapils(self, r: web.Request) -> dict:
-        return dapil_view(lambda: dapil_list(self.reader.client, r.query.get("ballot", ""), r.query.get("region")))
+        return dapil_view(
+            lambda: dapil_list(self.reader.client, r.query.get("ballot", ""), r.query.get("region"))
+        )
 
     def routes(self) -> Routes:
-        return [("/api/seats", respond(self.seats)), ("/api/dapils", self.reader.cached(self.dapils, "/api/dapils"))]
+        return [
+            ("/api/seats", respond(self.seats)),
+            ("/api/dapils", self.reader.cached(self.dapils, "/api/dapils")),
+        ]
 
 
 class Tps:
@@ -208,7 +248,16 @@ class Changes:
         region, dapil, until = r.query.get("region"), r.query.get("dapil"), moment_param(r, "until")
         try:
             regions, within = change_regions(self.reader.client, ballot, region, dapil)
-            data = changes(self.reader.client, ballot, regions, since, until, int(limit), order == "desc", within)
+            data = changes(
+                self.reader.client,
+                ballot,
+                regions,
+                since,
+                until,
+                int(limit),
+                order == "desc",
+                within,
+            )
         except DapilError as exc:
             raise ApiError(exc.status, str(exc)) from None
         except ValueError as exc:
@@ -235,22 +284,37 @@ class Exports:
     async def export(self, r: web.Request) -> web.StreamResponse:
         try:
             check_request(r, self.PATH)
-            ballot, scope, file = r.match_info["ballot"], r.match_info["scope"], r.match_info["file"]
+            ballot, scope, file = (
+                r.match_info["ballot"],
+                r.match_info["scope"],
+                r.match_info["file"],
+            )
             as_of = moment_param(r)
             if file == "MANIFEST.json":
                 fmt = r.query.get("format", "csv")
                 check_export(ballot, scope, fmt)
-                return json_response(await asyncio.to_thread(manifest_only, self.client, ballot, scope, fmt, as_of))
+                return json_response(
+                    await asyncio.to_thread(manifest_only, self.client, ballot, scope, fmt, as_of)
+                )
             name, _, fmt = file.partition(".")
             if name not in EXPORT_FILES:
                 raise ApiError(404, f"no file {file}: the files are {', '.join(EXPORT_FILE_NAMES)}")
             check_export(ballot, scope, fmt)
             if self.slots.locked():
-                raise ApiError(503, f"{EXPORTS_AT_ONCE} exports are being streamed: try again in {EXPORT_RETRY_S} s")
+                raise ApiError(
+                    503,
+                    f"{EXPORTS_AT_ONCE} exports are being streamed: "
+                    f"try again in {EXPORT_RETRY_S} s",
+                )
             moment = await asyncio.to_thread(pin, self.client, as_of)
         except ExportFailed as exc:
             log.warning("manifest of %s failed: %s", r.path_qs, exc)
-            return self.refused(ApiError(503, f"ClickHouse failed while the files were read: try again in {EXPORT_RETRY_S} s"))
+            return self.refused(
+                ApiError(
+                    503,
+                    f"ClickHouse failed while the files were read: try again in {EXPORT_RETRY_S} s",
+                )
+            )
         except (ApiError, ExportError) as exc:
             return self.refused(exc)
         async with self.slots:
@@ -263,12 +327,15 @@ class Exports:
             response.headers["Retry-After"] = str(EXPORT_RETRY_S)
         return response
 
-    async def stream(self, r: web.Request, ballot: str, scope: str, name: str, fmt: str, moment: datetime) -> web.StreamResponse:
-        """The file, chunk by chunk as ClickHouse sends it, read on the exports' own threads: a reader
-        that reads slowly holds one of them, never a thread the other answers need, and one that takes
-        nothing for WRITE_STALL_S is given up. If ClickHouse fails once the file has begun, the
-        connection is cut before the terminating chunk: the reader's client reports a body that ended
-        early, and no byte of the error is in the file (so neither it nor its manifest passes as whole)."""
+    async def stream(
+        self, r: web.Request, ballot: str, scope: str, name: str, fmt: str, moment: datetime
+    ) -> web.StreamResponse:
+        """The file, chunk by chunk as ClickHouse sends it, read on the exports' own threads: a
+        reader that reads slowly holds one of them, never a thread the other answers need, and one
+        that takes nothing for WRITE_STALL_S is given up. If ClickHouse fails once the file has
+        begun, the connection is cut before the terminating chunk: the reader's client reports a
+        body that ended early, and no byte of the error is in the file (so neither it nor its
+        manifest passes as whole)."""
         loop = asyncio.get_running_loop()
         response = web.StreamResponse(
             headers={
@@ -297,7 +364,8 @@ class Exports:
 
 
 class Log:
-    """/api/log/*: the transparency log's signed checkpoints, inclusion and consistency proofs, leaves."""
+    """/api/log/*: the transparency log's signed checkpoints, inclusion and consistency proofs,
+    leaves."""
 
     def __init__(self, reader: Reader) -> None:
         self.reader = reader
@@ -307,13 +375,19 @@ class Log:
 
     def proof(self, r: web.Request) -> dict:
         at = int(r.query["checkpoint"]) if "checkpoint" in r.query else None
-        return self._answer(lambda: inclusion(self.reader.client, r.query["tps"], r.query["ballot"], at))
+        return self._answer(
+            lambda: inclusion(self.reader.client, r.query["tps"], r.query["ballot"], at)
+        )
 
     def leaves(self, r: web.Request) -> dict:
-        return self._answer(lambda: leaves(self.reader.client, int(r.query["start"]), int(r.query["end"])))
+        return self._answer(
+            lambda: leaves(self.reader.client, int(r.query["start"]), int(r.query["end"]))
+        )
 
     def consistency(self, r: web.Request) -> dict:
-        return self._answer(lambda: consistency(self.reader.client, int(r.query["from"]), int(r.query["to"])))
+        return self._answer(
+            lambda: consistency(self.reader.client, int(r.query["from"]), int(r.query["to"]))
+        )
 
     @staticmethod
     def _answer(build: Callable[[], dict]) -> dict:
@@ -323,8 +397,16 @@ class Log:
             raise ApiError(exc.status, str(exc)) from None
 
     def routes(self) -> Routes:
-        paths = {"checkpoints": self.checkpoints, "proof": self.proof, "leaves": self.leaves, "consistency": self.consistency}
-        return [(f"/api/log/{name}", self.reader.cached(build, f"/api/log/{name}")) for name, build in paths.items()]
+        paths = {
+            "checkpoints": self.checkpoints,
+            "proof": self.proof,
+            "leaves": self.leaves,
+            "consistency": self.consistency,
+        }
+        return [
+            (f"/api/log/{name}", self.reader.cached(build, f"/api/log/{name}"))
+            for name, build in paths.items()
+        ]
 
 
 class Document:

@@ -10,7 +10,13 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -22,7 +28,10 @@ class ApiMetrics:
         self.registry = registry = CollectorRegistry()
         ProcessCollector(registry=registry)
         self.requests = Counter(
-            "tally_api_requests", "API requests answered, by route and status", ["route", "status"], registry=registry
+            "tally_api_requests",
+            "API requests answered, by route and status",
+            ["route", "status"],
+            registry=registry,
         )
         self.seconds = Histogram(
             "tally_api_request_seconds",

@@ -1,5 +1,6 @@
 """What a request asks, checked: its parameters against the OpenAPI document, its moments, and the
-one cache key each question has however it is spelled. An error is an `ApiError`: a status and words."""
+one cache key each question has however it is spelled. An error is an `ApiError`: a status and
+words."""
 
 from __future__ import annotations
 
@@ -33,17 +34,23 @@ def moment_param(request: web.Request, name: str = "as_of") -> datetime | None:
 
 def check_request(request: web.Request, path: str) -> None:
     """Every parameter against the OpenAPI document, so the document is the contract and not a wish:
-    a parameter the endpoint does not take (a misspelt as_of would otherwise answer the current totals
-    as if they were the past), a missing required one, or a value outside its enum, pattern or range
-    is a 400 naming it."""
+    a parameter the endpoint does not take (a misspelt as_of would otherwise answer the current
+    totals as if they were the past), a missing required one, or a value outside its enum, pattern
+    or range is a 400 naming it."""
     parameters = OPENAPI["paths"][path]["get"].get("parameters", [])
     allowed = [p["name"] for p in parameters if p["in"] == "query"]
     unknown = sorted(set(request.query) - set(allowed))
     if unknown:
-        raise ApiError(400, f"unknown parameter {', '.join(unknown)}; this endpoint takes {', '.join(allowed) or 'none'}")
+        raise ApiError(
+            400,
+            f"unknown parameter {', '.join(unknown)}; this endpoint takes "
+            f"{', '.join(allowed) or 'none'}",
+        )
     for parameter in parameters:
         name = parameter["name"]
-        value = request.query.get(name) if parameter["in"] == "query" else request.match_info.get(name)
+        value = (
+            request.query.get(name) if parameter["in"] == "query" else request.match_info.get(name)
+        )
         if value is None:
             if parameter.get("required"):
                 raise ApiError(400, f"{name} is required")
@@ -54,7 +61,8 @@ def check_request(request: web.Request, path: str) -> None:
 
 
 def violation(value: str, schema: dict) -> str | None:
-    """What is wrong with a parameter's text under its schema (the subset the document uses), or None."""
+    """What is wrong with a parameter's text under its schema (the subset the document uses), or
+    None."""
     if "anyOf" in schema:
         problems = [violation(value, option) for option in schema["anyOf"]]
         return None if None in problems else " or ".join(p for p in problems if p)
@@ -78,10 +86,14 @@ def violation(value: str, schema: dict) -> str | None:
 def cache_key(path: str, query: Mapping[str, str]) -> str:
     """One entry per question, however it is spelled: parameters in order, whole numbers as numbers
     (`start=0007` is `start=7`)."""
-    normal = sorted((name, str(int(value)) if digits(value, 100) else value) for name, value in query.items())
+    normal = sorted(
+        (name, str(int(value)) if digits(value, 100) else value) for name, value in query.items()
+    )
     return path + "?" + "&".join(f"{name}={value}" for name, value in normal)
 
 
-def results_key(ballot: str, level: str | None, region: str | None, as_of: datetime | None = None) -> str:
+def results_key(
+    ballot: str, level: str | None, region: str | None, as_of: datetime | None = None
+) -> str:
     """One cache entry per view, however its query string is spelled."""
     return f"results:{ballot}:{level or ''}:{region or ''}:{as_of or ''}"

@@ -37,10 +37,15 @@ def resolve_scope(level: str | None, region: str | None) -> tuple[str, str]:
 
 
 def results(
-    client: Client, ballot: str, level: str | None = None, region: str | None = None, as_of: datetime | None = None
+    client: Client,
+    ballot: str,
+    level: str | None = None,
+    region: str | None = None,
+    as_of: datetime | None = None,
 ) -> dict:
-    """The regions at `level` within `region`, with their totals now or as they stood at `as_of`, and the
-    moment they are of (`as_of` in the answer: asking for that moment later gives the same totals)."""
+    """The regions at `level` within `region`, with their totals now or as they stood at `as_of`,
+    and the moment they are of (`as_of` in the answer: asking for that moment later gives the same
+    totals)."""
     level, prefix = resolve_scope(level, region)
     params = {"ballot": ballot, "level": level, "prefix": prefix}
     sums, moment = region_sums(client, ballot, level, prefix, as_of)
@@ -66,7 +71,9 @@ def results(
         registered = (
             dict(
                 client.query(
-                    "SELECT tps, dpt FROM registry_tps FINAL WHERE startsWith(tps, {prefix:String})", parameters=params
+                    "SELECT tps, dpt FROM registry_tps FINAL "
+                    "WHERE startsWith(tps, {prefix:String})",
+                    parameters=params,
                 ).result_rows
             )
             if sums
@@ -76,28 +83,47 @@ def results(
             if not sums[tps]["tps_reported"]:
                 continue
             e = entry(tps)
-            e.update(sums[tps], name=f"TPS {tps[-3:]}", tps_total=1, registered=registered.get(tps, 0))
+            e.update(
+                sums[tps], name=f"TPS {tps[-3:]}", tps_total=1, registered=registered.get(tps, 0)
+            )
             if ballot in PARTY_BALLOTS:
                 e["parties"] = party_totals(e["votes"])
-        if ballot in LEGISLATIVE and regions:  # a candidate's number means something in its dapil only
+        if (
+            ballot in LEGISLATIVE and regions
+        ):  # a candidate's number means something in its dapil only
             dapil_of = dict(
                 client.query(
-                    "SELECT arrayJoin(regions) AS region, dapil FROM registry_contests FINAL WHERE ballot = {ballot:String}",
+                    "SELECT arrayJoin(regions) AS region, dapil FROM registry_contests FINAL WHERE "
+                    "ballot = {ballot:String}",
                     parameters=params,
                 ).result_rows
             )
             for code, e in regions.items():
-                e["dapil"] = next((dapil_of[p] for p in (code[:2], code[:4], code[:6], code[:10]) if p in dapil_of), None)
-        return {"ballot": ballot, "level": level, "as_of": moment_text(moment), "regions": list(regions.values())}
+                e["dapil"] = next(
+                    (
+                        dapil_of[p]
+                        for p in (code[:2], code[:4], code[:6], code[:10])
+                        if p in dapil_of
+                    ),
+                    None,
+                )
+        return {
+            "ballot": ballot,
+            "level": level,
+            "as_of": moment_text(moment),
+            "regions": list(regions.values()),
+        }
 
     for code, name in client.query(
-        "SELECT code, name FROM regions FINAL WHERE level = {level:String} AND startsWith(code, {prefix:String}) ORDER BY code",
+        "SELECT code, name FROM regions FINAL WHERE level = {level:String} AND startsWith(code, "
+        "{prefix:String}) ORDER BY code",
         parameters=params,
     ).result_rows:
         entry(code)["name"] = name
     for code, total, registered in client.query(
         "SELECT region, tps_total, dpt_total FROM region_tps_total FINAL "
-        "WHERE ballot = {ballot:String} AND level = {level:String} AND startsWith(region, {prefix:String})",
+        "WHERE ballot = {ballot:String} AND level = {level:String} AND startsWith(region, "
+        "{prefix:String})",
         parameters=params,
     ).result_rows:
         entry(code).update(tps_total=total, registered=registered)
@@ -114,7 +140,8 @@ def choice_names(client: Client, ballot: str) -> dict[str, str]:
     candidate number names different people in different dapil, so it stays a code."""
     rows = client.query(
         "SELECT pair.1 AS code, groupUniqArray(pair.2) AS names FROM registry_contests FINAL "
-        "ARRAY JOIN arrayZip(choices, choice_names) AS pair WHERE ballot = {b:String} GROUP BY code",
+        "ARRAY JOIN arrayZip(choices, choice_names) AS pair "
+        "WHERE ballot = {b:String} GROUP BY code",
         parameters={"b": ballot},
     ).result_rows
     return {code: names[0] for code, names in rows if len(names) == 1}
@@ -126,8 +153,8 @@ def _nonzero(value: object) -> object:
 
 
 def read_truth(path: Path, progress: Callable[[int], object] | None = None) -> Iterator[dict]:
-    """The groups of a truth file (`truth.jsonl`, written by `tally simulate --out`), one line at a time;
-    `progress` hears how many bytes of it were read (five ballots' truth is ~4.6 GB)."""
+    """The groups of a truth file (`truth.jsonl`, written by `tally simulate --out`), one line at a
+    time; `progress` hears how many bytes of it were read (five ballots' truth is ~4.6 GB)."""
     done = 0
     with path.open("rb") as lines:
         for line in lines:
@@ -139,7 +166,8 @@ def read_truth(path: Path, progress: Callable[[int], object] | None = None) -> I
 
 
 def truth_groups(truth: Mapping | Iterable[dict]) -> Iterator[dict]:
-    """Groups from a truth file's lines, or from the merged form {"ballots": {ballot: {level: regions}}}."""
+    """Groups from a truth file's lines, or from the merged form {"ballots": {ballot: {level:
+    regions}}}."""
     if isinstance(truth, Mapping):
         for ballot, levels in truth["ballots"].items():
             for level, regions in levels.items():
@@ -158,23 +186,28 @@ def verify(
     tps_file: Path | None = None,
     progress: Callable[[int], object] | None = None,
 ) -> list[str]:
-    """Every difference between ClickHouse and the truth, at every level of every ballot (empty = exact).
-    One group of the truth at a time, against ClickHouse's results for the same scope: a level is read
-    whole once (the TPS level a province at a time), so a five-ballot night takes tens of queries a
-    ballot, not several per province. A TPS that ClickHouse counts in a province the truth does not
-    list shows at province level.
+    """Every difference between ClickHouse and the truth, at every level of every ballot (empty =
+    exact). One group of the truth at a time, against ClickHouse's results for the same scope: a
+    level is read whole once (the TPS level a province at a time), so a five-ballot night takes tens
+    of queries a ballot, not several per province. A TPS that ClickHouse counts in a province the
+    truth does not list shows at province level.
 
-    A truth written by `tally simulate --out` leaves its TPS to `tps_file` (`truth-tps.jsonl`), compared
-    in ClickHouse with the votes of villages and districts (read.verify_tps; `progress` hears how many
-    of its bytes were loaded); its district and village lines then carry only their TPS totals."""
+    A truth written by `tally simulate --out` leaves its TPS to `tps_file` (`truth-tps.jsonl`),
+    compared in ClickHouse with the votes of villages and districts (read.verify_tps; `progress`
+    hears how many of its bytes were loaded); its district and village lines then carry only their
+    TPS totals."""
     differences: list[str] = []
     whole: dict[tuple[str, str], dict[str, dict]] = {}  # (ballot, level) -> region -> results
     dapils: dict[str, tuple] = {}  # ballot -> its dapils' totals, read once for totals and seats
     choices: dict[str, dict[str, list[str]]] = {}  # ballot -> dapil -> choices, to read tps_file by
-    tps_totals: dict[tuple[str, str], dict[str, int]] = {}  # (ballot, level) -> region -> TPS holding it
+    tps_totals: dict[
+        tuple[str, str], dict[str, int]
+    ] = {}  # (ballot, level) -> region -> TPS holding it
     for group in truth_groups(truth):
         if group["level"] == "seats":
-            differences += _seat_differences(client, group["ballot"], group["seats"], dapils.pop(group["ballot"], None))
+            differences += _seat_differences(
+                client, group["ballot"], group["seats"], dapils.pop(group["ballot"], None)
+            )
             continue
         if group["level"] == "choices":
             choices[group["ballot"]] = choices_of(group)
@@ -185,7 +218,8 @@ def verify(
                 tps_totals.clear()  # a ballot's levels at a time
                 tps_totals[key] = _tps_totals(client, *key)
             differences += [
-                f"{key[0]} {key[1]} {code} tps_total: expected {n}, ClickHouse has {tps_totals[key].get(code)}"
+                f"{key[0]} {key[1]} {code} tps_total: expected {n}, ClickHouse has "
+                f"{tps_totals[key].get(code)}"
                 for code, n in group["tps_total"].items()
                 if tps_totals[key].get(code) != n
             ]
@@ -193,58 +227,84 @@ def verify(
         ballot, level, expected = group["ballot"], group["level"], group["regions"]
         if level == "dapil":
             dapils[ballot] = dapil_totals(client, ballot)
-            held = {code: {**t, "parties": party_totals(t["votes"])} for code, t in dapils[ballot][0].items()}
+            held = {
+                code: {**t, "parties": party_totals(t["votes"])}
+                for code, t in dapils[ballot][0].items()
+            }
         elif level == "tps":  # a province's TPS at a time: the only level too large to hold whole
             # The sums `results` serves, without what it adds for readers (names, parties, dapils):
             # the truth of a TPS is its votes, invalid and tps_reported.
             held = region_sums(client, ballot, level, group.get("scope") or "")[0]
-        else:  # the whole level once (a handful of queries), each group compared with its part of it
+        # the whole level once (a handful of queries), each group compared with its part of it
+        else:
             if whole and next(iter(whole))[0] != ballot:
-                whole.clear()  # the truth comes a ballot at a time: hold one ballot's levels at most
+                # the truth comes a ballot at a time: hold one ballot's levels at most
+                whole.clear()
             if (ballot, level) not in whole:
-                whole[(ballot, level)] = {r["code"]: r for r in results(client, ballot, level)["regions"]}
-            held = {c: r for c, r in whole[(ballot, level)].items() if c.startswith(group.get("scope") or "")}
-        for code in sorted(set(expected) | {c for c, r in held.items() if r["tps_reported"] or r["votes"]}):
+                whole[(ballot, level)] = {
+                    r["code"]: r for r in results(client, ballot, level)["regions"]
+                }
+            held = {
+                c: r
+                for c, r in whole[(ballot, level)].items()
+                if c.startswith(group.get("scope") or "")
+            }
+        for code in sorted(
+            set(expected) | {c for c, r in held.items() if r["tps_reported"] or r["votes"]}
+        ):
             want = expected.get(code, {"votes": {}, "invalid": 0, "tps_reported": 0})
             got = held.get(code, {"votes": {}, "invalid": 0, "tps_reported": 0, "tps_total": 0})
             for field in ("votes", "parties", "invalid", "tps_reported", "tps_total"):
-                if field in want and want[field] != got.get(field) and _nonzero(want[field]) != _nonzero(got.get(field)):
+                if (
+                    field in want
+                    and want[field] != got.get(field)
+                    and _nonzero(want[field]) != _nonzero(got.get(field))
+                ):
                     differences.append(
-                        f"{ballot} {level} {code} {field}: expected {want[field]}, ClickHouse has {got.get(field)}"
+                        f"{ballot} {level} {code} {field}: expected {want[field]}, ClickHouse has "
+                        f"{got.get(field)}"
                     )
     if tps_file is not None:
         with TruthTable(client, choices) as table:
             table.load(tps_file, progress)
             for ballot in choices:
                 differences += table.differences(ballot, max_report)
-    return differences[:max_report] + ([f"... and {len(differences) - max_report} more"] if len(differences) > max_report else [])
+    return differences[:max_report] + (
+        [f"... and {len(differences) - max_report} more"] if len(differences) > max_report else []
+    )
 
 
 def _tps_totals(client: Client, ballot: str, level: str) -> dict[str, int]:
     return dict(
         client.query(
-            "SELECT region, tps_total FROM region_tps_total FINAL WHERE ballot = {b:String} AND level = {l:String}",
+            "SELECT region, tps_total FROM region_tps_total FINAL WHERE ballot = {b:String} AND "
+            "level = {l:String}",
             parameters={"b": ballot, "l": level},
         ).result_rows
     )
 
 
-def _seat_differences(client: Client, ballot: str, expected: dict, totals: dict[str, dict] | None) -> list[str]:
-    """Seats computed from ClickHouse's totals (`totals`: the dapil totals verify already read, if it
-    did) against the truth's (its own sums, the same threshold): seats per party nationally and in each
-    body, and each dapil's party seats and elected candidates."""
+def _seat_differences(
+    client: Client, ballot: str, expected: dict, totals: dict[str, dict] | None
+) -> list[str]:
+    """Seats computed from ClickHouse's totals (`totals`: the dapil totals verify already read, if
+    it did) against the truth's (its own sums, the same threshold): seats per party nationally and
+    in each body, and each dapil's party seats and elected candidates."""
     threshold = None if expected["threshold"] is None else Fraction(str(expected["threshold"]))
     held = ballot_view(client, ballot, threshold, totals)["seats"]
     differences = []
     for key in ("national", "bodies"):
         if held[key] != expected[key]:
-            differences.append(f"{ballot} seats {key}: expected {expected[key]}, ClickHouse gives {held[key]}")
+            differences.append(
+                f"{ballot} seats {key}: expected {expected[key]}, ClickHouse gives {held[key]}"
+            )
     held_dapils = {d["dapil"]: d for d in held["dapils"]}
     for want in expected["dapils"]:
         got = held_dapils.get(want["dapil"], {})
         for field in ("parties", "elected"):
             if got.get(field) != want[field]:
                 differences.append(
-                    f"{ballot} seats {want['dapil']} {field}: expected {want[field]}, ClickHouse gives {got.get(field)}"
+                    f"{ballot} seats {want['dapil']} {field}: expected {want[field]}, ClickHouse "
+                    f"gives {got.get(field)}"
                 )
     return differences

@@ -1,5 +1,5 @@
-"""What a reader may ask about: a ballot, a region, a dapil. Each check names what is wrong, with the
-HTTP status it means (400: malformed or of another ballot; 404: well formed but unknown)."""
+"""What a reader may ask about: a ballot, a region, a dapil. Each check names what is wrong, with
+the HTTP status it means (400: malformed or of another ballot; 404: well formed but unknown)."""
 
 from __future__ import annotations
 
@@ -36,17 +36,25 @@ def check_region(client: Client, region: str | None) -> str:
         raise ScopeError(str(exc), 400) from None
     if not digits(region, 13):
         raise ScopeError(f"{region!r} is not a region code (digits only, or {NATIONAL})", 400)
-    known = client.command("SELECT count() FROM regions WHERE code = {c:String}", parameters={"c": region}) or (
-        len(region) == 13 and client.command("SELECT count() FROM registry_tps WHERE tps = {c:String}", parameters={"c": region})
+    known = client.command(
+        "SELECT count() FROM regions WHERE code = {c:String}", parameters={"c": region}
+    ) or (
+        len(region) == 13
+        and client.command(
+            "SELECT count() FROM registry_tps WHERE tps = {c:String}", parameters={"c": region}
+        )
     )
     if not known:
         raise ScopeError(f"unknown region {region}", 404)
     return region
 
 
-def change_regions(client: Client, ballot: str, region: str | None, dapil: str | None) -> tuple[list[str] | None, str]:
-    """What a change feed covers: the code prefixes of a dapil's regions (None: everywhere), and a region
-    the changes must also lie in ('' for the nation). Both given: the part of the dapil in the region."""
+def change_regions(
+    client: Client, ballot: str, region: str | None, dapil: str | None
+) -> tuple[list[str] | None, str]:
+    """What a change feed covers: the code prefixes of a dapil's regions (None: everywhere), and a
+    region the changes must also lie in ('' for the nation). Both given: the part of the dapil in
+    the region."""
     check_ballot(ballot)
     code = check_region(client, region)
     return (list(check_dapil(client, ballot, dapil)["regions"]) if dapil else None), code

@@ -1,6 +1,6 @@
-"""Slow clients closed: the API serves many readers on one event loop, and a connection that sends its
-request a byte a minute (or never) would hold its socket and memory for ever (aiohttp bounds neither
-the time to a request's headers nor, before the first request, a connection's idle time).
+"""Slow clients closed: the API serves many readers on one event loop, and a connection that sends
+its request a byte a minute (or never) would hold its socket and memory for ever (aiohttp bounds
+neither the time to a request's headers nor, before the first request, a connection's idle time).
 
 Every connection has one deadline at a time: its request's headers must be in within `header_s` of
 the connection opening or of its previous answer (which also bounds a kept-alive connection's idle
@@ -32,7 +32,9 @@ class Deadlines:
         if transport is None or transport.is_closing():
             return
         self.disarm(transport)
-        self.timers[transport] = asyncio.get_running_loop().call_later(self.header_s, self._expire, transport)
+        self.timers[transport] = asyncio.get_running_loop().call_later(
+            self.header_s, self._expire, transport
+        )
 
     def disarm(self, transport: asyncio.BaseTransport | None) -> None:
         timer = self.timers.pop(transport, None) if transport is not None else None
@@ -41,7 +43,8 @@ class Deadlines:
 
     def _expire(self, transport: asyncio.BaseTransport) -> None:
         self.timers.pop(transport, None)
-        transport.abort()  # abort, not close: a client that reads nothing would hold a close for ever
+        # abort, not close: a client that reads nothing would hold a close for ever
+        transport.abort()
 
 
 DEADLINES = web.AppKey("deadlines", Deadlines)
@@ -81,7 +84,9 @@ def middleware(deadlines: Deadlines) -> Callable:
     """No deadline while a request is answered; the next one armed once it is."""
 
     @web.middleware
-    async def timed(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+    async def timed(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ):
         deadlines.disarm(request.transport)
         try:
             return await handler(request)

@@ -1,4 +1,5 @@
-"""`verify` of the fine levels in ClickHouse: the truth's TPS loaded beside the totals and compared there.
+"""`verify` of the fine levels in ClickHouse: the truth's TPS loaded beside the totals and compared
+there.
 
 Held in Python, a national five-ballot night's TPS level is 4.1M dicts on each side (the truth's and
 ClickHouse's), and verify took 7.5 minutes. Here the truth's TPS (`truth-tps.jsonl`: counts in the
@@ -10,8 +11,8 @@ statements:
     12 s a legislative ballot nationally, this 1 s), zero votes add nothing, and two TPS that differ
     by any vector of votes have the same fingerprint with a chance of about 2^-64. Invalid and
     tps_reported are compared beside it;
-  * village and district: tps_reported, invalid and all votes summed by code prefix, so a TPS counted
-    in another region's place shows there too.
+  * village and district: tps_reported, invalid and all votes summed by code prefix, so a TPS
+    counted in another region's place shows there too.
 Only the differing TPS (at most `max_report`) are read back whole, to say what differs.
 """
 
@@ -55,16 +56,20 @@ class TruthTable:
 
     def __enter__(self) -> TruthTable:
         self.client.command(
-            f"CREATE TABLE {self.name} (ballot LowCardinality(String), tps String, event_id String, dapil String, "
+            f"CREATE TABLE {self.name} (ballot LowCardinality(String), tps String, event_id "
+            "String, dapil String, "
             "counts Array(UInt32), invalid UInt32) ENGINE = MergeTree ORDER BY (ballot, tps)"
         )
         self.client.command(
-            f"CREATE TABLE {self.name}_choices (ballot LowCardinality(String), dapil String, choices Array(String)) "
+            f"CREATE TABLE {self.name}_choices (ballot LowCardinality(String), dapil String, "
+            "choices Array(String)) "
             "ENGINE = MergeTree ORDER BY (ballot, dapil)"
         )
         rows = [(b, d, c) for b, dapils in self.choices.items() for d, c in dapils.items()]
         if rows:
-            self.client.insert(f"{self.name}_choices", rows, column_names=["ballot", "dapil", "choices"])
+            self.client.insert(
+                f"{self.name}_choices", rows, column_names=["ballot", "dapil", "choices"]
+            )
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -76,7 +81,8 @@ class TruthTable:
             self.client.raw_insert(self.name, insert_block=chunk, fmt="JSONEachRow")
 
     def differences(self, ballot: str, max_report: int) -> list[str]:
-        """What differs between the truth and ClickHouse at the TPS, village and district levels of a ballot."""
+        """What differs between the truth and ClickHouse at the TPS, village and district levels of
+        a ballot."""
         found = self._tps_differences(ballot, max_report)
         for level in ("village", "district"):
             found += self._region_differences(ballot, level, max_report)
@@ -86,12 +92,17 @@ class TruthTable:
         want = FINGERPRINT.format(choices="c.choices", votes="t.counts")
         got = FINGERPRINT.format(choices="mapKeys(deltas)", votes="mapValues(deltas)")
         sql = (
-            f"SELECT tps FROM (SELECT t.tps AS tps, {want} AS fp, toInt64(t.invalid) AS invalid, toInt64(1) AS reported "
-            f"FROM {self.name} AS t INNER JOIN {self.name}_choices AS c ON t.ballot = c.ballot AND t.dapil = c.dapil "
+            f"SELECT tps FROM (SELECT t.tps AS tps, {want} AS fp, toInt64(t.invalid) AS invalid, "
+            "toInt64(1) AS reported "
+            f"FROM {self.name} AS t INNER JOIN {self.name}_choices AS c ON t.ballot = c.ballot AND "
+            "t.dapil = c.dapil "
             "WHERE t.ballot = {b:String}) AS want "
-            f"FULL OUTER JOIN (SELECT region AS tps, sum({got}) AS fp, sum(invalid) AS invalid, sum(tps_reported) AS reported "
-            f"FROM region_totals WHERE ballot = {{b:String}} AND level = '{TPS_LEVEL}' GROUP BY tps) "
-            "AS got USING tps WHERE want.fp != got.fp OR want.invalid != got.invalid OR want.reported != got.reported "
+            f"FULL OUTER JOIN (SELECT region AS tps, sum({got}) AS fp, sum(invalid) AS invalid, "
+            "sum(tps_reported) AS reported "
+            f"FROM region_totals WHERE ballot = {{b:String}} AND level = '{TPS_LEVEL}' GROUP BY "
+            "tps) "
+            "AS got USING tps WHERE want.fp != got.fp OR want.invalid != got.invalid OR "
+            "want.reported != got.reported "
             "ORDER BY tps LIMIT {n:UInt32}"
         )
         codes = [tps for (tps,) in self._query(sql, ballot, max_report)]
@@ -99,15 +110,23 @@ class TruthTable:
 
     def _tps_detail(self, ballot: str, tps: str) -> list[str]:
         rows = self.client.query(
-            f"SELECT c.choices, t.counts, t.invalid FROM {self.name} AS t INNER JOIN {self.name}_choices AS c "
-            "ON t.ballot = c.ballot AND t.dapil = c.dapil WHERE t.ballot = {b:String} AND t.tps = {tps:String}",
+            f"SELECT c.choices, t.counts, t.invalid FROM {self.name} AS t INNER JOIN "
+            f"{self.name}_choices AS c "
+            "ON t.ballot = c.ballot AND t.dapil = c.dapil WHERE t.ballot = {b:String} AND t.tps = "
+            "{tps:String}",
             parameters={"b": ballot, "tps": tps},
         ).result_rows
         want = {"votes": {}, "invalid": 0, "tps_reported": 0}
         if rows:
             choices, counts, invalid = rows[0]
-            want = {"votes": {c: n for c, n in zip(choices, counts, strict=True) if n}, "invalid": invalid, "tps_reported": 1}
-        got = region_sums(self.client, ballot, TPS_LEVEL, tps)[0].get(tps, {"votes": {}, "invalid": 0, "tps_reported": 0})
+            want = {
+                "votes": {c: n for c, n in zip(choices, counts, strict=True) if n},
+                "invalid": invalid,
+                "tps_reported": 1,
+            }
+        got = region_sums(self.client, ballot, TPS_LEVEL, tps)[0].get(
+            tps, {"votes": {}, "invalid": 0, "tps_reported": 0}
+        )
         return [
             f"{ballot} tps {tps} {field}: expected {want[field]}, ClickHouse has {got.get(field)}"
             for field in ("votes", "invalid", "tps_reported")
@@ -117,13 +136,19 @@ class TruthTable:
     def _region_differences(self, ballot: str, level: str, max_report: int) -> list[str]:
         width = PREFIX_LENGTH[level]
         sql = (
-            f"SELECT code, want.reported, got.reported, want.invalid, got.invalid, want.votes, got.votes FROM ("
-            f"SELECT substring(tps, 1, {width}) AS code, toInt64(count()) AS reported, toInt64(sum(invalid)) AS invalid, "
-            f"toInt64(sum(arraySum(counts))) AS votes FROM {self.name} WHERE ballot = {{b:String}} GROUP BY code) AS want "
-            f"FULL OUTER JOIN (SELECT substring(region, 1, {width}) AS code, sum(tps_reported) AS reported, "
+            "SELECT code, want.reported, got.reported, want.invalid, got.invalid, want.votes, "
+            "got.votes FROM ("
+            f"SELECT substring(tps, 1, {width}) AS code, toInt64(count()) AS reported, "
+            "toInt64(sum(invalid)) AS invalid, "
+            f"toInt64(sum(arraySum(counts))) AS votes FROM {self.name} WHERE ballot = {{b:String}} "
+            "GROUP BY code) AS want "
+            f"FULL OUTER JOIN (SELECT substring(region, 1, {width}) AS code, sum(tps_reported) AS "
+            "reported, "
             "sum(invalid) AS invalid, sum(arraySum(mapValues(deltas))) AS votes FROM region_totals "
-            f"WHERE ballot = {{b:String}} AND level = '{TPS_LEVEL}' GROUP BY code) AS got USING code "
-            "WHERE want.reported != got.reported OR want.invalid != got.invalid OR want.votes != got.votes "
+            f"WHERE ballot = {{b:String}} AND level = '{TPS_LEVEL}' GROUP BY code) AS got USING "
+            "code "
+            "WHERE want.reported != got.reported OR want.invalid != got.invalid OR want.votes != "
+            "got.votes "
             "ORDER BY code LIMIT {n:UInt32}"
         )
         found = []
@@ -131,7 +156,9 @@ class TruthTable:
         for code, *pairs in self._query(sql, ballot, max_report):
             for field, want, got in zip(fields, pairs[::2], pairs[1::2], strict=True):
                 if want != got:
-                    found.append(f"{ballot} {level} {code} {field}: expected {want}, ClickHouse has {got}")
+                    found.append(
+                        f"{ballot} {level} {code} {field}: expected {want}, ClickHouse has {got}"
+                    )
         return found
 
     def _query(self, sql: str, ballot: str, limit: int) -> list[tuple]:

@@ -16,12 +16,29 @@ from tests.conftest import api_server, get, tally
 def api(pipeline, workers, tmp_path):
     workers.start()
     out = tmp_path / "d"
-    tally(pipeline, "simulate", "--tps", "600", "--seed", "8", "--invalid", "0.05", "--duplicates", "0.05", "--out", str(out))
+    tally(
+        pipeline,
+        "simulate",
+        "--tps",
+        "600",
+        "--seed",
+        "8",
+        "--invalid",
+        "0.05",
+        "--duplicates",
+        "0.05",
+        "--out",
+        str(out),
+    )
     events = (out / "events.jsonl").read_bytes().splitlines()
     wait_caught_up(pipeline, len(events), timeout_s=120)
     with api_server(pipeline) as port:
         truth = merge_truth(read_truth(out / "truth.jsonl"))["ballots"]["PPWP"]
-        yield port, {**truth, "tps": tps_truth(out / "truth.jsonl", out / "truth-tps.jsonl", "PPWP")}, events
+        yield (
+            port,
+            {**truth, "tps": tps_truth(out / "truth.jsonl", out / "truth-tps.jsonl", "PPWP")},
+            events,
+        )
 
 
 def test_results_endpoint_equals_the_cli_and_adds_percent_and_turnout(api, pipeline):
@@ -32,14 +49,22 @@ def test_results_endpoint_equals_the_cli_and_adds_percent_and_turnout(api, pipel
         c: r["votes"] for c, r in truth["province"].items()
     }
     cli = orjson.loads(tally(pipeline, "results", "--level", "province", "--json").stdout)
-    assert [{k: r[k] for k in ("code", "votes", "tps_reported", "tps_total", "invalid")} for r in body["regions"]] == [
-        {k: r[k] for k in ("code", "votes", "tps_reported", "tps_total", "invalid")} for r in cli["regions"]
+    assert [
+        {k: r[k] for k in ("code", "votes", "tps_reported", "tps_total", "invalid")}
+        for r in body["regions"]
+    ] == [
+        {k: r[k] for k in ("code", "votes", "tps_reported", "tps_total", "invalid")}
+        for r in cli["regions"]
     ]
     national = get(port, "/api/results")[1]["regions"][0]
-    assert national["percent_reported"] == round(100 * national["tps_reported"] / national["tps_total"], 2)
+    assert national["percent_reported"] == round(
+        100 * national["tps_reported"] / national["tps_total"], 2
+    )
     assert 50 < national["turnout"] < 100 and national["valid"] == sum(national["votes"].values())
     children = get(port, "/api/results?region=32")[1]
-    assert children["level"] == "regency" and all(r["code"].startswith("32") for r in children["regions"])
+    assert children["level"] == "regency" and all(
+        r["code"].startswith("32") for r in children["regions"]
+    )
 
 
 def test_tps_endpoint_shows_the_tally_and_its_history(api):
@@ -61,20 +86,26 @@ def test_anomalies_roll_up_rejections(api):
 
 def test_errors_are_json_with_a_message(api):
     port, _, _ = api
-    assert get(port, "/api/results?ballot=XYZ") == (400, {"error": "ballot: must be one of PPWP, DPR, DPD, DPRD_PROV, DPRD_KAB"})
+    assert get(port, "/api/results?ballot=XYZ") == (
+        400,
+        {"error": "ballot: must be one of PPWP, DPR, DPD, DPRD_PROV, DPRD_KAB"},
+    )
     status, body = get(port, "/api/results?region=99")
     assert status == 404 and "unknown region 99" in body["error"]
     assert get(port, "/api/tps/12")[0] == 400
     assert get(port, "/api/tps/9999999999999")[0] == 404
     assert get(port, "/api/results?as_of=21:00")[0] == 400  # a moment without a date or offset
-    status, body = get(port, "/api/results?asof=1707919200")  # misspelt: not silently the current totals
+    status, body = get(
+        port, "/api/results?asof=1707919200"
+    )  # misspelt: not silently the current totals
     assert status == 400 and "unknown parameter asof" in body["error"]
     assert get(port, "/api/changes?limit=0")[0] == 400
     assert get(port, "/api/changes?since=yesterday")[0] == 400
     assert get(port, "/api/export/PPWP/dapil/votes.csv")[0] == 404  # PPWP has no dapils
     assert get(port, "/api/export/PPWP/province/votes.csv?format=AAA")[0] == 400
-    # Whole numbers and codes are ASCII digits only: '²', Arabic-Indic and full-width digits are refused,
-    # and no number too long for ClickHouse's UInt64 reaches it (each gave a 500 or was taken as another).
+    # Whole numbers and codes are ASCII digits only: '²', Arabic-Indic and full-width digits are
+    # refused, and no number too long for ClickHouse's UInt64 reaches it (each gave a 500 or was
+    # taken as another).
     from urllib.parse import quote
 
     for path in (
@@ -118,7 +149,8 @@ def test_results_name_the_pairs(api):
 
 def test_a_costly_view_is_kept_ten_times_what_it_took_to_build():
     """The cache's refresh policy, on its own: no broker or ClickHouse, and a clock the test moves,
-    so that a slow machine cannot stretch a sleep and fail it (a real 0.1 s sleep once took 0.115 s)."""
+    so that a slow machine cannot stretch a sleep and fail it (a real 0.1 s sleep once took 0.115
+    s)."""
     import asyncio
 
     from streams.read.cache import ResponseCache
@@ -145,7 +177,9 @@ def test_a_costly_view_is_kept_ten_times_what_it_took_to_build():
 
     before, cache = asyncio.run(scenario())
     assert before["cheap"][0] == pytest.approx(1000.0 + 0.05)  # the minimum ttl
-    assert before["costly"][0] == pytest.approx(1000.0 + 0.1 + 10 * 0.1)  # finished + 10 x what it took
+    assert before["costly"][0] == pytest.approx(
+        1000.0 + 0.1 + 10 * 0.1
+    )  # finished + 10 x what it took
     assert cache.entries["costly"][0] == pytest.approx(now[0] + 10 * 0.3)
 
 
@@ -157,13 +191,23 @@ def test_the_cache_is_keyed_by_the_question_not_its_spelling_and_bounded_in_byte
     from streams.read.cache import ResponseCache
     from streams.read.requests import cache_key
 
-    spellings = {cache_key("/api/log/leaves", {"start": "0" * n, "end": "10000"}) for n in range(1, 81)}
+    spellings = {
+        cache_key("/api/log/leaves", {"start": "0" * n, "end": "10000"}) for n in range(1, 81)
+    }
     assert spellings == {"/api/log/leaves?end=10000&start=0"}
-    assert cache_key("/x", {"b": "2", "a": "01"}) == cache_key("/x", {"a": "1", "b": "2"}) == "/x?a=1&b=2"
-    assert cache_key("/x", {"a": "٣١"}) != cache_key("/x", {"a": "31"})  # not ASCII: not a number, refused later
+    assert (
+        cache_key("/x", {"b": "2", "a": "01"})
+        == cache_key("/x", {"a": "1", "b": "2"})
+        == "/x?a=1&b=2"
+    )
+    assert cache_key("/x", {"a": "٣١"}) != cache_key(
+        "/x", {"a": "31"}
+    )  # not ASCII: not a number, refused later
 
     async def flood() -> ResponseCache:
-        cache = ResponseCache(ttl=60, clock=lambda: 0.0, max_bytes=10_000, size_of=lambda body: body["size"])
+        cache = ResponseCache(
+            ttl=60, clock=lambda: 0.0, max_bytes=10_000, size_of=lambda body: body["size"]
+        )
         for i in range(500):
             await cache.get(f"q{i}", lambda: {"size": 1_000})
             assert cache.bytes <= 10_000 and len(cache.entries) <= 10
@@ -176,8 +220,9 @@ def test_the_cache_is_keyed_by_the_question_not_its_spelling_and_bounded_in_byte
 
 
 def test_a_flood_of_exports_gets_503_with_retry_after_and_never_freezes_the_other_answers(api):
-    """200 exports at once, as an attacker (or a newsroom's script) would send them: each is streamed
-    or refused at once with 503 and Retry-After, none hangs, and an uncached answer comes meanwhile."""
+    """200 exports at once, as an attacker (or a newsroom's script) would send them: each is
+    streamed or refused at once with 503 and Retry-After, none hangs, and an uncached answer comes
+    meanwhile."""
     import time
     import urllib.error
     import urllib.request
@@ -199,22 +244,31 @@ def test_a_flood_of_exports_gets_503_with_retry_after_and_never_freezes_the_othe
         flood = [pool.submit(export, i) for i in range(200)]
         time.sleep(0.2)
         started = time.monotonic()
-        status, body = get(port, f"/api/tps/{next(codes)}", timeout=30)  # never asked before: not cached
+        status, body = get(
+            port, f"/api/tps/{next(codes)}", timeout=30
+        )  # never asked before: not cached
         answered_s = time.monotonic() - started
         outcomes = [f.result(timeout=180) for f in flood]
     assert status == 200 and body["tallies"], body
     assert {s for s, _ in outcomes} <= {200, 503} and any(s == 503 for s, _ in outcomes)
     assert all(after == "5" for s, after in outcomes if s == 503)
-    assert answered_s < 30  # it did not wait for the flood (measured in benchmarks, not held to a time here)
-    assert get(port, f"/api/tps/{next(codes)}", timeout=10)[0] == 200  # and the API is whole afterwards
+    assert (
+        answered_s < 30
+    )  # it did not wait for the flood (measured in benchmarks, not held to a time here)
+    assert (
+        get(port, f"/api/tps/{next(codes)}", timeout=10)[0] == 200
+    )  # and the API is whole afterwards
 
 
 @pytest.mark.parametrize("block", [True, False], ids=["error-block", "connection-ends"])
-def test_an_export_that_clickhouse_fails_midway_ends_cut_and_its_manifest_cannot_match(api, pipeline, block, tmp_path):
-    """ClickHouse fails once an export's body has begun (tests.faults: the real server's bytes, then its
-    error block or only the end of the connection): the API's answer ends without its terminating
-    chunk, so the reader's client reports it cut; none of the error's text is in the bytes; the
-    manifest asked through the failing server is a 503, and the true manifest does not match the cut file."""
+def test_an_export_that_clickhouse_fails_midway_ends_cut_and_its_manifest_cannot_match(
+    api, pipeline, block, tmp_path
+):
+    """ClickHouse fails once an export's body has begun (tests.faults: the real server's bytes, then
+    its error block or only the end of the connection): the API's answer ends without its
+    terminating chunk, so the reader's client reports it cut; none of the error's text is in the
+    bytes; the manifest asked through the failing server is a 503, and the true manifest does not
+    match the cut file."""
     import hashlib
     import http.client
     import urllib.request
@@ -224,33 +278,48 @@ def test_an_export_that_clickhouse_fails_midway_ends_cut_and_its_manifest_cannot
     from tests.faults import cutting_proxy
 
     port, _, _ = api
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/export/PPWP/village/votes.csv", timeout=60) as answer:
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{port}/api/export/PPWP/village/votes.csv", timeout=60
+    ) as answer:
         full, moment = answer.read(), answer.headers["X-Tally-As-Of"]
     upstream = urlparse(pipeline.clickhouse)
     reader = servers.clickhouse_users(pipeline)[servers.READER]
-    with cutting_proxy(f"http://{upstream.hostname}:{upstream.port}", after=len(full) // 2, block=block) as proxy:
-        lying = pipeline.override(clickhouse=f"http://{servers.READER}:{reader}@127.0.0.1:{proxy}{upstream.path}")
+    with cutting_proxy(
+        f"http://{upstream.hostname}:{upstream.port}", after=len(full) // 2, block=block
+    ) as proxy:
+        lying = pipeline.override(
+            clickhouse=f"http://{servers.READER}:{reader}@127.0.0.1:{proxy}{upstream.path}"
+        )
         with api_server(lying) as cut_port:
             votes = f"http://127.0.0.1:{cut_port}/api/export/PPWP/village/votes.csv?as_of={moment}"
-            with pytest.raises(http.client.IncompleteRead) as cut, urllib.request.urlopen(votes) as a:
+            with (
+                pytest.raises(http.client.IncompleteRead) as cut,
+                urllib.request.urlopen(votes) as a,
+            ):
                 a.read()
             status, body = get(cut_port, f"/api/export/PPWP/village/MANIFEST.json?as_of={moment}")
         out = tmp_path / "cut-export"
-        cli = tally(lying, "export", "--out", str(out), "--level", "village", "--as-of", moment, check=False)
-    assert cli.returncode == 1 and b"failed midway" in cli.stderr and not list(out.glob("*")), cli.stderr
+        cli = tally(
+            lying, "export", "--out", str(out), "--level", "village", "--as-of", moment, check=False
+        )
+    assert cli.returncode == 1 and b"failed midway" in cli.stderr and not list(out.glob("*")), (
+        cli.stderr
+    )
     partial = cut.value.partial
     assert len(partial) < len(full) and full.startswith(partial)
     assert b"Exception" not in partial and b"__exception__" not in partial
     assert status == 503 and "failed" in body["error"]
     manifest = get(port, f"/api/export/PPWP/village/MANIFEST.json?as_of={moment}")[1]
     entry = next(f for f in manifest["files"] if f["name"] == "votes.csv")
-    assert entry["sha256"] == hashlib.sha256(full).hexdigest() != hashlib.sha256(partial).hexdigest()
+    assert (
+        entry["sha256"] == hashlib.sha256(full).hexdigest() != hashlib.sha256(partial).hexdigest()
+    )
 
 
 def test_slow_clients_are_closed_and_never_hold_the_others(api, pipeline):
-    """200 connections that send half a request's headers and then nothing, one that sends nothing at
-    all, and one that dribbles a body no handler reads: the others are answered meanwhile, and every
-    one of them is closed within the header timeout (here 2 s) plus the lingering bound."""
+    """200 connections that send half a request's headers and then nothing, one that sends nothing
+    at all, and one that dribbles a body no handler reads: the others are answered meanwhile, and
+    every one of them is closed within the header timeout (here 2 s) plus the lingering bound."""
     import socket
     import time
     from dataclasses import replace
@@ -261,7 +330,9 @@ def test_slow_clients_are_closed_and_never_hold_the_others(api, pipeline):
             s.sendall(b"GET /api/results?ballot=PPWP HTTP/1.1\r\nHost: x\r\n")
         silent = socket.create_connection(("127.0.0.1", port))
         dribble = socket.create_connection(("127.0.0.1", port))
-        dribble.sendall(b"GET /api/openapi.json HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nx")
+        dribble.sendall(
+            b"GET /api/openapi.json HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nx"
+        )
         opened = time.monotonic()
         assert get(port, "/api/results?ballot=PPWP&level=province", timeout=30)[0] == 200
         closed = 0
@@ -280,9 +351,9 @@ def test_slow_clients_are_closed_and_never_hold_the_others(api, pipeline):
 
 
 def test_turnout_is_over_the_tps_that_reported_now_and_as_of_any_moment(api):
-    """A third of the night in, turnout divides the voters by the DPT of the TPS that reported, not of
-    all: the province's registered_reported is its reporting TPS's DPT (read at the TPS level from the
-    registry), now and as of that moment, and the nation's is below its whole DPT then."""
+    """A third of the night in, turnout divides the voters by the DPT of the TPS that reported, not
+    of all: the province's registered_reported is its reporting TPS's DPT (read at the TPS level
+    from the registry), now and as of that moment, and the nation's is below its whole DPT then."""
     port, _, _ = api
     feed = get(port, "/api/changes?ballot=PPWP&limit=10000")[1]["changes"]
     third = feed[len(feed) // 3]["decided_at"]
@@ -290,8 +361,17 @@ def test_turnout_is_over_the_tps_that_reported_now_and_as_of_any_moment(api):
         provinces = get(port, f"/api/results?level=province{as_of}")[1]["regions"]
         province = max(provinces, key=lambda r: r["tps_reported"])
         tps = get(port, f"/api/results?region={province['code']}&level=tps{as_of}")[1]["regions"]
-        assert province["registered_reported"] == sum(r["registered"] for r in tps if r["tps_reported"]) > 0
-        assert province["turnout"] == round(100 * province["voters"] / province["registered_reported"], 2)
+        assert (
+            province["registered_reported"]
+            == sum(r["registered"] for r in tps if r["tps_reported"])
+            > 0
+        )
+        assert province["turnout"] == round(
+            100 * province["voters"] / province["registered_reported"], 2
+        )
     then = get(port, f"/api/results?level=national&as_of={third}")[1]["regions"][0]
-    assert then["tps_reported"] < then["tps_total"] and then["registered_reported"] < then["registered"]
+    assert (
+        then["tps_reported"] < then["tps_total"]
+        and then["registered_reported"] < then["registered"]
+    )
     assert 50 < then["turnout"] < 100  # over all TPS it would read about a third of that

@@ -21,7 +21,17 @@ SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
 
 def schemathesis(location: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [SCHEMATHESIS, "run", location, "--seed", "16", "--no-color", "--generation-database", "none", *args],
+        [
+            SCHEMATHESIS,
+            "run",
+            location,
+            "--seed",
+            "16",
+            "--no-color",
+            "--generation-database",
+            "none",
+            *args,
+        ],
         capture_output=True,
         timeout=900,
         cwd=cwd,
@@ -30,11 +40,13 @@ def schemathesis(location: str, *args: str, cwd: Path) -> subprocess.CompletedPr
 
 @pytest.fixture
 def served(pipeline, workers, tmp_path):
-    """`tally serve` over a small counted night of three ballots (with corrections and rejections)."""
+    """`tally serve` over a small counted night of three ballots (with corrections and
+    rejections)."""
     workers.start()
     out = tmp_path / "sim"
     tally(
-        pipeline, "simulate", "--tps", "60", "--seed", "4", "--ballots", "PPWP,DPR,DPD", "--corrections", "0.1",
+        pipeline, "simulate", "--tps", "60", "--seed", "4", "--ballots", "PPWP,DPR,DPD",
+        "--corrections", "0.1",
         "--invalid", "0.05", "--out", str(out),
     )  # fmt: skip
     wait_caught_up(pipeline, len((out / "events.jsonl").read_bytes().splitlines()), timeout_s=120)
@@ -43,7 +55,9 @@ def served(pipeline, workers, tmp_path):
 
 
 def test_schemathesis_finds_no_contract_failure(served, tmp_path):
-    run = schemathesis(f"http://127.0.0.1:{served}/api/openapi.json", "--max-examples", "25", cwd=tmp_path)
+    run = schemathesis(
+        f"http://127.0.0.1:{served}/api/openapi.json", "--max-examples", "25", cwd=tmp_path
+    )
     report = run.stdout.decode(errors="replace")
     assert run.returncode == 0, report[-20000:]
     selected, total = map(int, re.search(r"Selected: (\d+)/(\d+)", report).groups())
@@ -57,7 +71,8 @@ def test_a_document_that_leaves_out_a_status_fails_the_run(served, tmp_path):
     del broken["paths"]["/api/results"]["get"]["responses"]["400"]
     (tmp_path / "broken.json").write_bytes(orjson.dumps(broken))
     run = schemathesis(
-        str(tmp_path / "broken.json"), "--url", f"http://127.0.0.1:{served}", "--include-path", "/api/results",
+        str(tmp_path / "broken.json"), "--url", f"http://127.0.0.1:{served}", "--include-path",
+        "/api/results",
         "--max-examples", "25", cwd=tmp_path,
     )  # fmt: skip
     report = run.stdout.decode(errors="replace")

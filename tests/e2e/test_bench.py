@@ -1,4 +1,5 @@
-"""`tally bench` works end to end at small scale (its figures are measured in benchmarks/, not asserted here)."""
+"""`tally bench` works end to end at small scale (its figures are measured in benchmarks/, not
+asserted here)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from tests.conftest import tally
 
 
 def test_the_latency_phase_takes_whole_tps_in_order_and_the_backlog_the_rest(tmp_path):
-    _, events, _ = generate(Plan(2000, 3, ("PPWP", "DPD"), duplicates=0.3, corrections=0.2, invalid=0.05))
+    _, events, _ = generate(
+        Plan(2000, 3, ("PPWP", "DPD"), duplicates=0.3, corrections=0.2, invalid=0.05)
+    )
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"".join(event + b"\n" for event in events))
     lines = path.read_bytes().splitlines()
@@ -26,7 +29,9 @@ def test_the_latency_phase_takes_whole_tps_in_order_and_the_backlog_the_rest(tmp
     assert sorted(backlog + tail) == sorted(lines)
     assert 0.07 * len(lines) < len(tail) < 0.13 * len(lines)  # about the share asked for
     tail_tps = {tps_of(line) for line in tail} - {None}  # None: not JSON (a broken event)
-    assert tail_tps and not tail_tps & {tps_of(line) for line in backlog}  # a TPS is wholly in one or the other
+    assert tail_tps and not tail_tps & {
+        tps_of(line) for line in backlog
+    }  # a TPS is wholly in one or the other
     for part in (backlog, tail):  # each keeps the file's order (a correction stays after its tally)
         remaining = iter(lines)
         assert all(any(line == other for other in remaining) for line in part)
@@ -36,7 +41,18 @@ def test_the_latency_phase_takes_whole_tps_in_order_and_the_backlog_the_rest(tmp
 
 def test_bench_reports_every_figure_and_verifies(pipeline, tmp_path):
     report_path = tmp_path / "bench.json"
-    tally(pipeline, "bench", "--tps", "400", "--rate", "200", "--latency-seconds", "2", "--json", str(report_path))
+    tally(
+        pipeline,
+        "bench",
+        "--tps",
+        "400",
+        "--rate",
+        "200",
+        "--latency-seconds",
+        "2",
+        "--json",
+        str(report_path),
+    )
     report = orjson.loads(report_path.read_bytes())
     assert report["exact"] is True and report["differences"] == []
     assert report["events"] == report["backlog_events"] + report["tail_events"]
@@ -65,11 +81,17 @@ def test_bench_reports_every_figure_and_verifies(pipeline, tmp_path):
 def test_the_worker_profile_charges_a_sample_to_the_deepest_stage_that_names_one():
     from benchmarks.worker_profile import shares
 
-    loop = "Fetcher._fetcher (faust/transport/consumer.py:177);handle_records (streams/kafka/worker.py:304)"
+    loop = (
+        "Fetcher._fetcher (faust/transport/consumer.py:177);handle_records "
+        "(streams/kafka/worker.py:304)"
+    )
     lines = [
-        f"{loop};Processor.process (streams/core/pipeline.py:82);decode_tally (streams/core/contract.py:211) 7",
-        f"{loop};Processor.process (streams/core/pipeline.py:96);TotalsDelta.apply (streams/core/aggregate.py:142) 2",
-        "Thread.run (threading.py:975);verify (streams/kafka/verify_threads.py:30);verify (nacl/bindings/crypto_sign.py:1) 5",
+        f"{loop};Processor.process (streams/core/pipeline.py:82);decode_tally "
+        "(streams/core/contract.py:211) 7",
+        f"{loop};Processor.process (streams/core/pipeline.py:96);TotalsDelta.apply "
+        "(streams/core/aggregate.py:142) 2",
+        "Thread.run (threading.py:975);verify (streams/kafka/verify_threads.py:30);verify "
+        "(nacl/bindings/crypto_sign.py:1) 5",
         f"{loop} 1",
         "select (selectors.py:468) 1",
     ]

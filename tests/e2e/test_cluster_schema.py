@@ -1,6 +1,6 @@
-"""`tally init --cluster NAME`: the cluster DDL is the schema files' own, rewritten as docs/production.md says.
-No Keeper or replica runs here, so what is checked is the text (every rule, on every statement) and
-that ClickHouse parses every statement."""
+"""`tally init --cluster NAME`: the cluster DDL is the schema files' own, rewritten as
+docs/production.md says. No Keeper or replica runs here, so what is checked is the text (every rule,
+on every statement) and that ClickHouse parses every statement."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from streams.clickhouse.schema import DEDUP_BLOCKS, DEDUP_SECONDS, cluster_statement, create_database, schema
+from streams.clickhouse.schema import (
+    DEDUP_BLOCKS,
+    DEDUP_SECONDS,
+    cluster_statement,
+    create_database,
+    schema,
+)
 from tests.conftest import REPO
 
 CLUSTER = "tally_cluster"
@@ -31,17 +37,22 @@ def test_every_statement_runs_on_the_cluster_on_replicated_engines_with_keeper_w
             table = re.search(r"CREATE TABLE IF NOT EXISTS (\w+)", before).group(1)
             path = f"'/clickhouse/tables/{{shard}}/{{database}}/{table}', '{{replica}}'"
             own = f", {engine.group(2)}" if engine.group(2) else ""
-            assert f"ENGINE = Replicated{engine.group(1)}MergeTree({path}{own})" in after  # own arguments kept
+            assert (
+                f"ENGINE = Replicated{engine.group(1)}MergeTree({path}{own})" in after
+            )  # own arguments kept
             if "non_replicated_deduplication_window" in before:
                 assert "non_replicated" not in after
                 assert f"replicated_deduplication_window = {DEDUP_BLOCKS}" in after
                 assert f"replicated_deduplication_window_seconds = {DEDUP_SECONDS}" in after
             # Nothing else changed: the columns and keys are the same file's.
-            assert re.sub(r"ENGINE = .*", "", after, flags=re.S).replace(f" ON CLUSTER '{CLUSTER}'", "") == re.sub(
-                r"ENGINE = .*", "", before, flags=re.S
-            )
+            assert re.sub(r"ENGINE = .*", "", after, flags=re.S).replace(
+                f" ON CLUSTER '{CLUSTER}'", ""
+            ) == re.sub(r"ENGINE = .*", "", before, flags=re.S)
     assert tables >= 14
-    assert create_database("tally", CLUSTER) == f"CREATE DATABASE IF NOT EXISTS `tally` ON CLUSTER '{CLUSTER}'"
+    assert (
+        create_database("tally", CLUSTER)
+        == f"CREATE DATABASE IF NOT EXISTS `tally` ON CLUSTER '{CLUSTER}'"
+    )
 
 
 def test_clickhouse_parses_every_cluster_statement(ch):
@@ -67,6 +78,15 @@ def test_the_example_cluster_config_has_one_shard_replicas_keeper_and_the_macros
     config = ET.parse(REPO / "deploy/clickhouse/cluster/cluster.example.xml").getroot()
     [cluster] = list(config.find("remote_servers"))
     assert len(cluster.findall("shard")) == 1 and len(cluster.findall("shard/replica")) >= 2
-    assert cluster.findtext("shard/internal_replication") == "true"  # replicas copy parts themselves
-    assert config.findall("zookeeper/node") and config.findtext("macros/shard") and config.findtext("macros/replica")
-    assert "deploy/clickhouse/cluster/cluster.example.xml" in (REPO / "docs" / "production.md").read_text()
+    assert (
+        cluster.findtext("shard/internal_replication") == "true"
+    )  # replicas copy parts themselves
+    assert (
+        config.findall("zookeeper/node")
+        and config.findtext("macros/shard")
+        and config.findtext("macros/replica")
+    )
+    assert (
+        "deploy/clickhouse/cluster/cluster.example.xml"
+        in (REPO / "docs" / "production.md").read_text()
+    )

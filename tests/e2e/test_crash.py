@@ -10,12 +10,15 @@ def test_sigkilled_workers_lose_nothing_and_count_nothing_twice(pipeline, tmp_pa
     assert len(report.kills) == 5
     assert report.exact, "\n".join(report.differences[:20])
     # The audit trail says what happened first, not what a replay after a kill saw.
-    assert report.decisions == {"applied": report.events - report.expected_duplicates, "duplicate": report.expected_duplicates}
-    # A restarted worker resumes near its committed offsets: replays add a fraction, not the topic again.
-    # A restarted worker resumes near the committed offsets: it replays a small part of what
+    assert report.decisions == {
+        "applied": report.events - report.expected_duplicates,
+        "duplicate": report.expected_duplicates,
+    }
+    # A restarted worker resumes near its committed offsets: replays add a fraction, not the topic
+    # again. A restarted worker resumes near the committed offsets: it replays a small part of what
     # restarting from the beginning of the topic would replay.
     assert 0 <= report.replayed < 0.5 * report.replay_from_zero(rate=300)
-    # The transparency log, appended while workers died and replayed: every applied tally once, no gap,
-    # and a full recount adds up to the signed checkpoint and the results.
+    # The transparency log, appended while workers died and replayed: every applied tally once, no
+    # gap, and a full recount adds up to the signed checkpoint and the results.
     assert report.log_leaves == report.log_unique == report.decisions["applied"]
     assert "leaves add up" in report.log_audit

@@ -1,4 +1,5 @@
-"""Every decision through the real worker: applied, duplicate, stale, conflict, rejected; flags; hostile input."""
+"""Every decision through the real worker: applied, duplicate, stale, conflict, rejected; flags;
+hostile input."""
 
 from __future__ import annotations
 
@@ -44,20 +45,44 @@ def produce(pipeline, tmp_path, lines: list[bytes]) -> None:
 def test_stale_conflict_duplicate_and_correction_decisions(pipeline, workers, tmp_path, ch):
     workers.start()
     first = signed(tally_dict(event_id="gw:1"))
-    correction = signed(tally_dict(event_id="gw:2", revision=2, votes={"01": 100, "02": 100, "03": 30}))
-    late_old = signed(tally_dict(event_id="gw:3", revision=1, votes={"01": 110, "02": 90, "03": 30}))
-    conflict = signed(tally_dict(event_id="gw:4", revision=2, votes={"01": 101, "02": 99, "03": 30}))
-    produce(pipeline, tmp_path, [orjson.dumps(e) for e in (first, correction, late_old, conflict, first)])
-    decided = ch.query("SELECT event_id, decision FROM tally_decisions FINAL ORDER BY src_offset").result_rows
-    assert decided == [("gw:1", "applied"), ("gw:2", "applied"), ("gw:3", "stale"), ("gw:4", "conflict"), ("gw:1", "duplicate")]
+    correction = signed(
+        tally_dict(event_id="gw:2", revision=2, votes={"01": 100, "02": 100, "03": 30})
+    )
+    late_old = signed(
+        tally_dict(event_id="gw:3", revision=1, votes={"01": 110, "02": 90, "03": 30})
+    )
+    conflict = signed(
+        tally_dict(event_id="gw:4", revision=2, votes={"01": 101, "02": 99, "03": 30})
+    )
+    produce(
+        pipeline,
+        tmp_path,
+        [orjson.dumps(e) for e in (first, correction, late_old, conflict, first)],
+    )
+    decided = ch.query(
+        "SELECT event_id, decision FROM tally_decisions FINAL ORDER BY src_offset"
+    ).result_rows
+    assert decided == [
+        ("gw:1", "applied"),
+        ("gw:2", "applied"),
+        ("gw:3", "stale"),
+        ("gw:4", "conflict"),
+        ("gw:1", "duplicate"),
+    ]
     national = results(ch, "PPWP", "national")["regions"][0]
     assert national["votes"] == {"01": 100, "02": 100, "03": 30} and national["tps_reported"] == 1
 
 
-def test_more_voters_on_a_legislative_ballot_than_on_ppwp_is_flagged(pipeline, workers, tmp_path, ch):
+def test_more_voters_on_a_legislative_ballot_than_on_ppwp_is_flagged(
+    pipeline, workers, tmp_path, ch
+):
     workers.start()
     ppwp = signed(tally_dict(event_id="gw:1"))  # 235 voters
-    dpr = signed(tally_dict(event_id="gw:2", ballot="DPR", votes={"P01": 200, "P02": 40}, invalid=5, spare=41))  # 245 voters
+    dpr = signed(
+        tally_dict(
+            event_id="gw:2", ballot="DPR", votes={"P01": 200, "P02": 40}, invalid=5, spare=41
+        )
+    )  # 245 voters
     produce(pipeline, tmp_path, [orjson.dumps(ppwp), orjson.dumps(dpr)])
     flags = dict(ch.query("SELECT ballot, flags FROM tally_current FINAL").result_rows)
     assert flags == {"PPWP": [], "DPR": ["MORE_THAN_PPWP"]}
@@ -74,7 +99,9 @@ def test_hostile_input_is_rejected_and_the_worker_lives_on(pipeline, workers, tm
         orjson.dumps(signed(tally_dict(event_id="gw:ok"))),
     ]
     produce(pipeline, tmp_path, hostile)
-    rows = ch.query("SELECT reasons, length(payload) FROM tally_rejections FINAL ORDER BY src_offset").result_rows
+    rows = ch.query(
+        "SELECT reasons, length(payload) FROM tally_rejections FINAL ORDER BY src_offset"
+    ).result_rows
     # Messages without a TPS key spread over partitions: compare without order.
     assert sorted(r for r, _ in rows) == [["MALFORMED"]] * 4 + [["SCHEMA"]]
     assert max(n for _, n in rows) <= 64 * 1024  # the payload is kept, cut at 64 KiB
@@ -96,17 +123,23 @@ def test_a_tally_keyed_by_something_else_than_its_tps_is_rejected(pipeline, work
         producer = make_producer(pipeline.kafka)
         await producer.start()
         await producer.send_and_wait(
-            pipeline.topic("tally.submissions"), orjson.dumps(signed(tally_dict(event_id="gw:k"))), key=b"gw-31-01"
+            pipeline.topic("tally.submissions"),
+            orjson.dumps(signed(tally_dict(event_id="gw:k"))),
+            key=b"gw-31-01",
         )
         await producer.stop()
 
     asyncio.run(send())
     wait_caught_up(pipeline, 1, timeout_s=120)
-    assert ch.query("SELECT reasons FROM tally_rejections FINAL").result_rows == [(["KEY_MISMATCH"],)]
+    assert ch.query("SELECT reasons FROM tally_rejections FINAL").result_rows == [
+        (["KEY_MISMATCH"],)
+    ]
     assert ch.command("SELECT count() FROM tally_current") == 0
 
 
-def test_a_rejected_record_keeps_its_key_and_position_and_the_audit_finds_it_by_the_key(pipeline, workers, tmp_path, ch):
+def test_a_rejected_record_keeps_its_key_and_position_and_the_audit_finds_it_by_the_key(
+    pipeline, workers, tmp_path, ch
+):
     """A tombstone and an oversized value name no TPS: the key they came under does, and so does the
     audit trail (from a gateway tally did not write, on a partition of its choosing)."""
     from confluent_kafka import Producer
@@ -117,21 +150,40 @@ def test_a_rejected_record_keeps_its_key_and_position_and_the_audit_finds_it_by_
     tally(pipeline, "registry", "load", str(registry))
     producer = Producer({"bootstrap.servers": pipeline.kafka, "message.max.bytes": 2_000_000})
     topic = pipeline.topic("tally.submissions")
-    producer.produce(topic, value=None, key=TPS.encode(), partition=1, timestamp=1707900000000)  # a tombstone
-    producer.produce(topic, value=b"{" + b" " * 200_000 + b"}", key=TPS.encode(), partition=2, timestamp=1707900001000)
+    producer.produce(
+        topic, value=None, key=TPS.encode(), partition=1, timestamp=1707900000000
+    )  # a tombstone
+    producer.produce(
+        topic,
+        value=b"{" + b" " * 200_000 + b"}",
+        key=TPS.encode(),
+        partition=2,
+        timestamp=1707900001000,
+    )
     assert producer.flush(30) == 0
     wait_caught_up(pipeline, 2, timeout_s=120)
     rows = ch.query(
-        "SELECT tps, kafka_key, reasons, toUnixTimestamp64Milli(received_at), length(payload) FROM tally_rejections FINAL "
+        "SELECT tps, kafka_key, reasons, toUnixTimestamp64Milli(received_at), length(payload) FROM "
+        "tally_rejections FINAL "
         "ORDER BY received_at"
     ).result_rows
-    assert rows == [(None, TPS, ["MALFORMED"], 1707900000000, 0), (None, TPS, ["MALFORMED"], 1707900001000, 64 * 1024)]
-    audit = orjson.loads(b"[" + b",".join(tally(pipeline, "audit", "--tps", TPS, "--json").stdout.splitlines()) + b"]")
-    # Each was received off its home (partitions 1 and 2 cannot both be it), forwarded, then rejected at home.
+    assert rows == [
+        (None, TPS, ["MALFORMED"], 1707900000000, 0),
+        (None, TPS, ["MALFORMED"], 1707900001000, 64 * 1024),
+    ]
+    audit = orjson.loads(
+        b"["
+        + b",".join(tally(pipeline, "audit", "--tps", TPS, "--json").stdout.splitlines())
+        + b"]"
+    )
+    # Each was received off its home (partitions 1 and 2 cannot both be it), forwarded, then
+    # rejected at home.
     assert [e["decision"] for e in audit].count("rejected") == 2
     assert {e["kafka_key"] for e in audit} == {TPS}
     rejected = [e for e in audit if e["decision"] == "rejected"]
     assert all(e["findings"] and e["findings"][0].startswith("MALFORMED") for e in rejected)
     forwarded = [e for e in audit if e["decision"] == "forwarded"]
     assert {e["partition"] for e in forwarded} <= {1, 2} and len(forwarded) >= 1
-    assert {e["forwarded_from"] for e in rejected} - {""} == {f"{e['partition']}:{e['offset']}" for e in forwarded}
+    assert {e["forwarded_from"] for e in rejected} - {""} == {
+        f"{e['partition']}:{e['offset']}" for e in forwarded
+    }

@@ -1,6 +1,6 @@
-"""The embedded ClickHouse, tried as a local attacker would: what it refuses whoever asks (files, URLs,
-hosts and programs reached from SQL; writes over GET; several statements in one; bodies that inflate
-without end), and that tally's own statements still run."""
+"""The embedded ClickHouse, tried as a local attacker would: what it refuses whoever asks (files,
+URLs, hosts and programs reached from SQL; writes over GET; several statements in one; bodies that
+inflate without end), and that tally's own statements still run."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ REFUSED = [
     "ATTACH TABLE t FROM '/var/lib/x' (a String) ENGINE = Memory",
 ]
 ALLOWED = [
-    "SELECT 'file(' AS looks_like, url_column FROM t",  # names inside strings and other names are not calls
+    # names inside strings and other names are not calls
+    "SELECT 'file(' AS looks_like, url_column FROM t",
     "SELECT count() FROM numbers(10) -- file('/etc/passwd')",
     "INSERT INTO region_totals (a) SELECT a FROM input('a String') WHERE 1",
     "SELECT 1;",
@@ -55,7 +56,12 @@ def test_tallys_own_kinds_of_statement_run(sql):
 def test_a_get_only_reads():
     check_statement("SELECT 1", "GET")
     check_statement("WITH 1 AS x SELECT x", "GET")
-    for sql in ("CREATE TABLE x (a UInt8) ENGINE = Memory", "DROP TABLE x", "INSERT INTO x VALUES (1)", "SET a = 1"):
+    for sql in (
+        "CREATE TABLE x (a UInt8) ENGINE = Memory",
+        "DROP TABLE x",
+        "INSERT INTO x VALUES (1)",
+        "SET a = 1",
+    ):
         with pytest.raises(Refused, match="READONLY"):
             check_statement(sql, "GET")
 
@@ -69,7 +75,8 @@ def test_a_body_that_inflates_past_the_bound_is_refused_not_inflated():
 
 
 def test_the_server_refuses_them_over_http_and_the_table_is_not_made(stack):
-    """The same through the embedded server, as any local process (or a web page's GET) would send them."""
+    """The same through the embedded server, as any local process (or a web page's GET) would send
+    them."""
     base = stack.clickhouse
     client = clickhouse_connect.get_client(dsn=f"{base}/default")
     with pytest.raises(DatabaseError, match="ACCESS_DENIED"):
@@ -79,12 +86,21 @@ def test_the_server_refuses_them_over_http_and_the_table_is_not_made(stack):
     import base64
 
     credentials, plain = base.split("://", 1)[1].split("@", 1)
-    url = f"http://{plain}/?query=" + urllib.parse.quote("CREATE TABLE refused_y (a UInt8) ENGINE = Memory")
-    get = urllib.request.Request(url, headers={"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()})
+    url = f"http://{plain}/?query=" + urllib.parse.quote(
+        "CREATE TABLE refused_y (a UInt8) ENGINE = Memory"
+    )
+    get = urllib.request.Request(
+        url, headers={"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()}
+    )
     with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(get, timeout=30)  # the writer's own credentials: a GET still only reads
+        urllib.request.urlopen(
+            get, timeout=30
+        )  # the writer's own credentials: a GET still only reads
     assert refused.value.code == 403 and b"READONLY" in refused.value.read()
-    assert client.command("SELECT count() FROM system.tables WHERE name IN ('refused_x', 'refused_y')") == 0
+    assert (
+        client.command("SELECT count() FROM system.tables WHERE name IN ('refused_x', 'refused_y')")
+        == 0
+    )
     assert client.command("SELECT 1") == 1
 
 
@@ -100,13 +116,19 @@ def test_a_local_process_without_credentials_is_refused_and_the_reader_cannot_wr
     assert stat.S_IMODE(os.stat(users_file).st_mode) == 0o600
     users = servers.clickhouse_users(stack)
     plain = "http://" + stack.clickhouse.split("@", 1)[1]
-    for dsn in (plain, servers.credited(plain, servers.WRITER, "guess"), servers.credited(plain, "default", "")):
+    for dsn in (
+        plain,
+        servers.credited(plain, servers.WRITER, "guess"),
+        servers.credited(plain, "default", ""),
+    ):
         with pytest.raises(DatabaseError, match="AUTHENTICATION_FAILED"):
             clickhouse_connect.get_client(dsn=f"{dsn}/default").command("SELECT 1")
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"{plain}/?query=SELECT%201", timeout=30)
     assert refused.value.code == 401
-    reader = clickhouse_connect.get_client(dsn=f"{servers.credited(plain, servers.READER, users[servers.READER])}/default")
+    reader = clickhouse_connect.get_client(
+        dsn=f"{servers.credited(plain, servers.READER, users[servers.READER])}/default"
+    )
     assert reader.command("SELECT 1") == 1
     for statement in (
         "CREATE TABLE forged_keys (key_id String) ENGINE = Memory",
@@ -116,17 +138,21 @@ def test_a_local_process_without_credentials_is_refused_and_the_reader_cannot_wr
         with pytest.raises(DatabaseError, match="READONLY"):
             reader.command(statement)
     assert (
-        servers.read_only(stack, f"{stack.clickhouse}/x") == f"{servers.credited(plain, servers.READER, users[servers.READER])}/x"
+        servers.read_only(stack, f"{stack.clickhouse}/x")
+        == f"{servers.credited(plain, servers.READER, users[servers.READER])}/x"
     )
-    assert servers.read_only(stack, "http://someone:else@db.example:8123/x") == "http://someone:else@db.example:8123/x"
+    assert (
+        servers.read_only(stack, "http://someone:else@db.example:8123/x")
+        == "http://someone:else@db.example:8123/x"
+    )
     writer = clickhouse_connect.get_client(dsn=f"{stack.clickhouse}/default")
     assert writer.command("SELECT 1") == 1
 
 
 def test_a_reader_that_stops_reading_holds_no_stream_and_stops_no_stop(tmp_path):
-    """An export's reader that reads one piece and stalls: the next stream is answered once the stalled
-    one is given up (TALLY_STREAM_STALL_S), the given-up one is cut (no terminating chunk), and SIGTERM
-    stops the server within 10 s all the same."""
+    """An export's reader that reads one piece and stalls: the next stream is answered once the
+    stalled one is given up (TALLY_STREAM_STALL_S), the given-up one is cut (no terminating chunk),
+    and SIGTERM stops the server within 10 s all the same."""
     import base64
     import os
     import signal
@@ -141,7 +167,16 @@ def test_a_reader_that_stops_reading_holds_no_stream_and_stops_no_stop(tmp_path)
 
     data_dir, port = tmp_path / "own", servers.free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "streams", "clickhouse", "--data-dir", str(data_dir), "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "streams",
+            "clickhouse",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+        ],
         cwd=REPO,
         env={**os.environ, "TALLY_STREAM_STALL_S": "2"},
         stdout=subprocess.DEVNULL,
@@ -163,7 +198,8 @@ def test_a_reader_that_stops_reading_holds_no_stream_and_stops_no_stop(tmp_path)
         assert stalled.recv(1000)  # the stream has begun; then nothing more is read
         started = time.monotonic()
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/?query_id=stream-next", data=b"SELECT count() FROM numbers(10) FORMAT CSV"
+            f"http://127.0.0.1:{port}/?query_id=stream-next",
+            data=b"SELECT count() FROM numbers(10) FORMAT CSV",
         )
         request.add_header("Authorization", auth)
         with urllib.request.urlopen(request, timeout=60) as answer:

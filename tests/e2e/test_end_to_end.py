@@ -44,7 +44,9 @@ def test_verify_fails_when_totals_differ(pipeline, workers, tmp_path):
     assert b"PPWP province 11 votes" in wrong.stdout
 
 
-def test_all_ballots_with_duplicates_corrections_and_invalid_stay_exact(pipeline, workers, tmp_path, ch):
+def test_all_ballots_with_duplicates_corrections_and_invalid_stay_exact(
+    pipeline, workers, tmp_path, ch
+):
     workers.start()
     workers.start()  # two workers share the partitions as one consumer group
     out = tmp_path / "d"
@@ -70,7 +72,11 @@ def test_all_ballots_with_duplicates_corrections_and_invalid_stay_exact(pipeline
     wait_caught_up(pipeline, len(events), timeout_s=180)
     assert tally(pipeline, "verify", "--truth", str(out / "truth.jsonl")).returncode == 0
 
-    decisions = dict(ch.query("SELECT decision, count() FROM tally_decisions FINAL GROUP BY decision").result_rows)
+    decisions = dict(
+        ch.query(
+            "SELECT decision, count() FROM tally_decisions FINAL GROUP BY decision"
+        ).result_rows
+    )
     assert decisions["duplicate"] > 0 and decisions["rejected"] > 0
     assert sum(decisions.values()) == len(events)
     # Every rejected event is stored with its raw payload and reasons ...
@@ -80,13 +86,19 @@ def test_all_ballots_with_duplicates_corrections_and_invalid_stay_exact(pipeline
     assert {r for reasons, _ in rejected for r in reasons} >= {"VOTES_MISMATCH", "UNKNOWN_TPS"}
     # ... and on the rejection topic.
     assert (
-        len(asyncio.run(_read_topic(pipeline.kafka, pipeline.topic("tally.rejected"), decisions["rejected"])))
+        len(
+            asyncio.run(
+                _read_topic(pipeline.kafka, pipeline.topic("tally.rejected"), decisions["rejected"])
+            )
+        )
         == decisions["rejected"]
     )
 
 
 async def _read_topic(bootstrap: str, topic: str, want: int, timeout_s: float = 30) -> list[dict]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
     await consumer.start()
     got: list[dict] = []
     deadline = time.monotonic() + timeout_s
@@ -107,12 +119,18 @@ def test_results_region_scope(pipeline, workers, tmp_path):
     truth = merge_truth(read_truth(out / "truth.jsonl"))["ballots"]["PPWP"]
     children = orjson.loads(tally(pipeline, "results", "--region", "32", "--json").stdout)
     assert children["level"] == "regency"
-    assert {r["code"] for r in children["regions"]} == {c for c in truth["regency"] if c.startswith("32")}
-    itself = orjson.loads(tally(pipeline, "results", "--level", "province", "--region", "32", "--json").stdout)
+    assert {r["code"] for r in children["regions"]} == {
+        c for c in truth["regency"] if c.startswith("32")
+    }
+    itself = orjson.loads(
+        tally(pipeline, "results", "--level", "province", "--region", "32", "--json").stdout
+    )
     assert [r["code"] for r in itself["regions"]] == ["32"]
     assert itself["regions"][0]["votes"] == truth["province"]["32"]["votes"]
     tps = tps_truth(out / "truth.jsonl", out / "truth-tps.jsonl", "PPWP")
     some_tps = next(iter(tps))
-    one = orjson.loads(tally(pipeline, "results", "--level", "tps", "--region", some_tps, "--json").stdout)
+    one = orjson.loads(
+        tally(pipeline, "results", "--level", "tps", "--region", some_tps, "--json").stdout
+    )
     assert [r["code"] for r in one["regions"]] == [some_tps]
     assert one["regions"][0]["votes"] == tps[some_tps]["votes"]

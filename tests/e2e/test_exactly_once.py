@@ -32,7 +32,8 @@ def events_with_corrections(client, n_tps: int = 200) -> tuple[list[Message], di
 
 
 def worker_processor(sink: ClickHouseSink) -> Processor:
-    """A processor with the registry (and its device keys) as the worker reads it from ClickHouse."""
+    """A processor with the registry (and its device keys) as the worker reads it from
+    ClickHouse."""
     registry = sink.call("registry", read_registry)
     return Processor(lambda: registry)
 
@@ -59,9 +60,12 @@ def test_crash_after_totals_before_current_replays_without_counting_twice(ch):
     sink._insert(sink_table("region_totals"), totals, "crash", sink._fence(TOPIC, {0: "first"}))
     assert ch.command("SELECT count() FROM tally_current") == 0
 
-    # A new worker takes the partition and replays from the last commit, with other batch boundaries.
+    # A new worker takes the partition and replays from the last commit, with other batch
+    # boundaries.
     sink.acquire_lease(TOPIC, 0, "second")
-    replay = preloaded(sink)  # the new owner reads state and markers as the worker does at assignment
+    replay = preloaded(
+        sink
+    )  # the new owner reads state and markers as the worker does at assignment
     for start in range(0, len(messages), 37):
         sink.write(replay.process(TOPIC, 0, messages[start : start + 37]), "second")
     assert verify(ch, truth) == []
@@ -71,7 +75,9 @@ def test_crash_after_totals_before_current_replays_without_counting_twice(ch):
 def sink_table(name: str):
     from streams.clickhouse import sink as module
 
-    return next(t for t in (module.TOTALS, module.DECISIONS, module.REJECTIONS, CURRENT) if t.name == name)
+    return next(
+        t for t in (module.TOTALS, module.DECISIONS, module.REJECTIONS, CURRENT) if t.name == name
+    )
 
 
 def test_a_stalled_worker_is_fenced_after_its_partition_moved_on(ch):
@@ -79,7 +85,9 @@ def test_a_stalled_worker_is_fenced_after_its_partition_moved_on(ch):
     messages, truth = events_with_corrections(ch, 100)
     sink.acquire_lease(TOPIC, 0, "stalled")
     stalled = preloaded(sink)
-    late_batch = stalled.process(TOPIC, 0, messages)  # decided, then the worker stalls before writing
+    late_batch = stalled.process(
+        TOPIC, 0, messages
+    )  # decided, then the worker stalls before writing
 
     sink.acquire_lease(TOPIC, 0, "successor")
     successor = preloaded(sink)
@@ -94,15 +102,30 @@ def test_a_stalled_worker_is_fenced_after_its_partition_moved_on(ch):
 def test_clickhouse_away_for_a_while_loses_nothing(stack, tmp_path):
     """A ClickHouse server of its own, stopped mid-run and started again on the same port."""
     data_dir, port = tmp_path / "own", servers.free_port()
-    command = [sys.executable, "-m", "streams", "clickhouse", "--data-dir", str(data_dir), "--port", str(port)]
-    server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    command = [
+        sys.executable,
+        "-m",
+        "streams",
+        "clickhouse",
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        str(port),
+    ]
+    server = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+    )
     address = servers.credited(f"http://127.0.0.1:{port}", servers.WRITER, "?")
     settings = stack.override(clickhouse=f"{address}/away", namespace="away.", partitions=2)
     pool = Workers(settings, tmp_path)
     try:
         wait_port(port)
-        users = servers.clickhouse_users(stack.override(data_dir=data_dir))  # made by the server at its start
-        settings = settings.override(clickhouse=f"{servers.credited(address, servers.WRITER, users[servers.WRITER])}/away")
+        users = servers.clickhouse_users(
+            stack.override(data_dir=data_dir)
+        )  # made by the server at its start
+        settings = settings.override(
+            clickhouse=f"{servers.credited(address, servers.WRITER, users[servers.WRITER])}/away"
+        )
         pool.settings = settings
         tally(settings, "init")
         out = tmp_path / "d"
@@ -111,7 +134,15 @@ def test_clickhouse_away_for_a_while_loses_nothing(stack, tmp_path):
         pool.start()
         wait_for(lambda: "leases taken" in pool.logs())
         producer = subprocess.Popen(
-            [sys.executable, "-m", "streams", "produce", str(out / "events.jsonl"), "--rate", "300"],
+            [
+                sys.executable,
+                "-m",
+                "streams",
+                "produce",
+                str(out / "events.jsonl"),
+                "--rate",
+                "300",
+            ],
             cwd=REPO,
             env=env_for(settings),
             stdout=subprocess.DEVNULL,
@@ -120,11 +151,18 @@ def test_clickhouse_away_for_a_while_loses_nothing(stack, tmp_path):
         server.send_signal(signal.SIGTERM)  # ClickHouse goes away mid-stream ...
         server.wait(timeout=30)
         time.sleep(4)
-        server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)  # ... and comes back
+        server = subprocess.Popen(
+            command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+        )  # ... and comes back
         wait_port(port)
         producer.wait(timeout=120)
         wait_caught_up(settings, 3000, timeout_s=180)
-        assert verify(connect(settings), read_truth(out / "truth.jsonl"), tps_file=out / "truth-tps.jsonl") == []
+        assert (
+            verify(
+                connect(settings), read_truth(out / "truth.jsonl"), tps_file=out / "truth-tps.jsonl"
+            )
+            == []
+        )
         said = pool.logs(tail=None)
         assert "retrying in" in said  # the worker said so clearly, once, and when it was back
         assert "ClickHouse answers again after" in said
@@ -158,7 +196,8 @@ def test_schema_applies_twice(pipeline):
 
 
 def test_the_sink_serves_the_batch_thread_and_rebalance_callbacks_at_once(ch, caplog):
-    """Leases are taken from faust's rebalance callback while a batch thread reads: one session, no clash."""
+    """Leases are taken from faust's rebalance callback while a batch thread reads: one session, no
+    clash."""
     import threading
 
     from streams.clickhouse.registry_store import registry_version
@@ -175,15 +214,25 @@ def test_the_sink_serves_the_batch_thread_and_rebalance_callbacks_at_once(ch, ca
 
     threads = [
         threading.Thread(target=hammer, args=(lambda: sink.acquire_lease(TOPIC, 1, "w"),)),
-        threading.Thread(target=hammer, args=(lambda: sink.call("registry version", registry_version),)),
+        threading.Thread(
+            target=hammer, args=(lambda: sink.call("registry version", registry_version),)
+        ),
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert errors == []
-    assert [r.getMessage() for r in caplog.records if r.name == "tally.sink"] == []  # not even a retried clash
-    assert ch.command(f"SELECT max(generation) FROM partition_leases WHERE topic = '{TOPIC}' AND partition = 1") == 40
+    assert [
+        r.getMessage() for r in caplog.records if r.name == "tally.sink"
+    ] == []  # not even a retried clash
+    assert (
+        ch.command(
+            f"SELECT max(generation) FROM partition_leases WHERE topic = '{TOPIC}' AND partition = "
+            "1"
+        )
+        == 40
+    )
 
 
 def split_by_partition(messages: list[Message], partitions: int) -> dict[int, list[Message]]:
@@ -224,7 +273,9 @@ def test_a_retried_insert_dropped_by_its_token_is_not_taken_for_a_fence(ch):
     sink.acquire_lease(TOPIC, 0, "me")
     batch = preloaded(sink).process(TOPIC, 0, messages)
     sink.write_all([batch], {0: "me"})
-    sink.write_all([batch], {0: "me"})  # the same inserts again, as after a timeout: dropped, no Fenced
+    sink.write_all(
+        [batch], {0: "me"}
+    )  # the same inserts again, as after a timeout: dropped, no Fenced
     assert sink.written["fenced"] == 0
     assert verify(ch, truth) == []
 
@@ -240,7 +291,9 @@ def test_a_worker_holds_the_state_of_its_own_partitions_only(ch):
         deciders[partition] = worker_processor(sink)
         deciders[partition].preload(partition, *sink.load_partition(partition))
     by_tps = {}
-    for message in messages:  # the producer's partitioner: a TPS's events always go to one partition
+    for (
+        message
+    ) in messages:  # the producer's partitioner: a TPS's events always go to one partition
         tps = orjson.loads(message.value).get("tps", "")
         by_tps.setdefault(tps, len(by_tps) % 4)
     for partition, processor in deciders.items():
@@ -255,9 +308,10 @@ def test_a_worker_holds_the_state_of_its_own_partitions_only(ch):
 
 
 def test_offsets_of_a_new_broker_epoch_are_not_taken_for_retries(ch):
-    """After the embedded broker restarts empty, offsets 0.. name other events. Written under
-    the old epoch, their batch would carry the token of an earlier insert and ClickHouse would drop it
-    as a retry (shown first); under the next epoch it lands, and the totals count both nights' events."""
+    """After the embedded broker restarts empty, offsets 0.. name other events. Written under the
+    old epoch, their batch would carry the token of an earlier insert and ClickHouse would drop it
+    as a retry (shown first); under the next epoch it lands, and the totals count both nights'
+    events."""
     sink = ClickHouseSink(ch)
     sink.acquire_lease(TOPIC, 0, "w")
     shape, stream, _ = generate(Plan(120, 11, ("PPWP",)))
@@ -267,9 +321,13 @@ def test_offsets_of_a_new_broker_epoch_are_not_taken_for_retries(ch):
     processor = worker_processor(sink)
     processor.preload(0, *sink.load_partition(0))
     sink.write(processor.process(TOPIC, 0, [Message(i, e) for i, e in enumerate(first)]), "w")
-    reported = "SELECT sum(tps_reported) FROM region_totals WHERE ballot = 'PPWP' AND level = 'national'"
+    reported = (
+        "SELECT sum(tps_reported) FROM region_totals WHERE ballot = 'PPWP' AND level = 'national'"
+    )
     assert ch.command(reported) == 60
-    again = processor.process(TOPIC, 0, [Message(i, e) for i, e in enumerate(second)])  # offsets 0.. again
+    again = processor.process(
+        TOPIC, 0, [Message(i, e) for i, e in enumerate(second)]
+    )  # offsets 0.. again
     sink.write(again, "w")
     assert ch.command(reported) == 60  # epoch 0: dropped as the retry of the first insert, silently
     sink.epoch = 1

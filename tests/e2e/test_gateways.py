@@ -28,7 +28,8 @@ CODECS = ("gzip", "snappy", "lz4", "zstd")
 
 
 def night(pipeline: Settings, out: Path, tps: int, seed: int) -> list[bytes]:
-    """A simulated PPWP + DPR night with resends and corrections, its registry loaded; its events."""
+    """A simulated PPWP + DPR night with resends and corrections, its registry loaded; its
+    events."""
     tally(
         pipeline,
         "simulate",
@@ -40,9 +41,14 @@ def night(pipeline: Settings, out: Path, tps: int, seed: int) -> list[bytes]:
 
 
 def librdkafka(
-    pipeline: Settings, lines: list[bytes], partition_of: Callable[[bytes], int] | None = None, pace_s: float = 0.0, **config
+    pipeline: Settings,
+    lines: list[bytes],
+    partition_of: Callable[[bytes], int] | None = None,
+    pace_s: float = 0.0,
+    **config,
 ) -> dict[bytes, list[int]]:
-    """Publish `lines` keyed by their TPS with confluent-kafka; returns where each key's records landed."""
+    """Publish `lines` keyed by their TPS with confluent-kafka; returns where each key's records
+    landed."""
     topic = pipeline.topic(SUBMISSIONS)
     producer = Producer({"bootstrap.servers": pipeline.kafka, "linger.ms": 10, **config})
     placed: dict[bytes, list[int]] = {}
@@ -71,22 +77,44 @@ def counted_once(pipeline: Settings, ch, out: Path, events: list[bytes], arrival
     verify = tally(pipeline, "verify", "--truth", str(out / "truth.jsonl"), check=False)
     assert verify.returncode == 0, verify.stdout.decode()[-3000:]
     ids = {orjson.loads(line)["event_id"] for line in events}
-    decisions = dict(ch.query("SELECT decision, count() FROM tally_decisions FINAL GROUP BY decision").result_rows)
-    applied = [i for (i,) in ch.query("SELECT event_id FROM tally_decisions FINAL WHERE decision = 'applied'").result_rows]
+    decisions = dict(
+        ch.query(
+            "SELECT decision, count() FROM tally_decisions FINAL GROUP BY decision"
+        ).result_rows
+    )
+    applied = [
+        i
+        for (i,) in ch.query(
+            "SELECT event_id FROM tally_decisions FINAL WHERE decision = 'applied'"
+        ).result_rows
+    ]
     assert len(applied) == len(set(applied)) == decisions["applied"]  # no event applied twice
-    # Every event was decided. A placement that spreads one TPS over partitions (random, round-robin)
-    # may bring a correction home before the count it corrects: that count is then stale, never applied.
-    decided = {i for (i,) in ch.query("SELECT DISTINCT event_id FROM tally_decisions FINAL").result_rows}
-    stale = {i for (i,) in ch.query("SELECT DISTINCT event_id FROM tally_decisions FINAL WHERE decision = 'stale'").result_rows}
+    # Every event was decided. A placement that spreads one TPS over partitions (random,
+    # round-robin) may bring a correction home before the count it corrects: that count is then
+    # stale, never applied.
+    decided = {
+        i for (i,) in ch.query("SELECT DISTINCT event_id FROM tally_decisions FINAL").result_rows
+    }
+    stale = {
+        i
+        for (i,) in ch.query(
+            "SELECT DISTINCT event_id FROM tally_decisions FINAL WHERE decision = 'stale'"
+        ).result_rows
+    }
     assert decided == ids and set(applied) | stale == ids
     return decisions
 
 
 def log_adds_up(pipeline: Settings, ch, applied: int) -> None:
     deadline = time.monotonic() + 120
-    while ch.command("SELECT max(size) FROM log_checkpoints") != applied and time.monotonic() < deadline:
+    while (
+        ch.command("SELECT max(size) FROM log_checkpoints") != applied
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.5)
-    assert ch.query("SELECT count(), uniqExact(ballot, tps, revision) FROM log_leaves FINAL").result_rows[0] == (applied, applied)
+    assert ch.query(
+        "SELECT count(), uniqExact(ballot, tps, revision) FROM log_leaves FINAL"
+    ).result_rows[0] == (applied, applied)
     audit = tally(pipeline, "log", "audit")
     assert "leaves add up" in audit.stdout.decode()
 
@@ -106,7 +134,7 @@ def logger(pipeline: Settings, tmp_path: Path):
     proc.wait(timeout=20)
 
 
-def test_a_librdkafka_night_in_every_codec_and_placement_resent_by_tally_produce_counts_once_with_two_workers(
+def test_a_librdkafka_night_in_every_codec_and_placement_resent_by_tally_produce_counts_once(
     pipeline, workers, tmp_path, ch, logger
 ):
     workers.start()
@@ -115,8 +143,8 @@ def test_a_librdkafka_night_in_every_codec_and_placement_resent_by_tally_produce
     events = night(pipeline, out, tps=1200, seed=28)
     quarter = -(-len(events) // len(CODECS))
     cycle = iter(range(10**9))
-    # A quarter in each codec, each placed another way: librdkafka's default (CRC32), FNV-1a (Go's sarama),
-    # random, and round-robin over the partitions.
+    # A quarter in each codec, each placed another way: librdkafka's default (CRC32), FNV-1a (Go's
+    # sarama), random, and round-robin over the partitions.
     placements = (
         {"partitioner": "consistent_random"},
         {"partitioner": "fnv1a_random"},
@@ -129,15 +157,24 @@ def test_a_librdkafka_night_in_every_codec_and_placement_resent_by_tally_produce
         landed = librdkafka(pipeline, quarter_events, **placement, **{"compression.type": codec})
         for key, partitions in landed.items():
             placed.setdefault(key, []).extend(partitions)
-    # docs/operations.md's recovery after a broker restart: the night resent, by tally's own producer.
-    assert b"produced %d events" % len(events) in tally(pipeline, "produce", str(out / "events.jsonl")).stdout
+    # docs/operations.md's recovery after a broker restart: the night resent, by tally's own
+    # producer.
+    assert (
+        b"produced %d events" % len(events)
+        in tally(pipeline, "produce", str(out / "events.jsonl")).stdout
+    )
     decisions = counted_once(pipeline, ch, out, events, 2 * len(events))
     assert sum(decisions.values()) == 2 * len(events)  # every arrival decided once, at home
     # Every record librdkafka put off its home partition was forwarded there, and only those.
-    away = sum(p != home_partition(key, pipeline.partitions) for key, ps in placed.items() for p in ps)
+    away = sum(
+        p != home_partition(key, pipeline.partitions) for key, ps in placed.items() for p in ps
+    )
     assert 0 < away == ch.command("SELECT count() FROM tally_forwards FINAL")
     status = orjson.loads(tally(pipeline, "status", "--json").stdout)
-    assert sum(status["clickhouse"]["forwarded"].values()) == away and not status["clickhouse"]["stalled"]
+    assert (
+        sum(status["clickhouse"]["forwarded"].values()) == away
+        and not status["clickhouse"]["stalled"]
+    )
     assert "error" not in status["broker"]
     log_adds_up(logger, ch, decisions["applied"])
 
@@ -148,7 +185,7 @@ def forwarding(workers: Workers, i: int, since: int) -> bool:
     return any(int(n) > 0 for n in re.findall(r"forwarded home so far (\d+)", text))
 
 
-def test_records_on_wrong_or_random_partitions_count_once_with_three_workers_and_a_kill_while_forwarding(
+def test_records_on_wrong_or_random_partitions_count_once_with_three_workers_and_a_kill(
     pipeline, workers, tmp_path, ch, logger
 ):
     for _ in range(3):
@@ -176,15 +213,22 @@ def test_records_on_wrong_or_random_partitions_count_once_with_three_workers_and
     librdkafka(pipeline, events, partitioner="random")
     decisions = counted_once(pipeline, ch, out, events, 0)
     # Every arrival was off its home: all of the first pass and most of the second were forwarded.
-    assert ch.command("SELECT uniqExact(src_partition, src_offset) FROM tally_forwards FINAL") >= len(events)
+    assert ch.command(
+        "SELECT uniqExact(src_partition, src_offset) FROM tally_forwards FINAL"
+    ) >= len(events)
     # A copy forwarded again after the kill is a duplicate of itself at home, never counted again.
     assert decisions["duplicate"] >= len(events)
     log_adds_up(logger, ch, decisions["applied"])
 
 
-def test_a_worker_refuses_to_count_on_another_partition_count_than_the_night_began_with(pipeline, workers, ch):
-    """Homes depend on the partition count: partitions added mid-night would move TPS away from their state."""
-    ch.insert("topic_layout", [(pipeline.topic(SUBMISSIONS), 8)], column_names=["topic", "partitions"])
+def test_a_worker_refuses_to_count_on_another_partition_count_than_the_night_began_with(
+    pipeline, workers, ch
+):
+    """Homes depend on the partition count: partitions added mid-night would move TPS away from
+    their state."""
+    ch.insert(
+        "topic_layout", [(pipeline.topic(SUBMISSIONS), 8)], column_names=["topic", "partitions"]
+    )
     worker = workers.start()
     assert worker.wait(timeout=90) == 78
     assert "has 4 partitions, but its tallies were placed and decided on 8" in workers.logs(None)

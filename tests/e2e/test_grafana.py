@@ -10,12 +10,19 @@ import orjson
 from tests.conftest import tally
 from tests.e2e.test_seats_end_to_end import five_ballots  # noqa: F401 - five ballots through the pipeline
 
-DASHBOARD = json.loads((Path(__file__).resolve().parents[2] / "deploy/grafana/dashboards/tally.json").read_text())
+DASHBOARD = json.loads(
+    (Path(__file__).resolve().parents[2] / "deploy/grafana/dashboards/tally.json").read_text()
+)
 
 
 def test_every_dashboard_query_runs_and_returns_rows(five_ballots, ch, pipeline):  # noqa: F811
     database = ch.database
-    queries = [(p["title"], t["rawSql"]) for p in DASHBOARD["panels"] for t in p.get("targets", []) if "rawSql" in t]
+    queries = [
+        (p["title"], t["rawSql"])
+        for p in DASHBOARD["panels"]
+        for t in p.get("targets", [])
+        if "rawSql" in t
+    ]
     assert len(queries) >= 5
     for title, sql in queries:
         rows = ch.query(sql.replace("tally.", f"`{database}`.")).result_rows
@@ -23,7 +30,9 @@ def test_every_dashboard_query_runs_and_returns_rows(five_ballots, ch, pipeline)
 
     # The seats panel computes Sainte-Lague in SQL; it must agree with `tally seats`.
     panel = next(p for p in DASHBOARD["panels"] if p["title"].startswith("DPR seats"))
-    in_sql = dict(ch.query(panel["targets"][0]["rawSql"].replace("tally.", f"`{database}`.")).result_rows)
+    in_sql = dict(
+        ch.query(panel["targets"][0]["rawSql"].replace("tally.", f"`{database}`.")).result_rows
+    )
     seats = orjson.loads(tally(pipeline, "seats", "--ballot", "DPR", "--json").stdout)
     assert in_sql == {p["party"]: p["seats"] for p in seats["national"] if p["seats"]}
 

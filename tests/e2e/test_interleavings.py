@@ -6,8 +6,9 @@ partition's state, and decides the same offsets again in other batch boundaries 
 token matches S's). Two models of S's fenced insert:
   * atomic: the lease check and the rows are one statement that nothing runs beside. This was the
     embedded server while it ran one statement at a time;
-  * server: the check is evaluated when the insert starts, and the rows land when it ends, with N's
-    statements free to run in between. This is a ClickHouse server, which runs statements side by side.
+  * server: the check is evaluated when the insert starts, and the rows land when it ends, with
+    N's statements free to run in between. This is a ClickHouse server, which runs statements side
+    by side.
 The atomic model is exact in every order. The server model double-counts in exactly the orders the
 docs/exactly-once.md names: S checked before N took the lease, and S's rows landed after N
 read the state: the hole the insert bound closes.
@@ -66,24 +67,31 @@ class CheckedAtStart(ClickHouseSink):
 @pytest.fixture(scope="module")
 def night() -> tuple[list[dict], list[Message], dict]:
     shape, stream, truth = generate(Plan(60, 19, ("PPWP",)))
-    return list(registry_records(shape)), [Message(offset, raw) for offset, raw in enumerate(stream)], truth.as_json()
+    return (
+        list(registry_records(shape)),
+        [Message(offset, raw) for offset, raw in enumerate(stream)],
+        truth.as_json(),
+    )
 
 
 class SlowInsert(ClickHouseSink):
-    """A sink whose totals insert takes ~`stall_s` in the server after its lease check (each row sleeps
-    in the WHERE, after the fence), as a loaded server or a large batch would. With `verdict`, the
-    check is the one evaluated when the insert started (see CheckedAtStart).
+    """A sink whose totals insert takes ~`stall_s` in the server after its lease check (each row
+    sleeps in the WHERE, after the fence), as a loaded server or a large batch would. With
+    `verdict`, the check is the one evaluated when the insert started (see CheckedAtStart).
 
     The server checks an insert's time each time it reads a block of its input, so the rows are read
     in blocks of 8 here (the insert still lands as one part): a batch read as one block would be
-    checked once, before its rows sleep, and then written whatever the time (docs/exactly-once.md: the margin)."""
+    checked once, before its rows sleep, and then written whatever the time (docs/exactly-once.md:
+    the margin)."""
 
     stall_s = 2.0
     verdict: str | None = None
 
     def __init__(self, client, **options: object) -> None:
         client.set_client_setting("max_block_size", 8)
-        client.set_client_setting("max_threads", 1)  # the blocks' sleeps one after another: stall_s in all
+        client.set_client_setting(
+            "max_threads", 1
+        )  # the blocks' sleeps one after another: stall_s in all
         super().__init__(client, **options)
 
     totals_landed = 0  # rows of the slow insert the server took
@@ -91,7 +99,9 @@ class SlowInsert(ClickHouseSink):
     def _insert(self, table: Table, columns: list[list], token: str, fence: str) -> int:
         if table is not TOTALS:
             return super()._insert(table, columns, token, fence)
-        fence = f"{self.verdict or fence} AND sleepEachRow({self.stall_s / len(columns[0]):.6f}) = 0"
+        fence = (
+            f"{self.verdict or fence} AND sleepEachRow({self.stall_s / len(columns[0]):.6f}) = 0"
+        )
         self.totals_landed = super()._insert(table, columns, token, fence)
         return self.totals_landed
 
@@ -102,8 +112,8 @@ class Ended(Exception):
 
 def ended_by_the_server(settings, batch, owner: str) -> None:
     """S's write in the orders the fix rules out: its insert passed its check before N's lease and
-    outlives the deadline, so the engine ends it and nothing of it lands; its retry is checked anew and
-    meets the fence."""
+    outlives the deadline, so the engine ends it and nothing of it lands; its retry is checked anew
+    and meets the fence."""
 
     def stop(_: float) -> None:
         raise Ended
@@ -117,7 +127,9 @@ def ended_by_the_server(settings, batch, owner: str) -> None:
         ClickHouseSink(connect(settings)).write(batch, owner)
 
 
-def run_order(pipeline, name: str, order: tuple[str, ...], atomic: bool, night, waited: bool = False) -> list[str]:
+def run_order(
+    pipeline, name: str, order: tuple[str, ...], atomic: bool, night, waited: bool = False
+) -> list[str]:
     records, messages, truth = night
     settings = pipeline.override(clickhouse=f"{pipeline.clickhouse.rsplit('/', 1)[0]}/{name}")
     apply_schema(settings)
@@ -142,10 +154,18 @@ def run_order(pipeline, name: str, order: tuple[str, ...], atomic: bool, night, 
             stalled.verdict = "1" if stalled.held(TOPIC, {0: "S"}) else "0"
 
     def s_write() -> None:
-        if waited and order.index("s_check") < order.index("n_lease") and order.index("s_write") > order.index("n_read"):
-            ended_by_the_server(settings, s_batch, "S")  # in flight across N's whole wait: cannot land
+        if (
+            waited
+            and order.index("s_check") < order.index("n_lease")
+            and order.index("s_write") > order.index("n_read")
+        ):
+            ended_by_the_server(
+                settings, s_batch, "S"
+            )  # in flight across N's whole wait: cannot land
             return
-        with contextlib.suppress(Fenced):  # S learns it lost the partition; nothing of its batch landed
+        with contextlib.suppress(
+            Fenced
+        ):  # S learns it lost the partition; nothing of its batch landed
             (sink if atomic else stalled).write(s_batch, "S")
 
     steps: dict[str, Callable[[], None]] = {
@@ -158,47 +178,73 @@ def run_order(pipeline, name: str, order: tuple[str, ...], atomic: bool, night, 
     }
     for step in order:
         steps[step]()
-    # The audit trail too: every offset decided once (the first decision wins), each event applied once.
-    decided, applied = client.query("SELECT count(), countIf(decision = 'applied') FROM tally_decisions FINAL").result_rows[0]
-    audit = [] if (decided, applied) == (len(messages), len(messages)) else [f"audit: {decided} decided, {applied} applied"]
+    # The audit trail too: every offset decided once (the first decision wins), each event applied
+    # once.
+    decided, applied = client.query(
+        "SELECT count(), countIf(decision = 'applied') FROM tally_decisions FINAL"
+    ).result_rows[0]
+    audit = (
+        []
+        if (decided, applied) == (len(messages), len(messages))
+        else [f"audit: {decided} decided, {applied} applied"]
+    )
     return verify(client, truth) + audit
 
 
 def test_every_order_is_exact_when_the_fence_and_the_rows_are_one_statement(pipeline, night):
     for i, order in enumerate(interleavings()):
-        assert run_order(pipeline, f"{pipeline.namespace[:-1]}_a{i}", order, True, night) == [], order
+        assert run_order(pipeline, f"{pipeline.namespace[:-1]}_a{i}", order, True, night) == [], (
+            order
+        )
 
 
-def test_on_a_server_the_late_write_double_counts_in_exactly_the_orders_the_readme_names(pipeline, night):
+def test_on_a_server_the_late_write_double_counts_in_exactly_the_orders_the_readme_names(
+    pipeline, night
+):
     doubled = set()
     for i, order in enumerate(interleavings()):
         if run_order(pipeline, f"{pipeline.namespace[:-1]}_s{i}", order, False, night):
             doubled.add(order)
-    named = {o for o in interleavings() if o.index("s_check") < o.index("n_lease") and o.index("s_write") > o.index("n_read")}
+    named = {
+        o
+        for o in interleavings()
+        if o.index("s_check") < o.index("n_lease") and o.index("s_write") > o.index("n_read")
+    }
     assert len(interleavings()) == 15 and named  # the harness can find the hole: these orders exist
     assert doubled == named
 
 
 def test_with_the_takeover_wait_every_order_is_exact_on_a_server(pipeline, night):
     for i, order in enumerate(interleavings()):
-        assert run_order(pipeline, f"{pipeline.namespace[:-1]}_w{i}", order, False, night, waited=True) == [], order
+        assert (
+            run_order(pipeline, f"{pipeline.namespace[:-1]}_w{i}", order, False, night, waited=True)
+            == []
+        ), order
 
 
 @pytest.mark.parametrize("fixed", [False, True], ids=["no-wait", "takeover-wait"])
 def test_a_slow_insert_in_flight_across_a_takeover_on_parallel_handles(pipeline, night, fixed):
     """Real concurrency on the embedded server's pool of chDB handles: S's fenced insert passes its
-    check and runs on (2 s in the server) while N takes the lease, reads and writes on other handles.
-    Without a deadline and the wait, S's rows land after N's read and the totals double; with them,
-    the server ends S's insert at its deadline, before N's wait is over, and the totals are exact."""
+    check and runs on (2 s in the server) while N takes the lease, reads and writes on other
+    handles. Without a deadline and the wait, S's rows land after N's read and the totals double;
+    with them, the server ends S's insert at its deadline, before N's wait is over, and the totals
+    are exact."""
     records, messages, truth = night
     name = f"{pipeline.namespace[:-1]}_c{int(fixed)}"
     settings = pipeline.override(clickhouse=f"{pipeline.clickhouse.rsplit('/', 1)[0]}/{name}")
     apply_schema(settings)
     client = connect(settings)
     load_registry(client, records)
-    deadline = 1.5 if fixed else 0.0  # S's insert would run 2 s; 0: no max_execution_time, as before the fix
+    deadline = (
+        1.5 if fixed else 0.0
+    )  # S's insert would run 2 s; 0: no max_execution_time, as before the fix
     n_sink = ClickHouseSink(client, deadline_s=deadline, receive_timeout_s=0.0)
-    s_sink = SlowInsert(connect(settings), deadline_s=deadline, receive_timeout_s=0.0, sleep=lambda _: time.sleep(0.05))
+    s_sink = SlowInsert(
+        connect(settings),
+        deadline_s=deadline,
+        receive_timeout_s=0.0,
+        sleep=lambda _: time.sleep(0.05),
+    )
 
     def processor(sink: ClickHouseSink) -> Processor:
         registry = sink.call("registry", read_registry)
@@ -231,7 +277,9 @@ def test_a_slow_insert_in_flight_across_a_takeover_on_parallel_handles(pipeline,
     differences = verify(client, truth)
     assert outcome == ["fenced"]  # either way S learns it lost the partition, at its next insert
     if fixed:
-        assert 0.5 < waited < n_sink.takeover_wait_s  # N saw S's insert running until the server ended it
+        assert (
+            0.5 < waited < n_sink.takeover_wait_s
+        )  # N saw S's insert running until the server ended it
         assert s_sink.unsure_until > 0  # ended by the server (TIMEOUT_EXCEEDED), then retried
         assert s_sink.totals_landed == 0 and differences == []
     else:

@@ -28,12 +28,17 @@ def test_plaintext_is_the_embedded_default():
 def test_scram_over_tls_reaches_aiokafka_and_faust():
     settings = Settings.from_env(SCRAM)
     options = kafka_options(settings)
-    assert (options["security_protocol"], options["sasl_mechanism"]) == ("SASL_SSL", "SCRAM-SHA-256")
+    assert (options["security_protocol"], options["sasl_mechanism"]) == (
+        "SASL_SSL",
+        "SCRAM-SHA-256",
+    )
     assert (options["sasl_plain_username"], options["sasl_plain_password"]) == ("gateway", "s3cret")
     assert options["ssl_context"].verify_mode.name == "CERT_REQUIRED"
 
     async def construct() -> None:
-        AIOKafkaProducer(bootstrap_servers="kafka:9094", **options)  # aiokafka accepts every option as given
+        AIOKafkaProducer(
+            bootstrap_servers="kafka:9094", **options
+        )  # aiokafka accepts every option as given
 
     asyncio.run(construct())
     app = faust.App("auth-check", broker="kafka://kafka:9094", **faust_options(settings))
@@ -51,7 +56,10 @@ def test_scram_over_tls_reaches_aiokafka_and_faust():
     [
         ({"TALLY_KAFKA_SECURITY_PROTOCOL": "SASL"}, "expected one of"),
         ({**SCRAM, "TALLY_KAFKA_SASL_MECHANISM": "GSSAPI"}, "TALLY_KAFKA_SASL_MECHANISM"),
-        ({**SCRAM, "TALLY_KAFKA_PASSWORD": ""}, "needs TALLY_KAFKA_USERNAME and TALLY_KAFKA_PASSWORD"),
+        (
+            {**SCRAM, "TALLY_KAFKA_PASSWORD": ""},
+            "needs TALLY_KAFKA_USERNAME and TALLY_KAFKA_PASSWORD",
+        ),
     ],
 )
 def test_settings_that_do_not_fit_together_are_refused_clearly(env, message):
@@ -60,13 +68,18 @@ def test_settings_that_do_not_fit_together_are_refused_clearly(env, message):
 
 
 def test_the_embedded_broker_cannot_authenticate_so_sasl_is_refused_there(stack):
-    """Tansu 0.6.0 (memory storage) answers SaslHandshake with UnsupportedSaslMechanism unless started
-    with --authentication, and then refuses `tansu user create` itself: SCRAM cannot be tested end to
-    end here (docs/trust.md). This pins that: the day it changes, test authentication for real."""
-    options = kafka_options(Settings.from_env({**SCRAM, "TALLY_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}))
+    """Tansu 0.6.0 (memory storage) answers SaslHandshake with UnsupportedSaslMechanism unless
+    started with --authentication, and then refuses `tansu user create` itself: SCRAM cannot be
+    tested end to end here (docs/trust.md). This pins that: the day it changes, test authentication
+    for real."""
+    options = kafka_options(
+        Settings.from_env({**SCRAM, "TALLY_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"})
+    )
 
     async def connect() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=stack.kafka, request_timeout_ms=3000, **options)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=stack.kafka, request_timeout_ms=3000, **options
+        )
         try:
             await producer.start()
         finally:

@@ -1,4 +1,5 @@
-"""The official region list: import, errors that name the line, and simulating onto real villages."""
+"""The official region list: import, errors that name the line, and simulating onto real
+villages."""
 
 from __future__ import annotations
 
@@ -29,7 +30,13 @@ LIST = """11,ACEH
 def test_dotted_codes_become_registry_regions():
     regions = list(parse_regions(LIST.splitlines()))
     assert regions[0]["code"] == "ID" and len(regions) == 11
-    assert {"type": "region", "code": "1101012001", "name": "Keude Bakongan", "level": "village", "parent": "110101"} in regions
+    assert {
+        "type": "region",
+        "code": "1101012001",
+        "name": "Keude Bakongan",
+        "level": "village",
+        "parent": "110101",
+    } in regions
     assert next(r for r in regions if r["code"] == "3171011002")["name"] == "Kebon Kelapa, Gambir"
 
 
@@ -50,7 +57,9 @@ def test_bad_lines_are_named(text, message):
 def test_simulating_onto_real_villages_gives_valid_tallies():
     shape = build_shape_on(list(parse_regions(LIST.splitlines())), 40, 1)
     assert {t[:10] for t in shape.tps} == {"1101012001", "1101012002", "3171011001", "3171011002"}
-    assert not any(c["ballot"] == "DPRD_KAB" and c["regions"][0].startswith("31") for c in shape.contests)
+    assert not any(
+        c["ballot"] == "DPRD_KAB" and c["regions"][0].startswith("31") for c in shape.contests
+    )
     _, events, _ = generate(Plan(40, 1, ("PPWP", "DPR", "DPRD_KAB")), shape)
     registry = Registry.from_records(registry_records(shape))
     for raw in events:
@@ -60,11 +69,30 @@ def test_simulating_onto_real_villages_gives_valid_tallies():
 def test_cli_import_and_simulate_with_regions(pipeline, tmp_path):
     csv = tmp_path / "list.csv"
     csv.write_text(LIST)
-    out = tally(pipeline, "registry", "import-kemendagri", str(csv), "--out", str(tmp_path / "regions.jsonl"))
+    out = tally(
+        pipeline,
+        "registry",
+        "import-kemendagri",
+        str(csv),
+        "--out",
+        str(tmp_path / "regions.jsonl"),
+    )
     assert b"wrote 11 regions" in out.stdout
     assert orjson.loads((tmp_path / "regions.jsonl").read_bytes().splitlines()[1])["name"] == "ACEH"
-    tally(pipeline, "simulate", "--tps", "20", "--regions", str(csv), "--out", str(tmp_path / "d"), "--dry-run")
-    registry = [orjson.loads(line) for line in (tmp_path / "d" / "registry.jsonl").read_bytes().splitlines()]
+    tally(
+        pipeline,
+        "simulate",
+        "--tps",
+        "20",
+        "--regions",
+        str(csv),
+        "--out",
+        str(tmp_path / "d"),
+        "--dry-run",
+    )
+    registry = [
+        orjson.loads(line) for line in (tmp_path / "d" / "registry.jsonl").read_bytes().splitlines()
+    ]
     assert {r["name"] for r in registry if r["type"] == "region" and r["level"] == "village"} <= {
         "Keude Bakongan",
         "Ujong Mangki",

@@ -26,7 +26,10 @@ def test_a_lease_taken_fences_the_previous_owner_and_a_release_spares_the_wait(c
 
 
 def test_a_lease_not_released_is_waited_out_before_state_is_read(ch):
-    crashed, heir = Leases(ClickHouseSink(ch), "crashed"), Leases(ClickHouseSink(ch, deadline_s=0.5), "heir")
+    crashed, heir = (
+        Leases(ClickHouseSink(ch), "crashed"),
+        Leases(ClickHouseSink(ch, deadline_s=0.5), "heir"),
+    )
     asyncio.run(crashed.take(TOPIC, [2], crashed.next_token()))
     # The crashed owner never releases: the heir waits while inserts of that owner may still run
     # (none here, so no longer than the bound), and says so.
@@ -38,5 +41,7 @@ def test_a_topic_with_another_partition_count_than_the_night_is_refused(ch):
     leases = Leases(ClickHouseSink(ch), "w")
     assert asyncio.run(leases.check_layout(TOPIC, 4)) == 4
     assert asyncio.run(leases.check_layout(TOPIC, 4)) == 4
-    with pytest.raises(LayoutChanged, match="has 8 partitions, but its tallies were placed and decided on 4"):
+    with pytest.raises(
+        LayoutChanged, match="has 8 partitions, but its tallies were placed and decided on 4"
+    ):
         asyncio.run(leases.check_layout(TOPIC, 8))

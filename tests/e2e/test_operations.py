@@ -48,8 +48,8 @@ def start_worker(settings, log: Path, *args: str) -> subprocess.Popen:
 
 
 def counting(settings, out: Path, log: Path) -> tuple[subprocess.Popen, subprocess.Popen]:
-    """A worker counting the night in `out` while a gateway sends it at 300 events/s, once the worker
-    has written two batches: the moment a dependency is taken away in the tests below."""
+    """A worker counting the night in `out` while a gateway sends it at 300 events/s, once the
+    worker has written two batches: the moment a dependency is taken away in the tests below."""
     worker = start_worker(settings, log)
     wait_for(lambda: b"leases taken" in log.read_bytes(), what="the worker's leases")
     producer = subprocess.Popen(
@@ -66,7 +66,16 @@ def counting(settings, out: Path, log: Path) -> tuple[subprocess.Popen, subproce
 def start_broker(data_dir: Path, port: int) -> subprocess.Popen:
     """A `tally broker` of its own on `port`, once it listens."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streams", "broker", "--data-dir", str(data_dir), "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "streams",
+            "broker",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+        ],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
@@ -76,7 +85,8 @@ def start_broker(data_dir: Path, port: int) -> subprocess.Popen:
 
 
 def stop(broker: subprocess.Popen) -> None:
-    """Stop a `tally broker`: SIGTERM, which it passes on to Tansu. SIGKILL would leave Tansu running."""
+    """Stop a `tally broker`: SIGTERM, which it passes on to Tansu. SIGKILL would leave Tansu
+    running."""
     if broker.poll() is None:
         broker.send_signal(signal.SIGTERM)
         broker.wait(timeout=20)
@@ -103,18 +113,29 @@ def test_a_live_worker_is_scraped_and_logs_json(pipeline, tmp_path):
         total = sum(1 for line in (out / "events.jsonl").open("rb") if line.strip())
         wait_caught_up(pipeline, total, timeout_s=120)
         client = connect(pipeline)
-        decided = dict(client.query("SELECT decision, count() FROM tally_decisions FINAL GROUP BY decision").result_rows)
-        rejected = dict(
+        decided = dict(
             client.query(
-                "SELECT reasons[1], count() FROM tally_decisions FINAL WHERE decision = 'rejected' GROUP BY reasons[1]"
+                "SELECT decision, count() FROM tally_decisions FINAL GROUP BY decision"
             ).result_rows
         )
-        keys = client.command("SELECT count() FROM (SELECT DISTINCT ballot, tps FROM tally_current)")
+        rejected = dict(
+            client.query(
+                "SELECT reasons[1], count() FROM tally_decisions FINAL WHERE decision = 'rejected' "
+                "GROUP BY reasons[1]"
+            ).result_rows
+        )
+        keys = client.command(
+            "SELECT count() FROM (SELECT DISTINCT ballot, tps FROM tally_current)"
+        )
 
         def settled() -> bool:  # the lag poll runs every 10 s
             m = scrape(port)
             lags = [v for (name, _), v in m.items() if name == "tally_consumer_lag"]
-            return m.get(("tally_broker_up", ())) == 1 and len(lags) == pipeline.partitions and not any(lags)
+            return (
+                m.get(("tally_broker_up", ())) == 1
+                and len(lags) == pipeline.partitions
+                and not any(lags)
+            )
 
         wait_for(settled, timeout=40, what="a lag poll")
         metrics = scrape(port)
@@ -126,9 +147,11 @@ def test_a_live_worker_is_scraped_and_logs_json(pipeline, tmp_path):
     for labels, v in events.items():
         by_decision[dict(labels)["decision"]] = by_decision.get(dict(labels)["decision"], 0) + v
     assert by_decision == {k: float(v) for k, v in decided.items()}
-    assert {dict(labels)["reason"]: v for labels, v in events.items() if dict(labels)["decision"] == "rejected"} == {
-        k: float(v) for k, v in rejected.items()
-    }
+    assert {
+        dict(labels)["reason"]: v
+        for labels, v in events.items()
+        if dict(labels)["decision"] == "rejected"
+    } == {k: float(v) for k, v in rejected.items()}
     assert metrics[("tally_state_keys", ())] == keys
     assert metrics[("tally_partitions_owned", ())] == pipeline.partitions
     assert metrics[("tally_clickhouse_up", ())] == 1
@@ -144,8 +167,9 @@ def test_a_live_worker_is_scraped_and_logs_json(pipeline, tmp_path):
 
 def test_sigterm_with_the_broker_gone_stops_within_10_s_and_loses_nothing(stack, tmp_path):
     """A broker of its own: the worker counts part of the night, the broker dies, SIGTERM stops the
-    worker within 10 s. Then a new broker gets the whole night again (the gateways resend their logs),
-    a new worker counts it, and the totals are exact: nothing unwritten was committed, nothing counted twice."""
+    worker within 10 s. Then a new broker gets the whole night again (the gateways resend their
+    logs), a new worker counts it, and the totals are exact: nothing unwritten was committed,
+    nothing counted twice."""
     ns = f"stop{os.getpid()}"
     out = tmp_path / "night"
 
@@ -153,14 +177,19 @@ def test_sigterm_with_the_broker_gone_stops_within_10_s_and_loses_nothing(stack,
         port = servers.free_port()
         proc = start_broker(tmp_path / "b", port)
         settings = stack.override(
-            kafka=f"127.0.0.1:{port}", clickhouse=f"{stack.clickhouse}/{ns}", namespace=f"{ns}.", partitions=2
+            kafka=f"127.0.0.1:{port}",
+            clickhouse=f"{stack.clickhouse}/{ns}",
+            namespace=f"{ns}.",
+            partitions=2,
         )
         asyncio.run(create_topics(settings, settings.kafka))
         return proc, settings
 
     broker, settings = broker_up()
     tally(settings, "init")
-    tally(settings, "simulate", "--tps", "1500", "--seed", "9", "--out", str(out), "--dry-run")  # ~1,600 events
+    tally(
+        settings, "simulate", "--tps", "1500", "--seed", "9", "--out", str(out), "--dry-run"
+    )  # ~1,600 events
     tally(settings, "registry", "load", str(out / "registry.jsonl"))
     log = tmp_path / "worker-1.log"
     worker = None
@@ -186,12 +215,20 @@ def test_sigterm_with_the_broker_gone_stops_within_10_s_and_loses_nothing(stack,
         # The worker meets the empty broker first (resent in the same order, the night would be the
         # same log at every decided offset, and nothing to tell apart).
         deadline = time.monotonic() + 60
-        while b"leases taken" not in (tmp_path / "worker-2.log").read_bytes() and time.monotonic() < deadline:
+        while (
+            b"leases taken" not in (tmp_path / "worker-2.log").read_bytes()
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.2)
         tally(settings, "produce", str(out / "events.jsonl"))
         total = sum(1 for line in (out / "events.jsonl").open("rb") if line.strip())
         wait_caught_up(settings, total, timeout_s=180)
-        assert verify(connect(settings), read_truth(out / "truth.jsonl"), tps_file=out / "truth-tps.jsonl") == []
+        assert (
+            verify(
+                connect(settings), read_truth(out / "truth.jsonl"), tps_file=out / "truth-tps.jsonl"
+            )
+            == []
+        )
         assert b"THE BROKER RESTARTED EMPTY" in (tmp_path / "worker-2.log").read_bytes()
         assert connect(settings).command("SELECT max(epoch) FROM topic_epochs") == 1
         status = orjson.loads(tally(settings, "status", "--json").stdout)
@@ -207,22 +244,40 @@ def test_the_api_serves_its_metrics(pipeline):
         assert get(port, "/api/results?ballot=PPWP")[0] == 200
         assert get(port, "/api/tps/0000000000000?ballot=PPWP")[0] in (400, 404)
         metrics = scrape(port)
-    assert metrics[("tally_api_requests_total", (("route", "/api/results"), ("status", "200")))] == 1
+    assert (
+        metrics[("tally_api_requests_total", (("route", "/api/results"), ("status", "200")))] == 1
+    )
     assert metrics[("tally_api_request_seconds_count", (("route", "/api/results"),))] == 1
-    assert any(name == "tally_api_requests_total" and dict(labels)["route"] == "/api/tps/{code}" for name, labels in metrics)
+    assert any(
+        name == "tally_api_requests_total" and dict(labels)["route"] == "/api/tps/{code}"
+        for name, labels in metrics
+    )
 
 
 def test_sigterm_with_clickhouse_gone_stops_within_10_s_and_loses_nothing(stack, tmp_path):
-    """A ClickHouse server of its own goes away mid-night; the worker, its write retrying, is stopped
-    and must be gone within 10 s. ClickHouse and a worker come back: the night is exact."""
+    """A ClickHouse server of its own goes away mid-night; the worker, its write retrying, is
+    stopped and must be gone within 10 s. ClickHouse and a worker come back: the night is exact."""
     data_dir, port = tmp_path / "own", servers.free_port()
-    command = [sys.executable, "-m", "streams", "clickhouse", "--data-dir", str(data_dir), "--port", str(port)]
-    server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    command = [
+        sys.executable,
+        "-m",
+        "streams",
+        "clickhouse",
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        str(port),
+    ]
+    server = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+    )
     ns = f"chstop{os.getpid()}"
     out = tmp_path / "night"
     try:
         wait_for(lambda: servers.port_open("127.0.0.1", port), timeout=60, what="ClickHouse")
-        writer = servers.clickhouse_users(stack.override(data_dir=data_dir))[servers.WRITER]  # made at its start
+        writer = servers.clickhouse_users(stack.override(data_dir=data_dir))[
+            servers.WRITER
+        ]  # made at its start
         address = servers.credited(f"http://127.0.0.1:{port}", servers.WRITER, writer)
         settings = stack.override(clickhouse=f"{address}/{ns}", namespace=f"{ns}.", partitions=2)
         tally(settings, "init")
@@ -230,7 +285,9 @@ def test_sigterm_with_clickhouse_gone_stops_within_10_s_and_loses_nothing(stack,
         tally(settings, "registry", "load", str(out / "registry.jsonl"))
         log = tmp_path / "worker-1.log"
         worker, producer = counting(settings, out, log)
-        server.send_signal(signal.SIGTERM)  # ClickHouse goes away mid-night: the next write retries ...
+        server.send_signal(
+            signal.SIGTERM
+        )  # ClickHouse goes away mid-night: the next write retries ...
         server.wait(timeout=30)
         wait_for(lambda: b"retrying in" in log.read_bytes(), timeout=30, what="a failed write")
         worker.send_signal(signal.SIGTERM)  # ... and the operator stops the worker
@@ -238,12 +295,19 @@ def test_sigterm_with_clickhouse_gone_stops_within_10_s_and_loses_nothing(stack,
         worker.wait(timeout=30)
         assert time.monotonic() - stopped <= 10, "the worker took more than 10 s to stop"
         producer.wait(timeout=60)
-        server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+        )
         wait_for(lambda: servers.port_open("127.0.0.1", port), timeout=60, what="ClickHouse again")
         worker = start_worker(settings, tmp_path / "worker-2.log")
         total = sum(1 for line in (out / "events.jsonl").open("rb") if line.strip())
         wait_caught_up(settings, total, timeout_s=180)
-        assert verify(connect(settings), read_truth(out / "truth.jsonl"), tps_file=out / "truth-tps.jsonl") == []
+        assert (
+            verify(
+                connect(settings), read_truth(out / "truth.jsonl"), tps_file=out / "truth-tps.jsonl"
+            )
+            == []
+        )
     finally:
         for proc in (locals().get("worker"), locals().get("producer")):
             if proc is not None and proc.poll() is None:
@@ -253,7 +317,9 @@ def test_sigterm_with_clickhouse_gone_stops_within_10_s_and_loses_nothing(stack,
         server.wait(timeout=30)
 
 
-def test_a_running_worker_notices_the_broker_restarted_empty_and_the_resent_night_counts_once(stack, tmp_path):
+def test_a_running_worker_notices_the_broker_restarted_empty_and_the_resent_night_counts_once(
+    stack, tmp_path
+):
     """The broker dies and comes back empty on the same address while the worker keeps running; the
     gateways resend a while later, in another order. When Tansu is back the group rejoins; at that
     assignment the worker finds the log is not the one it decided on, starts the next epoch before
@@ -261,7 +327,12 @@ def test_a_running_worker_notices_the_broker_restarted_empty_and_the_resent_nigh
     port = servers.free_port()
     ns = f"again{os.getpid()}"
     out = tmp_path / "night"
-    settings = stack.override(kafka=f"127.0.0.1:{port}", clickhouse=f"{stack.clickhouse}/{ns}", namespace=f"{ns}.", partitions=2)
+    settings = stack.override(
+        kafka=f"127.0.0.1:{port}",
+        clickhouse=f"{stack.clickhouse}/{ns}",
+        namespace=f"{ns}.",
+        partitions=2,
+    )
 
     def broker_up() -> subprocess.Popen:
         proc = start_broker(tmp_path / "b", port)
@@ -282,11 +353,20 @@ def test_a_running_worker_notices_the_broker_restarted_empty_and_the_resent_nigh
         wait_caught_up(settings, half, timeout_s=120)
         stop(broker)
         broker = broker_up()  # the same address, nothing in it
-        time.sleep(8)  # the worker's consumer finds its position gone and resets to the new log's start
-        tally(settings, "produce", "-", stdin=b"\n".join(lines[half:] + lines[:half]) + b"\n")  # another order
+        time.sleep(
+            8
+        )  # the worker's consumer finds its position gone and resets to the new log's start
+        tally(
+            settings, "produce", "-", stdin=b"\n".join(lines[half:] + lines[:half]) + b"\n"
+        )  # another order
         wait_caught_up(settings, len(lines), timeout_s=180)
         assert worker.poll() is None  # the same worker, never restarted
-        assert verify(connect(settings), read_truth(out / "truth.jsonl"), tps_file=out / "truth-tps.jsonl") == []
+        assert (
+            verify(
+                connect(settings), read_truth(out / "truth.jsonl"), tps_file=out / "truth-tps.jsonl"
+            )
+            == []
+        )
         assert b"THE BROKER RESTARTED EMPTY" in log.read_bytes()
     finally:
         worker.send_signal(signal.SIGTERM)

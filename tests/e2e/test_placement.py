@@ -33,7 +33,9 @@ def test_murmur2_is_the_java_clients():
 @given(st.binary(max_size=64), st.integers(min_value=1, max_value=64))
 def test_home_is_where_aiokafka_puts_a_keyed_record(key, partitions):
     assert murmur2(key) & 0xFFFFFFFF == aiokafka_murmur2(key) & 0xFFFFFFFF
-    assert home_partition(key, partitions) == DefaultPartitioner()(key, list(range(partitions)), list(range(partitions)))
+    assert home_partition(key, partitions) == DefaultPartitioner()(
+        key, list(range(partitions)), list(range(partitions))
+    )
 
 
 def test_home_is_where_librdkafka_puts_a_key_with_its_murmur2_partitioner(pipeline):
@@ -50,7 +52,10 @@ def test_home_is_where_librdkafka_puts_a_key_with_its_murmur2_partitioner(pipeli
         where: dict[bytes, int] = {}
         for key in keys:
             producer.produce(
-                topic, value=b"{}", key=key, on_delivery=lambda err, msg, w=where: w.__setitem__(msg.key(), msg.partition())
+                topic,
+                value=b"{}",
+                key=key,
+                on_delivery=lambda err, msg, w=where: w.__setitem__(msg.key(), msg.partition()),
             )
         assert producer.flush(15) == 0
         placed[partitioner] = where
@@ -65,10 +70,19 @@ def processor() -> Processor:
     return p
 
 
-@given(st.lists(st.sampled_from(["3171010001001", "3171010001002", "3171010001003", "3273010001001"]), min_size=1, max_size=30))
+@given(
+    st.lists(
+        st.sampled_from(["3171010001001", "3171010001002", "3171010001003", "3273010001001"]),
+        min_size=1,
+        max_size=30,
+    )
+)
 def test_a_partition_decides_only_the_records_whose_home_it_is(codes):
     p = processor()
-    messages = [Message(i, orjson.dumps(tally_dict(tps=code)), 0.0, code.encode()) for i, code in enumerate(codes)]
+    messages = [
+        Message(i, orjson.dumps(tally_dict(tps=code)), 0.0, code.encode())
+        for i, code in enumerate(codes)
+    ]
     for partition in range(4):
         batch = p.process("t", partition, messages, partitions=4)
         decided = [row.src_offset for row in batch.decisions]
@@ -76,7 +90,9 @@ def test_a_partition_decides_only_the_records_whose_home_it_is(codes):
         assert sorted(decided + forwarded) == list(range(len(codes)))
         assert all(home_partition(codes[o].encode(), 4) == partition for o in decided)
         assert all(home == home_partition(m.key, 4) != partition for home, m in batch.forward)
-        assert [row.src_offset for row in batch.forwards] == forwarded  # one arrival row per record sent home
+        assert [
+            row.src_offset for row in batch.forwards
+        ] == forwarded  # one arrival row per record sent home
 
 
 def test_a_record_without_a_key_is_decided_where_it_lands():

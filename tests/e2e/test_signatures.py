@@ -27,7 +27,9 @@ def registry(*records: dict) -> Registry:
     return known
 
 
-def verdict(event: dict, keys: Registry | None = None, required: bool = True, received: float = RECEIVED):
+def verdict(
+    event: dict, keys: Registry | None = None, required: bool = True, received: float = RECEIVED
+):
     decoded = decode_tally(orjson.dumps(event))
     assert decoded.tally is not None, decoded.findings
     return check_signature(decoded.tally, (keys or registry()).keys, required, received)
@@ -56,7 +58,9 @@ def test_a_key_the_registry_does_not_know_is_unknown():
 
 
 def test_a_tally_signed_with_another_tps_key_is_wrong_tps_key():
-    found = verdict(signed(tally_dict(), by=OTHER))  # a valid signature, by the device of another TPS
+    found = verdict(
+        signed(tally_dict(), by=OTHER)
+    )  # a valid signature, by the device of another TPS
     assert (found.reason, found.path) == (Reason.WRONG_TPS_KEY, "$.key_id")
     assert OTHER in found.detail
 
@@ -67,7 +71,8 @@ def test_a_revoked_key_refuses_events_received_after_the_revocation_only():
     event = signed(tally_dict())
     assert verdict(event, keys, received=epoch(revoked_at) - 1) is None
     assert verdict(event, keys, received=epoch(revoked_at)).reason is Reason.REVOKED_KEY
-    # A thief cannot backdate around it: submitted_at is the device's claim, receipt is the gateway's.
+    # A thief cannot backdate around it: submitted_at is the device's claim, receipt is the
+    # gateway's.
     backdated = signed(tally_dict(submitted_at="2024-02-14T13:00:00+07:00"))
     assert verdict(backdated, keys, received=epoch(revoked_at) + 60).reason is Reason.REVOKED_KEY
 
@@ -101,11 +106,17 @@ def test_tampering_that_keeps_every_c1_equation_is_caught_by_the_signature(donor
         return
     forged = move_votes(signed(tally_dict()), donor, taker, n)
     decoded = decode_tally(orjson.dumps(forged))
-    assert validate_tally(decoded.tally, small_registry()).accepted  # it looks like a perfectly good C1 form
+    assert validate_tally(
+        decoded.tally, small_registry()
+    ).accepted  # it looks like a perfectly good C1 form
     assert verdict(forged).reason is Reason.BAD_SIGNATURE
 
 
-@given(field=st.sampled_from(["revision", "submitted_at", "gateway", "event_id", "invalid_and_votes", "key_id"]))
+@given(
+    field=st.sampled_from(
+        ["revision", "submitted_at", "gateway", "event_id", "invalid_and_votes", "key_id"]
+    )
+)
 def test_any_signed_field_changed_breaks_the_signature(field):
     event = signed(tally_dict())
     forged = copy.deepcopy(event)
@@ -133,10 +144,14 @@ def test_the_canonical_form_ignores_key_order_and_whitespace():
     shuffled = dict(reversed(list(event.items())))
     shuffled["votes"] = dict(reversed(list(event["votes"].items())))
     assert canonical(shuffled) == canonical(event)
-    pretty = orjson.dumps(shuffled, option=orjson.OPT_INDENT_2)  # a gateway may re-indent: still the same event
+    pretty = orjson.dumps(
+        shuffled, option=orjson.OPT_INDENT_2
+    )  # a gateway may re-indent: still the same event
     assert verdict(orjson.loads(pretty)) is None
     assert b" " not in canonical(event) and b'"sig"' not in canonical(event)
-    assert canonical(event).startswith(b'{"ballot":"PPWP","ballots":{"received":')  # sorted at every level
+    assert canonical(event).startswith(
+        b'{"ballot":"PPWP","ballots":{"received":'
+    )  # sorted at every level
 
 
 def test_forged_events_of_the_simulator_are_each_rejected_and_the_real_ones_accepted():
@@ -144,21 +159,29 @@ def test_forged_events_of_the_simulator_are_each_rejected_and_the_real_ones_acce
     from streams.gateways.shape import registry_records
     from streams.gateways.simulate import Plan, generate
 
-    shape, stream, truth = generate(Plan(400, 3, ("PPWP",), forged=0.3, duplicates=0.05, corrections=0.05))
+    shape, stream, truth = generate(
+        Plan(400, 3, ("PPWP",), forged=0.3, duplicates=0.05, corrections=0.05)
+    )
     known = Registry.from_records(registry_records(shape))
     processor = Processor(lambda: known)
     processor.preload(0, {}, {})
-    messages = [Message(i, raw, RECEIVED, orjson.loads(raw)["tps"].encode()) for i, raw in enumerate(stream)]
+    messages = [
+        Message(i, raw, RECEIVED, orjson.loads(raw)["tps"].encode()) for i, raw in enumerate(stream)
+    ]
     batch = processor.process("t", 0, messages)
     reasons = [tuple(row.reasons) for row in batch.rejections]
     assert set(reasons) == {("UNSIGNED",), ("BAD_SIGNATURE",), ("WRONG_TPS_KEY",)}
     assert len(reasons) > 60  # about 30% of 400
-    applied = {(row.ballot, row.tps): row.event_id for row in batch.current}  # (ballot, tps) -> event_id, last wins
+    applied = {
+        (row.ballot, row.tps): row.event_id for row in batch.current
+    }  # (ballot, tps) -> event_id, last wins
     assert {k: e for k, e in applied.items()} == {k: v.event_id for k, v in truth.current.items()}
 
 
 def test_the_key_ring_gives_back_what_it_was_given():
-    keys = Registry.from_records([key_record(TPS), key_record(OTHER, revoked_at="2024-02-15T00:00:00+07:00")]).keys
+    keys = Registry.from_records(
+        [key_record(TPS), key_record(OTHER, revoked_at="2024-02-15T00:00:00+07:00")]
+    ).keys
     assert len(keys) == 2 and keys.get("nobody.1") is None
     first, second = keys.get(f"{TPS}.1"), keys.get(f"{OTHER}.1")
     assert (first.tps, first.revoked_at, len(first.public_key)) == (TPS, None, 32)
@@ -176,9 +199,15 @@ def test_device_keys_survive_the_round_trip_through_clickhouse_and_revocation(ch
     assert revoke_key(ch, records[0]["key_id"], RECEIVED)
     assert not revoke_key(ch, "nobody.1", RECEIVED)
     keys = read_registry(ch).keys
-    assert keys.get(records[0]["key_id"]).revoked_at == RECEIVED and keys.get(records[1]["key_id"]).revoked_at is None
+    assert (
+        keys.get(records[0]["key_id"]).revoked_at == RECEIVED
+        and keys.get(records[1]["key_id"]).revoked_at is None
+    )
     event = signed(tally_dict())
-    assert check_signature(decode_tally(orjson.dumps(event)).tally, keys, True, RECEIVED).reason is Reason.REVOKED_KEY
+    assert (
+        check_signature(decode_tally(orjson.dumps(event)).tally, keys, True, RECEIVED).reason
+        is Reason.REVOKED_KEY
+    )
 
 
 def test_an_unsigned_night_counts_only_where_signatures_are_not_required():
@@ -195,4 +224,6 @@ def test_an_unsigned_night_counts_only_where_signatures_are_not_required():
         processor.preload(0, {}, {})
         batch = processor.process("t", 0, [Message(i, e, RECEIVED) for i, e in enumerate(events)])
         assert len(batch.current) == applied
-        assert {tuple(r.reasons) for r in batch.rejections} == ({("UNSIGNED",)} if required else set())
+        assert {tuple(r.reasons) for r in batch.rejections} == (
+            {("UNSIGNED",)} if required else set()
+        )

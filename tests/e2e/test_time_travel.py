@@ -36,18 +36,22 @@ def raw(port: int, path: str) -> bytes:
 
 
 def night(pipeline, ch, workers, tmp_path, port) -> tuple[list[tuple[str, dict]], int]:
-    """Simulate at a bounded rate while reading the views; SIGKILL the first worker a third of the way
-    in and start another, which replays from the last commit. Returns the snapshots and the events."""
+    """Simulate at a bounded rate while reading the views; SIGKILL the first worker a third of the
+    way in and start another, which replays from the last commit. Returns the snapshots and the
+    events."""
     out = tmp_path / "sim"
     first = workers.start()
     producer = subprocess.Popen(
-        [sys.executable, "-m", "streams", "simulate", "--tps", "400", "--seed", "16", "--ballots", "PPWP,DPR",
-         "--corrections", "0.15", "--duplicates", "0.05", "--invalid", "0.02", "--rate", "120", "--out", str(out)],
+        [sys.executable, "-m", "streams", "simulate", "--tps", "400", "--seed", "16",
+         "--ballots", "PPWP,DPR",
+         "--corrections", "0.15", "--duplicates", "0.05", "--invalid", "0.02", "--rate", "120",
+         "--out", str(out)],
         env=env_of(pipeline), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
     )  # fmt: skip
     deadline = time.monotonic() + 60
-    # The registry is loaded before the first event is sent, and it is not kept in time: wait until its
-    # load is complete (registry_loads is written last), or a snapshot could hold half a registry.
+    # The registry is loaded before the first event is sent, and it is not kept in time: wait until
+    # its load is complete (registry_loads is written last), or a snapshot could hold half a
+    # registry.
     while not ch.command("SELECT count() FROM registry_loads"):
         assert time.monotonic() < deadline and producer.poll() is None, "no registry"
         time.sleep(0.1)
@@ -68,7 +72,9 @@ def night(pipeline, ch, workers, tmp_path, port) -> tuple[list[tuple[str, dict]]
             first.kill()  # mid-night, no goodbye: the next worker replays what it had not committed
             workers.start()
             killed = True
-        moved = [{**b, "as_of": None} for b in before] != [{**b, "as_of": None} for _, b in snapshots[-len(VIEWS) :]]
+        moved = [{**b, "as_of": None} for b in before] != [
+            {**b, "as_of": None} for _, b in snapshots[-len(VIEWS) :]
+        ]
         still = 0 if moved or producer.poll() is None else still + 1
         time.sleep(0.3)
     assert producer.returncode == 0 and killed
@@ -77,7 +83,9 @@ def night(pipeline, ch, workers, tmp_path, port) -> tuple[list[tuple[str, dict]]
     return snapshots, events
 
 
-def test_a_night_comes_back_moment_by_moment_and_every_change_is_explained(pipeline, ch, workers, tmp_path):
+def test_a_night_comes_back_moment_by_moment_and_every_change_is_explained(
+    pipeline, ch, workers, tmp_path
+):
     with api_server(pipeline) as port:
         snapshots, _ = night(pipeline, ch, workers, tmp_path, port)
         moments = sorted({body["as_of"] for _, body in snapshots})
@@ -92,17 +100,28 @@ def test_a_night_comes_back_moment_by_moment_and_every_change_is_explained(pipel
             assert status == 200 and again == body, path
         # ... and the CLI says the same.
         path, body = next((p, b) for p, b in reversed(snapshots) if p == VIEWS[1])
-        cli = orjson.loads(tally(pipeline, "results", "--level", "province", "--as-of", body["as_of"], "--json").stdout)
+        cli = orjson.loads(
+            tally(
+                pipeline, "results", "--level", "province", "--as-of", body["as_of"], "--json"
+            ).stdout
+        )
         assert [r["votes"] for r in cli["regions"]] == [r["votes"] for r in body["regions"]]
         seats = next(b for p, b in reversed(snapshots) if p == VIEWS[-1])
-        cli = orjson.loads(tally(pipeline, "seats", "--ballot", "DPR", "--as-of", seats["as_of"], "--json").stdout)
+        cli = orjson.loads(
+            tally(pipeline, "seats", "--ballot", "DPR", "--as-of", seats["as_of"], "--json").stdout
+        )
         assert cli == seats
 
-        # 2. Before the first count: zeros; in the future: the current totals; malformed: a clear error.
+        # 2. Before the first count: zeros; in the future: the current totals; malformed: a clear
+        #    error.
         _, before = get(port, "/api/results?ballot=PPWP&level=province&as_of=1000000000")
         assert all(r["tps_reported"] == 0 and not r["votes"] for r in before["regions"])
-        now = orjson.loads(tally(pipeline, "results", "--level", "province", "--json").stdout)  # the API caches
-        _, future = get(port, "/api/results?ballot=PPWP&level=province&as_of=2099-01-01T00:00:00%2B07:00")
+        now = orjson.loads(
+            tally(pipeline, "results", "--level", "province", "--json").stdout
+        )  # the API caches
+        _, future = get(
+            port, "/api/results?ballot=PPWP&level=province&as_of=2099-01-01T00:00:00%2B07:00"
+        )
         assert [(r["tps_reported"], r["votes"]) for r in future["regions"]] == [
             (r["tps_reported"], r["votes"]) for r in now["regions"]
         ]
@@ -120,7 +139,9 @@ def test_a_night_comes_back_moment_by_moment_and_every_change_is_explained(pipel
             counted = invalid = voters = 0
             cursor, pages = a, 0
             while True:
-                status, page = get(port, f"/api/changes?ballot={ballot}{scope}&since={cursor}&until={b}&limit=7")
+                status, page = get(
+                    port, f"/api/changes?ballot={ballot}{scope}&since={cursor}&until={b}&limit=7"
+                )
                 assert status == 200, page
                 for change in page["changes"]:
                     assert a < change["decided_at"] <= b
@@ -130,19 +151,34 @@ def test_a_night_comes_back_moment_by_moment_and_every_change_is_explained(pipel
                     invalid += change["invalid"]
                     voters += change["voters"]
                     if ballot == "DPR":
-                        assert change["parties"] == {p: n for p, n in party_totals(change["votes"]).items() if n}
+                        assert change["parties"] == {
+                            p: n for p, n in party_totals(change["votes"]).items() if n
+                        }
                 if not page["changes"]:
                     break
                 cursor, pages = page["next"], pages + 1
             assert pages > 1  # the cursor carried across pages
-            start = get(port, f"/api/results?ballot={ballot}&level={level}{scope}&as_of={a}")[1]["regions"][0]
-            end = get(port, f"/api/results?ballot={ballot}&level={level}{scope}&as_of={b}")[1]["regions"][0]
-            summed = {c: start["votes"].get(c, 0) + deltas.get(c, 0) for c in set(start["votes"]) | set(deltas)}
-            assert {c: n for c, n in summed.items() if n} == {c: n for c, n in end["votes"].items() if n}
+            start = get(port, f"/api/results?ballot={ballot}&level={level}{scope}&as_of={a}")[1][
+                "regions"
+            ][0]
+            end = get(port, f"/api/results?ballot={ballot}&level={level}{scope}&as_of={b}")[1][
+                "regions"
+            ][0]
+            summed = {
+                c: start["votes"].get(c, 0) + deltas.get(c, 0)
+                for c in set(start["votes"]) | set(deltas)
+            }
+            assert {c: n for c, n in summed.items() if n} == {
+                c: n for c, n in end["votes"].items() if n
+            }
             assert start["tps_reported"] + counted == end["tps_reported"]
-            assert start["invalid"] + invalid == end["invalid"] and start["voters"] + voters == end["voters"]
+            assert (
+                start["invalid"] + invalid == end["invalid"]
+                and start["voters"] + voters == end["voters"]
+            )
 
-        # 4. Every applied decision is one change, corrections with their old -> new revision; nothing else is.
+        # 4. Every applied decision is one change, corrections with their old -> new revision;
+        #    nothing else is.
         feed = []
         cursor = None
         while True:
@@ -152,30 +188,55 @@ def test_a_night_comes_back_moment_by_moment_and_every_change_is_explained(pipel
             if not page["changes"]:
                 break
             cursor = page["next"]
-        applied = ch.command("SELECT count() FROM tally_decisions FINAL WHERE ballot = 'PPWP' AND decision = 'applied'")
-        assert len(feed) == applied  # duplicates, stale resends and rejections stay in the audit trail only
+        applied = ch.command(
+            "SELECT count() FROM tally_decisions FINAL WHERE ballot = 'PPWP' AND decision = "
+            "'applied'"
+        )
+        assert (
+            len(feed) == applied
+        )  # duplicates, stale resends and rejections stay in the audit trail only
         corrections = [c for c in feed if c["kind"] == "correction"]
-        assert corrections and all(c["revision"]["new"] > c["revision"]["old"] >= 1 for c in corrections)
+        assert corrections and all(
+            c["revision"]["new"] > c["revision"]["old"] >= 1 for c in corrections
+        )
         assert all(c["revision"]["old"] == 0 for c in feed if c["kind"] == "first count")
         assert len({(c["tps"], c["revision"]["new"]) for c in feed}) == len(feed)
         newest = get(port, "/api/changes?ballot=PPWP&order=desc&limit=5")[1]["changes"]
         assert newest == feed[::-1][:5]
 
-        # 5. Open data as of B: the files agree with the results as of B, the manifest with the files,
-        # and the API serves the same bytes.
+        # 5. Open data as of B: the files agree with the results as of B, the manifest with the
+        #    files, and the API serves the same bytes.
         for fmt in ("csv", "jsonl", "parquet"):
             target = tmp_path / f"export-{fmt}"
-            args = ("--ballot", "DPR", "--level", "province", "--format", fmt, "--as-of", b, "--out", str(target))
+            args = (
+                "--ballot",
+                "DPR",
+                "--level",
+                "province",
+                "--format",
+                fmt,
+                "--as-of",
+                b,
+                "--out",
+                str(target),
+            )
             tally(pipeline, "export", *args)
             manifest = orjson.loads((target / "MANIFEST.json").read_bytes())
             assert manifest["as_of"] == b and manifest["registry"]["loads"] >= 1
             for entry in manifest["files"]:
                 data = (target / entry["name"]).read_bytes()
-                assert hashlib.sha256(data).hexdigest() == entry["sha256"] and len(data) == entry["bytes"]
+                assert (
+                    hashlib.sha256(data).hexdigest() == entry["sha256"]
+                    and len(data) == entry["bytes"]
+                )
                 served = raw(port, f"/api/export/DPR/province/{entry['name']}?as_of={b}")
                 assert hashlib.sha256(served).hexdigest() == entry["sha256"]
-            rows = chdb.query(f"SELECT count() FROM file('{target}/votes.{fmt}', '{FORMATS[fmt]}')", "CSV")
-            assert int(str(rows).strip()) == next(f["rows"] for f in manifest["files"] if f["name"] == f"votes.{fmt}")
+            rows = chdb.query(
+                f"SELECT count() FROM file('{target}/votes.{fmt}', '{FORMATS[fmt]}')", "CSV"
+            )
+            assert int(str(rows).strip()) == next(
+                f["rows"] for f in manifest["files"] if f["name"] == f"votes.{fmt}"
+            )
         expected = get(port, f"/api/results?ballot=DPR&level=province&as_of={b}")[1]["regions"]
         with open(tmp_path / "export-csv" / "regions.csv", newline="", encoding="utf-8") as f:
             regions = {r["code"]: r for r in csv.DictReader(f)}
@@ -188,4 +249,7 @@ def test_a_night_comes_back_moment_by_moment_and_every_change_is_explained(pipel
             assert int(regions[region["code"]]["valid"]) == region["valid"]
             assert votes.get(region["code"], {}) == {c: n for c, n in region["votes"].items() if n}
         manifest = get(port, f"/api/export/DPR/province/MANIFEST.json?as_of={b}&format=csv")[1]
-        assert manifest["files"] == orjson.loads((tmp_path / "export-csv" / "MANIFEST.json").read_bytes())["files"]
+        assert (
+            manifest["files"]
+            == orjson.loads((tmp_path / "export-csv" / "MANIFEST.json").read_bytes())["files"]
+        )

@@ -1,6 +1,6 @@
-"""A record batch a worker cannot unpack stops its own partition only: it waits there (nothing skipped,
-nothing lost), says so in the log, `tally status` and the metrics, and counts on by itself once the
-batch can be read. The fault is the worker's own decompression library, held back by a
+"""A record batch a worker cannot unpack stops its own partition only: it waits there (nothing
+skipped, nothing lost), says so in the log, `tally status` and the metrics, and counts on by itself
+once the batch can be read. The fault is the worker's own decompression library, held back by a
 `sitecustomize` on its path: the broker, the batches and ClickHouse are real."""
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from tests.conftest import REPO, env_of, tally
 SITECUSTOMIZE = """
 import os, sys
 if os.environ.get("TALLY_TEST_NO_CRAMJAM"):
-    sys.modules["cramjam"] = None  # as if the library were not installed: aiokafka lacks snappy, lz4, zstd
+    # as if the library were not installed: aiokafka lacks snappy, lz4, zstd
+    sys.modules["cramjam"] = None
 flag = os.environ.get("TALLY_TEST_HOLD_SNAPPY")
 if flag:
     import cramjam
@@ -69,22 +70,36 @@ def metric(port: int, line_start: str) -> str | None:
     return next((line for line in text.splitlines() if line.startswith(line_start)), None)
 
 
-def test_a_batch_the_worker_cannot_unpack_stalls_its_partition_only_and_it_resumes_by_itself(pipeline, tmp_path, ch):
+def test_a_batch_the_worker_cannot_unpack_stalls_its_partition_only_and_it_resumes_by_itself(
+    pipeline, tmp_path, ch
+):
     out = tmp_path / "night"
     tally(pipeline, "simulate", "--tps", "400", "--seed", "5", "--out", str(out), "--dry-run")
     tally(pipeline, "registry", "load", str(out / "registry.jsonl"))
     events = (out / "events.jsonl").read_bytes().splitlines()
     held_partition = 0
-    at_home = [e for e in events if home_partition(orjson.loads(e)["tps"].encode(), pipeline.partitions) == held_partition]
+    at_home = [
+        e
+        for e in events
+        if home_partition(orjson.loads(e)["tps"].encode(), pipeline.partitions) == held_partition
+    ]
     others = [e for e in events if e not in at_home]
     (tmp_path / "others.jsonl").write_bytes(b"\n".join(others) + b"\n")
 
-    # A librdkafka gateway sends partition 0's share snappy-compressed, on the Java placement (no forwarding).
+    # A librdkafka gateway sends partition 0's share snappy-compressed, on the Java placement (no
+    # forwarding).
     producer = Producer(
-        {"bootstrap.servers": pipeline.kafka, "compression.type": "snappy", "partitioner": "murmur2_random", "linger.ms": 50}
+        {
+            "bootstrap.servers": pipeline.kafka,
+            "compression.type": "snappy",
+            "partitioner": "murmur2_random",
+            "linger.ms": 50,
+        }
     )
     for line in at_home:
-        producer.produce(pipeline.topic(SUBMISSIONS), value=line, key=orjson.loads(line)["tps"].encode())
+        producer.produce(
+            pipeline.topic(SUBMISSIONS), value=line, key=orjson.loads(line)["tps"].encode()
+        )
     assert producer.flush(30) == 0
     tally(pipeline, "produce", str(tmp_path / "others.jsonl"))
 
@@ -94,18 +109,26 @@ def test_a_batch_the_worker_cannot_unpack_stalls_its_partition_only_and_it_resum
     def stalled() -> dict:
         return orjson.loads(tally(pipeline, "status", "--json").stdout)["clickhouse"]["stalled"]
 
-    # 1. A worker without the codec library: the other partitions are counted, partition 0 waits at offset 0.
+    # 1. A worker without the codec library: the other partitions are counted, partition 0 waits at
+    #    offset 0.
     port = free_port()
     worker = start_worker(pipeline, tmp_path, "no-cramjam", port, TALLY_TEST_NO_CRAMJAM="1")
     wait_until(lambda: decided() == len(others), "the other partitions to be counted")
     wait_until(lambda: "0" in stalled(), "tally status to show the waiting partition")
     status = orjson.loads(tally(pipeline, "status", "--json").stdout)
-    assert "error" not in status["broker"]  # the broker answers: the partition waits, the broker is not away
+    assert (
+        "error" not in status["broker"]
+    )  # the broker answers: the partition waits, the broker is not away
     assert status["clickhouse"]["stalled"]["0"]["offset"] == 0
     assert "UnsupportedCodecError" in status["clickhouse"]["stalled"]["0"]["reason"]
-    assert metric(port, 'tally_partition_stalled_offset{partition="0"}') == 'tally_partition_stalled_offset{partition="0"} 0.0'
+    assert (
+        metric(port, 'tally_partition_stalled_offset{partition="0"}')
+        == 'tally_partition_stalled_offset{partition="0"} 0.0'
+    )
     assert metric(port, "tally_partitions_stalled ") == "tally_partitions_stalled 1.0"
-    time.sleep(6)  # past a retry: still alive, still waiting, said once (a reminder comes after 30 s)
+    time.sleep(
+        6
+    )  # past a retry: still alive, still waiting, said once (a reminder comes after 30 s)
     assert worker.poll() is None and decided() == len(others)
     text = (tmp_path / "no-cramjam.log").read_text()
     assert text.count("partition 0 cannot be read at offset 0") == 1
@@ -113,21 +136,41 @@ def test_a_batch_the_worker_cannot_unpack_stalls_its_partition_only_and_it_resum
     worker.terminate()
     worker.wait(timeout=30)
 
-    # 2. A worker whose snappy fails while a flag file stands; removing it is the fix, and the count resumes.
+    # 2. A worker whose snappy fails while a flag file stands; removing it is the fix, and the count
+    #    resumes.
     flag = tmp_path / "hold"
     flag.touch()
     port = free_port()
     worker = start_worker(pipeline, tmp_path, "held", port, TALLY_TEST_HOLD_SNAPPY=str(flag))
     try:
-        wait_until(lambda: "snappy held by the test" in (tmp_path / "held.log").read_text(), "the held batch")
+        wait_until(
+            lambda: "snappy held by the test" in (tmp_path / "held.log").read_text(),
+            "the held batch",
+        )
         assert decided() == len(others) and worker.poll() is None
-        # A record a gateway put off its home is forwarded, and the metrics count it by where it arrived.
-        stray = next(e for e in others if home_partition(orjson.loads(e)["tps"].encode(), pipeline.partitions) != 1)
+        # A record a gateway put off its home is forwarded, and the metrics count it by where it
+        # arrived.
+        stray = next(
+            e
+            for e in others
+            if home_partition(orjson.loads(e)["tps"].encode(), pipeline.partitions) != 1
+        )
         plain = Producer({"bootstrap.servers": pipeline.kafka})
-        plain.produce(pipeline.topic(SUBMISSIONS), value=stray, key=orjson.loads(stray)["tps"].encode(), partition=1)
+        plain.produce(
+            pipeline.topic(SUBMISSIONS),
+            value=stray,
+            key=orjson.loads(stray)["tps"].encode(),
+            partition=1,
+        )
         assert plain.flush(30) == 0
-        wait_until(lambda: metric(port, 'tally_forwarded_total{partition="1"}') is not None, "the forward in the metrics")
-        assert metric(port, 'tally_forwarded_total{partition="1"}') == 'tally_forwarded_total{partition="1"} 1.0'
+        wait_until(
+            lambda: metric(port, 'tally_forwarded_total{partition="1"}') is not None,
+            "the forward in the metrics",
+        )
+        assert (
+            metric(port, 'tally_forwarded_total{partition="1"}')
+            == 'tally_forwarded_total{partition="1"} 1.0'
+        )
         flag.unlink()
         wait_caught_up(pipeline, len(events), timeout_s=120)
         assert tally(pipeline, "verify", "--truth", str(out / "truth.jsonl")).returncode == 0

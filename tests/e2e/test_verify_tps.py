@@ -20,7 +20,8 @@ BALLOTS = ("PPWP", "DPR", "DPD", "DPRD_PROV", "DPRD_KAB")
 
 @pytest.fixture
 def night(ch, tmp_path):
-    """A five-ballot night with corrections and duplicates, counted into ClickHouse; its truth files."""
+    """A five-ballot night with corrections and duplicates, counted into ClickHouse; its truth
+    files."""
     shape, stream, truth = generate(Plan(300, 21, BALLOTS, duplicates=0.05, corrections=0.1))
     load_registry(ch, registry_records(shape))
     sink = ClickHouseSink(ch)
@@ -44,7 +45,8 @@ def write(path, rows: list[dict]) -> None:
 def test_a_counted_night_verifies_exactly_and_leaves_no_scratch_table(ch, night):
     assert verify(ch, read_truth(night / TRUTH), tps_file=night / TRUTH_TPS) == []
     assert ch.command("SELECT count() FROM system.tables WHERE name LIKE 'verify_truth_%'") == 0
-    # The fine levels are no longer in truth.jsonl: only their TPS totals, and each ballot's choices.
+    # The fine levels are no longer in truth.jsonl: only their TPS totals, and each ballot's
+    # choices.
     fine = [g for g in read_truth(night / TRUTH) if g["level"] in ("district", "village", "tps")]
     assert fine and all(set(g) == {"ballot", "level", "scope", "tps_total"} for g in fine)
 
@@ -70,7 +72,9 @@ def test_a_tps_missing_from_the_truth_or_moved_to_another_village_is_named(ch, n
     assert f"{gone['ballot']} tps {gone['tps']} tps_reported: expected 0, ClickHouse has 1" in found
 
     moved = next(r for r in rows if r["ballot"] == "PPWP")
-    moved["tps"] = moved["tps"][:6] + "9999" + moved["tps"][10:]  # another village of the same district
+    moved["tps"] = (
+        moved["tps"][:6] + "9999" + moved["tps"][10:]
+    )  # another village of the same district
     write(night / "moved.jsonl", [gone, *rows])
     found = "\n".join(verify(ch, read_truth(night / TRUTH), tps_file=night / "moved.jsonl"))
     assert f"PPWP village {moved['tps'][:10]} tps_reported: expected 1, ClickHouse has 0" in found
@@ -83,5 +87,7 @@ def test_a_wrong_tps_total_of_a_fine_level_is_named(ch, night):
     code = next(iter(village["tps_total"]))
     village["tps_total"][code] += 1
     found = verify(ch, groups, tps_file=night / TRUTH_TPS)
-    assert found == [f"{village['ballot']} village {code} tps_total: expected {village['tps_total'][code]}, ClickHouse has "
-                     f"{village['tps_total'][code] - 1}"]  # fmt: skip
+    expected, ballot = village["tps_total"][code], village["ballot"]
+    assert found == [
+        f"{ballot} village {code} tps_total: expected {expected}, ClickHouse has {expected - 1}"
+    ]

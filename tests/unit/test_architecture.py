@@ -1,4 +1,5 @@
-"""The layering of the package (pyproject's [tool.importlinter] contracts) holds, and its check can fail."""
+"""The layering of the package (pyproject's [tool.importlinter] contracts) holds, and its check can
+fail."""
 
 from __future__ import annotations
 
@@ -14,7 +15,13 @@ LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 
 def lint_imports(cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(LINT_IMPORTS), "--no-logo", "--no-cache"], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-logo", "--no-cache"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_the_package_keeps_its_layering() -> None:
@@ -28,13 +35,29 @@ def test_the_package_keeps_its_layering() -> None:
     [
         ("core/pipeline.py", "from streams.clickhouse.sink import Fenced", "The core is pure"),
         ("core/validate.py", "from streams.settings import Settings", "The core is pure"),
-        ("read/results.py", "from streams.kafka.produce import consumer_lag", "The read side never imports Kafka"),
-        ("kafka/worker.py", "from streams.read.results import results", "The worker never imports the read side"),
-        ("gateways/gateway.py", "from streams.read.report import print_results", "Gateways reach the core and Kafka"),
+        (
+            "read/results.py",
+            "from streams.kafka.produce import consumer_lag",
+            "The read side never imports Kafka",
+        ),
+        (
+            "kafka/worker.py",
+            "from streams.read.results import results",
+            "The worker never imports the read side",
+        ),
+        (
+            "gateways/gateway.py",
+            "from streams.read.report import print_results",
+            "Gateways reach the core and Kafka",
+        ),
     ],
 )
-def test_a_forbidden_import_breaks_the_check(tmp_path: Path, module: str, violation: str, contract: str) -> None:
-    shutil.copytree(REPO / "streams", tmp_path / "streams", ignore=shutil.ignore_patterns("__pycache__"))
+def test_a_forbidden_import_breaks_the_check(
+    tmp_path: Path, module: str, violation: str, contract: str
+) -> None:
+    shutil.copytree(
+        REPO / "streams", tmp_path / "streams", ignore=shutil.ignore_patterns("__pycache__")
+    )
     shutil.copy(REPO / "pyproject.toml", tmp_path)
     with (tmp_path / "streams" / module).open("a") as fh:
         fh.write(f"\n{violation}  # noqa: E402\n")

@@ -1,4 +1,5 @@
-"""Docker cannot run here: check the production wiring by reading the compose file and Dockerfile."""
+"""Docker cannot run here: check the production wiring by reading the compose file and
+Dockerfile."""
 
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ def url(text: str):
 def test_services_are_kafka_clickhouse_init_and_a_scalable_worker():
     assert {"kafka", "clickhouse", "init", "worker"} <= set(SERVICES)
     worker = SERVICES["worker"]
-    assert "container_name" not in worker and "ports" not in worker  # --scale worker=N needs both absent
+    assert (
+        "container_name" not in worker and "ports" not in worker
+    )  # --scale worker=N needs both absent
     assert worker["command"][0] == "worker" and SERVICES["init"]["command"] == ["init"]
 
 
@@ -46,35 +49,57 @@ def test_workers_and_init_reach_kafka_and_clickhouse_by_service_name():
 
 def test_start_order_init_after_healthy_servers_workers_after_init():
     assert SERVICES["init"]["depends_on"] == {
-        "kafka-setup": {"condition": "service_completed_successfully"},  # users, topics and ACLs first
+        "kafka-setup": {
+            "condition": "service_completed_successfully"
+        },  # users, topics and ACLs first
         "clickhouse": {"condition": "service_healthy"},
     }
     assert SERVICES["kafka-setup"]["depends_on"] == {"kafka": {"condition": "service_healthy"}}
-    assert SERVICES["worker"]["depends_on"] == {"init": {"condition": "service_completed_successfully"}}
-    assert SERVICES["init"]["image"] == SERVICES["worker"]["image"] and SERVICES["init"]["build"] == "."
+    assert SERVICES["worker"]["depends_on"] == {
+        "init": {"condition": "service_completed_successfully"}
+    }
+    assert (
+        SERVICES["init"]["image"] == SERVICES["worker"]["image"]
+        and SERVICES["init"]["build"] == "."
+    )
 
 
 def test_clickhouse_has_a_writer_and_a_read_only_dashboard_user():
     mount = next(v for v in SERVICES["clickhouse"]["volumes"] if "users.d" in v)
     users = (REPO / mount.split(":")[0]).read_text()
-    assert "<tally_writer>" in users and "<dashboard>" in users and "<readonly>1</readonly>" in users
+    assert (
+        "<tally_writer>" in users and "<dashboard>" in users and "<readonly>1</readonly>" in users
+    )
 
 
 def test_dockerfile_installs_the_project_and_its_schemas():
     dockerfile = (REPO / "Dockerfile").read_text()
-    assert "COPY schemas" in dockerfile and "pip install" in dockerfile and 'ENTRYPOINT ["tally"]' in dockerfile
+    assert (
+        "COPY schemas" in dockerfile
+        and "pip install" in dockerfile
+        and 'ENTRYPOINT ["tally"]' in dockerfile
+    )
 
 
 def test_grafana_reads_clickhouse_as_the_read_only_user_with_the_dashboard_provisioned():
     grafana = SERVICES["grafana"]
     assert "grafana-clickhouse-datasource" in grafana["environment"]["GF_INSTALL_PLUGINS"]
-    datasource = yaml.safe_load((REPO / "deploy/grafana/provisioning/datasources/clickhouse.yaml").read_text())["datasources"][0]
-    assert datasource["jsonData"]["host"] == "clickhouse" and datasource["jsonData"]["username"] == "dashboard"
-    provider = yaml.safe_load((REPO / "deploy/grafana/provisioning/dashboards/tally.yaml").read_text())["providers"][0]
+    datasource = yaml.safe_load(
+        (REPO / "deploy/grafana/provisioning/datasources/clickhouse.yaml").read_text()
+    )["datasources"][0]
+    assert (
+        datasource["jsonData"]["host"] == "clickhouse"
+        and datasource["jsonData"]["username"] == "dashboard"
+    )
+    provider = yaml.safe_load(
+        (REPO / "deploy/grafana/provisioning/dashboards/tally.yaml").read_text()
+    )["providers"][0]
     mounted = {v.split(":")[1]: v.split(":")[0] for v in grafana["volumes"]}
     assert (REPO / mounted[provider["options"]["path"]] / "tally.json").exists()
     api_dsn = url(SERVICES["api"]["environment"]["TALLY_CLICKHOUSE"])
-    assert api_dsn.username == "dashboard" and api_dsn.hostname == "clickhouse"  # the API reads only
+    assert (
+        api_dsn.username == "dashboard" and api_dsn.hostname == "clickhouse"
+    )  # the API reads only
 
 
 KAFKA = SERVICES["kafka"]["environment"]
@@ -82,13 +107,21 @@ KAFKA = SERVICES["kafka"]["environment"]
 
 def test_kafka_clients_must_authenticate_over_tls_and_acls_deny_by_default():
     listeners = dict(entry.split("://") for entry in KAFKA["KAFKA_LISTENERS"].split(","))
-    protocols = dict(entry.split(":") for entry in KAFKA["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
-    reachable = [name for name, address in listeners.items() if not address.startswith("127.0.0.1:")]
-    assert reachable == ["CLIENTS"] and protocols["CLIENTS"] == "SASL_SSL"  # nothing else leaves the container
+    protocols = dict(
+        entry.split(":") for entry in KAFKA["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    )
+    reachable = [
+        name for name, address in listeners.items() if not address.startswith("127.0.0.1:")
+    ]
+    assert (
+        reachable == ["CLIENTS"] and protocols["CLIENTS"] == "SASL_SSL"
+    )  # nothing else leaves the container
     assert KAFKA["KAFKA_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
     assert "StandardAuthorizer" in KAFKA["KAFKA_AUTHORIZER_CLASS_NAME"]
     assert KAFKA["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
-    assert SERVICES["kafka-setup"]["network_mode"] == "service:kafka"  # the only way to the loopback ADMIN listener
+    assert (
+        SERVICES["kafka-setup"]["network_mode"] == "service:kafka"
+    )  # the only way to the loopback ADMIN listener
 
 
 def test_workers_use_scram_over_tls_and_the_api_has_no_kafka_access():
@@ -97,11 +130,18 @@ def test_workers_use_scram_over_tls_and_the_api_has_no_kafka_access():
 
     for name in ("init", "worker"):
         env = SERVICES[name]["environment"]
-        settings = Settings.from_env({k: str(v) for k, v in env.items() if k != "TALLY_KAFKA_CA_FILE"})
+        settings = Settings.from_env(
+            {k: str(v) for k, v in env.items() if k != "TALLY_KAFKA_CA_FILE"}
+        )
         options = kafka_options(settings)
-        assert options["security_protocol"] == "SASL_SSL" and options["sasl_mechanism"] == "SCRAM-SHA-512"
+        assert (
+            options["security_protocol"] == "SASL_SSL"
+            and options["sasl_mechanism"] == "SCRAM-SHA-512"
+        )
         assert options["sasl_plain_username"] == "worker"
-        assert any(v.endswith(":" + env["TALLY_KAFKA_CA_FILE"] + ":ro") for v in SERVICES[name]["volumes"])
+        assert any(
+            v.endswith(":" + env["TALLY_KAFKA_CA_FILE"] + ":ro") for v in SERVICES[name]["volumes"]
+        )
         assert env["TALLY_REQUIRE_SIGNATURES"] == "1"
     assert not any(k.startswith("TALLY_KAFKA") for k in SERVICES["api"]["environment"])
 
@@ -115,24 +155,40 @@ def acls() -> list[tuple[str, set[str], str]]:
             principal = words[words.index("--allow-principal") + 1]
             operations = {words[i + 1] for i, w in enumerate(words) if w == "--operation"}
             resource = (
-                " ".join(words[i] + " " + words[i + 1] for i, w in enumerate(words) if w in ("--topic", "--group")) or "cluster"
+                " ".join(
+                    words[i] + " " + words[i + 1]
+                    for i, w in enumerate(words)
+                    if w in ("--topic", "--group")
+                )
+                or "cluster"
             )
             found.append((principal, operations, resource))
     return found
 
 
 def test_gateways_may_only_write_submissions():
-    gateway = [(ops, resource) for principal, ops, resource in acls() if principal == "User:gateway"]
-    assert gateway == [({"Write", "Describe"}, "--topic tally.submissions"), ({"IdempotentWrite"}, "cluster")]
+    gateway = [
+        (ops, resource) for principal, ops, resource in acls() if principal == "User:gateway"
+    ]
+    assert gateway == [
+        ({"Write", "Describe"}, "--topic tally.submissions"),
+        ({"IdempotentWrite"}, "cluster"),
+    ]
     principals = {principal for principal, _, _ in acls()}
-    assert principals == {"User:gateway", "User:worker"}  # no dashboard principal: dashboards read ClickHouse
+    assert principals == {
+        "User:gateway",
+        "User:worker",
+    }  # no dashboard principal: dashboards read ClickHouse
 
 
 def test_one_logger_appends_the_log_with_the_operator_key_read_only():
     logger = SERVICES["logger"]
     assert logger["command"] == ["logger"] and "deploy" not in logger  # one appender: never scaled
     env = logger["environment"]
-    assert env["TALLY_OPERATOR_KEY"] == "/keys/operator.key" and "./deploy/keys:/keys:ro" in logger["volumes"]
+    assert (
+        env["TALLY_OPERATOR_KEY"] == "/keys/operator.key"
+        and "./deploy/keys:/keys:ro" in logger["volumes"]
+    )
     assert "TALLY_KAFKA" not in env  # it reads ClickHouse's change rows only
     assert url(env["TALLY_CLICKHOUSE"]).username == "tally_writer"
     assert logger["depends_on"] == {"init": {"condition": "service_completed_successfully"}}
@@ -144,17 +200,23 @@ def test_prometheus_scrapes_every_worker_and_the_api():
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     worker = SERVICES["worker"]
     port = int(worker["command"][worker["command"].index("--metrics-port") + 1])
-    assert jobs["worker"]["dns_sd_configs"] == [{"names": ["worker"], "type": "A", "port": port, "refresh_interval": "15s"}]
-    assert str(port) in worker["expose"] and "ports" not in worker  # reached inside the network, never published
+    assert jobs["worker"]["dns_sd_configs"] == [
+        {"names": ["worker"], "type": "A", "port": port, "refresh_interval": "15s"}
+    ]
+    assert (
+        str(port) in worker["expose"] and "ports" not in worker
+    )  # reached inside the network, never published
     assert jobs["api"]["static_configs"][0]["targets"] == ["api:8080"]
     assert "prometheus" in SERVICES and "prometheus" in SERVICES["grafana"]["depends_on"]
-    datasource = yaml.safe_load((REPO / "deploy/grafana/provisioning/datasources/prometheus.yaml").read_text())
+    datasource = yaml.safe_load(
+        (REPO / "deploy/grafana/provisioning/datasources/prometheus.yaml").read_text()
+    )
     assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
 
 
 def test_the_server_ends_a_stalled_insert_body_as_the_workers_assume():
-    """The takeover wait counts on the server's http_receive_timeout: the users file sets the value the
-    workers are told (TALLY_RECEIVE_TIMEOUT_S, default 10)."""
+    """The takeover wait counts on the server's http_receive_timeout: the users file sets the value
+    the workers are told (TALLY_RECEIVE_TIMEOUT_S, default 10)."""
     mount = next(v for v in SERVICES["clickhouse"]["volumes"] if "users.d" in v)
     users = ET.fromstring((REPO / mount.split(":")[0]).read_text())
     timeout = users.find("./profiles/default/http_receive_timeout")
@@ -164,12 +226,13 @@ def test_the_server_ends_a_stalled_insert_body_as_the_workers_assume():
 
 
 def test_no_secret_has_a_fallback_a_missing_one_stops_compose_up_with_a_message():
-    """`${VAR:-default}` would start production with a password anyone can read here; `${VAR:?message}`
-    makes `docker compose up` stop and print the message instead."""
+    """`${VAR:-default}` would start production with a password anyone can read here;
+    `${VAR:?message}` makes `docker compose up` stop and print the message instead."""
     text = (REPO / "docker-compose.yml").read_text()
     secrets = set(re.findall(r"\$\{(\w*PASSWORD\w*)", text))
     assert secrets == {
-        "TALLY_KAFKA_WORKER_PASSWORD", "TALLY_KAFKA_GATEWAY_PASSWORD", "TALLY_WRITER_PASSWORD", "TALLY_DASHBOARD_PASSWORD",
+        "TALLY_KAFKA_WORKER_PASSWORD", "TALLY_KAFKA_GATEWAY_PASSWORD", "TALLY_WRITER_PASSWORD",
+        "TALLY_DASHBOARD_PASSWORD",
         "TALLY_GRAFANA_ADMIN_PASSWORD",
     }  # fmt: skip
     for use in re.findall(r"\$\{(\w*PASSWORD\w*)([^}]*)\}", text):
@@ -178,7 +241,9 @@ def test_no_secret_has_a_fallback_a_missing_one_stops_compose_up_with_a_message(
 
 
 def test_clickhouse_is_reached_on_the_compose_network_only():
-    assert "ports" not in SERVICES["clickhouse"]  # published only by an operator's override, on loopback
+    assert (
+        "ports" not in SERVICES["clickhouse"]
+    )  # published only by an operator's override, on loopback
 
 
 def test_grafana_requires_an_admin_password_and_lets_no_one_in_anonymously():
@@ -194,7 +259,12 @@ def test_the_read_only_user_is_bounded_by_a_quota_and_per_query_limits():
     quota = config.find(f"quotas/{dashboard.findtext('quota')}")
     assert quota is not None and quota.find("keyed_by_ip") is not None
     limits = {child.tag: int(child.text) for child in quota.find("interval")}
-    assert limits["duration"] == 60 and all(limits[k] > 0 for k in ("queries", "errors", "read_rows", "execution_time"))
+    assert limits["duration"] == 60 and all(
+        limits[k] > 0 for k in ("queries", "errors", "read_rows", "execution_time")
+    )
     profile = config.find(f"profiles/{dashboard.findtext('profile')}")
     assert profile.findtext("readonly") == "1"
-    assert 0 < int(profile.findtext("max_execution_time")) <= 60 and int(profile.findtext("max_concurrent_queries_for_user")) > 0
+    assert (
+        0 < int(profile.findtext("max_execution_time")) <= 60
+        and int(profile.findtext("max_concurrent_queries_for_user")) > 0
+    )

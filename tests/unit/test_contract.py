@@ -1,4 +1,5 @@
-"""Stage 1: the wire contract tally.v1 (MALFORMED and SCHEMA), and its agreement with the JSON Schema."""
+"""Stage 1: the wire contract tally.v1 (MALFORMED and SCHEMA), and its agreement with the JSON
+Schema."""
 
 from __future__ import annotations
 
@@ -15,13 +16,17 @@ from streams.core.contract import check_structure, conforms, decode_tally
 from streams.core.reasons import Reason
 from tests.factories import tally_dict, valid_tallies
 
-SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "tally.v1.schema.json").read_text())
+SCHEMA = json.loads(
+    (Path(__file__).resolve().parents[2] / "schemas" / "tally.v1.schema.json").read_text()
+)
 # tally.v1 counts are JSON integers written as such: 1.0 is refused, though JSON Schema's "integer"
 # admits a float with no fraction. The schema's own description says so; the test validator agrees.
 _STRICT_INTEGERS = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
     "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool)
 )
-VALIDATOR = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=_STRICT_INTEGERS)(SCHEMA)
+VALIDATOR = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator, type_checker=_STRICT_INTEGERS
+)(SCHEMA)
 
 
 def paths(payload: bytes) -> list[tuple[str, str]]:
@@ -34,7 +39,9 @@ def test_the_issue_example_decodes():
     assert decoded.tally.valid == 230 and decoded.tally.voters == 235
 
 
-@pytest.mark.parametrize("payload", [b"", b"not json", b"[1, 2]", b'"text"', b"\xff\xfe{}", b'{"a": 1'])
+@pytest.mark.parametrize(
+    "payload", [b"", b"not json", b"[1, 2]", b'"text"', b"\xff\xfe{}", b'{"a": 1']
+)
 def test_malformed_when_not_a_utf8_json_object(payload):
     assert [r for r, _ in paths(payload)] == ["MALFORMED"]
 
@@ -100,8 +107,14 @@ def test_every_valid_tally_passes_the_published_json_schema_too(event):
 
 
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-5, 2_000_000) | st.floats(allow_nan=False) | st.text(max_size=5),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 2_000_000)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 
@@ -110,7 +123,19 @@ JSON_VALUES = st.recursive(
 @given(
     valid_tallies(),
     st.sampled_from(
-        ["event_id", "tps", "ballot", "revision", "gateway", "invalid", "votes", "voters", "ballots", "schema", "unknown"]
+        [
+            "event_id",
+            "tps",
+            "ballot",
+            "revision",
+            "gateway",
+            "invalid",
+            "votes",
+            "voters",
+            "ballots",
+            "schema",
+            "unknown",
+        ]
     ),
     JSON_VALUES,
 )
@@ -122,11 +147,23 @@ def test_hand_written_checks_agree_with_the_json_schema(event, field, value):
     assert all(f.reason is Reason.SCHEMA for f in decoded.findings)
 
 
-NESTED = ["voters", "voters.registered", "voters.voted.dpk", "ballots.used", "votes", "votes.01", "votes.a b"]
+NESTED = [
+    "voters",
+    "voters.registered",
+    "voters.voted.dpk",
+    "ballots.used",
+    "votes",
+    "votes.01",
+    "votes.a b",
+]
 
 
 @settings(max_examples=400, deadline=None)
-@given(valid_tallies(), st.sampled_from(NESTED + ["tps", "revision", "sig", "key_id", "gateway", "event_id"]), JSON_VALUES)
+@given(
+    valid_tallies(),
+    st.sampled_from(NESTED + ["tps", "revision", "sig", "key_id", "gateway", "event_id"]),
+    JSON_VALUES,
+)
 def test_the_fast_path_agrees_with_the_hand_written_checks(event, path, value):
     """`conforms` (msgspec) decides alone for conforming events: it must say yes exactly when the
     hand-written checks find nothing, at any depth, and then both give the same tally."""

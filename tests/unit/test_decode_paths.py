@@ -21,7 +21,8 @@ from streams.gateways.simulate import Plan, generate
 from tests.factories import signed, tally_dict, valid_tallies
 from tests.unit.test_contract import JSON_VALUES, NESTED
 
-# Every code point a free string may hold, control characters, quotes, backslashes and astral ones included.
+# Every code point a free string may hold, control characters, quotes, backslashes and astral ones
+# included.
 ANY_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
 CHOICE = st.text(st.sampled_from("AZaz09_.-"), min_size=1, max_size=32)
 
@@ -35,9 +36,12 @@ def same(payload: bytes) -> None:
 
 @st.composite
 def conforming(draw: st.DrawFn) -> dict:
-    """Any event of tally.v1's shape: free strings of any text, choices of any valid code, keys in any order."""
+    """Any event of tally.v1's shape: free strings of any text, choices of any valid code, keys in
+    any order."""
     event = draw(valid_tallies())
-    event["votes"] = draw(st.dictionaries(CHOICE, st.integers(0, 1_000_000), min_size=1, max_size=40))
+    event["votes"] = draw(
+        st.dictionaries(CHOICE, st.integers(0, 1_000_000), min_size=1, max_size=40)
+    )
     event["gateway"] = draw(ANY_TEXT.filter(lambda s: 1 <= len(s) <= 64))
     event["submitted_at"] = draw(ANY_TEXT)
     for name in ("sig", "key_id"):
@@ -62,7 +66,11 @@ def test_a_conforming_event_has_the_same_tally_and_the_same_bytes_on_both_paths(
 
 
 @settings(max_examples=400, deadline=None)
-@given(valid_tallies(), st.sampled_from(NESTED + ["tps", "revision", "sig", "key_id", "gateway", "event_id", "x"]), JSON_VALUES)
+@given(
+    valid_tallies(),
+    st.sampled_from(NESTED + ["tps", "revision", "sig", "key_id", "gateway", "event_id", "x"]),
+    JSON_VALUES,
+)
 def test_a_changed_event_gets_the_same_answer_on_both_paths(event, path, value):
     *parents, last = path.split(".")
     target = event
@@ -85,7 +93,9 @@ BODY = orjson.dumps(tally_dict())[1:-1]
         b"{" + BODY.replace(b'"gw-31-01"', b'"gw-\\ud800"', 1) + b"}",  # a lone surrogate
         b"{" + BODY.replace(b'"gw-31-01"', b'"gw-\xff"', 1) + b"}",  # not UTF-8
         b"\xef\xbb\xbf{" + BODY + b"}",  # a byte order mark
-        b' \n{ "schema" : "tally.v1" ,' + BODY[len(b'"schema":"tally.v1",') :] + b"}\n",  # whitespace
+        b' \n{ "schema" : "tally.v1" ,'
+        + BODY[len(b'"schema":"tally.v1",') :]
+        + b"}\n",  # whitespace
         b"{" + BODY + b"} x",  # trailing text
         b"{" + BODY.replace(b'"invalid":5', b'"invalid":5.0') + b"}",
         b"{" + BODY.replace(b'"invalid":5', b'"invalid":1e400') + b"}",
@@ -99,8 +109,8 @@ def test_edge_bytes_get_the_same_answer_on_both_paths(payload):
 
 @pytest.mark.parametrize("bound", [100_000, 0])
 def test_choice_codes_seen_before_do_not_let_a_bad_one_through(monkeypatch, bound):
-    """The fast path remembers codes that matched (up to a bound): an event of known codes and one bad
-    one, or one bad one alone, gets the reference's answer, remembered or not."""
+    """The fast path remembers codes that matched (up to a bound): an event of known codes and one
+    bad one, or one bad one alone, gets the reference's answer, remembered or not."""
     monkeypatch.setattr(contract, "_MATCHED", set())
     monkeypatch.setattr(contract, "_MATCHED_LIMIT", bound)
     good = {"01": 1, "P02-1": 2, "A.b_c": 3}
@@ -117,7 +127,9 @@ def test_choice_codes_seen_before_do_not_let_a_bad_one_through(monkeypatch, boun
 def test_a_signed_event_verifies_from_the_fast_paths_bytes():
     event = signed(tally_dict(gateway="gw-\u00e9-\U0001f5f3"))
     forms = decode_tally(orjson.dumps(event)).tally.forms
-    assert forms.signed == canonical(event) and forms.event == orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
+    assert forms.signed == canonical(event) and forms.event == orjson.dumps(
+        event, option=orjson.OPT_SORT_KEYS
+    )
 
 
 def test_a_night_is_decided_alike_on_both_paths():
@@ -133,8 +145,12 @@ def test_a_night_is_decided_alike_on_both_paths():
     for decoder in (decode_tally, decode_object):
         processor = Processor(lambda: registry, decoder=decoder)
         processor.preload(0, [], {})
-        out = [processor.process("t", 0, messages[i : i + 500]) for i in range(0, len(messages), 500)]
-        batches[decoder] = [(b.decisions, b.rejections, b.current, b.totals.as_rows(0)) for b in out]
+        out = [
+            processor.process("t", 0, messages[i : i + 500]) for i in range(0, len(messages), 500)
+        ]
+        batches[decoder] = [
+            (b.decisions, b.rejections, b.current, b.totals.as_rows(0)) for b in out
+        ]
         counts = processor.counts
     assert batches[decode_tally] == batches[decode_object]
     assert counts["rejected"] > 0 and counts["applied"] > 0 and counts["duplicate"] > 0

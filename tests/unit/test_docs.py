@@ -29,7 +29,9 @@ def anchors(page: Path) -> set[str]:
 def test_the_cli_reference_is_generated_from_the_code_and_current():
     from scripts.cli_reference import OUT, reference
 
-    assert OUT.read_text() == reference(), "docs/cli.md is stale: .venv/bin/python -m scripts.cli_reference --write"
+    assert OUT.read_text() == reference(), (
+        "docs/cli.md is stale: .venv/bin/python -m scripts.cli_reference --write"
+    )
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
@@ -41,7 +43,9 @@ def test_every_relative_link_resolves(page):
             continue
         path, _, anchor = target.partition("#")
         file = (page.parent / path).resolve() if path else page
-        missing_anchor = bool(anchor) and file.suffix == ".md" and file.exists() and anchor not in anchors(file)
+        missing_anchor = (
+            bool(anchor) and file.suffix == ".md" and file.exists() and anchor not in anchors(file)
+        )
         if not file.exists() or missing_anchor:
             broken.append(target)
     assert not broken, broken
@@ -50,11 +54,20 @@ def test_every_relative_link_resolves(page):
 def test_the_readme_is_a_front_door():
     text = (REPO / "README.md").read_text()
     assert len(text.splitlines()) <= 200
-    for must in ("make demo", "make test", ".venv/bin/tally", "docs/img/page-", "docs/cli.md", "CHANGELOG.md"):
+    for must in (
+        "make demo",
+        "make test",
+        ".venv/bin/tally",
+        "docs/img/page-",
+        "docs/cli.md",
+        "CHANGELOG.md",
+    ):
         assert must in text, must
 
 
 def test_the_results_hold_what_the_latest_reports_say():
     from benchmarks.results_table import current, written
 
-    assert written() == current(), "benchmarks/RESULTS.md is stale: .venv/bin/python -m benchmarks.results_table --write"
+    assert written() == current(), (
+        "benchmarks/RESULTS.md is stale: .venv/bin/python -m benchmarks.results_table --write"
+    )

@@ -20,7 +20,13 @@ def test_forty_errors_a_second_become_one_line_and_a_reminder_every_30_s():
     said = []
     for tick in range(60 * 40):  # a minute of ~40 failed fetches a second
         now[0] = tick / 40
-        r = record("aiokafka.consumer.fetcher", "Failed fetch messages from %s: %s", logging.ERROR, 111, "closed")
+        r = record(
+            "aiokafka.consumer.fetcher",
+            "Failed fetch messages from %s: %s",
+            logging.ERROR,
+            111,
+            "closed",
+        )
         if quiet.filter(r):
             said.append((now[0], r.getMessage()))
     assert [t for t, _ in said] == [0.0, 30.0]
@@ -31,9 +37,13 @@ def test_forty_errors_a_second_become_one_line_and_a_reminder_every_30_s():
 def test_other_kinds_and_our_own_records_pass():
     quiet = QuietDependencies(clock=lambda: 0.0)
     assert quiet.filter(record("aiokafka.conn", "Unable connect to node %s"))
-    assert quiet.filter(record("aiokafka.cluster", "Unable to update metadata from %s"))  # another kind
+    assert quiet.filter(
+        record("aiokafka.cluster", "Unable to update metadata from %s")
+    )  # another kind
     assert not quiet.filter(record("aiokafka.conn", "Unable connect to node %s"))
-    assert all(quiet.filter(record("tally.sink", "write failed")) for _ in range(5))  # ours are never held
+    assert all(
+        quiet.filter(record("tally.sink", "write failed")) for _ in range(5)
+    )  # ours are never held
     assert all(quiet.filter(record("aiokafka.conn", "connected", logging.INFO)) for _ in range(5))
 
 
@@ -53,11 +63,17 @@ def test_json_records_are_one_line_with_the_traceback_inside():
     except ValueError:
         import sys
 
-        r = logging.LogRecord("tally.worker", logging.ERROR, __file__, 1, "failed %s", ("x",), sys.exc_info())
+        r = logging.LogRecord(
+            "tally.worker", logging.ERROR, __file__, 1, "failed %s", ("x",), sys.exc_info()
+        )
     line = JsonFormatter().format(r)
     assert "\n" not in line
     entry = orjson.loads(line)
-    assert entry["message"] == "failed x" and entry["level"] == "ERROR" and entry["logger"] == "tally.worker"
+    assert (
+        entry["message"] == "failed x"
+        and entry["level"] == "ERROR"
+        and entry["logger"] == "tally.worker"
+    )
     assert "ValueError: bad" in entry["exception"] and entry["time"].endswith("Z")
 
 

@@ -91,11 +91,20 @@ def test_consistency_proofs_equal_the_rfc_and_verify(n, data):
 
 
 def test_the_rfc_6962_test_vectors_root():
-    # The eight leaves of the Certificate Transparency test vectors (certificate-transparency-go, RFC 6962
-    # hashing, which RFC 9162 keeps): the root of all eight.
+    # The eight leaves of the Certificate Transparency test vectors (certificate-transparency-go,
+    # RFC 6962 hashing, which RFC 9162 keeps): the root of all eight.
     leaves = [
         bytes.fromhex(x)
-        for x in ("", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f")
+        for x in (
+            "",
+            "00",
+            "10",
+            "2021",
+            "3031",
+            "40414243",
+            "5051525354555657",
+            "606162636465666768696a6b6c6d6e6f",
+        )
     ]
     root = merkle.root_of([merkle.leaf_hash(x) for x in leaves])
     assert root.hex() == "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"

@@ -23,7 +23,9 @@ def test_first_count_is_applied():
 
 def test_same_event_id_again_is_a_duplicate_even_after_a_correction():
     first = Applied.from_tally(t())
-    second = Applied.from_tally(t(event_id="gw:2", revision=2, votes={"01": 1, "02": 2, "03": 3}), first)
+    second = Applied.from_tally(
+        t(event_id="gw:2", revision=2, votes={"01": 1, "02": 2, "03": 3}), first
+    )
     assert decide(first, t()) is Decision.DUPLICATE
     assert decide(second, t()) is Decision.DUPLICATE  # an old resend is a duplicate, not stale
 
@@ -35,7 +37,10 @@ def test_lower_revision_is_stale():
 
 def test_same_revision_other_counts_is_a_conflict_same_counts_a_duplicate():
     current = Applied.from_tally(t())
-    assert decide(current, t(event_id="gw:5", votes={"01": 121, "02": 79, "03": 30})) is Decision.CONFLICT
+    assert (
+        decide(current, t(event_id="gw:5", votes={"01": 121, "02": 79, "03": 30}))
+        is Decision.CONFLICT
+    )
     assert decide(current, t(event_id="gw:5", gateway="gw-other")) is Decision.DUPLICATE
 
 
@@ -47,30 +52,65 @@ def test_correction_retracts_previous_revision():
     totals = TotalsDelta()
     first = Applied.from_tally(t())
     totals.apply(None, first, dpt=250)
-    second = Applied.from_tally(t(event_id="gw:2", revision=2, votes={"01": 100, "02": 90, "03": 30}, invalid=3), first)
+    second = Applied.from_tally(
+        t(event_id="gw:2", revision=2, votes={"01": 100, "02": 90, "03": 30}, invalid=3), first
+    )
     totals.apply(first, second, dpt=250)
-    rows = {(level, region, choice): values for (_, level, region, choice), values in totals.rows.items()}
+    rows = {
+        (level, region, choice): values
+        for (_, level, region, choice), values in totals.rows.items()
+    }
     assert rows[("national", "ID", "01")][0] == 100
     assert rows[("regency", "3171", "02")][0] == 90
     # districts and villages are read from tally_current
     assert not any(level in ("district", "village") for _, level, _, _ in totals.rows)
-    assert rows[("province", "31", "")] == [0, 1, 3, second.voters, 0, 250]  # the TPS (and its DPT) counted once
+    assert rows[("province", "31", "")] == [
+        0,
+        1,
+        3,
+        second.voters,
+        0,
+        250,
+    ]  # the TPS (and its DPT) counted once
     # One change row per revision: their sums say which revision the totals now include.
     changes = [values for (level, _, _), values in rows.items() if level == "tps"]
-    assert [sum(column) for column in zip(*changes, strict=True)] == [0, 1, 3, second.voters, 2, 250]
+    assert [sum(column) for column in zip(*changes, strict=True)] == [
+        0,
+        1,
+        3,
+        second.voters,
+        2,
+        250,
+    ]
     first_row, second_row = totals.changes
-    assert (first_row.old_revision, first_row.revision, second_row.old_revision, second_row.revision) == (0, 1, 1, 2)
+    assert (
+        first_row.old_revision,
+        first_row.revision,
+        second_row.old_revision,
+        second_row.revision,
+    ) == (0, 1, 1, 2)
     # Only what moved: a choice whose count stayed is not in the change (every reader sums deltas).
-    assert second_row.deltas == {c: n - first.votes[c] for c, n in second.votes.items() if n != first.votes[c]}
+    assert second_row.deltas == {
+        c: n - first.votes[c] for c, n in second.votes.items() if n != first.votes[c]
+    }
     assert second_row.deltas == {"01": -20, "02": 10}
     assert first_row.deltas == {c: n for c, n in first.votes.items() if n}
-    assert rows[("tps", "3171010001001", "0000000002")] == [0, 0, 3 - first.invalid, second.voters - first.voters, 1, 0]
+    assert rows[("tps", "3171010001001", "0000000002")] == [
+        0,
+        0,
+        3 - first.invalid,
+        second.voters - first.voters,
+        1,
+        0,
+    ]
 
 
 @settings(max_examples=100, deadline=None)
 @given(
     st.lists(
-        st.fixed_dictionaries({"01": st.integers(0, 200), "02": st.integers(0, 200), "03": st.integers(0, 200)}),
+        st.fixed_dictionaries(
+            {"01": st.integers(0, 200), "02": st.integers(0, 200), "03": st.integers(0, 200)}
+        ),
         min_size=1,
         max_size=6,
     )
@@ -88,29 +128,47 @@ def test_totals_always_equal_the_last_applied_revision(revisions):
         ("regency", "3171"),
     ):
         for choice, count in revisions[-1].items():
-            assert totals.rows.get(("PPWP", level, region, choice), [0])[0] == count  # no row: no change
+            assert (
+                totals.rows.get(("PPWP", level, region, choice), [0])[0] == count
+            )  # no row: no change
         assert totals.rows[("PPWP", level, region, "")][1] == 1
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.lists(st.integers(0, 300), min_size=3, max_size=3), st.lists(st.integers(0, 300), min_size=3, max_size=3))
+@given(
+    st.lists(st.integers(0, 300), min_size=3, max_size=3),
+    st.lists(st.integers(0, 300), min_size=3, max_size=3),
+)
 def test_rows_to_write_are_the_nonzero_rows_with_their_partition(first_votes, second_votes):
     totals = TotalsDelta()
     choices = ("01", "02", "03")
     first = Applied.from_tally(t(votes=dict(zip(choices, first_votes, strict=True))))
     totals.apply(None, first)
-    second = Applied.from_tally(t(event_id="gw:2", revision=2, votes=dict(zip(choices, second_votes, strict=True))), first)
+    second = Applied.from_tally(
+        t(event_id="gw:2", revision=2, votes=dict(zip(choices, second_votes, strict=True))), first
+    )
     totals.apply(first, second)
-    expected = {(*key, *values, 7) for key, values in totals.rows.items() if any(values) or key[1] == "tps"}
+    expected = {
+        (*key, *values, 7) for key, values in totals.rows.items() if any(values) or key[1] == "tps"
+    }
     written = totals.as_rows(7)
-    plain = [(*row[:9], row[14], row[-1]) for row in written]  # without the change's deltas, event and gateway
+    plain = [
+        (*row[:9], row[14], row[-1]) for row in written
+    ]  # without the change's deltas, event and gateway
     assert len(plain) == len(set(plain)) and set(plain) == expected
     changes = [row for row in written if row[1] == "tps"]
-    assert [(row[9], row[10]) for row in changes] == [(c.deltas, c.event_id) for c in totals.changes]
+    assert [(row[9], row[10]) for row in changes] == [
+        (c.deltas, c.event_id) for c in totals.changes
+    ]
     assert all(row[9:14] == ({}, "", "", "", "") for row in written if row[1] != "tps")
 
 
-TPS_CODES = ("3171010001001", "3171020002003", "3172010001001", "3273010001002")  # 2 provinces, 3 regencies
+TPS_CODES = (
+    "3171010001001",
+    "3171020002003",
+    "3172010001001",
+    "3273010001002",
+)  # 2 provinces, 3 regencies
 CHOICES = {"PPWP": ("01", "02", "03"), "DPR": ("P01", "P02", "P01-1", "P01-2", "P02-1")}
 
 
@@ -148,11 +206,15 @@ def test_vote_rows_are_the_per_choice_sums_of_what_each_revision_moved(steps):
     rows = {key: values for key, values in totals.rows.items() if key[3] and key[1] != "tps"}
     assert rows == expected
     written = [row for row in totals.as_rows() if row[3] and row[1] != "tps"]
-    assert len(written) == len(expected) and {row[:4]: [*row[4:9], row[14]] for row in written} == expected
+    assert (
+        len(written) == len(expected)
+        and {row[:4]: [*row[4:9], row[14]] for row in written} == expected
+    )
 
 
 def test_vectors_of_different_lengths_are_refused_not_cut_short():
-    """`map` and `compress` stop at the shorter input without a word: the roll-up checks the lengths."""
+    """`map` and `compress` stop at the shorter input without a word: the roll-up checks the
+    lengths."""
     import pytest
 
     from streams.core.aggregate import _add

@@ -1,4 +1,5 @@
-"""Seats: pure Sainte-Lague, the DPR threshold, open lists, DPD, ties and margins, against a plain reference."""
+"""Seats: pure Sainte-Lague, the DPR threshold, open lists, DPD, ties and margins, against a plain
+reference."""
 
 from __future__ import annotations
 
@@ -18,23 +19,30 @@ from streams.core.seats import (
     sainte_lague,
 )
 
-SHARES_2024 = {  # percent of national valid DPR votes (reference file), parties by number (P24: Ummat)
-    "P01": 10.62, "P02": 13.22, "P03": 16.72, "P04": 15.29, "P05": 9.66, "P06": 0.64, "P07": 0.84, "P08": 8.42,
-    "P09": 0.22, "P10": 0.72, "P11": 0.27, "P12": 7.24, "P13": 0.32, "P14": 7.43, "P15": 2.81, "P16": 1.29,
+# percent of national valid DPR votes (reference file), parties by number (P24: Ummat)
+SHARES_2024 = {
+    "P01": 10.62, "P02": 13.22, "P03": 16.72, "P04": 15.29, "P05": 9.66, "P06": 0.64, "P07": 0.84,
+    "P08": 8.42,
+    "P09": 0.22, "P10": 0.72, "P11": 0.27, "P12": 7.24, "P13": 0.32, "P14": 7.43, "P15": 2.81,
+    "P16": 1.29,
     "P17": 3.87, "P24": 0.42,
 }  # fmt: skip
 
 
 def reference_seats(seats: int, votes: dict[str, int]) -> Counter:
-    """The textbook highest-averages table: every quotient votes / (1, 3, 5, ..), the `seats` largest win
-    (equal quotients: more votes, then the lower code)."""
-    table = [(Fraction(n, 2 * k + 1), n, p) for p, n in votes.items() if n > 0 for k in range(seats)]
+    """The textbook highest-averages table: every quotient votes / (1, 3, 5, ..), the `seats`
+    largest win (equal quotients: more votes, then the lower code)."""
+    table = [
+        (Fraction(n, 2 * k + 1), n, p) for p, n in votes.items() if n > 0 for k in range(seats)
+    ]
     table.sort(key=lambda q: (-q[0], -q[1], q[2]))
     return Counter(p for _, _, p in table[:seats])
 
 
 votes_strategy = st.dictionaries(
-    st.sampled_from([f"P{i:02d}" for i in range(1, 19)]), st.integers(min_value=0, max_value=100_000), min_size=1
+    st.sampled_from([f"P{i:02d}" for i in range(1, 19)]),
+    st.integers(min_value=0, max_value=100_000),
+    min_size=1,
 )
 
 
@@ -47,7 +55,9 @@ def test_sainte_lague_matches_the_highest_averages_table(seats, votes):
         assert [s.divisor for s in steps if s.party == party] == list(
             range(1, 2 * len([s for s in steps if s.party == party]), 2)
         )
-    assert all(a.quotient >= b.quotient for a, b in zip(steps, steps[1:], strict=False))  # each seat to the best left
+    assert all(
+        a.quotient >= b.quotient for a, b in zip(steps, steps[1:], strict=False)
+    )  # each seat to the best left
 
 
 @given(st.integers(min_value=1, max_value=10), votes_strategy)
@@ -68,19 +78,41 @@ def test_the_runner_up_takes_the_last_seat_with_exactly_the_votes_needed(seats, 
 
 
 def test_the_2024_threshold_keeps_ppp_out_and_eight_parties_in():
-    national = {p: round(share * 1_518_000) for p, share in SHARES_2024.items()}  # ~151.8M valid votes
+    national = {
+        p: round(share * 1_518_000) for p, share in SHARES_2024.items()
+    }  # ~151.8M valid votes
     passes = passing(national, Fraction(4, 100))
-    assert sorted(p for p, ok in passes.items() if ok) == ["P01", "P02", "P03", "P04", "P05", "P08", "P12", "P14"]
+    assert sorted(p for p, ok in passes.items() if ok) == [
+        "P01",
+        "P02",
+        "P03",
+        "P04",
+        "P05",
+        "P08",
+        "P12",
+        "P14",
+    ]
     assert not passes["P17"]  # PPP, 3.87%
     assert all(passing(national, None).values())  # DPRD: every party
 
 
 def test_party_votes_are_the_party_column_plus_its_candidates():
-    assert party_totals({"P01": 10, "P01.01": 5, "P01.02": 7, "P02": 1, "P02.01": 0}) == {"P01": 22, "P02": 1}
+    assert party_totals({"P01": 10, "P01.01": 5, "P01.02": 7, "P02": 1, "P02.01": 0}) == {
+        "P01": 22,
+        "P02": 1,
+    }
 
 
 def test_a_party_below_the_threshold_wins_no_seat_in_any_dapil():
-    votes = {"P01": 300, "P01.01": 100, "P01.02": 0, "P02": 50, "P02.01": 10, "P17": 10_000, "P17.01": 1}
+    votes = {
+        "P01": 300,
+        "P01.01": 100,
+        "P01.02": 0,
+        "P02": 50,
+        "P02.01": 10,
+        "P17": 10_000,
+        "P17.01": 1,
+    }
     result = dapil_seats("DPR-X", 3, list(votes), votes, {"P01": True, "P02": True, "P17": False})
     assert {row["party"]: row["seats"] for row in result.parties} == {"P01": 2, "P02": 1, "P17": 0}
     assert result.parties[-1] == {"party": "P17", "votes": 10_001, "seats": 0}
@@ -97,9 +129,13 @@ def test_a_partys_seats_go_to_its_candidates_with_the_most_votes():
 def test_equal_quotients_go_to_the_party_with_more_votes_then_the_lower_number_and_are_marked():
     steps = sainte_lague(2, {"P02": 300, "P01": 300})
     assert [s.party for s in steps] == ["P01", "P02"] and steps[0].tie
-    steps = sainte_lague(2, {"P01": 100, "P02": 300})  # 300/3 = 100/1 for the second seat: P02 has more votes
+    steps = sainte_lague(
+        2, {"P01": 100, "P02": 300}
+    )  # 300/3 = 100/1 for the second seat: P02 has more votes
     assert [s.party for s in steps] == ["P02", "P02"] and steps[1].tie
-    result = dapil_seats("D", 1, ["P01", "P01.01", "P02", "P02.01"], {"P01.01": 50, "P02.01": 50}, {})
+    result = dapil_seats(
+        "D", 1, ["P01", "P01.01", "P02", "P02.01"], {"P01.01": 50, "P02.01": 50}, {}
+    )
     assert result.elected == ["P01.01"] and result.ties
 
 
@@ -124,21 +160,41 @@ def test_dpd_elects_the_four_with_the_most_votes():
     result = dpd_seats("DPD-35", 4, list(votes), votes)
     assert result.elected == ["D02", "D03", "D04", "D05"]
     assert result.ties and result.margin == {
-        "candidate": "D05", "votes": 30, "runner_up": "D06", "runner_up_votes": 30, "votes_needed": 1,
+        "candidate": "D05", "votes": 30, "runner_up": "D06", "runner_up_votes": 30,
+        "votes_needed": 1,
     }  # fmt: skip
 
 
 def test_ballot_seats_sum_bodies_and_apply_the_threshold_to_dpr_only():
-    a = Dapil("DPRDP-35-01", 3, ("P01", "P01.01", "P01.02", "P01.03", "P02", "P02.01"), {"P01": 90, "P02": 3}, body="35")
-    b = Dapil("DPRDP-35-02", 3, ("P01", "P01.01", "P02", "P02.01", "P02.02"), {"P01": 10, "P02": 20}, body="35")
+    a = Dapil(
+        "DPRDP-35-01",
+        3,
+        ("P01", "P01.01", "P01.02", "P01.03", "P02", "P02.01"),
+        {"P01": 90, "P02": 3},
+        body="35",
+    )
+    b = Dapil(
+        "DPRDP-35-02",
+        3,
+        ("P01", "P01.01", "P02", "P02.01", "P02.02"),
+        {"P01": 10, "P02": 20},
+        body="35",
+    )
     dprd = ballot_seats("DPRD_PROV", [a, b], Fraction(4, 100))
     assert dprd["threshold"] is None and all(p["passes"] for p in dprd["national"])
     assert dprd["bodies"] == [
-        {"region": "35", "seats": 6, "parties": [{"party": "P01", "seats": 4}, {"party": "P02", "seats": 2}]}
+        {
+            "region": "35",
+            "seats": 6,
+            "parties": [{"party": "P01", "seats": 4}, {"party": "P02", "seats": 2}],
+        }
     ]
     dpr = ballot_seats("DPR", [a, b], Fraction(4, 100))
     assert dpr["threshold"] == 0.04
-    assert {p["party"]: (p["passes"], p["seats"]) for p in dpr["national"]} == {"P01": (True, 4), "P02": (True, 2)}
+    assert {p["party"]: (p["passes"], p["seats"]) for p in dpr["national"]} == {
+        "P01": (True, 4),
+        "P02": (True, 2),
+    }
 
 
 def test_the_threshold_setting_is_an_exact_fraction_or_a_clear_error():
@@ -146,7 +202,12 @@ def test_the_threshold_setting_is_an_exact_fraction_or_a_clear_error():
 
     from streams.settings import Settings, threshold_of
 
-    assert threshold_of("0.04") == threshold_of("4%") == Fraction(1, 25) == Settings.from_env({}).dpr_threshold
+    assert (
+        threshold_of("0.04")
+        == threshold_of("4%")
+        == Fraction(1, 25)
+        == Settings.from_env({}).dpr_threshold
+    )
     assert Settings.from_env({"TALLY_DPR_THRESHOLD": "0.05"}).dpr_threshold == Fraction(1, 20)
     for bad in ("four", "1.5", "-1%"):
         with pytest.raises(ValueError, match="TALLY_DPR_THRESHOLD must be"):

@@ -1,4 +1,5 @@
-"""The gateways' simulator: deterministic, shaped like 2024, and every tally it calls valid is valid."""
+"""The gateways' simulator: deterministic, shaped like 2024, and every tally it calls valid is
+valid."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ from streams.gateways.truth import merge_truth
 from tests.factories import tally_dict
 
 REGISTRY_SCHEMA = jsonschema.Draft202012Validator(
-    json.loads((Path(__file__).resolve().parents[2] / "schemas" / "registry.v1.schema.json").read_text())
+    json.loads(
+        (Path(__file__).resolve().parents[2] / "schemas" / "registry.v1.schema.json").read_text()
+    )
 )
 ALL = ("PPWP", "DPR", "DPD", "DPRD_PROV", "DPRD_KAB")
 
@@ -39,11 +42,19 @@ def test_registry_shape_and_file_format():
     records = list(registry_records(shape))
     for record in records:
         REGISTRY_SCHEMA.validate(record)
-    assert not any(c["ballot"] == "DPRD_KAB" and c["regions"][0].startswith("31") for c in shape.contests)
-    aceh_dprd = next(c for c in shape.contests if c["ballot"] == "DPRD_PROV" and c["regions"][0].startswith("11"))
+    assert not any(
+        c["ballot"] == "DPRD_KAB" and c["regions"][0].startswith("31") for c in shape.contests
+    )
+    aceh_dprd = next(
+        c for c in shape.contests if c["ballot"] == "DPRD_PROV" and c["regions"][0].startswith("11")
+    )
     parties = {ch["code"]: ch["name"] for ch in aceh_dprd["choices"] if "." not in ch["code"]}
-    assert len(parties) == 24 and parties["P21"] == "Partai Aceh" and parties["P24"] == "Partai Ummat"  # + 6 local
-    elsewhere = next(c for c in shape.contests if c["ballot"] == "DPR" and not c["regions"][0].startswith("11"))
+    assert (
+        len(parties) == 24 and parties["P21"] == "Partai Aceh" and parties["P24"] == "Partai Ummat"
+    )  # + 6 local
+    elsewhere = next(
+        c for c in shape.contests if c["ballot"] == "DPR" and not c["regions"][0].startswith("11")
+    )
     numbers = sorted(ch["code"] for ch in elsewhere["choices"] if "." not in ch["code"])
     assert numbers == [f"P{n:02d}" for n in (*range(1, 18), 24)]  # the 2024 numbers: 1-17 and 24
 
@@ -51,27 +62,68 @@ def test_registry_shape_and_file_format():
 def test_a_national_night_has_exactly_the_2024_registry():
     shape = build_shape(820_161, 1, ALL, abroad_tps(820_161))
     home = [t for t in shape.tps if not t.startswith("99")]
-    assert len(home) == 820_161 and len(shape.tps) == 823_220 and max(shape.dpt) <= 300  # + 3,059 abroad
-    missions = [code for code, _, level, _ in shape.regions if level == "district" and code.startswith("99")]
+    assert (
+        len(home) == 820_161 and len(shape.tps) == 823_220 and max(shape.dpt) <= 300
+    )  # + 3,059 abroad
+    missions = [
+        code for code, _, level, _ in shape.regions if level == "district" and code.startswith("99")
+    ]
     assert len(missions) == 128
-    assert [c["dapil"] for c in shape.contests if "99" in c["regions"]] == ["DPR-31-02"]  # DKI Jakarta II
+    assert [c["dapil"] for c in shape.contests if "99" in c["regions"]] == [
+        "DPR-31-02"
+    ]  # DKI Jakarta II
     levels = Counter(level for code, _, level, _ in shape.regions if not code.startswith("99"))
-    assert levels == {"national": 1, "province": 38, "regency": 514, "district": 7_277, "village": 83_731}
+    assert levels == {
+        "national": 1,
+        "province": 38,
+        "regency": 514,
+        "district": 7_277,
+        "village": 83_731,
+    }
     dapils = Counter(c["ballot"] for c in shape.contests)
     assert dapils == {"PPWP": 1, "DPR": 84, "DPD": 38, "DPRD_PROV": 301, "DPRD_KAB": 2_325}
-    assert [c["choices"] for c in shape.contests if c["ballot"] == "PPWP"][0][2]["code"] == "03"  # 3 pairs
-    parties = {c["dapil"]: {ch["code"] for ch in c["choices"] if "." not in ch["code"]} for c in shape.contests}
-    assert all(len(p) == 18 for d, p in parties.items() if d.startswith(("DPR-", "DPRDP-3", "DPRDK-3")))
-    assert all(len(p) == 24 for d, p in parties.items() if d.startswith(("DPRDP-11", "DPRDK-11")))  # Aceh's 6 local
-    assert not any(c["ballot"] == "DPRD_KAB" and c["regions"][0].startswith("31") for c in shape.contests)
-    seats = {b: [c["seats"] for c in shape.contests if c["ballot"] == b] for b in ("DPR", "DPD", "DPRD_PROV", "DPRD_KAB")}
-    assert {b: sum(s) for b, s in seats.items()} == {"DPR": 580, "DPD": 152, "DPRD_PROV": 2_372, "DPRD_KAB": 17_510}
+    assert [c["choices"] for c in shape.contests if c["ballot"] == "PPWP"][0][2][
+        "code"
+    ] == "03"  # 3 pairs
+    parties = {
+        c["dapil"]: {ch["code"] for ch in c["choices"] if "." not in ch["code"]}
+        for c in shape.contests
+    }
+    assert all(
+        len(p) == 18 for d, p in parties.items() if d.startswith(("DPR-", "DPRDP-3", "DPRDK-3"))
+    )
+    assert all(
+        len(p) == 24 for d, p in parties.items() if d.startswith(("DPRDP-11", "DPRDK-11"))
+    )  # Aceh's 6 local
+    assert not any(
+        c["ballot"] == "DPRD_KAB" and c["regions"][0].startswith("31") for c in shape.contests
+    )
+    seats = {
+        b: [c["seats"] for c in shape.contests if c["ballot"] == b]
+        for b in ("DPR", "DPD", "DPRD_PROV", "DPRD_KAB")
+    }
+    assert {b: sum(s) for b, s in seats.items()} == {
+        "DPR": 580,
+        "DPD": 152,
+        "DPRD_PROV": 2_372,
+        "DPRD_KAB": 17_510,
+    }
     assert (min(seats["DPR"]), max(seats["DPR"])) == (3, 10) and set(seats["DPD"]) == {4}
-    assert min(seats["DPRD_PROV"] + seats["DPRD_KAB"]) >= 3 and max(seats["DPRD_PROV"] + seats["DPRD_KAB"]) <= 12
-    for contest in (c for c in shape.contests if c["ballot"] in ("DPR", "DPRD_PROV", "DPRD_KAB")):  # lists <= seats
-        assert max(Counter(ch["code"][:3] for ch in contest["choices"] if "." in ch["code"]).values()) <= contest["seats"]
+    assert (
+        min(seats["DPRD_PROV"] + seats["DPRD_KAB"]) >= 3
+        and max(seats["DPRD_PROV"] + seats["DPRD_KAB"]) <= 12
+    )
+    for contest in (
+        c for c in shape.contests if c["ballot"] in ("DPR", "DPRD_PROV", "DPRD_KAB")
+    ):  # lists <= seats
+        assert (
+            max(Counter(ch["code"][:3] for ch in contest["choices"] if "." in ch["code"]).values())
+            <= contest["seats"]
+        )
     per_village = sorted(Counter(tps[:10] for tps in shape.tps).values())
-    assert per_village[len(per_village) // 2] <= 10 < 3 * 10 < per_village[-1]  # ~9.8 a village, skewed
+    assert (
+        per_village[len(per_village) // 2] <= 10 < 3 * 10 < per_village[-1]
+    )  # ~9.8 a village, skewed
 
 
 def test_every_simulated_tally_is_valid_and_every_broken_one_rejected():
@@ -84,7 +136,10 @@ def test_every_simulated_tally_is_valid_and_every_broken_one_rejected():
         ok = decoded.tally is not None and validate_tally(decoded.tally, registry).accepted
         in_truth = (
             decoded.tally is not None
-            and getattr(truth.current.get((decoded.tally.ballot, decoded.tally.tps)), "event_id", None) == decoded.tally.event_id
+            and getattr(
+                truth.current.get((decoded.tally.ballot, decoded.tally.tps)), "event_id", None
+            )
+            == decoded.tally.event_id
         )
         assert ok == in_truth, raw[:200]
         valid += ok
@@ -111,7 +166,9 @@ def test_every_region_of_the_truth_is_the_sum_of_its_tps_and_fine_levels_come_a_
     expected: dict[tuple[str, str, str], dict] = {}
     for (ballot, tps), entry in truth.current.items():  # summed the plain way, TPS by TPS
         for level in REGION_LEVELS:
-            region = expected.setdefault((ballot, level, region_of(tps, level)), {"votes": Counter(), "invalid": 0, "n": 0})
+            region = expected.setdefault(
+                (ballot, level, region_of(tps, level)), {"votes": Counter(), "invalid": 0, "n": 0}
+            )
             region["votes"].update(dict(zip(entry.choices, entry.counts, strict=True)))
             region["invalid"] += entry.invalid
             region["n"] += 1
@@ -125,8 +182,14 @@ def test_every_region_of_the_truth_is_the_sum_of_its_tps_and_fine_levels_come_a_
             if group["level"] == "tps":
                 continue
             want = expected[(group["ballot"], group["level"], code)]
-            votes = reported_votes(group["ballot"], group["level"], dict(want["votes"]))  # party totals, not candidates
-            assert (got["votes"], got["invalid"], got["tps_reported"]) == (votes, want["invalid"], want["n"])
+            votes = reported_votes(
+                group["ballot"], group["level"], dict(want["votes"])
+            )  # party totals, not candidates
+            assert (got["votes"], got["invalid"], got["tps_reported"]) == (
+                votes,
+                want["invalid"],
+                want["n"],
+            )
             seen.add((group["ballot"], group["level"], code))
     assert seen == set(expected)
 
@@ -149,9 +212,17 @@ def test_arrivals_follow_the_2024_upload_curve():
 
     from streams.gateways.tallies import POLLS_CLOSE, arrival_hours
 
-    assert arrival_hours(0.0727) == 6.0 and arrival_hours(0.425) == 23.0 and arrival_hours(1.0) == 336.0
+    assert (
+        arrival_hours(0.0727) == 6.0
+        and arrival_hours(0.425) == 23.0
+        and arrival_hours(1.0) == 336.0
+    )
     _, events, _ = generate(Plan(2000, 1, ("PPWP",)))
-    hours = [(datetime.fromisoformat(orjson.loads(e)["submitted_at"]) - POLLS_CLOSE).total_seconds() / 3600 for e in events]
+    hours = [
+        (datetime.fromisoformat(orjson.loads(e)["submitted_at"]) - POLLS_CLOSE).total_seconds()
+        / 3600
+        for e in events
+    ]
     assert hours == sorted(hours)  # no duplicates or corrections here: arrival order
     by_19 = sum(h <= 6 for h in hours) / len(hours)
     assert 0.06 < by_19 < 0.09  # 7.27% of TPS by 19:00 on election day
@@ -185,7 +256,8 @@ def test_legislative_votes_follow_2024s_parties_so_the_threshold_matters():
     assert 6 <= len(passing) <= 10  # 8 in 2024
     assert {"P03", "P04", "P02", "P01"} <= set(passing) and "P09" not in passing
     assert sum(p["seats"] for p in seats["national"]) == sum(d["seats"] for d in seats["dapils"])
-    # Candidate votes are skewed: in a dapil, a party's best candidate has far more than its median one.
+    # Candidate votes are skewed: in a dapil, a party's best candidate has far more than its median
+    # one.
     dapil = merge_truth(truth.groups())["ballots"]["DPR"]["dapil"]
     some = next(iter(dapil.values()))["votes"]
     listed = sorted((n for c, n in some.items() if c.startswith("P03.")), reverse=True)
@@ -207,11 +279,15 @@ def test_the_truth_of_a_dapil_is_the_sum_of_its_tps():
         plain: dict[str, Counter] = {}
         for (b, _), entry in truth.current.items():
             if b == ballot:
-                plain.setdefault(entry.dapil, Counter()).update(dict(zip(entry.choices, entry.counts, strict=True)))
+                plain.setdefault(entry.dapil, Counter()).update(
+                    dict(zip(entry.choices, entry.counts, strict=True))
+                )
         for code, want in plain.items():
             got = merged[ballot]["dapil"][code]
             assert got["votes"] == dict(want) and got["parties"] == party_totals(want)
-        assert len(merged[ballot]["seats"]["dapils"]) == sum(1 for c in shape.contests if c["ballot"] == ballot)
+        assert len(merged[ballot]["seats"]["dapils"]) == sum(
+            1 for c in shape.contests if c["ballot"] == ballot
+        )
 
 
 def test_tps_abroad_hold_ppwp_and_dpr_only_and_count_in_the_national_total():
@@ -224,20 +300,28 @@ def test_tps_abroad_hold_ppwp_and_dpr_only_and_count_in_the_national_total():
     assert held == {"PPWP": len(abroad), "DPR": len(abroad)}
     registry = Registry.from_records(registry_records(shape))
     dpd = decode_tally(orjson.dumps(tally_dict(tps=abroad[0], ballot="DPD", votes={"D01": 10})))
-    assert [f.reason.value for f in validate_tally(dpd.tally, registry).findings][0] == "BALLOT_NOT_HELD"
+    assert [f.reason.value for f in validate_tally(dpd.tally, registry).findings][
+        0
+    ] == "BALLOT_NOT_HELD"
     national = merge_truth(truth.groups())["ballots"]["PPWP"]["national"]["ID"]
-    assert national["tps_reported"] == national["tps_total"] == len(shape.tps)  # abroad inside the national total
+    assert (
+        national["tps_reported"] == national["tps_total"] == len(shape.tps)
+    )  # abroad inside the national total
     dapils = merge_truth(truth.groups())["ballots"]["DPR"]["dapil"]
     holder = next(c for c in shape.contests if "99" in c["regions"])
-    assert holder["dapil"].startswith("DPR-31-")  # DKI Jakarta II, or DKI's only dapil on a small night
-    at_home = sum(1 for t in shape.tps if any(t.startswith(r) for r in holder["regions"] if r != "99"))
+    assert holder["dapil"].startswith(
+        "DPR-31-"
+    )  # DKI Jakarta II, or DKI's only dapil on a small night
+    at_home = sum(
+        1 for t in shape.tps if any(t.startswith(r) for r in holder["regions"] if r != "99")
+    )
     assert dapils[holder["dapil"]]["tps_total"] == at_home + len(abroad)
 
 
 def test_a_tps_has_one_set_of_voters_and_no_legislative_ballot_outnumbers_ppwp():
-    """MORE_THAN_PPWP is for the rare broken count: on the simulated night every ballot of a TPS has the
-    same registered voters, and a legislative ballot never more voters than PPWP (DPTb voters from
-    another dapil get the presidential ballot only)."""
+    """MORE_THAN_PPWP is for the rare broken count: on the simulated night every ballot of a TPS has
+    the same registered voters, and a legislative ballot never more voters than PPWP (DPTb voters
+    from another dapil get the presidential ballot only)."""
     from collections import defaultdict
 
     from streams.core.contract import BALLOTS

@@ -57,7 +57,11 @@ def test_the_state_is_a_mapping_of_its_last_writes(many):
 
 def test_a_legislative_key_packs_into_under_a_quarter_of_its_object():
     """~150 small counts (a DPR tally): the tuple of them was most of a worker's memory."""
-    votes = {f"{party:02d}.{rank:02d}": (party * rank) % 40 for party in range(1, 19) for rank in range(9)}
+    votes = {
+        f"{party:02d}.{rank:02d}": (party * rank) % 40
+        for party in range(1, 19)
+        for rank in range(9)
+    }
     keys = [(f"{n:013d}", f"gw-1:{n:06d}") for n in range(2000)]
 
     def measure(make) -> float:
@@ -69,7 +73,10 @@ def test_a_legislative_key_packs_into_under_a_quarter_of_its_object():
         return size / len(keys)
 
     def objects():
-        return {("DPR", tps): Applied.of(tps, "DPR", 1, e, "00" * 16, votes, 0, 100, (e,)) for tps, e in keys}
+        return {
+            ("DPR", tps): Applied.of(tps, "DPR", 1, e, "00" * 16, votes, 0, 100, (e,))
+            for tps, e in keys
+        }
 
     def packed():
         state = AppliedState()

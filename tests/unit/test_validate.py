@@ -32,12 +32,17 @@ def test_unknown_tps():
 
 
 def test_ballot_not_held_dprd_kab_in_dki_jakarta():
-    assert codes(tally_dict(ballot="DPRD_KAB"), small_registry()) == [("BALLOT_NOT_HELD", "$.ballot")]
+    assert codes(tally_dict(ballot="DPRD_KAB"), small_registry()) == [
+        ("BALLOT_NOT_HELD", "$.ballot")
+    ]
 
 
 def test_unknown_choice_and_missing_choice_name_each_choice():
     event = tally_dict(votes={"01": 120, "02": 80, "04": 30})
-    assert codes(event, small_registry()) == [("UNKNOWN_CHOICE", "$.votes.04"), ("MISSING_CHOICE", "$.votes.03")]
+    assert codes(event, small_registry()) == [
+        ("UNKNOWN_CHOICE", "$.votes.04"),
+        ("MISSING_CHOICE", "$.votes.03"),
+    ]
 
 
 def test_legislative_choices_follow_the_contest_of_the_tps():
@@ -46,7 +51,9 @@ def test_legislative_choices_follow_the_contest_of_the_tps():
 
 
 def test_registered_mismatch():
-    assert codes(tally_dict(dpt=280), small_registry()) == [("REGISTERED_MISMATCH", "$.voters.registered.dpt")]
+    assert codes(tally_dict(dpt=280), small_registry()) == [
+        ("REGISTERED_MISMATCH", "$.voters.registered.dpt")
+    ]
 
 
 def test_voted_exceeds_registered_names_each_category():
@@ -80,16 +87,26 @@ def test_a_rejected_tally_lists_every_code_that_applies():
     event = tally_dict(tps="3171010001999")
     event["ballots"]["used"] += 10
     verdict = validate_tally(as_tally(event), small_registry())
-    assert verdict.reasons == ["UNKNOWN_TPS", "BALLOTS_MISMATCH", "VOTES_MISMATCH", "TURNOUT_MISMATCH"]
+    assert verdict.reasons == [
+        "UNKNOWN_TPS",
+        "BALLOTS_MISMATCH",
+        "VOTES_MISMATCH",
+        "TURNOUT_MISMATCH",
+    ]
 
 
 def test_flag_high_turnout():
-    event = tally_dict(votes={"01": 200, "02": 50, "03": 24}, invalid=2, dpt=271, dptb=3, dpk=2)  # all 276 registered voted
+    event = tally_dict(
+        votes={"01": 200, "02": 50, "03": 24}, invalid=2, dpt=271, dptb=3, dpk=2
+    )  # all 276 registered voted
     assert Flag.HIGH_TURNOUT in validate_tally(as_tally(event)).flags
 
 
 def test_flag_landslide():
-    assert Flag.LANDSLIDE in validate_tally(as_tally(tally_dict(votes={"01": 190, "02": 5, "03": 4}))).flags
+    assert (
+        Flag.LANDSLIDE
+        in validate_tally(as_tally(tally_dict(votes={"01": 190, "02": 5, "03": 4}))).flags
+    )
 
 
 def test_flag_high_invalid():
@@ -97,7 +114,15 @@ def test_flag_high_invalid():
 
 
 def test_flag_over_dpt_kawalpemilu_rule():
-    event = tally_dict(votes={"01": 120, "02": 80, "03": 30}, invalid=5, dpt=200, dptb=40, dpk=10, voted_dptb=30, voted_dpk=5)
+    event = tally_dict(
+        votes={"01": 120, "02": 80, "03": 30},
+        invalid=5,
+        dpt=200,
+        dptb=40,
+        dpk=10,
+        voted_dptb=30,
+        voted_dpk=5,
+    )
     verdict = validate_tally(as_tally(event))
     assert verdict.accepted and Flag.OVER_DPT in verdict.flags  # 235 used > 200 * 1.02
 
@@ -105,7 +130,9 @@ def test_flag_over_dpt_kawalpemilu_rule():
 @settings(max_examples=300, deadline=None)
 @given(valid_tallies())
 def test_every_generated_valid_tally_is_accepted(event):
-    assert validate_tally(as_tally(event), small_registry(dpt=event["voters"]["registered"]["dpt"])).accepted
+    assert validate_tally(
+        as_tally(event), small_registry(dpt=event["voters"]["registered"]["dpt"])
+    ).accepted
 
 
 def break_equation(event: dict, code: str, n: int) -> None:
@@ -120,13 +147,17 @@ def break_equation(event: dict, code: str, n: int) -> None:
         voters["registered"]["dptb"] += n
     else:  # VOTED_EXCEEDS_REGISTERED: fewer registered than voted in one category
         category = next(x for x in ("dpt", "dptb", "dpk") if voters["voted"][x] > 0)
-        voters["registered"][category] = voters["voted"][category] - min(n, voters["voted"][category])
+        voters["registered"][category] = voters["voted"][category] - min(
+            n, voters["voted"][category]
+        )
 
 
 @settings(max_examples=300, deadline=None)
 @given(
     valid_tallies(),
-    st.sampled_from(["BALLOTS_MISMATCH", "VOTES_MISMATCH", "TURNOUT_MISMATCH", "VOTED_EXCEEDS_REGISTERED"]),
+    st.sampled_from(
+        ["BALLOTS_MISMATCH", "VOTES_MISMATCH", "TURNOUT_MISMATCH", "VOTED_EXCEEDS_REGISTERED"]
+    ),
     st.integers(1, 50),
 )
 def test_breaking_one_equation_is_rejected_with_that_equations_code(event, code, amount):
@@ -145,8 +176,15 @@ def test_over_allocation_a_tps_cannot_receive_more_ballots_than_its_dpt_plus_two
 
 
 def test_over_allocation_a_stolen_key_cannot_add_900000_votes():
-    """A C1-consistent 'correction' claiming 900,000 DPK voters, as a stolen device key could sign it."""
-    event = tally_dict(votes={"01": 120, "02": 900_080, "03": 30}, dpk=900_000, voted_dpk=900_000, spare=0, returned=0)
+    """A C1-consistent 'correction' claiming 900,000 DPK voters, as a stolen device key could sign
+    it."""
+    event = tally_dict(
+        votes={"01": 120, "02": 900_080, "03": 30},
+        dpk=900_000,
+        voted_dpk=900_000,
+        spare=0,
+        returned=0,
+    )
     assert codes(event) == []  # every C1 equation holds: only the registry can say it is impossible
     assert ("OVER_ALLOCATION", "$.ballots.received") in codes(event, small_registry())
 

@@ -27,18 +27,33 @@ def altered(line: bytes) -> bytes:
 
 @pytest.fixture(scope="module")
 def night() -> tuple[Registry, list[Message]]:
-    plan = Plan(400, 5, ("PPWP", "DPR"), duplicates=0.1, corrections=0.05, invalid=0.02, forged=0.05)
+    plan = Plan(
+        400, 5, ("PPWP", "DPR"), duplicates=0.1, corrections=0.05, invalid=0.02, forged=0.05
+    )
     shape, stream, _ = generate(plan)
     events = list(stream)
     events = [altered(e) if i % 11 == 0 and b'"sig"' in e else e for i, e in enumerate(events)]
-    return Registry.from_records(registry_records(shape)), [Message(i, e, RECEIVED, None) for i, e in enumerate(events)]
+    return Registry.from_records(registry_records(shape)), [
+        Message(i, e, RECEIVED, None) for i, e in enumerate(events)
+    ]
 
 
-def decided(registry: Registry, messages: list[Message], verifier: object) -> tuple[list, list, dict]:
-    processor = Processor(lambda: registry, True, True, verifier) if verifier else Processor(lambda: registry, True, True)
+def decided(
+    registry: Registry, messages: list[Message], verifier: object
+) -> tuple[list, list, dict]:
+    processor = (
+        Processor(lambda: registry, True, True, verifier)
+        if verifier
+        else Processor(lambda: registry, True, True)
+    )
     processor.preload(0, [], {})
-    batches = [processor.process("t", 0, messages[i : i + 300]) for i in range(0, len(messages), 300)]
-    rows = [(b.decisions, b.rejections, b.current, sorted(b.totals.as_rows(0), key=repr)) for b in batches]
+    batches = [
+        processor.process("t", 0, messages[i : i + 300]) for i in range(0, len(messages), 300)
+    ]
+    rows = [
+        (b.decisions, b.rejections, b.current, sorted(b.totals.as_rows(0), key=repr))
+        for b in batches
+    ]
     state = {key: processor.state.get(key) for key in processor.state}
     return rows, sorted(state.items()), processor.counts
 

@@ -41,7 +41,9 @@ def test_writes_land_one_at_a_time_in_the_order_decided():
     assert landed == [0, 1, 2]
 
 
-@pytest.mark.parametrize(("error", "code"), [(Fenced("moved on"), EXIT_FENCED), (RuntimeError("bug"), EXIT_BUG)])
+@pytest.mark.parametrize(
+    ("error", "code"), [(Fenced("moved on"), EXIT_FENCED), (RuntimeError("bug"), EXIT_BUG)]
+)
 def test_a_failed_write_stops_the_process_and_is_never_acked(error, code):
     stopped: list[int] = []
 
