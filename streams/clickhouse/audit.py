@@ -10,22 +10,21 @@ from clickhouse_connect.driver.client import Client
 
 HISTORY_SQL = """
 SELECT d.received_at AS received_at, d.decided_at AS decided_at, d.event_id AS event_id,
-    d.ballot AS ballot,
-       d.revision AS revision, d.decision AS decision, d.reasons AS reasons,
-           r.findings AS findings, d.flags AS flags,
+       d.ballot AS ballot, d.revision AS revision, d.decision AS decision, d.reasons AS reasons,
+       r.findings AS findings, d.flags AS flags,
        d.gateway AS gateway, d.key_id AS key_id, d.submitted_at AS submitted_at,
        d.src_partition AS partition, d.src_offset AS offset, d.kafka_key AS kafka_key,
        d.forwarded_from AS forwarded_from, d.forwarded_to AS forwarded_to
 FROM (
-    SELECT received_at, decided_at, event_id, ballot, revision, decision, reasons, flags, gateway,
-        key_id, submitted_at,
+    SELECT received_at, decided_at, event_id, ballot, revision, decision, reasons, flags,
+           gateway, key_id, submitted_at,
            src_partition, src_offset, src_epoch, kafka_key, forwarded_from, '' AS forwarded_to
     FROM tally_decisions FINAL
-    WHERE (tps = {tps:String} OR kafka_key = {tps:String}) AND ({ballot:String} = ''
-        OR ballot = {ballot:String})
+    WHERE (tps = {tps:String} OR kafka_key = {tps:String})
+      AND ({ballot:String} = '' OR ballot = {ballot:String})
     UNION ALL
-    -- A record that arrived off its home partition: its arrival,
-        and where it was sent to be decided.
+    -- A record that arrived off its home partition: its arrival, and where it was sent to be
+    -- decided.
     SELECT received_at, forwarded_at, '', '', 0, 'forwarded', [], [], '', '', '',
            src_partition, src_offset, src_epoch, kafka_key, '', toString(home_partition)
     FROM tally_forwards FINAL WHERE kafka_key = {tps:String}
@@ -35,7 +34,7 @@ LEFT JOIN (
     WHERE tps = {tps:String} OR kafka_key = {tps:String}
 ) AS r
     ON d.src_partition = r.src_partition AND d.src_offset = r.src_offset
-        AND d.src_epoch = r.src_epoch AND d.decision = 'rejected'
+   AND d.src_epoch = r.src_epoch AND d.decision = 'rejected'
 ORDER BY received_at, partition, offset
 """
 

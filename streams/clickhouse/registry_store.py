@@ -27,19 +27,19 @@ REGISTRY_TABLES = (
 # prefixes.
 TPS_TOTALS_SQL = """
 INSERT INTO region_tps_total (ballot, level, region, tps_total, dpt_total)
-SELECT ballot, level_region.1 AS level, level_region.2 AS region, count() AS tps_total,
-    sum(dpt) AS dpt_total
+SELECT ballot, level_region.1 AS level, level_region.2 AS region,
+       count() AS tps_total, sum(dpt) AS dpt_total
 FROM (
     SELECT DISTINCT c.ballot AS ballot, p.tps AS tps, p.dpt AS dpt
     FROM (SELECT tps, dpt, arrayJoin(['ID', substring(tps, 1, 2), substring(tps, 1, 4),
-        substring(tps, 1, 6),
-                                      substring(tps, 1, 10), tps]) AS region FROM registry_tps) AS p
+                                      substring(tps, 1, 6), substring(tps, 1, 10), tps]) AS region
+          FROM registry_tps) AS p
     INNER JOIN (SELECT ballot, arrayJoin(regions) AS region FROM registry_contests) AS c
-        USING (region)
+    USING (region)
 )
-ARRAY JOIN [('national', 'ID'), ('province', substring(tps, 1, 2)), ('regency', substring(tps, 1,
-    4)),
-            ('district', substring(tps, 1, 6)), ('village', substring(tps, 1, 10))] AS level_region
+ARRAY JOIN [('national', 'ID'), ('province', substring(tps, 1, 2)),
+            ('regency', substring(tps, 1, 4)), ('district', substring(tps, 1, 6)),
+            ('village', substring(tps, 1, 10))] AS level_region
 GROUP BY ballot, level, region
 """
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from fractions import Fraction
 
 LEGISLATIVE = ("DPR", "DPD", "DPRD_PROV", "DPRD_KAB")
@@ -99,9 +100,31 @@ def passing(national: Mapping[str, int], threshold: Fraction | None) -> dict[str
     }
 
 
+class Tie(StrEnum):
+    """The tie rules (module docstring), by what they decided."""
+
+    EQUAL_QUOTIENT = "equal_quotient"  # rule 1: a seat between equal quotients
+    EQUAL_CANDIDATE_VOTES = (
+        "equal_candidate_votes"  # rule 2: a party's last seat between candidates
+    )
+    EXHAUSTED_LIST = "exhausted_list"  # rule 3: a quotient passed over, its party's list used up
+
+
+@dataclass(frozen=True)
+class TieNote:
+    """What one tie rule decided."""
+
+    rule: Tie
+    seat: int | None = None  # the seat it decided (rules 1 and 3)
+    party: str = ""  # who took the seat (1), whose candidates tied (2; "DPD" for DPD)
+    passed_over: tuple[str, ...] = ()  # rule 3: the parties whose lists were exhausted
+    candidates: tuple[str, ...] = ()  # rule 2: the last elected and the first not
+    votes: int = 0  # rule 2: the votes each of them has
+
+
 @dataclass(frozen=True)
 class Step:
-    """One seat, in the order the seats were won."""
+    """One seat, in the order the seats were won, with the quotient table it was chosen from."""
 
     seat: int  # 1-based
     party: str
@@ -112,39 +135,81 @@ class Step:
     skipped: tuple[
         str, ...
     ] = ()  # parties with a higher quotient whose list was exhausted (rule 3)
+    quotients: tuple[tuple[str, Fraction], ...] = ()  # every open party's quotient, best first
 
-    def as_json(self) -> dict:
-        return {
-            "seat": self.seat,
-            "party": self.party,
-            "votes": self.votes,
-            "divisor": self.divisor,
-            "quotient": round(float(self.quotient), 3),
-            "tie": self.tie,
-            **({"skipped": list(self.skipped)} if self.skipped else {}),
-        }
+
+@dataclass(frozen=True)
+class PartyMargin:
+    """A party-list dapil's last seat: its quotient, the best quotient left over (another party's)
+    and how many more votes that party needs to take the seat outright."""
+
+    party: str
+    quotient: Fraction
+    runner_up: str | None = None  # None: no other party could take it
+    runner_up_quotient: Fraction | None = None
+    votes_needed: int | None = None
+
+
+@dataclass(frozen=True)
+class CandidateMargin:
+    """DPD's last seat: the last elected candidate, the first not, and the votes between them."""
+
+    candidate: str
+    votes: int
+    runner_up: str
+    runner_up_votes: int
+    votes_needed: int
+
+
+@dataclass(frozen=True)
+class PartySeats:
+    party: str
+    votes: int
+    seats: int
 
 
 @dataclass
 class DapilSeats:
     dapil: str
     seats: int
-    parties: list[dict] = field(default_factory=list)  # {"party", "votes", "seats"}, by party code
+    parties: list[PartySeats] = field(default_factory=list)  # by party code
     elected: list[str] = field(default_factory=list)  # candidate codes, by party then list position
     steps: list[Step] = field(default_factory=list)
-    ties: list[str] = field(default_factory=list)  # what a tie rule decided, in words
-    margin: dict | None = None  # the last seat and how many more votes the runner-up needs for it
+    ties: list[TieNote] = field(default_factory=list)
+    margin: PartyMargin | CandidateMargin | None = None
 
-    def as_json(self) -> dict:
-        return {
-            "dapil": self.dapil,
-            "seats": self.seats,
-            "parties": self.parties,
-            "elected": self.elected,
-            "margin": self.margin,
-            "ties": self.ties,
-            "steps": [s.as_json() for s in self.steps],
-        }
+
+@dataclass(frozen=True)
+class NationalParty:
+    """A party across a ballot: its votes, share of the valid votes, whether it passes the
+    threshold, and its seats in all bodies."""
+
+    party: str
+    votes: int
+    share: Fraction
+    passes: bool
+    seats: int
+
+
+@dataclass(frozen=True)
+class Body:
+    """A body a ballot elects (a province's DPRD, a regency's) and its seats per party."""
+
+    region: str
+    parties: tuple[tuple[str, int], ...]  # (party, seats) of the parties that won any, by code
+
+    @property
+    def seats(self) -> int:
+        return sum(seats for _, seats in self.parties)
+
+
+@dataclass(frozen=True)
+class BallotSeats:
+    ballot: str
+    threshold: Fraction | None  # the DPR threshold applied, None for the other ballots
+    national: tuple[NationalParty, ...]
+    bodies: tuple[Body, ...]  # DPRD bodies; none for DPR and DPD (one national body, or none)
+    dapils: tuple[DapilSeats, ...]
 
 
 def _rank(votes: Mapping[str, int]) -> dict[str, tuple[int, str]]:
@@ -175,10 +240,10 @@ def sainte_lague(
         else:
             break  # every list is exhausted: the seat stays empty
         tie = any(quotient[p] == quotient[party] for p in order if p != party and p not in skipped)
+        table = tuple((p, quotient[p]) for p in order)
+        divisor = 2 * won[party] + 1
         steps.append(
-            Step(
-                seat, party, votes[party], 2 * won[party] + 1, quotient[party], tie, tuple(skipped)
-            )
+            Step(seat, party, votes[party], divisor, quotient[party], tie, tuple(skipped), table)
         )
         won[party] += 1
     return steps
@@ -186,7 +251,7 @@ def sainte_lague(
 
 def _margin(
     steps: list[Step], votes: Mapping[str, int], listed: Mapping[str, int] | None
-) -> dict | None:
+) -> PartyMargin | None:
     """The last seat's quotient, the runner-up (another party, the best quotient left over), and how
     many more votes the runner-up needs to take the last seat outright."""
     if not steps:
@@ -201,34 +266,29 @@ def _margin(
         if n > 0 and p != last.party and (listed is None or won.get(p, 0) < listed.get(p, 0))
     ]
     if not runners:
-        return {"party": last.party, "quotient": round(float(last.quotient), 3), "runner_up": None}
+        return PartyMargin(last.party, last.quotient)
     rank = _rank(votes)
     runner = min(runners, key=lambda p: (-Fraction(votes[p], 2 * won.get(p, 0) + 1), rank[p]))
     divisor = 2 * won.get(runner, 0) + 1
-    needed = (
-        int(last.quotient * divisor - votes[runner]) + 1
-    )  # the fewest more votes for a higher quotient
-    return {
-        "party": last.party,
-        "quotient": round(float(last.quotient), 3),
-        "runner_up": runner,
-        "runner_up_quotient": round(votes[runner] / divisor, 3),
-        "votes_needed": max(needed, 0),
-    }
+    # The fewest more votes for a higher quotient than the last seat's.
+    needed = int(last.quotient * divisor - votes[runner]) + 1
+    return PartyMargin(
+        last.party, last.quotient, runner, Fraction(votes[runner], divisor), max(needed, 0)
+    )
 
 
 def _elect(
     party: str, seats: int, candidates: list[str], votes: Mapping[str, int]
-) -> tuple[list[str], str | None]:
+) -> tuple[list[str], TieNote | None]:
     """A party's `seats` go to its candidates with the most votes; equal votes: list order (rule
     2)."""
     order = sorted(candidates, key=lambda c: (-votes.get(c, 0), candidates.index(c)))
     chosen = order[:seats]
     tie = None
     if 0 < seats < len(order) and votes.get(order[seats - 1], 0) == votes.get(order[seats], 0):
-        tie = (
-            f"{party}: {order[seats - 1]} and {order[seats]} have {votes.get(order[seats], 0)} "
-            "votes each; list order decided"
+        pair = (order[seats - 1], order[seats])
+        tie = TieNote(
+            Tie.EQUAL_CANDIDATE_VOTES, party=party, candidates=pair, votes=votes.get(pair[1], 0)
         )
     return sorted(chosen, key=candidates.index), tie
 
@@ -251,15 +311,11 @@ def dapil_seats(
     for step in steps:
         won[step.party] = won.get(step.party, 0) + 1
         if step.tie:
-            result.ties.append(
-                f"seat {step.seat}: equal quotients; {step.party} has more votes or the lower "
-                "number"
-            )
+            result.ties.append(TieNote(Tie.EQUAL_QUOTIENT, seat=step.seat, party=step.party))
         if step.skipped:
-            result.ties.append(
-                f"seat {step.seat}: {', '.join(step.skipped)} listed too few candidates; it went on"
-            )
-    result.parties = [{"party": p, "votes": n, "seats": won.get(p, 0)} for p, n in totals.items()]
+            note = TieNote(Tie.EXHAUSTED_LIST, step.seat, step.party, passed_over=step.skipped)
+            result.ties.append(note)
+    result.parties = [PartySeats(p, n, won.get(p, 0)) for p, n in totals.items()]
     by_party = candidates_of(choices)
     for party in sorted(won):
         chosen, tie = _elect(party, won[party], by_party[party], votes)
@@ -280,13 +336,8 @@ def dpd_seats(
     order = sorted(candidates, key=lambda c: (-votes.get(c, 0), candidates.index(c)))
     if 0 < seats < len(order):
         last, runner = order[seats - 1], order[seats]
-        result.margin = {
-            "candidate": last,
-            "votes": votes.get(last, 0),
-            "runner_up": runner,
-            "runner_up_votes": votes.get(runner, 0),
-            "votes_needed": votes.get(last, 0) - votes.get(runner, 0) + 1,
-        }
+        ahead, behind = votes.get(last, 0), votes.get(runner, 0)
+        result.margin = CandidateMargin(last, ahead, runner, behind, ahead - behind + 1)
     return result
 
 
@@ -302,7 +353,7 @@ class Dapil:
     body: str = "ID"
 
 
-def ballot_seats(ballot: str, dapils: Iterable[Dapil], threshold: Fraction | None) -> dict:
+def ballot_seats(ballot: str, dapils: Iterable[Dapil], threshold: Fraction | None) -> BallotSeats:
     """Every dapil of a ballot, and the seats per party of each body it elects: the nation for DPR,
     each province for DPRD provinsi, each regency for DPRD kab/kota. The threshold applies to DPR
     only."""
@@ -322,32 +373,22 @@ def ballot_seats(ballot: str, dapils: Iterable[Dapil], threshold: Fraction | Non
             seated = dapil_seats(d.code, d.seats, d.choices, d.votes, takes_part)
             body = bodies.setdefault(d.body, {})
             for row in seated.parties:
-                body[row["party"]] = body.get(row["party"], 0) + row["seats"]
-        results.append(seated.as_json())
+                body[row.party] = body.get(row.party, 0) + row.seats
+        results.append(seated)
     valid = sum(national.values())
-    national_seats = {p: sum(b.get(p, 0) for b in bodies.values()) for p in national}
-    return {
-        "ballot": ballot,
-        "threshold": float(applied) if applied is not None else None,
-        "national": [
-            {
-                "party": p,
-                "votes": n,
-                "share": round(n / valid, 6) if valid else 0.0,
-                "passes": takes_part[p],
-                "seats": national_seats[p],
-            }
+    won = {p: sum(b.get(p, 0) for b in bodies.values()) for p in national}
+    return BallotSeats(
+        ballot,
+        applied,
+        tuple(
+            NationalParty(p, n, Fraction(n, valid) if valid else Fraction(0), takes_part[p], won[p])
             for p, n in sorted(national.items())
-        ],
-        "bodies": []
+        ),
+        ()
         if ballot in ("DPR", "DPD")
-        else [
-            {
-                "region": region,
-                "seats": sum(b.values()),
-                "parties": [{"party": p, "seats": k} for p, k in sorted(b.items()) if k],
-            }
+        else tuple(
+            Body(region, tuple((p, k) for p, k in sorted(b.items()) if k))
             for region, b in sorted(bodies.items())
-        ],
-        "dapils": results,
-    }
+        ),
+        tuple(results),
+    )

@@ -25,14 +25,11 @@ REFUSED_STATEMENTS = frozenset(
 # programs.
 REFUSED_SOURCES = frozenset(
     {
-        "file", "filecluster", "url", "urlcluster", "s3", "s3cluster", "gcs", "oss", "cosn", "hdfs",
-        "hdfscluster",
-        "azureblobstorage", "azureblobstoragecluster", "remote", "remotesecure", "cluster",
-        "clusterallreplicas",
-        "mysql", "postgresql", "mongodb", "redis", "sqlite", "jdbc", "odbc", "executable",
-        "executablepool",
-        "kafka", "rabbitmq", "nats", "distributed", "http", "arrowflight", "ytsaurus",
-        "prometheusquery",
+        "file", "filecluster", "url", "urlcluster", "s3", "s3cluster", "gcs", "oss", "cosn",
+        "hdfs", "hdfscluster", "azureblobstorage", "azureblobstoragecluster", "remote",
+        "remotesecure", "cluster", "clusterallreplicas", "mysql", "postgresql", "mongodb",
+        "redis", "sqlite", "jdbc", "odbc", "executable", "executablepool", "kafka", "rabbitmq",
+        "nats", "distributed", "http", "arrowflight", "ytsaurus", "prometheusquery",
     }
 )  # fmt: skip
 REFUSED_PREFIXES = ("iceberg", "deltalake", "hudi", "paimon", "datalake")

@@ -73,16 +73,14 @@ NATIONAL_PARTIES = (
     (1, "Partai Kebangkitan Bangsa"), (2, "Partai Gerakan Indonesia Raya"), (3, "PDI Perjuangan"),
     (4, "Partai Golongan Karya"), (5, "Partai NasDem"), (6, "Partai Buruh"),
     (7, "Partai Gelombang Rakyat Indonesia"), (8, "Partai Keadilan Sejahtera"),
-    (9, "Partai Kebangkitan Nusantara"),
-    (10, "Partai Hati Nurani Rakyat"), (11, "Partai Garda Republik Indonesia"),
-    (12, "Partai Amanat Nasional"),
+    (9, "Partai Kebangkitan Nusantara"), (10, "Partai Hati Nurani Rakyat"),
+    (11, "Partai Garda Republik Indonesia"), (12, "Partai Amanat Nasional"),
     (13, "Partai Bulan Bintang"), (14, "Partai Demokrat"), (15, "Partai Solidaritas Indonesia"),
     (16, "Partai Perindo"), (17, "Partai Persatuan Pembangunan"), (24, "Partai Ummat"),
 )  # fmt: skip
 ACEH_LOCAL_PARTIES = (
     (18, "Partai Nanggroe Aceh"), (19, "Partai Generasi Atjeh Beusaboh Thaat dan Taqwa"),
-    (20, "Partai Darul Aceh"),
-    (21, "Partai Aceh"), (22, "Partai Adil Sejahtera Aceh"),
+    (20, "Partai Darul Aceh"), (21, "Partai Aceh"), (22, "Partai Adil Sejahtera Aceh"),
     (23, "Partai Soliditas Independen Rakyat Aceh"),
 )  # fmt: skip
 DKI = "31"

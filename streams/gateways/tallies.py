@@ -201,8 +201,7 @@ def break_tally(rng: random.Random, tally: dict, secret_key: bytes | None = None
 # PPP (17) just under it, so the threshold matters.
 PARTY_SHARES_2024 = {
     1: 10.62, 2: 13.22, 3: 16.72, 4: 15.29, 5: 9.66, 6: 0.64, 7: 0.84, 8: 8.42, 9: 0.22, 10: 0.72,
-    11: 0.27,
-    12: 7.24, 13: 0.32, 14: 7.43, 15: 2.81, 16: 1.29, 17: 3.87, 24: 0.42,
+    11: 0.27, 12: 7.24, 13: 0.32, 14: 7.43, 15: 2.81, 16: 1.29, 17: 3.87, 24: 0.42,
 }  # fmt: skip
 LOCAL_PARTY_SHARE = 1.5  # each of Aceh's six local parties (P18..P23), where they stand
 PARTY_ONLY = 0.3  # the part of a party's votes cast for the party alone, not one of its candidates

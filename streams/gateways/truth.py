@@ -18,9 +18,6 @@ from streams.core.regions import region_of
 from streams.core.seats import (
     DPR_THRESHOLD,
     LEGISLATIVE,
-    Dapil,
-    ballot_seats,
-    body_of,
     party_totals,
     reported_votes,
 )
@@ -206,7 +203,6 @@ class Truth:
                 into[1] += entry.invalid
                 into[2] += 1
         dapils = {}
-        seated = []
         for contest in (c for c in self.contests if c["ballot"] == ballot):
             code = contest["dapil"]
             counts, invalid, reported = summed.get(code, [None, 0, 0])
@@ -218,11 +214,7 @@ class Truth:
                 "tps_reported": reported,
                 "tps_total": self.tps_total.get((ballot, "dapil", code), 0),
             }
-            choices = tuple(c["code"] for c in contest["choices"])
-            seated.append(
-                Dapil(code, contest["seats"], choices, votes, body_of(ballot, contest["regions"]))
-            )
-        seats = ballot_seats(ballot, seated, self.threshold)
+        threshold = self.threshold if ballot == "DPR" else None
         return [
             {
                 "ballot": ballot,
@@ -230,7 +222,14 @@ class Truth:
                 "scope": "",
                 "regions": dict(sorted(dapils.items())),
             },
-            {"ballot": ballot, "level": "seats", "scope": "", "seats": seats},
+            # What seats follow from besides the dapils' votes above (and the contests in the
+            # registry): the read side elects from them (read.results.verify).
+            {
+                "ballot": ballot,
+                "level": "seats",
+                "scope": "",
+                "threshold": None if threshold is None else float(threshold),
+            },
         ]
 
     def _region(self, regions: dict[str, dict], ballot: str, level: str, code: str) -> dict:
@@ -284,7 +283,7 @@ def merge_truth(groups: Iterable[dict]) -> dict:
     for group in groups:
         levels = merged["ballots"].setdefault(group["ballot"], {})
         if group["level"] == "seats":
-            levels["seats"] = group["seats"]
+            levels["seats"] = {"threshold": group["threshold"]}
         elif (
             "regions" in group
         ):  # not the choices, nor a fine level's TPS totals (write_lines without fine)

@@ -252,24 +252,26 @@ def latency(client: Client, since: float) -> tuple[int, float, float, float]:
     decision once it is written (`decided_at`)."""
     count, rate, p50, p99 = client.query(
         """
-        SELECT count(), (count() - 1) / greatest(0.001, dateDiff('millisecond', min(received_at),
-            max(received_at)) / 1000),
+        SELECT count(),
+               (count() - 1) / greatest(
+                   0.001, dateDiff('millisecond', min(received_at), max(received_at)) / 1000
+               ),
                quantileExact(0.5)(ms), quantileExact(0.99)(ms)
         FROM (
             SELECT d.received_at AS received_at,
-                   dateDiff('millisecond', d.received_at, greatest(d.decided_at,
-                       c.written_at)) AS ms
+                   dateDiff('millisecond', d.received_at,
+                            greatest(d.decided_at, c.written_at)) AS ms
             FROM (SELECT * FROM tally_decisions FINAL
-                WHERE received_at >= fromUnixTimestamp64Milli({t:Int64})) AS d
+                  WHERE received_at >= fromUnixTimestamp64Milli({t:Int64})) AS d
             LEFT JOIN (
                 SELECT ballot, tps, src_partition, src_offset, written_at FROM tally_current
                 WHERE (ballot, tps) IN (
                     SELECT ballot, tps FROM tally_decisions
-                        WHERE received_at >= fromUnixTimestamp64Milli({t:Int64})
+                    WHERE received_at >= fromUnixTimestamp64Milli({t:Int64})
                 )
             ) AS c
-            ON c.ballot = d.ballot AND c.tps = d.tps AND c.src_partition = d.src_partition
-                AND c.src_offset = d.src_offset
+            ON c.ballot = d.ballot AND c.tps = d.tps
+           AND c.src_partition = d.src_partition AND c.src_offset = d.src_offset
         )
         """,
         parameters={"t": int(since * 1000)},

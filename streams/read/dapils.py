@@ -27,6 +27,7 @@ from streams.core.seats import (
     party_totals,
     passing,
 )
+from streams.read.seats_json import ballot_json, dapil_json
 from streams.read.totals import dapil_sums, region_sums
 
 
@@ -119,7 +120,7 @@ def ballot_view(
         "as_of": moment_text(moment),
         "contests": {c["dapil"]: c for c in found},
         "totals": totals,
-        "seats": ballot_seats(ballot, seated, threshold),
+        "seats": ballot_json(ballot_seats(ballot, seated, threshold)),
     }
 
 
@@ -200,7 +201,7 @@ def dapil_results(
         passes = takes_part(client, ballot, threshold, as_of)
         seated = dapil_seats(dapil, contest["seats"], contest["choices"], totals["votes"], passes)
     return {
-        **_dapil_answer(ballot, contest, totals, seated.as_json()),
+        **_dapil_answer(ballot, contest, totals, dapil_json(seated)),
         "as_of": moment_text(moment),
     }
 

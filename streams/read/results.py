@@ -9,7 +9,7 @@ raw events.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
 
@@ -172,7 +172,7 @@ def truth_groups(truth: Mapping | Iterable[dict]) -> Iterator[dict]:
         for ballot, levels in truth["ballots"].items():
             for level, regions in levels.items():
                 if level == "seats":
-                    yield {"ballot": ballot, "level": level, "scope": "", "seats": regions}
+                    yield {"ballot": ballot, "level": level, "scope": "", **regions}
                 else:
                     yield {"ballot": ballot, "level": level, "scope": "", "regions": regions}
     else:
@@ -199,14 +199,21 @@ def verify(
     differences: list[str] = []
     whole: dict[tuple[str, str], dict[str, dict]] = {}  # (ballot, level) -> region -> results
     dapils: dict[str, tuple] = {}  # ballot -> its dapils' totals, read once for totals and seats
+    truth_dapils: dict[str, dict[str, dict]] = {}  # ballot -> the truth's dapils, to elect from
     choices: dict[str, dict[str, list[str]]] = {}  # ballot -> dapil -> choices, to read tps_file by
     tps_totals: dict[
         tuple[str, str], dict[str, int]
     ] = {}  # (ballot, level) -> region -> TPS holding it
     for group in truth_groups(truth):
         if group["level"] == "seats":
+            ballot = group["ballot"]
+            threshold = group["threshold"]
             differences += _seat_differences(
-                client, group["ballot"], group["seats"], dapils.pop(group["ballot"], None)
+                client,
+                ballot,
+                None if threshold is None else Fraction(str(threshold)),
+                truth_dapils.pop(ballot, {}),
+                dapils.pop(ballot, None),
             )
             continue
         if group["level"] == "choices":
@@ -226,6 +233,7 @@ def verify(
             continue
         ballot, level, expected = group["ballot"], group["level"], group["regions"]
         if level == "dapil":
+            truth_dapils[ballot] = expected
             dapils[ballot] = dapil_totals(client, ballot)
             held = {
                 code: {**t, "parties": party_totals(t["votes"])}
@@ -285,12 +293,18 @@ def _tps_totals(client: Client, ballot: str, level: str) -> dict[str, int]:
 
 
 def _seat_differences(
-    client: Client, ballot: str, expected: dict, totals: dict[str, dict] | None
+    client: Client,
+    ballot: str,
+    threshold: Fraction | None,
+    truth: dict[str, dict],
+    totals: tuple | None,
 ) -> list[str]:
-    """Seats computed from ClickHouse's totals (`totals`: the dapil totals verify already read, if
-    it did) against the truth's (its own sums, the same threshold): seats per party nationally and
-    in each body, and each dapil's party seats and elected candidates."""
-    threshold = None if expected["threshold"] is None else Fraction(str(expected["threshold"]))
+    """Seats elected from ClickHouse's totals (`totals`: the dapil totals verify already read, if
+    it did) against those elected from the truth's dapil votes (`truth`), on the same contests and
+    threshold: seats per party nationally and in each body, and each dapil's party seats and
+    elected candidates."""
+    moment = totals[1] if totals else datetime.now(UTC)
+    expected = ballot_view(client, ballot, threshold, (truth, moment))["seats"]
     held = ballot_view(client, ballot, threshold, totals)["seats"]
     differences = []
     for key in ("national", "bodies"):

@@ -46,8 +46,7 @@ def served(pipeline, workers, tmp_path):
     out = tmp_path / "sim"
     tally(
         pipeline, "simulate", "--tps", "60", "--seed", "4", "--ballots", "PPWP,DPR,DPD",
-        "--corrections", "0.1",
-        "--invalid", "0.05", "--out", str(out),
+        "--corrections", "0.1", "--invalid", "0.05", "--out", str(out),
     )  # fmt: skip
     wait_caught_up(pipeline, len((out / "events.jsonl").read_bytes().splitlines()), timeout_s=120)
     with api_server(pipeline) as port:
@@ -72,8 +71,7 @@ def test_a_document_that_leaves_out_a_status_fails_the_run(served, tmp_path):
     (tmp_path / "broken.json").write_bytes(orjson.dumps(broken))
     run = schemathesis(
         str(tmp_path / "broken.json"), "--url", f"http://127.0.0.1:{served}", "--include-path",
-        "/api/results",
-        "--max-examples", "25", cwd=tmp_path,
+        "/api/results", "--max-examples", "25", cwd=tmp_path,
     )  # fmt: skip
     report = run.stdout.decode(errors="replace")
     assert run.returncode != 0 and "400" in report, report[-3000:]

@@ -35,8 +35,7 @@ def night(pipeline, workers, tmp_path):
     out = tmp_path / "sim"
     tally(
         pipeline, "simulate", "--tps", "150", "--seed", "21", "--ballots", "PPWP,DPR",
-        "--corrections", "0.2",
-        "--duplicates", "0.1", "--invalid", "0.03", "--out", str(out),
+        "--corrections", "0.2", "--duplicates", "0.1", "--invalid", "0.03", "--out", str(out),
     )  # fmt: skip
     wait_caught_up(pipeline, len((out / "events.jsonl").read_bytes().splitlines()), timeout_s=120)
     settings = pipeline.override(operator_key=str(tmp_path / "operator.key"), log_origin=ORIGIN)

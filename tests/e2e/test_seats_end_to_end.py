@@ -137,9 +137,8 @@ def five_ballots(pipeline, workers, tmp_path):
     out = tmp_path / "d"
     tally(
         pipeline, "simulate", "--tps", "500", "--seed", "15", "--ballots",
-        "PPWP,DPR,DPD,DPRD_PROV,DPRD_KAB",
-        "--corrections", "0.05", "--duplicates", "0.05", "--invalid", "0.02", "--abroad", "--out",
-        str(out),
+        "PPWP,DPR,DPD,DPRD_PROV,DPRD_KAB", "--corrections", "0.05", "--duplicates", "0.05",
+        "--invalid", "0.02", "--abroad", "--out", str(out),
     )  # fmt: skip
     wait_caught_up(pipeline, len((out / "events.jsonl").read_bytes().splitlines()), timeout_s=180)
     with api_server(pipeline) as port:
@@ -154,17 +153,27 @@ def test_a_five_ballot_night_verifies_dapils_and_seats_and_the_api_agrees_with_t
     assert verified.returncode == 0, verified.stdout.decode()[
         -2000:
     ]  # dapil totals and seats included
-    # A truth whose seats differ by one elected candidate fails verify, naming the dapil.
+    # A truth in which one dapil's elected candidate and a candidate of the same party who was not
+    # elected swap their votes fails verify, naming the dapil's elected candidates: the seats are
+    # elected again from the truth's votes, not taken from it.
+    seats = orjson.loads(tally(pipeline, "seats", "--ballot", "DPR", "--json").stdout)
     lines = (out / "truth.jsonl").read_bytes().splitlines()
-    seats_at = next(
+    dapil_at = next(
         i
         for i, line in enumerate(lines)
-        if b'"level":"seats"' in line and b'"ballot":"DPR"' in line
+        if b'"level":"dapil"' in line and b'"ballot":"DPR"' in line
     )
-    group = orjson.loads(lines[seats_at])
-    first = group["seats"]["dapils"][0]
-    first["elected"] = first["elected"][:-1] + ["P99.99"]
-    lines[seats_at] = orjson.dumps(group)
+    group = orjson.loads(lines[dapil_at])
+    first = next(d for d in seats["dapils"] if d["elected"])
+    votes = group["regions"][first["dapil"]]["votes"]
+    winner = first["elected"][0]
+    loser = next(
+        c
+        for c in votes
+        if c.startswith(winner[:4]) and c not in first["elected"] and c != winner[:3]
+    )
+    votes[winner], votes[loser] = votes[loser], votes[winner] + 1
+    lines[dapil_at] = orjson.dumps(group)
     (out / "tampered.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     refused = tally(pipeline, "verify", "--truth", str(out / "tampered.jsonl"), check=False)
     assert (

@@ -232,8 +232,7 @@ def test_no_secret_has_a_fallback_a_missing_one_stops_compose_up_with_a_message(
     secrets = set(re.findall(r"\$\{(\w*PASSWORD\w*)", text))
     assert secrets == {
         "TALLY_KAFKA_WORKER_PASSWORD", "TALLY_KAFKA_GATEWAY_PASSWORD", "TALLY_WRITER_PASSWORD",
-        "TALLY_DASHBOARD_PASSWORD",
-        "TALLY_GRAFANA_ADMIN_PASSWORD",
+        "TALLY_DASHBOARD_PASSWORD", "TALLY_GRAFANA_ADMIN_PASSWORD",
     }  # fmt: skip
     for use in re.findall(r"\$\{(\w*PASSWORD\w*)([^}]*)\}", text):
         assert use[1].startswith(":?set "), use

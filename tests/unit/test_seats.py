@@ -10,7 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.core.seats import (
+    CandidateMargin,
     Dapil,
+    PartySeats,
+    Tie,
+    TieNote,
     ballot_seats,
     dapil_seats,
     dpd_seats,
@@ -18,14 +22,13 @@ from streams.core.seats import (
     passing,
     sainte_lague,
 )
+from streams.read.seats_json import ballot_json, margin_json, tie_words
 
 # percent of national valid DPR votes (reference file), parties by number (P24: Ummat)
 SHARES_2024 = {
     "P01": 10.62, "P02": 13.22, "P03": 16.72, "P04": 15.29, "P05": 9.66, "P06": 0.64, "P07": 0.84,
-    "P08": 8.42,
-    "P09": 0.22, "P10": 0.72, "P11": 0.27, "P12": 7.24, "P13": 0.32, "P14": 7.43, "P15": 2.81,
-    "P16": 1.29,
-    "P17": 3.87, "P24": 0.42,
+    "P08": 8.42, "P09": 0.22, "P10": 0.72, "P11": 0.27, "P12": 7.24, "P13": 0.32, "P14": 7.43,
+    "P15": 2.81, "P16": 1.29, "P17": 3.87, "P24": 0.42,
 }  # fmt: skip
 
 
@@ -65,9 +68,9 @@ def test_the_runner_up_takes_the_last_seat_with_exactly_the_votes_needed(seats, 
     full_lists = [c for p in votes for c in (p, *(f"{p}.{k:02d}" for k in range(1, seats + 1)))]
     result = dapil_seats("D", seats, full_lists, votes, {})
     margin = result.margin
-    if margin is None or margin.get("runner_up") is None:
+    if margin is None or margin.runner_up is None:
         return
-    runner, needed = margin["runner_up"], margin["votes_needed"]
+    runner, needed = margin.runner_up, margin.votes_needed
     before = Counter(s.party for s in sainte_lague(seats, votes))[runner]
     more = dict(votes, **{runner: votes[runner] + needed})
     less = dict(votes, **{runner: votes[runner] + needed - 1})
@@ -114,8 +117,8 @@ def test_a_party_below_the_threshold_wins_no_seat_in_any_dapil():
         "P17.01": 1,
     }
     result = dapil_seats("DPR-X", 3, list(votes), votes, {"P01": True, "P02": True, "P17": False})
-    assert {row["party"]: row["seats"] for row in result.parties} == {"P01": 2, "P02": 1, "P17": 0}
-    assert result.parties[-1] == {"party": "P17", "votes": 10_001, "seats": 0}
+    assert {row.party: row.seats for row in result.parties} == {"P01": 2, "P02": 1, "P17": 0}
+    assert result.parties[-1] == PartySeats("P17", 10_001, 0)
 
 
 def test_a_partys_seats_go_to_its_candidates_with_the_most_votes():
@@ -136,14 +139,19 @@ def test_equal_quotients_go_to_the_party_with_more_votes_then_the_lower_number_a
     result = dapil_seats(
         "D", 1, ["P01", "P01.01", "P02", "P02.01"], {"P01.01": 50, "P02.01": 50}, {}
     )
-    assert result.elected == ["P01.01"] and result.ties
+    assert result.elected == ["P01.01"]
+    assert [note.rule for note in result.ties] == [Tie.EQUAL_QUOTIENT]
 
 
 def test_equal_candidate_votes_go_by_list_order_and_are_marked():
     choices = ["P01", "P01.01", "P01.02", "P01.03"]
     result = dapil_seats("D", 1, choices, {"P01.01": 5, "P01.02": 9, "P01.03": 9}, {})
     assert result.elected == ["P01.02"]
-    assert result.ties == ["P01: P01.02 and P01.03 have 9 votes each; list order decided"]
+    [note] = result.ties
+    assert note == TieNote(
+        Tie.EQUAL_CANDIDATE_VOTES, party="P01", candidates=("P01.02", "P01.03"), votes=9
+    )
+    assert tie_words(note) == "P01: P01.02 and P01.03 have 9 votes each; list order decided"
 
 
 def test_a_seat_beyond_a_partys_list_goes_to_the_next_quotient_and_is_marked():
@@ -151,15 +159,20 @@ def test_a_seat_beyond_a_partys_list_goes_to_the_next_quotient_and_is_marked():
     result = dapil_seats("D", 3, choices, {"P01": 1000, "P02": 10}, {})
     assert [s.party for s in result.steps] == ["P01", "P02", "P02"]
     assert result.steps[1].skipped == ("P01",)
-    assert {r["party"]: r["seats"] for r in result.parties} == {"P01": 1, "P02": 2}
-    assert any("too few candidates" in t for t in result.ties)
+    assert {r.party: r.seats for r in result.parties} == {"P01": 1, "P02": 2}
+    assert TieNote(Tie.EXHAUSTED_LIST, 2, "P02", passed_over=("P01",)) in result.ties
+    assert any("too few candidates" in tie_words(t) for t in result.ties)
+    # Each step keeps the quotient table it was chosen from, best first.
+    assert result.steps[1].quotients == (("P01", Fraction(1000, 3)), ("P02", Fraction(10)))
 
 
 def test_dpd_elects_the_four_with_the_most_votes():
     votes = {"D01": 10, "D02": 50, "D03": 40, "D04": 40, "D05": 30, "D06": 30, "D07": 5}
     result = dpd_seats("DPD-35", 4, list(votes), votes)
     assert result.elected == ["D02", "D03", "D04", "D05"]
-    assert result.ties and result.margin == {
+    assert [t.rule for t in result.ties] == [Tie.EQUAL_CANDIDATE_VOTES]
+    assert result.margin == CandidateMargin("D05", 30, "D06", 30, votes_needed=1)
+    assert margin_json(result.margin) == {
         "candidate": "D05", "votes": 30, "runner_up": "D06", "runner_up_votes": 30,
         "votes_needed": 1,
     }  # fmt: skip
@@ -180,7 +193,7 @@ def test_ballot_seats_sum_bodies_and_apply_the_threshold_to_dpr_only():
         {"P01": 10, "P02": 20},
         body="35",
     )
-    dprd = ballot_seats("DPRD_PROV", [a, b], Fraction(4, 100))
+    dprd = ballot_json(ballot_seats("DPRD_PROV", [a, b], Fraction(4, 100)))
     assert dprd["threshold"] is None and all(p["passes"] for p in dprd["national"])
     assert dprd["bodies"] == [
         {
@@ -189,7 +202,13 @@ def test_ballot_seats_sum_bodies_and_apply_the_threshold_to_dpr_only():
             "parties": [{"party": "P01", "seats": 4}, {"party": "P02", "seats": 2}],
         }
     ]
-    dpr = ballot_seats("DPR", [a, b], Fraction(4, 100))
+    typed = ballot_seats("DPR", [a, b], Fraction(4, 100))
+    assert typed.threshold == Fraction(4, 100) and typed.bodies == ()
+    assert [(p.party, p.share) for p in typed.national] == [
+        ("P01", Fraction(100, 123)),
+        ("P02", Fraction(23, 123)),
+    ]
+    dpr = ballot_json(typed)
     assert dpr["threshold"] == 0.04
     assert {p["party"]: (p["passes"], p["seats"]) for p in dpr["national"]} == {
         "P01": (True, 4),

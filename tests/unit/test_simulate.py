@@ -13,11 +13,19 @@ import orjson
 from streams.core.contract import decode_tally
 from streams.core.regions import REGION_LEVELS, region_of
 from streams.core.registry import Registry
-from streams.core.seats import party_totals, reported_votes
+from streams.core.seats import (
+    DPR_THRESHOLD,
+    Dapil,
+    ballot_seats,
+    body_of,
+    party_totals,
+    reported_votes,
+)
 from streams.core.validate import validate_tally
 from streams.gateways.shape import abroad_tps, build_shape, registry_records
 from streams.gateways.simulate import Plan, generate
 from streams.gateways.truth import merge_truth
+from streams.read.seats_json import ballot_json
 from tests.factories import tally_dict
 
 REGISTRY_SCHEMA = jsonschema.Draft202012Validator(
@@ -248,10 +256,32 @@ def test_a_smaller_night_scales_seats_down_and_every_dapil_keeps_three():
         )
 
 
+def elected(shape, merged: dict, ballot: str) -> dict:
+    """The seats the truth's dapil votes elect, as the read side elects them (verify)."""
+    dapils = merged[ballot]["dapil"]
+    return ballot_json(
+        ballot_seats(
+            ballot,
+            [
+                Dapil(
+                    c["dapil"],
+                    c["seats"],
+                    tuple(choice["code"] for choice in c["choices"]),
+                    dapils.get(c["dapil"], {}).get("votes", {}),
+                    body_of(ballot, c["regions"]),
+                )
+                for c in shape.contests
+                if c["ballot"] == ballot
+            ],
+            DPR_THRESHOLD,
+        )
+    )
+
+
 def test_legislative_votes_follow_2024s_parties_so_the_threshold_matters():
-    _, events, truth = generate(Plan(4000, 5, ("DPR",)))
+    shape, events, truth = generate(Plan(4000, 5, ("DPR",)))
     list(events)
-    seats = merge_truth(truth.groups())["ballots"]["DPR"]["seats"]
+    seats = elected(shape, merge_truth(truth.groups())["ballots"], "DPR")
     passing = [p["party"] for p in seats["national"] if p["passes"]]
     assert 6 <= len(passing) <= 10  # 8 in 2024
     assert {"P03", "P04", "P02", "P01"} <= set(passing) and "P09" not in passing
@@ -285,9 +315,11 @@ def test_the_truth_of_a_dapil_is_the_sum_of_its_tps():
         for code, want in plain.items():
             got = merged[ballot]["dapil"][code]
             assert got["votes"] == dict(want) and got["parties"] == party_totals(want)
-        assert len(merged[ballot]["seats"]["dapils"]) == sum(
+        assert len(merged[ballot]["dapil"]) == sum(
             1 for c in shape.contests if c["ballot"] == ballot
         )
+        threshold = 0.04 if ballot == "DPR" else None  # what the read side elects with
+        assert merged[ballot]["seats"] == {"threshold": threshold}
 
 
 def test_tps_abroad_hold_ppwp_and_dpr_only_and_count_in_the_national_total():
