@@ -38,6 +38,7 @@ from streams.gateways.truth import TRUTH, TRUTH_TPS
 from streams.kafka.produce import create_topics, publish
 from streams.ops.demo import start_worker, wait_caught_up
 from streams.ops.provenance import provenance
+from streams.ops.yardstick import verification_us
 from streams.read.dapils import seats
 from streams.read.results import read_truth, verify
 from streams.settings import SUBMISSIONS, Settings
@@ -86,6 +87,18 @@ class BenchReport:
     necessary_events_per_s: float = 0.0
     ratio_to_necessary: float = 0.0
     verify_us: float = 0.0
+    # One Ed25519 verification alone (streams.ops.yardstick), the best round before and after the
+    # run, and the smaller of the two: the yardstick every "x verify" is taken against.
+    verify_alone_before_us: float = 0.0
+    verify_alone_after_us: float = 0.0
+    verify_alone_us: float = 0.0
+    signed_bytes: int = 0  # the mean size of the night's signed forms, the yardstick's message
+    worker_per_verify: float = 0.0  # worker CPU an event / verify_alone_us
+    # The latency phases, one an offered rate, lowest first: offered and measured events/s, events,
+    # p50 and p99 ms. `rate_held` is the highest offered rate whose p99 stayed under 1 s (None:
+    # none did); the latency_* fields above are the last phase's.
+    phases: list[dict] = field(default_factory=list)
+    rate_held: float | None = None
     worker_cpu_us_per_event: float = 0.0
     # CPU per event of the embedded ClickHouse and broker while the workers caught up (0 where they
     # are not local processes): on a box of few cores they share the cores with the workers.
@@ -194,9 +207,10 @@ def necessary(
     return handled / span
 
 
-def verify_cost(settings: Settings, events_file: Path, n: int = 3000) -> float:
+def verify_cost(settings: Settings, events_file: Path, n: int = 3000) -> tuple[float, int]:
     """Microseconds a signature check takes in this run (`check_signature`, as the worker calls it:
-    the canonical form, the key lookup, Ed25519), over the first `n` signed events of the night."""
+    the canonical form, the key lookup, Ed25519), over the first `n` signed events of the night,
+    and the mean size of their signed forms."""
     from streams.clickhouse.registry_store import read_registry
     from streams.core.contract import decode_tally
     from streams.core.signatures import check_signature
@@ -213,7 +227,9 @@ def verify_cost(settings: Settings, events_file: Path, n: int = 3000) -> float:
     started = time.perf_counter()
     for tally in tallies:
         check_signature(tally, keys, True, 0.0)
-    return round(1e6 * (time.perf_counter() - started) / max(1, len(tallies)), 1)
+    spent = round(1e6 * (time.perf_counter() - started) / max(1, len(tallies)), 1)
+    size = round(sum(len(t.forms.signed) for t in tallies) / max(1, len(tallies)))
+    return spent, size
 
 
 TPS_FIELD = re.compile(rb'"tps":"([^"]*)"')
@@ -224,11 +240,17 @@ def tail_of(share: float) -> Callable[[bytes], bool]:
     chosen by a hash of the TPS code. The phase then offers what the night offers (first reports,
     duplicates, corrections, broken events) and each TPS's events stay in order; the last lines of
     the file would be mostly late duplicates, which cost a worker less than first reports."""
-    cut = round(share * 10_000)
+    return tail_slice(0.0, share)
+
+
+def tail_slice(start: float, end: float) -> Callable[[bytes], bool]:
+    """Whether an event's TPS falls in [start, end) of the hash range: disjoint slices make the
+    latency phases of several offered rates, each with TPS of its own."""
+    low, high = round(start * 10_000), round(end * 10_000)
 
     def in_tail(line: bytes) -> bool:
         match = TPS_FIELD.search(line)
-        return match is not None and zlib.crc32(match.group(1)) % 10_000 < cut
+        return match is not None and low <= zlib.crc32(match.group(1)) % 10_000 < high
 
     return in_tail
 
@@ -243,6 +265,36 @@ def backlog_of(path: Path, in_tail: Callable[[bytes], bool], tail: list[bytes]) 
                 tail.append(event)
             else:
                 yield event
+
+
+PHASE_FIELDS = ("offered", "events", "measured", "p50_ms", "p99_ms")
+HELD_P99_MS = 1000.0  # a rate is held while the p99 from submit to visible stays under this
+SIGNED_BYTES_GUESS = 350  # a presidential tally's signed form; the night's own mean is used after
+
+
+def offer(
+    settings: Settings,
+    events: list[bytes],
+    rate: float,
+    expected: int,
+    workers: list[subprocess.Popen],
+    progress: Progress,
+) -> tuple[int, float, float, float]:
+    """Offer `events` at `rate` events/s once the backlog is counted, wait until every event sent
+    so far (`expected`) is decided, and measure this phase's latency."""
+    task = progress.add_task(f"offering {rate:.0f} events/s", total=len(events))
+    phase = time.time()
+    asyncio.run(
+        publish(
+            settings.kafka,
+            settings.topic(SUBMISSIONS),
+            events,
+            rate,
+            progress=lambda n: progress.update(task, completed=n),
+        )
+    )
+    wait_caught_up(settings, expected, timeout_s=600, workers=workers)
+    return latency(connect(settings), phase)
 
 
 def latency(client: Client, since: float) -> tuple[int, float, float, float]:
@@ -317,7 +369,7 @@ def run_bench(
     tps: int,
     ballots: str,
     n_workers: int,
-    rate: float,
+    rates: list[float],
     latency_s: float,
     seed: int,
     json_path: Path | None,
@@ -325,6 +377,9 @@ def run_bench(
     with_log: bool = False,
 ) -> int:
     console = Console()
+    rates = sorted(rates)
+    rate = rates[-1]
+    alone_before = verification_us(SIGNED_BYTES_GUESS)
     run = f"bench{int(time.time())}"
     settings = servers.fresh_pipeline(base, run)
     kafka = settings.kafka
@@ -350,8 +405,24 @@ def run_bench(
     report.events = run_simulation(settings, plan, out, dry_run=True, rate=None)
     load_registry(connect(settings), read_records(out / "registry.jsonl"))
     events_file = out / "events.jsonl"
+    # Each phase's share of the TPS: enough events for `latency_s` at its rate, at most half the
+    # night in all.
+    shares = [r * latency_s / max(1, report.events) for r in rates]
+    scale = min(1.0, 0.5 / max(1e-9, sum(shares)))
+    edges = [0.0]
+    for share in shares:
+        edges.append(edges[-1] + share * scale)
+    slices = [tail_slice(a, b) for a, b in zip(edges, edges[1:], strict=False)]
+    tails: list[list[bytes]] = [[] for _ in rates]
+
+    def in_tail(line: bytes) -> bool:
+        for held, part in zip(slices, tails, strict=True):
+            if held(line):
+                part.append(line)
+                return True
+        return False
+
     tail: list[bytes] = []
-    in_tail = tail_of(min(0.5, rate * latency_s / max(1, report.events)))
     workers: list[subprocess.Popen] = []
     logger: subprocess.Popen | None = None
     try:
@@ -372,7 +443,7 @@ def run_bench(
             report.produce_events_per_s = backlog / (time.perf_counter() - started)
             report.baseline_events_per_s = asyncio.run(baseline(settings, kafka, backlog, progress))
             report.necessary_events_per_s = necessary(settings, run, n_workers, backlog, progress)
-            report.verify_us = verify_cost(settings, events_file)
+            report.verify_us, report.signed_bytes = verify_cost(settings, events_file)
 
             started = time.perf_counter()
             workers = [
@@ -414,26 +485,20 @@ def run_bench(
                 backlog / report.rate_2024_events_per_s, 1
             )
 
-            if tail:
-                task = progress.add_task(f"offering {rate:.0f} events/s", total=len(tail))
-                phase = time.time()
-                asyncio.run(
-                    publish(
-                        kafka,
-                        settings.topic(SUBMISSIONS),
-                        tail,
-                        rate,
-                        progress=lambda n: progress.update(task, completed=n),
-                    )
-                )
-                wait_caught_up(settings, report.events, timeout_s=600, workers=workers)
-                measured = latency(connect(settings), phase)
-                (
-                    report.latency_events,
-                    report.offered_rate_measured,
-                    report.latency_p50_ms,
-                    report.latency_p99_ms,
-                ) = measured
+            sent = backlog
+            for offered, part in zip(rates, tails, strict=True):
+                if not part:
+                    continue
+                sent += len(part)
+                measured = offer(settings, part, offered, sent, workers, progress)
+                report.phases.append(dict(zip(PHASE_FIELDS, (offered, *measured), strict=True)))
+            if report.phases:
+                last = report.phases[-1]
+                report.latency_events = last["events"]
+                report.offered_rate_measured = last["measured"]
+                report.latency_p50_ms, report.latency_p99_ms = last["p50_ms"], last["p99_ms"]
+                held = [p["offered"] for p in report.phases if p["p99_ms"] < HELD_P99_MS]
+                report.rate_held = max(held) if held else None
         for ballot in (b for b in plan.ballots if b in LEGISLATIVE):
             started = time.perf_counter()
             seats(connect(settings), ballot, settings.dpr_threshold)
@@ -443,6 +508,10 @@ def run_bench(
             report.worker_cpu_s.append(round(cpu, 1))
             report.worker_peak_rss_mib.append(round(rss, 1))
         report.worker_cpu_us_per_event = round(1e6 * sum(report.worker_cpu_s) / report.events, 1)
+        report.verify_alone_before_us = alone_before
+        report.verify_alone_after_us = verification_us(report.signed_bytes or SIGNED_BYTES_GUESS)
+        report.verify_alone_us = min(alone_before, report.verify_alone_after_us)
+        report.worker_per_verify = round(report.worker_cpu_us_per_event / report.verify_alone_us, 2)
         if logger is not None:
             client, caught = connect(settings), time.perf_counter()
             applied = client.command(

@@ -364,8 +364,14 @@ def bench(
     tps: Annotated[int, typer.Option(help="number of TPS")] = 100_000,
     ballots: Annotated[str, typer.Option(help="comma-separated ballots")] = "PPWP",
     workers: Annotated[int, typer.Option(help="tally workers")] = 1,
-    rate: Annotated[float, typer.Option(help="offered events/s for the latency phase")] = 2000.0,
-    latency_seconds: Annotated[float, typer.Option(help="length of the latency phase")] = 10.0,
+    rate: Annotated[
+        str,
+        typer.Option(
+            help="offered events/s of the latency phase, or several (500,1000,2000): a phase each, "
+            "and the highest whose p99 stays under 1 s is reported as the rate held"
+        ),
+    ] = "2000",
+    latency_seconds: Annotated[float, typer.Option(help="length of each latency phase")] = 10.0,
     seed: Annotated[int, typer.Option(help="seed")] = 1,
     json: Annotated[Path | None, typer.Option("--json", help="write the report here")] = None,
     log: Annotated[
@@ -381,13 +387,19 @@ def bench(
     the baseline."""
     from streams.ops.bench import main_command, run_bench
 
+    try:
+        rates = [float(r) for r in rate.split(",")]
+    except ValueError:
+        fail(f"--rate: {rate!r} is not a number or a comma-separated list of numbers")
+    if not rates or min(rates) <= 0:
+        fail("--rate: every offered rate is above 0 events/s")
     raise typer.Exit(
         run_bench(
             settings_from(data_dir=data_dir),
             tps,
             ballots,
             workers,
-            rate,
+            rates,
             latency_seconds,
             seed,
             json,

@@ -47,7 +47,7 @@ def test_bench_reports_every_figure_and_verifies(pipeline, tmp_path):
         "--tps",
         "400",
         "--rate",
-        "200",
+        "200,100",
         "--latency-seconds",
         "2",
         "--json",
@@ -56,8 +56,23 @@ def test_bench_reports_every_figure_and_verifies(pipeline, tmp_path):
     report = orjson.loads(report_path.read_bytes())
     assert report["exact"] is True and report["differences"] == []
     assert report["events"] == report["backlog_events"] + report["tail_events"]
-    assert report["tail_events"] == report["latency_events"] > 0
+    # One latency phase an offered rate, lowest first, each with TPS of its own.
+    phases = report["phases"]
+    assert [p["offered"] for p in phases] == [100, 200]
+    assert report["tail_events"] == sum(p["events"] for p in phases) and phases[0]["events"] > 0
+    assert report["latency_events"] == phases[-1]["events"] > 0
     assert 0 < report["offered_rate_measured"] <= 200 * 1.5  # paced, not a burst
+    assert all(0 < p["measured"] <= p["offered"] * 1.5 for p in phases)
+    held = [p["offered"] for p in phases if p["p99_ms"] < 1000]
+    assert report["rate_held"] == (max(held) if held else None)
+    # The yardstick: one verification alone, before and after, the smaller kept and used.
+    assert report["verify_alone_us"] == min(
+        report["verify_alone_before_us"], report["verify_alone_after_us"]
+    )
+    assert report["verify_alone_us"] > 0 and report["signed_bytes"] > 200
+    assert report["worker_per_verify"] == round(
+        report["worker_cpu_us_per_event"] / report["verify_alone_us"], 2
+    )
     for figure in (
         "produce_events_per_s",
         "baseline_events_per_s",
