@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from streams.core.batch import Batch
-from streams.core.contract import MAX_EVENT_BYTES, Decoded, decode_tally
+from streams.core.contract import MAX_EVENT_BYTES, Decoded, Tally, decode_tally
 from streams.core.placement import home_of
 from streams.core.reasons import Decision, Finding, Flag, Reason, reason_codes
 from streams.core.registry import Registry
@@ -22,7 +22,7 @@ from streams.core.revisions import Applied, decide
 from streams.core.rows import CurrentRow, DecisionRow, ForwardRow, RejectionRow
 from streams.core.signatures import DeviceKey, KeyRing, Signed, prepare_signature
 from streams.core.state import AppliedState
-from streams.core.validate import cross_ballot_flag, validate_tally
+from streams.core.validate import Verdict, cross_ballot_flag, validate_tally
 
 Key = tuple[str, str]  # (ballot, tps)
 KEY_CHARS = 256  # of a Kafka key kept in the audit trail (a TPS code has 13)
@@ -123,25 +123,7 @@ class Processor:
             return batch
         decoded = [self.decoder(m.value) for m in messages]
         registry = self.registry()
-        keys: KeyRing | dict[str, DeviceKey] = registry.keys if registry else {}
-        # What does not depend on the state is checked for the whole batch first: the signature
-        # rules, then (while other threads do the Ed25519 arithmetic) the C1 equations and the
-        # registry.
-        checks: list[Finding | Signed | None] = []
-        for message, result in zip(messages, decoded, strict=True):
-            tally = result.tally
-            if tally is None or (message.key is not None and message.key != tally.tps.encode()):
-                checks.append(None)  # rejected below, before its signature counts
-            else:
-                checks.append(
-                    prepare_signature(tally, keys, self.require_signatures, message.judged_at)
-                )
-        verified = self.verifier([c for c in checks if isinstance(c, Signed)])
-        verdicts = [
-            validate_tally(r.tally, registry) if r.tally is not None else None for r in decoded
-        ]
-        findings = iter(verified())
-        forgeries = [next(findings) if isinstance(c, Signed) else c for c in checks]
+        forgeries, verdicts = self._check(messages, decoded, registry)
         for message, result, forged, verdict in zip(
             messages, decoded, forgeries, verdicts, strict=True
         ):
@@ -158,76 +140,100 @@ class Processor:
                 self._reject(batch, message, (found,), result)
                 continue
             assert verdict is not None  # made for every decoded tally above
-            if (
-                forged is not None or not verdict.accepted
-            ):  # every code that applies, authenticity first
-                self._reject(
-                    batch, message, ((forged,) if forged else ()) + verdict.findings, result
-                )
+            if forged is not None or not verdict.accepted:
+                # Every code that applies, authenticity first.
+                found = ((forged,) if forged else ()) + verdict.findings
+                self._reject(batch, message, found, result)
                 continue
-            key = (tally.ballot, tally.tps)
-            current = self.state.get(key)
-            decision = decide(current, tally)
-            flags = [f.value for f in verdict.flags]
-            if cross_ballot_flag(
-                tally.ballot, tally.voters, self.state.voters(("PPWP", tally.tps))
-            ):
-                flags.append(Flag.MORE_THAN_PPWP.value)
-            if decision is Decision.APPLIED:
-                new = Applied.from_tally(tally, current)
-                if tally.revision > self.in_totals.get(key, 0):
-                    batch.totals.apply(
-                        current,
-                        new,
-                        tally.gateway,
-                        tally.forms.event.decode() if self.log_events else "",
-                        f"{partition}:{message.offset}",
-                        tally.registered["dpt"],
-                    )
-                elif tally.revision == self.in_totals[key]:
-                    del self.in_totals[key]  # the state has caught up with the totals
-                self.state[key] = new
-                batch.current.append(
-                    CurrentRow(
-                        tally.ballot,
-                        tally.tps,
-                        tally.revision,
-                        tally.event_id,
-                        list(new.event_ids),
-                        new.digest,
-                        tally.gateway,
-                        tally.submitted_at,
-                        tally.votes,
-                        tally.invalid,
-                        tally.voters,
-                        tally.registered["dpt"],
-                        flags,
-                        partition,
-                        message.offset,
-                    )
+            self._decide(batch, message, tally, verdict)
+        return batch
+
+    def _check(
+        self, messages: Sequence[Message], decoded: Sequence[Decoded], registry: Registry | None
+    ) -> tuple[list[Finding | None], list[Verdict | None]]:
+        """What does not depend on the state, for the whole batch first: the signature rules, then
+        (while other threads do the Ed25519 arithmetic) the C1 equations and the registry. Per
+        message: its authenticity finding (None: authentic, or not a tally) and its verdict."""
+        keys: KeyRing | dict[str, DeviceKey] = registry.keys if registry else {}
+        checks: list[Finding | Signed | None] = []
+        for message, result in zip(messages, decoded, strict=True):
+            tally = result.tally
+            if tally is None or (message.key is not None and message.key != tally.tps.encode()):
+                checks.append(None)  # rejected by the caller, before its signature counts
+            else:
+                checks.append(
+                    prepare_signature(tally, keys, self.require_signatures, message.judged_at)
                 )
-            self.counts[decision.value] += 1
-            batch.decisions.append(
-                DecisionRow(
-                    tally.event_id,
-                    tally.tps,
-                    tally.ballot,
-                    tally.revision,
-                    decision.value,
-                    [],
-                    flags,
+        verified = self.verifier([c for c in checks if isinstance(c, Signed)])
+        verdicts = [
+            validate_tally(r.tally, registry) if r.tally is not None else None for r in decoded
+        ]
+        findings = iter(verified())
+        return [next(findings) if isinstance(c, Signed) else c for c in checks], verdicts
+
+    def _decide(self, batch: Batch, message: Message, tally: Tally, verdict: Verdict) -> None:
+        """One authentic, valid tally against the state: its decision, and if applied, the totals
+        it moves and its new current row."""
+        key = (tally.ballot, tally.tps)
+        current = self.state.get(key)
+        decision = decide(current, tally)
+        flags = [f.value for f in verdict.flags]
+        if cross_ballot_flag(tally.ballot, tally.voters, self.state.voters(("PPWP", tally.tps))):
+            flags.append(Flag.MORE_THAN_PPWP.value)
+        if decision is Decision.APPLIED:
+            new = Applied.from_tally(tally, current)
+            if tally.revision > self.in_totals.get(key, 0):
+                batch.totals.apply(
+                    current,
+                    new,
                     tally.gateway,
-                    tally.key_id or "",
+                    tally.forms.event.decode() if self.log_events else "",
+                    f"{batch.partition}:{message.offset}",
+                    tally.registered["dpt"],
+                )
+            elif tally.revision == self.in_totals[key]:
+                del self.in_totals[key]  # the state has caught up with the totals
+            self.state[key] = new
+            batch.current.append(
+                CurrentRow(
+                    tally.ballot,
+                    tally.tps,
+                    tally.revision,
+                    tally.event_id,
+                    list(new.event_ids),
+                    new.digest,
+                    tally.gateway,
                     tally.submitted_at,
-                    partition,
+                    tally.votes,
+                    tally.invalid,
+                    tally.voters,
+                    tally.registered["dpt"],
+                    flags,
+                    batch.partition,
                     message.offset,
-                    message.timestamp,
-                    message.key_text,
-                    message.via,
-                    message.judged_at,
                 )
             )
-        return batch
+        self.counts[decision.value] += 1
+        batch.decisions.append(
+            DecisionRow(
+                tally.event_id,
+                tally.tps,
+                tally.ballot,
+                tally.revision,
+                decision.value,
+                [],
+                flags,
+                tally.gateway,
+                tally.key_id or "",
+                tally.submitted_at,
+                batch.partition,
+                message.offset,
+                message.timestamp,
+                message.key_text,
+                message.via,
+                message.judged_at,
+            )
+        )
 
     @staticmethod
     def _keep_home(batch: Batch, messages: Sequence[Message], partitions: int) -> list[Message]:

@@ -4,7 +4,9 @@ pipeline, write the batch to ClickHouse, and only then let faust ack (and later 
 Records come from faust's consumer in bulk (`streams.kafka.bulk`), one fetch at a time, not through
 an agent's per-message stream. All decisions live in `pipeline.Processor`; a fetch's way through the
 worker in `streams.kafka.batches`; the write queue, the leases, the broker's epoch and the watches
-in modules of their own. `create_app` wires them to faust's callbacks and timers."""
+in modules of their own. `Counting` holds them; `create_app` wires it to faust's callbacks and
+timers.
+"""
 
 from __future__ import annotations
 
@@ -88,132 +90,141 @@ def raw_topic(app: faust.App, settings: Settings, name: str) -> faust.TopicT:
     )
 
 
-def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faust.App:
-    app = faust_app(settings)
-    submissions, rejected = (
-        raw_topic(app, settings, SUBMISSIONS),
-        raw_topic(app, settings, REJECTED),
-    )
-    topic = submissions.get_topic_name()
-    bootstrap, auth = kafka_bootstrap(settings), kafka_options(settings)
-    metrics = metrics or WorkerMetrics()
-    app.stalls = stalls = Stalls()
-    sink = ClickHouseSink(
-        connect(settings),
-        deadline_s=settings.insert_deadline_s,
-        receive_timeout_s=settings.receive_timeout_s,
-        cluster=settings.cluster,
-    )
-    registry = RegistryCache(sink)
-    verifier = ThreadVerifier(settings.verify_threads)
-    processor = Processor(registry.get, settings.require_signatures, settings.log, verifier)
-    batches = Batches(processor, registry, sink, Forwarder(bootstrap, auth), rejected, metrics)
-    worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    leases, queue = Leases(sink, worker), WriteQueue()
-    broker, stall_report = BrokerWatch(LAG_POLL_S, REMIND_S), StallReport()
+class Counting:
+    """One worker's parts, and what faust calls them for: a rebalance (`revoked`, `assigned`), a
+    fetch (`records`) and the timers (`poll_lag`, `report_stalls`)."""
 
-    @app.on_partitions_revoked.connect
-    async def on_revoked(app: faust.App, revoked: set, **_: object) -> None:
-        async with (
-            queue.deciding
-        ):  # the batches being written finish under the leases they were decided with
-            await queue.settled()
-        handed = await leases.release(topic, {tp.partition for tp in revoked if tp.topic == topic})
-        stalls.forget(handed)
-        # another worker may move these keys on; re-read them at the next assignment
-        processor.forget()
+    def __init__(self, app: BulkApp, settings: Settings, metrics: WorkerMetrics) -> None:
+        self.app, self.settings, self.metrics = app, settings, metrics
+        self.submissions = raw_topic(app, settings, SUBMISSIONS)
+        self.topic = self.submissions.get_topic_name()
+        self.bootstrap, self.auth = kafka_bootstrap(settings), kafka_options(settings)
+        self.stalls = Stalls()
+        self.sink = ClickHouseSink(
+            connect(settings),
+            deadline_s=settings.insert_deadline_s,
+            receive_timeout_s=settings.receive_timeout_s,
+            cluster=settings.cluster,
+        )
+        registry = RegistryCache(self.sink)
+        verifier = ThreadVerifier(settings.verify_threads)
+        self.processor = Processor(
+            registry.get, settings.require_signatures, settings.log, verifier
+        )
+        forwarder = Forwarder(self.bootstrap, self.auth)
+        rejected = raw_topic(app, settings, REJECTED)
+        self.batches = Batches(self.processor, registry, self.sink, forwarder, rejected, metrics)
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.leases, self.queue = Leases(self.sink, self.worker), WriteQueue()
+        self.broker, self.stall_report = BrokerWatch(LAG_POLL_S, REMIND_S), StallReport()
 
-    @app.on_partitions_assigned.connect
-    async def on_assigned(app: faust.App, assigned: set, **_: object) -> None:
+    async def revoked(self, app: faust.App, revoked: set, **_: object) -> None:
+        # The batches being written finish under the leases they were decided with.
+        async with self.queue.deciding:
+            await self.queue.settled()
+        partitions = {tp.partition for tp in revoked if tp.topic == self.topic}
+        self.stalls.forget(await self.leases.release(self.topic, partitions))
+        # Another worker may move these keys on; re-read them at the next assignment.
+        self.processor.forget()
+
+    async def assigned(self, app: faust.App, assigned: set, **_: object) -> None:
         # Take each partition's lease before reading its events: from now on a previous owner's
         # writes are refused, and our state, read after this, holds all it wrote before.
-        token = leases.next_token()
-        mine = {tp.partition for tp in assigned if tp.topic == topic}
-        async with queue.deciding:
-            await queue.settled()
-            processor.forget()
-            count = app.consumer.topic_partitions(topic) or await partition_count(
-                bootstrap, topic, auth
-            )
-            try:
-                batches.partitions = await leases.check_layout(topic, count)
-            except LayoutChanged as exc:
-                log.critical("%s Exiting without commit.", exc)
-                os._exit(EXIT_LAYOUT)
-            await leases.take(topic, mine, token)
+        token = self.leases.next_token()
+        mine = {tp.partition for tp in assigned if tp.topic == self.topic}
+        async with self.queue.deciding:
+            await self.queue.settled()
+            self.processor.forget()
+            await self._check_layout()
+            await self.leases.take(self.topic, mine, token)
             for partition in sorted(mine):
-                # In a thread, read page by page into the packed state: never the whole partition at
-                # once.
-                await asyncio.to_thread(
-                    lambda p=partition: processor.preload(p, *sink.load_partition(p))
-                )
-            sink.epoch = await check_epoch(sink, bootstrap, topic, leases.held, auth)
-            metrics.broker_epoch.set(sink.epoch)
-        keys = len(processor.state)
+                # In a thread, read page by page into the packed state: never the whole partition
+                # at once.
+                await asyncio.to_thread(self._preload, partition)
+            held = self.leases.held
+            self.sink.epoch = await check_epoch(
+                self.sink, self.bootstrap, self.topic, held, self.auth
+            )
+            self.metrics.broker_epoch.set(self.sink.epoch)
         log.info(
             "leases taken for partitions %s as %s; state of %d keys loaded",
-            sorted(leases.held),
+            sorted(self.leases.held),
             token,
-            keys,
+            len(self.processor.state),
         )
 
-    # Read when scraped: they stay true while a write waits for ClickHouse.
-    metrics.clickhouse_up.set_function(lambda: float(sink.up))
-    metrics.state_keys.set_function(lambda: len(processor.state))
-    metrics.partitions.set_function(lambda: len(leases.held))
-
-    @app.timer(LAG_POLL_S, on_leader=False)
-    async def poll_lag() -> None:
-        """Lag per partition for /metrics, and whether the broker answers."""
+    async def _check_layout(self) -> None:
+        count = self.app.consumer.topic_partitions(self.topic) or await partition_count(
+            self.bootstrap, self.topic, self.auth
+        )
         try:
-            offsets = await asyncio.wait_for(
-                partition_lag(bootstrap, settings.group_id, topic, auth), LAG_POLL_S / 2
-            )
+            self.batches.partitions = await self.leases.check_layout(self.topic, count)
+        except LayoutChanged as exc:
+            log.critical("%s Exiting without commit.", exc)
+            os._exit(EXIT_LAYOUT)
+
+    def _preload(self, partition: int) -> None:
+        self.processor.preload(partition, *self.sink.load_partition(partition))
+
+    async def poll_lag(self) -> None:
+        """Lag per partition for /metrics, and whether the broker answers."""
+        lag = partition_lag(self.bootstrap, self.settings.group_id, self.topic, self.auth)
+        try:
+            offsets = await asyncio.wait_for(lag, LAG_POLL_S / 2)
         except Exception as exc:  # noqa: BLE001 - the broker away is what this poll is for
-            metrics.broker_up.set(0)
-            broker.failed(exc)
+            self.metrics.broker_up.set(0)
+            self.broker.failed(exc)
             return
-        metrics.broker_up.set(1)
-        metrics.lags(offsets)
-        broker.answered()
+        self.metrics.broker_up.set(1)
+        self.metrics.lags(offsets)
+        self.broker.answered()
 
-    @app.timer(STALLS_REPORT_S, on_leader=False)
-    async def report_stalls() -> None:
+    async def report_stalls(self) -> None:
         """Partitions that wait on a batch they cannot read, for `tally status` and the metrics."""
-        now = stalls.snapshot()
-        metrics.stalled(now)
-        changed = stall_report.changes(now)
+        now = self.stalls.snapshot()
+        self.metrics.stalled(now)
+        changed = self.stall_report.changes(now)
         if changed:
+            rows = self.stall_report.rows(self.topic, self.worker, changed)
             with contextlib.suppress(Exception):  # ClickHouse away: told at the next report
-                await asyncio.wait_for(
-                    asyncio.to_thread(sink.note_stalls, stall_report.rows(topic, worker, changed)),
-                    10,
-                )
-                stall_report.taken(now)
+                await asyncio.wait_for(asyncio.to_thread(self.sink.note_stalls, rows), 10)
+                self.stall_report.taken(now)
 
-    app.topics.add(submissions)  # subscribe: the records reach `handle_records`, not an agent
-
-    async def handle_records(
-        records: Mapping[TP, Sequence[Any]], generation: int
+    async def records(
+        self, records: Mapping[TP, Sequence[Any]], generation: int
     ) -> asyncio.Task | None:
         try:
-            async with queue.deciding:
-                if app.consumer_generation_id != generation:
-                    return (
-                        None  # fetched before a rebalance: faust seeks back; the owner reads them
-                    )
+            async with self.queue.deciding:
+                if self.app.consumer_generation_id != generation:
+                    # Fetched before a rebalance: faust seeks back; the owner reads them.
+                    return None
                 with collector_paused():
-                    decided = await batches.decide(records, leases.held)
+                    decided = await self.batches.decide(records, self.leases.held)
                 # Written after the write before it, under the leases held now.
-                owners = dict(leases.held)
-                return queue.start(lambda before: batches.write(decided, owners, before))
+                owners = dict(self.leases.held)
+                return self.queue.start(lambda before: self.batches.write(decided, owners, before))
         except Exception:
             log.critical(
                 "unexpected error while deciding a batch; exiting without commit", exc_info=True
             )
             os._exit(EXIT_BUG)
 
-    app.records_handler = handle_records
+
+def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> faust.App:
+    app = faust_app(settings)
+    metrics = metrics or WorkerMetrics()
+    counting = Counting(app, settings, metrics)
+    app.stalls = counting.stalls
+    app.on_partitions_revoked.connect(counting.revoked)
+    app.on_partitions_assigned.connect(counting.assigned)
+    app.timer(LAG_POLL_S, on_leader=False)(counting.poll_lag)
+    app.timer(STALLS_REPORT_S, on_leader=False)(counting.report_stalls)
+    # Read when scraped: they stay true while a write waits for ClickHouse.
+    metrics.clickhouse_up.set_function(lambda: float(counting.sink.up))
+    metrics.state_keys.set_function(lambda: len(counting.processor.state))
+    metrics.partitions.set_function(lambda: len(counting.leases.held))
+    app.topics.add(counting.submissions)  # subscribe: the records reach `records`, not an agent
+    app.records_handler = counting.records
     return app
 
 
