@@ -1,7 +1,7 @@
 """Read benchmark: p50/p99 of the main endpoints with 50 concurrent readers while ingestion runs.
 
 Usage: .venv/bin/python -m benchmarks.read [--tps 20000] [--readers 50] [--seconds 20] [--rate 1000]
-       [--ballots PPWP,DPR,DPD,DPRD_PROV,DPRD_KAB] [--as-of]
+       [--workers 1] [--ballots PPWP,DPR,DPD,DPRD_PROV,DPRD_KAB] [--as-of] [--json PATH]
 With legislative ballots, dapil results and seats (/api/results?dapil=, /api/seats) are read too.
 """
 
@@ -61,6 +61,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--ballots", default="PPWP")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--json", type=Path, help="write the report here (benchmarks/runs/)")
     parser.add_argument("--data-dir", default=".tally")
     parser.add_argument(
         "--as-of", action="store_true", help="also read province results as of moments of the night"
@@ -91,7 +93,7 @@ def main() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    worker = start_worker(settings, f"{run}-worker.log")
+    workers = [start_worker(settings, f"{run}-worker-{i}.log") for i in range(args.workers)]
     api = subprocess.Popen(
         [sys.executable, "-m", "streams", "serve", "--port", str(port)],
         env=env_of(settings),
@@ -135,9 +137,9 @@ def main() -> None:
         latencies = asyncio.run(readers(port, paths, args.readers, args.seconds))
         ingesting = producer.poll() is None
     finally:
-        for proc in (producer, api, worker):
+        for proc in (producer, api, *workers):
             proc.send_signal(signal.SIGTERM)
-        for proc in (producer, api, worker):
+        for proc in (producer, api, *workers):
             proc.wait(timeout=30)
     total = sum(len(v) for v in latencies.values())
     print(
@@ -145,11 +147,28 @@ def main() -> None:
         "events/s "
         f"(still ingesting at the end: {ingesting}); {total} requests, {total / args.seconds:.0f}/s"
     )
+    endpoints = {}
     for name, values in latencies.items():
-        print(
-            f"  {name:32s} n={len(values):6d}  p50 {quantile(values, 0.5):7.1f} ms  p99 "
-            f"{quantile(values, 0.99):7.1f} ms"
-        )
+        p50, p99 = quantile(values, 0.5), quantile(values, 0.99)
+        endpoints[name] = {
+            "requests": len(values),
+            "p50_ms": round(p50, 1),
+            "p99_ms": round(p99, 1),
+        }
+        print(f"  {name:32s} n={len(values):6d}  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms")
+    if args.json is not None:
+        report = {
+            "read": endpoints,
+            "readers": args.readers,
+            "seconds": args.seconds,
+            "rate": args.rate,
+            "workers": args.workers,
+            "tps": args.tps,
+            "ballots": args.ballots,
+            "ingesting_at_the_end": ingesting,
+            "provenance": provenance(),
+        }
+        args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
 
 
 if __name__ == "__main__":

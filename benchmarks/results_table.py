@@ -114,6 +114,32 @@ def _flood(reports: list[tuple[str, dict]]) -> list[str]:
     return rows
 
 
+def _read_scenario(report: dict) -> str | None:
+    if "read" not in report:
+        return None
+    workers = f"{report['workers']} worker{'s' if report['workers'] > 1 else ''}"
+    return (
+        f"{report['ballots']}, {report['tps']:,} TPS, {workers}, {report['readers']} readers "
+        f"while producing at {report['rate']:,.0f}/s"
+    )
+
+
+def _read(reports: list[tuple[str, dict]]) -> list[str]:
+    rows = [
+        "### `benchmarks.read`: answers while the workers ingest",
+        "",
+        "| scenario | endpoint | requests | p50 | p99 | run |",
+        "|---|---|---|---|---|---|",
+    ]
+    for scenario, (name, r) in _latest(reports, _read_scenario).items():
+        for endpoint, f in r["read"].items():
+            rows.append(
+                f"| {scenario} | {endpoint} | {f['requests']:,} | {f['p50_ms']:,.1f} ms | "
+                f"{f['p99_ms']:,.1f} ms | [{name}](runs/{name}) {_commit(r)} |"
+            )
+    return rows
+
+
 def current() -> str:
     reports = _load()
     machines = sorted({r["provenance"]["machine"] for _, r in reports})
@@ -125,6 +151,8 @@ def current() -> str:
         *_bench(reports),
         "",
         *_flood(reports),
+        "",
+        *_read(reports),
         "",
         END,
     ]

@@ -20,7 +20,12 @@ FROM (
            gateway, key_id, submitted_at,
            src_partition, src_offset, src_epoch, kafka_key, forwarded_from, '' AS forwarded_to
     FROM tally_decisions FINAL
-    WHERE (tps = {tps:String} OR kafka_key = {tps:String})
+    -- Its own decisions, and the records keyed by it that were not its tallies (rejected: another
+    -- TPS's tally, or none): those are found through tally_rejections, so that both conditions
+    -- are on the primary key's tps, and a TPS page reads a few granules, not the table.
+    WHERE (tps = {tps:String}
+           OR (tps IN (SELECT ifNull(tps, '') FROM tally_rejections WHERE kafka_key = {tps:String})
+               AND kafka_key = {tps:String}))
       AND ({ballot:String} = '' OR ballot = {ballot:String})
     UNION ALL
     -- A record that arrived off its home partition: its arrival, and where it was sent to be

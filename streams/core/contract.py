@@ -338,6 +338,8 @@ def _counts(obj: object, path: str, keys: tuple[str, ...], findings: list[Findin
 def check_structure(obj: dict) -> Decoded:
     """Every SCHEMA finding of a decoded JSON object (all of them, not only the first). The slow
     path: `decode_tally` calls it only for objects that do not conform."""
+    # Long because it reads as the schema: one check a field, in the schema's order, each naming
+    # its finding; split up, a field's rule would be looked for in several places.
     findings: list[Finding] = []
     for key in _REQUIRED:
         if key not in obj:

@@ -29,10 +29,10 @@ BATCH_BUCKETS = (1, 10, 100, 500, 1000, 2000, 5000, 10000, 20000)
 
 class WorkerMetrics:
     def __init__(self) -> None:
+        # Long because it is the list of what a worker exports, one declaration a metric.
         self.registry = registry = CollectorRegistry()
-        ProcessCollector(
-            registry=registry
-        )  # process_resident_memory_bytes, process_cpu_seconds_total, ..
+        # process_resident_memory_bytes, process_cpu_seconds_total, ..
+        ProcessCollector(registry=registry)
         self.events = Counter(
             "tally_events",
             "Events decided and written, by decision (applied, duplicate, stale, conflict, "

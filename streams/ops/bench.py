@@ -376,27 +376,20 @@ def run_bench(
     command: str,
     with_log: bool = False,
 ) -> int:
+    """A night from backlog to exact totals (benchmarks/RESULTS.md, "Method"): the steps below, in
+    order, each filling its part of the report."""
     console = Console()
     rates = sorted(rates)
-    rate = rates[-1]
     alone_before = verification_us(SIGNED_BYTES_GUESS)
     run = f"bench{int(time.time())}"
     settings = servers.fresh_pipeline(base, run)
-    kafka = settings.kafka
+    machine = f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores, Python "
+    machine += platform.python_version()
     report = BenchReport(
-        command,
-        f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores, Python "
-        f"{platform.python_version()}",
-        tps,
-        ballots,
-        n_workers,
-        offered_rate=rate,
-        log=with_log,
+        command, machine, tps, ballots, n_workers, offered_rate=rates[-1], log=with_log
     )
-    settings = settings.override(
-        log=with_log
-    )  # off: the workers keep no signed events, and no appender runs
-    asyncio.run(create_topics(settings, kafka))
+    settings = settings.override(log=with_log)  # off: no signed events kept, no appender runs
+    asyncio.run(create_topics(settings, settings.kafka))
     apply_schema(settings)
     out = base.embedded_dir / run
     plan = Plan(
@@ -404,10 +397,34 @@ def run_bench(
     )
     report.events = run_simulation(settings, plan, out, dry_run=True, rate=None)
     load_registry(connect(settings), read_records(out / "registry.jsonl"))
-    events_file = out / "events.jsonl"
-    # Each phase's share of the TPS: enough events for `latency_s` at its rate, at most half the
-    # night in all.
-    shares = [r * latency_s / max(1, report.events) for r in rates]
+    in_tail, tails = _phase_tails(rates, latency_s, report.events)
+    started: list[subprocess.Popen] = []
+    try:
+        with progress_bar(console) as progress:
+            backlog = _produce(settings, report, out / "events.jsonl", in_tail, progress)
+            report.baseline_events_per_s = asyncio.run(
+                baseline(settings, settings.kafka, backlog, progress)
+            )
+            report.necessary_events_per_s = necessary(settings, run, n_workers, backlog, progress)
+            report.verify_us, report.signed_bytes = verify_cost(settings, out / "events.jsonl")
+            workers, logger = _start(settings, base, run, out, report, started)
+            _catch_up(settings, report, plan, backlog, workers, progress)
+            _latency_phases(settings, report, rates, tails, backlog, workers, progress)
+        _after_the_night(settings, report, plan, workers, alone_before)
+        if logger is not None:
+            _wait_for_the_log(settings, report, logger, base.embedded_dir / f"{run}-logger.log")
+    finally:
+        _stop(started)
+    return _verify_and_write(settings, report, out, json_path, console)
+
+
+def _phase_tails(
+    rates: list[float], latency_s: float, events: int
+) -> tuple[Callable[[bytes], bool], list[list[bytes]]]:
+    """Which events are held back from the backlog for the latency phases, and the lists they go
+    to, one a rate: each phase's share of the TPS is enough events for `latency_s` at its rate, at
+    most half the night in all."""
+    shares = [r * latency_s / max(1, events) for r in rates]
     scale = min(1.0, 0.5 / max(1e-9, sum(shares)))
     edges = [0.0]
     for share in shares:
@@ -422,121 +439,170 @@ def run_bench(
                 return True
         return False
 
+    return in_tail, tails
+
+
+def _produce(
+    settings: Settings,
+    report: BenchReport,
+    events_file: Path,
+    in_tail: Callable[[bytes], bool],
+    progress: Progress,
+) -> int:
+    """Every event of the night but the phases' onto the broker first: the backlog."""
+    task = progress.add_task("producing the backlog", total=report.events)
+    started = time.perf_counter()
     tail: list[bytes] = []
-    workers: list[subprocess.Popen] = []
-    logger: subprocess.Popen | None = None
-    try:
-        with progress_bar(console) as progress:
-            task = progress.add_task("producing the backlog", total=report.events)
-            started = time.perf_counter()
-            backlog = report.backlog_events = asyncio.run(
-                publish(
-                    kafka,
-                    settings.topic(SUBMISSIONS),
-                    backlog_of(events_file, in_tail, tail),
-                    None,
-                    progress=lambda n: progress.update(task, completed=n),
-                )
-            )
-            progress.update(task, total=backlog)
-            report.tail_events = len(tail)
-            report.produce_events_per_s = backlog / (time.perf_counter() - started)
-            report.baseline_events_per_s = asyncio.run(baseline(settings, kafka, backlog, progress))
-            report.necessary_events_per_s = necessary(settings, run, n_workers, backlog, progress)
-            report.verify_us, report.signed_bytes = verify_cost(settings, events_file)
+    backlog = report.backlog_events = asyncio.run(
+        publish(
+            settings.kafka,
+            settings.topic(SUBMISSIONS),
+            backlog_of(events_file, in_tail, tail),
+            None,
+            progress=lambda n: progress.update(task, completed=n),
+        )
+    )
+    progress.update(task, total=backlog)
+    report.tail_events = len(tail)
+    report.produce_events_per_s = backlog / (time.perf_counter() - started)
+    return backlog
 
-            started = time.perf_counter()
-            workers = [
-                start_worker(settings, f"{run}-worker-{i}.log", loglevel="info")
-                for i in range(n_workers)
-            ]
-            if with_log:
-                logged = settings.override(operator_key=str(out / "operator.key"))
-                logger = subprocess.Popen(
-                    [sys.executable, "-m", "streams", "logger", "--create-key"],
-                    env={**os.environ, **logged.as_env()},
-                    stdout=(base.embedded_dir / f"{run}-logger.log").open("wb"),
-                    stderr=subprocess.STDOUT,
-                )
-            logs = [base.embedded_dir / f"{run}-worker-{i}.log" for i in range(n_workers)]
-            while not all(p.exists() and b"leases taken" in p.read_bytes() for p in logs):
-                if (
-                    any(w.poll() is not None for w in workers)
-                    or time.perf_counter() - started > 120
-                ):
-                    raise RuntimeError(f"a worker did not join the group; see {logs}")
-                time.sleep(0.05)
-            report.join_s = time.perf_counter() - started
-            joined = time.perf_counter()
-            servers_before = server_cpu(settings)
-            wait_caught_up(settings, backlog, timeout_s=3600, progress=progress, workers=workers)
-            report.catch_up_s = time.perf_counter() - joined
-            clickhouse_cpu, broker_cpu = (
-                b - a for a, b in zip(servers_before, server_cpu(settings), strict=True)
-            )
-            report.clickhouse_cpu_us_per_event = round(1e6 * clickhouse_cpu / backlog, 1)
-            report.broker_cpu_us_per_event = round(1e6 * broker_cpu / backlog, 1)
-            report.events_per_s = backlog / report.catch_up_s
-            report.ratio_to_baseline = report.events_per_s / report.baseline_events_per_s
-            report.ratio_to_necessary = report.events_per_s / report.necessary_events_per_s
-            report.rate_2024_events_per_s = RATE_2024_TPS_PER_S * len(plan.ballots)
-            report.times_2024_rate = round(report.events_per_s / report.rate_2024_events_per_s, 1)
-            report.backlog_arrival_s_at_2024_rate = round(
-                backlog / report.rate_2024_events_per_s, 1
-            )
 
-            sent = backlog
-            for offered, part in zip(rates, tails, strict=True):
-                if not part:
-                    continue
-                sent += len(part)
-                measured = offer(settings, part, offered, sent, workers, progress)
-                report.phases.append(dict(zip(PHASE_FIELDS, (offered, *measured), strict=True)))
-            if report.phases:
-                last = report.phases[-1]
-                report.latency_events = last["events"]
-                report.offered_rate_measured = last["measured"]
-                report.latency_p50_ms, report.latency_p99_ms = last["p50_ms"], last["p99_ms"]
-                held = [p["offered"] for p in report.phases if p["p99_ms"] < HELD_P99_MS]
-                report.rate_held = max(held) if held else None
-        for ballot in (b for b in plan.ballots if b in LEGISLATIVE):
-            started = time.perf_counter()
-            seats(connect(settings), ballot, settings.dpr_threshold)
-            report.seats_s[ballot] = round(time.perf_counter() - started, 3)
-        for proc in workers:
-            cpu, rss = proc_stats(proc.pid)
-            report.worker_cpu_s.append(round(cpu, 1))
-            report.worker_peak_rss_mib.append(round(rss, 1))
-        report.worker_cpu_us_per_event = round(1e6 * sum(report.worker_cpu_s) / report.events, 1)
-        report.verify_alone_before_us = alone_before
-        report.verify_alone_after_us = verification_us(report.signed_bytes or SIGNED_BYTES_GUESS)
-        report.verify_alone_us = min(alone_before, report.verify_alone_after_us)
-        report.worker_per_verify = round(report.worker_cpu_us_per_event / report.verify_alone_us, 2)
-        if logger is not None:
-            client, caught = connect(settings), time.perf_counter()
-            applied = client.command(
-                "SELECT count() FROM tally_decisions FINAL WHERE decision = 'applied'"
-            )
-            while (client.command("SELECT max(size) FROM log_checkpoints") or 0) < applied:
-                if logger.poll() is not None or time.perf_counter() - caught > 1800:
-                    raise RuntimeError(
-                        "the logger fell behind or died; see "
-                        f"{base.embedded_dir / f'{run}-logger.log'}"
-                    )
-                time.sleep(0.5)
-            report.log_behind_s = round(time.perf_counter() - caught, 1)
-            report.log_leaves = int(applied)
-            report.logger_cpu_s, report.logger_peak_rss_mib = (
-                round(x, 1) for x in proc_stats(logger.pid)
-            )
-    finally:
-        for proc in [*workers, *([logger] if logger else [])]:
-            proc.terminate()
-        for proc in [*workers, *([logger] if logger else [])]:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+def _start(
+    settings: Settings,
+    base: Settings,
+    run: str,
+    out: Path,
+    report: BenchReport,
+    started: list[subprocess.Popen],
+) -> tuple[list[subprocess.Popen], subprocess.Popen | None]:
+    """The workers (and with the log, its appender), until every worker holds its leases."""
+    began = time.perf_counter()
+    logs = [base.embedded_dir / f"{run}-worker-{i}.log" for i in range(report.workers)]
+    workers = [start_worker(settings, log.name, loglevel="info") for log in logs]
+    started += workers
+    logger = None
+    if report.log:
+        logged = settings.override(operator_key=str(out / "operator.key"))
+        logger = subprocess.Popen(
+            [sys.executable, "-m", "streams", "logger", "--create-key"],
+            env={**os.environ, **logged.as_env()},
+            stdout=(base.embedded_dir / f"{run}-logger.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        started.append(logger)
+    while not all(p.exists() and b"leases taken" in p.read_bytes() for p in logs):
+        if any(w.poll() is not None for w in workers) or time.perf_counter() - began > 120:
+            raise RuntimeError(f"a worker did not join the group; see {logs}")
+        time.sleep(0.05)
+    report.join_s = time.perf_counter() - began
+    return workers, logger
+
+
+def _catch_up(
+    settings: Settings,
+    report: BenchReport,
+    plan: Plan,
+    backlog: int,
+    workers: list[subprocess.Popen],
+    progress: Progress,
+) -> None:
+    """The backlog counted: events/s, its ratios, and the servers' CPU an event meanwhile."""
+    joined = time.perf_counter()
+    servers_before = server_cpu(settings)
+    wait_caught_up(settings, backlog, timeout_s=3600, progress=progress, workers=workers)
+    report.catch_up_s = time.perf_counter() - joined
+    clickhouse_cpu, broker_cpu = (
+        b - a for a, b in zip(servers_before, server_cpu(settings), strict=True)
+    )
+    report.clickhouse_cpu_us_per_event = round(1e6 * clickhouse_cpu / backlog, 1)
+    report.broker_cpu_us_per_event = round(1e6 * broker_cpu / backlog, 1)
+    report.events_per_s = backlog / report.catch_up_s
+    report.ratio_to_baseline = report.events_per_s / report.baseline_events_per_s
+    report.ratio_to_necessary = report.events_per_s / report.necessary_events_per_s
+    report.rate_2024_events_per_s = RATE_2024_TPS_PER_S * len(plan.ballots)
+    report.times_2024_rate = round(report.events_per_s / report.rate_2024_events_per_s, 1)
+    report.backlog_arrival_s_at_2024_rate = round(backlog / report.rate_2024_events_per_s, 1)
+
+
+def _latency_phases(
+    settings: Settings,
+    report: BenchReport,
+    rates: list[float],
+    tails: list[list[bytes]],
+    backlog: int,
+    workers: list[subprocess.Popen],
+    progress: Progress,
+) -> None:
+    """Each rate offered in turn, lowest first, and the highest whose p99 stays under 1 s."""
+    sent = backlog
+    for offered, part in zip(rates, tails, strict=True):
+        if not part:
+            continue
+        sent += len(part)
+        measured = offer(settings, part, offered, sent, workers, progress)
+        report.phases.append(dict(zip(PHASE_FIELDS, (offered, *measured), strict=True)))
+    if report.phases:
+        last = report.phases[-1]
+        report.latency_events = last["events"]
+        report.offered_rate_measured = last["measured"]
+        report.latency_p50_ms, report.latency_p99_ms = last["p50_ms"], last["p99_ms"]
+        held = [p["offered"] for p in report.phases if p["p99_ms"] < HELD_P99_MS]
+        report.rate_held = max(held) if held else None
+
+
+def _after_the_night(
+    settings: Settings,
+    report: BenchReport,
+    plan: Plan,
+    workers: list[subprocess.Popen],
+    alone_before: float,
+) -> None:
+    """The seats' time, the workers' CPU and RSS, and the yardstick measured again."""
+    for ballot in (b for b in plan.ballots if b in LEGISLATIVE):
+        started = time.perf_counter()
+        seats(connect(settings), ballot, settings.dpr_threshold)
+        report.seats_s[ballot] = round(time.perf_counter() - started, 3)
+    for proc in workers:
+        cpu, rss = proc_stats(proc.pid)
+        report.worker_cpu_s.append(round(cpu, 1))
+        report.worker_peak_rss_mib.append(round(rss, 1))
+    report.worker_cpu_us_per_event = round(1e6 * sum(report.worker_cpu_s) / report.events, 1)
+    report.verify_alone_before_us = alone_before
+    report.verify_alone_after_us = verification_us(report.signed_bytes or SIGNED_BYTES_GUESS)
+    report.verify_alone_us = min(alone_before, report.verify_alone_after_us)
+    report.worker_per_verify = round(report.worker_cpu_us_per_event / report.verify_alone_us, 2)
+
+
+def _wait_for_the_log(
+    settings: Settings, report: BenchReport, logger: subprocess.Popen, log_path: Path
+) -> None:
+    """Until the log's last checkpoint covers every applied tally: how far it was behind."""
+    client, caught = connect(settings), time.perf_counter()
+    applied = client.command("SELECT count() FROM tally_decisions FINAL WHERE decision = 'applied'")
+    while (client.command("SELECT max(size) FROM log_checkpoints") or 0) < applied:
+        if logger.poll() is not None or time.perf_counter() - caught > 1800:
+            raise RuntimeError(f"the logger fell behind or died; see {log_path}")
+        time.sleep(0.5)
+    report.log_behind_s = round(time.perf_counter() - caught, 1)
+    report.log_leaves = int(applied)
+    report.logger_cpu_s, report.logger_peak_rss_mib = (round(x, 1) for x in proc_stats(logger.pid))
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    for proc in processes:
+        proc.terminate()
+    for proc in processes:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _verify_and_write(
+    settings: Settings, report: BenchReport, out: Path, json_path: Path | None, console: Console
+) -> int:
+    """`verify` against the simulator's truth, then the report: printed, and written if asked."""
     truth, tps_file = out / TRUTH, out / TRUTH_TPS
     verify_started = time.perf_counter()
     with progress_bar(console) as progress:

@@ -215,6 +215,7 @@ def simulate(
 ) -> None:
     """Act as the ingestion gateways: build a registry of N TPS and produce one tally per TPS and
     ballot."""
+    # Long because typer declares each of the simulator's options as a parameter above.
     from streams.gateways.gateway import run_simulation
     from streams.gateways.simulate import Plan
 

@@ -21,7 +21,7 @@ from clickhouse_connect.driver.client import Client
 from streams.core.moments import MomentError, moment_text
 from streams.core.regions import digits
 from streams.core.seats import LEGISLATIVE
-from streams.read.answers import anomalies, dapil_view, region_results, tps_detail
+from streams.read.answers import ContestIndex, anomalies, dapil_view, region_results, tps_detail
 from streams.read.cache import ResponseCache
 from streams.read.changes import DEFAULT_LIMIT, Cursor, changes
 from streams.read.dapils import DapilError, ballot_view, dapil_list, dapil_of, seats_of
@@ -219,9 +219,11 @@ class Tps:
 
     def __init__(self, reader: Reader) -> None:
         self.reader = reader
+        self.contests = ContestIndex(reader.client)
 
     def detail(self, r: web.Request) -> dict:
-        return tps_detail(self.reader.client, r.match_info["code"], r.query.get("ballot"))
+        code, ballot = r.match_info["code"], r.query.get("ballot")
+        return tps_detail(self.reader.client, code, ballot, self.contests)
 
     def routes(self) -> Routes:
         return [("/api/tps/{code}", self.reader.cached(self.detail, "/api/tps/{code}"))]
