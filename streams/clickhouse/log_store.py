@@ -178,33 +178,11 @@ class LogAppender:
             b: BallotTotals(t.tps, t.invalid, t.voters, dict(t.votes))
             for b, t in state.totals.items()
         }
-        for (
-            decided_at,
-            ballot,
-            tps,
-            key,
-            step,
-            event,
-            source,
-            deltas,
-            reported,
-            invalid,
-            voters,
-        ) in rows:
-            revision = int(key)
-            partition, _, offset = source.partition(":")
-            applied_at = moment_text(_utc(decided_at))
-            leaf = leaf_bytes(
-                event.encode(),
-                revision,
-                revision - step,
-                applied_at,
-                int(partition or 0),
-                int(offset or 0),
-            )
-            h = merkle.leaf_hash(leaf)
+        for row in rows:
+            ballot, tps, deltas, reported, invalid, voters = (row[i] for i in (1, 2, 7, 8, 9, 10))
             index = first + len(leaves)
-            leaves.append((index, ballot, tps, revision, _utc(decided_at), leaf, h))
+            revision, decided, leaf, h = _leaf(row)
+            leaves.append((index, ballot, tps, revision, decided, leaf, h))
             # A subtree of level L completed by leaf `index` covers the 2^L leaves ending there.
             nodes += [
                 (level, ((index + 1) >> level) - 1, node)
@@ -322,3 +300,19 @@ def proof_nodes(build: Callable[[merkle.SubtreeHash], list[bytes]], fetch) -> li
         return merkle.node_hash(subtree(start, start + k), subtree(start + k, end))
 
     return build(subtree)
+
+
+def _leaf(row: tuple) -> tuple[int, datetime, bytes, bytes]:
+    """A change row of CHANGES as the log's leaf: (revision, decided at, leaf bytes, leaf hash)."""
+    decided_at, _, _, key, step, event, source = row[:7]
+    revision = int(key)
+    partition, _, offset = source.partition(":")
+    leaf = leaf_bytes(
+        event.encode(),
+        revision,
+        revision - step,
+        moment_text(_utc(decided_at)),
+        int(partition or 0),
+        int(offset or 0),
+    )
+    return revision, _utc(decided_at), leaf, merkle.leaf_hash(leaf)

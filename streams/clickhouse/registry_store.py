@@ -44,6 +44,41 @@ GROUP BY ballot, level, region
 """
 
 
+def _region_row(record: dict) -> tuple:
+    return (record["code"], record["name"], record["level"], record.get("parent", ""))
+
+
+def _tps_row(record: dict) -> tuple:
+    return (record["code"], int(record["dpt"]), int(record.get("ballots") or 0))
+
+
+def _contest_row(record: dict) -> tuple:
+    return (
+        record["ballot"],
+        record["dapil"],
+        record.get("name", record["dapil"]),
+        list(record["regions"]),
+        [c["code"] for c in record["choices"]],
+        [c.get("name", c["code"]) for c in record["choices"]],
+        int(record.get("seats", 0)),
+    )
+
+
+def _key_row(record: dict) -> tuple:
+    key = key_from_record(record)  # refuses a key that is not 32 bytes of base64
+    return (
+        record["key_id"],
+        key.tps,
+        record["public_key"],
+        _utc(key.valid_from),
+        _utc(key.valid_until),
+        _utc(key.revoked_at),
+    )
+
+
+ROW_OF = {"region": _region_row, "tps": _tps_row, "contest": _contest_row, "key": _key_row}
+
+
 def load_registry(client: Client, records: Iterable[dict]) -> dict[str, int]:
     """Replace the registry in ClickHouse with these records; returns counts per record type."""
     for table in REGISTRY_TABLES:
@@ -81,38 +116,11 @@ def load_registry(client: Client, records: Iterable[dict]) -> dict[str, int]:
     while chunk := list(islice(iterator, CHUNK)):
         for record in chunk:
             kind = record.get("type")
-            if kind == "region":
-                regions.append(
-                    (record["code"], record["name"], record["level"], record.get("parent", ""))
-                )
-            elif kind == "tps":
-                tps.append((record["code"], int(record["dpt"]), int(record.get("ballots") or 0)))
-            elif kind == "contest":
-                contests.append(
-                    (
-                        record["ballot"],
-                        record["dapil"],
-                        record.get("name", record["dapil"]),
-                        list(record["regions"]),
-                        [c["code"] for c in record["choices"]],
-                        [c.get("name", c["code"]) for c in record["choices"]],
-                        int(record.get("seats", 0)),
-                    )
-                )
-            elif kind == "key":
-                key = key_from_record(record)  # refuses a key that is not 32 bytes of base64
-                keys.append(
-                    (
-                        record["key_id"],
-                        key.tps,
-                        record["public_key"],
-                        _utc(key.valid_from),
-                        _utc(key.valid_until),
-                        _utc(key.revoked_at),
-                    )
-                )
-            else:
+            if kind not in ROW_OF:
                 raise ValueError(f"unknown registry record type {kind!r}")
+            {"region": regions, "tps": tps, "contest": contests, "key": keys}[kind].append(
+                ROW_OF[kind](record)
+            )
             counts[kind] += 1
         flush()
     client.command(TPS_TOTALS_SQL)

@@ -381,6 +381,19 @@ async def _stream(
         return web.Response(
             status=500, text=message + "\n", headers={"X-ClickHouse-Query-Id": query_id}
         )
+    return await _relay(request, first, chunks, query_id, worker, gone)
+
+
+async def _relay(
+    request: web.Request,
+    first: bytes,
+    chunks: asyncio.Queue[bytes | BaseException | None],
+    query_id: str,
+    worker: asyncio.Task,
+    gone: threading.Event,
+) -> web.StreamResponse:
+    """The stream's chunks to the reader as they come, an error after the first as ClickHouse
+    marks it; then the reading thread let go."""
     tag = secrets.token_hex(8)
     response = web.StreamResponse(
         headers={
@@ -450,6 +463,59 @@ def user_of(request: web.Request, users: Mapping[str, str]) -> str | None:
     )
 
 
+def _statement(query: bytes, body: bytes) -> tuple[bytes, bytes | None]:
+    """The statement and an insert's data, from the `query` parameter and the body as
+    clickhouse-connect sends them: the statement in the URL and the data in the body, the statement
+    in the body, or an insert's statement and its data (after the FORMAT clause) in the body."""
+    sql, data = query, None
+    if sql and _INSERT.match(sql) and body:
+        data = body  # statement in the URL, data in the body
+    elif sql:
+        sql = sql + b"\n" + body if body else sql
+    else:
+        sql = body
+    if data is None and _INSERT.match(sql):
+        match = _INSERT_FORMAT.match(sql)
+        if match and len(match.group(0)) < len(sql):
+            data = sql[match.end() :]
+            sql = sql[: match.end()]
+    return sql, data
+
+
+def _error(exc: Exception, query_id: str) -> web.Response:
+    """An error as ClickHouse answers it: a refusal 403 or 400, an engine error 500; with its
+    code."""
+    message = str(exc)
+    code = _ERROR_CODE.search(message)
+    if isinstance(exc, Refused):
+        status = 403 if "ACCESS_DENIED" in message or "READONLY" in message else 400
+        text = message
+    else:
+        status = 500
+        text = message if message.startswith("Code:") else f"Code: 1000. DB::Exception: {message}"
+    return web.Response(
+        status=status,
+        text=text + "\n",
+        headers={
+            "X-ClickHouse-Exception-Code": code.group(1) if code else "1000",
+            "X-ClickHouse-Query-Id": query_id,
+        },
+    )
+
+
+def _answer(payload: bytes, fmt: str, summary: dict, query_id: str) -> web.Response:
+    return web.Response(
+        body=payload,
+        headers={
+            "X-ClickHouse-Format": fmt,
+            "X-ClickHouse-Query-Id": query_id,
+            "X-ClickHouse-Timezone": "UTC",
+            "X-ClickHouse-Server-Display-Name": "tally-embedded-chdb",
+            "X-ClickHouse-Summary": orjson.dumps({k: str(v) for k, v in summary.items()}).decode(),
+        },
+    )
+
+
 def make_app(
     engine: ChdbEngine,
     users: Mapping[str, str],
@@ -477,19 +543,7 @@ def make_app(
             )
         try:
             body = _decode_body(await request.read(), request.headers.get("Content-Encoding", ""))
-            sql = params.get("query", "").encode()
-            data: bytes | None = None
-            if sql and _INSERT.match(sql) and body:
-                data = body  # statement in the URL, data in the body
-            elif sql:
-                sql = sql + b"\n" + body if body else sql
-            else:
-                sql = body
-            if data is None and _INSERT.match(sql):
-                match = _INSERT_FORMAT.match(sql)
-                if match and len(match.group(0)) < len(sql):
-                    data = sql[match.end() :]
-                    sql = sql[: match.end()]
+            sql, data = _statement(params.get("query", "").encode(), body)
             if not sql.strip():
                 return web.Response(text="Ok.\n")
             check_statement(
@@ -507,41 +561,10 @@ def make_app(
                 params.get("default_format", "TabSeparated"),
                 query_id,
             )
-        except Refused as exc:
-            return web.Response(
-                status=403 if "ACCESS_DENIED" in str(exc) or "READONLY" in str(exc) else 400,
-                text=f"{exc}\n",
-                headers={
-                    "X-ClickHouse-Exception-Code": _ERROR_CODE.search(str(exc)).group(1),
-                    "X-ClickHouse-Query-Id": query_id,
-                },
-            )
         except Exception as exc:  # every engine error goes back to the client, as ClickHouse does
-            message = str(exc)
-            code = _ERROR_CODE.search(message)
-            if not message.startswith("Code:"):
-                message = f"Code: 1000. DB::Exception: {message}"
-            return web.Response(
-                status=500,
-                text=message + "\n",
-                headers={
-                    "X-ClickHouse-Exception-Code": code.group(1) if code else "1000",
-                    "X-ClickHouse-Query-Id": query_id,
-                },
-            )
+            return _error(exc, query_id)
         summary["elapsed_ns"] = int((time.perf_counter() - started) * 1e9)
-        return web.Response(
-            body=payload,
-            headers={
-                "X-ClickHouse-Format": fmt,
-                "X-ClickHouse-Query-Id": query_id,
-                "X-ClickHouse-Timezone": "UTC",
-                "X-ClickHouse-Server-Display-Name": "tally-embedded-chdb",
-                "X-ClickHouse-Summary": orjson.dumps(
-                    {k: str(v) for k, v in summary.items()}
-                ).decode(),
-            },
-        )
+        return _answer(payload, fmt, summary, query_id)
 
     app = web.Application(client_max_size=MAX_BODY)
     app[STREAMING] = set()

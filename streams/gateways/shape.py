@@ -488,61 +488,44 @@ def _contests(
     contests: list[dict] = []
     local = ACEH_LOCAL_PARTIES if pcode == ACEH else ()
     if "DPR" in ballots:
-        for i, regions in enumerate(
-            _dapils(regencies, dapils.get(f"DPR-{pcode}", len(regencies) // 6)), 1
-        ):
+        count = dapils.get(f"DPR-{pcode}", len(regencies) // 6)
+        for i, regions in enumerate(_dapils(regencies, count), 1):
             contests.append(
-                {
-                    "type": "contest",
-                    "ballot": "DPR",
-                    "dapil": f"DPR-{pcode}-{i:02d}",
-                    "name": f"{pname} {i}",
-                    "regions": regions,
-                    "parties": NATIONAL_PARTIES,
-                }
+                _contest("DPR", f"DPR-{pcode}-{i:02d}", f"{pname} {i}", regions, NATIONAL_PARTIES)
             )
     if "DPD" in ballots:
-        contests.append(
-            {
-                "type": "contest",
-                "ballot": "DPD",
-                "dapil": f"DPD-{pcode}",
-                "name": pname,
-                "regions": [pcode],
-            }
-        )
+        contests.append(_contest("DPD", f"DPD-{pcode}", pname, [pcode]))
     if "DPRD_PROV" in ballots:
-        for i, regions in enumerate(
-            _dapils(regencies, dapils.get(f"DPRD_PROV-{pcode}", round(len(regencies) * 301 / 514))),
-            1,
-        ):
-            contests.append(
-                {
-                    "type": "contest",
-                    "ballot": "DPRD_PROV",
-                    "dapil": f"DPRDP-{pcode}-{i:02d}",
-                    "name": f"{pname} {i}",
-                    "regions": regions,
-                    "parties": NATIONAL_PARTIES + local,
-                }
-            )
+        count = dapils.get(f"DPRD_PROV-{pcode}", round(len(regencies) * 301 / 514))
+        for i, regions in enumerate(_dapils(regencies, count), 1):
+            dapil, name = f"DPRDP-{pcode}-{i:02d}", f"{pname} {i}"
+            contests.append(_contest("DPRD_PROV", dapil, name, regions, NATIONAL_PARTIES + local))
     if "DPRD_KAB" in ballots and pcode != DKI:  # DKI Jakarta elects no DPRD kab/kota
         for rcode in regencies:
             own = districts.get(rcode) or [rcode]
-            for i, regions in enumerate(
-                _dapils(own, dapils.get(f"DPRD_KAB-{rcode}", round(len(own) * 2325 / 7277))), 1
-            ):
+            count = dapils.get(f"DPRD_KAB-{rcode}", round(len(own) * 2325 / 7277))
+            for i, regions in enumerate(_dapils(own, count), 1):
+                dapil, name = f"DPRDK-{rcode}-{i:02d}", f"Kab/Kota {rcode} {i}"
                 contests.append(
-                    {
-                        "type": "contest",
-                        "ballot": "DPRD_KAB",
-                        "dapil": f"DPRDK-{rcode}-{i:02d}",
-                        "name": f"Kab/Kota {rcode} {i}",
-                        "regions": regions,
-                        "parties": NATIONAL_PARTIES + local,
-                    }
+                    _contest("DPRD_KAB", dapil, name, regions, NATIONAL_PARTIES + local)
                 )
     return contests
+
+
+def _contest(
+    ballot: str, dapil: str, name: str, regions: list[str], parties: tuple | None = None
+) -> dict:
+    """A contest record before its seats and choices; DPD's has no parties."""
+    contest = {
+        "type": "contest",
+        "ballot": ballot,
+        "dapil": dapil,
+        "name": name,
+        "regions": regions,
+    }
+    if parties is not None:
+        contest["parties"] = parties
+    return contest
 
 
 def registry_records(shape: Shape) -> Iterator[dict]:

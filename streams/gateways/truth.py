@@ -114,12 +114,7 @@ class Truth:
         for ballot in sorted({ballot for ballot, _ in self.current}):
             if not fine:
                 choices = {e.dapil: e.choices for (b, _), e in self.current.items() if b == ballot}
-                fh.write(
-                    orjson.dumps(
-                        {"ballot": ballot, "level": "choices", "scope": "", "choices": choices}
-                    )
-                    + b"\n"
-                )
+                _write(fh, {"ballot": ballot, "level": "choices", "scope": "", "choices": choices})
             whole: dict[str, dict[str, dict]] = {level: {} for level in WHOLE_LEVELS}
             codes = sorted(tps for b, tps in self.current if b == ballot)
             for province, in_province in itertools.groupby(codes, key=lambda tps: tps[:2]):
@@ -127,68 +122,21 @@ class Truth:
                 for code, district in fine_regions["district"].items():
                     for level in WHOLE_LEVELS:
                         into = self._region(whole[level], ballot, level, region_of(code, level))
-                        _add(
-                            into,
-                            district["votes"].items(),
-                            district["invalid"],
-                            district["tps_reported"],
-                        )
-                for level in ("district", "village"):
-                    if not fine:
-                        totals = {
-                            code: r["tps_total"] for code, r in sorted(fine_regions[level].items())
-                        }
-                        fh.write(
-                            orjson.dumps(
-                                {
-                                    "ballot": ballot,
-                                    "level": level,
-                                    "scope": province,
-                                    "tps_total": totals,
-                                }
-                            )
-                            + b"\n"
-                        )
-                        continue
-                    regions = _reported(ballot, level, dict(sorted(fine_regions[level].items())))
-                    fh.write(
-                        orjson.dumps(
-                            {
-                                "ballot": ballot,
-                                "level": level,
-                                "scope": province,
-                                "regions": regions,
-                            }
-                        )
-                        + b"\n"
-                    )
-                if fine:
-                    fh.write(
-                        orjson.dumps(
-                            {
-                                "ballot": ballot,
-                                "level": "tps",
-                                "scope": province,
-                                "regions": tps_regions,
-                            }
-                        )
-                        + b"\n"
-                    )
+                        votes = district["votes"].items()
+                        _add(into, votes, district["invalid"], district["tps_reported"])
+                for line in _province_lines(ballot, province, tps_regions, fine_regions, fine):
+                    _write(fh, line)
             for level in WHOLE_LEVELS:
                 regions = _reported(ballot, level, dict(sorted(whole[level].items())))
-                fh.write(
-                    orjson.dumps(
-                        {"ballot": ballot, "level": level, "scope": "", "regions": regions}
-                    )
-                    + b"\n"
-                )
+                _write(fh, {"ballot": ballot, "level": level, "scope": "", "regions": regions})
             if ballot in LEGISLATIVE:
                 for line in self._dapil_lines(ballot):
-                    fh.write(orjson.dumps(line) + b"\n")
+                    _write(fh, line)
 
     def _dapil_lines(self, ballot: str) -> list[dict]:
-        """A legislative ballot's dapils (votes per choice, party totals, TPS) and the seats they
-        elect, summed here from the tallies, apart from the read side's queries."""
+        """A legislative ballot's dapils (votes per choice, party totals, TPS), summed here from the
+        tallies, apart from the read side's queries; and the threshold its seats are elected
+        with."""
         summed: dict[str, list] = {}  # dapil -> [counts by choice, invalid, reported]
         choices_of: dict[str, tuple[str, ...]] = {}
         for (b, _), entry in self.current.items():
@@ -274,6 +222,32 @@ class Truth:
 
     def as_json(self) -> dict:
         return merge_truth(self.groups())
+
+
+def _write(fh: IO[bytes], line: dict) -> None:
+    fh.write(orjson.dumps(line) + b"\n")
+
+
+def _province_lines(
+    ballot: str,
+    province: str,
+    tps_regions: dict[str, dict],
+    fine_regions: dict[str, dict[str, dict]],
+    fine: bool,
+) -> list[dict]:
+    """One province's district and village lines (their TPS totals only, without `fine`) and,
+    with `fine`, its TPS line."""
+    lines = []
+    for level in ("district", "village"):
+        if not fine:
+            totals = {code: r["tps_total"] for code, r in sorted(fine_regions[level].items())}
+            lines.append({"ballot": ballot, "level": level, "scope": province, "tps_total": totals})
+            continue
+        regions = _reported(ballot, level, dict(sorted(fine_regions[level].items())))
+        lines.append({"ballot": ballot, "level": level, "scope": province, "regions": regions})
+    if fine:
+        lines.append({"ballot": ballot, "level": "tps", "scope": province, "regions": tps_regions})
+    return lines
 
 
 def merge_truth(groups: Iterable[dict]) -> dict:

@@ -8,7 +8,9 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+from clickhouse_connect.driver.client import Client
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -173,26 +175,8 @@ def run_demo(base: Settings, n_tps: int, seed: int, serve_port: int | None = 808
         ) as progress:
             wait_caught_up(settings, produced, progress=progress, workers=[worker])
         client = connect(settings)
-        differences = verify(client, read_truth(out / TRUTH), tps_file=out / TRUTH_TPS)
-        names = choice_names(client, "PPWP")
-        print_results(results(client, "PPWP", "national"), console)
-        print_results({**results(client, "PPWP", "province"), "names": names}, console)
-        print_seats(seats(client, "DPR", settings.dpr_threshold), console)
-        decided = dict(
-            client.query(
-                "SELECT decision, count() FROM tally_decisions FINAL GROUP BY decision"
-            ).result_rows
-        )
-        console.print(
-            "decisions: "
-            + ", ".join(f"{name} {count:,}" for name, count in sorted(decided.items()))
-        )
-        if differences:
-            console.print(
-                "[red]verify: ClickHouse differs from the truth[/]\n" + "\n".join(differences)
-            )
+        if not _report(settings, client, out, console):
             return 1
-        console.print("[green]verify: totals are exact at every level[/]")
         show_log(settings, client, console)
     finally:
         for proc in (worker, logger):
@@ -202,22 +186,8 @@ def run_demo(base: Settings, n_tps: int, seed: int, serve_port: int | None = 808
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    plain = servers.without_credentials(
-        ch_url
-    )  # `tally` commands of this data dir add the credentials
-    reader = servers.clickhouse_users(base)[servers.READER]
     servers.remember_night(base, DEMO_DATABASE, settings.namespace)
-    console.print(
-        "\nThe servers keep running (stop them with [bold].venv/bin/tally down[/]). Files of this "
-        f"run: {out}\n"
-        "This night is now the one every tally command on this data dir reads (.venv/bin/tally):\n"
-        "  tally results --level regency --region 32    tally seats --ballot DPRD_PROV\n"
-        "  tally changes --region 32                    tally status    tally serve\n"
-        f"or ClickHouse itself: curl -u tally_reader:{reader} '{plain}/?database={DEMO_DATABASE}' "
-        "--data-binary "
-        "\"SELECT region, choice, sum(votes) FROM region_totals WHERE level='province' GROUP BY "
-        'ALL ORDER BY ALL"'
-    )
+    _what_next(base, ch_url, out, console)
     if serve_port is not None:
         console.print(
             f"\n[bold]The results page: http://127.0.0.1:{serve_port}/[/]  (Ctrl-C stops it)"
@@ -229,3 +199,47 @@ def run_demo(base: Settings, n_tps: int, seed: int, serve_port: int | None = 808
             "(stop them with [bold].venv/bin/tally down[/])."
         )
     return 0
+
+
+def _report(settings: Settings, client: Client, out: Path, console: Console) -> bool:
+    """The night checked against its truth, its results, seats and decisions printed; whether it
+    was exact."""
+    differences = verify(client, read_truth(out / TRUTH), tps_file=out / TRUTH_TPS)
+    names = choice_names(client, "PPWP")
+    print_results(results(client, "PPWP", "national"), console)
+    print_results({**results(client, "PPWP", "province"), "names": names}, console)
+    print_seats(seats(client, "DPR", settings.dpr_threshold), console)
+    decided = dict(
+        client.query(
+            "SELECT decision, count() FROM tally_decisions FINAL GROUP BY decision"
+        ).result_rows
+    )
+    console.print(
+        "decisions: " + ", ".join(f"{name} {count:,}" for name, count in sorted(decided.items()))
+    )
+    if differences:
+        console.print(
+            "[red]verify: ClickHouse differs from the truth[/]\n" + "\n".join(differences)
+        )
+        return False
+    console.print("[green]verify: totals are exact at every level[/]")
+    return True
+
+
+def _what_next(base: Settings, ch_url: str, out: Path, console: Console) -> None:
+    """What still runs, and how to read this night with tally and with ClickHouse itself."""
+    plain = servers.without_credentials(
+        ch_url
+    )  # `tally` commands of this data dir add the credentials
+    reader = servers.clickhouse_users(base)[servers.READER]
+    console.print(
+        "\nThe servers keep running (stop them with [bold].venv/bin/tally down[/]). Files of this "
+        f"run: {out}\n"
+        "This night is now the one every tally command on this data dir reads (.venv/bin/tally):\n"
+        "  tally results --level regency --region 32    tally seats --ballot DPRD_PROV\n"
+        "  tally changes --region 32                    tally status    tally serve\n"
+        f"or ClickHouse itself: curl -u tally_reader:{reader} '{plain}/?database={DEMO_DATABASE}' "
+        "--data-binary "
+        "\"SELECT region, choice, sum(votes) FROM region_totals WHERE level='province' GROUP BY "
+        'ALL ORDER BY ALL"'
+    )

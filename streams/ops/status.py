@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from clickhouse_connect.driver.client import Client
 from rich.console import Console
 from rich.table import Table
 
@@ -32,105 +33,109 @@ def _part(read: Callable[[], Any]) -> Any:
 def status(settings: Settings) -> dict:
     """Everything `tally status` shows, as JSON."""
     topic = settings.topic(SUBMISSIONS)
+    return {
+        "broker": _part(lambda: _lag(settings, topic)),
+        "clickhouse": _part(lambda: _clickhouse(settings, topic)),
+    }
 
-    def lag() -> dict:
-        offsets = asyncio.run(
-            asyncio.wait_for(
-                partition_lag(
-                    kafka_bootstrap(settings), settings.group_id, topic, kafka_options(settings)
-                ),
-                10,
-            )
-        )
-        partitions = {
-            str(p): {"end": end, "committed": done, "lag": max(0, end - done)}
-            for p, (end, done) in offsets.items()
-        }
-        return {
-            "topic": topic,
-            "partitions": partitions,
-            "lag": sum(p["lag"] for p in partitions.values()),
-        }
 
-    def clickhouse() -> dict:
-        client = connect(settings, read_only=True)
-        leases = {
-            str(p): owner
-            for p, owner in client.query(
-                "SELECT partition, argMax(owner, generation) FROM partition_leases WHERE topic = "
-                "{t:String} GROUP BY partition "
-                "ORDER BY partition",
-                parameters={"t": topic},
-            ).result_rows
-        }
-        decided = dict(
-            client.query(
-                "SELECT decision, count() FROM tally_decisions FINAL GROUP BY decision"
-            ).result_rows
+def _lag(settings: Settings, topic: str) -> dict:
+    auth = kafka_options(settings)
+    offsets = asyncio.run(
+        asyncio.wait_for(
+            partition_lag(kafka_bootstrap(settings), settings.group_id, topic, auth), 10
         )
-        forwarded = {
-            str(p): n
-            for p, n in client.query(
-                "SELECT src_partition, count() FROM tally_forwards FINAL GROUP BY src_partition"
-            ).result_rows
-        }
-        # A partition waits if the worker that holds its lease said so last (a new owner finds out
-        # anew).
-        stalls = {
-            str(p): {"offset": offset, "reason": reason, "worker": worker, "noted_at": str(at)}
-            for p, offset, reason, worker, at in client.query(
-                "SELECT partition, offset, reason, worker, noted_at FROM partition_stalls FINAL "
-                "WHERE topic = {t:String}",
-                parameters={"t": topic},
-            ).result_rows
-            if offset >= 0 and leases.get(str(p), "").startswith(f"{worker}#")
-        }
-        last_minute = client.command(
-            "SELECT count() FROM tally_decisions WHERE decided_at > now64(3) - INTERVAL 60 SECOND"
-        )
-        loads, loaded_at, tps = client.query(
-            "SELECT count(), max(loaded_at), argMax(tps, loaded_at) FROM registry_loads"
-        ).result_rows[0]
-        epochs = client.query(
-            "SELECT epoch, reason, detected_at FROM topic_epochs FINAL WHERE topic = {t:String} "
-            "ORDER BY epoch",
+    )
+    partitions = {
+        str(p): {"end": end, "committed": done, "lag": max(0, end - done)}
+        for p, (end, done) in offsets.items()
+    }
+    return {
+        "topic": topic,
+        "partitions": partitions,
+        "lag": sum(p["lag"] for p in partitions.values()),
+    }
+
+
+def _clickhouse(settings: Settings, topic: str) -> dict:
+    client = connect(settings, read_only=True)
+    leases, stalls = _leases_and_stalls(client, topic)
+    decided = dict(
+        client.query(
+            "SELECT decision, count() FROM tally_decisions FINAL GROUP BY decision"
+        ).result_rows
+    )
+    forwarded = {
+        str(p): n
+        for p, n in client.query(
+            "SELECT src_partition, count() FROM tally_forwards FINAL GROUP BY src_partition"
+        ).result_rows
+    }
+    last_minute = client.command(
+        "SELECT count() FROM tally_decisions WHERE decided_at > now64(3) - INTERVAL 60 SECOND"
+    )
+    loads, loaded_at, tps = client.query(
+        "SELECT count(), max(loaded_at), argMax(tps, loaded_at) FROM registry_loads"
+    ).result_rows[0]
+    epochs = client.query(
+        "SELECT epoch, reason, detected_at FROM topic_epochs FINAL WHERE topic = {t:String} "
+        "ORDER BY epoch",
+        parameters={"t": topic},
+    ).result_rows
+    return {
+        "reachable": True,
+        "leases": leases,
+        # "": a lease released by a worker that stopped cleanly
+        "workers": sorted(set(leases.values()) - {""}),
+        "decisions": decided,
+        # partition -> records that arrived there off their home and were sent home
+        "forwarded": forwarded,
+        "stalled": stalls,
+        "events_per_s_last_minute": round(last_minute / 60, 1),
+        "registry": {
+            "loads": loads,
+            "loaded_at": str(loaded_at) if loads else None,
+            "tps": tps,
+        },
+        "broker_restarts": [
+            {"epoch": e, "reason": r, "detected_at": str(at)} for e, r, at in epochs
+        ],
+        "log_checkpoint": _checkpoint(client),
+    }
+
+
+def _leases_and_stalls(client: Client, topic: str) -> tuple[dict[str, str], dict[str, dict]]:
+    """Who holds each partition, and the partitions that wait on a batch they cannot read: a
+    partition waits if the worker that holds its lease said so last (a new owner finds out anew)."""
+    leases = {
+        str(p): owner
+        for p, owner in client.query(
+            "SELECT partition, argMax(owner, generation) FROM partition_leases WHERE topic = "
+            "{t:String} GROUP BY partition ORDER BY partition",
             parameters={"t": topic},
         ).result_rows
-        checkpoint = client.query(
-            "SELECT size, hex(root), decided_at FROM log_checkpoints FINAL ORDER BY size DESC "
-            "LIMIT 1"
+    }
+    stalls = {
+        str(p): {"offset": offset, "reason": reason, "worker": worker, "noted_at": str(at)}
+        for p, offset, reason, worker, at in client.query(
+            "SELECT partition, offset, reason, worker, noted_at FROM partition_stalls FINAL "
+            "WHERE topic = {t:String}",
+            parameters={"t": topic},
         ).result_rows
-        return {
-            "reachable": True,
-            "leases": leases,
-            "workers": sorted(
-                set(leases.values()) - {""}
-            ),  # "": a lease released by a worker that stopped cleanly
-            "decisions": decided,
-            # partition -> records that arrived there off their home and were sent home
-            "forwarded": forwarded,
-            "stalled": stalls,
-            "events_per_s_last_minute": round(last_minute / 60, 1),
-            "registry": {
-                "loads": loads,
-                "loaded_at": str(loaded_at) if loads else None,
-                "tps": tps,
-            },
-            "broker_restarts": [
-                {"epoch": e, "reason": r, "detected_at": str(at)} for e, r, at in epochs
-            ],
-            "log_checkpoint": (
-                {
-                    "tree_size": checkpoint[0][0],
-                    "root_hash": checkpoint[0][1].lower(),
-                    "decided_at": str(checkpoint[0][2]),
-                }
-                if checkpoint
-                else None
-            ),
-        }
+        if offset >= 0 and leases.get(str(p), "").startswith(f"{worker}#")
+    }
+    return leases, stalls
 
-    return {"broker": _part(lag), "clickhouse": _part(clickhouse)}
+
+def _checkpoint(client: Client) -> dict | None:
+    """The log's newest checkpoint: its size, root and moment."""
+    rows = client.query(
+        "SELECT size, hex(root), decided_at FROM log_checkpoints FINAL ORDER BY size DESC LIMIT 1"
+    ).result_rows
+    if not rows:
+        return None
+    size, root, at = rows[0]
+    return {"tree_size": size, "root_hash": root.lower(), "decided_at": str(at)}
 
 
 def print_status(data: dict, console: Console | None = None) -> None:

@@ -8,12 +8,15 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
 
 from streams.ops.options import ClickHouseOpt, DataDirOpt, fail, settings_from
+
+if TYPE_CHECKING:
+    from streams.core.checkpoint import Checkpoint
 from streams.settings import Settings
 
 log_app = typer.Typer(
@@ -301,7 +304,6 @@ def audit(
     recomputed and compared with the signed checkpoint and with the results as of its moment."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from streams.core.moments import parse_moment
     from streams.core.proofs import ProofError, signed_checkpoint
     from streams.ops.recount import from_api, from_clickhouse, recount
     from streams.read.dapils import DapilError
@@ -325,6 +327,28 @@ def audit(
             lambda n: progress.update(task, completed=n),
             10_000 if api else 50_000,
         )
+    problems = _problems(root, totals, expected, signed, source)
+    if problems:
+        typer.echo("\n".join(problems))
+        fail("audit: the log does not add up", 1)
+    typer.secho(
+        f"audit: {expected.size:,} leaves add up to the signed root and totals, and to the results "
+        f"as of {signed['decided_at']}",
+        fg=typer.colors.GREEN,
+    )
+
+
+def _problems(
+    root: bytes,
+    totals: dict,
+    expected: Checkpoint,
+    signed: dict,
+    source: ClickHouseSource | ApiSource,
+) -> list[str]:
+    """What the recount of the leaves (`root`, `totals`) does not share with the signed checkpoint
+    (`expected`, as `signed`) or with the results as of its moment (`source`)."""
+    from streams.core.moments import parse_moment
+
     problems = []
     if root != expected.root:
         problems.append(
@@ -343,14 +367,7 @@ def audit(
                 f"{ballot}: results as of {signed['decided_at']} say {held}, the leaves "
                 f"{(mine.tps, mine.invalid, mine.voters)}"
             )
-    if problems:
-        typer.echo("\n".join(problems))
-        fail("audit: the log does not add up", 1)
-    typer.secho(
-        f"audit: {expected.size:,} leaves add up to the signed root and totals, and to the results "
-        f"as of {signed['decided_at']}",
-        fg=typer.colors.GREEN,
-    )
+    return problems
 
 
 class ClickHouseSource:

@@ -77,22 +77,7 @@ def changes(
         "arrayExists(r -> startsWith(region, r), {regions:Array(String)})",
     ]
     if since is not None:
-        params.update(
-            t=sql_moment(since.moment),
-            tps=since.tps,
-            rev=revision_key(since.revision) if since.tps else "",
-        )
-        side = "<" if newest_first else ">"
-        # spelt out: chDB 26.9 compares (DateTime64, String, String) tuples wrongly when the first
-        # are equal
-        if since.tps:
-            t = "{t:DateTime64(6, 'UTC')}"
-            where.append(
-                f"(decided_at {side} {t} OR decided_at = {t} AND (region {side} {{tps:String}} "
-                f"OR region = {{tps:String}} AND choice {side} {{rev:String}}))"
-            )
-        else:  # after the moment, or (newest first) as of it
-            where.append(f"decided_at {'<=' if newest_first else '>'} {{t:DateTime64(6, 'UTC')}}")
+        where.append(_after(since, newest_first, params))
     if until is not None:
         params["until"] = sql_moment(until)
         where.append("decided_at <= {until:DateTime64(6, 'UTC')}")
@@ -105,27 +90,7 @@ def changes(
         parameters=params,
         settings=moment_read(),  # no change stamped before a page's last may land after it
     ).result_rows
-    feed = []
-    for decided_at, tps, key, step, deltas, reported, invalid, voters, event_id, gateway in rows:
-        revision = int(key)
-        change = {
-            "tps": tps,
-            "ballot": ballot,
-            "event_id": event_id,
-            "gateway": gateway,
-            "kind": "first count" if reported else "correction",
-            "revision": {"old": revision - step, "new": revision},
-            "votes": {c: n for c, n in sorted(deltas.items()) if n},
-            "invalid": invalid,
-            "voters": voters,
-            "tps_reported": reported,
-            "decided_at": moment_text(
-                decided_at.replace(tzinfo=UTC) if decided_at.tzinfo is None else decided_at
-            ),
-        }
-        if ballot in PARTY_BALLOTS:
-            change["parties"] = {p: n for p, n in party_totals(change["votes"]).items() if n}
-        feed.append(change)
+    feed = [_change(ballot, *row) for row in rows]
     if feed:
         last = feed[-1]
         next_cursor = str(
@@ -141,3 +106,59 @@ def changes(
         "changes": feed,
         "next": next_cursor,
     }
+
+
+def _after(since: Cursor, newest_first: bool, params: dict) -> str:
+    """The condition for the changes after `since` (before it, newest first); its parameters go
+    into `params`."""
+    params.update(
+        t=sql_moment(since.moment),
+        tps=since.tps,
+        rev=revision_key(since.revision) if since.tps else "",
+    )
+    side = "<" if newest_first else ">"
+    # spelt out: chDB 26.9 compares (DateTime64, String, String) tuples wrongly when the first
+    # are equal
+    if since.tps:
+        t = "{t:DateTime64(6, 'UTC')}"
+        return (
+            f"(decided_at {side} {t} OR decided_at = {t} AND (region {side} {{tps:String}} "
+            f"OR region = {{tps:String}} AND choice {side} {{rev:String}}))"
+        )
+    # after the moment, or (newest first) as of it
+    return f"decided_at {'<=' if newest_first else '>'} {{t:DateTime64(6, 'UTC')}}"
+
+
+def _change(
+    ballot: str,
+    decided_at: datetime,
+    tps: str,
+    key: str,
+    step: int,
+    deltas: dict[str, int],
+    reported: int,
+    invalid: int,
+    voters: int,
+    event_id: str,
+    gateway: str,
+) -> dict:
+    """One change row as the feed gives it."""
+    revision = int(key)
+    change = {
+        "tps": tps,
+        "ballot": ballot,
+        "event_id": event_id,
+        "gateway": gateway,
+        "kind": "first count" if reported else "correction",
+        "revision": {"old": revision - step, "new": revision},
+        "votes": {c: n for c, n in sorted(deltas.items()) if n},
+        "invalid": invalid,
+        "voters": voters,
+        "tps_reported": reported,
+        "decided_at": moment_text(
+            decided_at.replace(tzinfo=UTC) if decided_at.tzinfo is None else decided_at
+        ),
+    }
+    if ballot in PARTY_BALLOTS:
+        change["parties"] = {p: n for p, n in party_totals(change["votes"]).items() if n}
+    return change

@@ -131,6 +131,54 @@ def _names() -> tuple[str, str]:
     )
 
 
+def _regions_sql(head: str, sums: str, scope: str) -> str:
+    """The regions file's SELECT: each region's name, dapil, TPS reported of its total, DPT,
+    voters, invalid and valid votes (a TPS's own, or a region's with its denominators)."""
+    if scope == "tps":
+        body = (
+            f"{head}, s.code AS code, concat('TPS ', substring(s.code, 11, 3)) AS name, "
+            "d.dapil AS dapil, "
+            "s.tps_reported AS tps_reported, toUInt32(1) AS tps_total, toUInt64(r.dpt) AS "
+            "registered, "
+            "s.voters AS voters, s.invalid AS invalid, arraySum(mapValues(s.votes)) AS valid "
+            f"FROM ({sums}) AS s "
+            "LEFT JOIN (SELECT tps, dpt FROM registry_tps FINAL) AS r ON r.tps = s.code "
+            f"LEFT JOIN ({_dapil_of('SELECT code AS c FROM (' + sums + ')')}) AS d ON d.code = "
+            "s.code "
+            "WHERE s.tps_reported > 0"
+        )
+    else:
+        names = (
+            "SELECT dapil AS code, name FROM registry_contests FINAL WHERE ballot = {b:String}"
+            if scope == "dapil"
+            else "SELECT code, name FROM regions FINAL WHERE level = {scope:String}"
+        )
+        denominators = (
+            "SELECT m.dapil AS code, sum(t.tps_total) AS tps_total, sum(t.dpt_total) AS "
+            "registered "
+            f"FROM region_tps_total AS t FINAL INNER JOIN ({_members()}) AS m ON t.region = "
+            "m.region "
+            "WHERE t.ballot = {b:String} GROUP BY m.dapil"
+            if scope == "dapil"
+            else "SELECT region AS code, tps_total, dpt_total AS registered "
+            "FROM region_tps_total FINAL WHERE ballot = {b:String} AND level = {scope:String}"
+        )
+        dapil = "k.c" if scope == "dapil" else "d.dapil"
+        body = (
+            f"{head}, k.c AS code, n.name AS name, {dapil} AS dapil, s.tps_reported AS "
+            "tps_reported, "
+            "toUInt32(t.tps_total) AS tps_total, toUInt64(t.registered) AS registered, "
+            "s.voters AS voters, "
+            "s.invalid AS invalid, arraySum(mapValues(s.votes)) AS valid FROM "
+            f"({_codes(scope)}) AS k "
+            f"LEFT JOIN ({names}) AS n ON n.code = k.c LEFT JOIN ({denominators}) AS t ON "
+            "t.code = k.c "
+            f"LEFT JOIN ({sums}) AS s ON s.code = k.c LEFT JOIN ({_dapil_of(_codes(scope))}) "
+            "AS d ON d.code = k.c"
+        )
+    return body
+
+
 def statement(
     client: Client, ballot: str, scope: str, file: str, as_of: datetime
 ) -> tuple[str, dict, dict]:
@@ -140,49 +188,7 @@ def statement(
     head = "SELECT {b:String} AS ballot, {scope:String} AS level"
     ordered = "" if scope == "tps" else " ORDER BY code"
     if file == "regions":
-        if scope == "tps":
-            body = (
-                f"{head}, s.code AS code, concat('TPS ', substring(s.code, 11, 3)) AS name, "
-                "d.dapil AS dapil, "
-                "s.tps_reported AS tps_reported, toUInt32(1) AS tps_total, toUInt64(r.dpt) AS "
-                "registered, "
-                "s.voters AS voters, s.invalid AS invalid, arraySum(mapValues(s.votes)) AS valid "
-                f"FROM ({sums}) AS s "
-                "LEFT JOIN (SELECT tps, dpt FROM registry_tps FINAL) AS r ON r.tps = s.code "
-                f"LEFT JOIN ({_dapil_of('SELECT code AS c FROM (' + sums + ')')}) AS d ON d.code = "
-                "s.code "
-                "WHERE s.tps_reported > 0"
-            )
-        else:
-            names = (
-                "SELECT dapil AS code, name FROM registry_contests FINAL WHERE ballot = {b:String}"
-                if scope == "dapil"
-                else "SELECT code, name FROM regions FINAL WHERE level = {scope:String}"
-            )
-            denominators = (
-                "SELECT m.dapil AS code, sum(t.tps_total) AS tps_total, sum(t.dpt_total) AS "
-                "registered "
-                f"FROM region_tps_total AS t FINAL INNER JOIN ({_members()}) AS m ON t.region = "
-                "m.region "
-                "WHERE t.ballot = {b:String} GROUP BY m.dapil"
-                if scope == "dapil"
-                else "SELECT region AS code, tps_total, dpt_total AS registered "
-                "FROM region_tps_total FINAL WHERE ballot = {b:String} AND level = {scope:String}"
-            )
-            dapil = "k.c" if scope == "dapil" else "d.dapil"
-            body = (
-                f"{head}, k.c AS code, n.name AS name, {dapil} AS dapil, s.tps_reported AS "
-                "tps_reported, "
-                "toUInt32(t.tps_total) AS tps_total, toUInt64(t.registered) AS registered, "
-                "s.voters AS voters, "
-                "s.invalid AS invalid, arraySum(mapValues(s.votes)) AS valid FROM "
-                f"({_codes(scope)}) AS k "
-                f"LEFT JOIN ({names}) AS n ON n.code = k.c LEFT JOIN ({denominators}) AS t ON "
-                "t.code = k.c "
-                f"LEFT JOIN ({sums}) AS s ON s.code = k.c LEFT JOIN ({_dapil_of(_codes(scope))}) "
-                "AS d ON d.code = k.c"
-            )
-        return body + ordered, params, SETTINGS
+        return _regions_sql(head, sums, scope) + ordered, params, SETTINGS
     per_dapil, shared = _names()
     votes = (
         f"SELECT s.code AS code, v.1 AS choice, v.2 AS votes FROM ({sums}) AS s "

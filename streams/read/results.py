@@ -36,6 +36,20 @@ def resolve_scope(level: str | None, region: str | None) -> tuple[str, str]:
     return level, region
 
 
+def _region_entry() -> dict:
+    return {
+        "code": "",
+        "name": "",
+        "tps_reported": 0,
+        "tps_total": 0,
+        "votes": {},
+        "invalid": 0,
+        "voters": 0,
+        "registered": 0,
+        "registered_reported": 0,
+    }
+
+
 def results(
     client: Client,
     ballot: str,
@@ -47,72 +61,23 @@ def results(
     and the moment they are of (`as_of` in the answer: asking for that moment later gives the same
     totals)."""
     level, prefix = resolve_scope(level, region)
-    params = {"ballot": ballot, "level": level, "prefix": prefix}
     sums, moment = region_sums(client, ballot, level, prefix, as_of)
+    if level == "tps":
+        found = _tps_regions(client, ballot, prefix, sums)
+    else:
+        found = _regions(client, ballot, level, prefix, sums)
+    return {"ballot": ballot, "level": level, "as_of": moment_text(moment), "regions": found}
+
+
+def _regions(
+    client: Client, ballot: str, level: str, prefix: str, sums: dict[str, dict]
+) -> list[dict]:
+    """Every region of `level` within `prefix`: its name, TPS and DPT totals, and its sums."""
+    params = {"ballot": ballot, "level": level, "prefix": prefix}
     regions: dict[str, dict] = {}
 
     def entry(code: str) -> dict:
-        return regions.setdefault(
-            code,
-            {
-                "code": code,
-                "name": "",
-                "tps_reported": 0,
-                "tps_total": 0,
-                "votes": {},
-                "invalid": 0,
-                "voters": 0,
-                "registered": 0,
-                "registered_reported": 0,
-            },
-        )
-
-    if level == "tps":  # the TPS that have a count at that moment
-        registered = (
-            dict(
-                client.query(
-                    "SELECT tps, dpt FROM registry_tps FINAL "
-                    "WHERE startsWith(tps, {prefix:String})",
-                    parameters=params,
-                ).result_rows
-            )
-            if sums
-            else {}
-        )
-        for tps in sorted(sums):
-            if not sums[tps]["tps_reported"]:
-                continue
-            e = entry(tps)
-            e.update(
-                sums[tps], name=f"TPS {tps[-3:]}", tps_total=1, registered=registered.get(tps, 0)
-            )
-            if ballot in PARTY_BALLOTS:
-                e["parties"] = party_totals(e["votes"])
-        if (
-            ballot in LEGISLATIVE and regions
-        ):  # a candidate's number means something in its dapil only
-            dapil_of = dict(
-                client.query(
-                    "SELECT arrayJoin(regions) AS region, dapil FROM registry_contests FINAL WHERE "
-                    "ballot = {ballot:String}",
-                    parameters=params,
-                ).result_rows
-            )
-            for code, e in regions.items():
-                e["dapil"] = next(
-                    (
-                        dapil_of[p]
-                        for p in (code[:2], code[:4], code[:6], code[:10])
-                        if p in dapil_of
-                    ),
-                    None,
-                )
-        return {
-            "ballot": ballot,
-            "level": level,
-            "as_of": moment_text(moment),
-            "regions": list(regions.values()),
-        }
+        return regions.setdefault(code, {**_region_entry(), "code": code})
 
     for code, name in client.query(
         "SELECT code, name FROM regions FINAL WHERE level = {level:String} AND startsWith(code, "
@@ -132,7 +97,45 @@ def results(
     ordered = [regions[c] for c in sorted(regions)]
     for region in ordered:
         region["votes"] = reported_votes(ballot, level, region["votes"])
-    return {"ballot": ballot, "level": level, "as_of": moment_text(moment), "regions": ordered}
+    return ordered
+
+
+def _tps_regions(client: Client, ballot: str, prefix: str, sums: dict[str, dict]) -> list[dict]:
+    """The TPS within `prefix` that have a count at the moment, each with its dapil on a
+    legislative ballot (a candidate's number means something in its dapil only)."""
+    params = {"ballot": ballot, "prefix": prefix}
+    registered = (
+        dict(
+            client.query(
+                "SELECT tps, dpt FROM registry_tps FINAL WHERE startsWith(tps, {prefix:String})",
+                parameters=params,
+            ).result_rows
+        )
+        if sums
+        else {}
+    )
+    regions = []
+    for tps in sorted(sums):
+        if not sums[tps]["tps_reported"]:
+            continue
+        e = {**_region_entry(), "code": tps}
+        e.update(sums[tps], name=f"TPS {tps[-3:]}", tps_total=1, registered=registered.get(tps, 0))
+        if ballot in PARTY_BALLOTS:
+            e["parties"] = party_totals(e["votes"])
+        regions.append(e)
+    if ballot in LEGISLATIVE and regions:
+        dapil_of = dict(
+            client.query(
+                "SELECT arrayJoin(regions) AS region, dapil FROM registry_contests FINAL WHERE "
+                "ballot = {ballot:String}",
+                parameters=params,
+            ).result_rows
+        )
+        for e in regions:
+            code = e["code"]
+            prefixes = (code[:2], code[:4], code[:6], code[:10])
+            e["dapil"] = next((dapil_of[p] for p in prefixes if p in dapil_of), None)
+    return regions
 
 
 def choice_names(client: Client, ballot: str) -> dict[str, str]:
@@ -235,43 +238,8 @@ def verify(
         if level == "dapil":
             truth_dapils[ballot] = expected
             dapils[ballot] = dapil_totals(client, ballot)
-            held = {
-                code: {**t, "parties": party_totals(t["votes"])}
-                for code, t in dapils[ballot][0].items()
-            }
-        elif level == "tps":  # a province's TPS at a time: the only level too large to hold whole
-            # The sums `results` serves, without what it adds for readers (names, parties, dapils):
-            # the truth of a TPS is its votes, invalid and tps_reported.
-            held = region_sums(client, ballot, level, group.get("scope") or "")[0]
-        # the whole level once (a handful of queries), each group compared with its part of it
-        else:
-            if whole and next(iter(whole))[0] != ballot:
-                # the truth comes a ballot at a time: hold one ballot's levels at most
-                whole.clear()
-            if (ballot, level) not in whole:
-                whole[(ballot, level)] = {
-                    r["code"]: r for r in results(client, ballot, level)["regions"]
-                }
-            held = {
-                c: r
-                for c, r in whole[(ballot, level)].items()
-                if c.startswith(group.get("scope") or "")
-            }
-        for code in sorted(
-            set(expected) | {c for c, r in held.items() if r["tps_reported"] or r["votes"]}
-        ):
-            want = expected.get(code, {"votes": {}, "invalid": 0, "tps_reported": 0})
-            got = held.get(code, {"votes": {}, "invalid": 0, "tps_reported": 0, "tps_total": 0})
-            for field in ("votes", "parties", "invalid", "tps_reported", "tps_total"):
-                if (
-                    field in want
-                    and want[field] != got.get(field)
-                    and _nonzero(want[field]) != _nonzero(got.get(field))
-                ):
-                    differences.append(
-                        f"{ballot} {level} {code} {field}: expected {want[field]}, ClickHouse has "
-                        f"{got.get(field)}"
-                    )
+        held = _held(client, group, whole, dapils)
+        differences += _region_differences(ballot, level, expected, held)
     if tps_file is not None:
         with TruthTable(client, choices) as table:
             table.load(tps_file, progress)
@@ -280,6 +248,55 @@ def verify(
     return differences[:max_report] + (
         [f"... and {len(differences) - max_report} more"] if len(differences) > max_report else []
     )
+
+
+def _held(
+    client: Client,
+    group: dict,
+    whole: dict[tuple[str, str], dict[str, dict]],
+    dapils: dict[str, tuple],
+) -> dict[str, dict]:
+    """ClickHouse's regions for one group of the truth: a dapil's from the dapil totals already
+    read, a province's TPS on their own, any other level read whole once and kept in `whole`."""
+    ballot, level, scope = group["ballot"], group["level"], group.get("scope") or ""
+    if level == "dapil":
+        return {
+            code: {**t, "parties": party_totals(t["votes"])}
+            for code, t in dapils[ballot][0].items()
+        }
+    if level == "tps":  # a province's TPS at a time: the only level too large to hold whole
+        # The sums `results` serves, without what it adds for readers (names, parties, dapils):
+        # the truth of a TPS is its votes, invalid and tps_reported.
+        return region_sums(client, ballot, level, scope)[0]
+    if whole and next(iter(whole))[0] != ballot:
+        # The truth comes a ballot at a time: hold one ballot's levels at most.
+        whole.clear()
+    if (ballot, level) not in whole:
+        whole[(ballot, level)] = {r["code"]: r for r in results(client, ballot, level)["regions"]}
+    return {c: r for c, r in whole[(ballot, level)].items() if c.startswith(scope)}
+
+
+def _region_differences(
+    ballot: str, level: str, expected: dict[str, dict], held: dict[str, dict]
+) -> list[str]:
+    """Each field of each region that differs, the regions ClickHouse counts but the truth does
+    not list included."""
+    differences = []
+    counted = {c for c, r in held.items() if r["tps_reported"] or r["votes"]}
+    for code in sorted(set(expected) | counted):
+        want = expected.get(code, {"votes": {}, "invalid": 0, "tps_reported": 0})
+        got = held.get(code, {"votes": {}, "invalid": 0, "tps_reported": 0, "tps_total": 0})
+        for field in ("votes", "parties", "invalid", "tps_reported", "tps_total"):
+            if (
+                field in want
+                and want[field] != got.get(field)
+                and _nonzero(want[field]) != _nonzero(got.get(field))
+            ):
+                differences.append(
+                    f"{ballot} {level} {code} {field}: expected {want[field]}, ClickHouse has "
+                    f"{got.get(field)}"
+                )
+    return differences
 
 
 def _tps_totals(client: Client, ballot: str, level: str) -> dict[str, int]:

@@ -64,3 +64,34 @@ def test_a_forbidden_import_breaks_the_check(
     checked = lint_imports(tmp_path)
     assert checked.returncode != 0
     assert f"{contract}" in checked.stdout and "BROKEN" in checked.stdout, checked.stdout
+
+
+LONGEST = 66  # lines of a function, as ruff formats it at 100 columns: "about 60"
+WHY = "Long because"
+
+
+def long_functions(root: Path) -> list[str]:
+    """Functions of `root` over LONGEST lines whose body does not say why they are long."""
+    import ast
+
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                body = lines[node.lineno - 1 : node.end_lineno]
+                if len(body) > LONGEST and not any(WHY in line for line in body):
+                    found.append(f"{path.relative_to(root)}:{node.lineno} {node.name} {len(body)}")
+    return found
+
+
+def test_no_function_in_streams_is_long_without_saying_why():
+    assert long_functions(REPO / "streams") == []
+
+
+def test_the_length_check_finds_a_long_function(tmp_path: Path):
+    body = "\n".join(f"    x{i} = {i}" for i in range(LONGEST))
+    (tmp_path / "m.py").write_text(
+        f"def f():\n{body}\n\n\ndef g():\n    # {WHY} it must be.\n{body}\n"
+    )
+    assert long_functions(tmp_path) == [f"m.py:1 f {LONGEST + 1}"]
