@@ -242,6 +242,7 @@ def _dapil_answer(ballot: str, contest: dict, totals: dict | None, mine: dict) -
         ],
         "margin": mine["margin"],
         "ties": mine["ties"],
+        "tie_notes": mine["tie_notes"],
         "steps": mine.get("steps", []),
     }
 

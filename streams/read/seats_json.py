@@ -30,6 +30,18 @@ def tie_words(note: TieNote) -> str:
     return f"{note.party}: {first} and {second} have {note.votes} votes each; list order decided"
 
 
+def tie_json(note: TieNote) -> dict:
+    """A tie rule's decision as data, for a reader that words it in its own language."""
+    return {
+        "rule": note.rule.value,
+        "seat": note.seat,
+        "party": note.party,
+        "passed_over": list(note.passed_over),
+        "candidates": list(note.candidates),
+        "votes": note.votes,
+    }
+
+
 def step_json(step: Step) -> dict:
     return {
         "seat": step.seat,
@@ -69,7 +81,7 @@ def dapil_json(seats: DapilSeats) -> dict:
         "elected": seats.elected,
         "margin": margin_json(seats.margin),
         "ties": [tie_words(note) for note in seats.ties],
-        "tie_rules": [note.rule.value for note in seats.ties],
+        "tie_notes": [tie_json(note) for note in seats.ties],
         "steps": [step_json(s) for s in seats.steps],
     }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import orjson
 import pytest
 
@@ -106,6 +108,23 @@ def test_corrections_and_late_tps_move_the_seats(pipeline, workers, tmp_path):
         "too few candidates" in t for t in late["ties"]
     )
     assert late["elected"] == ["P02.01", "P02.02", "P03.01"]
+    assert {
+        "rule": "exhausted_list",
+        "seat": 3,
+        "party": "P02",
+        "passed_over": ["P03"],
+    }.items() <= (next(n for n in late["tie_notes"] if n["rule"] == "exhausted_list").items())
+    # The page words it in Indonesian (English with ?lang=en), as every other word of it.
+    from tests.e2e.test_page import screen
+
+    with api_server(pipeline) as port:
+        page = screen(port, "#/DPR/dapil/DPR-31-01", tmp_path)
+        english = screen(port, "?lang=en#/DPR/dapil/DPR-31-01", tmp_path)
+    ties = re.search(r'<p class="muted" id="ties">(.*?)</p>', page).group(1)
+    assert "kursi 3: calon " in ties and "habis; kursi beralih ke hasil bagi berikutnya" in ties
+    assert "listed" not in ties
+    ties = re.search(r'<p class="muted" id="ties">(.*?)</p>', english).group(1)
+    assert "seat 3: " in ties and "listed too few candidates; it went on" in ties
     one = orjson.loads(
         tally(pipeline, "results", "--ballot", "DPR", "--dapil", "DPR-31-01", "--json").stdout
     )

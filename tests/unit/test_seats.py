@@ -22,7 +22,7 @@ from streams.core.seats import (
     passing,
     sainte_lague,
 )
-from streams.read.seats_json import ballot_json, margin_json, tie_words
+from streams.read.seats_json import ballot_json, margin_json, tie_json, tie_words
 
 # percent of national valid DPR votes (reference file), parties by number (P24: Ummat)
 SHARES_2024 = {
@@ -152,6 +152,11 @@ def test_equal_candidate_votes_go_by_list_order_and_are_marked():
         Tie.EQUAL_CANDIDATE_VOTES, party="P01", candidates=("P01.02", "P01.03"), votes=9
     )
     assert tie_words(note) == "P01: P01.02 and P01.03 have 9 votes each; list order decided"
+    # As data for a reader that words it in its own language (the page: Indonesian or English).
+    assert tie_json(note) == {
+        "rule": "equal_candidate_votes", "seat": None, "party": "P01", "passed_over": [],
+        "candidates": ["P01.02", "P01.03"], "votes": 9,
+    }  # fmt: skip
 
 
 def test_a_seat_beyond_a_partys_list_goes_to_the_next_quotient_and_is_marked():
