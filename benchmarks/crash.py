@@ -50,9 +50,8 @@ class CrashReport:
     kills: list[float] = field(default_factory=list)  # seconds after producing started
     catch_up_s: float = 0.0
     processed: int = 0  # events the workers handled, replays after kills included (from their logs)
-    decisions: dict[str, int] = field(
-        default_factory=dict
-    )  # the audit trail, one decision per offset
+    # the audit trail, one decision per offset
+    decisions: dict[str, int] = field(default_factory=dict)
     expected_duplicates: int = 0  # resends of an event_id in the simulated stream
     differences: list[str] = field(default_factory=list)
     log_leaves: int = 0  # leaves of the transparency log at the end
@@ -122,10 +121,11 @@ def run_crash(
         stderr=subprocess.STDOUT,
     )
     log_paths = [work_dir / f"worker-{i}.log" for i in range(2)]
+    # log size when each worker (re)started: a batch logged after it means "processing now"
     since = [
         0,
         0,
-    ]  # log size when each worker (re)started: a batch logged after it means "processing now"
+    ]
 
     def processing(i: int) -> bool:
         return b"batch: " in log_paths[i].read_bytes()[since[i] :]

@@ -82,9 +82,10 @@ def main() -> None:
         f"{table_bytes / dict_bytes:.2f}x"
     )
     probes = [f"{code:013d}" for code, _, _ in random.Random(2).choices(data, k=args.probes)]
+    # some miss
     probes[::10] = [
         f"{code + 1:013d}" for code, _, _ in random.Random(3).choices(data, k=len(probes[::10]))
-    ]  # some miss
+    ]
     gc.disable()
     for _ in range(2):  # alternated, the second round reported
         d = lookup_us(dpt_d, keys_d, probes, ring=False)

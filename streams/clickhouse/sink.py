@@ -85,10 +85,8 @@ class Table:
         return ", ".join(f"{name} {kind}" for name, kind in self.columns)
 
 
-EPOCH = (
-    "src_epoch",
-    "UInt32",
-)  # the broker's incarnation: the same for a whole insert, added by the sink
+# the broker's incarnation: the same for a whole insert, added by the sink
+EPOCH = ("src_epoch", "UInt32")
 TOTALS = Table.of("region_totals", TotalsRow)
 DECISIONS = Table.of("tally_decisions", DecisionRow, EPOCH)
 REJECTIONS = Table.of("tally_rejections", RejectionRow, EPOCH)

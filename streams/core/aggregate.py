@@ -40,19 +40,18 @@ TPS_LEVEL = "tps"
 WRITTEN_LEVELS = ("national", "province", "regency")
 REGENCY = PREFIX_LENGTH["regency"]
 
-Row = list[
-    int
-]  # votes, tps_reported, invalid, voters, revision, registered (the DPT of the TPS that reported)
-_count_of = itemgetter(
-    1
-)  # of a (choice, count) pair: filter() keeps the pairs whose count is not 0
+# votes, tps_reported, invalid, voters, revision, registered (the DPT of the TPS that reported)
+Row = list[int]
+# of a (choice, count) pair: filter() keeps the pairs whose count is not 0
+_count_of = itemgetter(1)
+# deltas, event_id, gateway, event, source of a row that is not a change
 NO_CHANGE: tuple = (
     {},
     "",
     "",
     "",
     "",
-)  # deltas, event_id, gateway, event, source of a row that is not a change
+)
 
 
 def revision_key(revision: int) -> str:
@@ -281,9 +280,8 @@ class TotalsDelta:
         changes = [change.row() for change in self.changes]
         width = len(NO_CHANGE) + 10
         heads = columns_of(summaries, 10)  # keys, then votes .. revision, registered
-        changed = columns_of(
-            changes, width
-        )  # keys, votes .. revision, NO_CHANGE's columns, registered
+        # keys, votes .. revision, NO_CHANGE's columns, registered
+        changed = columns_of(changes, width)
         vote_rows = [*votes, *([0] * moved for _ in range(4))]
         n = len(summaries) + moved + len(changes)
         columns = [heads[i] + vote_rows[i] + changed[i] for i in range(9)]

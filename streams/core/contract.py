@@ -101,9 +101,8 @@ class _Shape(msgspec.Struct, forbid_unknown_fields=True):
     key_id: str | msgspec.UnsetType = msgspec.UNSET
 
 
-_CHOICES = re.compile(
-    rf"{_CHOICE.pattern}(?:\x00{_CHOICE.pattern})*"
-)  # every choice code, joined by NUL
+# every choice code, joined by NUL
+_CHOICES = re.compile(rf"{_CHOICE.pattern}(?:\x00{_CHOICE.pattern})*")
 # Choice codes already matched by `_CHOICES`: a set lookup of an event's codes (1.7 us a five-ballot
 # event) instead of the regex over them all (7.2 us). A code matches or not whatever codes it is
 # joined with, so a code seen once need not be matched again. Bounded (a country has a few thousand
@@ -133,9 +132,8 @@ def conforms(obj: dict) -> bool:
 
 # The top-level fields that are not the counts themselves: who sent them, when, and the signature.
 _IDENTITY = ("event_id", "submitted_at", "gateway", "sig", "key_id")
-_SORTED = msgspec.json.Encoder(
-    order="sorted"
-)  # RFC 8785 for tally.v1's values, as orjson's OPT_SORT_KEYS
+# RFC 8785 for tally.v1's values, as orjson's OPT_SORT_KEYS
+_SORTED = msgspec.json.Encoder(order="sorted")
 _DECODER = msgspec.json.Decoder(_Shape)
 
 
@@ -206,9 +204,8 @@ class Tally:
     ballots: dict[str, int]
     votes: dict[str, int]
     invalid: int
-    forms: Forms = field(
-        repr=False, compare=False
-    )  # no default: an empty digest would match another
+    # no default: an empty digest would match another
+    forms: Forms = field(repr=False, compare=False)
     sig: str | None = None
     key_id: str | None = None
 

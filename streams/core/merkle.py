@@ -29,9 +29,8 @@ def split(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
 
 
-Frontier = list[
-    tuple[int, bytes]
-]  # (level, hash) of the perfect subtrees covering [0, n), levels decreasing
+# (level, hash) of the perfect subtrees covering [0, n), levels decreasing
+Frontier = list[tuple[int, bytes]]
 
 
 def push(frontier: Frontier, leaf: bytes) -> list[tuple[int, bytes]]:

@@ -31,10 +31,8 @@ from fractions import Fraction
 LEGISLATIVE = ("DPR", "DPD", "DPRD_PROV", "DPRD_KAB")
 PARTY_BALLOTS = ("DPR", "DPRD_PROV", "DPRD_KAB")  # DPD elects individuals
 DPR_THRESHOLD = Fraction(4, 100)  # 2024's; `TALLY_DPR_THRESHOLD` changes it
-BODY_LEVEL = {
-    "DPRD_PROV": 2,
-    "DPRD_KAB": 4,
-}  # the body a DPRD dapil elects: its province, its regency
+# the body a DPRD dapil elects: its province, its regency
+BODY_LEVEL = {"DPRD_PROV": 2, "DPRD_KAB": 4}
 
 
 def body_of(ballot: str, regions: Iterable[str]) -> str:
@@ -56,9 +54,8 @@ def party_totals(votes: Mapping[str, int]) -> dict[str, int]:
     """Party -> its own column plus all its candidates' votes (C1 eq. 6), by party code."""
     totals: dict[str, int] = {}
     for choice, n in votes.items():
-        if (
-            choice[:1] == "P" and len(choice) >= 3
-        ):  # party_of, inline: verify calls this for every TPS
+        # party_of, inline: verify calls this for every TPS
+        if choice[:1] == "P" and len(choice) >= 3:
             party = choice[:3]
             totals[party] = totals.get(party, 0) + n
     return dict(sorted(totals.items()))

@@ -82,9 +82,8 @@ _OUTPUT_FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
 _ERROR_CODE = re.compile(r"Code:\s*(\d+)")
 
 
-STREAMING = web.AppKey(
-    "streaming", set
-)  # transports of the streams being answered: aborted at a stop
+# transports of the streams being answered: aborted at a stop
+STREAMING = web.AppKey("streaming", set)
 READER_STALL_S = 30.0  # a streaming reader that takes no chunk for this long is given up
 MAX_BODY = 1 << 30  # bytes of a request body, as sent and as decompressed
 DEFAULT_HANDLES = 4  # statements at once: a few readers beside the workers' inserts, on a few cores
@@ -345,9 +344,8 @@ async def _stream(
         deadline = time.monotonic() + stall_s
         while True:
             if gone.is_set() or time.monotonic() > deadline:
-                if (
-                    not gone.is_set() and request.transport is not None
-                ):  # given up: cut, not left open
+                # given up: cut, not left open
+                if not gone.is_set() and request.transport is not None:
                     loop.call_soon_threadsafe(request.transport.abort)
                 gone.set()
                 future.cancel()

@@ -123,9 +123,8 @@ def clickhouse_users(settings: Settings) -> dict[str, str]:
     yet."""
     path = settings.embedded_dir / USERS
     settings.embedded_dir.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(
-        FileExistsError
-    ):  # the first to start makes them; the others read them
+    # the first to start makes them; the others read them
+    with contextlib.suppress(FileExistsError):
         made = orjson.dumps({WRITER: secrets.token_urlsafe(24), READER: secrets.token_urlsafe(24)})
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "wb") as file:

@@ -57,9 +57,8 @@ def run_simulation(
     speedup: float | None = None,
 ) -> int:
     shape = None
-    if (
-        regions is not None
-    ):  # TPS and contests synthesized onto the real villages of a Kemendagri list
+    # TPS and contests synthesized onto the real villages of a Kemendagri list
+    if regions is not None:
         with regions.open(newline="", encoding="utf-8-sig") as fh:
             shape = build_shape_on(
                 list(parse_regions(fh, str(regions))), plan.n_tps, plan.seed, plan.ballots

@@ -114,9 +114,8 @@ def split(total: int, weights: list[float]) -> list[int]:
 class Shape:
     """The registry being built: regions (code -> (name, level, parent)), TPS codes and DPT."""
 
-    regions: list[tuple[str, str, str, str]] = field(
-        default_factory=list
-    )  # code, name, level, parent
+    # code, name, level, parent
+    regions: list[tuple[str, str, str, str]] = field(default_factory=list)
     tps: list[str] = field(default_factory=list)
     dpt: list[int] = field(default_factory=list)
     contests: list[dict] = field(default_factory=list)
@@ -147,11 +146,12 @@ def key_id_of(tps: str) -> str:
 # night scales every count down in proportion (each parent keeps at least one child).
 TPS_2024 = 820_161
 REGIONS_2024 = {"regency": 514, "district": 7_277, "village": 83_731}
+# DKI Jakarta holds no DPRD_KAB dapil
 DAPILS_2024 = {
     "DPR": 84,
     "DPRD_PROV": 301,
     "DPRD_KAB": 2_325,
-}  # DKI Jakarta holds no DPRD_KAB dapil
+}
 # Seats (UU 7/2017 as applied in 2024): in all, and the fewest and most a dapil holds. DPD: 4 a
 # province.
 SEATS_2024 = {"DPR": 580, "DPRD_PROV": 2_372, "DPRD_KAB": 17_510}

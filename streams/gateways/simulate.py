@@ -129,9 +129,8 @@ class Night:
         sheet = tps_sheet(plan.seed, i, shape.dpt[i])  # every ballot of the TPS: the same voters
         tally = self._tally(i, ballot, at, 1, gateway, clock, sheet)
         if plan.invalid and rng.random() < plan.invalid:
-            yield break_tally(
-                rng, tally, shape.secret_key(i) if plan.signed else None
-            )  # never counted
+            # never counted
+            yield break_tally(rng, tally, shape.secret_key(i) if plan.signed else None)
             return
         if plan.forged and rng.random() < plan.forged:
             forgery = self._forgery(i, tally, gateway)

@@ -214,9 +214,8 @@ class VoteModel:
     column `PARTY_ONLY`, its candidates skewed: a few take most). DPD candidates are parties of
     one."""
 
-    parties: tuple[
-        tuple[int, int, float], ...
-    ]  # (first, end, weight): a party's slice of the choices
+    # (first, end, weight): a party's slice of the choices
+    parties: tuple[tuple[int, int, float], ...]
     within: tuple[float, ...]  # per choice, its part of its party's votes
 
     def votes(self, rng: random.Random, valid: int) -> list[int]:
@@ -257,9 +256,8 @@ def vote_model(contest: dict, seed: int, province: str) -> VoteModel | None:
     within_party: list[float] = []
     first = 0
     for end in range(1, len(codes) + 1):
-        if (
-            end == len(codes) or "." not in codes[end]
-        ):  # the next party's own column starts a new party
+        # the next party's own column starts a new party
+        if end == len(codes) or "." not in codes[end]:
             number = int(codes[first][1:3])
             share = PARTY_SHARES_2024.get(number, LOCAL_PARTY_SHARE)
             parties.append((first, end, share * factors[number - 1]))

@@ -23,11 +23,12 @@ from streams.core.seats import (
 )
 
 TRUTH, TRUTH_TPS = "truth.jsonl", "truth-tps.jsonl"  # written by `tally simulate --out`
+# a truth line each; finer levels a line per province
 WHOLE_LEVELS = (
     "national",
     "province",
     "regency",
-)  # a truth line each; finer levels a line per province
+)
 
 
 class TruthEntry(NamedTuple):
@@ -258,8 +259,7 @@ def merge_truth(groups: Iterable[dict]) -> dict:
         levels = merged["ballots"].setdefault(group["ballot"], {})
         if group["level"] == "seats":
             levels["seats"] = {"threshold": group["threshold"]}
-        elif (
-            "regions" in group
-        ):  # not the choices, nor a fine level's TPS totals (write_lines without fine)
+        # not the choices, nor a fine level's TPS totals (write_lines without fine)
+        elif "regions" in group:
             levels.setdefault(group["level"], {}).update(group["regions"])
     return merged

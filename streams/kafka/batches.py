@@ -138,9 +138,8 @@ class Batches:
         await asyncio.to_thread(self.registry.refresh)
         batches = []
         for tp, fetched in records.items():
-            if (
-                tp.partition not in leases
-            ):  # leases are taken for every assigned partition: a bug, so do not ack
+            # leases are taken for every assigned partition: a bug, so do not ack
+            if tp.partition not in leases:
                 raise RuntimeError(f"events of partition {tp.partition} arrived without a lease")
             messages = [message_of(r, now) for r in fetched]
             batches.append(
@@ -165,9 +164,8 @@ class Batches:
         await asyncio.gather(*before)  # one write at a time, in the order decided
         queued = time.perf_counter()
         await asyncio.to_thread(self.sink.write_all, decided.batches, owners)
-        await asyncio.gather(
-            *decided.forwarded
-        )  # raises if the broker refused a copy: nothing is acked
+        # raises if the broker refused a copy: nothing is acked
+        await asyncio.gather(*decided.forwarded)
         written = time.perf_counter()
         decisions = (row for batch in decided.batches for row in batch.decisions)
         self.metrics.written(decisions, self.sink.insert_seconds, time.time())

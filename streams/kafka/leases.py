@@ -66,9 +66,8 @@ class Leases:
         """Hand on the leases of `partitions` (called once every write has returned), so the next
         owner need not wait out our inserts; return the partitions handed on."""
         handed = {p: self.held[p] for p in partitions if p in self.held}
-        with contextlib.suppress(
-            Exception
-        ):  # not released: the next owner waits, which is only slower
+        # not released: the next owner waits, which is only slower
+        with contextlib.suppress(Exception):
             await asyncio.wait_for(
                 asyncio.to_thread(self.sink.release_leases, topic, handed), RELEASE_WAIT_S
             )

@@ -101,9 +101,8 @@ async def publish(
                 if ahead > 0:
                     await asyncio.sleep(ahead)
             key = key_of(value)
-            home = (
-                home_partition(key, partitions) if key else None
-            )  # no key: it is rejected wherever it lands
+            # no key: it is rejected wherever it lands
+            home = home_partition(key, partitions) if key else None
             pending.append(await producer.send(topic, value=value, key=key, partition=home))
             sent += 1
             if len(pending) >= 10_000:

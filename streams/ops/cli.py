@@ -332,9 +332,8 @@ def verify(
             tps_file=tps_file if size else None,
             progress=lambda n: progress.update(task, completed=truth.stat().st_size + n),
         )
-    differences += checkpoint_differences(
-        client
-    )  # the log's latest signed totals, if there is a log
+    # the log's latest signed totals, if there is a log
+    differences += checkpoint_differences(client)
     if differences:
         typer.echo("\n".join(differences))
         typer.secho("verify: ClickHouse differs from the truth", fg=typer.colors.RED, err=True)
@@ -636,9 +635,8 @@ def status(
         time.sleep(watch)
 
 
-reading.register(
-    app
-)  # results, seats, changes, export: listed after the commands that run the night
+# results, seats, changes, export: listed after the commands that run the night
+reading.register(app)
 transparency.register(app)  # keygen, logger, log ...
 
 if __name__ == "__main__":

@@ -152,9 +152,8 @@ def run_demo(base: Settings, n_tps: int, seed: int, serve_port: int | None = 808
         f"{base.embedded_dir / servers.USERS})"
     )
     admin = connect(base.override(clickhouse=f"{ch_url}/default"))
-    admin.command(
-        f"DROP DATABASE IF EXISTS {DEMO_DATABASE}"
-    )  # the demo's own database, fresh each run
+    # the demo's own database, fresh each run
+    admin.command(f"DROP DATABASE IF EXISTS {DEMO_DATABASE}")
     from streams.clickhouse.client import apply_schema
     from streams.kafka.produce import create_topics
 
@@ -228,9 +227,8 @@ def _report(settings: Settings, client: Client, out: Path, console: Console) -> 
 
 def _what_next(base: Settings, ch_url: str, out: Path, console: Console) -> None:
     """What still runs, and how to read this night with tally and with ClickHouse itself."""
-    plain = servers.without_credentials(
-        ch_url
-    )  # `tally` commands of this data dir add the credentials
+    # `tally` commands of this data dir add the credentials
+    plain = servers.without_credentials(ch_url)
     reader = servers.clickhouse_users(base)[servers.READER]
     console.print(
         "\nThe servers keep running (stop them with [bold].venv/bin/tally down[/]). Files of this "

@@ -33,9 +33,8 @@ def moment(text: str | None, option: str = "--as-of") -> datetime | None:
     except MomentError as exc:
         fail(f"{option}: {exc}")
         raise AssertionError from None  # fail() exits
-    if asked > datetime.now(
-        UTC
-    ):  # answered as the API answers it: the totals now, their moment said
+    # answered as the API answers it: the totals now, their moment said
+    if asked > datetime.now(UTC):
         typer.secho(
             f"note: {option} {moment_text(asked)} is in the future: these are the totals now",
             err=True,

@@ -65,9 +65,8 @@ def recount(
             event = orjson.loads(data)["event"]
             key = (event["ballot"], event["tps"])
             if event["revision"] >= latest.get(key, (0,))[0]:
-                voters = sum(
-                    event["voters"]["voted"].values()
-                )  # tally.v1: voters who used a ballot, by category
+                # tally.v1: voters who used a ballot, by category
+                voters = sum(event["voters"]["voted"].values())
                 latest[key] = (event["revision"], event["votes"], event["invalid"], voters)
             done += 1
         if not rows:

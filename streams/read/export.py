@@ -264,9 +264,8 @@ def whole(read: Callable[[int], bytes], tag: str | None) -> Iterator[bytes]:
             at = data.find(marker) if marker else -1
             if at >= 0:
                 raise ExportFailed(_error_text(_rest(data[at + len(marker) :], read), tag))
-            cut = (
-                max(len(data) - len(marker) - 2, 0) if marker else len(data)
-            )  # and the CRLF before it
+            # and the CRLF before it
+            cut = max(len(data) - len(marker) - 2, 0) if marker else len(data)
             ready, held = data[:cut], data[cut:]
             if ready:
                 yield ready
@@ -374,9 +373,8 @@ def _rows(
     client: Client, ballot: str, scope: str, name: str, fmt: str, moment: datetime, lines: int
 ) -> int:
     if fmt == "csv":
-        return max(
-            lines - 1, 0
-        )  # the header; a value never holds a line break (codes, names, numbers)
+        # the header; a value never holds a line break (codes, names, numbers)
+        return max(lines - 1, 0)
     if fmt == "jsonl":
         return lines
     sql, params, settings = statement(client, ballot, scope, name, moment)

@@ -102,9 +102,8 @@ class Reader:
     async def dapil(self, view: dict, dapil: str) -> dict:
         if dapil in view["contests"]:  # no I/O: answered on the loop
             return dapil_view(lambda: dapil_of(self.client, view, dapil))
-        return await asyncio.to_thread(
-            dapil_view, lambda: dapil_of(self.client, view, dapil)
-        )  # says why it is unknown
+        # says why it is unknown
+        return await asyncio.to_thread(dapil_view, lambda: dapil_of(self.client, view, dapil))
 
     async def results(
         self, ballot: str, level: str | None, region: str | None, as_of: datetime | None = None
@@ -127,9 +126,8 @@ class Reader:
             for level, region in [("national", None), ("province", None)] + [
                 (None, code) for code in provinces
             ]:
-                with contextlib.suppress(
-                    Exception
-                ):  # an empty ballot or region is not worth a failure
+                # an empty ballot or region is not worth a failure
+                with contextlib.suppress(Exception):
                     await self.results(ballot, level, region)
             if ballot in LEGISLATIVE:  # the dapils and seats every legislative page opens with
                 with contextlib.suppress(Exception):
@@ -197,9 +195,8 @@ class Seats:
         )
         dapil = r.query.get("dapil")
         if dapil:
-            await self.reader.dapil(
-                view, dapil
-            )  # an unknown dapil, or one of another ballot, is an error
+            # an unknown dapil, or one of another ballot, is an error
+            await self.reader.dapil(view, dapil)
         return seats_of(view, dapil)
 
     def dapils(self, r: web.Request) -> dict:

@@ -95,9 +95,8 @@ def test_errors_are_json_with_a_message(api):
     assert get(port, "/api/tps/12")[0] == 400
     assert get(port, "/api/tps/9999999999999")[0] == 404
     assert get(port, "/api/results?as_of=21:00")[0] == 400  # a moment without a date or offset
-    status, body = get(
-        port, "/api/results?asof=1707919200"
-    )  # misspelt: not silently the current totals
+    # misspelt: not silently the current totals
+    status, body = get(port, "/api/results?asof=1707919200")
     assert status == 400 and "unknown parameter asof" in body["error"]
     assert get(port, "/api/changes?limit=0")[0] == 400
     assert get(port, "/api/changes?since=yesterday")[0] == 400
@@ -177,9 +176,8 @@ def test_a_costly_view_is_kept_ten_times_what_it_took_to_build():
 
     before, cache = asyncio.run(scenario())
     assert before["cheap"][0] == pytest.approx(1000.0 + 0.05)  # the minimum ttl
-    assert before["costly"][0] == pytest.approx(
-        1000.0 + 0.1 + 10 * 0.1
-    )  # finished + 10 x what it took
+    # finished + 10 x what it took
+    assert before["costly"][0] == pytest.approx(1000.0 + 0.1 + 10 * 0.1)
     assert cache.entries["costly"][0] == pytest.approx(now[0] + 10 * 0.3)
 
 
@@ -200,9 +198,8 @@ def test_the_cache_is_keyed_by_the_question_not_its_spelling_and_bounded_in_byte
         == cache_key("/x", {"a": "1", "b": "2"})
         == "/x?a=1&b=2"
     )
-    assert cache_key("/x", {"a": "٣١"}) != cache_key(
-        "/x", {"a": "31"}
-    )  # not ASCII: not a number, refused later
+    # not ASCII: not a number, refused later
+    assert cache_key("/x", {"a": "٣١"}) != cache_key("/x", {"a": "31"})
 
     async def flood() -> ResponseCache:
         cache = ResponseCache(
@@ -244,20 +241,17 @@ def test_a_flood_of_exports_gets_503_with_retry_after_and_never_freezes_the_othe
         flood = [pool.submit(export, i) for i in range(200)]
         time.sleep(0.2)
         started = time.monotonic()
-        status, body = get(
-            port, f"/api/tps/{next(codes)}", timeout=30
-        )  # never asked before: not cached
+        # never asked before: not cached
+        status, body = get(port, f"/api/tps/{next(codes)}", timeout=30)
         answered_s = time.monotonic() - started
         outcomes = [f.result(timeout=180) for f in flood]
     assert status == 200 and body["tallies"], body
     assert {s for s, _ in outcomes} <= {200, 503} and any(s == 503 for s, _ in outcomes)
     assert all(after == "5" for s, after in outcomes if s == 503)
-    assert (
-        answered_s < 30
-    )  # it did not wait for the flood (measured in benchmarks, not held to a time here)
-    assert (
-        get(port, f"/api/tps/{next(codes)}", timeout=10)[0] == 200
-    )  # and the API is whole afterwards
+    # it did not wait for the flood (measured in benchmarks, not held to a time here)
+    assert answered_s < 30
+    # and the API is whole afterwards
+    assert get(port, f"/api/tps/{next(codes)}", timeout=10)[0] == 200
 
 
 @pytest.mark.parametrize("block", [True, False], ids=["error-block", "connection-ends"])

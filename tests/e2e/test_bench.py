@@ -29,9 +29,8 @@ def test_the_latency_phase_takes_whole_tps_in_order_and_the_backlog_the_rest(tmp
     assert sorted(backlog + tail) == sorted(lines)
     assert 0.07 * len(lines) < len(tail) < 0.13 * len(lines)  # about the share asked for
     tail_tps = {tps_of(line) for line in tail} - {None}  # None: not JSON (a broken event)
-    assert tail_tps and not tail_tps & {
-        tps_of(line) for line in backlog
-    }  # a TPS is wholly in one or the other
+    # a TPS is wholly in one or the other
+    assert tail_tps and not tail_tps & {tps_of(line) for line in backlog}
     for part in (backlog, tail):  # each keeps the file's order (a correction stays after its tally)
         remaining = iter(lines)
         assert all(any(line == other for other in remaining) for line in part)

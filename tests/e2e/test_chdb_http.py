@@ -134,9 +134,8 @@ def test_an_error_block_after_the_first_chunk_raises_and_none_of_it_is_data(piec
     assert data.startswith(b"".join(taken)) and b"Exception" not in b"".join(taken)
     assert "__exception__" not in str(failed.value) and "t4g" not in str(failed.value)
     whole_body = io.BytesIO(data)
-    assert (
-        b"".join(whole(lambda n: whole_body.read(min(n, piece)), "t4g")) == data
-    )  # a whole body is all data
+    # a whole body is all data
+    assert b"".join(whole(lambda n: whole_body.read(min(n, piece)), "t4g")) == data
 
 
 def _timed(run, spans: dict, name: str):
@@ -167,9 +166,8 @@ def test_statements_run_side_by_side_but_a_moment_read_never_beside_an_insert(st
         thread.start()
     for thread in pair:
         thread.join()
-    assert max(spans["r1"][0], spans["r2"][0]) < min(
-        spans["r1"][1], spans["r2"][1]
-    )  # they overlapped
+    # they overlapped
+    assert max(spans["r1"][0], spans["r2"][0]) < min(spans["r1"][1], spans["r2"][1])
 
     insert = _timed(lambda: client.command(slow_insert), spans, "insert")
     insert.start()
@@ -180,6 +178,5 @@ def test_statements_run_side_by_side_but_a_moment_read_never_beside_an_insert(st
     moment = other.command("SELECT count() FROM t", settings={"query_id": "moment-test"})
     answered = time.monotonic()
     insert.join()
-    assert (
-        moment == 10 and answered >= spans["insert"][1] - 0.05
-    )  # it waited for the insert, and saw it
+    # it waited for the insert, and saw it
+    assert moment == 10 and answered >= spans["insert"][1] - 0.05

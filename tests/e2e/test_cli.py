@@ -167,9 +167,8 @@ def test_demo_counts_five_ballots_verifies_and_prints_the_dpr_seats(tmp_path):
     assert result.returncode == 0, out[-3000:] + result.stderr.decode()[-3000:]
     assert "verify: totals are exact at every level" in out
     assert "DPR seats:" in out and "threshold 4%" in out
-    assert (
-        "log: included:" in out and "schemas/log/verify.py" in out
-    )  # the night's log, one TPS's proof checked
+    # the night's log, one TPS's proof checked
+    assert "log: included:" in out and "schemas/log/verify.py" in out
     # The demo leaves a working setup: the same data dir's commands read its night with no setting.
     for name, done in after.items():
         assert done.returncode == 0, (

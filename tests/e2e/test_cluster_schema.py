@@ -37,9 +37,8 @@ def test_every_statement_runs_on_the_cluster_on_replicated_engines_with_keeper_w
             table = re.search(r"CREATE TABLE IF NOT EXISTS (\w+)", before).group(1)
             path = f"'/clickhouse/tables/{{shard}}/{{database}}/{table}', '{{replica}}'"
             own = f", {engine.group(2)}" if engine.group(2) else ""
-            assert (
-                f"ENGINE = Replicated{engine.group(1)}MergeTree({path}{own})" in after
-            )  # own arguments kept
+            # own arguments kept
+            assert f"ENGINE = Replicated{engine.group(1)}MergeTree({path}{own})" in after
             if "non_replicated_deduplication_window" in before:
                 assert "non_replicated" not in after
                 assert f"replicated_deduplication_window = {DEDUP_BLOCKS}" in after
@@ -78,9 +77,8 @@ def test_the_example_cluster_config_has_one_shard_replicas_keeper_and_the_macros
     config = ET.parse(REPO / "deploy/clickhouse/cluster/cluster.example.xml").getroot()
     [cluster] = list(config.find("remote_servers"))
     assert len(cluster.findall("shard")) == 1 and len(cluster.findall("shard/replica")) >= 2
-    assert (
-        cluster.findtext("shard/internal_replication") == "true"
-    )  # replicas copy parts themselves
+    # replicas copy parts themselves
+    assert cluster.findtext("shard/internal_replication") == "true"
     assert (
         config.findall("zookeeper/node")
         and config.findtext("macros/shard")

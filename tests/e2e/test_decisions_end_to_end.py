@@ -78,11 +78,12 @@ def test_more_voters_on_a_legislative_ballot_than_on_ppwp_is_flagged(
 ):
     workers.start()
     ppwp = signed(tally_dict(event_id="gw:1"))  # 235 voters
+    # 245 voters
     dpr = signed(
         tally_dict(
             event_id="gw:2", ballot="DPR", votes={"P01": 200, "P02": 40}, invalid=5, spare=41
         )
-    )  # 245 voters
+    )
     produce(pipeline, tmp_path, [orjson.dumps(ppwp), orjson.dumps(dpr)])
     flags = dict(ch.query("SELECT ballot, flags FROM tally_current FINAL").result_rows)
     assert flags == {"PPWP": [], "DPR": ["MORE_THAN_PPWP"]}
@@ -150,9 +151,8 @@ def test_a_rejected_record_keeps_its_key_and_position_and_the_audit_finds_it_by_
     tally(pipeline, "registry", "load", str(registry))
     producer = Producer({"bootstrap.servers": pipeline.kafka, "message.max.bytes": 2_000_000})
     topic = pipeline.topic("tally.submissions")
-    producer.produce(
-        topic, value=None, key=TPS.encode(), partition=1, timestamp=1707900000000
-    )  # a tombstone
+    # a tombstone
+    producer.produce(topic, value=None, key=TPS.encode(), partition=1, timestamp=1707900000000)
     producer.produce(
         topic,
         value=b"{" + b" " * 200_000 + b"}",

@@ -93,9 +93,8 @@ def test_the_server_refuses_them_over_http_and_the_table_is_not_made(stack):
         url, headers={"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()}
     )
     with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(
-            get, timeout=30
-        )  # the writer's own credentials: a GET still only reads
+        # the writer's own credentials: a GET still only reads
+        urllib.request.urlopen(get, timeout=30)
     assert refused.value.code == 403 and b"READONLY" in refused.value.read()
     assert (
         client.command("SELECT count() FROM system.tables WHERE name IN ('refused_x', 'refused_y')")

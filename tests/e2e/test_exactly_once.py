@@ -63,9 +63,8 @@ def test_crash_after_totals_before_current_replays_without_counting_twice(ch):
     # A new worker takes the partition and replays from the last commit, with other batch
     # boundaries.
     sink.acquire_lease(TOPIC, 0, "second")
-    replay = preloaded(
-        sink
-    )  # the new owner reads state and markers as the worker does at assignment
+    # the new owner reads state and markers as the worker does at assignment
+    replay = preloaded(sink)
     for start in range(0, len(messages), 37):
         sink.write(replay.process(TOPIC, 0, messages[start : start + 37]), "second")
     assert verify(ch, truth) == []
@@ -85,9 +84,8 @@ def test_a_stalled_worker_is_fenced_after_its_partition_moved_on(ch):
     messages, truth = events_with_corrections(ch, 100)
     sink.acquire_lease(TOPIC, 0, "stalled")
     stalled = preloaded(sink)
-    late_batch = stalled.process(
-        TOPIC, 0, messages
-    )  # decided, then the worker stalls before writing
+    # decided, then the worker stalls before writing
+    late_batch = stalled.process(TOPIC, 0, messages)
 
     sink.acquire_lease(TOPIC, 0, "successor")
     successor = preloaded(sink)
@@ -120,9 +118,8 @@ def test_clickhouse_away_for_a_while_loses_nothing(stack, tmp_path):
     pool = Workers(settings, tmp_path)
     try:
         wait_port(port)
-        users = servers.clickhouse_users(
-            stack.override(data_dir=data_dir)
-        )  # made by the server at its start
+        # made by the server at its start
+        users = servers.clickhouse_users(stack.override(data_dir=data_dir))
         settings = settings.override(
             clickhouse=f"{servers.credited(address, servers.WRITER, users[servers.WRITER])}/away"
         )
@@ -151,9 +148,10 @@ def test_clickhouse_away_for_a_while_loses_nothing(stack, tmp_path):
         server.send_signal(signal.SIGTERM)  # ClickHouse goes away mid-stream ...
         server.wait(timeout=30)
         time.sleep(4)
+        # ... and comes back
         server = subprocess.Popen(
             command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
-        )  # ... and comes back
+        )
         wait_port(port)
         producer.wait(timeout=120)
         wait_caught_up(settings, 3000, timeout_s=180)
@@ -273,9 +271,8 @@ def test_a_retried_insert_dropped_by_its_token_is_not_taken_for_a_fence(ch):
     sink.acquire_lease(TOPIC, 0, "me")
     batch = preloaded(sink).process(TOPIC, 0, messages)
     sink.write_all([batch], {0: "me"})
-    sink.write_all(
-        [batch], {0: "me"}
-    )  # the same inserts again, as after a timeout: dropped, no Fenced
+    # the same inserts again, as after a timeout: dropped, no Fenced
+    sink.write_all([batch], {0: "me"})
     assert sink.written["fenced"] == 0
     assert verify(ch, truth) == []
 
@@ -325,9 +322,8 @@ def test_offsets_of_a_new_broker_epoch_are_not_taken_for_retries(ch):
         "SELECT sum(tps_reported) FROM region_totals WHERE ballot = 'PPWP' AND level = 'national'"
     )
     assert ch.command(reported) == 60
-    again = processor.process(
-        TOPIC, 0, [Message(i, e) for i, e in enumerate(second)]
-    )  # offsets 0.. again
+    # offsets 0.. again
+    again = processor.process(TOPIC, 0, [Message(i, e) for i, e in enumerate(second)])
     sink.write(again, "w")
     assert ch.command(reported) == 60  # epoch 0: dropped as the retry of the first insert, silently
     sink.epoch = 1

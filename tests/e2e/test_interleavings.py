@@ -89,9 +89,8 @@ class SlowInsert(ClickHouseSink):
 
     def __init__(self, client, **options: object) -> None:
         client.set_client_setting("max_block_size", 8)
-        client.set_client_setting(
-            "max_threads", 1
-        )  # the blocks' sleeps one after another: stall_s in all
+        # the blocks' sleeps one after another: stall_s in all
+        client.set_client_setting("max_threads", 1)
         super().__init__(client, **options)
 
     totals_landed = 0  # rows of the slow insert the server took
@@ -159,13 +158,11 @@ def run_order(
             and order.index("s_check") < order.index("n_lease")
             and order.index("s_write") > order.index("n_read")
         ):
-            ended_by_the_server(
-                settings, s_batch, "S"
-            )  # in flight across N's whole wait: cannot land
+            # in flight across N's whole wait: cannot land
+            ended_by_the_server(settings, s_batch, "S")
             return
-        with contextlib.suppress(
-            Fenced
-        ):  # S learns it lost the partition; nothing of its batch landed
+        # S learns it lost the partition; nothing of its batch landed
+        with contextlib.suppress(Fenced):
             (sink if atomic else stalled).write(s_batch, "S")
 
     steps: dict[str, Callable[[], None]] = {
@@ -235,9 +232,8 @@ def test_a_slow_insert_in_flight_across_a_takeover_on_parallel_handles(pipeline,
     apply_schema(settings)
     client = connect(settings)
     load_registry(client, records)
-    deadline = (
-        1.5 if fixed else 0.0
-    )  # S's insert would run 2 s; 0: no max_execution_time, as before the fix
+    # S's insert would run 2 s; 0: no max_execution_time, as before the fix
+    deadline = 1.5 if fixed else 0.0
     n_sink = ClickHouseSink(client, deadline_s=deadline, receive_timeout_s=0.0)
     s_sink = SlowInsert(
         connect(settings),
@@ -277,9 +273,8 @@ def test_a_slow_insert_in_flight_across_a_takeover_on_parallel_handles(pipeline,
     differences = verify(client, truth)
     assert outcome == ["fenced"]  # either way S learns it lost the partition, at its next insert
     if fixed:
-        assert (
-            0.5 < waited < n_sink.takeover_wait_s
-        )  # N saw S's insert running until the server ended it
+        # N saw S's insert running until the server ended it
+        assert 0.5 < waited < n_sink.takeover_wait_s
         assert s_sink.unsure_until > 0  # ended by the server (TIMEOUT_EXCEEDED), then retried
         assert s_sink.totals_landed == 0 and differences == []
     else:

@@ -36,9 +36,8 @@ def test_scram_over_tls_reaches_aiokafka_and_faust():
     assert options["ssl_context"].verify_mode.name == "CERT_REQUIRED"
 
     async def construct() -> None:
-        AIOKafkaProducer(
-            bootstrap_servers="kafka:9094", **options
-        )  # aiokafka accepts every option as given
+        # aiokafka accepts every option as given
+        AIOKafkaProducer(bootstrap_servers="kafka:9094", **options)
 
     asyncio.run(construct())
     app = faust.App("auth-check", broker="kafka://kafka:9094", **faust_options(settings))

@@ -85,9 +85,8 @@ def test_the_log_proves_every_counted_tally_and_catches_tampering(night, tmp_pat
         {(d["event"]["ballot"], d["event"]["tps"], d["decision"]["revision"]) for d in decided}
     ) == len(held)
     assert mth(held) == last.root and mth(held[:37]) == first.root
-    assert any(
-        d["decision"]["previous_revision"] >= 1 for d in decided
-    )  # corrections are leaves too
+    # corrections are leaves too
+    assert any(d["decision"]["previous_revision"] >= 1 for d in decided)
 
     with api_server(settings) as port:
         # Inclusion proofs of random TPS, checked by tally's code and by the standalone script.
@@ -102,9 +101,8 @@ def test_the_log_proves_every_counted_tally_and_catches_tampering(night, tmp_pat
                 (d for d in decided if (d["event"]["tps"], d["event"]["ballot"]) == (tps, ballot)),
                 key=lambda d: d["decision"]["revision"],
             )
-            assert (
-                orjson.loads(base64.b64decode(proof["leaf"])) == newest
-            )  # the latest tally of that TPS
+            # the latest tally of that TPS
+            assert orjson.loads(base64.b64decode(proof["leaf"])) == newest
         # ... also in the older checkpoint, and the consistency between the two.
         tps, ballot = pairs[0]
         early = decided[0]["event"]
@@ -116,9 +114,8 @@ def test_the_log_proves_every_counted_tally_and_catches_tampering(night, tmp_pat
         assert status == 200 and "consistent" in check_proof(consistent, key)
         assert script(consistent, key, tmp_path).returncode == 0
         assert get(port, f"/api/log/proof?tps=9999999999999&ballot={ballot}")[0] == 404
-        assert (
-            get(port, "/api/log/consistency?from=38&to=40")[0] == 404
-        )  # no checkpoints of those sizes
+        # no checkpoints of those sizes
+        assert get(port, "/api/log/consistency?from=38&to=40")[0] == 404
         # A full recount from public data alone: the leaves, checkpoints and results of the API.
         public = tally(
             settings, "log", "audit", "--api", f"http://127.0.0.1:{port}", "--key", key, check=False
@@ -127,9 +124,8 @@ def test_the_log_proves_every_counted_tally_and_catches_tampering(night, tmp_pat
             public.returncode == 0 and f"{last.size:,} leaves add up" in public.stdout.decode()
         ), public.stderr.decode()
         page = get(port, "/api/log/leaves?start=0&end=1000000")[1]
-        assert (
-            page["end"] == min(last.size, 10_000) == len(page["leaves"])
-        )  # a page at most, and where it ends
+        # a page at most, and where it ends
+        assert page["end"] == min(last.size, 10_000) == len(page["leaves"])
         listed = get(port, "/api/log/checkpoints")[1]["checkpoints"]
         assert [c["tree_size"] for c in listed] == [last.size, 37] and listed[0][
             "verifier_key"
@@ -175,9 +171,8 @@ def test_the_log_proves_every_counted_tally_and_catches_tampering(night, tmp_pat
     assert seen["clickhouse"]["decisions"]["applied"] == applied
     assert seen["clickhouse"]["log_checkpoint"]["tree_size"] == last.size
     away = orjson.loads(tally(settings.override(kafka="127.0.0.1:9"), "status", "--json").stdout)
-    assert (
-        "error" in away["broker"] and away["clickhouse"]["reachable"]
-    )  # says what it could not read
+    # says what it could not read
+    assert "error" in away["broker"] and away["clickhouse"]["reachable"]
 
     # A full recount from the log: the root, the signed totals and the results as of the checkpoint.
     audited = tally(settings, "log", "audit", check=False)
@@ -361,9 +356,8 @@ def test_log_verify_refuses_a_true_proof_of_another_tps_and_says_when_a_checkpoi
         assert re.search(
             r'data-result="ok" data-asked="true" data-signature="true" data-key="visitor"', dom
         ), dom[-3000:]
-        impostor = verifier_key(
-            ORIGIN, public_key_of(bytes(32))
-        )  # another key under the operator's name
+        # another key under the operator's name
+        impostor = verifier_key(ORIGIN, public_key_of(bytes(32)))
         dom = screen(port, f"?key={urllib.parse.quote(impostor)}#/PPWP/log/{asked}", tmp_path)
         assert re.search(
             r'data-result="failed" data-asked="true" data-signature="false" data-key="visitor"', dom
@@ -383,10 +377,11 @@ def test_log_verify_refuses_a_true_proof_of_another_tps_and_says_when_a_checkpoi
             ).returncode
             == 1
         )
+        # asked nothing
         assert (
             tally(settings, "log", "verify", str(tmp_path / "other.json"), "--key", key).returncode
             == 0
-        )  # asked nothing
+        )
         ran = subprocess.run(
             [
                 sys.executable,

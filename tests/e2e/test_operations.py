@@ -187,9 +187,8 @@ def test_sigterm_with_the_broker_gone_stops_within_10_s_and_loses_nothing(stack,
 
     broker, settings = broker_up()
     tally(settings, "init")
-    tally(
-        settings, "simulate", "--tps", "1500", "--seed", "9", "--out", str(out), "--dry-run"
-    )  # ~1,600 events
+    # ~1,600 events
+    tally(settings, "simulate", "--tps", "1500", "--seed", "9", "--out", str(out), "--dry-run")
     tally(settings, "registry", "load", str(out / "registry.jsonl"))
     log = tmp_path / "worker-1.log"
     worker = None
@@ -275,9 +274,8 @@ def test_sigterm_with_clickhouse_gone_stops_within_10_s_and_loses_nothing(stack,
     out = tmp_path / "night"
     try:
         wait_for(lambda: servers.port_open("127.0.0.1", port), timeout=60, what="ClickHouse")
-        writer = servers.clickhouse_users(stack.override(data_dir=data_dir))[
-            servers.WRITER
-        ]  # made at its start
+        # made at its start
+        writer = servers.clickhouse_users(stack.override(data_dir=data_dir))[servers.WRITER]
         address = servers.credited(f"http://127.0.0.1:{port}", servers.WRITER, writer)
         settings = stack.override(clickhouse=f"{address}/{ns}", namespace=f"{ns}.", partitions=2)
         tally(settings, "init")
@@ -285,9 +283,8 @@ def test_sigterm_with_clickhouse_gone_stops_within_10_s_and_loses_nothing(stack,
         tally(settings, "registry", "load", str(out / "registry.jsonl"))
         log = tmp_path / "worker-1.log"
         worker, producer = counting(settings, out, log)
-        server.send_signal(
-            signal.SIGTERM
-        )  # ClickHouse goes away mid-night: the next write retries ...
+        # ClickHouse goes away mid-night: the next write retries ...
+        server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
         wait_for(lambda: b"retrying in" in log.read_bytes(), timeout=30, what="a failed write")
         worker.send_signal(signal.SIGTERM)  # ... and the operator stops the worker
@@ -353,12 +350,10 @@ def test_a_running_worker_notices_the_broker_restarted_empty_and_the_resent_nigh
         wait_caught_up(settings, half, timeout_s=120)
         stop(broker)
         broker = broker_up()  # the same address, nothing in it
-        time.sleep(
-            8
-        )  # the worker's consumer finds its position gone and resets to the new log's start
-        tally(
-            settings, "produce", "-", stdin=b"\n".join(lines[half:] + lines[:half]) + b"\n"
-        )  # another order
+        # the worker's consumer finds its position gone and resets to the new log's start
+        time.sleep(8)
+        # another order
+        tally(settings, "produce", "-", stdin=b"\n".join(lines[half:] + lines[:half]) + b"\n")
         wait_caught_up(settings, len(lines), timeout_s=180)
         assert worker.poll() is None  # the same worker, never restarted
         assert (

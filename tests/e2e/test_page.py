@@ -88,9 +88,8 @@ def test_drill_down_from_the_nation_to_one_tps_matches_the_cli(api, pipeline, tm
     )
     assert {c: int(n) for c, n in shown.items()} == tps["votes"]
     assert 'data-decision="applied"' in detail
-    assert (
-        f'data-key-id="{tps["code"]}.1"' in detail
-    )  # the device key that signed it, for everyone to see
+    # the device key that signed it, for everyone to see
+    assert f'data-key-id="{tps["code"]}.1"' in detail
 
 
 def test_legislative_pages_show_party_totals_seats_and_a_dapil_that_match_the_api(
@@ -108,12 +107,10 @@ def test_legislative_pages_show_party_totals_seats_and_a_dapil_that_match_the_ap
         c: int(n)
         for c, n in re.findall(r'class="share[^"]*" data-choice="([^"]+)" data-votes="(\d+)"', dom)
     }
-    assert shares == national["votes"] and all(
-        "." not in c for c in shares
-    )  # every party, none dropped
-    shown = re.findall(
-        r'class="share(?: below)?" data-choice="([^"]+)"', dom
-    )  # the rest fold into "others"
+    # every party, none dropped
+    assert shares == national["votes"] and all("." not in c for c in shares)
+    # the rest fold into "others"
+    shown = re.findall(r'class="share(?: below)?" data-choice="([^"]+)"', dom)
     assert (
         shown
         == [c for c, _ in sorted(national["votes"].items(), key=lambda kv: (-kv[1], kv[0]))][:12]
@@ -150,9 +147,8 @@ def test_legislative_pages_show_party_totals_seats_and_a_dapil_that_match_the_ap
         elected == {c["code"] for c in one["candidates"] if c["elected"]}
         and len(elected) == one["seats"]
     )
-    assert (
-        "perlu" in re.search(r'<p id="margin">(.*?)</p>', page, re.S)[1]
-    )  # how many more votes the runner-up needs
+    # how many more votes the runner-up needs
+    assert "perlu" in re.search(r'<p id="margin">(.*?)</p>', page, re.S)[1]
 
     # DPRD kab/kota: the picker of a regency lists its dapils only.
     regency = next(
@@ -234,9 +230,8 @@ def test_a_province_page_leads_with_the_province_not_the_nation(api, pipeline, t
         c: int(n) for c, n in re.findall(r'data-choice="([^"]+)" data-votes="(\d+)"', head)
     } == province["votes"]
     assert f"<b>{province['name']}</b>" in re.search(r'<nav id="crumbs">.*?</nav>', dom, re.S)[0]
-    assert re.search(r"\d,\d\d%", head) and not re.search(
-        r"\d\.\d\d%", head
-    )  # 33,93%: one Indonesian locale
+    # 33,93%: one Indonesian locale
+    assert re.search(r"\d,\d\d%", head) and not re.search(r"\d\.\d\d%", head)
 
 
 def test_a_phone_reads_every_view_without_sideways_scroll(five_ballots, pipeline, tmp_path):

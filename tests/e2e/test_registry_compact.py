@@ -83,9 +83,8 @@ def test_the_dpt_table_answers_as_a_dict(pairs, strangers):
 
 def test_a_registry_read_from_records_holds_its_tables_compactly():
     records = [{"type": "tps", "code": f"35101120060{i:02d}", "dpt": 200 + i} for i in range(50)]
-    records.append(
-        {"type": "tps", "code": "3510112006000", "dpt": 7}
-    )  # given twice: the last counts
+    # given twice: the last counts
+    records.append({"type": "tps", "code": "3510112006000", "dpt": 7})
     registry = Registry.from_records(records)
     assert isinstance(registry.dpt, DptTable) and len(registry.dpt) == 50
     assert registry.dpt.get("3510112006000") == 7 and registry.dpt.get("3510112006049") == 249
@@ -107,6 +106,5 @@ def test_a_registry_comes_sealed_from_records_and_from_clickhouse(ch):
         assert len(registry.dpt) == len(registry.keys) == 300
     ring = KeyRing()
     ring.add("3510112006026.1", DeviceKey("3510112006026", bytes(32)))
-    assert (
-        not ring.sealed and ring.get("3510112006026.1") is not None and ring.sealed
-    )  # a lookup seals it
+    # a lookup seals it
+    assert not ring.sealed and ring.get("3510112006026.1") is not None and ring.sealed

@@ -28,9 +28,8 @@ REGISTRY = [
 
 def dpr(tps: str, event_id: str, revision: int = 1, **votes: int) -> bytes:
     counts = dict.fromkeys(CHOICES, 0) | {k.replace("_", "."): v for k, v in votes.items()}
-    spare = (
-        286 - sum(counts.values()) - 5
-    )  # the TPS received its DPT 281 + 2% = 287 ballots (OVER_ALLOCATION)
+    # the TPS received its DPT 281 + 2% = 287 ballots (OVER_ALLOCATION)
+    spare = 286 - sum(counts.values()) - 5
     event = tally_dict(
         counts, tps=tps, ballot="DPR", event_id=event_id, revision=revision, spare=spare
     )
@@ -54,9 +53,8 @@ def test_corrections_and_late_tps_move_the_seats(pipeline, workers, tmp_path):
         sent += len(events)
         wait_caught_up(pipeline, sent, timeout_s=120)
 
-    send(
-        dpr(TPS1, "gw:1", P01=40, P01_01=80, P01_02=30, P02=20, P02_01=40, P03_01=10)
-    )  # P01 150, P02 60, P03 10
+    # P01 150, P02 60, P03 10
+    send(dpr(TPS1, "gw:1", P01=40, P01_01=80, P01_02=30, P02=20, P02_01=40, P03_01=10))
     first = seats_now(pipeline)
     dapil = first["dapils"][0]
     assert {p["party"]: p["seats"] for p in dapil["parties"]} == {"P01": 2, "P02": 1, "P03": 0}
@@ -88,9 +86,8 @@ def test_corrections_and_late_tps_move_the_seats(pipeline, workers, tmp_path):
             P03_01=10,
         )
     )
-    corrected = seats_now(pipeline)["dapils"][
-        0
-    ]  # P01 40, P02 170, P03 10: the correction replaces, not adds
+    # P01 40, P02 170, P03 10: the correction replaces, not adds
+    corrected = seats_now(pipeline)["dapils"][0]
     assert {p["party"]: p["votes"] for p in corrected["parties"]} == {
         "P01": 40,
         "P02": 170,
@@ -169,9 +166,8 @@ def test_a_five_ballot_night_verifies_dapils_and_seats_and_the_api_agrees_with_t
 ):
     port, out = five_ballots
     verified = tally(pipeline, "verify", "--truth", str(out / "truth.jsonl"), check=False)
-    assert verified.returncode == 0, verified.stdout.decode()[
-        -2000:
-    ]  # dapil totals and seats included
+    # dapil totals and seats included
+    assert verified.returncode == 0, verified.stdout.decode()[-2000:]
     # A truth in which one dapil's elected candidate and a candidate of the same party who was not
     # elected swap their votes fails verify, naming the dapil's elected candidates: the seats are
     # elected again from the truth's votes, not taken from it.
@@ -202,13 +198,13 @@ def test_a_five_ballot_night_verifies_dapils_and_seats_and_the_api_agrees_with_t
         status, body = get(port, f"/api/seats?ballot={ballot}")
         assert status == 200
         cli = orjson.loads(tally(pipeline, "seats", "--ballot", ballot, "--json").stdout)
+        # read at two moments of a settled night
         assert {**body, "as_of": None} == {
             **cli,
             "as_of": None,
-        }  # read at two moments of a settled night
-        assert (
-            get(port, f"/api/seats?ballot={ballot}&as_of={cli['as_of']}")[1] == cli
-        )  # and the CLI's, exactly
+        }
+        # and the CLI's, exactly
+        assert get(port, f"/api/seats?ballot={ballot}&as_of={cli['as_of']}")[1] == cli
         assert (
             sum(d["seats"] for d in body["dapils"])
             == sum(len(d["elected"]) for d in body["dapils"])
@@ -222,9 +218,8 @@ def test_a_five_ballot_night_verifies_dapils_and_seats_and_the_api_agrees_with_t
         assert sum(c["elected"] for c in one["candidates"]) == len(body["dapils"][0]["elected"])
         if ballot != "DPD":
             assert sum(p["votes"] for p in one["parties"]) == one["valid"]  # C1 eq. 6
-    abroad = get(port, "/api/results?ballot=PPWP&region=99")[1][
-        "regions"
-    ]  # TPS abroad: PPWP and DPR only
+    # TPS abroad: PPWP and DPR only
+    abroad = get(port, "/api/results?ballot=PPWP&region=99")[1]["regions"]
     assert (
         abroad and sum(r["tps_total"] for r in abroad) == sum(r["tps_reported"] for r in abroad) > 0
     )
@@ -238,21 +233,18 @@ def test_a_five_ballot_night_verifies_dapils_and_seats_and_the_api_agrees_with_t
     assert row["dapil"].startswith("DPR-31-") and row["parties"] == party_totals(row["votes"])
     tallies = {t["ballot"]: t for t in get(port, f"/api/tps/{voter_abroad}")[1]["tallies"]}
     assert set(tallies) == {"PPWP", "DPR"} and tallies["PPWP"]["dapil"] == "PPWP"
-    assert tallies["DPR"]["dapil"].startswith(
-        "DPR-31-"
-    )  # a candidate number means something in its dapil only
+    # a candidate number means something in its dapil only
+    assert tallies["DPR"]["dapil"].startswith("DPR-31-")
     national = get(port, "/api/results?ballot=DPR&level=national")[1]["regions"][0]
-    assert all(
-        "." not in choice for choice in national["votes"]
-    )  # party totals, no candidates summed across dapils
+    # party totals, no candidates summed across dapils
+    assert all("." not in choice for choice in national["votes"])
     status, body = get(port, "/api/results?ballot=DPR&dapil=DPR-99-99")
     assert status == 404 and "unknown dapil" in body["error"]
     dpd = get(port, "/api/dapils?ballot=DPD")[1]["dapils"][0]["dapil"]
     status, body = get(port, f"/api/results?ballot=DPR&dapil={dpd}")
     assert status == 400 and "DPD dapil" in body["error"]
     status, body = get(port, "/api/seats?ballot=PPWP")
-    assert (
-        status == 400 and "DPR, DPD, DPRD_PROV, DPRD_KAB" in body["error"]
-    )  # the ballots that elect seats
+    # the ballots that elect seats
+    assert status == 400 and "DPR, DPD, DPRD_PROV, DPRD_KAB" in body["error"]
     printed = tally(pipeline, "results", "--ballot", "DPR").stdout.decode()
     assert "P03" in printed and max(len(line) for line in printed.splitlines()) <= 80

@@ -58,9 +58,8 @@ def test_a_key_the_registry_does_not_know_is_unknown():
 
 
 def test_a_tally_signed_with_another_tps_key_is_wrong_tps_key():
-    found = verdict(
-        signed(tally_dict(), by=OTHER)
-    )  # a valid signature, by the device of another TPS
+    # a valid signature, by the device of another TPS
+    found = verdict(signed(tally_dict(), by=OTHER))
     assert (found.reason, found.path) == (Reason.WRONG_TPS_KEY, "$.key_id")
     assert OTHER in found.detail
 
@@ -144,14 +143,12 @@ def test_the_canonical_form_ignores_key_order_and_whitespace():
     shuffled = dict(reversed(list(event.items())))
     shuffled["votes"] = dict(reversed(list(event["votes"].items())))
     assert canonical(shuffled) == canonical(event)
-    pretty = orjson.dumps(
-        shuffled, option=orjson.OPT_INDENT_2
-    )  # a gateway may re-indent: still the same event
+    # a gateway may re-indent: still the same event
+    pretty = orjson.dumps(shuffled, option=orjson.OPT_INDENT_2)
     assert verdict(orjson.loads(pretty)) is None
     assert b" " not in canonical(event) and b'"sig"' not in canonical(event)
-    assert canonical(event).startswith(
-        b'{"ballot":"PPWP","ballots":{"received":'
-    )  # sorted at every level
+    # sorted at every level
+    assert canonical(event).startswith(b'{"ballot":"PPWP","ballots":{"received":')
 
 
 def test_forged_events_of_the_simulator_are_each_rejected_and_the_real_ones_accepted():
@@ -172,9 +169,8 @@ def test_forged_events_of_the_simulator_are_each_rejected_and_the_real_ones_acce
     reasons = [tuple(row.reasons) for row in batch.rejections]
     assert set(reasons) == {("UNSIGNED",), ("BAD_SIGNATURE",), ("WRONG_TPS_KEY",)}
     assert len(reasons) > 60  # about 30% of 400
-    applied = {
-        (row.ballot, row.tps): row.event_id for row in batch.current
-    }  # (ballot, tps) -> event_id, last wins
+    # (ballot, tps) -> event_id, last wins
+    applied = {(row.ballot, row.tps): row.event_id for row in batch.current}
     assert {k: e for k, e in applied.items()} == {k: v.event_id for k, v in truth.current.items()}
 
 

@@ -116,9 +116,8 @@ def test_a_night_comes_back_moment_by_moment_and_every_change_is_explained(
         #    error.
         _, before = get(port, "/api/results?ballot=PPWP&level=province&as_of=1000000000")
         assert all(r["tps_reported"] == 0 and not r["votes"] for r in before["regions"])
-        now = orjson.loads(
-            tally(pipeline, "results", "--level", "province", "--json").stdout
-        )  # the API caches
+        # the API caches
+        now = orjson.loads(tally(pipeline, "results", "--level", "province", "--json").stdout)
         _, future = get(
             port, "/api/results?ballot=PPWP&level=province&as_of=2099-01-01T00:00:00%2B07:00"
         )
@@ -192,9 +191,8 @@ def test_a_night_comes_back_moment_by_moment_and_every_change_is_explained(
             "SELECT count() FROM tally_decisions FINAL WHERE ballot = 'PPWP' AND decision = "
             "'applied'"
         )
-        assert (
-            len(feed) == applied
-        )  # duplicates, stale resends and rejections stay in the audit trail only
+        # duplicates, stale resends and rejections stay in the audit trail only
+        assert len(feed) == applied
         corrections = [c for c in feed if c["kind"] == "correction"]
         assert corrections and all(
             c["revision"]["new"] > c["revision"]["old"] >= 1 for c in corrections

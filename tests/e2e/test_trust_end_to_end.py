@@ -50,9 +50,8 @@ def test_forged_replayed_and_revoked_never_count_and_the_audit_shows_why(
     tally(pipeline, "produce", "-", stdin=b"\n".join(events) + b"\n")
     wait_caught_up(pipeline, 2 * len(events), timeout_s=120)
     after = decisions(ch)
-    assert (
-        after["applied"] == applied_before
-    )  # each replayed tally is a duplicate or stale, never applied
+    # each replayed tally is a duplicate or stale, never applied
+    assert after["applied"] == applied_before
     assert after["duplicate"] + after.get("stale", 0) >= applied_before
     assert verify(ch, truth, tps_file=out / "truth-tps.jsonl") == []
 

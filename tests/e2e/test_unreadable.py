@@ -116,9 +116,8 @@ def test_a_batch_the_worker_cannot_unpack_stalls_its_partition_only_and_it_resum
     wait_until(lambda: decided() == len(others), "the other partitions to be counted")
     wait_until(lambda: "0" in stalled(), "tally status to show the waiting partition")
     status = orjson.loads(tally(pipeline, "status", "--json").stdout)
-    assert (
-        "error" not in status["broker"]
-    )  # the broker answers: the partition waits, the broker is not away
+    # the broker answers: the partition waits, the broker is not away
+    assert "error" not in status["broker"]
     assert status["clickhouse"]["stalled"]["0"]["offset"] == 0
     assert "UnsupportedCodecError" in status["clickhouse"]["stalled"]["0"]["reason"]
     assert (
@@ -126,9 +125,8 @@ def test_a_batch_the_worker_cannot_unpack_stalls_its_partition_only_and_it_resum
         == 'tally_partition_stalled_offset{partition="0"} 0.0'
     )
     assert metric(port, "tally_partitions_stalled ") == "tally_partitions_stalled 1.0"
-    time.sleep(
-        6
-    )  # past a retry: still alive, still waiting, said once (a reminder comes after 30 s)
+    # past a retry: still alive, still waiting, said once (a reminder comes after 30 s)
+    time.sleep(6)
     assert worker.poll() is None and decided() == len(others)
     text = (tmp_path / "no-cramjam.log").read_text()
     assert text.count("partition 0 cannot be read at offset 0") == 1

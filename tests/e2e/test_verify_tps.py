@@ -72,9 +72,8 @@ def test_a_tps_missing_from_the_truth_or_moved_to_another_village_is_named(ch, n
     assert f"{gone['ballot']} tps {gone['tps']} tps_reported: expected 0, ClickHouse has 1" in found
 
     moved = next(r for r in rows if r["ballot"] == "PPWP")
-    moved["tps"] = (
-        moved["tps"][:6] + "9999" + moved["tps"][10:]
-    )  # another village of the same district
+    # another village of the same district
+    moved["tps"] = moved["tps"][:6] + "9999" + moved["tps"][10:]
     write(night / "moved.jsonl", [gone, *rows])
     found = "\n".join(verify(ch, read_truth(night / TRUTH), tps_file=night / "moved.jsonl"))
     assert f"PPWP village {moved['tps'][:10]} tps_reported: expected 1, ClickHouse has 0" in found

@@ -25,9 +25,8 @@ def url(text: str):
 def test_services_are_kafka_clickhouse_init_and_a_scalable_worker():
     assert {"kafka", "clickhouse", "init", "worker"} <= set(SERVICES)
     worker = SERVICES["worker"]
-    assert (
-        "container_name" not in worker and "ports" not in worker
-    )  # --scale worker=N needs both absent
+    # --scale worker=N needs both absent
+    assert "container_name" not in worker and "ports" not in worker
     assert worker["command"][0] == "worker" and SERVICES["init"]["command"] == ["init"]
 
 
@@ -49,9 +48,8 @@ def test_workers_and_init_reach_kafka_and_clickhouse_by_service_name():
 
 def test_start_order_init_after_healthy_servers_workers_after_init():
     assert SERVICES["init"]["depends_on"] == {
-        "kafka-setup": {
-            "condition": "service_completed_successfully"
-        },  # users, topics and ACLs first
+        # users, topics and ACLs first
+        "kafka-setup": {"condition": "service_completed_successfully"},
         "clickhouse": {"condition": "service_healthy"},
     }
     assert SERVICES["kafka-setup"]["depends_on"] == {"kafka": {"condition": "service_healthy"}}
@@ -97,9 +95,8 @@ def test_grafana_reads_clickhouse_as_the_read_only_user_with_the_dashboard_provi
     mounted = {v.split(":")[1]: v.split(":")[0] for v in grafana["volumes"]}
     assert (REPO / mounted[provider["options"]["path"]] / "tally.json").exists()
     api_dsn = url(SERVICES["api"]["environment"]["TALLY_CLICKHOUSE"])
-    assert (
-        api_dsn.username == "dashboard" and api_dsn.hostname == "clickhouse"
-    )  # the API reads only
+    # the API reads only
+    assert api_dsn.username == "dashboard" and api_dsn.hostname == "clickhouse"
 
 
 KAFKA = SERVICES["kafka"]["environment"]
@@ -113,15 +110,13 @@ def test_kafka_clients_must_authenticate_over_tls_and_acls_deny_by_default():
     reachable = [
         name for name, address in listeners.items() if not address.startswith("127.0.0.1:")
     ]
-    assert (
-        reachable == ["CLIENTS"] and protocols["CLIENTS"] == "SASL_SSL"
-    )  # nothing else leaves the container
+    # nothing else leaves the container
+    assert reachable == ["CLIENTS"] and protocols["CLIENTS"] == "SASL_SSL"
     assert KAFKA["KAFKA_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
     assert "StandardAuthorizer" in KAFKA["KAFKA_AUTHORIZER_CLASS_NAME"]
     assert KAFKA["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
-    assert (
-        SERVICES["kafka-setup"]["network_mode"] == "service:kafka"
-    )  # the only way to the loopback ADMIN listener
+    # the only way to the loopback ADMIN listener
+    assert SERVICES["kafka-setup"]["network_mode"] == "service:kafka"
 
 
 def test_workers_use_scram_over_tls_and_the_api_has_no_kafka_access():
@@ -175,10 +170,11 @@ def test_gateways_may_only_write_submissions():
         ({"IdempotentWrite"}, "cluster"),
     ]
     principals = {principal for principal, _, _ in acls()}
+    # no dashboard principal: dashboards read ClickHouse
     assert principals == {
         "User:gateway",
         "User:worker",
-    }  # no dashboard principal: dashboards read ClickHouse
+    }
 
 
 def test_one_logger_appends_the_log_with_the_operator_key_read_only():
@@ -203,9 +199,8 @@ def test_prometheus_scrapes_every_worker_and_the_api():
     assert jobs["worker"]["dns_sd_configs"] == [
         {"names": ["worker"], "type": "A", "port": port, "refresh_interval": "15s"}
     ]
-    assert (
-        str(port) in worker["expose"] and "ports" not in worker
-    )  # reached inside the network, never published
+    # reached inside the network, never published
+    assert str(port) in worker["expose"] and "ports" not in worker
     assert jobs["api"]["static_configs"][0]["targets"] == ["api:8080"]
     assert "prometheus" in SERVICES and "prometheus" in SERVICES["grafana"]["depends_on"]
     datasource = yaml.safe_load(
@@ -240,9 +235,8 @@ def test_no_secret_has_a_fallback_a_missing_one_stops_compose_up_with_a_message(
 
 
 def test_clickhouse_is_reached_on_the_compose_network_only():
-    assert (
-        "ports" not in SERVICES["clickhouse"]
-    )  # published only by an operator's override, on loopback
+    # published only by an operator's override, on loopback
+    assert "ports" not in SERVICES["clickhouse"]
 
 
 def test_grafana_requires_an_admin_password_and_lets_no_one_in_anonymously():

@@ -37,13 +37,11 @@ def test_forty_errors_a_second_become_one_line_and_a_reminder_every_30_s():
 def test_other_kinds_and_our_own_records_pass():
     quiet = QuietDependencies(clock=lambda: 0.0)
     assert quiet.filter(record("aiokafka.conn", "Unable connect to node %s"))
-    assert quiet.filter(
-        record("aiokafka.cluster", "Unable to update metadata from %s")
-    )  # another kind
+    # another kind
+    assert quiet.filter(record("aiokafka.cluster", "Unable to update metadata from %s"))
     assert not quiet.filter(record("aiokafka.conn", "Unable connect to node %s"))
-    assert all(
-        quiet.filter(record("tally.sink", "write failed")) for _ in range(5)
-    )  # ours are never held
+    # ours are never held
+    assert all(quiet.filter(record("tally.sink", "write failed")) for _ in range(5))
     assert all(quiet.filter(record("aiokafka.conn", "connected", logging.INFO)) for _ in range(5))
 
 

@@ -64,6 +64,7 @@ def test_correction_retracts_previous_revision():
     assert rows[("regency", "3171", "02")][0] == 90
     # districts and villages are read from tally_current
     assert not any(level in ("district", "village") for _, level, _, _ in totals.rows)
+    # the TPS (and its DPT) counted once
     assert rows[("province", "31", "")] == [
         0,
         1,
@@ -71,7 +72,7 @@ def test_correction_retracts_previous_revision():
         second.voters,
         0,
         250,
-    ]  # the TPS (and its DPT) counted once
+    ]
     # One change row per revision: their sums say which revision the totals now include.
     changes = [values for (level, _, _), values in rows.items() if level == "tps"]
     assert [sum(column) for column in zip(*changes, strict=True)] == [
@@ -128,9 +129,8 @@ def test_totals_always_equal_the_last_applied_revision(revisions):
         ("regency", "3171"),
     ):
         for choice, count in revisions[-1].items():
-            assert (
-                totals.rows.get(("PPWP", level, region, choice), [0])[0] == count
-            )  # no row: no change
+            # no row: no change
+            assert totals.rows.get(("PPWP", level, region, choice), [0])[0] == count
         assert totals.rows[("PPWP", level, region, "")][1] == 1
 
 
@@ -152,9 +152,8 @@ def test_rows_to_write_are_the_nonzero_rows_with_their_partition(first_votes, se
         (*key, *values, 7) for key, values in totals.rows.items() if any(values) or key[1] == "tps"
     }
     written = totals.as_rows(7)
-    plain = [
-        (*row[:9], row[14], row[-1]) for row in written
-    ]  # without the change's deltas, event and gateway
+    # without the change's deltas, event and gateway
+    plain = [(*row[:9], row[14], row[-1]) for row in written]
     assert len(plain) == len(set(plain)) and set(plain) == expected
     changes = [row for row in written if row[1] == "tps"]
     assert [(row[9], row[10]) for row in changes] == [
@@ -163,12 +162,13 @@ def test_rows_to_write_are_the_nonzero_rows_with_their_partition(first_votes, se
     assert all(row[9:14] == ({}, "", "", "", "") for row in written if row[1] != "tps")
 
 
+# 2 provinces, 3 regencies
 TPS_CODES = (
     "3171010001001",
     "3171020002003",
     "3172010001001",
     "3273010001002",
-)  # 2 provinces, 3 regencies
+)
 CHOICES = {"PPWP": ("01", "02", "03"), "DPR": ("P01", "P02", "P01-1", "P01-2", "P02-1")}
 
 

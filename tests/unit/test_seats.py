@@ -58,9 +58,8 @@ def test_sainte_lague_matches_the_highest_averages_table(seats, votes):
         assert [s.divisor for s in steps if s.party == party] == list(
             range(1, 2 * len([s for s in steps if s.party == party]), 2)
         )
-    assert all(
-        a.quotient >= b.quotient for a, b in zip(steps, steps[1:], strict=False)
-    )  # each seat to the best left
+    # each seat to the best left
+    assert all(a.quotient >= b.quotient for a, b in zip(steps, steps[1:], strict=False))
 
 
 @given(st.integers(min_value=1, max_value=10), votes_strategy)
@@ -81,9 +80,8 @@ def test_the_runner_up_takes_the_last_seat_with_exactly_the_votes_needed(seats, 
 
 
 def test_the_2024_threshold_keeps_ppp_out_and_eight_parties_in():
-    national = {
-        p: round(share * 1_518_000) for p, share in SHARES_2024.items()
-    }  # ~151.8M valid votes
+    # ~151.8M valid votes
+    national = {p: round(share * 1_518_000) for p, share in SHARES_2024.items()}
     passes = passing(national, Fraction(4, 100))
     assert sorted(p for p, ok in passes.items() if ok) == [
         "P01",
@@ -132,9 +130,8 @@ def test_a_partys_seats_go_to_its_candidates_with_the_most_votes():
 def test_equal_quotients_go_to_the_party_with_more_votes_then_the_lower_number_and_are_marked():
     steps = sainte_lague(2, {"P02": 300, "P01": 300})
     assert [s.party for s in steps] == ["P01", "P02"] and steps[0].tie
-    steps = sainte_lague(
-        2, {"P01": 100, "P02": 300}
-    )  # 300/3 = 100/1 for the second seat: P02 has more votes
+    # 300/3 = 100/1 for the second seat: P02 has more votes
+    steps = sainte_lague(2, {"P01": 100, "P02": 300})
     assert [s.party for s in steps] == ["P02", "P02"] and steps[1].tie
     result = dapil_seats(
         "D", 1, ["P01", "P01.01", "P02", "P02.01"], {"P01.01": 50, "P02.01": 50}, {}

@@ -57,9 +57,10 @@ def test_registry_shape_and_file_format():
         c for c in shape.contests if c["ballot"] == "DPRD_PROV" and c["regions"][0].startswith("11")
     )
     parties = {ch["code"]: ch["name"] for ch in aceh_dprd["choices"] if "." not in ch["code"]}
+    # + 6 local
     assert (
         len(parties) == 24 and parties["P21"] == "Partai Aceh" and parties["P24"] == "Partai Ummat"
-    )  # + 6 local
+    )
     elsewhere = next(
         c for c in shape.contests if c["ballot"] == "DPR" and not c["regions"][0].startswith("11")
     )
@@ -70,16 +71,14 @@ def test_registry_shape_and_file_format():
 def test_a_national_night_has_exactly_the_2024_registry():
     shape = build_shape(820_161, 1, ALL, abroad_tps(820_161))
     home = [t for t in shape.tps if not t.startswith("99")]
-    assert (
-        len(home) == 820_161 and len(shape.tps) == 823_220 and max(shape.dpt) <= 300
-    )  # + 3,059 abroad
+    # + 3,059 abroad
+    assert len(home) == 820_161 and len(shape.tps) == 823_220 and max(shape.dpt) <= 300
     missions = [
         code for code, _, level, _ in shape.regions if level == "district" and code.startswith("99")
     ]
     assert len(missions) == 128
-    assert [c["dapil"] for c in shape.contests if "99" in c["regions"]] == [
-        "DPR-31-02"
-    ]  # DKI Jakarta II
+    # DKI Jakarta II
+    assert [c["dapil"] for c in shape.contests if "99" in c["regions"]] == ["DPR-31-02"]
     levels = Counter(level for code, _, level, _ in shape.regions if not code.startswith("99"))
     assert levels == {
         "national": 1,
@@ -100,9 +99,8 @@ def test_a_national_night_has_exactly_the_2024_registry():
     assert all(
         len(p) == 18 for d, p in parties.items() if d.startswith(("DPR-", "DPRDP-3", "DPRDK-3"))
     )
-    assert all(
-        len(p) == 24 for d, p in parties.items() if d.startswith(("DPRDP-11", "DPRDK-11"))
-    )  # Aceh's 6 local
+    # Aceh's 6 local
+    assert all(len(p) == 24 for d, p in parties.items() if d.startswith(("DPRDP-11", "DPRDK-11")))
     assert not any(
         c["ballot"] == "DPRD_KAB" and c["regions"][0].startswith("31") for c in shape.contests
     )
@@ -121,17 +119,15 @@ def test_a_national_night_has_exactly_the_2024_registry():
         min(seats["DPRD_PROV"] + seats["DPRD_KAB"]) >= 3
         and max(seats["DPRD_PROV"] + seats["DPRD_KAB"]) <= 12
     )
-    for contest in (
-        c for c in shape.contests if c["ballot"] in ("DPR", "DPRD_PROV", "DPRD_KAB")
-    ):  # lists <= seats
+    # lists <= seats
+    for contest in (c for c in shape.contests if c["ballot"] in ("DPR", "DPRD_PROV", "DPRD_KAB")):
         assert (
             max(Counter(ch["code"][:3] for ch in contest["choices"] if "." in ch["code"]).values())
             <= contest["seats"]
         )
     per_village = sorted(Counter(tps[:10] for tps in shape.tps).values())
-    assert (
-        per_village[len(per_village) // 2] <= 10 < 3 * 10 < per_village[-1]
-    )  # ~9.8 a village, skewed
+    # ~9.8 a village, skewed
+    assert per_village[len(per_village) // 2] <= 10 < 3 * 10 < per_village[-1]
 
 
 def test_every_simulated_tally_is_valid_and_every_broken_one_rejected():
@@ -190,9 +186,8 @@ def test_every_region_of_the_truth_is_the_sum_of_its_tps_and_fine_levels_come_a_
             if group["level"] == "tps":
                 continue
             want = expected[(group["ballot"], group["level"], code)]
-            votes = reported_votes(
-                group["ballot"], group["level"], dict(want["votes"])
-            )  # party totals, not candidates
+            # party totals, not candidates
+            votes = reported_votes(group["ballot"], group["level"], dict(want["votes"]))
             assert (got["votes"], got["invalid"], got["tps_reported"]) == (
                 votes,
                 want["invalid"],
@@ -336,14 +331,12 @@ def test_tps_abroad_hold_ppwp_and_dpr_only_and_count_in_the_national_total():
         0
     ] == "BALLOT_NOT_HELD"
     national = merge_truth(truth.groups())["ballots"]["PPWP"]["national"]["ID"]
-    assert (
-        national["tps_reported"] == national["tps_total"] == len(shape.tps)
-    )  # abroad inside the national total
+    # abroad inside the national total
+    assert national["tps_reported"] == national["tps_total"] == len(shape.tps)
     dapils = merge_truth(truth.groups())["ballots"]["DPR"]["dapil"]
     holder = next(c for c in shape.contests if "99" in c["regions"])
-    assert holder["dapil"].startswith(
-        "DPR-31-"
-    )  # DKI Jakarta II, or DKI's only dapil on a small night
+    # DKI Jakarta II, or DKI's only dapil on a small night
+    assert holder["dapil"].startswith("DPR-31-")
     at_home = sum(
         1 for t in shape.tps if any(t.startswith(r) for r in holder["regions"] if r != "99")
     )

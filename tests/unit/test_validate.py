@@ -96,9 +96,8 @@ def test_a_rejected_tally_lists_every_code_that_applies():
 
 
 def test_flag_high_turnout():
-    event = tally_dict(
-        votes={"01": 200, "02": 50, "03": 24}, invalid=2, dpt=271, dptb=3, dpk=2
-    )  # all 276 registered voted
+    # all 276 registered voted
+    event = tally_dict(votes={"01": 200, "02": 50, "03": 24}, invalid=2, dpt=271, dptb=3, dpk=2)
     assert Flag.HIGH_TURNOUT in validate_tally(as_tally(event)).flags
 
 
