@@ -38,10 +38,14 @@ def _commit(report: dict) -> str:
     return f"`{(p['commit'] or '?')[:7]}`{' (dirty)' if p['dirty'] else ''}"
 
 
+def _workers(report: dict) -> str:
+    return f"{report['workers']} worker{'s' if report['workers'] > 1 else ''}"
+
+
 def _bench_scenario(report: dict) -> str | None:
     if "events_per_s" not in report:
         return None
-    workers = f"{report['workers']} worker{'s' if report['workers'] > 1 else ''}"
+    workers = _workers(report)
     return (
         f"{report['ballots']}, {report['tps']:,} TPS, {workers}, log "
         f"{'on' if report['log'] else 'off'}"
@@ -117,7 +121,7 @@ def _flood(reports: list[tuple[str, dict]]) -> list[str]:
 def _read_scenario(report: dict) -> str | None:
     if "read" not in report:
         return None
-    workers = f"{report['workers']} worker{'s' if report['workers'] > 1 else ''}"
+    workers = _workers(report)
     return (
         f"{report['ballots']}, {report['tps']:,} TPS, {workers}, {report['readers']} readers "
         f"while producing at {report['rate']:,.0f}/s"

@@ -63,6 +63,29 @@ def ch(pipeline: Settings):
     return connect(pipeline)
 
 
+def own_clickhouse(
+    data_dir: Path, port: int, env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """`tally clickhouse` of a test's own on `port`, its data in `data_dir`: one the test may stop
+    and start again on the same port (the caller waits for it to listen)."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streams",
+            "clickhouse",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+
+
 def env_of(settings: Settings) -> dict[str, str]:
     return {**os.environ, **settings.as_env()}
 

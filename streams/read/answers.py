@@ -103,8 +103,8 @@ class ContestIndex:
 def tps_detail(
     client: Client,
     code: str,
-    ballot: str | None = None,
-    contests: ContestIndex | None = None,
+    ballot: str | None,
+    contests: ContestIndex,
 ) -> dict:
     if not (len(code) == 13 and digits(code, 13)):
         raise ApiError(400, "a TPS code is 13 digits")
@@ -129,7 +129,7 @@ def tps_detail(
     if not applied and not events and not dpt:
         raise ApiError(404, f"nothing is known of TPS {code}")
     # A candidate's number names a person only within a dapil: each tally says which one it is.
-    dapils = (contests or ContestIndex(client)).dapils(code)
+    dapils = contests.dapils(code)
     return {
         "tps": code,
         "dpt": dpt[0][0] if dpt else None,

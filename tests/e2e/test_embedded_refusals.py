@@ -156,31 +156,14 @@ def test_a_reader_that_stops_reading_holds_no_stream_and_stops_no_stop(tmp_path)
     import os
     import signal
     import socket
-    import subprocess
-    import sys
     import time
 
     from streams.embedded import servers
     from streams.settings import Settings
-    from tests.conftest import REPO
+    from tests.conftest import own_clickhouse
 
     data_dir, port = tmp_path / "own", servers.free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streams",
-            "clickhouse",
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            str(port),
-        ],
-        cwd=REPO,
-        env={**os.environ, "TALLY_STREAM_STALL_S": "2"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
+    server = own_clickhouse(data_dir, port, env={**os.environ, "TALLY_STREAM_STALL_S": "2"})
     try:
         deadline = time.monotonic() + 60
         while not servers.port_open("127.0.0.1", port):

@@ -19,7 +19,7 @@ from streams.gateways.shape import registry_records
 from streams.gateways.simulate import Plan, generate
 from streams.ops.demo import wait_caught_up
 from streams.read.results import read_truth, results, verify
-from tests.conftest import REPO, Workers, tally
+from tests.conftest import REPO, Workers, own_clickhouse, tally
 
 TOPIC = "tally.submissions"
 
@@ -100,19 +100,7 @@ def test_a_stalled_worker_is_fenced_after_its_partition_moved_on(ch):
 def test_clickhouse_away_for_a_while_loses_nothing(stack, tmp_path):
     """A ClickHouse server of its own, stopped mid-run and started again on the same port."""
     data_dir, port = tmp_path / "own", servers.free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "streams",
-        "clickhouse",
-        "--data-dir",
-        str(data_dir),
-        "--port",
-        str(port),
-    ]
-    server = subprocess.Popen(
-        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
-    )
+    server = own_clickhouse(data_dir, port)
     address = servers.credited(f"http://127.0.0.1:{port}", servers.WRITER, "?")
     settings = stack.override(clickhouse=f"{address}/away", namespace="away.", partitions=2)
     pool = Workers(settings, tmp_path)
@@ -149,9 +137,7 @@ def test_clickhouse_away_for_a_while_loses_nothing(stack, tmp_path):
         server.wait(timeout=30)
         time.sleep(4)
         # ... and comes back
-        server = subprocess.Popen(
-            command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
-        )
+        server = own_clickhouse(data_dir, port)
         wait_port(port)
         producer.wait(timeout=120)
         wait_caught_up(settings, 3000, timeout_s=180)

@@ -23,7 +23,7 @@ from streams.embedded import servers
 from streams.kafka.produce import create_topics
 from streams.ops.demo import wait_caught_up
 from streams.read.results import read_truth, verify
-from tests.conftest import REPO, api_server, env_of, get, tally
+from tests.conftest import REPO, api_server, env_of, get, own_clickhouse, tally
 
 
 def scrape(port: int) -> dict[tuple[str, tuple], float]:
@@ -257,19 +257,7 @@ def test_sigterm_with_clickhouse_gone_stops_within_10_s_and_loses_nothing(stack,
     """A ClickHouse server of its own goes away mid-night; the worker, its write retrying, is
     stopped and must be gone within 10 s. ClickHouse and a worker come back: the night is exact."""
     data_dir, port = tmp_path / "own", servers.free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "streams",
-        "clickhouse",
-        "--data-dir",
-        str(data_dir),
-        "--port",
-        str(port),
-    ]
-    server = subprocess.Popen(
-        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
-    )
+    server = own_clickhouse(data_dir, port)
     ns = f"chstop{os.getpid()}"
     out = tmp_path / "night"
     try:
@@ -292,9 +280,7 @@ def test_sigterm_with_clickhouse_gone_stops_within_10_s_and_loses_nothing(stack,
         worker.wait(timeout=30)
         assert time.monotonic() - stopped <= 10, "the worker took more than 10 s to stop"
         producer.wait(timeout=60)
-        server = subprocess.Popen(
-            command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
-        )
+        server = own_clickhouse(data_dir, port)
         wait_for(lambda: servers.port_open("127.0.0.1", port), timeout=60, what="ClickHouse again")
         worker = start_worker(settings, tmp_path / "worker-2.log")
         total = sum(1 for line in (out / "events.jsonl").open("rb") if line.strip())

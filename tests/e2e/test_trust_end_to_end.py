@@ -10,7 +10,7 @@ import orjson
 from streams.gateways.shape import device_secret_key, key_id_of
 from streams.gateways.tallies import sign
 from streams.ops.demo import wait_caught_up
-from streams.read.answers import tps_detail
+from streams.read.answers import ContestIndex, tps_detail
 from streams.read.results import read_truth, verify
 from tests.conftest import tally
 
@@ -80,7 +80,8 @@ def test_forged_replayed_and_revoked_never_count_and_the_audit_shows_why(
     assert any("revoked" in f for f in trail[-1]["findings"])
     assert {"applied", "duplicate"} <= {e["decision"] for e in trail}
     assert all(e["gateway"] and e["received_at"] for e in trail)
-    assert tps_detail(ch, victim)["history"] == trail  # the same trail through the API
+    # the same trail through the API
+    assert tps_detail(ch, victim, None, ContestIndex(ch))["history"] == trail
     printed = tally(pipeline, "audit", "--tps", victim).stdout.decode()
     assert "REVOKED_KEY" in printed and key_id_of(victim) in printed
 
