@@ -1,5 +1,7 @@
 -- The applied tally per (ballot, TPS): one row per key after merges; the highest revision wins.
 -- Writing the same revision again rewrites the same row, so a replay is harmless.
+-- Keyed by TPS first, in small granules: a TPS page reads its five rows, not a granule of 8,192
+-- legislative rows of ~150 counts each (a third of the time of a page on the embedded server).
 CREATE TABLE IF NOT EXISTS tally_current
 (
     ballot        LowCardinality(String),
@@ -20,7 +22,8 @@ CREATE TABLE IF NOT EXISTS tally_current
     written_at    DateTime64(3) DEFAULT now64(3)
 )
 ENGINE = ReplacingMergeTree(revision)
-ORDER BY (ballot, tps);
+ORDER BY (tps, ballot)
+SETTINGS index_granularity = 256;
 
 -- Running totals per (ballot, level, region, choice) as signed deltas; always read with sum().
 -- choice = '' is the region's summary row: tps_reported, invalid and voters live there.
@@ -65,7 +68,7 @@ CREATE TABLE IF NOT EXISTS tally_decisions
 )
 ENGINE = ReplacingMergeTree(first_wins)
 ORDER BY (tps, ballot, src_partition, src_offset)
-SETTINGS non_replicated_deduplication_window = 10000;
+SETTINGS non_replicated_deduplication_window = 10000, index_granularity = 256; -- a TPS's audit trail
 
 -- Rejected events with their raw payload (cut at 64 KiB) and every finding, so nothing is lost.
 CREATE TABLE IF NOT EXISTS tally_rejections

@@ -9,16 +9,13 @@ from __future__ import annotations
 from clickhouse_connect.driver.client import Client
 
 HISTORY_SQL = """
-SELECT d.received_at AS received_at, d.decided_at AS decided_at, d.event_id AS event_id,
-       d.ballot AS ballot, d.revision AS revision, d.decision AS decision, d.reasons AS reasons,
-       r.findings AS findings, d.flags AS flags,
-       d.gateway AS gateway, d.key_id AS key_id, d.submitted_at AS submitted_at,
-       d.src_partition AS partition, d.src_offset AS offset, d.kafka_key AS kafka_key,
-       d.forwarded_from AS forwarded_from, d.forwarded_to AS forwarded_to
+SELECT received_at, decided_at, event_id, ballot, revision, decision, reasons, findings, flags,
+       gateway, key_id, submitted_at, src_partition AS partition, src_offset AS offset, kafka_key,
+       forwarded_from, forwarded_to
 FROM (
-    SELECT received_at, decided_at, event_id, ballot, revision, decision, reasons, flags,
-           gateway, key_id, submitted_at,
-           src_partition, src_offset, src_epoch, kafka_key, forwarded_from, '' AS forwarded_to
+    SELECT received_at, decided_at, event_id, ballot, revision, decision, reasons, findings, flags,
+           gateway, key_id, submitted_at, src_partition, src_offset, kafka_key, forwarded_from,
+           '' AS forwarded_to
     FROM tally_decisions FINAL
     -- Its own decisions, and the records keyed by it that were not its tallies (rejected: another
     -- TPS's tally, or none): those are found through tally_rejections, so that both conditions
@@ -30,16 +27,10 @@ FROM (
     UNION ALL
     -- A record that arrived off its home partition: its arrival, and where it was sent to be
     -- decided.
-    SELECT received_at, forwarded_at, '', '', 0, 'forwarded', [], [], '', '', '',
-           src_partition, src_offset, src_epoch, kafka_key, '', toString(home_partition)
+    SELECT received_at, forwarded_at, '', '', 0, 'forwarded', [], [], [], '', '', '',
+           src_partition, src_offset, kafka_key, '', toString(home_partition)
     FROM tally_forwards FINAL WHERE kafka_key = {tps:String}
-) AS d
-LEFT JOIN (
-    SELECT src_partition, src_offset, src_epoch, findings FROM tally_rejections FINAL
-    WHERE tps = {tps:String} OR kafka_key = {tps:String}
-) AS r
-    ON d.src_partition = r.src_partition AND d.src_offset = r.src_offset
-   AND d.src_epoch = r.src_epoch AND d.decision = 'rejected'
+)
 ORDER BY received_at, partition, offset
 """
 

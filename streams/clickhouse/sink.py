@@ -519,9 +519,9 @@ class ClickHouseSink:
                     c.query(
                         "SELECT ballot, tps, revision, event_id, event_ids, digest, votes, "
                         "invalid, voters "
-                        "FROM tally_current FINAL WHERE src_partition = {p:UInt16} AND (ballot, "
-                        "tps) > ({b:String}, {t:String}) "
-                        "ORDER BY ballot, tps LIMIT {n:UInt32}",
+                        "FROM tally_current FINAL WHERE src_partition = {p:UInt16} AND (tps, "
+                        "ballot) > ({t:String}, {b:String}) "
+                        "ORDER BY tps, ballot LIMIT {n:UInt32}",
                         parameters={"p": partition, "b": after[0], "t": after[1], "n": page},
                         settings=self.reads,
                     ).result_rows

@@ -232,6 +232,7 @@ class Processor:
                 message.key_text,
                 message.via,
                 message.judged_at,
+                [],
             )
         )
 
@@ -254,6 +255,7 @@ class Processor:
 
     def _reject(self, batch: Batch, message: Message, findings: Sequence, seen: object) -> None:
         reasons = reason_codes(findings)
+        texts = [f.as_text() for f in findings]
         self.counts[Decision.REJECTED.value] += 1
         event_id, tps, ballot, gateway, key_id = (
             getattr(seen, k) for k in ("event_id", "tps", "ballot", "gateway", "key_id")
@@ -265,7 +267,7 @@ class Processor:
                 ballot,
                 gateway,
                 reasons,
-                [f.as_text() for f in findings],
+                texts,
                 message.value[:MAX_EVENT_BYTES].decode("utf-8", "replace"),
                 batch.partition,
                 message.offset,
@@ -291,5 +293,6 @@ class Processor:
                 message.key_text,
                 message.via,
                 message.judged_at,
+                texts,
             )
         )

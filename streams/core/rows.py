@@ -60,6 +60,7 @@ class DecisionRow(NamedTuple):
     kafka_key: String
     forwarded_from: String
     judged_at: Moment
+    findings: Strings  # a rejected record's findings, 'CODE: field path: detail' (else empty)
 
 
 class RejectionRow(NamedTuple):

@@ -120,11 +120,43 @@ class MomentGate:
 
 
 class _Handle:
-    """One chDB connection and the database it is in."""
+    """One chDB connection, the database it is in and the settings it holds."""
 
     def __init__(self, path: Path) -> None:
         self.conn = chdb.connect(str(path))
         self.database = "default"
+        self.settings: dict[str, str] = {}
+
+    def use(self, database: str, settings: Mapping[str, str]) -> None:
+        """Put the handle in `database` with exactly `settings` and the defaults for the rest, as
+        one HTTP request sees them. Only what differs from the last request is SET (or reset),
+        in one statement each: clickhouse-connect sends the same few settings with every query,
+        and a SET costs as much as a point read."""
+        if database != self.database:
+            self.conn.query(f"USE {_quote_ident(database)}")
+            self.database = database
+        stale = [name for name in self.settings if name not in settings]
+        if stale:
+            self.conn.query("SET " + ", ".join(f"{_quote_ident(n)} = DEFAULT" for n in stale))
+            for name in stale:
+                del self.settings[name]
+        changed = {k: v for k, v in settings.items() if self.settings.get(k) != v}
+        if not changed:
+            return
+        try:
+            self.conn.query(
+                "SET "
+                + ", ".join(f"{_quote_ident(k)} = {_quote_value(v, k)}" for k, v in changed.items())
+            )
+        except Exception:
+            # A setting refused (unknown, or a bad value) may leave the others half set: back to
+            # the defaults, one by one, so the next request starts clean.
+            for name in {*self.settings, *changed}:
+                with contextlib.suppress(Exception):
+                    self.conn.query(f"SET {_quote_ident(name)} = DEFAULT")
+            self.settings = {}
+            raise
+        self.settings.update(changed)
 
 
 class ChdbEngine:
@@ -136,7 +168,7 @@ class ChdbEngine:
         self._free: queue.LifoQueue[_Handle] = queue.LifoQueue()
         for _ in range(max(1, handles)):
             self._free.put(_Handle(path))
-        self._streamer: object | None = None  # a handle of its own, opened on the first stream
+        self._streamer: _Handle | None = None  # a handle of its own, opened on the first stream
         self._stream_lock = threading.Lock()
         self._gate = MomentGate()
 
@@ -162,17 +194,12 @@ class ChdbEngine:
         select = text[: found.start()] if found else text
         with self._stream_lock, tempfile.TemporaryDirectory(prefix="tally-stream-") as scratch:
             if self._streamer is None:
-                self._streamer = chdb.connect(str(self._path))
-            conn = self._streamer
-            conn.query(f"USE {_quote_ident(database)}")
-            for name, value in settings.items():
-                conn.query(f"SET {_quote_ident(name)} = {_quote_value(value, name)}")
+                self._streamer = _Handle(self._path)
+            self._streamer.use(database, settings)
             out = Path(scratch) / f"out.{fmt.lower()}"
-            try:
-                conn.query(f"INSERT INTO FUNCTION file('{out}', '{_quote_ident(fmt)}') {select}")
-            finally:
-                for name in settings:
-                    conn.query(f"SET {_quote_ident(name)} = DEFAULT")
+            self._streamer.conn.query(
+                f"INSERT INTO FUNCTION file('{out}', '{_quote_ident(fmt)}') {select}"
+            )
             with out.open("rb") as written:
                 while chunk := written.read(1 << 20):
                     put(chunk)
@@ -202,23 +229,23 @@ class ChdbEngine:
     ) -> tuple[bytes, str, dict[str, int]]:
         handle = self._free.get()  # waits while every handle runs a statement
         try:
-            conn = handle.conn
-            if database != handle.database:
-                conn.query(f"USE {_quote_ident(database)}")
-                handle.database = database
-            for name, value in settings.items():
-                conn.query(f"SET {_quote_ident(name)} = {_quote_value(value, name)}")
-            try:
-                return self._run(conn, sql, data, default_format)
-            finally:
-                # Settings live for one request, as over HTTP: reset them for the next one.
-                for name in settings:
-                    conn.query(f"SET {_quote_ident(name)} = DEFAULT")
+            # A SELECT takes its query parameters with the statement; an insert's go by SET.
+            params = {}
+            if data is None:
+                params = {k[6:]: v for k, v in settings.items() if k.startswith("param_")}
+                settings = {k: v for k, v in settings.items() if not k.startswith("param_")}
+            handle.use(database, settings)
+            return self._run(handle.conn, sql, data, default_format, params)
         finally:
             self._free.put(handle)
 
     def _run(
-        self, conn: Any, sql: bytes, data: bytes | None, default_format: str
+        self,
+        conn: Any,
+        sql: bytes,
+        data: bytes | None,
+        default_format: str,
+        params: dict[str, str],
     ) -> tuple[bytes, str, dict[str, int]]:
         if data is not None:
             match = _INSERT_FORMAT.match(sql)
@@ -238,7 +265,7 @@ class ChdbEngine:
         text = sql.decode()
         found = _OUTPUT_FORMAT.search(text)
         fmt = found.group(1) if found else default_format
-        result = conn.query(text, fmt)
+        result = conn.query(text, fmt, params=params)
         payload = result.bytes() if hasattr(result, "bytes") else bytes(result or b"")
         return payload, fmt, {"read_rows": _count(result, "rows_read")}
 

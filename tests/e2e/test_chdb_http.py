@@ -54,6 +54,20 @@ def test_settings_last_one_request_only(client):
     assert client.query("SELECT getSetting('max_threads')").result_rows != [(1,)]
 
 
+def test_a_refused_setting_leaves_no_setting_behind(client):
+    # Each handle keeps the last request's settings and SETs only what differs: a request whose
+    # settings are refused must not leave the others it asked for on the handle.
+    default = client.query("SELECT getSetting('max_block_size')").result_rows
+    for _ in range(6):  # more requests than handles
+        with pytest.raises(DatabaseError, match="UNKNOWN_SETTING|115"):
+            client.query("SELECT 1", settings={"max_block_size": 7, "no_such_setting": 1})
+        assert client.query("SELECT getSetting('max_block_size')").result_rows == default
+        assert client.query(
+            "SELECT getSetting('max_block_size')", settings={"max_block_size": 9}
+        ).result_rows == [(9,)]
+    assert client.query("SELECT getSetting('max_block_size')").result_rows == default
+
+
 def test_errors_arrive_as_clickhouse_errors_with_their_code(client):
     with pytest.raises(DatabaseError, match="UNKNOWN_TABLE|60"):
         client.query("SELECT * FROM no_such_table")
