@@ -19,6 +19,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from streams.clickhouse.client import apply_schema, connect
 from streams.embedded import servers
@@ -187,6 +188,17 @@ def api_server(settings: Settings) -> Iterator[int]:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def scrape(port: int) -> dict[tuple[str, tuple], float]:
+    """(sample name, sorted labels) -> value of every sample at :port/metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def get(port: int, path: str, timeout: float = 60) -> tuple[int, dict]:

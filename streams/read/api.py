@@ -28,8 +28,8 @@ def make_app(settings: Settings, cache_ttl: float = 1.0) -> web.Application:
     client = clickhouse_connect.get_client(
         dsn=read_only(settings, clickhouse_dsn(settings)), autogenerate_session_id=False
     )
-    reader = Reader(client, ResponseCache(cache_ttl), settings.dpr_threshold)
     metrics = ApiMetrics()
+    reader = Reader(client, ResponseCache(cache_ttl), settings.dpr_threshold, metrics)
     app = web.Application(middlewares=[metrics.middleware])
 
     async def start_warming(app: web.Application) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import orjson
 
@@ -44,6 +44,11 @@ class ResponseCache:
         self.bytes = 0
 
     async def get(self, key: str, build: Callable[[], dict]) -> dict:
+        """The answer to `key`, built by `build` on a thread when it is not kept."""
+        return await self.get_awaiting(key, lambda: asyncio.to_thread(build))
+
+    async def get_awaiting(self, key: str, build: Callable[[], Awaitable[dict]]) -> dict:
+        """The answer to `key`, awaited from `build` when it is not kept."""
         hit = self.entries.get(key)
         if hit is not None:
             if hit[0] <= self.clock() and key not in self.refreshing:
@@ -55,10 +60,10 @@ class ResponseCache:
         await task
         return self.entries[key][1]
 
-    async def _refresh(self, key: str, build: Callable[[], dict]) -> None:
+    async def _refresh(self, key: str, build: Callable[[], Awaitable[dict]]) -> None:
         try:
             started = self.clock()
-            body = await asyncio.to_thread(build)
+            body = await build()
             finished = self.clock()
             size = self.size_of(body)
             self._forget(key)

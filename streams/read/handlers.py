@@ -21,7 +21,16 @@ from clickhouse_connect.driver.client import Client
 from streams.core.moments import MomentError, moment_text
 from streams.core.regions import digits
 from streams.core.seats import LEGISLATIVE
-from streams.read.answers import ContestIndex, anomalies, dapil_view, region_results, tps_detail
+from streams.read.answers import (
+    ContestIndex,
+    anomalies,
+    check_tps,
+    dapil_view,
+    region_results,
+    tps_page,
+    tps_pages,
+)
+from streams.read.batched import Batcher
 from streams.read.cache import ResponseCache
 from streams.read.changes import DEFAULT_LIMIT, Cursor, changes
 from streams.read.dapils import DapilError, ballot_view, dapil_list, dapil_of, seats_of
@@ -30,6 +39,7 @@ from streams.read.export import FILES as EXPORT_FILES
 from streams.read.export import MEDIA, ExportError, ExportFailed, manifest_only, pin, stream
 from streams.read.export import check as check_export
 from streams.read.log_view import checkpoints, consistency, inclusion, leaves
+from streams.read.metrics import ApiMetrics
 from streams.read.openapi import OPENAPI
 from streams.read.requests import ApiError, cache_key, check_request, moment_param, results_key
 from streams.read.scopes import change_regions
@@ -67,12 +77,15 @@ def respond(answer: Callable[[web.Request], Awaitable[dict]]) -> Handler:
 
 class Reader:
     """What every resource reads through: one client, one cache, one view of each ballot's
-    dapils."""
+    dapils, and the API's metrics."""
 
-    def __init__(self, client: Client, cache: ResponseCache, threshold: float) -> None:
+    def __init__(
+        self, client: Client, cache: ResponseCache, threshold: float, metrics: ApiMetrics
+    ) -> None:
         self.client = client
         self.cache = cache
         self.threshold = threshold
+        self.metrics = metrics
 
     def cached(self, build: Callable[[web.Request], dict], path: str) -> Handler:
         """A handler whose answer (checked against the document's `path`) is kept in the cache, one
@@ -212,18 +225,39 @@ class Seats:
 
 
 class Tps:
-    """/api/tps/{code}: one polling station's counts, per ballot, and their history."""
+    """/api/tps/{code}: one polling station's counts, per ballot, and their history.
+
+    Pages of TPS nobody asked for before (each reader of the night asks its own) are read together:
+    the pages asked while a read is in flight come from one read of all of them (`Batcher`)."""
 
     def __init__(self, reader: Reader) -> None:
         self.reader = reader
-        self.contests = ContestIndex(reader.client)
+        contests = ContestIndex(reader.client)
 
-    def detail(self, r: web.Request) -> dict:
+        def read(codes: list[str]) -> dict[str, dict]:
+            reader.metrics.pages_together.observe(len(codes))
+            return tps_pages(reader.client, codes, contests)
+
+        self.pages = Batcher(read)
+
+    async def detail(self, r: web.Request) -> dict:
+        check_request(r, "/api/tps/{code}")
         code, ballot = r.match_info["code"], r.query.get("ballot")
-        return tps_detail(self.reader.client, code, ballot, self.contests)
+        check_tps(code, ballot)
+        page = await self.pages.get(code)
+        return tps_page({code: page} if page else {}, code, ballot)
 
     def routes(self) -> Routes:
-        return [("/api/tps/{code}", self.reader.cached(self.detail, "/api/tps/{code}"))]
+        return [
+            (
+                "/api/tps/{code}",
+                respond(
+                    lambda r: self.reader.cache.get_awaiting(
+                        cache_key(r.path, r.query), lambda: self.detail(r)
+                    )
+                ),
+            )
+        ]
 
 
 class Changes:

@@ -1,4 +1,5 @@
-"""The API's Prometheus metrics at `/metrics`: requests by route and status, and their latency.
+"""The API's Prometheus metrics at `/metrics`: requests by route and status, their latency, and how
+many TPS pages each read of ClickHouse answered.
 
 Routes are counted by their pattern (`/api/tps/{code}`), never by the path a reader typed, so that
 the number of series stays fixed whatever readers ask.
@@ -21,6 +22,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+TOGETHER_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
 
 class ApiMetrics:
@@ -38,6 +40,12 @@ class ApiMetrics:
             "Time to answer an API request, by route",
             ["route"],
             buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.pages_together = Histogram(
+            "tally_api_tps_pages_per_read",
+            "TPS pages answered by one read of ClickHouse (streams.read.batched)",
+            buckets=TOGETHER_BUCKETS,
             registry=registry,
         )
 

@@ -9,7 +9,7 @@ from streams.gateways.truth import merge_truth
 from streams.ops.demo import wait_caught_up
 from streams.read.results import read_truth
 from streams.read.verify_tps import tps_truth
-from tests.conftest import api_server, get, tally
+from tests.conftest import api_server, get, scrape, tally
 
 
 @pytest.fixture
@@ -74,6 +74,31 @@ def test_tps_endpoint_shows_the_tally_and_its_history(api):
     assert status == 200 and body["tps"] == code
     assert body["tallies"][0]["votes"] == truth["tps"][code]["votes"]
     assert [h["decision"] for h in body["history"]][0] == "applied"
+
+
+def test_tps_pages_asked_at_once_are_read_together_and_each_is_its_own(api, pipeline):
+    """Pages asked at once come from one read of many TPS, and each is its own TPS's page: its
+    tally the truth's, its trail the one `tally audit` reads for that TPS alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    port, truth, _ = api
+    codes = list(truth["tps"])[-40:]  # asked by no other test: none is cached
+    asked = [*codes, "9999999999999", codes[0]]
+    with ThreadPoolExecutor(len(asked)) as pool:
+        answers = list(pool.map(lambda c: get(port, f"/api/tps/{c}"), asked))
+    assert answers.pop(-2) == (404, {"error": "nothing is known of TPS 9999999999999"})
+    assert answers.pop() == answers[0]
+    for code, (status, body) in zip(codes, answers, strict=True):
+        assert status == 200 and body["tps"] == code
+        assert [t["votes"] for t in body["tallies"] if t["ballot"] == "PPWP"] == [
+            truth["tps"][code]["votes"]
+        ]
+    for code, (_, body) in list(zip(codes, answers, strict=True))[:3]:
+        audit = tally(pipeline, "audit", "--tps", code, "--json").stdout.splitlines()
+        assert body["history"] == [orjson.loads(line) for line in audit]
+    metrics = scrape(port)
+    reads = metrics[("tally_api_tps_pages_per_read_count", ())]
+    assert metrics[("tally_api_tps_pages_per_read_sum", ())] >= len(codes) + 1 > reads
 
 
 def test_anomalies_roll_up_rejections(api):

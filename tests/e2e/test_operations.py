@@ -12,29 +12,16 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import orjson
-from prometheus_client.parser import text_string_to_metric_families
 
 from streams.clickhouse.client import connect
 from streams.embedded import servers
 from streams.kafka.produce import create_topics
 from streams.ops.demo import wait_caught_up
 from streams.read.results import read_truth, verify
-from tests.conftest import REPO, api_server, env_of, get, own_clickhouse, tally
-
-
-def scrape(port: int) -> dict[tuple[str, tuple], float]:
-    """(sample name, sorted labels) -> value of every sample at :port/metrics."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
+from tests.conftest import REPO, api_server, env_of, get, own_clickhouse, scrape, tally
 
 
 def start_worker(settings, log: Path, *args: str) -> subprocess.Popen:
