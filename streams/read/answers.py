@@ -15,6 +15,7 @@ from streams.core.contract import BALLOTS
 from streams.core.moments import moment_text, sql_moment
 from streams.core.regions import LEVELS, digits
 from streams.read.dapils import DapilError
+from streams.read.registry_memo import DIRECT, Memo
 from streams.read.requests import ApiError
 from streams.read.results import choice_names, results
 from streams.read.scopes import check_ballot, check_level, check_region
@@ -44,17 +45,18 @@ def region_results(
     level: str | None,
     region: str | None,
     as_of: datetime | None = None,
+    memo: Memo = DIRECT,
 ) -> dict:
     try:
         check_level(level)
         check_ballot(ballot)
-        check_region(client, region)
-        data = enrich(results(client, ballot, level, region, as_of))
+        check_region(client, region, memo)
+        data = enrich(results(client, ballot, level, region, as_of, memo))
     except DapilError as exc:
         raise ApiError(exc.status, str(exc)) from None
     except ValueError as exc:
         raise ApiError(400, str(exc)) from None
-    data["names"] = choice_names(client, ballot)
+    data["names"] = choice_names(client, ballot, memo)
     return data
 
 

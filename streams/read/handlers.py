@@ -18,6 +18,7 @@ import orjson
 from aiohttp import web
 from clickhouse_connect.driver.client import Client
 
+from streams.clickhouse.registry_store import registry_version
 from streams.core.moments import MomentError, moment_text
 from streams.core.regions import digits
 from streams.core.seats import LEGISLATIVE
@@ -41,6 +42,7 @@ from streams.read.export import check as check_export
 from streams.read.log_view import checkpoints, consistency, inclusion, leaves
 from streams.read.metrics import ApiMetrics
 from streams.read.openapi import OPENAPI
+from streams.read.registry_memo import RegistryMemo
 from streams.read.requests import ApiError, cache_key, check_request, moment_param, results_key
 from streams.read.scopes import change_regions
 
@@ -76,8 +78,8 @@ def respond(answer: Callable[[web.Request], Awaitable[dict]]) -> Handler:
 
 
 class Reader:
-    """What every resource reads through: one client, one cache, one view of each ballot's
-    dapils, and the API's metrics."""
+    """What every resource reads through: one client, one cache of answers and one of what the
+    registry alone says, one view of each ballot's dapils, and the API's metrics."""
 
     def __init__(
         self, client: Client, cache: ResponseCache, threshold: float, metrics: ApiMetrics
@@ -86,6 +88,7 @@ class Reader:
         self.cache = cache
         self.threshold = threshold
         self.metrics = metrics
+        self.registry = RegistryMemo(lambda: registry_version(client))
 
     def cached(self, build: Callable[[web.Request], dict], path: str) -> Handler:
         """A handler whose answer (checked against the document's `path`) is kept in the cache, one
@@ -123,7 +126,7 @@ class Reader:
     ) -> dict:
         return await self.cache.get(
             results_key(ballot, level, region, as_of),
-            lambda: region_results(self.client, ballot, level, region, as_of),
+            lambda: region_results(self.client, ballot, level, region, as_of, self.registry),
         )
 
     async def warm(self, _: web.Application) -> None:

@@ -20,6 +20,7 @@ from streams.core.moments import moment_text
 from streams.core.regions import LEVELS, NATIONAL, child_level, level_of
 from streams.core.seats import LEGISLATIVE, PARTY_BALLOTS, party_totals, reported_votes
 from streams.read.dapils import ballot_view, dapil_totals
+from streams.read.registry_memo import DIRECT, Memo
 from streams.read.totals import region_sums
 from streams.read.verify_tps import TruthTable, choices_of
 
@@ -56,42 +57,57 @@ def results(
     level: str | None = None,
     region: str | None = None,
     as_of: datetime | None = None,
+    memo: Memo = DIRECT,
 ) -> dict:
     """The regions at `level` within `region`, with their totals now or as they stood at `as_of`,
     and the moment they are of (`as_of` in the answer: asking for that moment later gives the same
-    totals)."""
+    totals). What comes from the registry alone may come from `memo`."""
     level, prefix = resolve_scope(level, region)
     sums, moment = region_sums(client, ballot, level, prefix, as_of)
     if level == "tps":
         found = _tps_regions(client, ballot, prefix, sums)
     else:
-        found = _regions(client, ballot, level, prefix, sums)
+        found = _regions(client, ballot, level, prefix, sums, memo)
     return {"ballot": ballot, "level": level, "as_of": moment_text(moment), "regions": found}
 
 
-def _regions(
-    client: Client, ballot: str, level: str, prefix: str, sums: dict[str, dict]
-) -> list[dict]:
-    """Every region of `level` within `prefix`: its name, TPS and DPT totals, and its sums."""
+def _registered_regions(
+    client: Client, ballot: str, level: str, prefix: str
+) -> dict[str, dict[str, object]]:
+    """The registry's regions of `level` within `prefix`: name, TPS total and DPT total."""
     params = {"ballot": ballot, "level": level, "prefix": prefix}
-    regions: dict[str, dict] = {}
-
-    def entry(code: str) -> dict:
-        return regions.setdefault(code, {**_region_entry(), "code": code})
-
+    regions: dict[str, dict[str, object]] = {}
     for code, name in client.query(
         "SELECT code, name FROM regions FINAL WHERE level = {level:String} AND startsWith(code, "
         "{prefix:String}) ORDER BY code",
         parameters=params,
     ).result_rows:
-        entry(code)["name"] = name
+        regions.setdefault(code, {})["name"] = name
     for code, total, registered in client.query(
         "SELECT region, tps_total, dpt_total FROM region_tps_total FINAL "
         "WHERE ballot = {ballot:String} AND level = {level:String} AND startsWith(region, "
         "{prefix:String})",
         parameters=params,
     ).result_rows:
-        entry(code).update(tps_total=total, registered=registered)
+        regions.setdefault(code, {}).update(tps_total=total, registered=registered)
+    return regions
+
+
+def _regions(
+    client: Client, ballot: str, level: str, prefix: str, sums: dict[str, dict], memo: Memo
+) -> list[dict]:
+    """Every region of `level` within `prefix`: its name, TPS and DPT totals, and its sums."""
+    regions: dict[str, dict] = {}
+
+    def entry(code: str) -> dict:
+        return regions.setdefault(code, {**_region_entry(), "code": code})
+
+    registered = memo.get(
+        ("regions", ballot, level, prefix),
+        lambda: _registered_regions(client, ballot, level, prefix),
+    )
+    for code, known in registered.items():
+        entry(code).update(known)
     for code, totals in sums.items():
         entry(code).update(totals)
     ordered = [regions[c] for c in sorted(regions)]
@@ -138,9 +154,13 @@ def _tps_regions(client: Client, ballot: str, prefix: str, sums: dict[str, dict]
     return regions
 
 
-def choice_names(client: Client, ballot: str) -> dict[str, str]:
+def choice_names(client: Client, ballot: str, memo: Memo = DIRECT) -> dict[str, str]:
     """Names of the ballot's choices that mean the same in every contest (pairs, parties); a
     candidate number names different people in different dapil, so it stays a code."""
+    return memo.get(("choice names", ballot), lambda: _choice_names(client, ballot))
+
+
+def _choice_names(client: Client, ballot: str) -> dict[str, str]:
     rows = client.query(
         "SELECT pair.1 AS code, groupUniqArray(pair.2) AS names FROM registry_contests FINAL "
         "ARRAY JOIN arrayZip(choices, choice_names) AS pair "

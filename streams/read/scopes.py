@@ -8,6 +8,7 @@ from clickhouse_connect.driver.client import Client
 from streams.core.contract import BALLOTS
 from streams.core.regions import LEVELS, NATIONAL, digits, level_of
 from streams.read.dapils import DapilError, check_dapil
+from streams.read.registry_memo import DIRECT, Memo
 
 
 class ScopeError(DapilError):
@@ -26,7 +27,7 @@ def check_level(level: str | None) -> str | None:
     return level
 
 
-def check_region(client: Client, region: str | None) -> str:
+def check_region(client: Client, region: str | None, memo: Memo = DIRECT) -> str:
     """The region's code ('' for the nation), if it is well formed and in the registry."""
     if region in (None, "", NATIONAL):
         return ""
@@ -36,17 +37,23 @@ def check_region(client: Client, region: str | None) -> str:
         raise ScopeError(str(exc), 400) from None
     if not digits(region, 13):
         raise ScopeError(f"{region!r} is not a region code (digits only, or {NATIONAL})", 400)
-    known = client.command(
-        "SELECT count() FROM regions WHERE code = {c:String}", parameters={"c": region}
-    ) or (
-        len(region) == 13
-        and client.command(
-            "SELECT count() FROM registry_tps WHERE tps = {c:String}", parameters={"c": region}
-        )
-    )
-    if not known:
+    if not memo.get(("known", region), lambda: _known(client, region)):
         raise ScopeError(f"unknown region {region}", 404)
     return region
+
+
+def _known(client: Client, region: str) -> bool:
+    return bool(
+        client.command(
+            "SELECT count() FROM regions WHERE code = {c:String}", parameters={"c": region}
+        )
+        or (
+            len(region) == 13
+            and client.command(
+                "SELECT count() FROM registry_tps WHERE tps = {c:String}", parameters={"c": region}
+            )
+        )
+    )
 
 
 def change_regions(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import orjson
 import pytest
 
@@ -99,6 +101,30 @@ def test_tps_pages_asked_at_once_are_read_together_and_each_is_its_own(api, pipe
     metrics = scrape(port)
     reads = metrics[("tally_api_tps_pages_per_read_count", ())]
     assert metrics[("tally_api_tps_pages_per_read_sum", ())] >= len(codes) + 1 > reads
+
+
+def test_a_registry_loaded_while_the_api_runs_is_in_its_answers_within_seconds(
+    api, pipeline, tmp_path
+):
+    """Region names and TPS totals are kept while the registry stays the same (read.registry_memo),
+    and a new registry is read once it is loaded."""
+    port, _, _ = api
+    before = get(port, "/api/results?level=province")[1]["regions"]
+    records = [orjson.loads(line) for line in (tmp_path / "d" / "registry.jsonl").open("rb")]
+    renamed = before[0]["code"]
+    for record in records:
+        if record.get("type") == "region" and record["code"] == renamed:
+            record["name"] = "Provinsi Baru"
+    (tmp_path / "renamed.jsonl").write_bytes(b"\n".join(orjson.dumps(r) for r in records))
+    tally(pipeline, "registry", "load", str(tmp_path / "renamed.jsonl"))
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        after = get(port, "/api/results?level=province")[1]["regions"]
+        names = {r["code"]: r["name"] for r in after}
+        if names[renamed] == "Provinsi Baru":
+            break
+        time.sleep(0.2)
+    assert names == {r["code"]: r["name"] for r in before} | {renamed: "Provinsi Baru"}
 
 
 def test_anomalies_roll_up_rejections(api):
