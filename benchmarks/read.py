@@ -1,4 +1,7 @@
-"""Read benchmark: p50/p99 of the main endpoints with 50 concurrent readers while ingestion runs.
+"""Read benchmark: p50/p99 of the main endpoints with 50 concurrent readers while ingestion runs,
+of every request and of those asked while the producer still produced. Each TPS page is of a TPS
+not asked before (until every TPS of the night has been), as on election night: a cached page would
+say nothing of how long a reader waits.
 
 Usage: .venv/bin/python -m benchmarks.read [--tps 20000] [--readers 50] [--seconds 20] [--rate 1000]
        [--workers 1] [--ballots PPWP,DPR,DPD,DPRD_PROV,DPRD_KAB] [--as-of] [--json PATH]
@@ -15,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -28,21 +32,32 @@ from streams.settings import Settings
 
 
 async def readers(
-    port: int, paths: dict[str, list[str]], n: int, seconds: float
-) -> dict[str, list[float]]:
-    latencies: dict[str, list[float]] = {name: [] for name in paths}
+    port: int,
+    paths: dict[str, list[str]],
+    n: int,
+    seconds: float,
+    producing: Callable[[], bool],
+    once: tuple[str, ...] = ("tps detail",),
+) -> dict[str, list[tuple[float, bool]]]:
+    """(latency in ms, whether the producer was still producing when it was asked) of every request;
+    the paths of an endpoint in `once` are each asked once (a TPS page asked again would be the
+    API's cached answer) until all have been."""
+    latencies: dict[str, list[tuple[float, bool]]] = {name: [] for name in paths}
     rng = random.Random(1)
+    fresh = {name: rng.sample(paths[name], len(paths[name])) for name in once if name in paths}
     deadline = time.monotonic() + seconds
     async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
 
         async def reader() -> None:
             while time.monotonic() < deadline:
                 name = rng.choice(list(paths))
+                path = fresh[name].pop() if fresh.get(name) else rng.choice(paths[name])
+                during = producing()
                 started = time.perf_counter()
-                async with session.get(rng.choice(paths[name])) as response:
+                async with session.get(path) as response:
                     await response.read()
                     assert response.status == 200, response.status
-                latencies[name].append((time.perf_counter() - started) * 1000)
+                latencies[name].append(((time.perf_counter() - started) * 1000, during))
 
         await asyncio.gather(*(reader() for _ in range(n)))
     return latencies
@@ -88,8 +103,8 @@ def main() -> None:
     )
     cli(settings, "registry", "load", str(work / "registry.jsonl"))
     events = work / "events.jsonl"
-    codes = [orjson.loads(line)["tps"] for line in events.open("rb")][:2000]
-    regencies = sorted({c[:4] for c in codes})[:8]
+    codes = list(dict.fromkeys(orjson.loads(line)["tps"] for line in events.open("rb")))
+    regencies = sorted({c[:4] for c in codes[:2000]})[:8]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -134,7 +149,9 @@ def main() -> None:
                 paths[f"dapil results {ballot}"] = [
                     f"/api/results?ballot={ballot}&dapil={d}" for d in dapils
                 ]
-        latencies = asyncio.run(readers(port, paths, args.readers, args.seconds))
+        latencies = asyncio.run(
+            readers(port, paths, args.readers, args.seconds, lambda: producer.poll() is None)
+        )
         ingesting = producer.poll() is None
     finally:
         for proc in (producer, api, *workers):
@@ -149,13 +166,23 @@ def main() -> None:
     )
     endpoints = {}
     for name, values in latencies.items():
-        p50, p99 = quantile(values, 0.5), quantile(values, 0.99)
+        during = [ms for ms, producing in values if producing]
         endpoints[name] = {
             "requests": len(values),
-            "p50_ms": round(p50, 1),
-            "p99_ms": round(p99, 1),
+            "p50_ms": round(quantile([ms for ms, _ in values], 0.5), 1),
+            "p99_ms": round(quantile([ms for ms, _ in values], 0.99), 1),
+            "while_producing": {
+                "requests": len(during),
+                "p50_ms": round(quantile(during, 0.5), 1),
+                "p99_ms": round(quantile(during, 0.99), 1),
+            },
         }
-        print(f"  {name:32s} n={len(values):6d}  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms")
+        e, w = endpoints[name], endpoints[name]["while_producing"]
+        print(
+            f"  {name:32s} n={e['requests']:6d}  p50 {e['p50_ms']:7.1f} ms  p99 "
+            f"{e['p99_ms']:7.1f} ms;  while producing n={w['requests']:6d}  p50 "
+            f"{w['p50_ms']:7.1f} ms  p99 {w['p99_ms']:7.1f} ms"
+        )
     if args.json is not None:
         report = {
             "read": endpoints,

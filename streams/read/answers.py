@@ -125,9 +125,9 @@ def check_tps(code: str, ballot: str | None) -> None:
         raise ApiError(400, f"ballot: must be one of {', '.join(BALLOTS)}")
 
 
-def tps_pages(client: Client, codes: list[str], contests: ContestIndex) -> dict[str, dict]:
-    """The page of each TPS of `codes` (every ballot's tally and its whole history) in two
-    statements however many they are; a TPS of which nothing is known is absent."""
+def tps_tallies(client: Client, codes: list[str]) -> dict[str, dict]:
+    """The DPT and every ballot's current tally of each TPS of `codes` that is registered or
+    counted, in one statement however many they are."""
     pages: dict[str, dict] = {}
     for row in client.query(TALLIES_SQL, parameters={"codes": codes}).named_results():
         code, registered_tps = row.pop("counted_tps"), row.pop("registered_tps")
@@ -137,10 +137,20 @@ def tps_pages(client: Client, codes: list[str], contests: ContestIndex) -> dict[
         )
         if code:  # a row of the registry's side alone counted nothing
             page["tallies"].append(row)
-    trails = audit.histories(client, codes)
+    return pages
+
+
+def tps_pages(
+    codes: list[str],
+    tallies: dict[str, dict],
+    trails: dict[str, list[dict]],
+    contests: ContestIndex,
+) -> dict[str, dict]:
+    """The page of each TPS of `codes` from its tallies (`tps_tallies`) and its trail
+    (`audit.histories`); a TPS of which nothing is known is absent."""
     found = {}
     for code in codes:
-        page, history = pages.get(code), trails.get(code, [])
+        page, history = tallies.get(code), trails.get(code, [])
         if page is None and not history:
             continue
         page = page or {"dpt": None, "tallies": []}
@@ -172,7 +182,10 @@ def tps_page(pages: dict[str, dict], code: str, ballot: str | None) -> dict:
 
 def tps_detail(client: Client, code: str, ballot: str | None, contests: ContestIndex) -> dict:
     check_tps(code, ballot)
-    return tps_page(tps_pages(client, [code], contests), code, ballot)
+    pages = tps_pages(
+        [code], tps_tallies(client, [code]), audit.histories(client, [code]), contests
+    )
+    return tps_page(pages, code, ballot)
 
 
 def anomalies(

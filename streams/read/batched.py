@@ -7,7 +7,7 @@ so 30 pages cost about what one does."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -18,13 +18,13 @@ IN_FLIGHT = 1  # statements at once: one runs while the next gathers
 
 
 class Batcher(Generic[K, V]):
-    """`get(key)` answers from `fetch(keys)`, run on a thread with every key asked while earlier
-    fetches ran (at most `max_batch` a fetch, `in_flight` fetches at once). A key absent from the
-    fetch's answer is None; a fetch that fails fails each of its keys' readers with its error."""
+    """`get(key)` answers from `await fetch(keys)`, with every key asked while earlier fetches ran
+    (at most `max_batch` a fetch, `in_flight` fetches at once). A key absent from the fetch's answer
+    is None; a fetch that fails fails each of its keys' readers with its error."""
 
     def __init__(
         self,
-        fetch: Callable[[list[K]], dict[K, V]],
+        fetch: Callable[[list[K]], Awaitable[dict[K, V]]],
         max_batch: int = MAX_BATCH,
         in_flight: int = IN_FLIGHT,
     ) -> None:
@@ -51,7 +51,7 @@ class Batcher(Generic[K, V]):
 
     async def _run(self, readers: dict[K, list[asyncio.Future]]) -> None:
         try:
-            found = await asyncio.to_thread(self.fetch, list(readers))
+            found = await self.fetch(list(readers))
         except Exception as exc:  # noqa: BLE001 - each reader gets the error, not the loop
             for answers in readers.values():
                 for answer in answers:

@@ -18,6 +18,7 @@ import orjson
 from aiohttp import web
 from clickhouse_connect.driver.client import Client
 
+from streams.clickhouse.audit import histories
 from streams.clickhouse.registry_store import registry_version
 from streams.core.moments import MomentError, moment_text
 from streams.core.regions import digits
@@ -30,6 +31,7 @@ from streams.read.answers import (
     region_results,
     tps_page,
     tps_pages,
+    tps_tallies,
 )
 from streams.read.batched import Batcher
 from streams.read.cache import ResponseCache
@@ -237,9 +239,13 @@ class Tps:
         self.reader = reader
         contests = ContestIndex(reader.client)
 
-        def read(codes: list[str]) -> dict[str, dict]:
+        async def read(codes: list[str]) -> dict[str, dict]:
             reader.metrics.pages_together.observe(len(codes))
-            return tps_pages(reader.client, codes, contests)
+            tallies, trails = await asyncio.gather(  # two statements side by side
+                asyncio.to_thread(tps_tallies, reader.client, codes),
+                asyncio.to_thread(histories, reader.client, codes),
+            )
+            return await asyncio.to_thread(tps_pages, codes, tallies, trails, contests)
 
         self.pages = Batcher(read)
 

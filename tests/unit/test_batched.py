@@ -19,9 +19,9 @@ class Reads:
         self.release = threading.Event()
         self.fail_on = fail_on
 
-    def __call__(self, keys: list[str]) -> dict[str, str]:
+    async def __call__(self, keys: list[str]) -> dict[str, str]:
         self.batches.append(keys)
-        self.release.wait(5)
+        await asyncio.to_thread(self.release.wait, 5)
         if self.fail_on in keys:
             raise RuntimeError(f"read of {self.fail_on} failed")
         return {k: k.upper() for k in keys if k != "unknown"}
