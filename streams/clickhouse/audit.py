@@ -14,9 +14,9 @@ COLUMNS = """received_at, decided_at, event_id, ballot, revision, decision, reas
 
 # Each statement a table costs the embedded server a few ms however little it reads, so the trail
 # is one statement, and a second only for a TPS under whose code records of another TPS (or none)
-# were sent: those are rejected, and tally_rejections names them (`keyed`).
+# were sent: those are rejected, and tally_rejections names them (`keyed`). Its rows are put in
+# arrival order here: an ORDER BY over the union cost the server a third of the statement.
 HISTORY_SQL = f"""
-SELECT * FROM (
     -- Each TPS's own decisions,
     SELECT tps AS page, tps, {COLUMNS}, '' AS forwarded_to
     FROM tally_decisions FINAL WHERE tps IN {{codes:Array(String)}}
@@ -31,8 +31,6 @@ SELECT * FROM (
            '', '', src_partition, src_offset, kafka_key, '', ''
     FROM tally_rejections
     WHERE kafka_key IN {{codes:Array(String)}} AND ifNull(tps, '') != kafka_key
-)
-ORDER BY page, received_at, partition, offset
 """
 
 KEYED_SQL = f"""
@@ -58,9 +56,8 @@ def histories(client: Client, codes: list[str]) -> dict[str, list[dict]]:
         for row in client.query(KEYED_SQL, parameters={"tps": tps, "keys": keys}).named_results():
             if (row.pop("tps"), row["kafka_key"]) in keyed:
                 found.setdefault(row["kafka_key"], []).append(row)
-        for page in {k for _, k in keyed} & found.keys():
-            found[page].sort(key=lambda e: (e["received_at"], e["partition"], e["offset"]))
     for events in found.values():
+        events.sort(key=lambda e: (e["received_at"], e["partition"], e["offset"]))
         for e in events:
             e["received_at"], e["decided_at"] = str(e["received_at"]), str(e["decided_at"])
     return found

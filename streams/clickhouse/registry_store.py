@@ -135,10 +135,19 @@ def registry_version(client: Client) -> int:
     return int(client.command("SELECT count() FROM registry_loads"))
 
 
+def read_dpt(client: Client, codes: list[str] | None = None) -> DptTable:
+    """The DPT of every registered TPS (of `codes` only, if given)."""
+    where = "" if codes is None else " WHERE tps IN {codes:Array(String)}"
+    with client.query_rows_stream(
+        f"SELECT tps, dpt FROM registry_tps FINAL{where}",
+        parameters=None if codes is None else {"codes": codes},
+    ) as stream:
+        return DptTable(stream)
+
+
 def read_registry(client: Client) -> Registry:
     registry = Registry()
-    with client.query_rows_stream("SELECT tps, dpt FROM registry_tps FINAL") as stream:
-        registry.dpt = DptTable(stream)
+    registry.dpt = read_dpt(client)
     registry.allocations = dict(
         client.query("SELECT tps, ballots FROM registry_tps FINAL WHERE ballots > 0").result_rows
     )

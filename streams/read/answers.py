@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from clickhouse_connect.driver.client import Client
 
 from streams.clickhouse import audit
+from streams.clickhouse.registry_store import read_dpt
 from streams.core.contract import BALLOTS
 from streams.core.moments import moment_text, sql_moment
 from streams.core.regions import LEVELS, digits
@@ -102,19 +103,10 @@ class ContestIndex:
         return found
 
 
+# The current revision of each (TPS, ballot): one row after merges, or the highest of a few.
 TALLIES_SQL = (
-    "SELECT t.tps AS counted_tps, r.tps AS registered_tps, r.dpt AS dpt, t.ballot AS ballot, "
-    "t.revision AS revision, t.event_id AS event_id, t.gateway AS gateway, "
-    "t.submitted_at AS submitted_at, t.votes AS votes, t.invalid AS invalid, t.voters AS voters, "
-    "t.registered AS registered, t.flags AS flags "
-    # The current revision of each ballot without FINAL (which merges the granules it reads: a
-    # fifth slower on a night of 20,000 TPS): a (ballot, TPS) only ever moves to a higher revision,
-    # and a revision written twice (a replay) is the same row.
-    "FROM (SELECT * FROM tally_current WHERE tps IN {codes:Array(String)} "
-    "      ORDER BY tps, ballot, revision DESC LIMIT 1 BY tps, ballot) AS t "
-    # The registry's DPT in the same statement, also of a TPS that counted nothing yet.
-    "FULL OUTER JOIN (SELECT tps, dpt FROM registry_tps WHERE tps IN {codes:Array(String)}) AS r "
-    "ON t.tps = r.tps ORDER BY counted_tps, ballot"
+    "SELECT tps, ballot, revision, event_id, gateway, submitted_at, votes, invalid, voters, "
+    "registered, flags FROM tally_current FINAL WHERE tps IN {codes:Array(String)} "
 )
 
 
@@ -125,18 +117,15 @@ def check_tps(code: str, ballot: str | None) -> None:
         raise ApiError(400, f"ballot: must be one of {', '.join(BALLOTS)}")
 
 
-def tps_tallies(client: Client, codes: list[str]) -> dict[str, dict]:
-    """The DPT and every ballot's current tally of each TPS of `codes` that is registered or
-    counted, in one statement however many they are."""
-    pages: dict[str, dict] = {}
+def tps_tallies(client: Client, codes: list[str], dpt: Mapping[str, int]) -> dict[str, dict]:
+    """The DPT (from `dpt`, the registry's) and every ballot's current tally of each TPS of `codes`
+    that is registered or counted, in one statement however many they are."""
+    pages = {code: {"dpt": dpt[code], "tallies": []} for code in codes if code in dpt}
     for row in client.query(TALLIES_SQL, parameters={"codes": codes}).named_results():
-        code, registered_tps = row.pop("counted_tps"), row.pop("registered_tps")
-        dpt = row.pop("dpt")
-        page = pages.setdefault(
-            code or registered_tps, {"dpt": dpt if registered_tps else None, "tallies": []}
-        )
-        if code:  # a row of the registry's side alone counted nothing
-            page["tallies"].append(row)
+        code = row.pop("tps")
+        pages.setdefault(code, {"dpt": None, "tallies": []})["tallies"].append(row)
+    for page in pages.values():
+        page["tallies"].sort(key=lambda t: t["ballot"])
     return pages
 
 
@@ -182,9 +171,8 @@ def tps_page(pages: dict[str, dict], code: str, ballot: str | None) -> dict:
 
 def tps_detail(client: Client, code: str, ballot: str | None, contests: ContestIndex) -> dict:
     check_tps(code, ballot)
-    pages = tps_pages(
-        [code], tps_tallies(client, [code]), audit.histories(client, [code]), contests
-    )
+    tallies = tps_tallies(client, [code], read_dpt(client, [code]))
+    pages = tps_pages([code], tallies, audit.histories(client, [code]), contests)
     return tps_page(pages, code, ballot)
 
 

@@ -19,7 +19,7 @@ from aiohttp import web
 from clickhouse_connect.driver.client import Client
 
 from streams.clickhouse.audit import histories
-from streams.clickhouse.registry_store import registry_version
+from streams.clickhouse.registry_store import read_dpt, registry_version
 from streams.core.moments import MomentError, moment_text
 from streams.core.regions import digits
 from streams.core.seats import LEGISLATIVE
@@ -238,11 +238,18 @@ class Tps:
     def __init__(self, reader: Reader) -> None:
         self.reader = reader
         contests = ContestIndex(reader.client)
+        # Every TPS's DPT, read once a registry (~16 B a TPS), kept apart from the registry's other
+        # answers so that no reader's scopes push it out.
+        dpt = RegistryMemo(lambda: registry_version(reader.client), max_answers=1)
+
+        def tallies_of(codes: list[str]) -> dict[str, dict]:
+            every = dpt.get("dpt", lambda: read_dpt(reader.client))
+            return tps_tallies(reader.client, codes, every)
 
         async def read(codes: list[str]) -> dict[str, dict]:
             reader.metrics.pages_together.observe(len(codes))
             tallies, trails = await asyncio.gather(  # two statements side by side
-                asyncio.to_thread(tps_tallies, reader.client, codes),
+                asyncio.to_thread(tallies_of, codes),
                 asyncio.to_thread(histories, reader.client, codes),
             )
             return await asyncio.to_thread(tps_pages, codes, tallies, trails, contests)
