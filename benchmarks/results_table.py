@@ -132,14 +132,18 @@ def _read(reports: list[tuple[str, dict]]) -> list[str]:
     rows = [
         "### `benchmarks.read`: answers while the workers ingest",
         "",
-        "| scenario | endpoint | requests | p50 | p99 | run |",
-        "|---|---|---|---|---|---|",
+        "| scenario | endpoint | requests | p50 | p99 | while producing: n, p50, p99 | run |",
+        "|---|---|---|---|---|---|---|",
     ]
     for scenario, (name, r) in _latest(reports, _read_scenario).items():
         for endpoint, f in r["read"].items():
+            w = f.get("while_producing")  # older reports did not tell them apart
+            during = (
+                f"{w['requests']:,}, {w['p50_ms']:,.1f} ms, {w['p99_ms']:,.1f} ms" if w else "-"
+            )
             rows.append(
                 f"| {scenario} | {endpoint} | {f['requests']:,} | {f['p50_ms']:,.1f} ms | "
-                f"{f['p99_ms']:,.1f} ms | [{name}](runs/{name}) {_commit(r)} |"
+                f"{f['p99_ms']:,.1f} ms | {during} | [{name}](runs/{name}) {_commit(r)} |"
             )
     return rows
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
 import orjson
 
 CACHE_BYTES = 256 << 20  # of answers the API keeps; an answer larger than this is kept alone
+REFRESHES_AT_ONCE = 2  # of kept answers, while their old answer is served
 
 
 class ResponseCache:
@@ -30,6 +32,7 @@ class ResponseCache:
         clock: Callable[[], float] = time.monotonic,
         max_bytes: int = CACHE_BYTES,
         size_of: Callable[[dict], int] = lambda body: len(orjson.dumps(body)),
+        refreshes_at_once: int = REFRESHES_AT_ONCE,
     ) -> None:
         self.ttl = ttl
         self.cost_factor = cost_factor
@@ -42,6 +45,10 @@ class ResponseCache:
         self.size_of = size_of
         self.sizes: dict[str, int] = {}
         self.bytes = 0
+        # Refreshes nobody waits for run a few at a time: the views read at once expire at once,
+        # and a dozen refreshes together took every handle of the embedded server from the reads
+        # a reader waits for (a TPS page never asked before) and from the workers' inserts.
+        self.refresh_slots = asyncio.Semaphore(refreshes_at_once)
 
     async def get(self, key: str, build: Callable[[], dict]) -> dict:
         """The answer to `key`, built by `build` on a thread when it is not kept."""
@@ -52,7 +59,7 @@ class ResponseCache:
         hit = self.entries.get(key)
         if hit is not None:
             if hit[0] <= self.clock() and key not in self.refreshing:
-                self.refreshing[key] = asyncio.create_task(self._refresh(key, build))
+                self.refreshing[key] = asyncio.create_task(self._refresh(key, build, True))
             return hit[1]
         task = self.refreshing.get(key) or self.refreshing.setdefault(
             key, asyncio.create_task(self._refresh(key, build))
@@ -60,11 +67,14 @@ class ResponseCache:
         await task
         return self.entries[key][1]
 
-    async def _refresh(self, key: str, build: Callable[[], Awaitable[dict]]) -> None:
+    async def _refresh(
+        self, key: str, build: Callable[[], Awaitable[dict]], background: bool = False
+    ) -> None:
         try:
-            started = self.clock()
-            body = await build()
-            finished = self.clock()
+            async with self.refresh_slots if background else contextlib.nullcontext():
+                started = self.clock()
+                body = await build()
+                finished = self.clock()
             size = self.size_of(body)
             self._forget(key)
             while self.entries and self.bytes + size > self.max_bytes:
