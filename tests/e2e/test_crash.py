@@ -14,8 +14,7 @@ def test_sigkilled_workers_lose_nothing_and_count_nothing_twice(pipeline, tmp_pa
         "applied": report.events - report.expected_duplicates,
         "duplicate": report.expected_duplicates,
     }
-    # A restarted worker resumes near its committed offsets: replays add a fraction, not the topic
-    # again. A restarted worker resumes near the committed offsets: it replays a small part of what
+    # A restarted worker resumes near its committed offsets: it replays a small part of what
     # restarting from the beginning of the topic would replay.
     assert 0 <= report.replayed < 0.5 * report.replay_from_zero(rate=300)
     # The transparency log, appended while workers died and replayed: every applied tally once, no
