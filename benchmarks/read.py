@@ -5,7 +5,8 @@ say nothing of how long a reader waits.
 
 Usage: .venv/bin/python -m benchmarks.read [--tps 20000] [--readers 50] [--seconds 20] [--rate 1000]
        [--workers 1] [--ballots PPWP,DPR,DPD,DPRD_PROV,DPRD_KAB] [--as-of] [--json PATH]
-With legislative ballots, dapil results and seats (/api/results?dapil=, /api/seats) are read too.
+With legislative ballots, dapil results and seats (/api/results?dapil=, /api/seats) are read too;
+the change feed (/api/changes, the nation's and three provinces') always.
 """
 
 from __future__ import annotations
@@ -131,6 +132,11 @@ def main() -> None:
             ],
             "results a regency's districts": [f"/api/results?region={r}" for r in regencies],
             "tps detail": [f"/api/tps/{c}" for c in codes],
+            "change feed": [
+                "/api/changes?limit=100",
+                "/api/changes?order=desc&limit=50",
+                *(f"/api/changes?region={p}&order=desc&limit=50" for p in ("11", "32", "35")),
+            ],
         }
         if args.as_of:  # moments over the night so far and the read window: each a view of its own
             moments = [producing + i * (8 + args.seconds) / 400 for i in range(400)]
