@@ -106,7 +106,7 @@ class ContestIndex:
 # The current revision of each (TPS, ballot): one row after merges, or the highest of a few.
 TALLIES_SQL = (
     "SELECT tps, ballot, revision, event_id, gateway, submitted_at, votes, invalid, voters, "
-    "registered, flags FROM tally_current FINAL WHERE tps IN {codes:Array(String)} "
+    "registered, flags FROM tally_current FINAL WHERE tps IN {codes:Array(String)}"
 )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from itertools import islice
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -40,7 +41,7 @@ class Batcher(Generic[K, V]):
 
     def _start(self) -> None:
         while self.waiting and len(self.running) < self.in_flight:
-            keys = list(self.waiting)[: self.max_batch]
+            keys = list(islice(self.waiting, self.max_batch))  # the longest waiting first
             task = asyncio.create_task(self._run({k: self.waiting.pop(k) for k in keys}))
             self.running.add(task)
             task.add_done_callback(self._done)
