@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install browser demo smoke test test-unit lint clean
+.PHONY: install browser js demo smoke test test-unit lint clean
 
 install: $(STAMP)
 
@@ -21,6 +21,15 @@ $(STAMP): pyproject.toml
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+# The official ClickHouse JS client (npm registry), a reader tally did not write: tests/js, run by
+# tests/e2e/test_api.py with the machine's Node.js.
+js: tests/js/node_modules/.installed
+
+tests/js/node_modules/.installed: tests/js/package-lock.json
+	@command -v npm >/dev/null || { echo "need Node.js and npm on PATH for tests/js"; exit 1; }
+	npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+	touch $@
+
 demo: install
 	$(BIN)/tally demo
 
@@ -34,7 +43,7 @@ smoke: install
 test-unit: install
 	$(BIN)/pytest -q tests/unit
 
-test: install browser
+test: install browser js
 	$(BIN)/ruff check streams tests benchmarks scripts
 	$(BIN)/lint-imports --no-logo
 	$(BIN)/pytest -q

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
+from urllib.parse import unquote, urlparse
 
 import orjson
 import pytest
 
+from streams.clickhouse.client import connect
+from streams.embedded.servers import clickhouse_dsn, read_only
 from streams.gateways.truth import merge_truth
 from streams.ops.demo import wait_caught_up
 from streams.read.results import read_truth
 from streams.read.verify_tps import tps_truth
-from tests.conftest import api_server, get, scrape, tally
+from tests.conftest import REPO, api_server, get, scrape, tally
 
 
 @pytest.fixture
@@ -420,3 +425,42 @@ def test_turnout_is_over_the_tps_that_reported_now_and_as_of_any_moment(api):
         and then["registered_reported"] < then["registered"]
     )
     assert 50 < then["turnout"] < 100  # over all TPS it would read about a third of that
+
+
+def test_readers_we_did_not_write_read_the_totals_the_truth_says(api, pipeline):
+    """pandas (clickhouse-connect's query_df) and the official ClickHouse JS client, each as the
+    embedded server's read-only user, read the province totals the simulator's truth says; and so
+    does the API."""
+    port, truth, _ = api
+    expected = {
+        (code, choice): votes
+        for code, region in truth["province"].items()
+        for choice, votes in region["votes"].items()
+        if votes
+    }
+    sql = (
+        "SELECT region, choice, sum(votes) AS votes FROM region_totals WHERE ballot = 'PPWP' "
+        "AND level = 'province' AND choice != '' GROUP BY region, choice HAVING votes != 0"
+    )
+    frame = connect(pipeline, read_only=True).query_df(sql)
+    assert {(r.region, r.choice): int(r.votes) for r in frame.itertuples()} == expected
+    dsn = urlparse(read_only(pipeline, clickhouse_dsn(pipeline)))
+    node = subprocess.run(
+        ["node", str(REPO / "tests" / "js" / "query.mjs")],
+        input=sql.encode(),
+        env={
+            **os.environ,
+            "CLICKHOUSE_URL": f"{dsn.scheme}://{dsn.hostname}:{dsn.port}",
+            "CLICKHOUSE_USER": unquote(dsn.username or ""),
+            "CLICKHOUSE_PASSWORD": unquote(dsn.password or ""),
+            "CLICKHOUSE_DATABASE": dsn.path.strip("/"),
+        },
+        capture_output=True,
+        timeout=60,
+    )
+    assert node.returncode == 0, node.stderr.decode()
+    # a 64-bit integer may come as a JSON string (output_format_json_quote_64bit_integers)
+    rows = orjson.loads(node.stdout)
+    assert {(r["region"], r["choice"]): int(r["votes"]) for r in rows} == expected
+    regions = get(port, "/api/results?level=province")[1]["regions"]
+    assert {(r["code"], c): v for r in regions for c, v in r["votes"].items() if v} == expected
