@@ -90,13 +90,12 @@ class Reader:
         self.cache = cache
         self.threshold = threshold
         self.metrics = metrics
-        self.registry = RegistryMemo(lambda: registry_version(client))
-        # Every TPS's DPT, read once a registry (~16 B a TPS; ~2.5 s for 823k TPS), kept apart
-        # from the registry's other answers so that no reader's scopes push it out.
-        self.dpt = RegistryMemo(lambda: registry_version(client), max_answers=1)
+        # Every TPS's DPT (~16 B a TPS; ~2.5 s for 823k TPS) is pinned: no reader's scopes push it
+        # out. One memo, so one probe of the registry's version a second.
+        self.registry = RegistryMemo(lambda: registry_version(client), pinned=frozenset({"dpt"}))
 
     def dpt_table(self) -> Mapping[str, int]:
-        return self.dpt.get("dpt", lambda: read_dpt(self.client))
+        return self.registry.get("dpt", lambda: read_dpt(self.client))
 
     def cached(self, build: Callable[[web.Request], dict], path: str) -> Handler:
         """A handler whose answer (checked against the document's `path`) is kept in the cache, one

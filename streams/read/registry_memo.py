@@ -45,9 +45,13 @@ class RegistryMemo:
         probe_s: float = PROBE_S,
         clock: Callable[[], float] = time.monotonic,
         max_answers: int = ANSWERS,
+        pinned: frozenset[Hashable] = frozenset(),
     ) -> None:
         self.read_version, self.probe_s, self.clock = version, probe_s, clock
         self.max_answers = max_answers
+        # Kept whatever readers ask (the DPT every TPS page reads), and not counted in max_answers.
+        self.pinned = pinned
+        self.kept_pinned: dict[Hashable, object] = {}
         self.version: int | None = None
         self.probed_at = -float("inf")
         self.answers: OrderedDict[Hashable, object] = OrderedDict()
@@ -60,14 +64,19 @@ class RegistryMemo:
                 self.probed_at = self.clock()
                 if version != self.version:
                     self.answers.clear()
+                    self.kept_pinned.clear()
                     self.version = version
             version = self.version
+            if key in self.kept_pinned:
+                return self.kept_pinned[key]  # type: ignore[return-value]
             if key in self.answers:
                 self.answers.move_to_end(key)
                 return self.answers[key]  # type: ignore[return-value]
         answer = build()
         with self.lock:
-            if self.version == version:  # read under the version it is kept for
+            if self.version == version and key in self.pinned:
+                self.kept_pinned[key] = answer
+            elif self.version == version:  # read under the version it is kept for
                 self.answers[key] = answer
                 while len(self.answers) > self.max_answers:
                     self.answers.popitem(last=False)

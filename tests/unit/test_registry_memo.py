@@ -56,3 +56,16 @@ def test_the_answers_kept_are_bounded():
     for scope in ("11", "32", "35", "32"):
         memo.get(scope, lambda s=scope: night.read(s))
     assert list(memo.answers) == ["35", "32"] and night.reads == 3  # 32 asked again: kept
+
+
+def test_a_pinned_answer_outlives_every_scope_readers_ask_and_not_a_new_registry():
+    night = Night()
+    memo = RegistryMemo(
+        night.read_version, clock=lambda: night.now, max_answers=2, pinned=frozenset({"dpt"})
+    )
+    memo.get("dpt", lambda: night.read("dpt"))
+    for scope in ("11", "32", "35"):
+        memo.get(scope, lambda s=scope: night.read(s))
+    assert memo.get("dpt", lambda: night.read("dpt")) == "dpt@1" and night.reads == 4
+    night.now, night.version = 5.0, 2
+    assert memo.get("dpt", lambda: night.read("dpt")) == "dpt@2"
