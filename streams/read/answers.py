@@ -11,6 +11,7 @@ from datetime import datetime
 from clickhouse_connect.driver.client import Client
 
 from streams.clickhouse import audit
+from streams.clickhouse.pages import Page, read_pages
 from streams.clickhouse.registry_store import read_dpt
 from streams.core.contract import BALLOTS
 from streams.core.moments import moment_text, sql_moment
@@ -103,13 +104,6 @@ class ContestIndex:
         return found
 
 
-# The current revision of each (TPS, ballot): one row after merges, or the highest of a few.
-TALLIES_SQL = (
-    "SELECT tps, ballot, revision, event_id, gateway, submitted_at, votes, invalid, voters, "
-    "registered, flags FROM tally_current FINAL WHERE tps IN {codes:Array(String)}"
-)
-
-
 def check_tps(code: str, ballot: str | None) -> None:
     if not (len(code) == 13 and digits(code, 13)):
         raise ApiError(400, "a TPS code is 13 digits")
@@ -117,46 +111,30 @@ def check_tps(code: str, ballot: str | None) -> None:
         raise ApiError(400, f"ballot: must be one of {', '.join(BALLOTS)}")
 
 
-def tps_tallies(client: Client, codes: list[str], dpt: Mapping[str, int]) -> dict[str, dict]:
-    """The DPT (from `dpt`, the registry's) and every ballot's current tally of each TPS of `codes`
-    that is registered or counted, in one statement however many they are."""
-    pages = {code: {"dpt": dpt[code], "tallies": []} for code in codes if code in dpt}
-    for row in client.query(TALLIES_SQL, parameters={"codes": codes}).named_results():
-        code = row.pop("tps")
-        pages.setdefault(code, {"dpt": None, "tallies": []})["tallies"].append(row)
-    for page in pages.values():
-        page["tallies"].sort(key=lambda t: t["ballot"])
-    return pages
-
-
 def tps_pages(
-    codes: list[str],
-    tallies: dict[str, dict],
-    trails: dict[str, list[dict]],
-    contests: ContestIndex,
+    codes: list[str], pages: Mapping[str, Page], dpt: Mapping[str, int], contests: ContestIndex
 ) -> dict[str, dict]:
-    """The page of each TPS of `codes` from its tallies (`tps_tallies`) and its trail
-    (`audit.histories`); a TPS of which nothing is known is absent."""
+    """The page of each TPS of `codes` from what was received for it (`pages.read_pages`) and the
+    registry's DPT (`dpt`); a TPS neither registered nor received is absent."""
     found = {}
     for code in codes:
-        page, history = tallies.get(code), trails.get(code, [])
-        if page is None and not history:
+        page = pages.get(code)
+        if page is None and code not in dpt:
             continue
-        page = page or {"dpt": None, "tallies": []}
         # A candidate's number names a person only within a dapil: each tally says which one.
         dapils = contests.dapils(code)
         found[code] = {
             "tps": code,
-            "dpt": page["dpt"],
+            "dpt": dpt.get(code),
             "tallies": [
                 {
-                    **row,
-                    "dapil": dapils.get(row["ballot"]),
-                    "votes": dict(sorted(row["votes"].items())),
+                    **tally,
+                    "dapil": dapils.get(tally["ballot"]),
+                    "votes": dict(sorted(tally["votes"].items())),
                 }
-                for row in page["tallies"]
+                for tally in (page.tally_list() if page else [])
             ],
-            "history": history,
+            "history": page.events() if page else [],
         }
     return found
 
@@ -171,8 +149,7 @@ def tps_page(pages: dict[str, dict], code: str, ballot: str | None) -> dict:
 
 def tps_detail(client: Client, code: str, ballot: str | None, contests: ContestIndex) -> dict:
     check_tps(code, ballot)
-    tallies = tps_tallies(client, [code], read_dpt(client, [code]))
-    pages = tps_pages([code], tallies, audit.histories(client, [code]), contests)
+    pages = tps_pages([code], read_pages(client, [code]), read_dpt(client, [code]), contests)
     return tps_page(pages, code, ballot)
 
 

@@ -18,7 +18,7 @@ import orjson
 from aiohttp import web
 from clickhouse_connect.driver.client import Client
 
-from streams.clickhouse.audit import histories
+from streams.clickhouse.pages import read_pages
 from streams.clickhouse.registry_store import read_dpt, registry_version
 from streams.core.moments import MomentError, moment_text
 from streams.core.regions import digits
@@ -31,7 +31,6 @@ from streams.read.answers import (
     region_results,
     tps_page,
     tps_pages,
-    tps_tallies,
 )
 from streams.read.batched import Batcher
 from streams.read.cache import ResponseCache
@@ -246,16 +245,13 @@ class Tps:
         self.reader = reader
         contests = ContestIndex(reader.client)
 
-        def tallies_of(codes: list[str]) -> dict[str, dict]:
-            return tps_tallies(reader.client, codes, reader.dpt_table())
+        def pages_of(codes: list[str]) -> dict[str, dict]:
+            pages = read_pages(reader.client, codes)  # one statement for all of them
+            return tps_pages(codes, pages, reader.dpt_table(), contests)
 
         async def read(codes: list[str]) -> dict[str, dict]:
             reader.metrics.pages_together.observe(len(codes))
-            tallies, trails = await asyncio.gather(  # two statements side by side
-                asyncio.to_thread(tallies_of, codes),
-                asyncio.to_thread(histories, reader.client, codes),
-            )
-            return await asyncio.to_thread(tps_pages, codes, tallies, trails, contests)
+            return await asyncio.to_thread(pages_of, codes)
 
         self.pages = Batcher(read)
 
