@@ -4,12 +4,12 @@ with its decision, reasons and findings, flags, gateway, device key, times and w
 received). A record that arrived off its home partition shows twice: `forwarded` where it arrived,
 and its decision at home, which names the arrival in `forwarded_from`.
 
-Each row of tally_current and tally_decisions carries what a page shows of it as one JSON array the
-server derives from the row's own columns when it is written (schemas/clickhouse/012_tps_pages.sql),
-so a page reads three narrow columns where it read twenty: each column read costs the embedded
-server about as much as the few rows a TPS has. Without FINAL, and deduplicated here as FINAL would:
-the highest revision of each (TPS, ballot), the first decision of each source position (first_wins
-falls with time), one arrival a forwarded position."""
+Each row of tally_decisions carries what a page shows of it as one JSON array the server derives
+from the row's own columns when it is written (schemas/clickhouse/012_tps_pages.sql), so a trail
+reads three narrow columns where it read seventeen: each column read costs the embedded server
+about as much as the few rows a TPS has. Without FINAL, and deduplicated here as FINAL would: the
+highest revision of each (TPS, ballot), the first decision of each source position (first_wins falls
+with time), one arrival a forwarded position."""
 
 from __future__ import annotations
 
@@ -18,11 +18,7 @@ from datetime import datetime, timedelta
 import orjson
 from clickhouse_connect.driver.client import Client
 
-# The field order of page_entry and trail_entry (schemas/clickhouse/012_tps_pages.sql).
-TALLY_FIELDS = (
-    "ballot", "revision", "event_id", "gateway", "submitted_at", "votes", "invalid", "voters",
-    "registered", "flags",
-)  # fmt: skip
+# The field order of trail_entry (schemas/clickhouse/012_tps_pages.sql).
 TRAIL_FIELDS = (
     "received_at", "decided_at", "event_id", "ballot", "revision", "decision", "reasons",
     "findings", "flags", "gateway", "key_id", "submitted_at", "partition", "offset", "kafka_key",
@@ -30,23 +26,26 @@ TRAIL_FIELDS = (
 )  # fmt: skip
 FORWARD_FIELDS = ("received_at", "decided_at", "partition", "offset", "kafka_key", "home", "epoch")
 
-# One statement however many TPS: the tallies, the decisions, the records that arrived off their
-# home partition (where each arrived and was sent), and the records sent under a TPS's code that
-# were not its tallies (those are rejected, and tally_rejections names them: `keyed`), to be read
-# from their decisions by KEYED_SQL, which runs only when there are some.
+# One statement however many TPS: the tallies (their columns, the other arms in their shape), the
+# decisions, the records that arrived off their home partition (where each arrived and was sent),
+# and the records sent under a TPS's code that were not its tallies (those are rejected, and
+# tally_rejections names them: `keyed`), to be read from their decisions by KEYED_SQL, which runs
+# only when there are some.
 PAGES_SQL = """
-SELECT tps AS page, 'tally' AS kind, toUInt64(revision) AS rank, page_entry AS entry
+SELECT tps AS page, 'tally' AS kind, toUInt64(revision) AS rank, '' AS entry,
+       ballot, event_id, gateway, submitted_at, votes, invalid, voters, registered, flags
 FROM tally_current WHERE tps IN {codes:Array(String)}
 UNION ALL
-SELECT tps, 'decision', first_wins, trail_entry
+SELECT tps, 'decision', first_wins, trail_entry, '', '', '', '', map(), 0, 0, 0, []
 FROM tally_decisions WHERE tps IN {codes:Array(String)}
 UNION ALL
 SELECT kafka_key, 'forwarded', 0,
        toJSONString(tuple(toUnixTimestamp64Milli(received_at), toUnixTimestamp64Milli(forwarded_at),
-                          src_partition, src_offset, kafka_key, home_partition, src_epoch))
+                          src_partition, src_offset, kafka_key, home_partition, src_epoch)),
+       '', '', '', '', map(), 0, 0, 0, []
 FROM tally_forwards WHERE kafka_key IN {codes:Array(String)}
 UNION ALL
-SELECT kafka_key, 'keyed', 0, ifNull(tps, '')
+SELECT kafka_key, 'keyed', 0, ifNull(tps, ''), '', '', '', '', map(), 0, 0, 0, []
 FROM tally_rejections WHERE kafka_key IN {codes:Array(String)} AND ifNull(tps, '') != kafka_key
 """
 
@@ -73,13 +72,17 @@ class Page:
         self.tallies: dict[str, tuple[int, dict]] = {}
         self.trail: dict[tuple, tuple[int, dict]] = {}
 
-    def tally(self, rank: int, entry: bytes) -> None:
-        tally = dict(zip(TALLY_FIELDS, orjson.loads(entry), strict=True))
-        held = self.tallies.get(tally["ballot"])
-        if held is None or rank >= held[0]:  # the highest revision, as FINAL keeps it
-            self.tallies[tally["ballot"]] = (rank, tally)
+    def tally(self, revision: int, columns: tuple) -> None:
+        ballot, event_id, gateway, submitted_at, votes, invalid, voters, registered, flags = columns
+        held = self.tallies.get(ballot)
+        if held is None or revision >= held[0]:  # the highest revision, as FINAL keeps it
+            self.tallies[ballot] = (revision, {
+                "ballot": ballot, "revision": revision, "event_id": event_id, "gateway": gateway,
+                "submitted_at": submitted_at, "votes": votes, "invalid": invalid,
+                "voters": voters, "registered": registered, "flags": flags,
+            })  # fmt: skip
 
-    def decision(self, rank: int, entry: bytes) -> None:
+    def decision(self, rank: int, entry: str) -> None:
         event = dict(zip(TRAIL_FIELDS, orjson.loads(entry), strict=True))
         where = (event["ballot"], event["partition"], event["offset"], event.pop("epoch"))
         held = self.trail.get(where)
@@ -87,7 +90,7 @@ class Page:
             event["forwarded_to"] = ""
             self.trail[where] = (rank, event)
 
-    def forward(self, entry: bytes) -> None:
+    def forward(self, entry: str) -> None:
         arrival = dict(zip(FORWARD_FIELDS, orjson.loads(entry), strict=True))
         where = ("forwarded", arrival["partition"], arrival["offset"], arrival["epoch"])
         self.trail[where] = (0, {
@@ -116,13 +119,13 @@ def read_pages(client: Client, codes: list[str]) -> dict[str, Page]:
     pages: dict[str, Page] = {}
     keyed: set[tuple[str, str]] = set()  # (the record's TPS, the code it was sent under)
     result = client.query(PAGES_SQL, parameters={"codes": codes})
-    for code, kind, rank, entry in result.result_rows:
+    for code, kind, rank, entry, *tally in result.result_rows:
         if kind == "keyed":
             keyed.add((entry, code))
             continue
         page = pages.get(code) or pages.setdefault(code, Page())
         if kind == "tally":
-            page.tally(rank, entry)
+            page.tally(rank, tally)
         elif kind == "decision":
             page.decision(rank, entry)
         else:
