@@ -4,12 +4,13 @@ with its decision, reasons and findings, flags, gateway, device key, times and w
 received). A record that arrived off its home partition shows twice: `forwarded` where it arrived,
 and its decision at home, which names the arrival in `forwarded_from`.
 
-Each row of tally_decisions carries what a page shows of it as one JSON array the server derives
-from the row's own columns when it is written (schemas/clickhouse/012_tps_pages.sql), so a trail
-reads three narrow columns where it read seventeen: each column read costs the embedded server
-about as much as the few rows a TPS has. Without FINAL, and deduplicated here as FINAL would: the
-highest revision of each (TPS, ballot), the first decision of each source position (first_wins falls
-with time), one arrival a forwarded position."""
+Each row of tally_current and tally_decisions carries what a page shows of it (a tally's votes
+apart) as one JSON array the server derives from the row's own columns when it is written
+(schemas/clickhouse/012_tps_pages.sql), so a page reads a few narrow columns where it read thirty:
+each column read costs the embedded server about as much as the few rows a TPS has. Without FINAL,
+and deduplicated here as FINAL would: the highest revision of each (TPS, ballot), the first
+decision of each source position (first_wins falls with time), one arrival a forwarded
+position."""
 
 from __future__ import annotations
 
@@ -18,7 +19,10 @@ from datetime import datetime, timedelta
 import orjson
 from clickhouse_connect.driver.client import Client
 
-# The field order of trail_entry (schemas/clickhouse/012_tps_pages.sql).
+# The field orders of tally_entry and trail_entry (schemas/clickhouse/012_tps_pages.sql).
+TALLY_FIELDS = (
+    "ballot", "event_id", "gateway", "submitted_at", "invalid", "voters", "registered", "flags",
+)  # fmt: skip
 TRAIL_FIELDS = (
     "received_at", "decided_at", "event_id", "ballot", "revision", "decision", "reasons",
     "findings", "flags", "gateway", "key_id", "submitted_at", "partition", "offset", "kafka_key",
@@ -26,26 +30,25 @@ TRAIL_FIELDS = (
 )  # fmt: skip
 FORWARD_FIELDS = ("received_at", "decided_at", "partition", "offset", "kafka_key", "home", "epoch")
 
-# One statement however many TPS: the tallies (their columns, the other arms in their shape), the
-# decisions, the records that arrived off their home partition (where each arrived and was sent),
-# and the records sent under a TPS's code that were not its tallies (those are rejected, and
-# tally_rejections names them: `keyed`), to be read from their decisions by KEYED_SQL, which runs
-# only when there are some.
+# One statement however many TPS: the tallies (with their votes, the other arms in their shape),
+# the decisions, the records that arrived off their home partition (where each arrived and was
+# sent), and the records sent under a TPS's code that were not its tallies (those are rejected,
+# and tally_rejections names them: `keyed`), to be read from their decisions by KEYED_SQL, which
+# runs only when there are some.
 PAGES_SQL = """
-SELECT tps AS page, 'tally' AS kind, toUInt64(revision) AS rank, '' AS entry,
-       ballot, event_id, gateway, submitted_at, votes, invalid, voters, registered, flags
+SELECT tps AS page, 'tally' AS kind, toUInt64(revision) AS rank, tally_entry AS entry, votes
 FROM tally_current WHERE tps IN {codes:Array(String)}
 UNION ALL
-SELECT tps, 'decision', first_wins, trail_entry, '', '', '', '', map(), 0, 0, 0, []
+SELECT tps, 'decision', first_wins, trail_entry, map()
 FROM tally_decisions WHERE tps IN {codes:Array(String)}
 UNION ALL
 SELECT kafka_key, 'forwarded', 0,
        toJSONString(tuple(toUnixTimestamp64Milli(received_at), toUnixTimestamp64Milli(forwarded_at),
                           src_partition, src_offset, kafka_key, home_partition, src_epoch)),
-       '', '', '', '', map(), 0, 0, 0, []
+       map()
 FROM tally_forwards WHERE kafka_key IN {codes:Array(String)}
 UNION ALL
-SELECT kafka_key, 'keyed', 0, ifNull(tps, ''), '', '', '', '', map(), 0, 0, 0, []
+SELECT kafka_key, 'keyed', 0, ifNull(tps, ''), map()
 FROM tally_rejections WHERE kafka_key IN {codes:Array(String)} AND ifNull(tps, '') != kafka_key
 """
 
@@ -72,15 +75,15 @@ class Page:
         self.tallies: dict[str, tuple[int, dict]] = {}
         self.trail: dict[tuple, tuple[int, dict]] = {}
 
-    def tally(self, revision: int, columns: tuple) -> None:
-        ballot, event_id, gateway, submitted_at, votes, invalid, voters, registered, flags = columns
-        held = self.tallies.get(ballot)
+    def tally(self, revision: int, entry: str, votes: dict[str, int]) -> None:
+        fields = dict(zip(TALLY_FIELDS, orjson.loads(entry), strict=True))
+        held = self.tallies.get(fields["ballot"])
         if held is None or revision >= held[0]:  # the highest revision, as FINAL keeps it
-            self.tallies[ballot] = (revision, {
-                "ballot": ballot, "revision": revision, "event_id": event_id, "gateway": gateway,
-                "submitted_at": submitted_at, "votes": votes, "invalid": invalid,
-                "voters": voters, "registered": registered, "flags": flags,
-            })  # fmt: skip
+            # In the order the API has always written a tally.
+            tally = {"ballot": fields.pop("ballot"), "revision": revision}
+            tally |= {"event_id": fields.pop("event_id"), "gateway": fields.pop("gateway")}
+            tally |= {"submitted_at": fields.pop("submitted_at"), "votes": votes, **fields}
+            self.tallies[tally["ballot"]] = (revision, tally)
 
     def decision(self, rank: int, entry: str) -> None:
         event = dict(zip(TRAIL_FIELDS, orjson.loads(entry), strict=True))
@@ -119,13 +122,13 @@ def read_pages(client: Client, codes: list[str]) -> dict[str, Page]:
     pages: dict[str, Page] = {}
     keyed: set[tuple[str, str]] = set()  # (the record's TPS, the code it was sent under)
     result = client.query(PAGES_SQL, parameters={"codes": codes})
-    for code, kind, rank, entry, *tally in result.result_rows:
+    for code, kind, rank, entry, votes in result.result_rows:
         if kind == "keyed":
             keyed.add((entry, code))
             continue
         page = pages.get(code) or pages.setdefault(code, Page())
         if kind == "tally":
-            page.tally(rank, tally)
+            page.tally(rank, entry, votes)
         elif kind == "decision":
             page.decision(rank, entry)
         else:

@@ -1,8 +1,8 @@
-"""A TPS page read as streams.clickhouse.pages reads it (the decisions from the entries they carry)
+"""A TPS page read as streams.clickhouse.pages reads it (from the entries rows carry)
 says what the rows' columns say, read as FINAL reads them: on a night with corrections, resent and
 broken tallies, two workers, records a gateway (librdkafka, partitions of its choosing) put off
-their home, a record sent under another TPS's code and a tombstone; and again for decisions
-written before their entries existed."""
+their home, a record sent under another TPS's code and a tombstone; and again for rows written
+before their entries existed."""
 
 from __future__ import annotations
 
@@ -106,7 +106,8 @@ def test_a_page_from_the_entries_is_what_the_columns_say(pipeline, workers, tmp_
     assert read(ch, asked) == expected
     assert read(ch, codes[:3]) == {c: expected[c] for c in codes[:3] if c in expected}
 
-    # Decisions written before their entries existed: the server derives them as the rows are read.
+    # Rows written before their entries existed: the server derives them as the rows are read.
+    ch.command("ALTER TABLE tally_current DROP COLUMN tally_entry")
     ch.command("ALTER TABLE tally_decisions DROP COLUMN trail_entry")
     tally(pipeline, "init")
     assert read(ch, asked) == expected
