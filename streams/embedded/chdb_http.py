@@ -48,7 +48,7 @@ import lz4.frame
 import orjson
 from aiohttp import web
 
-from streams.embedded.statements import Refused, check_statement
+from streams.embedded.statements import Refused, check_settings, check_statement
 
 # URL parameters that are part of the HTTP protocol, not ClickHouse settings.
 RESERVED_PARAMS = frozenset(
@@ -575,6 +575,7 @@ def make_app(
                 sql.decode("utf-8", "replace"), "GET" if user in readers else request.method
             )
             settings = {k: v for k, v in params.items() if k not in RESERVED_PARAMS}
+            check_settings(settings)
             if query_id.startswith("stream-") and data is None and not _INSERT.match(sql):
                 return await _stream(request, engine, sql, params, settings, query_id, stall_s)
             payload, fmt, summary = await asyncio.to_thread(

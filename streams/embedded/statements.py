@@ -16,6 +16,7 @@ names and comments, so that neither hides a name nor makes one up.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 READS = frozenset({"select", "with", "show", "describe", "desc", "exists", "explain"})
 REFUSED_STATEMENTS = frozenset(
@@ -33,6 +34,11 @@ REFUSED_SOURCES = frozenset(
     }
 )  # fmt: skip
 REFUSED_PREFIXES = ("iceberg", "deltalake", "hudi", "paimon", "datalake")
+# Settings nobody may change, in a statement (SET, SETTINGS) or a request's parameters. What a TPS
+# page shows of a row is a MATERIALIZED column the server derives from the row's own columns
+# (schemas/clickhouse/012_tps_pages.sql); with this setting a writer could send it, and a page would
+# say other than the row. A server's profile holds it const (deploy/clickhouse/users.d/tally.xml).
+LOCKED_SETTINGS = frozenset({"insert_allow_materialized_columns"})
 _TOKEN = re.compile(
     r"""(?P<space>\s+)|(?P<comment>--[^\n]*|\#[^\n]*|/\*.*?\*/)|(?P<string>'(?:[^'\\]|\\.)*'?)"""
     r"""|(?P<quoted>`(?:[^`\\]|\\.)*`?|"(?:[^"\\]|\\.)*"?)|(?P<word>[A-Za-z_][A-Za-z0-9_$]*)|(?P<other>.)""",
@@ -79,6 +85,7 @@ def check_statement(sql: str, method: str) -> None:
             "read-only user only read. "
             "(READONLY)"
         )
+    check_settings(t for t in tokens if t in LOCKED_SETTINGS)
     for i, token in enumerate(tokens):
         following = tokens[i + 1] if i + 1 < len(tokens) else ""
         if token in ("outfile", "infile") and i and tokens[i - 1] in ("into", "from"):
@@ -93,4 +100,14 @@ def check_statement(sql: str, method: str) -> None:
             raise Refused(
                 f"Code: 497. DB::Exception: {token} reaches files, URLs, other hosts or programs: "
                 "not allowed for tally's users. (ACCESS_DENIED)"
+            )
+
+
+def check_settings(names: Iterable[str]) -> None:
+    """Raise Refused if any of `names` (settings a request would set) is locked."""
+    for name in names:
+        if name.lower() in LOCKED_SETTINGS:
+            raise Refused(
+                f"Code: 452. DB::Exception: Setting {name} should not be changed. "
+                "(SETTING_CONSTRAINT_VIOLATION)"
             )

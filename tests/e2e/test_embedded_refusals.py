@@ -32,6 +32,8 @@ REFUSED = [
     "SELECT 1; DROP TABLE t",
     "SYSTEM SHUTDOWN",
     "ATTACH TABLE t FROM '/var/lib/x' (a String) ENGINE = Memory",
+    "SET insert_allow_materialized_columns = 1",
+    "INSERT INTO t (a, e) SETTINGS INSERT_ALLOW_MATERIALIZED_COLUMNS = 1 VALUES ('x', 'lie')",
 ]
 ALLOWED = [
     # names inside strings and other names are not calls
@@ -101,6 +103,22 @@ def test_the_server_refuses_them_over_http_and_the_table_is_not_made(stack):
         == 0
     )
     assert client.command("SELECT 1") == 1
+
+
+def test_no_writer_sends_what_a_page_shows_of_a_row_the_server_derives_it(ch):
+    """A TPS page shows each decision's trail_entry, derived by the server from the row
+    (schemas/clickhouse/012_tps_pages.sql). A writer with the writer's credentials tries to send
+    its own, so that the page would say other than the row: named in the insert, with the setting
+    that allows it in the statement, and as a request's setting."""
+    lie = "INSERT INTO tally_decisions (event_id, tps, trail_entry) {} VALUES ('gw:x', '{}', '[]')"
+    tps = "3171010001099"
+    with pytest.raises(DatabaseError, match="MATERIALIZED"):
+        ch.command(lie.format("", tps))
+    with pytest.raises(DatabaseError, match="SETTING_CONSTRAINT_VIOLATION"):
+        ch.command(lie.format("SETTINGS insert_allow_materialized_columns = 1", tps))
+    with pytest.raises(DatabaseError, match="SETTING_CONSTRAINT_VIOLATION"):
+        ch.command(lie.format("", tps), settings={"insert_allow_materialized_columns": 1})
+    assert ch.command(f"SELECT count() FROM tally_decisions WHERE tps = '{tps}'") == 0
 
 
 def test_a_local_process_without_credentials_is_refused_and_the_reader_cannot_write(stack):
