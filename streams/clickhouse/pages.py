@@ -53,7 +53,7 @@ FROM tally_rejections WHERE kafka_key IN {codes:Array(String)} AND ifNull(tps, '
 """
 
 KEYED_SQL = """
-SELECT tps, first_wins, trail_entry FROM tally_decisions
+SELECT tps, kafka_key, first_wins, trail_entry FROM tally_decisions
 WHERE tps IN {tps:Array(String)} AND kafka_key IN {keys:Array(String)} AND tps != kafka_key
 """
 
@@ -109,11 +109,15 @@ class Page:
         return [tally for _, (_, tally) in sorted(self.tallies.items())]
 
     def events(self) -> list[dict]:
-        events = [event for _, event in self.trail.values()]
-        events.sort(key=lambda e: (e["received_at"], e["partition"], e["offset"]))
-        for e in events:
-            e["received_at"], e["decided_at"] = moment(e["received_at"]), moment(e["decided_at"])
-        return events
+        """The trail in arrival order, its times as text (the entries kept as they came)."""
+        events = sorted(
+            (event for _, event in self.trail.values()),
+            key=lambda e: (e["received_at"], e["partition"], e["offset"]),
+        )
+        return [
+            {**e, "received_at": moment(e["received_at"]), "decided_at": moment(e["decided_at"])}
+            for e in events
+        ]
 
 
 def read_pages(client: Client, codes: list[str]) -> dict[str, Page]:
@@ -136,8 +140,7 @@ def read_pages(client: Client, codes: list[str]) -> dict[str, Page]:
     if keyed:
         tps, keys = sorted({t for t, _ in keyed}), sorted({k for _, k in keyed})
         result = client.query(KEYED_SQL, parameters={"tps": tps, "keys": keys})
-        for tps_, rank, entry in result.result_rows:
-            key = orjson.loads(entry)[TRAIL_FIELDS.index("kafka_key")]
+        for tps_, key, rank, entry in result.result_rows:
             if (tps_, key) in keyed:
                 (pages.get(key) or pages.setdefault(key, Page())).decision(rank, entry)
     return pages
