@@ -9,7 +9,7 @@ from urllib.parse import urlparse, urlunparse
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from streams.clickhouse.schema import create_database, schema
+from streams.clickhouse.schema import backfills, create_database, schema
 from streams.embedded.servers import clickhouse_dsn
 from streams.embedded.servers import read_only as read_only_dsn
 from streams.settings import Settings
@@ -52,5 +52,22 @@ def apply_schema(settings: Settings) -> list[str]:
     for name, statements in schema(settings.cluster):
         for statement in statements:
             client.command(statement)
+        for view, copy in backfills(statements):
+            _backfill(client, view, copy)
         applied.append(name)
     return applied
+
+
+def _backfill(client: Client, view: str, copy: str) -> None:
+    """Copy what a view's source held before the view existed, once: a copy is marked done after
+    it ran, so one cut short runs again, and the rows it wrote twice (or beside the view) are copies
+    their readers deduplicate (schemas/clickhouse/014_tps_pages_table.sql)."""
+    done = client.command(
+        "SELECT count() FROM schema_backfills WHERE name = {v:String}", parameters={"v": view}
+    )
+    if int(done):
+        return
+    client.command(copy)
+    client.command(
+        "INSERT INTO schema_backfills (name) VALUES ({v:String})", parameters={"v": view}
+    )

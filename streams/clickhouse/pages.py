@@ -6,11 +6,13 @@ and its decision at home, which names the arrival in `forwarded_from`.
 
 Each row of tally_current and tally_decisions carries what a page shows of it (a tally's votes
 apart) as one JSON array the server derives from the row's own columns when it is written
-(schemas/clickhouse/012_tps_pages.sql), so a page reads a few narrow columns where it read thirty:
-each column read costs the embedded server about as much as the few rows a TPS has. Without FINAL,
-and deduplicated here as FINAL would: the highest revision of each (TPS, ballot), the first
-decision of each source position (first_wins falls with time), one arrival a forwarded
-position."""
+(schemas/clickhouse/012_tps_pages.sql), and views copy it with the votes, and each forwarded
+arrival, into one table ordered by the code a page is read under (014_tps_pages_table.sql): a page
+of many TPS reads a few narrow columns of one table, where each column and each table a statement
+reads costs the embedded server about as much as the few rows a TPS has. Without FINAL, and
+deduplicated here as FINAL would the source: the highest revision of each (TPS, ballot), the first
+decision of each source position (first_wins falls with time), one arrival a forwarded position;
+a row copied twice reads as once."""
 
 from __future__ import annotations
 
@@ -30,31 +32,10 @@ TRAIL_FIELDS = (
 )  # fmt: skip
 FORWARD_FIELDS = ("received_at", "decided_at", "partition", "offset", "kafka_key", "home", "epoch")
 
-# One statement however many TPS: the tallies (with their votes, the other arms in their shape),
-# the decisions, the records that arrived off their home partition (where each arrived and was
-# sent), and the records sent under a TPS's code that were not its tallies (those are rejected,
-# and tally_rejections names them: `keyed`), to be read from their decisions by KEYED_SQL, which
-# runs only when there are some.
+# One statement however many TPS, of one table: what the views of
+# schemas/clickhouse/014_tps_pages_table.sql copy there of each row as it is written.
 PAGES_SQL = """
-SELECT tps AS page, 'tally' AS kind, toUInt64(revision) AS rank, tally_entry AS entry, votes
-FROM tally_current WHERE tps IN {codes:Array(String)}
-UNION ALL
-SELECT tps, 'decision', first_wins, trail_entry, map()
-FROM tally_decisions WHERE tps IN {codes:Array(String)}
-UNION ALL
-SELECT kafka_key, 'forwarded', 0,
-       toJSONString(tuple(toUnixTimestamp64Milli(received_at), toUnixTimestamp64Milli(forwarded_at),
-                          src_partition, src_offset, kafka_key, home_partition, src_epoch)),
-       map()
-FROM tally_forwards WHERE kafka_key IN {codes:Array(String)}
-UNION ALL
-SELECT kafka_key, 'keyed', 0, ifNull(tps, ''), map()
-FROM tally_rejections WHERE kafka_key IN {codes:Array(String)} AND ifNull(tps, '') != kafka_key
-"""
-
-KEYED_SQL = """
-SELECT tps, kafka_key, first_wins, trail_entry FROM tally_decisions
-WHERE tps IN {tps:Array(String)} AND kafka_key IN {keys:Array(String)} AND tps != kafka_key
+SELECT page, kind, rank, entry, votes FROM tps_pages WHERE page IN {codes:Array(String)}
 """
 
 EPOCH = datetime(1970, 1, 1)
@@ -124,12 +105,8 @@ def read_pages(client: Client, codes: list[str]) -> dict[str, Page]:
     """The tallies and trail of each TPS of `codes` of which anything was received; the others are
     absent."""
     pages: dict[str, Page] = {}
-    keyed: set[tuple[str, str]] = set()  # (the record's TPS, the code it was sent under)
     result = client.query(PAGES_SQL, parameters={"codes": codes})
     for code, kind, rank, entry, votes in result.result_rows:
-        if kind == "keyed":
-            keyed.add((entry, code))
-            continue
         page = pages.get(code) or pages.setdefault(code, Page())
         if kind == "tally":
             page.tally(rank, entry, votes)
@@ -137,10 +114,4 @@ def read_pages(client: Client, codes: list[str]) -> dict[str, Page]:
             page.decision(rank, entry)
         else:
             page.forward(entry)
-    if keyed:
-        tps, keys = sorted({t for t, _ in keyed}), sorted({k for _, k in keyed})
-        result = client.query(KEYED_SQL, parameters={"tps": tps, "keys": keys})
-        for tps_, key, rank, entry in result.result_rows:
-            if (tps_, key) in keyed:
-                (pages.get(key) or pages.setdefault(key, Page())).decision(rank, entry)
     return pages

@@ -2,7 +2,8 @@
 cluster of one shard and several replicas (Keeper coordinates them) by `tally init --cluster NAME`.
 
 Each statement is the same file's, rewritten:
-  * `CREATE DATABASE`, `CREATE TABLE` and `ALTER TABLE` run `ON CLUSTER`, so every replica has them;
+  * `CREATE DATABASE`, `CREATE TABLE`, `CREATE MATERIALIZED VIEW` and `ALTER TABLE` run
+    `ON CLUSTER`, so every replica has them;
   * every MergeTree engine becomes its Replicated twin, its data at
     /clickhouse/tables/{shard}/{database}/<table> in Keeper, `{replica}` from each server's macros,
     its own arguments kept (ReplacingMergeTree(revision) -> ReplicatedReplacingMergeTree(path,
@@ -28,6 +29,9 @@ DEDUP_SECONDS = 86_400  # a night and its morning: a replay's retry is never out
 
 _STATEMENT_END = re.compile(r";[ \t]*(?:--[^\n]*)?(?:\n|\Z)")
 _CREATE_TABLE = re.compile(r"^(CREATE TABLE IF NOT EXISTS\s+)(\w+)", re.MULTILINE)
+_CREATE_VIEW = re.compile(
+    r"^(CREATE MATERIALIZED VIEW IF NOT EXISTS\s+)(\w+)(\s+TO\s+)(\w+)(\s+AS\s+)", re.MULTILINE
+)
 _ALTER_TABLE = re.compile(r"^(ALTER TABLE\s+)(\w+)", re.MULTILINE)
 _ENGINE = re.compile(r"ENGINE\s*=\s*(\w*)MergeTree(?:\(([^)]*)\))?")
 _NON_REPLICATED = re.compile(r"non_replicated_deduplication_window\s*=\s*\d+")
@@ -68,6 +72,10 @@ def _quoted(cluster: str) -> str:
 def cluster_statement(statement: str, cluster: str) -> str:
     """One schema statement for `cluster` (see the module's docstring)."""
     on = f" ON CLUSTER {_quoted(cluster)}"
+    if _CREATE_VIEW.search(statement):
+        return _CREATE_VIEW.sub(
+            lambda m: f"{m.group(1)}{m.group(2)}{on}{''.join(m.groups()[2:])}", statement, count=1
+        )
     created = _CREATE_TABLE.search(statement)
     if created:
         table = created.group(2)
@@ -85,6 +93,18 @@ def cluster_statement(statement: str, cluster: str) -> str:
         )
         return _NON_REPLICATED.sub(window, statement)
     return _ALTER_TABLE.sub(lambda m: f"{m.group(1)}{m.group(2)}{on}", statement, count=1)
+
+
+def backfills(statements: list[str]) -> list[tuple[str, str]]:
+    """(view, the INSERT that copies its query's rows from what its source already holds) for each
+    materialized view among `statements`: a view sees only the rows written after it exists, so
+    `tally init` runs each copy once (clickhouse.client.apply_schema)."""
+    found = []
+    for statement in statements:
+        view = _CREATE_VIEW.search(statement)
+        if view:
+            found.append((view.group(2), f"INSERT INTO {view.group(4)} {statement[view.end() :]}"))
+    return found
 
 
 def create_database(database: str, cluster: str | None) -> str:
