@@ -23,33 +23,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "clickhouse"
+from streams.embedded.schema_files import _CREATE_VIEW, SCHEMA_DIR, backfills, sql_statements
+
+__all__ = ["backfills", "cluster_statement", "create_database", "schema", "sql_statements"]
 DEDUP_BLOCKS = 10_000  # as non_replicated_deduplication_window: a retry comes within seconds
 DEDUP_SECONDS = 86_400  # a night and its morning: a replay's retry is never out of the window
 
-_STATEMENT_END = re.compile(r";[ \t]*(?:--[^\n]*)?(?:\n|\Z)")
 _CREATE_TABLE = re.compile(r"^(CREATE TABLE IF NOT EXISTS\s+)(\w+)", re.MULTILINE)
-_CREATE_VIEW = re.compile(
-    r"^(CREATE MATERIALIZED VIEW IF NOT EXISTS\s+)(\w+)(\s+TO\s+)(\w+)(\s+AS\s+)", re.MULTILINE
-)
 _ALTER_TABLE = re.compile(r"^(ALTER TABLE\s+)(\w+)", re.MULTILINE)
 _ENGINE = re.compile(r"ENGINE\s*=\s*(\w*)MergeTree(?:\(([^)]*)\))?")
 _NON_REPLICATED = re.compile(r"non_replicated_deduplication_window\s*=\s*\d+")
-
-
-def sql_statements(path: Path) -> list[str]:
-    """The statements of one .sql file: split on ';' at the end of a line (a comment may follow it),
-    comments kept. One statement each: a ClickHouse server refuses several in one request."""
-    text = path.read_text()
-    return [
-        s.strip()
-        for s in _STATEMENT_END.split(text)
-        if s
-        and s.strip()
-        and not all(
-            line.strip().startswith("--") or not line.strip() for line in s.strip().splitlines()
-        )
-    ]
 
 
 def schema(
@@ -93,18 +76,6 @@ def cluster_statement(statement: str, cluster: str) -> str:
         )
         return _NON_REPLICATED.sub(window, statement)
     return _ALTER_TABLE.sub(lambda m: f"{m.group(1)}{m.group(2)}{on}", statement, count=1)
-
-
-def backfills(statements: list[str]) -> list[tuple[str, str]]:
-    """(view, the INSERT that copies its query's rows from what its source already holds) for each
-    materialized view among `statements`: a view sees only the rows written after it exists, so
-    `tally init` runs each copy once (clickhouse.client.apply_schema)."""
-    found = []
-    for statement in statements:
-        view = _CREATE_VIEW.search(statement)
-        if view:
-            found.append((view.group(2), f"INSERT INTO {view.group(4)} {statement[view.end() :]}"))
-    return found
 
 
 def create_database(database: str, cluster: str | None) -> str:

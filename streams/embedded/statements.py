@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import cache
+
+from streams.embedded.schema_files import own_statements
 
 READS = frozenset({"select", "with", "show", "describe", "desc", "exists", "explain"})
 REFUSED_STATEMENTS = frozenset(
@@ -39,6 +42,13 @@ REFUSED_PREFIXES = ("iceberg", "deltalake", "hudi", "paimon", "datalake")
 # (schemas/clickhouse/012_tps_pages.sql); with this setting a writer could send it, and a page would
 # say other than the row. A server's profile holds it const (deploy/clickhouse/users.d/tally.xml).
 LOCKED_SETTINGS = frozenset({"insert_allow_materialized_columns"})
+# What only the server writes: the page table and the views that copy rows into it as they are
+# written (schemas/clickhouse/014_tps_pages_table.sql). A statement that wrote the table or changed
+# a view would make a page say other than the rows; what may run on them is a read, a DROP (which
+# hides, never forges), and `tally init`'s own statements, word for word.
+DERIVED = frozenset(
+    {"tps_pages", "tps_pages_of_tallies", "tps_pages_of_decisions", "tps_pages_of_forwards"}
+)
 _TOKEN = re.compile(
     r"""(?P<space>\s+)|(?P<comment>--[^\n]*|\#[^\n]*|/\*.*?\*/)|(?P<string>'(?:[^'\\]|\\.)*'?)"""
     r"""|(?P<quoted>`(?:[^`\\]|\\.)*`?|"(?:[^"\\]|\\.)*"?)|(?P<word>[A-Za-z_][A-Za-z0-9_$]*)|(?P<other>.)""",
@@ -86,6 +96,13 @@ def check_statement(sql: str, method: str) -> None:
             "(READONLY)"
         )
     check_settings(t for t in tokens if t in LOCKED_SETTINGS)
+    derived = DERIVED.intersection(tokens)
+    if derived and first not in READS and first != "drop" and tuple(tokens) not in _own():
+        raise Refused(
+            f"Code: 497. DB::Exception: {min(derived)} is written by the server's views alone: a "
+            "statement that writes it or changes a view would make a page say other than its "
+            "rows. (ACCESS_DENIED)"
+        )
     for i, token in enumerate(tokens):
         following = tokens[i + 1] if i + 1 < len(tokens) else ""
         if token in ("outfile", "infile") and i and tokens[i - 1] in ("into", "from"):
@@ -101,6 +118,12 @@ def check_statement(sql: str, method: str) -> None:
                 f"Code: 497. DB::Exception: {token} reaches files, URLs, other hosts or programs: "
                 "not allowed for tally's users. (ACCESS_DENIED)"
             )
+
+
+@cache
+def _own() -> frozenset[tuple[str, ...]]:
+    """The words of each statement `tally init` runs, its trailing ';' dropped."""
+    return frozenset(tuple(words(s.rstrip().rstrip(";"))) for s in own_statements())
 
 
 def check_settings(names: Iterable[str]) -> None:
