@@ -23,9 +23,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from streams.embedded.schema_files import _CREATE_VIEW, SCHEMA_DIR, backfills, sql_statements
+from streams.embedded.schema_files import CREATE_VIEW, SCHEMA_DIR, backfills, sql_statements
 
 __all__ = ["backfills", "cluster_statement", "create_database", "schema", "sql_statements"]
+
 DEDUP_BLOCKS = 10_000  # as non_replicated_deduplication_window: a retry comes within seconds
 DEDUP_SECONDS = 86_400  # a night and its morning: a replay's retry is never out of the window
 
@@ -55,8 +56,8 @@ def _quoted(cluster: str) -> str:
 def cluster_statement(statement: str, cluster: str) -> str:
     """One schema statement for `cluster` (see the module's docstring)."""
     on = f" ON CLUSTER {_quoted(cluster)}"
-    if _CREATE_VIEW.search(statement):
-        return _CREATE_VIEW.sub(
+    if CREATE_VIEW.search(statement):
+        return CREATE_VIEW.sub(
             lambda m: f"{m.group(1)}{m.group(2)}{on}{''.join(m.groups()[2:])}", statement, count=1
         )
     created = _CREATE_TABLE.search(statement)

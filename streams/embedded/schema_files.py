@@ -11,7 +11,7 @@ from pathlib import Path
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "clickhouse"
 
 _STATEMENT_END = re.compile(r";[ \t]*(?:--[^\n]*)?(?:\n|\Z)")
-_CREATE_VIEW = re.compile(
+CREATE_VIEW = re.compile(
     r"^(CREATE MATERIALIZED VIEW IF NOT EXISTS\s+)(\w+)(\s+TO\s+)(\w+)(\s+AS\s+)", re.MULTILINE
 )
 
@@ -37,7 +37,7 @@ def backfills(statements: list[str]) -> list[tuple[str, str]]:
     `tally init` runs each copy once (clickhouse.client.apply_schema)."""
     found = []
     for statement in statements:
-        view = _CREATE_VIEW.search(statement)
+        view = CREATE_VIEW.search(statement)
         if view:
             found.append((view.group(2), f"INSERT INTO {view.group(4)} {statement[view.end() :]}"))
     return found

@@ -42,13 +42,17 @@ REFUSED_PREFIXES = ("iceberg", "deltalake", "hudi", "paimon", "datalake")
 # (schemas/clickhouse/012_tps_pages.sql); with this setting a writer could send it, and a page would
 # say other than the row. A server's profile holds it const (deploy/clickhouse/users.d/tally.xml).
 LOCKED_SETTINGS = frozenset({"insert_allow_materialized_columns"})
-# What only the server writes: the page table and the views that copy rows into it as they are
-# written (schemas/clickhouse/014_tps_pages_table.sql). A statement that wrote the table or changed
-# a view would make a page say other than the rows; what may run on them is a read, a DROP (which
+# What only the server writes: the page table, the views that copy rows into it as they are written
+# (schemas/clickhouse/014_tps_pages_table.sql) and the entries of the rows they copy (012). A
+# statement that wrote the table, changed a view or an entry's expression would make a page say
+# other than the rows; what may run on them is a read, a DROP of a table, view or column (which
 # hides, never forges), and `tally init`'s own statements, word for word.
 DERIVED = frozenset(
-    {"tps_pages", "tps_pages_of_tallies", "tps_pages_of_decisions", "tps_pages_of_forwards"}
-)
+    {
+        "tps_pages", "tps_pages_of_tallies", "tps_pages_of_decisions", "tps_pages_of_forwards",
+        "tally_entry", "trail_entry",
+    }
+)  # fmt: skip
 _TOKEN = re.compile(
     r"""(?P<space>\s+)|(?P<comment>--[^\n]*|\#[^\n]*|/\*.*?\*/)|(?P<string>'(?:[^'\\]|\\.)*'?)"""
     r"""|(?P<quoted>`(?:[^`\\]|\\.)*`?|"(?:[^"\\]|\\.)*"?)|(?P<word>[A-Za-z_][A-Za-z0-9_$]*)|(?P<other>.)""",
@@ -97,11 +101,11 @@ def check_statement(sql: str, method: str) -> None:
         )
     check_settings(t for t in tokens if t in LOCKED_SETTINGS)
     derived = DERIVED.intersection(tokens)
-    if derived and first not in READS and first != "drop" and tuple(tokens) not in _own():
+    if derived and not _hides(tokens) and tuple(tokens) not in _own():
         raise Refused(
-            f"Code: 497. DB::Exception: {min(derived)} is written by the server's views alone: a "
-            "statement that writes it or changes a view would make a page say other than its "
-            "rows. (ACCESS_DENIED)"
+            f"Code: 497. DB::Exception: {min(derived)} is derived by the server alone (what a TPS "
+            "page shows): a statement that writes it or changes how it is derived would make a "
+            "page say other than its rows. (ACCESS_DENIED)"
         )
     for i, token in enumerate(tokens):
         following = tokens[i + 1] if i + 1 < len(tokens) else ""
@@ -118,6 +122,22 @@ def check_statement(sql: str, method: str) -> None:
                 f"Code: 497. DB::Exception: {token} reaches files, URLs, other hosts or programs: "
                 "not allowed for tally's users. (ACCESS_DENIED)"
             )
+
+
+def _hides(tokens: list[str]) -> bool:
+    """A read, a DROP, or an ALTER TABLE whose one clause drops a column: what shows less, never
+    other."""
+    first = next((t for t in tokens if t != "("), "")
+    if first in READS or first == "drop":
+        return True
+    if tokens[:2] != ["alter", "table"] or "drop" not in tokens:
+        return False
+    at = tokens.index("drop")
+    name, clause = tokens[2:at], tokens[at + 1 :]
+    if clause[1:3] == ["if", "exists"]:
+        clause = [clause[0], *clause[3:]]
+    one_name = len(name) == 1 or (len(name) == 3 and name[1] == ".")
+    return one_name and len(clause) == 2 and clause[0] == "column"
 
 
 @cache
