@@ -23,6 +23,11 @@ ENGINE = MergeTree
 ORDER BY (page, kind)
 SETTINGS index_granularity = 256, non_replicated_deduplication_window = 10000;
 
+-- The entries the views copy are derived, never stored in their own tables (012; a database made
+-- before held them MATERIALIZED, stored twice with the page table).
+ALTER TABLE tally_current MODIFY COLUMN tally_entry String ALIAS toJSONString(tuple(ballot, event_id, gateway, submitted_at, invalid, voters, registered, flags));
+ALTER TABLE tally_decisions MODIFY COLUMN trail_entry String ALIAS toJSONString(tuple(toUnixTimestamp64Milli(received_at), toUnixTimestamp64Milli(decided_at), event_id, ballot, revision, decision, reasons, findings, flags, gateway, key_id, submitted_at, src_partition, src_offset, kafka_key, forwarded_from, src_epoch));
+
 CREATE MATERIALIZED VIEW IF NOT EXISTS tps_pages_of_tallies TO tps_pages AS
 SELECT tps AS page, 'tally' AS kind, toUInt64(revision) AS rank, tally_entry AS entry, votes
 FROM tally_current;

@@ -4,10 +4,10 @@ with its decision, reasons and findings, flags, gateway, device key, times and w
 received). A record that arrived off its home partition shows twice: `forwarded` where it arrived,
 and its decision at home, which names the arrival in `forwarded_from`.
 
-Each row of tally_current and tally_decisions carries what a page shows of it (a tally's votes
-apart) as one JSON array the server derives from the row's own columns when it is written
-(schemas/clickhouse/012_tps_pages.sql), and views copy it with the votes, and each forwarded
-arrival, into one table ordered by the code a page is read under (014_tps_pages_table.sql): a page
+What a page shows of each row of tally_current and tally_decisions (a tally's votes apart) is one
+JSON array the server derives from the row's own columns (schemas/clickhouse/012_tps_pages.sql),
+and views copy it with the votes, and each forwarded arrival, as rows are written, into one table
+ordered by the code a page is read under (014_tps_pages_table.sql): a page
 of many TPS reads a few narrow columns of one table, where each column and each table a statement
 reads costs the embedded server about as much as the few rows a TPS has. Without FINAL, and
 deduplicated here as FINAL would the source: the highest revision of each (TPS, ballot), the first

@@ -38,9 +38,10 @@ REFUSED_SOURCES = frozenset(
 )  # fmt: skip
 REFUSED_PREFIXES = ("iceberg", "deltalake", "hudi", "paimon", "datalake")
 # Settings nobody may change, in a statement (SET, SETTINGS) or a request's parameters. What a TPS
-# page shows of a row is a MATERIALIZED column the server derives from the row's own columns
-# (schemas/clickhouse/012_tps_pages.sql); with this setting a writer could send it, and a page would
-# say other than the row. A server's profile holds it const (deploy/clickhouse/users.d/tally.xml).
+# page shows of a row is derived by the server from the row's own columns (schemas/clickhouse/012_
+# tps_pages.sql, MATERIALIZED in databases made before 014); with this setting a writer could send
+# such a column, and a page would say other than the row. A server's profile holds it const
+# (deploy/clickhouse/users.d/tally.xml).
 LOCKED_SETTINGS = frozenset({"insert_allow_materialized_columns"})
 # What only the server writes: the page table, the views that copy rows into it as they are written
 # (schemas/clickhouse/014_tps_pages_table.sql) and the entries of the rows they copy (012). A
@@ -109,15 +110,20 @@ def check_statement(sql: str, method: str) -> None:
         )
     for i, token in enumerate(tokens):
         following = tokens[i + 1] if i + 1 < len(tokens) else ""
+        engine = i > 1 and tokens[i - 1] == "=" and tokens[i - 2] == "engine"
+        if token == "buffer" and engine:
+            # A Buffer table writes into the table it names, which may be spelled as any string.
+            raise Refused(
+                "Code: 497. DB::Exception: the Buffer engine writes into another table: not "
+                "allowed for tally's users. (ACCESS_DENIED)"
+            )
         if token in ("outfile", "infile") and i and tokens[i - 1] in ("into", "from"):
             clause = f"{tokens[i - 1].upper()} {token.upper()}"
             raise Refused(
                 f"Code: 497. DB::Exception: {clause} is not allowed here. (ACCESS_DENIED)"
             )
         refused = token in REFUSED_SOURCES or token.startswith(REFUSED_PREFIXES)
-        if refused and (
-            following == "(" or (i and tokens[i - 1] == "=" and i > 1 and tokens[i - 2] == "engine")
-        ):
+        if refused and (following == "(" or engine):
             raise Refused(
                 f"Code: 497. DB::Exception: {token} reaches files, URLs, other hosts or programs: "
                 "not allowed for tally's users. (ACCESS_DENIED)"

@@ -43,6 +43,7 @@ REFUSED = [
     "CREATE MATERIALIZED VIEW forged TO tps_pages AS SELECT 'x' AS page FROM tally_current",
     "CREATE TABLE IF NOT EXISTS tps_pages ENGINE = MergeTree ORDER BY page AS SELECT 'x' AS page",
     "RENAME TABLE forged TO tps_pages",
+    "CREATE TABLE b (page String) ENGINE = Buffer(currentDatabase(), 'tps_pages', 1, 1, 1, 1, 1)",
     "ALTER TABLE tally_decisions MODIFY COLUMN trail_entry String MATERIALIZED '[]'",
     "ALTER TABLE tally_current ADD COLUMN IF NOT EXISTS tally_entry String MATERIALIZED '[]'",
     "ALTER TABLE tally_decisions MODIFY COLUMN gateway String, DROP COLUMN trail_entry",

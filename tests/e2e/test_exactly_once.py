@@ -251,6 +251,36 @@ def test_one_insert_per_table_fences_each_partition_on_its_own(ch):
     assert ch.command("SELECT count() FROM tally_decisions") == 0
 
 
+def test_a_fence_is_seen_when_the_moved_partition_wrote_no_totals_and_views_add_rows(ch):
+    """The moved partition's batch is three resent records: decisions (duplicates), no totals, no
+    rejections, so no insert without views can tell; the decisions' insert also writes the page
+    table's copies (schema 014), so the server says more rows were written than were sent, though
+    partition 1's were dropped."""
+    sink = ClickHouseSink(ch)
+    messages, _ = events_with_corrections(ch, 100)
+    by_partition = split_by_partition(messages, 2)
+    for p in (0, 1):
+        sink.acquire_lease(TOPIC, p, "me")
+    mine = worker_processor(sink)
+    for p in (0, 1):
+        mine.preload(p, {}, {})
+    sink.write_all([mine.process(TOPIC, 1, by_partition[1])], {1: "me"})
+    resent = [Message(m.offset + 10_000, m.value) for m in by_partition[1][:3]]
+    batches = [mine.process(TOPIC, 0, by_partition[0]), mine.process(TOPIC, 1, resent)]
+    moved = batches[1]
+    assert moved.decisions and not (moved.totals.changes or moved.rejections or moved.current)
+    sink.acquire_lease(TOPIC, 1, "thief")
+
+    with pytest.raises(Fenced, match=r"partitions \[1\]"):
+        sink.write_all(batches, {0: "me", 1: "me"})
+    assert (
+        ch.command(
+            "SELECT count() FROM tally_decisions WHERE src_partition = 1 AND src_offset >= 10000"
+        )
+        == 0
+    )
+
+
 def test_a_retried_insert_dropped_by_its_token_is_not_taken_for_a_fence(ch):
     sink = ClickHouseSink(ch)
     messages, truth = events_with_corrections(ch, 50)
