@@ -229,8 +229,8 @@ def split_by_partition(messages: list[Message], partitions: int) -> dict[int, li
     return split
 
 
-def test_one_insert_per_table_fences_each_partition_on_its_own(ch):
-    """Batches of two partitions in one write: only the moved partition's rows are refused."""
+def two_partitions_of_mine(ch) -> tuple[ClickHouseSink, Processor, dict[int, list[Message]]]:
+    """A sink holding partitions 0 and 1 as "me", a processor for both, and a night split in two."""
     sink = ClickHouseSink(ch)
     messages, _ = events_with_corrections(ch, 100)
     by_partition = split_by_partition(messages, 2)
@@ -239,6 +239,12 @@ def test_one_insert_per_table_fences_each_partition_on_its_own(ch):
     mine = worker_processor(sink)
     for p in (0, 1):
         mine.preload(p, {}, {})
+    return sink, mine, by_partition
+
+
+def test_one_insert_per_table_fences_each_partition_on_its_own(ch):
+    """Batches of two partitions in one write: only the moved partition's rows are refused."""
+    sink, mine, by_partition = two_partitions_of_mine(ch)
     batches = [mine.process(TOPIC, p, by_partition[p]) for p in (0, 1)]
     sink.acquire_lease(TOPIC, 1, "thief")  # partition 1 moves on while the batch is decided
 
@@ -256,14 +262,7 @@ def test_a_fence_is_seen_when_the_moved_partition_wrote_no_totals_and_views_add_
     rejections, so no insert without views can tell; the decisions' insert also writes the page
     table's copies (schema 014), so the server says more rows were written than were sent, though
     partition 1's were dropped."""
-    sink = ClickHouseSink(ch)
-    messages, _ = events_with_corrections(ch, 100)
-    by_partition = split_by_partition(messages, 2)
-    for p in (0, 1):
-        sink.acquire_lease(TOPIC, p, "me")
-    mine = worker_processor(sink)
-    for p in (0, 1):
-        mine.preload(p, {}, {})
+    sink, mine, by_partition = two_partitions_of_mine(ch)
     sink.write_all([mine.process(TOPIC, 1, by_partition[1])], {1: "me"})
     resent = [Message(m.offset + 10_000, m.value) for m in by_partition[1][:3]]
     batches = [mine.process(TOPIC, 0, by_partition[0]), mine.process(TOPIC, 1, resent)]
