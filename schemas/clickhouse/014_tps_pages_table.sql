@@ -1,6 +1,6 @@
 -- Everything a TPS page shows, in one table ordered by the code the page is read under, so that a
 -- page of many TPS is one narrow read of one table (streams/clickhouse/pages.py): each table a
--- statement reads costs the embedded server ~1.2 ms before it reads a row, and a page read four.
+-- statement reads costs the embedded server ~1.2 ms before it reads a row, and pages read four.
 -- The views below fill it from the rows as they are written, inside the same INSERT (no writer
 -- sends a page row; a retried insert feeds the views again, and its token drops what had landed).
 -- A row here is a copy: the same row twice (a retry that landed twice, the backfill beside a view)
@@ -9,8 +9,8 @@
 --   decision   a decision of tally_decisions, under its TPS and, when it was sent under another
 --              code (a Kafka key that is not its TPS), under that code too: rank its first_wins
 --   forwarded  a record that arrived off its home partition, under its Kafka key (tally_forwards)
--- Rows written before this table are copied into it once by `tally init` (clickhouse.client.
--- BACKFILLS).
+-- Rows written before this table are copied into it once by `tally init` (embedded.schema_files.
+-- backfills, run by clickhouse.client.apply_schema).
 CREATE TABLE IF NOT EXISTS tps_pages
 (
     page  String,
@@ -45,7 +45,7 @@ SELECT kafka_key AS page, 'forwarded' AS kind, toUInt64(0) AS rank,
        CAST(map(), 'Map(String, UInt32)') AS votes
 FROM tally_forwards;
 
--- Which one-time copies `tally init` has made (clickhouse.client.BACKFILLS).
+-- Which one-time copies `tally init` has made (clickhouse.client.apply_schema).
 CREATE TABLE IF NOT EXISTS schema_backfills
 (
     name    String,

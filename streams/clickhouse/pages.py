@@ -7,9 +7,9 @@ and its decision at home, which names the arrival in `forwarded_from`.
 What a page shows of each row of tally_current and tally_decisions (a tally's votes apart) is one
 JSON array the server derives from the row's own columns (schemas/clickhouse/012_tps_pages.sql),
 and views copy it with the votes, and each forwarded arrival, as rows are written, into one table
-ordered by the code a page is read under (014_tps_pages_table.sql): a page
-of many TPS reads a few narrow columns of one table, where each column and each table a statement
-reads costs the embedded server about as much as the few rows a TPS has. Without FINAL, and
+ordered by the code a page is read under (014_tps_pages_table.sql): a page of many TPS reads a
+few narrow columns of one table, where each column and each table a statement reads costs the
+embedded server about as much as the few rows a TPS has. Without FINAL, and
 deduplicated here as FINAL would the source: the highest revision of each (TPS, ballot), the first
 decision of each source position (first_wins falls with time), one arrival a forwarded position;
 a row copied twice reads as once."""

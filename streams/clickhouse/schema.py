@@ -56,10 +56,9 @@ def _quoted(cluster: str) -> str:
 def cluster_statement(statement: str, cluster: str) -> str:
     """One schema statement for `cluster` (see the module's docstring)."""
     on = f" ON CLUSTER {_quoted(cluster)}"
-    if CREATE_VIEW.search(statement):
-        return CREATE_VIEW.sub(
-            lambda m: f"{m.group(1)}{m.group(2)}{on}{''.join(m.groups()[2:])}", statement, count=1
-        )
+    view = CREATE_VIEW.search(statement)
+    if view:  # ON CLUSTER goes after the view's name
+        return statement[: view.end(2)] + on + statement[view.end(2) :]
     created = _CREATE_TABLE.search(statement)
     if created:
         table = created.group(2)
