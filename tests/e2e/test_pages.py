@@ -70,6 +70,13 @@ def read(ch, codes: list[str]) -> dict[str, tuple[list[dict], list[dict]]]:
     return {code: (p.tally_list(), p.events()) for code, p in read_pages(ch, codes).items()}
 
 
+def forwards_table(ch) -> str:  # noqa: ANN001
+    return ch.command(
+        "SELECT create_table_query FROM system.tables "
+        "WHERE database = currentDatabase() AND name = 'tally_forwards'"
+    )
+
+
 def test_a_page_from_the_entries_is_what_the_columns_say(pipeline, workers, tmp_path, ch):
     workers.start()
     workers.start()
@@ -107,7 +114,13 @@ def test_a_page_from_the_entries_is_what_the_columns_say(pipeline, workers, tmp_
     assert read(ch, codes[:3]) == {c: expected[c] for c in codes[:3] if c in expected}
 
     # A database from before the page table and the entries: `tally init` adds them and copies
-    # what the tables hold into the page table once, the entries derived as the rows are read.
+    # what the tables hold into the page table once, the entries derived as the rows are read;
+    # the projection pages read forwards by before it is dropped.
+    ch.command(
+        "ALTER TABLE tally_forwards MODIFY SETTING deduplicate_merge_projection_mode = 'rebuild'"
+    )
+    ch.command("ALTER TABLE tally_forwards ADD PROJECTION by_key (SELECT * ORDER BY kafka_key)")
+    assert "PROJECTION by_key" in forwards_table(ch)
     for view in ("tallies", "decisions", "forwards"):
         ch.command(f"DROP VIEW tps_pages_of_{view}")
     ch.command("DROP TABLE tps_pages")
@@ -116,6 +129,7 @@ def test_a_page_from_the_entries_is_what_the_columns_say(pipeline, workers, tmp_
     ch.command("ALTER TABLE tally_decisions DROP COLUMN trail_entry")
     tally(pipeline, "init")
     assert read(ch, asked) == expected
+    assert "PROJECTION" not in forwards_table(ch)
     copied = ch.command("SELECT count() FROM tps_pages")
     tally(pipeline, "init")  # once: a second init copies nothing again
     assert ch.command("SELECT count() FROM tps_pages") == copied
