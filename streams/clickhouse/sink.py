@@ -538,8 +538,10 @@ class ClickHouseSink:
                     ).result_rows
                 ),
             )
+            # Over the choices it kept (not 0), not yet shared: the processor puts each over its
+            # contest's (`Processor.preload`).
             for b, t, r, e, ids, d, v, i, n in rows:
-                yield (b, t), Applied.of(t, b, r, e, d, dict(v), i, n, tuple(ids))
+                yield (b, t), Applied(t, b, r, e, d, tuple(v), tuple(v.values()), i, n, tuple(ids))
             if len(rows) < page:
                 return
             after = (rows[-1][0], rows[-1][1])

@@ -18,7 +18,7 @@ from streams.core.contract import MAX_EVENT_BYTES, Decoded, Tally, decode_tally
 from streams.core.placement import home_of
 from streams.core.reasons import Decision, Finding, Flag, Reason, reason_codes
 from streams.core.registry import Registry
-from streams.core.revisions import Applied, decide
+from streams.core.revisions import Applied, counted, decide
 from streams.core.rows import CurrentRow, DecisionRow, ForwardRow, RejectionRow
 from streams.core.signatures import DeviceKey, KeyRing, Signed, prepare_signature
 from streams.core.state import AppliedState
@@ -102,8 +102,17 @@ class Processor:
         self, partition: int, applied: Iterable[tuple[Key, Applied]], in_totals: dict[Key, int]
     ) -> None:
         """Take the whole state of a newly assigned partition ((key, applied) pairs, read as they
-        come)."""
-        self.state.update(applied)
+        come), each tally over its contest's choices: tally_current keeps no zero counts, so the
+        choices read back differ from key to key, and a tuple of their own each would be held
+        apart (`revisions.shared_choices`) and summed choice by choice."""
+        registry = self.registry()
+
+        def whole(pair: tuple[Key, Applied]) -> tuple[Key, Applied]:
+            key, tally = pair
+            contest = registry.contest_for(tally.ballot, tally.tps) if registry else None
+            return key, tally.over(contest.choices if contest else None)
+
+        self.state.update(map(whole, applied))
         self.in_totals.update(in_totals)
         self.complete.add(partition)
 
@@ -204,7 +213,7 @@ class Processor:
                     new.digest,
                     tally.gateway,
                     tally.submitted_at,
-                    tally.votes,
+                    counted(tally.votes),
                     tally.invalid,
                     tally.voters,
                     tally.registered["dpt"],

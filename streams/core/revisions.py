@@ -6,12 +6,22 @@ applied / duplicate / stale / conflict. See the state diagram in docs/wire-forma
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import repeat
+from operator import itemgetter
 
 from streams.core.contract import Tally
 from streams.core.reasons import Decision
 
 _SHARED_CHOICES: dict[tuple[str, ...], tuple[str, ...]] = {}
+_count_of = itemgetter(1)
+
+
+def counted(votes: dict[str, int]) -> dict[str, int]:
+    """The counts that are not 0, as tally_current keeps a tally's votes: most of a legislative
+    tally's counts are 0, and each one stored is parsed, and merged again and again, by the server.
+    A reader fills them from the contest's choices (`Applied.over`, the TPS page)."""
+    return dict(filter(_count_of, votes.items()))
 
 
 def shared_choices(choices: tuple[str, ...]) -> tuple[str, ...]:
@@ -42,6 +52,20 @@ class Applied:
     @property
     def votes(self) -> dict[str, int]:
         return dict(zip(self.choices, self.counts, strict=True))
+
+    def over(self, choices: tuple[str, ...] | None) -> Applied:
+        """This tally over a contest's `choices`, in their order, a choice it lacks counted 0 (read
+        back from tally_current, which keeps no zero counts), sharing the contest's tuple with
+        every key of it; over its own choices, shared, when there is no contest or it names a
+        choice the contest lacks."""
+        votes = self.votes
+        if choices is None or not votes.keys() <= set(choices):
+            return replace(self, choices=shared_choices(self.choices))
+        return replace(
+            self,
+            choices=shared_choices(choices),
+            counts=tuple(map(votes.get, choices, repeat(0))),
+        )
 
     @classmethod
     def of(

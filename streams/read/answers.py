@@ -73,35 +73,45 @@ def dapil_view(build: Callable[[], dict]) -> dict:
 
 
 class ContestIndex:
-    """Which dapil of each ballot a TPS lies in, from the registry's contests, kept `ttl_s` in the
-    API's memory: a few thousand contests, the same for every TPS page, so not one more statement
-    a page (each costs ~5 ms of the embedded server's time however small)."""
+    """Which dapil of each ballot a TPS lies in, and each contest's choices, from the registry's
+    contests, kept `ttl_s` in the API's memory: a few thousand contests, the same for every TPS
+    page, so not one more statement a page (each costs ~5 ms of the embedded server's time however
+    small)."""
 
     def __init__(
         self, client: Client, ttl_s: float = 30.0, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.client, self.ttl_s, self.clock = client, ttl_s, clock
         self.by_region: dict[str, list[tuple[str, str]]] = {}
+        self.choices_of: dict[tuple[str, str], tuple[str, ...]] = {}
         self.read_at = -float("inf")
         self.lock = threading.Lock()
 
-    def dapils(self, code: str) -> dict[str, str]:
-        """Ballot -> the dapil of that ballot whose regions hold the TPS `code`."""
+    def _fresh(self) -> tuple[dict[str, list[tuple[str, str]]], dict[tuple[str, str], tuple]]:
         with self.lock:
             if self.clock() - self.read_at > self.ttl_s:
                 rows = self.client.query(
-                    "SELECT ballot, dapil, regions FROM registry_contests FINAL"
+                    "SELECT ballot, dapil, regions, choices FROM registry_contests FINAL"
                 ).result_rows
                 index: dict[str, list[tuple[str, str]]] = {}
-                for ballot, dapil, regions in rows:
+                for ballot, dapil, regions, _ in rows:
                     for region in regions:
                         index.setdefault(region, []).append((ballot, dapil))
+                self.choices_of = {(b, d): tuple(choices) for b, d, _, choices in rows}
                 self.by_region, self.read_at = index, self.clock()
-            by_region = self.by_region
+            return self.by_region, self.choices_of
+
+    def dapils(self, code: str) -> dict[str, str]:
+        """Ballot -> the dapil of that ballot whose regions hold the TPS `code`."""
+        by_region, _ = self._fresh()
         found: dict[str, str] = {}
         for region in ("ID", *(code[:n] for n in range(1, len(code) + 1))):
             found.update(by_region.get(region, ()))
         return found
+
+    def choices(self, ballot: str, dapil: str | None) -> tuple[str, ...]:
+        """The choices of a ballot's contest in a dapil (none if the registry has no such one)."""
+        return self._fresh()[1].get((ballot, dapil or ""), ())
 
 
 def check_tps(code: str, ballot: str | None) -> None:
@@ -130,13 +140,22 @@ def tps_pages(
                 {
                     **tally,
                     "dapil": dapils.get(tally["ballot"]),
-                    "votes": dict(sorted(tally["votes"].items())),
+                    "votes": every_count(
+                        tally["votes"],
+                        contests.choices(tally["ballot"], dapils.get(tally["ballot"])),
+                    ),
                 }
                 for tally in (page.tally_list() if page else [])
             ],
             "history": page.events() if page else [],
         }
     return found
+
+
+def every_count(votes: Mapping[str, int], choices: tuple[str, ...]) -> dict[str, int]:
+    """A tally's votes with a count for each choice of its contest, in code order: tally_current
+    keeps no zero counts (`core.revisions.counted`), and the C1 form has a line for every choice."""
+    return dict(sorted({**dict.fromkeys(choices, 0), **votes}.items()))
 
 
 def tps_page(pages: dict[str, dict], code: str, ballot: str | None) -> dict:

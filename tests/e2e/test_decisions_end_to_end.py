@@ -7,7 +7,7 @@ import orjson
 
 from streams.ops.demo import wait_caught_up
 from streams.read.results import results
-from tests.conftest import tally
+from tests.conftest import api_server, get, tally
 from tests.factories import key_record, signed, tally_dict
 
 TPS = "3171010001001"
@@ -186,4 +186,24 @@ def test_a_rejected_record_keeps_its_key_and_position_and_the_audit_finds_it_by_
     assert {e["partition"] for e in forwarded} <= {1, 2} and len(forwarded) >= 1
     assert {e["forwarded_from"] for e in rejected} - {""} == {
         f"{e['partition']}:{e['offset']}" for e in forwarded
+    }
+
+
+def test_a_tps_page_shows_every_choice_of_its_form_though_zero_counts_are_not_kept(
+    pipeline, workers, tmp_path, ch
+):
+    # tally_current keeps a tally's counts that are not 0 (the server parses and merges fewer);
+    # the page, as the C1 form, has a line for each choice of the contest, its 0 too.
+    workers.start()
+    ppwp = signed(tally_dict(event_id="gw:1", votes={"01": 120, "02": 0, "03": 30}))
+    dpr = signed(tally_dict(event_id="gw:2", ballot="DPR", votes={"P01": 0, "P02": 150}, invalid=5))
+    produce(pipeline, tmp_path, [orjson.dumps(e) for e in (ppwp, dpr)])
+    kept = dict(ch.query("SELECT ballot, votes FROM tally_current FINAL").result_rows)
+    assert kept == {"PPWP": {"01": 120, "03": 30}, "DPR": {"P02": 150}}
+    with api_server(pipeline) as port:
+        status, body = get(port, f"/api/tps/{TPS}")
+    assert status == 200
+    assert {t["ballot"]: t["votes"] for t in body["tallies"]} == {
+        "PPWP": {"01": 120, "02": 0, "03": 30},
+        "DPR": {"P01": 0, "P02": 150},
     }

@@ -8,9 +8,10 @@ from hypothesis import strategies as st
 
 from streams.core.aggregate import TotalsDelta
 from streams.core.contract import decode_tally
+from streams.core.pipeline import Processor
 from streams.core.reasons import Decision
-from streams.core.revisions import Applied, decide
-from tests.factories import tally_dict
+from streams.core.revisions import Applied, counted, decide, shared_choices
+from tests.factories import small_registry, tally_dict
 
 
 def t(**fields):
@@ -228,3 +229,56 @@ def test_vectors_of_different_lengths_are_refused_not_cut_short():
     totals.regency_votes[key] = totals.regency_votes[key][:2]
     with pytest.raises(ValueError, match="counts for 3 choices"):
         totals.as_columns()
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.fixed_dictionaries({c: st.integers(0, 3) for c in ("01", "02", "03")}),
+    st.fixed_dictionaries({c: st.integers(0, 3) for c in ("01", "02", "03")}),
+)
+def test_a_tally_kept_without_its_zero_counts_reads_back_whole(first, second):
+    # tally_current keeps the counts that are not 0; a worker that takes the partition reads the
+    # tally back over its contest's choices, and a correction moves the totals as from the tally.
+    contest = small_registry().contest_for("PPWP", "3171010001001").choices
+    applied = Applied.from_tally(t(votes=first))
+    kept = counted(applied.votes)
+    assert 0 not in kept.values() and {c: kept.get(c, 0) for c in first} == first
+    stored = Applied(
+        applied.tps,
+        applied.ballot,
+        applied.revision,
+        applied.event_id,
+        applied.digest,
+        tuple(kept),
+        tuple(kept.values()),
+        applied.invalid,
+        applied.voters,
+        applied.event_ids,
+    )
+    back = stored.over(contest)
+    assert back.votes == applied.votes
+    assert back.choices is shared_choices(contest)  # one tuple for every key of the contest
+    new = Applied.from_tally(t(event_id="gw:2", revision=2, votes=second), back)
+    direct, read_back = TotalsDelta(), TotalsDelta()
+    direct.apply(applied, new)
+    read_back.apply(back, new)
+    assert read_back.rows == direct.rows
+
+
+def test_a_tally_over_a_contest_that_lacks_one_of_its_choices_keeps_its_own():
+    applied = Applied.from_tally(t(votes={"01": 1, "02": 0, "03": 4}))
+    assert applied.over(("01", "02")).votes == applied.votes
+    assert applied.over(None).choices is shared_choices(applied.choices)
+
+
+def test_a_partition_taken_over_holds_its_tallies_over_their_contests_choices():
+    registry = small_registry()
+    processor = Processor(lambda: registry)
+    kept = Applied.from_tally(t(votes={"01": 0, "02": 7, "03": 0}))
+    stored = Applied(
+        kept.tps, kept.ballot, kept.revision, kept.event_id, kept.digest, ("02",), (7,), 0, 7
+    )
+    processor.preload(0, [(("PPWP", kept.tps), stored)], {})
+    held = processor.state.get(("PPWP", kept.tps))
+    assert held.choices is shared_choices(registry.contest_for("PPWP", kept.tps).choices)
+    assert held.votes == {"01": 0, "02": 7, "03": 0}
