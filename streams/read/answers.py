@@ -3,9 +3,7 @@ the figures a reader derives, a TPS's detail, the anomalies per region. Each rai
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
 from clickhouse_connect.driver.client import Client
@@ -74,44 +72,37 @@ def dapil_view(build: Callable[[], dict]) -> dict:
 
 class ContestIndex:
     """Which dapil of each ballot a TPS lies in, and each contest's choices, from the registry's
-    contests, kept `ttl_s` in the API's memory: a few thousand contests, the same for every TPS
-    page, so not one more statement a page (each costs ~5 ms of the embedded server's time however
-    small)."""
+    contests. The API keeps one while the registry stays the same (`handlers.Reader.contests`):
+    a few thousand contests, the same for every TPS page, so not one more statement a page; and
+    read again only when the registry changes, never on a clock, because the read of every
+    contest's choices holds up each page asked behind it."""
 
-    def __init__(
-        self, client: Client, ttl_s: float = 30.0, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.client, self.ttl_s, self.clock = client, ttl_s, clock
+    def __init__(self, rows: Iterable[tuple[str, str, Sequence[str], Sequence[str]]]) -> None:
         self.by_region: dict[str, list[tuple[str, str]]] = {}
         self.choices_of: dict[tuple[str, str], tuple[str, ...]] = {}
-        self.read_at = -float("inf")
-        self.lock = threading.Lock()
+        for ballot, dapil, regions, choices in rows:
+            for region in regions:
+                self.by_region.setdefault(region, []).append((ballot, dapil))
+            self.choices_of[(ballot, dapil)] = tuple(choices)
 
-    def _fresh(self) -> tuple[dict[str, list[tuple[str, str]]], dict[tuple[str, str], tuple]]:
-        with self.lock:
-            if self.clock() - self.read_at > self.ttl_s:
-                rows = self.client.query(
-                    "SELECT ballot, dapil, regions, choices FROM registry_contests FINAL"
-                ).result_rows
-                index: dict[str, list[tuple[str, str]]] = {}
-                for ballot, dapil, regions, _ in rows:
-                    for region in regions:
-                        index.setdefault(region, []).append((ballot, dapil))
-                self.choices_of = {(b, d): tuple(choices) for b, d, _, choices in rows}
-                self.by_region, self.read_at = index, self.clock()
-            return self.by_region, self.choices_of
+    @classmethod
+    def read(cls, client: Client) -> ContestIndex:
+        return cls(
+            client.query(
+                "SELECT ballot, dapil, regions, choices FROM registry_contests FINAL"
+            ).result_rows
+        )
 
     def dapils(self, code: str) -> dict[str, str]:
         """Ballot -> the dapil of that ballot whose regions hold the TPS `code`."""
-        by_region, _ = self._fresh()
         found: dict[str, str] = {}
         for region in ("ID", *(code[:n] for n in range(1, len(code) + 1))):
-            found.update(by_region.get(region, ()))
+            found.update(self.by_region.get(region, ()))
         return found
 
     def choices(self, ballot: str, dapil: str | None) -> tuple[str, ...]:
         """The choices of a ballot's contest in a dapil (none if the registry has no such one)."""
-        return self._fresh()[1].get((ballot, dapil or ""), ())
+        return self.choices_of.get((ballot, dapil or ""), ())
 
 
 def check_tps(code: str, ballot: str | None) -> None:

@@ -3,9 +3,12 @@ hostile input."""
 
 from __future__ import annotations
 
+import time
+
 import orjson
 
 from streams.ops.demo import wait_caught_up
+from streams.read.registry_memo import PROBE_S
 from streams.read.results import results
 from tests.conftest import api_server, get, tally
 from tests.factories import key_record, signed, tally_dict
@@ -202,8 +205,31 @@ def test_a_tps_page_shows_every_choice_of_its_form_though_zero_counts_are_not_ke
     assert kept == {"PPWP": {"01": 120, "03": 30}, "DPR": {"P02": 150}}
     with api_server(pipeline) as port:
         status, body = get(port, f"/api/tps/{TPS}")
+        assert status == 200
+        assert {t["ballot"]: t["votes"] for t in body["tallies"]} == {
+            "PPWP": {"01": 120, "02": 0, "03": 30},
+            "DPR": {"P01": 0, "P02": 150},
+        }
+        # The API keeps the contests while the registry stays the same, and reads them again
+        # once it changes: a fourth pair on the form is a line of its own on the page.
+        registry = tmp_path / "registry-2.jsonl"
+        registry.write_bytes(
+            b"\n".join(
+                orjson.dumps(
+                    {**r, "choices": [{"code": c} for c in ("01", "02", "03", "04")]}
+                    if r.get("ballot") == "PPWP"
+                    else r
+                )
+                for r in REGISTRY
+            )
+        )
+        tally(pipeline, "registry", "load", str(registry))
+        time.sleep(PROBE_S + 0.2)  # the API asks the registry's version once a second at most
+        status, body = get(port, f"/api/tps/{TPS}?ballot=PPWP")
     assert status == 200
-    assert {t["ballot"]: t["votes"] for t in body["tallies"]} == {
-        "PPWP": {"01": 120, "02": 0, "03": 30},
-        "DPR": {"P01": 0, "P02": 150},
+    assert {t["ballot"]: t["votes"] for t in body["tallies"]}["PPWP"] == {
+        "01": 120,
+        "02": 0,
+        "03": 30,
+        "04": 0,
     }

@@ -81,7 +81,7 @@ def test_forged_replayed_and_revoked_never_count_and_the_audit_shows_why(
     assert {"applied", "duplicate"} <= {e["decision"] for e in trail}
     assert all(e["gateway"] and e["received_at"] for e in trail)
     # the same trail through the API
-    assert tps_detail(ch, victim, None, ContestIndex(ch))["history"] == trail
+    assert tps_detail(ch, victim, None, ContestIndex.read(ch))["history"] == trail
     printed = tally(pipeline, "audit", "--tps", victim).stdout.decode()
     assert "REVOKED_KEY" in printed and key_id_of(victim) in printed
 
