@@ -84,6 +84,29 @@ def test_init_is_idempotent(pipeline):
     assert b"none (they exist)" in again.stdout and b"002_tallies.sql" in first.stdout
 
 
+WIDER = ("region_totals", "tally_current", "tally_decisions", "log_leaves")
+
+
+def merge_bases(ch) -> dict[str, str]:  # noqa: ANN001
+    return dict(
+        ch.query(
+            "SELECT name, extract(create_table_query, 'merge_selector_base = (\\d+)') "
+            "FROM system.tables WHERE database = currentDatabase() AND name IN "
+            "{t:Array(String)}",
+            parameters={"t": [*WIDER, "tps_pages"]},
+        ).result_rows
+    )
+
+
+def test_init_merges_the_most_written_tables_wider_and_not_the_page_table(pipeline, ch):
+    assert merge_bases(ch) == {**dict.fromkeys(WIDER, "20"), "tps_pages": ""}
+    for table in WIDER:  # a database made before: ClickHouse's own merges
+        ch.command(f"ALTER TABLE {table} RESET SETTING merge_selector_base")
+    assert set(merge_bases(ch).values()) == {""}
+    tally(pipeline, "init")
+    assert merge_bases(ch) == {**dict.fromkeys(WIDER, "20"), "tps_pages": ""}
+
+
 def test_up_down_and_a_clear_error_for_a_taken_port(tmp_path):
     env_dir = tmp_path / "dd"
 
