@@ -17,10 +17,8 @@ import statistics
 import tempfile
 import time
 
-import chdb
-
+from benchmarks.in_process import with_schema
 from streams.clickhouse.pages import PAGES_SQL
-from streams.clickhouse.schema import schema
 from streams.ops.provenance import provenance
 
 # How pages found a TPS's arrivals before the page table: tally_forwards by a projection by key.
@@ -63,12 +61,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as path:
-        conn = chdb.connect(path)
-        conn.query("CREATE DATABASE tally")
-        conn.query("USE tally")
-        for _, statements in schema():
-            for statement in statements:
-                conn.query(statement)
+        conn = with_schema(path, "tally")
         conn.query(f"CREATE TABLE {PLAIN} AS tally_forwards")
         conn.query(f"CREATE TABLE {PROJECTED} AS tally_forwards")
         conn.query(
