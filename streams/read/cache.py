@@ -11,6 +11,9 @@ import orjson
 
 CACHE_BYTES = 256 << 20  # of answers the API keeps; an answer larger than this is kept alone
 REFRESHES_AT_ONCE = 2  # of kept answers, while their old answer is served
+# (when it is stale, the answer, its JSON): a kept answer is sent as the bytes encoded when it was
+# built, since encoding it again for every reader was the API's largest cost of its own
+Entry = tuple[float, dict, bytes]
 
 
 class ResponseCache:
@@ -31,16 +34,17 @@ class ResponseCache:
         cost_factor: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         max_bytes: int = CACHE_BYTES,
-        size_of: Callable[[dict], int] = lambda body: len(orjson.dumps(body)),
+        size_of: Callable[[dict], int] | None = None,
         refreshes_at_once: int = REFRESHES_AT_ONCE,
     ) -> None:
         self.ttl = ttl
         self.cost_factor = cost_factor
         self.clock = clock  # a parameter so that the policy can be tested without a sleeping thread
-        self.entries: dict[str, tuple[float, dict]] = {}
+        self.entries: dict[str, Entry] = {}
         self.refreshing: dict[str, asyncio.Task] = {}
-        # Bounded in bytes, the oldest answers going first: readers choose the keys, so their number
-        # and size are theirs to grow, not the server's memory.
+        # Bounded in bytes (of each answer's JSON, or `size_of`), the oldest answers going first:
+        # readers choose the keys, so their number and size are theirs to grow, not the server's
+        # memory.
         self.max_bytes = max_bytes
         self.size_of = size_of
         self.sizes: dict[str, int] = {}
@@ -52,20 +56,31 @@ class ResponseCache:
 
     async def get(self, key: str, build: Callable[[], dict]) -> dict:
         """The answer to `key`, built by `build` on a thread when it is not kept."""
-        return await self.get_awaiting(key, lambda: asyncio.to_thread(build))
+        return (await self._kept(key, lambda: asyncio.to_thread(build)))[1]
+
+    async def get_json(self, key: str, build: Callable[[], dict]) -> bytes:
+        """The answer to `key` as JSON, encoded once a build, not once a reader."""
+        return (await self._kept(key, lambda: asyncio.to_thread(build)))[2]
 
     async def get_awaiting(self, key: str, build: Callable[[], Awaitable[dict]]) -> dict:
         """The answer to `key`, awaited from `build` when it is not kept."""
+        return (await self._kept(key, build))[1]
+
+    async def get_awaiting_json(self, key: str, build: Callable[[], Awaitable[dict]]) -> bytes:
+        """The answer to `key` as JSON, awaited from `build` when it is not kept."""
+        return (await self._kept(key, build))[2]
+
+    async def _kept(self, key: str, build: Callable[[], Awaitable[dict]]) -> Entry:
         hit = self.entries.get(key)
         if hit is not None:
             if hit[0] <= self.clock() and key not in self.refreshing:
                 self.refreshing[key] = asyncio.create_task(self._refresh(key, build, True))
-            return hit[1]
+            return hit
         task = self.refreshing.get(key) or self.refreshing.setdefault(
             key, asyncio.create_task(self._refresh(key, build))
         )
         await task
-        return self.entries[key][1]
+        return self.entries[key]
 
     async def _refresh(
         self, key: str, build: Callable[[], Awaitable[dict]], background: bool = False
@@ -75,13 +90,15 @@ class ResponseCache:
                 started = self.clock()
                 body = await build()
                 finished = self.clock()
-            size = self.size_of(body)
+            encoded = orjson.dumps(body)
+            size = len(encoded) if self.size_of is None else self.size_of(body)
             self._forget(key)
             while self.entries and self.bytes + size > self.max_bytes:
                 self._forget(next(iter(self.entries)))
             self.entries[key] = (
                 finished + max(self.ttl, self.cost_factor * (finished - started)),
                 body,
+                encoded,
             )
             self.sizes[key] = size
             self.bytes += size

@@ -58,10 +58,12 @@ WRITE_STALL_S = 30.0  # a reader that takes no piece of an export for this long 
 
 
 def json_response(body: object, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+    """`body` as JSON; bytes are JSON already (a kept answer: `ResponseCache.get_json`)."""
+    encoded = body if isinstance(body, bytes) else orjson.dumps(body)
+    return web.Response(body=encoded, status=status, content_type="application/json")
 
 
-def respond(answer: Callable[[web.Request], Awaitable[dict]]) -> Handler:
+def respond(answer: Callable[[web.Request], Awaitable[dict | bytes]]) -> Handler:
     """A handler from an answer: its dict as JSON, an ApiError as its status and words, anything
     else a 500 that names the error's kind (the trace goes to the log, never to the reader)."""
 
@@ -95,6 +97,9 @@ class Reader:
         self.registry = RegistryMemo(
             lambda: registry_version(client), pinned=frozenset({"dpt", "contests"})
         )
+        # Per legislative ballot, its live view and the JSON of the answers made from it so far (a
+        # dapil's results, seats): every reader of one view gets the same bytes, encoded once.
+        self.made: dict[str, tuple[dict, dict[str | None, bytes]]] = {}
 
     def dpt_table(self) -> Mapping[str, int]:
         return self.registry.get("dpt", lambda: read_dpt(self.client))
@@ -110,7 +115,9 @@ class Reader:
             check_request(request, path)
             return build(request)
 
-        return respond(lambda r: self.cache.get(cache_key(r.path, r.query), lambda: checked(r)))
+        return respond(
+            lambda r: self.cache.get_json(cache_key(r.path, r.query), lambda: checked(r))
+        )
 
     async def ballot_view(
         self, ballot: str, what: str, as_of: datetime | None = None, status: int = 400
@@ -127,19 +134,51 @@ class Reader:
             ),
         )
 
+    def made_json(
+        self,
+        ballot: str,
+        as_of: datetime | None,
+        view: dict,
+        what: str | None,
+        answer: Callable[[], dict],
+    ) -> dict | bytes:
+        """`answer()`, made from the ballot's `view` alone, as JSON kept beside the live view until
+        the view is refreshed (answers as of a moment, which readers choose without bound, are
+        made again each time)."""
+        if as_of is not None:
+            return answer()
+        kept = self.made.get(ballot)
+        if kept is None or kept[0] is not view:
+            kept = self.made[ballot] = (view, {})
+        encoded = kept[1].get(what)
+        if encoded is None:
+            encoded = kept[1][what] = orjson.dumps(answer())
+        return encoded
+
     async def dapil(self, view: dict, dapil: str) -> dict:
         if dapil in view["contests"]:  # no I/O: answered on the loop
             return dapil_view(lambda: dapil_of(self.client, view, dapil))
         # says why it is unknown
         return await asyncio.to_thread(dapil_view, lambda: dapil_of(self.client, view, dapil))
 
+    def _results(
+        self, ballot: str, level: str | None, region: str | None, as_of: datetime | None
+    ) -> tuple[str, Callable[[], dict]]:
+        """The cache key of a region's results, and how they are built."""
+        return results_key(ballot, level, region, as_of), lambda: region_results(
+            self.client, ballot, level, region, as_of, self.registry
+        )
+
     async def results(
         self, ballot: str, level: str | None, region: str | None, as_of: datetime | None = None
     ) -> dict:
-        return await self.cache.get(
-            results_key(ballot, level, region, as_of),
-            lambda: region_results(self.client, ballot, level, region, as_of, self.registry),
-        )
+        return await self.cache.get(*self._results(ballot, level, region, as_of))
+
+    async def results_json(
+        self, ballot: str, level: str | None, region: str | None, as_of: datetime | None = None
+    ) -> bytes:
+        """`results` as the JSON it was kept as."""
+        return await self.cache.get_json(*self._results(ballot, level, region, as_of))
 
     async def warm(self, _: web.Application) -> None:
         """Compute the views every dashboard opens with before readers ask: national and province
@@ -187,7 +226,7 @@ class Results:
     def __init__(self, reader: Reader) -> None:
         self.reader = reader
 
-    async def results(self, r: web.Request) -> dict:
+    async def results(self, r: web.Request) -> dict | bytes:
         check_request(r, "/api/results")
         ballot, level, region, dapil = (
             r.query.get("ballot", "PPWP"),
@@ -197,8 +236,16 @@ class Results:
         if dapil:  # the document says so: level and region are not used then
             # No dapil of PPWP exists: not found, like an unknown dapil of a legislative ballot.
             view = await self.reader.ballot_view(ballot, "dapils are contests of", as_of, 404)
-            return await self.reader.dapil(view, dapil)
-        return await self.reader.results(ballot, level, region, as_of)
+            if dapil not in view["contests"]:
+                return await self.reader.dapil(view, dapil)  # says why it is unknown
+            return self.reader.made_json(
+                ballot,
+                as_of,
+                view,
+                dapil,
+                lambda: dapil_view(lambda: dapil_of(self.reader.client, view, dapil)),
+            )
+        return await self.reader.results_json(ballot, level, region, as_of)
 
     def anomalies(self, r: web.Request) -> dict:
         return anomalies(
@@ -218,16 +265,17 @@ class Seats:
     def __init__(self, reader: Reader) -> None:
         self.reader = reader
 
-    async def seats(self, r: web.Request) -> dict:
+    async def seats(self, r: web.Request) -> dict | bytes:
         check_request(r, "/api/seats")
-        view = await self.reader.ballot_view(
-            r.query.get("ballot", ""), "seats are elected on", moment_param(r)
-        )
+        ballot, as_of = r.query.get("ballot", ""), moment_param(r)
+        view = await self.reader.ballot_view(ballot, "seats are elected on", as_of)
         dapil = r.query.get("dapil")
-        if dapil:
+        if dapil and dapil not in view["contests"]:
             # an unknown dapil, or one of another ballot, is an error
             await self.reader.dapil(view, dapil)
-        return seats_of(view, dapil)
+        return self.reader.made_json(
+            ballot, as_of, view, f"seats:{dapil or ''}", lambda: seats_of(view, dapil)
+        )
 
     def dapils(self, r: web.Request) -> dict:
         return dapil_view(
@@ -272,7 +320,7 @@ class Tps:
             (
                 "/api/tps/{code}",
                 respond(
-                    lambda r: self.reader.cache.get_awaiting(
+                    lambda r: self.reader.cache.get_awaiting_json(
                         cache_key(r.path, r.query), lambda: self.detail(r)
                     )
                 ),

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
+
 from streams.read.cache import ResponseCache
 
 
@@ -34,3 +36,58 @@ def test_stale_answers_are_served_at_once_and_refreshed_a_few_at_a_time():
         assert [cache.entries[k][1]["version"] for k in keys] == [2] * 6
 
     asyncio.run(night())
+
+
+def test_a_kept_answer_is_sent_as_the_json_encoded_when_it_was_built():
+    """Readers of a kept answer get the bytes encoded once a build (the same JSON as the answer),
+    and a refresh's new answer with its own bytes."""
+
+    async def night() -> None:
+        now, builds = [0.0], []
+
+        async def build() -> dict:
+            builds.append(now[0])
+            return {"tps_reported": len(builds), "name": "Daerah Istimewa Yogyakarta"}
+
+        cache = ResponseCache(ttl=1.0, clock=lambda: now[0])
+        first = await cache.get_awaiting_json("view", build)
+        assert orjson.loads(first) == await cache.get_awaiting("view", build)
+        assert await cache.get_awaiting_json("view", build) is first  # not encoded again
+        now[0] = 5.0
+        await cache.get_awaiting_json("view", build)  # stale: served, refreshed behind it
+        await asyncio.gather(*cache.refreshing.values())
+        fresh = await cache.get_awaiting_json("view", build)
+        assert orjson.loads(fresh) == {"tps_reported": 2, "name": "Daerah Istimewa Yogyakarta"}
+        assert len(builds) == 2
+
+    asyncio.run(night())
+
+
+def test_answers_made_from_a_ballot_view_are_encoded_once_a_view():
+    """A dapil's results and seats are made from the ballot's kept view: every reader of one view
+    gets the same bytes, a refreshed view gets answers of its own, and an answer as of a moment is
+    made again (readers choose moments without bound, so none is kept)."""
+    from datetime import UTC, datetime
+
+    from streams.read.handlers import Reader
+    from streams.read.metrics import ApiMetrics
+
+    reader = Reader(None, ResponseCache(ttl=1.0), 0.04, ApiMetrics())  # type: ignore[arg-type]
+    made = []
+
+    def answer(view: dict) -> dict:
+        made.append(view["as_of"])
+        return {"as_of": view["as_of"], "seats": view["seats"]}
+
+    old = {"as_of": "2024-02-14T13:00:00Z", "seats": 3}
+    first = reader.made_json("DPR", None, old, "seats:", lambda: answer(old))
+    assert reader.made_json("DPR", None, old, "seats:", lambda: answer(old)) is first
+    assert orjson.loads(first) == {"as_of": "2024-02-14T13:00:00Z", "seats": 3}
+    new = {"as_of": "2024-02-14T13:00:01Z", "seats": 4}
+    assert (
+        orjson.loads(reader.made_json("DPR", None, new, "seats:", lambda: answer(new)))["seats"]
+        == 4
+    )
+    moment = datetime(2024, 2, 14, 13, tzinfo=UTC)
+    assert reader.made_json("DPR", moment, new, "seats:", lambda: answer(new)) == answer(new)
+    assert made == [old["as_of"], new["as_of"], new["as_of"], new["as_of"]]
