@@ -99,7 +99,7 @@ class Reader:
         )
         # Per legislative ballot, its live view and the JSON of the answers made from it so far (a
         # dapil's results, seats): every reader of one view gets the same bytes, encoded once.
-        self.made: dict[str, tuple[dict, dict[str | None, bytes]]] = {}
+        self.made: dict[str, tuple[dict, dict[str, bytes]]] = {}
 
     def dpt_table(self) -> Mapping[str, int]:
         return self.registry.get("dpt", lambda: read_dpt(self.client))
@@ -139,7 +139,7 @@ class Reader:
         ballot: str,
         as_of: datetime | None,
         view: dict,
-        what: str | None,
+        what: str,
         answer: Callable[[], dict],
     ) -> dict | bytes:
         """`answer()`, made from the ballot's `view` alone, as JSON kept beside the live view until
