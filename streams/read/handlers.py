@@ -155,30 +155,20 @@ class Reader:
             encoded = kept[1][what] = orjson.dumps(answer())
         return encoded
 
-    async def dapil(self, view: dict, dapil: str) -> dict:
-        if dapil in view["contests"]:  # no I/O: answered on the loop
-            return dapil_view(lambda: dapil_of(self.client, view, dapil))
-        # says why it is unknown
-        return await asyncio.to_thread(dapil_view, lambda: dapil_of(self.client, view, dapil))
-
-    def _results(
-        self, ballot: str, level: str | None, region: str | None, as_of: datetime | None
-    ) -> tuple[str, Callable[[], dict]]:
-        """The cache key of a region's results, and how they are built."""
-        return results_key(ballot, level, region, as_of), lambda: region_results(
-            self.client, ballot, level, region, as_of, self.registry
-        )
-
-    async def results(
-        self, ballot: str, level: str | None, region: str | None, as_of: datetime | None = None
-    ) -> dict:
-        return await self.cache.get(*self._results(ballot, level, region, as_of))
+    async def refuse_unknown(self, view: dict, dapil: str) -> None:
+        """Raise the API error that says why `dapil` is not a contest of `view` (unknown, of another
+        ballot, or loaded after the view was taken: a query, on a thread); nothing if it is one."""
+        if dapil not in view["contests"]:
+            await asyncio.to_thread(dapil_view, lambda: dapil_of(self.client, view, dapil))
 
     async def results_json(
         self, ballot: str, level: str | None, region: str | None, as_of: datetime | None = None
     ) -> bytes:
-        """`results` as the JSON it was kept as."""
-        return await self.cache.get_json(*self._results(ballot, level, region, as_of))
+        """A region's results, as the JSON they are kept as."""
+        return await self.cache.get_json(
+            results_key(ballot, level, region, as_of),
+            lambda: region_results(self.client, ballot, level, region, as_of, self.registry),
+        )
 
     async def warm(self, _: web.Application) -> None:
         """Compute the views every dashboard opens with before readers ask: national and province
@@ -197,7 +187,7 @@ class Reader:
             ]:
                 # an empty ballot or region is not worth a failure
                 with contextlib.suppress(Exception):
-                    await self.results(ballot, level, region)
+                    await self.results_json(ballot, level, region)
             if ballot in LEGISLATIVE:  # the dapils and seats every legislative page opens with
                 with contextlib.suppress(Exception):
                     await self.ballot_view(ballot, "")
@@ -236,8 +226,7 @@ class Results:
         if dapil:  # the document says so: level and region are not used then
             # No dapil of PPWP exists: not found, like an unknown dapil of a legislative ballot.
             view = await self.reader.ballot_view(ballot, "dapils are contests of", as_of, 404)
-            if dapil not in view["contests"]:
-                return await self.reader.dapil(view, dapil)  # says why it is unknown
+            await self.reader.refuse_unknown(view, dapil)
             return self.reader.made_json(
                 ballot,
                 as_of,
@@ -270,9 +259,8 @@ class Seats:
         ballot, as_of = r.query.get("ballot", ""), moment_param(r)
         view = await self.reader.ballot_view(ballot, "seats are elected on", as_of)
         dapil = r.query.get("dapil")
-        if dapil and dapil not in view["contests"]:
-            # an unknown dapil, or one of another ballot, is an error
-            await self.reader.dapil(view, dapil)
+        if dapil:  # an unknown dapil, or one of another ballot, is an error
+            await self.reader.refuse_unknown(view, dapil)
         return self.reader.made_json(
             ballot, as_of, view, f"seats:{dapil or ''}", lambda: seats_of(view, dapil)
         )
