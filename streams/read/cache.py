@@ -11,9 +11,10 @@ import orjson
 
 CACHE_BYTES = 256 << 20  # of answers the API keeps; an answer larger than this is kept alone
 REFRESHES_AT_ONCE = 2  # of kept answers, while their old answer is served
-# (when it is stale, the answer, its JSON): a kept answer is sent as the bytes encoded when it was
-# built, since encoding it again for every reader was the API's largest cost of its own
-Entry = tuple[float, dict, bytes]
+# (when it is stale, the answer): held in the one form it is read as, the dict of a view that
+# answers are made from or the JSON of an answer sent as it is (encoding it again for every reader
+# was the API's largest cost of its own), so that the bound counts what is held
+Entry = tuple[float, dict | bytes]
 
 
 class ResponseCache:
@@ -56,49 +57,54 @@ class ResponseCache:
 
     async def get(self, key: str, build: Callable[[], dict]) -> dict:
         """The answer to `key`, built by `build` on a thread when it is not kept."""
-        return (await self._kept(key, lambda: asyncio.to_thread(build)))[1]
+        return _as_dict(await self._kept(key, lambda: asyncio.to_thread(build), False))
 
     async def get_json(self, key: str, build: Callable[[], dict]) -> bytes:
         """The answer to `key` as JSON, encoded once a build, not once a reader."""
-        return (await self._kept(key, lambda: asyncio.to_thread(build)))[2]
+        return _as_json(await self._kept(key, lambda: asyncio.to_thread(build), True))
 
     async def get_awaiting(self, key: str, build: Callable[[], Awaitable[dict]]) -> dict:
         """The answer to `key`, awaited from `build` when it is not kept."""
-        return (await self._kept(key, build))[1]
+        return _as_dict(await self._kept(key, build, False))
 
     async def get_awaiting_json(self, key: str, build: Callable[[], Awaitable[dict]]) -> bytes:
         """The answer to `key` as JSON, awaited from `build` when it is not kept."""
-        return (await self._kept(key, build))[2]
+        return _as_json(await self._kept(key, build, True))
 
-    async def _kept(self, key: str, build: Callable[[], Awaitable[dict]]) -> Entry:
+    async def _kept(
+        self, key: str, build: Callable[[], Awaitable[dict]], as_json: bool
+    ) -> dict | bytes:
         hit = self.entries.get(key)
         if hit is not None:
             if hit[0] <= self.clock() and key not in self.refreshing:
-                self.refreshing[key] = asyncio.create_task(self._refresh(key, build, True))
-            return hit
+                self.refreshing[key] = asyncio.create_task(self._refresh(key, build, as_json, True))
+            return hit[1]
         task = self.refreshing.get(key) or self.refreshing.setdefault(
-            key, asyncio.create_task(self._refresh(key, build))
+            key, asyncio.create_task(self._refresh(key, build, as_json))
         )
         await task
-        return self.entries[key]
+        return self.entries[key][1]
 
     async def _refresh(
-        self, key: str, build: Callable[[], Awaitable[dict]], background: bool = False
+        self,
+        key: str,
+        build: Callable[[], Awaitable[dict]],
+        as_json: bool,
+        background: bool = False,
     ) -> None:
         try:
             async with self.refresh_slots if background else contextlib.nullcontext():
                 started = self.clock()
                 body = await build()
                 finished = self.clock()
-            encoded = orjson.dumps(body)
+            encoded = orjson.dumps(body) if as_json or self.size_of is None else b""
             size = len(encoded) if self.size_of is None else self.size_of(body)
             self._forget(key)
             while self.entries and self.bytes + size > self.max_bytes:
                 self._forget(next(iter(self.entries)))
             self.entries[key] = (
                 finished + max(self.ttl, self.cost_factor * (finished - started)),
-                body,
-                encoded,
+                encoded if as_json else body,
             )
             self.sizes[key] = size
             self.bytes += size
@@ -108,3 +114,12 @@ class ResponseCache:
     def _forget(self, key: str) -> None:
         self.entries.pop(key, None)
         self.bytes -= self.sizes.pop(key, 0)
+
+
+def _as_dict(kept: dict | bytes) -> dict:
+    """A kept answer as a dict (a key asked for in the other form is decoded, not built again)."""
+    return orjson.loads(kept) if isinstance(kept, bytes) else kept
+
+
+def _as_json(kept: dict | bytes) -> bytes:
+    return kept if isinstance(kept, bytes) else orjson.dumps(kept)

@@ -91,3 +91,33 @@ def test_answers_made_from_a_ballot_view_are_encoded_once_a_view():
     moment = datetime(2024, 2, 14, 13, tzinfo=UTC)
     assert reader.made_json("DPR", moment, new, "seats:", lambda: answer(new)) == answer(new)
     assert made == [old["as_of"], new["as_of"], new["as_of"], new["as_of"]]
+
+
+def test_a_kept_answer_is_held_once_in_the_form_it_is_read_as_and_the_bound_counts_it():
+    """An answer sent as JSON is held as its bytes alone, a view read as a dict as the dict alone:
+    the bound in bytes counts what is held, so no copy of an answer sits beside it uncounted."""
+
+    async def night() -> ResponseCache:
+        cache = ResponseCache(ttl=60, clock=lambda: 0.0, max_bytes=2_000)
+        for i in range(40):  # answers sent as they are: bytes only, their length counted
+            await cache.get_awaiting_json(f"/api/tps/{i}", _answer(i))
+        held = list(cache.entries.values())
+        assert all(isinstance(value, bytes) for _, value in held)
+        assert cache.bytes == sum(len(value) for _, value in held) <= 2_000
+        assert len(held) < 40  # the oldest went first
+        view = await cache.get_awaiting("ballot:DPR:", _answer(99))  # a view: the dict alone
+        assert cache.entries["ballot:DPR:"][1] is view
+        assert cache.bytes <= 2_000
+        # a key asked for in the other form is converted, not built again
+        assert orjson.loads(await cache.get_awaiting_json("ballot:DPR:", _answer(0))) == view
+        assert await cache.get_awaiting("/api/tps/39", _answer(0)) == await _answer(39)()
+        return cache
+
+    asyncio.run(night())
+
+
+def _answer(i: int):
+    async def build() -> dict:
+        return {"tps": f"{i:013d}", "votes": {"01": i, "02": 2 * i}, "name": "Kota Yogyakarta"}
+
+    return build
