@@ -26,6 +26,7 @@ import aiohttp
 import orjson
 
 from benchmarks.crash import cli, env_of
+from streams.clickhouse.client import connect
 from streams.embedded import servers
 from streams.ops.demo import start_worker
 from streams.ops.provenance import provenance
@@ -62,6 +63,15 @@ async def readers(
 
         await asyncio.gather(*(reader() for _ in range(n)))
     return latencies
+
+
+def decided_events(settings: Settings) -> int:
+    """Events the workers have decided (every decision is a row of tally_decisions)."""
+    client = connect(settings, read_only=True)
+    try:
+        return int(client.command("SELECT count() FROM tally_decisions"))
+    finally:
+        client.close()
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -155,9 +165,12 @@ def main() -> None:
                 paths[f"dapil results {ballot}"] = [
                     f"/api/results?ballot={ballot}&dapil={d}" for d in dapils
                 ]
+        # how far the count kept up while the readers read: events decided in the window
+        decided = [decided_events(settings), time.time()]
         latencies = asyncio.run(
             readers(port, paths, args.readers, args.seconds, lambda: producer.poll() is None)
         )
+        decided += [decided_events(settings), time.time()]
         ingesting = producer.poll() is None
     finally:
         for proc in (producer, api, *workers):
@@ -165,6 +178,13 @@ def main() -> None:
         for proc in (producer, api, *workers):
             proc.wait(timeout=30)
     total = sum(len(v) for v in latencies.values())
+    ingest = {
+        "decided_per_s_while_reading": round((decided[2] - decided[0]) / (decided[3] - decided[1]))
+    }
+    print(
+        f"the count while reading: {ingest['decided_per_s_while_reading']:,} events/s decided "
+        f"(offered {args.rate:,.0f}/s)"
+    )
     print(
         f"{args.readers} readers for {args.seconds:.0f}s while producing at {args.rate:.0f} "
         "events/s "
@@ -199,6 +219,7 @@ def main() -> None:
             "tps": args.tps,
             "ballots": args.ballots,
             "ingesting_at_the_end": ingesting,
+            "ingest": ingest,
             "provenance": provenance(),
         }
         args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))

@@ -27,6 +27,20 @@ def threshold_of(text: str) -> Fraction:
     return value
 
 
+def nice_of(text: str) -> int:
+    """A nice increment, 0 to 19; a clear error for anything else (a negative one would need
+    privileges a worker should not have)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(
+            f"TALLY_WORKER_NICE must be a whole number 0 to 19, not {text!r}"
+        ) from None
+    if not 0 <= value <= 19:
+        raise ValueError(f"TALLY_WORKER_NICE must be 0 to 19, not {text!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a tally process needs to know about where things are.
@@ -61,6 +75,11 @@ class Settings:
         nothing for this long, so that one that stopped reading holds no stream for ever.
     header_timeout_s: `tally serve` closes a connection whose request's headers are not in this long
         after it opened or after its previous answer (read.slow_clients).
+    worker_nice: how much lower a worker's CPU priority is than the other processes' (a nice
+        increment, 0 to 19). Where workers share cores with the API and ClickHouse (the embedded
+        default) an operator may give readers the cores first; the count then takes what readers
+        leave, so a flood of reads slows it (benchmarks/RESULTS.md measures both sides). On a
+        machine of its own a worker competes with nothing and the increment changes nothing.
     cluster: the ClickHouse cluster (one shard, replicas) the tables live on: `init` creates them
         ON CLUSTER as Replicated tables, and workers insert with a quorum (clickhouse.schema,
         .sink).
@@ -91,6 +110,7 @@ class Settings:
     cluster: str | None = None
     stream_stall_s: float = 30.0
     header_timeout_s: float = 10.0
+    worker_nice: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -121,6 +141,7 @@ class Settings:
             cluster=env.get("TALLY_CLUSTER") or None,
             stream_stall_s=float(env.get("TALLY_STREAM_STALL_S") or 30.0),
             header_timeout_s=float(env.get("TALLY_HEADER_TIMEOUT_S") or 10.0),
+            worker_nice=nice_of(env.get("TALLY_WORKER_NICE") or "0"),
         )
 
     def as_env(self) -> dict[str, str]:
@@ -149,6 +170,7 @@ class Settings:
             "TALLY_CLUSTER": self.cluster or "",
             "TALLY_STREAM_STALL_S": str(self.stream_stall_s),
             "TALLY_HEADER_TIMEOUT_S": str(self.header_timeout_s),
+            "TALLY_WORKER_NICE": str(self.worker_nice),
         }
 
     def override(self, **flags: object) -> Settings:

@@ -263,6 +263,10 @@ def run_worker(
     log_format: str = "text",
     metrics_port: int | None = None,
 ) -> None:
+    # Below the API and ClickHouse if the operator asks (Settings.worker_nice); the verify threads,
+    # started later, inherit it.
+    if settings.worker_nice:
+        os.nice(settings.worker_nice)
     metrics = WorkerMetrics()
     if metrics_port is not None:
         metrics.serve(metrics_port)

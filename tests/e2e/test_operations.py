@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -32,6 +33,14 @@ def start_worker(settings, log: Path, *args: str) -> subprocess.Popen:
         env=env_of(settings),
         cwd=REPO,
     )
+
+
+def niceness_of_threads(pid: int) -> set[int]:
+    """The nice value of every thread of a process (field 19 of /proc/PID/task/TID/stat)."""
+    return {
+        int(stat.read_text().rsplit(")", 1)[1].split()[16])
+        for stat in Path(f"/proc/{pid}/task").glob("*/stat")
+    }
 
 
 def counting(settings, out: Path, log: Path) -> tuple[subprocess.Popen, subprocess.Popen]:
@@ -93,12 +102,15 @@ def test_a_live_worker_is_scraped_and_logs_json(pipeline, tmp_path):
     tally(pipeline, "registry", "load", str(out / "registry.jsonl"))
     port = servers.free_port()
     log = tmp_path / "worker.log"
-    worker = start_worker(pipeline, log, "--metrics-port", str(port), "--log-format", "json")
+    niced = replace(pipeline, worker_nice=7)  # the operator puts the count below the readers
+    worker = start_worker(niced, log, "--metrics-port", str(port), "--log-format", "json")
     try:
         wait_for(lambda: b"leases taken" in log.read_bytes(), what="the worker's leases")
         tally(pipeline, "produce", str(out / "events.jsonl"))
         total = sum(1 for line in (out / "events.jsonl").open("rb") if line.strip())
         wait_caught_up(pipeline, total, timeout_s=120)
+        # every thread of the worker (the verify threads too) below this process and the servers
+        assert niceness_of_threads(worker.pid) == {min(19, os.getpriority(os.PRIO_PROCESS, 0) + 7)}
         client = connect(pipeline)
         decided = dict(
             client.query(
