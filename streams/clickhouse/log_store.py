@@ -33,7 +33,7 @@ from streams.core.moments import moment_text, sql_moment
 
 log = logging.getLogger("tally.log")
 CHANGES = (
-    "SELECT decided_at, ballot, region, choice, revision, event, source, deltas, tps_reported, "
+    "SELECT decided_at, ballot, region, choice, revision, event, source, moved, tps_reported, "
     "invalid, voters "
     "FROM region_totals WHERE level = 'tps'"
 )
@@ -120,7 +120,7 @@ class LogAppender:
             found = subtree_reader(self.client)(wanted)
             state.frontier = [(lv, found[(lv, i)]) for lv, i in wanted]
             for ballot, votes, reported, invalid, voters in self.client.query(
-                "SELECT ballot, sumMap(deltas), sum(tps_reported), sum(invalid), sum(voters) FROM "
+                "SELECT ballot, sumMap(moved), sum(tps_reported), sum(invalid), sum(voters) FROM "
                 "region_totals "
                 "WHERE level = 'tps' AND NOT (1" + AFTER + ") GROUP BY ballot",
                 parameters=self._cursor_params(state.cursor),

@@ -5,10 +5,11 @@ correction replaces a count instead of adding to it; `tps_reported` moves only o
 Deltas of a whole batch are summed here, so one row per (ballot, level, region, choice) is written.
 
 Each applied revision is also one row of its own at the TPS level: the change (new - old per choice
-in `deltas`, with the event and gateway), keyed by the revision it moved to. Written in the same
-insert as the totals it moved, it is the history that results as of any moment and the change feed
-are read from (docs/time-travel.md), and the sum of a TPS's change rows is the marker that says
-which revision the totals include, so a replay after a crash never moves them twice.
+in `delta_choices` and `delta_votes`, with the event and gateway), keyed by the revision it moved
+to. Written in the same insert as the totals it moved, it is the history that results as of any
+moment and the change feed are read from (docs/time-travel.md), and the sum of a TPS's
+change rows is the marker that says which revision the totals include, so a replay after a crash
+never moves them twice.
 
 Counts are summed as vectors over a contest's choices (the shared choice tuple of `Applied`), per
 regency for each event (the finest level written, see WRITTEN_LEVELS), and rolled up once per batch
@@ -44,9 +45,10 @@ REGENCY = PREFIX_LENGTH["regency"]
 Row = list[int]
 # of a (choice, count) pair: filter() keeps the pairs whose count is not 0
 _count_of = itemgetter(1)
-# deltas, event_id, gateway, event, source of a row that is not a change
+# delta_choices, delta_votes, event_id, gateway, event, source of a row that is not a change
 NO_CHANGE: tuple = (
-    {},
+    [],
+    [],
     "",
     "",
     "",
@@ -93,7 +95,8 @@ class Change:
             self.invalid,
             self.voters,
             self.revision - self.old_revision,
-            self.deltas,
+            list(self.deltas),
+            list(self.deltas.values()),
             self.event_id,
             self.gateway,
             self.event,

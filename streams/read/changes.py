@@ -83,7 +83,7 @@ def changes(
         where.append("decided_at <= {until:DateTime64(6, 'UTC')}")
     order = "DESC" if newest_first else "ASC"
     rows = client.query(
-        "SELECT decided_at, region, choice, revision, deltas, tps_reported, invalid, voters, "
+        "SELECT decided_at, region, choice, revision, moved, tps_reported, invalid, voters, "
         "event_id, gateway "
         f"FROM region_totals WHERE {' AND '.join(where)} "
         f"ORDER BY decided_at {order}, region {order}, choice {order} LIMIT {{n:UInt32}}",

@@ -3,7 +3,8 @@ one statement, which also says the moment it read at.
 
 Now: the written levels (national, province, regency) from their summed rows of region_totals; the
 levels below from the TPS level of region_totals, where each row is one change of one TPS (its
-deltas, written in the same insert as the totals it moved: schemas/clickhouse/005_changes.sql).
+deltas, read as `moved`, written in the same insert as the totals it moved: schemas/clickhouse
+005_changes.sql and 016_narrow_deltas.sql).
 At a moment: every level from the change rows whose `decided_at` is at or before it.
 
 One statement per answer makes it a snapshot. Its query_id marks it a moment read (`moment_read`):
@@ -107,7 +108,7 @@ def change_sums(level: str, as_of: datetime | None, code: str | None = None) -> 
             else f"substring(region, 1, {PREFIX_LENGTH[level]})"
         )
     return (
-        f"SELECT {code} AS code, sumMap(deltas) AS votes, sum(tps_reported) AS tps_reported, "
+        f"SELECT {code} AS code, sumMap(moved) AS votes, sum(tps_reported) AS tps_reported, "
         "sum(invalid) AS invalid, "
         "sum(voters) AS voters, sum(registered) AS registered, now64(6, 'UTC') AS read_at FROM "
         "region_totals "
@@ -147,10 +148,10 @@ def dapil_statement(
     )
     branches = []
     summed = (
-        "SELECT m.dapil AS code, sumMap(t.deltas) AS votes, sum(t.tps_reported) AS tps_reported, "
+        "SELECT m.dapil AS code, sumMap(t.moved) AS votes, sum(t.tps_reported) AS tps_reported, "
         "sum(t.invalid) AS invalid, "
         "sum(t.voters) AS voters, sum(t.registered) AS registered, now64(6, 'UTC') AS read_at "
-        "FROM (SELECT region, deltas, tps_reported, invalid, voters, registered FROM "
+        "FROM (SELECT region, moved, tps_reported, invalid, voters, registered FROM "
         "region_totals "
         f"WHERE ballot = {{b:String}} AND level = '{TPS_LEVEL}'{_when(as_of)}) AS t INNER JOIN "
         f"({members}) AS m "

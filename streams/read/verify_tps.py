@@ -90,7 +90,7 @@ class TruthTable:
 
     def _tps_differences(self, ballot: str, max_report: int) -> list[str]:
         want = FINGERPRINT.format(choices="c.choices", votes="t.counts")
-        got = FINGERPRINT.format(choices="mapKeys(deltas)", votes="mapValues(deltas)")
+        got = FINGERPRINT.format(choices="mapKeys(moved)", votes="mapValues(moved)")
         sql = (
             f"SELECT tps FROM (SELECT t.tps AS tps, {want} AS fp, toInt64(t.invalid) AS invalid, "
             "toInt64(1) AS reported "
@@ -144,7 +144,7 @@ class TruthTable:
             "GROUP BY code) AS want "
             f"FULL OUTER JOIN (SELECT substring(region, 1, {width}) AS code, sum(tps_reported) AS "
             "reported, "
-            "sum(invalid) AS invalid, sum(arraySum(mapValues(deltas))) AS votes FROM region_totals "
+            "sum(invalid) AS invalid, sum(arraySum(mapValues(moved))) AS votes FROM region_totals "
             f"WHERE ballot = {{b:String}} AND level = '{TPS_LEVEL}' GROUP BY code) AS got USING "
             "code "
             "WHERE want.reported != got.reported OR want.invalid != got.invalid OR want.votes != "

@@ -251,3 +251,44 @@ def test_a_night_comes_back_moment_by_moment_and_every_change_is_explained(
             manifest["files"]
             == orjson.loads((tmp_path / "export-csv" / "MANIFEST.json").read_bytes())["files"]
         )
+
+
+def test_changes_written_before_the_narrow_deltas_read_as_the_ones_after(pipeline):
+    """A night begun before schema 016 holds change rows with their deltas as a Map; later ones
+    hold them as two arrays. Results below the written levels, results as of a moment, the change
+    feed read both alike (through `moved`)."""
+    from datetime import UTC, datetime
+
+    from streams.clickhouse.client import connect
+    from streams.read.changes import changes
+    from streams.read.totals import region_sums
+
+    ch = connect(pipeline)
+    head = (
+        "INSERT INTO region_totals (ballot, level, region, choice, revision, tps_reported, "
+        "invalid, voters, votes, event_id, gateway, decided_at, "
+    )
+    ch.command(  # before 016: the Map, as the workers wrote it then
+        head + "deltas) VALUES ('PPWP', 'tps', '3171010001001', '0000000001', 1, 1, 2, 152, 0, "
+        "'e-1', 'gw', '2024-02-14 12:00:00', map('01', 100, '02', 50))"
+    )
+    ch.command(  # after: the arrays, as the workers write them now
+        head + "delta_choices, delta_votes) VALUES "
+        "('PPWP', 'tps', '3171010001002', '0000000001', 1, 1, 0, 16, 0, 'e-2', 'gw', "
+        "'2024-02-14 12:00:01', ['01', '03'], [7, 9]), "
+        "('PPWP', 'tps', '3171010001001', '0000000002', 1, 0, 0, -10, 0, 'e-3', 'gw', "
+        "'2024-02-14 12:00:02', ['01'], [-10])"
+    )
+    sums, _ = region_sums(ch, "PPWP", "district", "3171")
+    assert sums["317101"]["votes"] == {"01": 97, "02": 50, "03": 9}
+    assert sums["317101"]["tps_reported"] == 2 and sums["317101"]["voters"] == 158
+    before, _ = region_sums(
+        ch, "PPWP", "district", "3171", as_of=datetime(2024, 2, 14, 12, 0, 1, tzinfo=UTC)
+    )
+    assert before["317101"]["votes"] == {"01": 107, "02": 50, "03": 9}
+    feed = changes(ch, "PPWP")["changes"]
+    assert [(c["tps"], c["votes"]) for c in feed] == [
+        ("3171010001001", {"01": 100, "02": 50}),
+        ("3171010001002", {"01": 7, "03": 9}),
+        ("3171010001001", {"01": -10}),
+    ]

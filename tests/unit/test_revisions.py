@@ -153,14 +153,14 @@ def test_rows_to_write_are_the_nonzero_rows_with_their_partition(first_votes, se
         (*key, *values, 7) for key, values in totals.rows.items() if any(values) or key[1] == "tps"
     }
     written = totals.as_rows(7)
-    # without the change's deltas, event and gateway
-    plain = [(*row[:9], row[14], row[-1]) for row in written]
+    # without the change's deltas (choices, votes), event and gateway
+    plain = [(*row[:9], row[15], row[-1]) for row in written]
     assert len(plain) == len(set(plain)) and set(plain) == expected
     changes = [row for row in written if row[1] == "tps"]
-    assert [(row[9], row[10]) for row in changes] == [
+    assert [(dict(zip(row[9], row[10], strict=True)), row[11]) for row in changes] == [
         (c.deltas, c.event_id) for c in totals.changes
     ]
-    assert all(row[9:14] == ({}, "", "", "", "") for row in written if row[1] != "tps")
+    assert all(row[9:15] == ([], [], "", "", "", "") for row in written if row[1] != "tps")
 
 
 # 2 provinces, 3 regencies
@@ -209,7 +209,7 @@ def test_vote_rows_are_the_per_choice_sums_of_what_each_revision_moved(steps):
     written = [row for row in totals.as_rows() if row[3] and row[1] != "tps"]
     assert (
         len(written) == len(expected)
-        and {row[:4]: [*row[4:9], row[14]] for row in written} == expected
+        and {row[:4]: [*row[4:9], row[15]] for row in written} == expected
     )
 
 

@@ -103,6 +103,7 @@ def test_a_decided_batch_holds_named_rows_that_match_their_columns():
     # order.
     for values in batch.totals.as_rows():
         row = TotalsRow(*values)
-        assert row.level in ("national", "province", "regency", "tps") and isinstance(
-            row.deltas, dict
-        )
+        assert row.level in ("national", "province", "regency", "tps")
+        assert isinstance(row.delta_choices, list) and isinstance(row.delta_votes, list)
+        assert len(row.delta_choices) == len(row.delta_votes)
+        assert row.level == "tps" or not row.delta_choices
