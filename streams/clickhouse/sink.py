@@ -6,8 +6,8 @@ offsets only after `write_all` returned. One fetch's batches (several partitions
 per table, and every insert is
   * fenced row by row: `INSERT INTO t SELECT .. FROM input(..) WHERE (src_partition, <its owner>)
     IN <current lease holders>`, one statement, so rows of a partition that moved on are not
-    written (the writer learns so from the row count, or, where views add rows to the count
-    (VIEWED), from the leases once the write ends);
+    written (the writer learns so from the row count, or, where the server adds rows to the
+    count (UNCOUNTED), from the leases once the write ends);
   * idempotent on retry: it carries the token `<table>:<topic>:<partition>:<first>-<last>,..`,
     and every target has non_replicated_deduplication_window, so the retry of a timed-out insert
     is dropped.
@@ -20,7 +20,8 @@ per table, and every insert is
     and is in that state, or was ended by the server and never lands. A worker that hands a
     partition on cleanly releases its lease (`release_leases`), so the next owner need not wait.
     docs/exactly-once.md.
-Order: region_totals (deltas plus each TPS's revision marker, one atomic part), tally_decisions,
+Order: region_totals (deltas plus each TPS's revision marker, and the provinces' and the nation's
+totals rolled up from the regencies' by the same statement: one atomic part), tally_decisions,
 tally_rejections, tally_forwards, then tally_current. A crash between the first and the last
 leaves totals ahead of tally_current; the markers let the replay apply those revisions without
 moving totals twice.
@@ -40,8 +41,9 @@ from typing import TypeVar
 import orjson
 from clickhouse_connect.driver.client import Client
 
-from streams.core.aggregate import columns_of
+from streams.core.aggregate import ROLLED_UP, SENT_LEVEL, columns_of
 from streams.core.batch import Batch
+from streams.core.regions import NATIONAL, PREFIX_LENGTH
 from streams.core.revisions import Applied
 from streams.core.rows import CurrentRow, DecisionRow, ForwardRow, RejectionRow, TotalsRow
 from streams.core.rows import columns as record_columns
@@ -61,10 +63,13 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Table:
-    """A target table and the columns the sink writes, in row order."""
+    """A target table and the columns the sink writes, in row order; `select` and `expand`, if
+    given, make the rows stored from the rows sent (the select list and an ARRAY JOIN clause)."""
 
     name: str
     columns: tuple[tuple[str, str], ...]
+    select: str = ""
+    expand: str = ""
 
     @classmethod
     def of(cls, name: str, row: type, *constants: tuple[str, str]) -> Table:
@@ -86,17 +91,34 @@ class Table:
         return ", ".join(f"{name} {kind}" for name, kind in self.columns)
 
 
+def _rolled_up(table: Table) -> Table:
+    """region_totals as the insert makes it: every regency row sent is also written at its province
+    and the nation (aggregate.ROLLED_UP; `aggregate.rolled_up` is the reference), in the same
+    statement and so the same part as the change rows that moved it. Same-key rows of the part
+    are summed as it is written (SummingMergeTree, optimize_on_insert) or at a merge."""
+    region = (
+        f"multiIf(up = 'province', substring(region, 1, {PREFIX_LENGTH['province']}), "
+        f"up = 'national', '{NATIONAL}', region)"
+    )
+    made = {"level": "up", "region": region}
+    select = ", ".join(made.get(name, name) for name, _ in table.columns)
+    levels = ", ".join(f"'{level}'" for level in (SENT_LEVEL, *ROLLED_UP))
+    expand = f"ARRAY JOIN if(level = '{SENT_LEVEL}', [{levels}], [level]) AS up"
+    return Table(table.name, table.columns, select, expand)
+
+
 # the broker's incarnation: the same for a whole insert, added by the sink
 EPOCH = ("src_epoch", "UInt32")
-TOTALS = Table.of("region_totals", TotalsRow)
+TOTALS = _rolled_up(Table.of("region_totals", TotalsRow))
 DECISIONS = Table.of("tally_decisions", DecisionRow, EPOCH)
 REJECTIONS = Table.of("tally_rejections", RejectionRow, EPOCH)
 FORWARDS = Table.of("tally_forwards", ForwardRow, EPOCH)
 CURRENT = Table.of("tally_current", CurrentRow)
-# Tables whose inserts also feed the page table's views (014_tps_pages_table.sql).
-# The server counts the views' rows among those written, so fewer rows written than sent no longer
-# tells that a fence dropped some: whether a write held every partition is asked once it ends.
-VIEWED = frozenset({DECISIONS.name, FORWARDS.name, CURRENT.name})
+# Tables whose rows written are not the rows sent: region_totals adds the levels it rolls up to,
+# and the others feed the page table's views (014_tps_pages_table.sql), whose rows the server
+# counts among those written. Fewer rows written than sent no longer tells that a fence dropped
+# some, so whether a write held every partition is asked once it ends.
+UNCOUNTED = frozenset({TOTALS.name, DECISIONS.name, FORWARDS.name, CURRENT.name})
 
 
 class Fenced(Exception):
@@ -344,10 +366,14 @@ class ClickHouseSink:
             (CURRENT, joined([columns_of(b.current, len(CurrentRow._fields)) for b in batches])),
         ):
             rows = written[table.name] = len(columns[0])
-            if rows and self._insert(table, columns, f"{table.name}:{topic}:{token}", fence) < rows:
+            if (
+                rows
+                and self._insert(table, columns, f"{table.name}:{topic}:{token}", fence) < rows
+                and table.name not in UNCOUNTED
+            ):
                 # Fenced, or still ours: the retry of an insert that landed, dropped by its token.
                 self._still_held(topic, owners, token)
-        if VIEWED.intersection(name for name, rows in written.items() if rows):
+        if UNCOUNTED.intersection(name for name, rows in written.items() if rows):
             self._still_held(topic, owners, token)
         self.written["batches"] += 1
         tables = {
@@ -376,8 +402,8 @@ class ClickHouseSink:
             table.structure if table.has_partition else f"{table.structure}, src_partition UInt16"
         )
         statement = (
-            f"{table.name} ({table.names}) SELECT {table.names} FROM input({_literal(structure)}) "
-            f"WHERE {fence}"
+            f"{table.name} ({table.names}) SELECT {table.select or table.names} "
+            f"FROM input({_literal(structure)}) {table.expand} WHERE {fence}"
         )
         settings = {
             "insert_deduplication_token": token,

@@ -12,10 +12,13 @@ change rows is the marker that says which revision the totals include, so a repl
 never moves them twice.
 
 Counts are summed as vectors over a contest's choices (the shared choice tuple of `Applied`), per
-regency for each event (the finest level written, see WRITTEN_LEVELS), and rolled up once per batch
-to provinces and the nation. A DPR tally has ~150 choices: adding each to five levels one by one
-per event would be most of a worker's time on legislative ballots. (NumPy matrices per contest are
-slower here: the rows leave as Python values either way.)
+regency for each event (the finest level written, see WRITTEN_LEVELS). A DPR tally has ~150
+choices: adding each to five levels one by one per event would be most of a worker's time on
+legislative ballots. (NumPy matrices per contest are slower here: the rows leave as Python values
+either way.) The rows sent are the regencies' and the changes'; ClickHouse rolls each regency row up
+to its province and the nation in the same insert (`clickhouse.sink`, ROLLED_UP), where it costs
+the server less than the worker spent making those rows and the server parsing them. `rolled_up` is
+that roll-up in Python: the reference the insert is held to, and what `TotalsDelta.rows` gives.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from itertools import compress, repeat
 from operator import add, itemgetter, neg, sub
 from typing import Any
 
-from streams.core.regions import NATIONAL, PREFIX_LENGTH, region_of
+from streams.core.regions import PREFIX_LENGTH, region_of
 from streams.core.revisions import Applied
 from streams.core.rows import TotalsRow
 
@@ -39,7 +42,10 @@ TPS_LEVEL = "tps"
 # legislative tally those rows were about one per event and choice: villages were 70% of what a
 # batch wrote, then districts 73% of the rest.
 WRITTEN_LEVELS = ("national", "province", "regency")
-REGENCY = PREFIX_LENGTH["regency"]
+# The level whose rows a batch sends; ClickHouse adds the levels above it from them as it inserts.
+SENT_LEVEL = "regency"
+ROLLED_UP = ("province", "national")
+REGENCY = PREFIX_LENGTH[SENT_LEVEL]
 
 # votes, tps_reported, invalid, voters, revision, registered (the DPT of the TPS that reported)
 Row = list[int]
@@ -170,12 +176,11 @@ class TotalsDelta:
         registered = dpt if old is None else 0
         invalid = new.invalid - (old.invalid if old is not None else 0)
         voters = new.voters - (old.voters if old is not None else 0)
-        for level in WRITTEN_LEVELS:
-            summary = self.summaries[(ballot, level, region_of(new.tps, level), SUMMARY)]
-            summary[1] += reported
-            summary[2] += invalid
-            summary[3] += voters
-            summary[5] += registered
+        summary = self.summaries[(ballot, SENT_LEVEL, new.tps[:REGENCY], SUMMARY)]
+        summary[1] += reported
+        summary[2] += invalid
+        summary[3] += voters
+        summary[5] += registered
         # The TPS's change row, written in the same insert: the sum of revision over a TPS's rows
         # says which revision these totals include, even if the crash came before tally_current was
         # written. Built by zip, map and filter, not choice by choice in Python: a legislative tally
@@ -211,64 +216,55 @@ class TotalsDelta:
         )
 
     def _vote_columns(self) -> list[list]:
-        """The vote deltas that are not 0 at the written levels, as columns: ballot, level, region,
-        choice, votes. Each vector is rolled up and filtered in C (`map`, `compress`, `repeat`), one
-        Python step a vector (~0.5 an event), not one a choice (~5 an event on five ballots: this
-        loop was a third of the aggregation's time in a worker's profile). A region whose vectors
-        have two choice orders (a tally read back from ClickHouse) is summed by choice instead."""
-        by_level: dict[str, dict[VectorKey, list[int]]] = {"regency": self.regency_votes}
-        for level, below in (("province", "regency"), ("national", "province")):
-            summed: dict[VectorKey, list[int]] = {}
-            cut = PREFIX_LENGTH.get(level)
-            for (ballot, region, choices), counts in by_level[below].items():
-                _add(summed, (ballot, region[:cut] if cut else NATIONAL, choices), counts)
-            by_level[level] = summed
+        """The regencies' vote deltas that are not 0, as columns: ballot, level, region, choice,
+        votes. Each vector is filtered in C (`compress`, `repeat`), one Python step a vector (~0.5
+        an event), not one a choice (~5 an event on five ballots: this loop was a third of the
+        aggregation's time in a worker's profile). A regency whose vectors have two choice orders
+        (a tally read back from ClickHouse) is summed by choice instead."""
         columns: list[list] = [[], [], [], [], []]
         ballots, levels, regions, names, votes = columns
-        for level in WRITTEN_LEVELS:
-            vectors = by_level[level]
-            orders = Counter((ballot, region) for ballot, region, _ in vectors)
-            by_choice: dict[
-                tuple[str, str, str], int
-            ] = {}  # regions with vectors of two choice orders
-            for (ballot, region, choices), counts in vectors.items():
-                if orders[(ballot, region)] > 1:
-                    for choice, delta in zip(self.choices_by_id[choices], counts, strict=True):
-                        by_choice[(ballot, region, choice)] = (
-                            by_choice.get((ballot, region, choice), 0) + delta
-                        )
-                    continue
-                order = self.choices_by_id[choices]
-                if len(order) != len(counts):  # `compress` would pair them silently
-                    raise ValueError(
-                        f"{len(counts)} counts for {len(order)} choices in {ballot} {region}"
+        vectors = self.regency_votes
+        orders = Counter((ballot, region) for ballot, region, _ in vectors)
+        by_choice: dict[tuple[str, str, str], int] = {}  # regencies with vectors of two orders
+        for (ballot, region, choices), counts in vectors.items():
+            if orders[(ballot, region)] > 1:
+                for choice, delta in zip(self.choices_by_id[choices], counts, strict=True):
+                    by_choice[(ballot, region, choice)] = (
+                        by_choice.get((ballot, region, choice), 0) + delta
                     )
-                moved = list(compress(counts, counts))
-                ballots.extend(repeat(ballot, len(moved)))
-                levels.extend(repeat(level, len(moved)))
-                regions.extend(repeat(region, len(moved)))
-                names.extend(compress(order, counts))
-                votes.extend(moved)
-            for (ballot, region, choice), delta in by_choice.items():
-                if delta:
-                    for column, value in zip(
-                        columns, (ballot, level, region, choice, delta), strict=True
-                    ):
-                        column.append(value)
+                continue
+            order = self.choices_by_id[choices]
+            if len(order) != len(counts):  # `compress` would pair them silently
+                raise ValueError(
+                    f"{len(counts)} counts for {len(order)} choices in {ballot} {region}"
+                )
+            moved = list(compress(counts, counts))
+            ballots.extend(repeat(ballot, len(moved)))
+            levels.extend(repeat(SENT_LEVEL, len(moved)))
+            regions.extend(repeat(region, len(moved)))
+            names.extend(compress(order, counts))
+            votes.extend(moved)
+        for (ballot, region, choice), delta in by_choice.items():
+            if delta:
+                for column, value in zip(
+                    columns, (ballot, SENT_LEVEL, region, choice, delta), strict=True
+                ):
+                    column.append(value)
         return columns
 
     @property
     def rows(self) -> dict[tuple[str, str, str, str], Row]:
-        """Every row: summaries (choice ""), vote deltas (never "") and changes (level tps), keyed
-        apart."""
+        """Every row as ClickHouse holds it once the batch is in: summaries (choice ""), vote deltas
+        (never "") at every written level, and changes (level tps), keyed apart."""
         rows = {key: list(values) for key, values in self.summaries.items()}
-        rows.update(
-            (change.row()[:4], [*change.row()[4:9], change.registered]) for change in self.changes
-        )
         *keys, votes = self._vote_columns()
         rows.update(
             (key, [delta, 0, 0, 0, 0, 0])
             for key, delta in zip(zip(*keys, strict=True), votes, strict=True)
+        )
+        rows = rolled_up(rows)
+        rows.update(
+            (change.row()[:4], [*change.row()[4:9], change.registered]) for change in self.changes
         )
         return rows
 
@@ -297,6 +293,20 @@ class TotalsDelta:
     def as_rows(self, *extra: Any) -> list[tuple]:
         """The same rows, a tuple each (for tests and readers of one batch)."""
         return list(zip(*self.as_columns(*extra), strict=True))
+
+
+def rolled_up(rows: dict[tuple[str, str, str, str], Row]) -> dict[tuple[str, str, str, str], Row]:
+    """`rows` with each regency row also added to its province's and the nation's (what the insert
+    of region_totals does on the server); rows that sum to 0 there are left out, as SummingMergeTree
+    leaves them."""
+    out = {key: list(values) for key, values in rows.items()}
+    for (ballot, level, region, choice), values in rows.items():
+        if level != SENT_LEVEL:
+            continue
+        for up in ROLLED_UP:
+            found = out.setdefault((ballot, up, region_of(region, up), choice), _zero_row())
+            found[:] = map(add, found, values)
+    return {key: values for key, values in out.items() if any(values)}
 
 
 def columns_of(rows: Collection[tuple], width: int, *extra: Any) -> list[list]:
