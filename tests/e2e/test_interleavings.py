@@ -95,13 +95,15 @@ class SlowInsert(ClickHouseSink):
 
     totals_landed = 0  # rows of the slow insert the server took
 
-    def _insert(self, table: Table, columns: list[list], token: str, fence: str) -> int:
+    def _insert(
+        self, table: Table, columns: list[list], token: str, fence: str, *session: object
+    ) -> int:
         if table is not TOTALS:
-            return super()._insert(table, columns, token, fence)
+            return super()._insert(table, columns, token, fence, *session)
         fence = (
             f"{self.verdict or fence} AND sleepEachRow({self.stall_s / len(columns[0]):.6f}) = 0"
         )
-        self.totals_landed = super()._insert(table, columns, token, fence)
+        self.totals_landed = super()._insert(table, columns, token, fence, *session)
         return self.totals_landed
 
 
