@@ -21,13 +21,10 @@ per table, and every insert is
     partition on cleanly releases its lease (`release_leases`), so the next owner need not wait.
     docs/exactly-once.md.
 Order: region_totals (deltas plus each TPS's revision marker, and the provinces' and the nation's
-totals rolled up from the regencies' by the same statement: one atomic part) and, beside it on a
-second HTTP session, the audit tables tally_decisions, tally_rejections and tally_forwards; then,
-once both have ended, tally_current. A crash before tally_current leaves totals ahead of it; the
-markers let the replay apply those revisions without moving totals twice. Nothing a replay decides
-by is read from the audit tables (only tally_current and the markers), so it decides again what
-it decided before, whichever of the first inserts landed, and writes the same rows under the same
-tokens. Running them side by side makes a write last its longest insert, not their sum.
+totals rolled up from the regencies' by the same statement: one atomic part), tally_decisions,
+tally_rejections, tally_forwards, then tally_current. A crash between the first and the last
+leaves totals ahead of tally_current; the markers let the replay apply those revisions without
+moving totals twice.
 clickhouse-connect is synchronous: the worker calls `write` in a thread, never on the event loop.
 """
 
@@ -37,7 +34,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain
 from typing import TypeVar
@@ -157,16 +153,6 @@ def _literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-@dataclass(frozen=True)
-class _Write:
-    """What every insert of one `write_all` shares."""
-
-    topic: str
-    owners: Mapping[int, str]
-    token: str
-    fence: str
-
-
 class ClickHouseSink:
     def __init__(
         self,
@@ -176,14 +162,8 @@ class ClickHouseSink:
         deadline_s: float = 15.0,
         receive_timeout_s: float = RECEIVE_TIMEOUT_S,
         cluster: str | None = None,
-        beside: Client | None = None,
     ) -> None:
         self.client = client
-        # A second session for the audit tables' inserts, run beside region_totals' (None: after
-        # it, on `client`).
-        self.beside = beside
-        self._beside_lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(1, "sink-beside") if beside is not None else None
         # On a cluster (replicas of one shard, clickhouse.schema): every write waits for a quorum of
         # replicas, and every read this sink decides by (leases, the fence, state) sees every quorum
         # write, or fails and is retried, never answers from a replica that lags.
@@ -203,7 +183,6 @@ class ClickHouseSink:
         # out, not the statement): this writer must not release its leases before
         # (`release_leases`).
         self.unsure_until = 0.0
-        self._unsure = threading.Lock()  # two sessions may fail at once
         self.retry_max_s = retry_max_s
         self.sleep = sleep
         self.written = {
@@ -222,8 +201,10 @@ class ClickHouseSink:
         self.down_since: float | None = None  # monotonic time of the first failure of an outage
         self.reminded = 0.0
         self.retries = 0
-        # table -> seconds its insert took in the last write_all (the one ClickHouse took)
-        self.insert_seconds: dict[str, float] = {}
+        self.seconds = 0.0  # duration of the last statement that ClickHouse took
+        self.insert_seconds: dict[
+            str, float
+        ] = {}  # table -> duration of its insert in the last write_all
         self.epoch = 0  # the broker's incarnation of the topic (schemas/clickhouse/007_epochs.sql)
 
     def call(self, what: str, read: Callable[[Client], T]) -> T:
@@ -354,7 +335,7 @@ class ClickHouseSink:
         insert has a fixed cost, about 11 ms on the embedded server), every row fenced by its own
         partition's lease. Raise Fenced if this writer lost any of them: the caller must not ack,
         and the rows of the partitions it still held are replayed exactly, like after a crash
-        between two inserts. Returns, or raises, only once no insert of it runs any more."""
+        between two inserts."""
         if not batches:
             return
         topic = batches[0].topic
@@ -365,9 +346,9 @@ class ClickHouseSink:
             token = f"{token}@{self.epoch}"
         self.insert_seconds = {}
         epoch = self.epoch
-        write, rows = _Write(topic, owners, token, fence), {}
-        totals = [(TOTALS, joined([b.totals.as_columns(b.partition) for b in batches]))]
-        audit = [
+        written: dict[str, int] = {}
+        for table, columns in (
+            (TOTALS, joined([b.totals.as_columns(b.partition) for b in batches])),
             (
                 DECISIONS,
                 joined([columns_of(b.decisions, len(DecisionRow._fields), epoch) for b in batches]),
@@ -382,22 +363,17 @@ class ClickHouseSink:
                 FORWARDS,
                 joined([columns_of(b.forwards, len(ForwardRow._fields), epoch) for b in batches]),
             ),
-        ]
-        beside: Future | None = None
-        if self._pool is not None and any(columns[0] for _, columns in audit):
-            beside = self._pool.submit(
-                self._insert_each, audit, write, rows, self.beside, self._beside_lock
-            )
-        else:
-            totals += audit
-        try:
-            self._insert_each(totals, write, rows, self.client, self._lock)
-        finally:
-            if beside is not None:
-                beside.result()  # its Fenced, if any, once region_totals' insert has ended too
-        current = joined([columns_of(b.current, len(CurrentRow._fields)) for b in batches])
-        self._insert_each([(CURRENT, current)], write, rows, self.client, self._lock)
-        if UNCOUNTED.intersection(name for name, sent in rows.items() if sent):
+            (CURRENT, joined([columns_of(b.current, len(CurrentRow._fields)) for b in batches])),
+        ):
+            rows = written[table.name] = len(columns[0])
+            if (
+                rows
+                and self._insert(table, columns, f"{table.name}:{topic}:{token}", fence) < rows
+                and table.name not in UNCOUNTED
+            ):
+                # Fenced, or still ours: the retry of an insert that landed, dropped by its token.
+                self._still_held(topic, owners, token)
+        if UNCOUNTED.intersection(name for name, rows in written.items() if rows):
             self._still_held(topic, owners, token)
         self.written["batches"] += 1
         tables = {
@@ -408,36 +384,7 @@ class ClickHouseSink:
             "forwards": FORWARDS,
         }
         for key, table in tables.items():
-            self.written[key] += rows[table.name]
-
-    def _insert_each(
-        self,
-        inserts: Sequence[tuple[Table, list[list]]],
-        write: _Write,
-        rows: dict[str, int],
-        client: Client,
-        lock: threading.Lock,
-    ) -> None:
-        """Insert into each table in turn on one session, noting the rows sent in `rows`; raise
-        Fenced as soon as a table whose rows written are counted (not UNCOUNTED) took fewer than
-        it was sent and a lease is lost."""
-        for table, columns in inserts:
-            sent = rows[table.name] = len(columns[0])
-            if (
-                sent
-                and self._insert(
-                    table,
-                    columns,
-                    f"{table.name}:{write.topic}:{write.token}",
-                    write.fence,
-                    client,
-                    lock,
-                )
-                < sent
-                and table.name not in UNCOUNTED
-            ):
-                # Fenced, or still ours: the retry of an insert that landed, dropped by its token.
-                self._still_held(write.topic, write.owners, write.token)
+            self.written[key] += written[table.name]
 
     def _still_held(self, topic: str, owners: Mapping[int, str], token: str) -> None:
         """Raise Fenced if any partition of the write is leased to another worker now."""
@@ -449,18 +396,7 @@ class ClickHouseSink:
                 f"offsets {token} left to their owners"
             )
 
-    def _insert(
-        self,
-        table: Table,
-        columns: list[list],
-        token: str,
-        fence: str,
-        client: Client | None = None,
-        lock: threading.Lock | None = None,
-    ) -> int:
-        """One fenced, tokened insert on `client` (the sink's own by default); returns the rows the
-        server wrote."""
-        client = self.client if client is None else client
+    def _insert(self, table: Table, columns: list[list], token: str, fence: str) -> int:
         body = json_columns(columns)
         structure = (
             table.structure if table.has_partition else f"{table.structure}, src_partition UInt16"
@@ -479,29 +415,28 @@ class ClickHouseSink:
         def attempt() -> object:
             started = time.monotonic()
             try:
-                summary = client.raw_insert(
+                return self.client.raw_insert(
                     statement, None, body, settings=settings, fmt="JSONCompactColumns"
                 )
             except Exception:
-                with self._unsure:
-                    self.unsure_until = max(self.unsure_until, started + self.takeover_wait_s)
+                self.unsure_until = max(self.unsure_until, started + self.takeover_wait_s)
                 raise
-            self.insert_seconds[table.name] = time.monotonic() - started
-            return summary
 
-        return int(self._retry(table.name, attempt, lock).written_rows)
+        summary = self._retry(table.name, attempt)
+        self.insert_seconds[table.name] = self.seconds
+        return int(summary.written_rows)
 
-    def _retry(
-        self, what: str, operation: Callable[[], T], lock: threading.Lock | None = None
-    ) -> T:
-        """Run `operation` under `lock` (the lock of the session it uses: `client`'s by default)
-        until ClickHouse takes it. While it is away: one warning when it goes, a reminder at most
-        every REMIND_S, and one line when it answers again (how long, how many retries)."""
+    def _retry(self, what: str, operation: Callable[[], T]) -> T:
+        """Run `operation` until ClickHouse takes it. While it is away: one warning when it goes, a
+        reminder at most every REMIND_S, and one line when it answers again (how long, how many
+        retries)."""
         delay = 0.1
         while True:
             try:
-                with lock or self._lock:
+                with self._lock:
+                    started = time.monotonic()
                     result = operation()
+                    self.seconds = time.monotonic() - started
             except (
                 Exception
             ) as exc:  # ClickHouse away or refusing: retry the same statement, same token

@@ -105,7 +105,6 @@ class Counting:
             deadline_s=settings.insert_deadline_s,
             receive_timeout_s=settings.receive_timeout_s,
             cluster=settings.cluster,
-            beside=connect(settings),
         )
         registry = RegistryCache(self.sink)
         verifier = ThreadVerifier(settings.verify_threads)

@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 
 import orjson
 import pytest
@@ -72,44 +71,6 @@ def test_crash_after_totals_before_current_replays_without_counting_twice(ch):
         sink.write(replay.process(TOPIC, 0, messages[start : start + 37]), "second")
     assert verify(ch, truth) == []
     assert national(ch)["tps_reported"] == 200
-
-
-class Crash(Exception):
-    """The worker dies: raised where the sink would wait to retry."""
-
-
-def crash(_: float) -> None:
-    raise Crash
-
-
-def test_crash_after_the_audit_tables_before_totals_replays_without_counting_twice(ch, pipeline):
-    """The audit tables' inserts run beside region_totals': a worker may die after they landed and
-    before region_totals' did. The replay decides from tally_current and the markers alone, so it
-    decides the same again: the totals land once, and each record keeps one decision."""
-    # The sink's own session is the read-only user's, whose inserts the server refuses, and the
-    # worker dies at the first refusal; the second session writes.
-    refused = connect(pipeline, read_only=True)
-    sink = ClickHouseSink(refused, sleep=crash, beside=connect(pipeline))
-    setup = ClickHouseSink(ch)
-    setup.acquire_lease(TOPIC, 0, "first")
-    messages, truth = events_with_corrections(ch)
-    batch = preloaded(setup).process(TOPIC, 0, messages)
-    with pytest.raises(Crash):
-        sink.write_all([batch], {0: "first"})
-    assert ch.command("SELECT count() FROM tally_decisions") == len(messages)
-    assert ch.command("SELECT count() FROM region_totals") == 0
-    assert ch.command("SELECT count() FROM tally_current") == 0
-
-    setup.acquire_lease(TOPIC, 0, "second")
-    replay = preloaded(setup)
-    for start in range(0, len(messages), 37):
-        setup.write(replay.process(TOPIC, 0, messages[start : start + 37]), "second")
-    assert verify(ch, truth) == []
-    assert national(ch)["tps_reported"] == 200
-    kept = ch.query(
-        "SELECT decision, count() FROM tally_decisions FINAL GROUP BY decision ORDER BY decision"
-    ).result_rows
-    assert kept == sorted(Counter(d.decision for d in batch.decisions).items())
 
 
 # two provinces, three regencies; the second revision of a TPS corrects the first
@@ -316,23 +277,9 @@ def split_by_partition(messages: list[Message], partitions: int) -> dict[int, li
     return split
 
 
-@pytest.fixture(params=["one session", "audit beside totals"])
-def sink_of(request: pytest.FixtureRequest, pipeline):
-    """A sink as tests build it (every insert on one session), or as the worker does (the audit
-    tables' inserts on a second session, beside region_totals')."""
-
-    def make(ch) -> ClickHouseSink:
-        beside = connect(pipeline) if request.param == "audit beside totals" else None
-        return ClickHouseSink(ch, beside=beside)
-
-    return make
-
-
-def two_partitions_of_mine(
-    ch, sink: ClickHouseSink | None = None
-) -> tuple[ClickHouseSink, Processor, dict[int, list[Message]]]:
+def two_partitions_of_mine(ch) -> tuple[ClickHouseSink, Processor, dict[int, list[Message]]]:
     """A sink holding partitions 0 and 1 as "me", a processor for both, and a night split in two."""
-    sink = sink or ClickHouseSink(ch)
+    sink = ClickHouseSink(ch)
     messages, _ = events_with_corrections(ch, 100)
     by_partition = split_by_partition(messages, 2)
     for p in (0, 1):
@@ -343,9 +290,9 @@ def two_partitions_of_mine(
     return sink, mine, by_partition
 
 
-def test_one_insert_per_table_fences_each_partition_on_its_own(ch, sink_of):
+def test_one_insert_per_table_fences_each_partition_on_its_own(ch):
     """Batches of two partitions in one write: only the moved partition's rows are refused."""
-    sink, mine, by_partition = two_partitions_of_mine(ch, sink_of(ch))
+    sink, mine, by_partition = two_partitions_of_mine(ch)
     batches = [mine.process(TOPIC, p, by_partition[p]) for p in (0, 1)]
     sink.acquire_lease(TOPIC, 1, "thief")  # partition 1 moves on while the batch is decided
 
@@ -362,12 +309,12 @@ def test_one_insert_per_table_fences_each_partition_on_its_own(ch, sink_of):
     assert decided == [(0, len(batches[0].decisions))]
 
 
-def test_a_fence_is_seen_when_the_moved_partition_wrote_no_totals_and_views_add_rows(ch, sink_of):
+def test_a_fence_is_seen_when_the_moved_partition_wrote_no_totals_and_views_add_rows(ch):
     """The moved partition's batch is three resent records: decisions (duplicates), no totals, no
     rejections, so no insert without views can tell; the decisions' insert also writes the page
     table's copies (schema 014), so the server says more rows were written than were sent, though
     partition 1's were dropped."""
-    sink, mine, by_partition = two_partitions_of_mine(ch, sink_of(ch))
+    sink, mine, by_partition = two_partitions_of_mine(ch)
     sink.write_all([mine.process(TOPIC, 1, by_partition[1])], {1: "me"})
     resent = [Message(m.offset + 10_000, m.value) for m in by_partition[1][:3]]
     batches = [mine.process(TOPIC, 0, by_partition[0]), mine.process(TOPIC, 1, resent)]
@@ -385,8 +332,8 @@ def test_a_fence_is_seen_when_the_moved_partition_wrote_no_totals_and_views_add_
     )
 
 
-def test_a_retried_insert_dropped_by_its_token_is_not_taken_for_a_fence(ch, sink_of):
-    sink = sink_of(ch)
+def test_a_retried_insert_dropped_by_its_token_is_not_taken_for_a_fence(ch):
+    sink = ClickHouseSink(ch)
     messages, truth = events_with_corrections(ch, 50)
     sink.acquire_lease(TOPIC, 0, "me")
     batch = preloaded(sink).process(TOPIC, 0, messages)

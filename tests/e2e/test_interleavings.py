@@ -95,15 +95,13 @@ class SlowInsert(ClickHouseSink):
 
     totals_landed = 0  # rows of the slow insert the server took
 
-    def _insert(
-        self, table: Table, columns: list[list], token: str, fence: str, *session: object
-    ) -> int:
+    def _insert(self, table: Table, columns: list[list], token: str, fence: str) -> int:
         if table is not TOTALS:
-            return super()._insert(table, columns, token, fence, *session)
+            return super()._insert(table, columns, token, fence)
         fence = (
             f"{self.verdict or fence} AND sleepEachRow({self.stall_s / len(columns[0]):.6f}) = 0"
         )
-        self.totals_landed = super()._insert(table, columns, token, fence, *session)
+        self.totals_landed = super()._insert(table, columns, token, fence)
         return self.totals_landed
 
 
