@@ -44,14 +44,14 @@ test-unit: install
 	$(BIN)/pytest -q tests/unit
 
 test: install browser js
-	$(BIN)/ruff check streams tests benchmarks scripts
+	$(BIN)/ruff check streams tests benchmarks scripts schemas
 	$(BIN)/lint-imports --no-logo
 	$(BIN)/pytest -q
 
 lint: install
-	$(BIN)/ruff check streams tests benchmarks scripts
+	$(BIN)/ruff check streams tests benchmarks scripts schemas
 	$(BIN)/lint-imports --no-logo
-	$(BIN)/ruff format --check streams tests benchmarks scripts
+	$(BIN)/ruff format --check streams tests benchmarks scripts schemas
 
 clean:
 	-$(BIN)/tally down

@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Check a tally log proof yourself: no tally needed, only Python 3.9+ and PyNaCl (pip install pynacl).
+"""Check a tally log proof yourself: no tally needed, only Python 3.9+ and PyNaCl.
+
+    pip install pynacl
 
     python3 verify.py PROOF.json|URL --key 'tally/pemilu+1a2b3c4d+AX...' [--tps CODE] [--ballot B]
 
@@ -98,13 +100,18 @@ def checkpoint(signed, key):
 
 
 def main(argv):
-    options = dict(zip(argv[2::2], argv[3::2]))
+    options = dict(zip(argv[2::2], argv[3::2]))  # noqa: B905 (Python 3.9 has no strict=)
     if len(argv) % 2 or "--key" not in options or set(options) - {"--key", "--tps", "--ballot"}:
         print(__doc__)
         return 2
     source, key = argv[1], options["--key"]
-    asked = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(source).query)) if "://" in source else {}
-    tps, ballot = options.get("--tps", asked.get("tps")), options.get("--ballot", asked.get("ballot"))
+    asked = (
+        dict(urllib.parse.parse_qsl(urllib.parse.urlparse(source).query)) if "://" in source else {}
+    )
+    tps, ballot = (
+        options.get("--tps", asked.get("tps")),
+        options.get("--ballot", asked.get("ballot")),
+    )
     if source.startswith(("http://", "https://")):
         document = json.load(urllib.request.urlopen(source, timeout=60))
     else:
@@ -116,18 +123,25 @@ def main(argv):
             new_size, new_root = checkpoint(document["to"], key)
             path = [bytes.fromhex(h) for h in document["consistency_path"]]
             if not consistency_holds(old_size, new_size, old_root, new_root, path):
-                raise ValueError(f"the log of {old_size} leaves is not a prefix of the log of {new_size}")
-            print(f"OK: the signed log of {old_size} leaves is a prefix of the signed log of {new_size}")
+                raise ValueError(
+                    f"the log of {old_size} leaves is not a prefix of the log of {new_size}"
+                )
+            print(f"OK: the signed log of {old_size} leaves is a prefix of the one of {new_size}")
         else:
             size, root = checkpoint(document["checkpoint"], key)
             leaf = base64.b64decode(document["leaf"])
             path = [bytes.fromhex(h) for h in document["audit_path"]]
-            if document["tree_size"] != size or not inclusion_holds(leaf, document["leaf_index"], size, path, root):
+            if document["tree_size"] != size or not inclusion_holds(
+                leaf, document["leaf_index"], size, path, root
+            ):
                 raise ValueError("the leaf is not in the signed tree")
             event = json.loads(leaf)["event"]
             if (tps and event["tps"] != tps) or (ballot and event["ballot"] != ballot):
-                raise ValueError(f"the proof is of {event['ballot']} at TPS {event['tps']}, not the one asked")
-            print(f"OK: {event['ballot']} of TPS {event['tps']}, revision {event['revision']}, votes {event['votes']},")
+                raise ValueError(
+                    f"the proof is of {event['ballot']} at TPS {event['tps']}, not the one asked"
+                )
+            print(f"OK: {event['ballot']} of TPS {event['tps']}, revision {event['revision']},")
+            print(f"    votes {event['votes']},")
             print(f"    is leaf {document['leaf_index']} of the signed log of {size} leaves")
     except (ValueError, KeyError) as problem:
         print(f"FAILED: {problem}")
