@@ -126,7 +126,10 @@ def main(argv):
                 raise ValueError(
                     f"the log of {old_size} leaves is not a prefix of the log of {new_size}"
                 )
-            print(f"OK: the signed log of {old_size} leaves is a prefix of the one of {new_size}")
+            print(
+                f"OK: the signed log of {old_size} leaves is a prefix of the signed log"
+                f" of {new_size}"
+            )
         else:
             size, root = checkpoint(document["checkpoint"], key)
             leaf = base64.b64decode(document["leaf"])
@@ -140,8 +143,10 @@ def main(argv):
                 raise ValueError(
                     f"the proof is of {event['ballot']} at TPS {event['tps']}, not the one asked"
                 )
-            print(f"OK: {event['ballot']} of TPS {event['tps']}, revision {event['revision']},")
-            print(f"    votes {event['votes']},")
+            print(
+                f"OK: {event['ballot']} of TPS {event['tps']}, revision {event['revision']},"
+                f" votes {event['votes']},"
+            )
             print(f"    is leaf {document['leaf_index']} of the signed log of {size} leaves")
     except (ValueError, KeyError) as problem:
         print(f"FAILED: {problem}")
